@@ -1,0 +1,190 @@
+//! Conversations, their members and the members' roles.
+
+use chrono::{DateTime, Utc};
+
+use crate::message::{Message, Seq};
+use crate::user::User;
+use crate::validation::FieldError;
+use crate::{ConversationId, UserId};
+
+/// The largest group the server carries.
+pub const MAX_GROUP_MEMBERS: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationKind {
+    /// Exactly two members, and at most one such conversation per pair of users.
+    Direct,
+    /// A named conversation of 1..=[`MAX_GROUP_MEMBERS`] members with roles.
+    Group,
+}
+
+impl ConversationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationKind::Direct => "direct",
+            ConversationKind::Group => "group",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "direct" => Some(Self::Direct),
+            "group" => Some(Self::Group),
+            _ => None,
+        }
+    }
+}
+
+/// A member's standing in a group. Both members of a direct conversation are plain members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "owner" => Some(Self::Owner),
+            "admin" => Some(Self::Admin),
+            "member" => Some(Self::Member),
+            _ => None,
+        }
+    }
+
+    /// Owners and admins manage a group: rename it, add and remove members.
+    pub fn can_manage(self) -> bool {
+        self >= Role::Admin
+    }
+}
+
+/// A group's display name: 1–100 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationName(String);
+
+impl ConversationName {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(FieldError::new("name", "must not be empty"));
+        }
+        if name.chars().count() > Self::MAX_CHARS {
+            return Err(FieldError::new(
+                "name",
+                format!("must be at most {} characters long", Self::MAX_CHARS),
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(FieldError::new(
+                "name",
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub kind: ConversationKind,
+    /// Always set for a group, never for a direct conversation.
+    pub name: Option<ConversationName>,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One user's membership of one conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: UserId,
+    pub role: Role,
+    pub joined_at: DateTime<Utc>,
+    /// The member's read marker: every message with `seq <= last_read_seq` is read.
+    pub last_read_seq: Seq,
+}
+
+/// A member together with their public profile, for conversation details.
+#[derive(Debug, Clone)]
+pub struct Participant {
+    pub user: User,
+    pub role: Role,
+    pub joined_at: DateTime<Utc>,
+}
+
+/// A conversation as its member sees it in full.
+#[derive(Debug, Clone)]
+pub struct ConversationDetails {
+    pub conversation: Conversation,
+    pub participants: Vec<Participant>,
+}
+
+/// A conversation as it appears in a member's inbox.
+#[derive(Debug, Clone)]
+pub struct ConversationSummary {
+    pub conversation: Conversation,
+    pub participants: Vec<Participant>,
+    pub last_message: Option<Message>,
+    pub unread_count: u64,
+    pub last_activity_at: DateTime<Utc>,
+}
+
+/// One row of the inbox as a store returns it, before participants are attached.
+#[derive(Debug, Clone)]
+pub struct InboxEntry {
+    pub conversation: Conversation,
+    pub last_message: Option<Message>,
+    pub unread_count: u64,
+    pub last_activity_at: DateTime<Utc>,
+}
+
+/// What to create: the conversation and its first members.
+#[derive(Debug, Clone)]
+pub struct NewConversation {
+    pub conversation: Conversation,
+    pub members: Vec<(UserId, Role)>,
+}
+
+/// What changed about a conversation, as announced to its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConversationChange {
+    Created,
+    Renamed { name: ConversationName },
+    MembersAdded { user_ids: Vec<UserId> },
+    MemberRemoved { user_id: UserId },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_owners_and_admins_manage_a_group() {
+        assert!(Role::Owner.can_manage());
+        assert!(Role::Admin.can_manage());
+        assert!(!Role::Member.can_manage());
+    }
+
+    #[test]
+    fn group_names_are_trimmed_and_bounded() {
+        assert_eq!(ConversationName::parse("  team ").unwrap().as_str(), "team");
+        assert!(ConversationName::parse("   ").is_err());
+        assert!(ConversationName::parse(&"n".repeat(101)).is_err());
+    }
+}

@@ -1,0 +1,81 @@
+//! The errors a use case reports to its caller, and the error a port reports to a use case.
+
+use crate::validation::FieldError;
+
+/// The kind of thing that was not found (or is not visible to the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    User,
+    Conversation,
+    Message,
+}
+
+impl Resource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::User => "user",
+            Resource::Conversation => "conversation",
+            Resource::Message => "message",
+        }
+    }
+}
+
+/// What went wrong in a use case, phrased for the caller. The HTTP edge maps each variant to
+/// one status and one stable error code.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// One or more fields did not parse into their domain types.
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    /// The request is well-formed but asks for something the rules forbid for everyone
+    /// (renaming a direct conversation, say).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// Login failed. Deliberately says nothing about which part was wrong.
+    #[error("incorrect username or password")]
+    InvalidCredentials,
+    /// The access token is missing, malformed, expired, or names a user who cannot act.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The thing does not exist, or the caller may not know that it does.
+    #[error("{} {id} not found", .resource.as_str())]
+    NotFound { resource: Resource, id: String },
+    /// A unique value is already taken.
+    #[error("{field} is already taken")]
+    Conflict { field: &'static str },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A credential adapter (hasher, token signer) failed for a reason that is not the caller's.
+    #[error("credential backend failed: {0}")]
+    Credentials(String),
+}
+
+impl DomainError {
+    pub fn not_found(resource: Resource, id: impl ToString) -> Self {
+        DomainError::NotFound {
+            resource,
+            id: id.to_string(),
+        }
+    }
+
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        DomainError::Validation(vec![FieldError::new(field, message)])
+    }
+}
+
+/// What a storage port reports. Adapters map their driver's errors into this once.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write; `field` names the domain field it guards.
+    #[error("{field} already exists")]
+    Conflict { field: &'static str },
+    /// The row the write refers to does not exist (any more).
+    #[error("referenced row does not exist")]
+    Missing,
+    /// The store could not be reached or failed; nothing the caller did caused it.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}

@@ -1,0 +1,602 @@
+//! In-memory fakes of every port, for the domain's unit tests.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use crate::conversation::{
+    Conversation, ConversationKind, ConversationName, InboxEntry, Member, NewConversation, Role,
+};
+use crate::events::DomainEvent;
+use crate::message::{Appended, HistoryCursor, Message, NewMessage, Seq};
+use crate::paging::Page;
+use crate::ports::*;
+use crate::read_state::ReadMarker;
+use crate::service::{ChatServices, Ports};
+use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
+use crate::{ConversationId, MessageId, StoreError, UserId};
+
+#[derive(Default)]
+struct State {
+    users: Vec<(User, PasswordHash)>,
+    conversations: Vec<Conversation>,
+    members: HashMap<ConversationId, Vec<Member>>,
+    messages: Vec<Message>,
+    activity: HashMap<ConversationId, DateTime<Utc>>,
+}
+
+/// One in-memory store behind every storage port.
+#[derive(Default)]
+pub struct MemoryStore(Mutex<State>);
+
+impl MemoryStore {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap()
+    }
+
+    pub fn deactivate(&self, id: UserId) {
+        let mut state = self.state();
+        if let Some((user, _)) = state.users.iter_mut().find(|(u, _)| u.id == id) {
+            user.is_active = false;
+        }
+    }
+
+    pub fn message_count(&self) -> usize {
+        self.state().messages.len()
+    }
+}
+
+impl UserStore for MemoryStore {
+    fn insert(&self, new: &NewUser) -> StoreResult<User> {
+        let mut state = self.state();
+        let (username_taken, email_taken) =
+            taken(&state, new.username.as_str(), new.email.as_str());
+        if username_taken {
+            return Err(StoreError::Conflict { field: "username" });
+        }
+        if email_taken {
+            return Err(StoreError::Conflict { field: "email" });
+        }
+        let user = User {
+            id: new.id,
+            username: new.username.clone(),
+            email: new.email.clone(),
+            full_name: new.full_name.clone(),
+            avatar_url: None,
+            bio: None,
+            is_active: true,
+            created_at: new.created_at,
+            updated_at: new.created_at,
+        };
+        state.users.push((user.clone(), new.password_hash.clone()));
+        Ok(user)
+    }
+
+    fn find(&self, id: UserId) -> StoreResult<Option<User>> {
+        Ok(self
+            .state()
+            .users
+            .iter()
+            .find(|(u, _)| u.id == id)
+            .map(|(u, _)| u.clone()))
+    }
+
+    fn find_many(&self, ids: &[UserId]) -> StoreResult<Vec<User>> {
+        Ok(self
+            .state()
+            .users
+            .iter()
+            .filter(|(u, _)| ids.contains(&u.id))
+            .map(|(u, _)| u.clone())
+            .collect())
+    }
+
+    fn find_credentials(&self, login: &str) -> StoreResult<Option<(User, PasswordHash)>> {
+        Ok(self
+            .state()
+            .users
+            .iter()
+            .find(|(u, _)| {
+                u.username.as_str().eq_ignore_ascii_case(login)
+                    || u.email.as_str().eq_ignore_ascii_case(login)
+            })
+            .cloned())
+    }
+
+    fn password_hash(&self, id: UserId) -> StoreResult<Option<PasswordHash>> {
+        Ok(self
+            .state()
+            .users
+            .iter()
+            .find(|(u, _)| u.id == id)
+            .map(|(_, h)| h.clone()))
+    }
+
+    fn taken(&self, username: &str, email: &str) -> StoreResult<(bool, bool)> {
+        Ok(taken(&self.state(), username, email))
+    }
+
+    fn search(&self, query: &UserQuery) -> StoreResult<Vec<User>> {
+        let needle = query.text.as_deref().unwrap_or("").to_lowercase();
+        let mut users: Vec<User> = self
+            .state()
+            .users
+            .iter()
+            .map(|(u, _)| u.clone())
+            .filter(|u| {
+                u.username.as_str().to_lowercase().contains(&needle)
+                    || u.full_name
+                        .as_deref()
+                        .unwrap_or("")
+                        .to_lowercase()
+                        .contains(&needle)
+            })
+            .collect();
+        users.sort_by(|a, b| a.username.as_str().cmp(b.username.as_str()));
+        Ok(users
+            .into_iter()
+            .skip(query.page.offset as usize)
+            .take(query.page.limit as usize)
+            .collect())
+    }
+
+    fn update(&self, id: UserId, update: &ProfileUpdate, at: DateTime<Utc>) -> StoreResult<User> {
+        let mut state = self.state();
+        if let Some(email) = &update.email {
+            let clash = state
+                .users
+                .iter()
+                .any(|(u, _)| u.id != id && u.email.as_str().eq_ignore_ascii_case(email.as_str()));
+            if clash {
+                return Err(StoreError::Conflict { field: "email" });
+            }
+        }
+        let (user, hash) = state
+            .users
+            .iter_mut()
+            .find(|(u, _)| u.id == id)
+            .ok_or(StoreError::Missing)?;
+        if let Some(email) = &update.email {
+            user.email = email.clone();
+        }
+        if let Some(v) = &update.full_name {
+            user.full_name = v.clone();
+        }
+        if let Some(v) = &update.avatar_url {
+            user.avatar_url = v.clone();
+        }
+        if let Some(v) = &update.bio {
+            user.bio = v.clone();
+        }
+        if let Some(h) = &update.password_hash {
+            *hash = h.clone();
+        }
+        user.updated_at = at;
+        Ok(user.clone())
+    }
+}
+
+fn taken(state: &State, username: &str, email: &str) -> (bool, bool) {
+    (
+        state
+            .users
+            .iter()
+            .any(|(u, _)| u.username.as_str().eq_ignore_ascii_case(username)),
+        state
+            .users
+            .iter()
+            .any(|(u, _)| u.email.as_str().eq_ignore_ascii_case(email)),
+    )
+}
+
+impl ConversationStore for MemoryStore {
+    fn create(&self, new: &NewConversation) -> StoreResult<()> {
+        let mut state = self.state();
+        let c = &new.conversation;
+        state.conversations.push(c.clone());
+        state.activity.insert(c.id, c.created_at);
+        let members = new
+            .members
+            .iter()
+            .map(|(user_id, role)| Member {
+                user_id: *user_id,
+                role: *role,
+                joined_at: c.created_at,
+                last_read_seq: Seq::ZERO,
+            })
+            .collect();
+        state.members.insert(c.id, members);
+        Ok(())
+    }
+
+    fn find(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
+        Ok(self
+            .state()
+            .conversations
+            .iter()
+            .find(|c| c.id == id)
+            .cloned())
+    }
+
+    fn find_direct(&self, a: UserId, b: UserId) -> StoreResult<Option<Conversation>> {
+        let state = self.state();
+        Ok(state
+            .conversations
+            .iter()
+            .find(|c| {
+                c.kind == ConversationKind::Direct && {
+                    let m = &state.members[&c.id];
+                    m.iter().any(|m| m.user_id == a) && m.iter().any(|m| m.user_id == b)
+                }
+            })
+            .cloned())
+    }
+
+    fn members(&self, id: ConversationId) -> StoreResult<Vec<Member>> {
+        Ok(self.state().members.get(&id).cloned().unwrap_or_default())
+    }
+
+    fn membership(&self, id: ConversationId, user: UserId) -> StoreResult<Option<Member>> {
+        Ok(self
+            .state()
+            .members
+            .get(&id)
+            .and_then(|m| m.iter().find(|m| m.user_id == user).cloned()))
+    }
+
+    fn inbox(&self, user: UserId, page: Page) -> StoreResult<Vec<InboxEntry>> {
+        let state = self.state();
+        let mut entries: Vec<InboxEntry> = state
+            .conversations
+            .iter()
+            .filter_map(|c| {
+                let me = state.members[&c.id].iter().find(|m| m.user_id == user)?;
+                let in_conv = state.messages.iter().filter(|m| m.conversation_id == c.id);
+                let unread = in_conv
+                    .clone()
+                    .filter(|m| m.seq > me.last_read_seq && m.sender_id != user)
+                    .count() as u64;
+                Some(InboxEntry {
+                    conversation: c.clone(),
+                    last_message: in_conv.last().cloned(),
+                    unread_count: unread,
+                    last_activity_at: state.activity[&c.id],
+                })
+            })
+            .collect();
+        entries.sort_by(|a, b| b.last_activity_at.cmp(&a.last_activity_at));
+        Ok(entries
+            .into_iter()
+            .skip(page.offset as usize)
+            .take(page.limit as usize)
+            .collect())
+    }
+
+    fn rename(
+        &self,
+        id: ConversationId,
+        name: &ConversationName,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Conversation> {
+        let mut state = self.state();
+        let c = state
+            .conversations
+            .iter_mut()
+            .find(|c| c.id == id)
+            .ok_or(StoreError::Missing)?;
+        c.name = Some(name.clone());
+        c.updated_at = at;
+        Ok(c.clone())
+    }
+
+    fn add_members(
+        &self,
+        id: ConversationId,
+        users: &[UserId],
+        role: Role,
+        max_members: usize,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<UserId>> {
+        let mut state = self.state();
+        let members = state.members.get_mut(&id).ok_or(StoreError::Missing)?;
+        let added: Vec<UserId> = users
+            .iter()
+            .copied()
+            .filter(|u| !members.iter().any(|m| m.user_id == *u))
+            .collect();
+        if members.len() + added.len() > max_members {
+            return Err(StoreError::Conflict { field: "members" });
+        }
+        members.extend(added.iter().map(|u| Member {
+            user_id: *u,
+            role,
+            joined_at: at,
+            last_read_seq: Seq::ZERO,
+        }));
+        Ok(added)
+    }
+
+    fn remove_member(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        _at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut state = self.state();
+        let members = state.members.get_mut(&id).ok_or(StoreError::Missing)?;
+        let before = members.len();
+        members.retain(|m| m.user_id != user);
+        Ok(members.len() < before)
+    }
+
+    fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<()> {
+        let mut state = self.state();
+        let member = state
+            .members
+            .get_mut(&id)
+            .and_then(|m| m.iter_mut().find(|m| m.user_id == user))
+            .ok_or(StoreError::Missing)?;
+        member.role = role;
+        Ok(())
+    }
+}
+
+impl MessageStore for MemoryStore {
+    fn append(&self, new: &NewMessage) -> StoreResult<Appended> {
+        let mut state = self.state();
+        if let Some(cmid) = &new.client_message_id {
+            let existing = state.messages.iter().find(|m| {
+                m.sender_id == new.sender_id && m.client_message_id.as_ref() == Some(cmid)
+            });
+            if let Some(existing) = existing {
+                return Ok(Appended::Existing(existing.clone()));
+            }
+        }
+        let seq = Seq(state.messages.len() as i64 + 1);
+        let sender = state
+            .members
+            .get_mut(&new.conversation_id)
+            .and_then(|m| m.iter_mut().find(|m| m.user_id == new.sender_id))
+            .ok_or(StoreError::Missing)?;
+        sender.last_read_seq = seq;
+        let message = Message {
+            id: new.id,
+            seq,
+            conversation_id: new.conversation_id,
+            sender_id: new.sender_id,
+            content: new.content.clone(),
+            client_message_id: new.client_message_id.clone(),
+            created_at: new.created_at,
+            updated_at: new.created_at,
+        };
+        state.messages.push(message.clone());
+        state.activity.insert(new.conversation_id, new.created_at);
+        Ok(Appended::Created(message))
+    }
+
+    fn find(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        Ok(self.state().messages.iter().find(|m| m.id == id).cloned())
+    }
+
+    fn history(
+        &self,
+        conversation: ConversationId,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        let state = self.state();
+        let all: Vec<Message> = state
+            .messages
+            .iter()
+            .filter(|m| m.conversation_id == conversation)
+            .cloned()
+            .collect();
+        let limit = limit as usize;
+        Ok(match cursor {
+            HistoryCursor::Latest => all[all.len().saturating_sub(limit)..].to_vec(),
+            HistoryCursor::Before(seq) => {
+                let before: Vec<_> = all.into_iter().filter(|m| m.seq < seq).collect();
+                before[before.len().saturating_sub(limit)..].to_vec()
+            }
+            HistoryCursor::After(seq) => all
+                .into_iter()
+                .filter(|m| m.seq > seq)
+                .take(limit)
+                .collect(),
+        })
+    }
+
+    fn since(&self, user: UserId, since: Seq, limit: u32) -> StoreResult<Vec<Message>> {
+        let state = self.state();
+        Ok(state
+            .messages
+            .iter()
+            .filter(|m| m.seq > since)
+            .filter(|m| {
+                state.members[&m.conversation_id]
+                    .iter()
+                    .any(|x| x.user_id == user)
+            })
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    fn last_seq_for(&self, user: UserId) -> StoreResult<Seq> {
+        let state = self.state();
+        Ok(state
+            .messages
+            .iter()
+            .filter(|m| {
+                state.members[&m.conversation_id]
+                    .iter()
+                    .any(|x| x.user_id == user)
+            })
+            .map(|m| m.seq)
+            .max()
+            .unwrap_or(Seq::ZERO))
+    }
+}
+
+impl ReadReceiptStore for MemoryStore {
+    fn advance(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        seq: Seq,
+        at: DateTime<Utc>,
+    ) -> StoreResult<ReadMarker> {
+        let mut state = self.state();
+        let member = state
+            .members
+            .get_mut(&conversation)
+            .and_then(|m| m.iter_mut().find(|m| m.user_id == user))
+            .ok_or(StoreError::Missing)?;
+        member.last_read_seq = member.last_read_seq.max(seq);
+        Ok(ReadMarker {
+            conversation_id: conversation,
+            user_id: user,
+            last_read_seq: member.last_read_seq,
+            read_at: at,
+        })
+    }
+
+    fn unread_counts(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
+        Ok(self
+            .inbox(
+                user,
+                Page {
+                    limit: u32::MAX,
+                    offset: 0,
+                },
+            )?
+            .into_iter()
+            .filter(|e| e.unread_count > 0)
+            .map(|e| (e.conversation.id, e.unread_count))
+            .collect())
+    }
+}
+
+/// Records every published event.
+#[derive(Default)]
+pub struct RecordingPublisher(Mutex<Vec<DomainEvent>>);
+
+impl RecordingPublisher {
+    pub fn take(&self) -> Vec<DomainEvent> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl EventPublisher for RecordingPublisher {
+    fn publish(&self, event: DomainEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+/// A reversible "hash" that counts verifications, so tests can see the work done.
+#[derive(Default)]
+pub struct FakeHasher {
+    verifications: AtomicUsize,
+}
+
+impl FakeHasher {
+    pub fn verifications(&self) -> usize {
+        self.verifications.load(Ordering::SeqCst)
+    }
+}
+
+impl PasswordHasher for FakeHasher {
+    fn hash(&self, password: &Password) -> Result<PasswordHash, String> {
+        Ok(PasswordHash(format!("fake${}", password.expose())))
+    }
+
+    fn verify(&self, password: &str, hash: &PasswordHash) -> bool {
+        self.verifications.fetch_add(1, Ordering::SeqCst);
+        hash.0 == format!("fake${password}")
+    }
+}
+
+/// Tokens of the form `token:<user id>`.
+pub struct FakeTokens;
+
+impl TokenIssuer for FakeTokens {
+    fn issue(&self, user: UserId, _now: DateTime<Utc>) -> Result<AccessToken, String> {
+        Ok(AccessToken {
+            token: format!("token:{user}"),
+            expires_in: Duration::hours(1),
+        })
+    }
+
+    fn verify(&self, token: &str) -> Result<TokenClaims, String> {
+        let id = token.strip_prefix("token:").ok_or("not a fake token")?;
+        let now = fixed_now();
+        Ok(TokenClaims {
+            user_id: id.parse().map_err(|_| "bad id")?,
+            token_id: String::new(),
+            issued_at: now,
+            expires_at: now + Duration::hours(1),
+        })
+    }
+}
+
+/// A clock that advances one second on every read, so orderings by time are strict.
+#[derive(Default)]
+pub struct SteppingClock(AtomicUsize);
+
+fn fixed_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+}
+
+impl Clock for SteppingClock {
+    fn now(&self) -> DateTime<Utc> {
+        fixed_now() + Duration::seconds(self.0.fetch_add(1, Ordering::SeqCst) as i64)
+    }
+}
+
+/// Services wired to fakes, with handles on the fakes.
+pub struct World {
+    pub services: ChatServices,
+    pub store: Arc<MemoryStore>,
+    pub events: Arc<RecordingPublisher>,
+    pub hasher: Arc<FakeHasher>,
+}
+
+impl World {
+    pub fn new() -> Self {
+        let store = Arc::new(MemoryStore::default());
+        let events = Arc::new(RecordingPublisher::default());
+        let hasher = Arc::new(FakeHasher::default());
+        let services = ChatServices::new(Ports {
+            users: store.clone(),
+            conversations: store.clone(),
+            messages: store.clone(),
+            read_receipts: store.clone(),
+            events: events.clone(),
+            hasher: hasher.clone(),
+            tokens: Arc::new(FakeTokens),
+            clock: Arc::new(SteppingClock::default()),
+        });
+        Self {
+            services,
+            store,
+            events,
+            hasher,
+        }
+    }
+
+    /// Signs up a user named `name` and returns its id.
+    pub fn user(&self, name: &str) -> UserId {
+        self.services
+            .accounts
+            .sign_up(crate::service::SignupRequest {
+                username: name.into(),
+                email: format!("{name}@example.com"),
+                password: "correct horse".into(),
+                full_name: None,
+            })
+            .unwrap()
+            .id
+    }
+}

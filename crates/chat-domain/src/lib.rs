@@ -1,0 +1,27 @@
+//! The chat domain: what a user, a conversation, a message and a read marker are, the rules
+//! that hold between them, and the use cases that change them.
+//!
+//! This crate does no I/O. Storage, password hashing, token signing, the clock and real-time
+//! fan-out are reached through the traits in [`ports`], so the same services run against
+//! SQLite today, PostgreSQL tomorrow and in-memory fakes in the tests. Every service method
+//! is synchronous and may block inside a port: callers on an async runtime run them on a
+//! blocking pool.
+
+pub mod clock;
+pub mod conversation;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod message;
+pub mod paging;
+pub mod ports;
+pub mod read_state;
+pub mod service;
+pub mod user;
+pub mod validation;
+
+#[cfg(test)]
+mod fakes;
+
+pub use error::{DomainError, Resource, StoreError};
+pub use ids::{ConversationId, MessageId, UserId};

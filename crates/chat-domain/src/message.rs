@@ -1,0 +1,143 @@
+//! Messages and the server-wide sequence that orders them.
+
+use chrono::{DateTime, Utc};
+
+use crate::validation::FieldError;
+use crate::{ConversationId, MessageId, UserId};
+
+/// A message's position in the one ordering of every message stored on this server. It only
+/// grows, so "everything after N" is a complete and exact catch-up query. `Seq(0)` is
+/// "before the first message".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Seq(pub i64);
+
+impl Seq {
+    pub const ZERO: Seq = Seq(0);
+}
+
+/// A message's text: 1..=4000 characters after trimming surrounding whitespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageContent(String);
+
+impl MessageContent {
+    pub const MAX_CHARS: usize = 4000;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let text = raw.trim();
+        if text.is_empty() {
+            return Err(FieldError::new("content", "must not be empty"));
+        }
+        if text.chars().count() > Self::MAX_CHARS {
+            return Err(FieldError::new(
+                "content",
+                format!("must be at most {} characters long", Self::MAX_CHARS),
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The sender's own id for a message, which makes a retried send safe: the same sender
+/// sending the same id again gets the stored message back instead of a duplicate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientMessageId(String);
+
+impl ClientMessageId {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        if raw.is_empty() || raw.chars().count() > Self::MAX_CHARS {
+            return Err(FieldError::new(
+                "client_message_id",
+                format!("must be 1-{} characters long", Self::MAX_CHARS),
+            ));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(FieldError::new(
+                "client_message_id",
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: MessageId,
+    pub seq: Seq,
+    pub conversation_id: ConversationId,
+    pub sender_id: UserId,
+    pub content: MessageContent,
+    pub client_message_id: Option<ClientMessageId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A message to store; the store assigns its [`Seq`].
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub sender_id: UserId,
+    pub content: MessageContent,
+    pub client_message_id: Option<ClientMessageId>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What storing a message did: a new row, or the row an earlier send with the same
+/// client message id had already stored.
+#[derive(Debug, Clone)]
+pub enum Appended {
+    Created(Message),
+    Existing(Message),
+}
+
+/// A message from one viewer's side: who it was sent to (in a direct conversation) and
+/// whether it counts as read for this viewer.
+#[derive(Debug, Clone)]
+pub struct MessageView {
+    pub message: Message,
+    /// The other member of a direct conversation; `None` in a group.
+    pub recipient_id: Option<UserId>,
+    /// For a message the viewer received: the viewer has read it. For one the viewer sent:
+    /// every other member has read it.
+    pub is_read: bool,
+}
+
+/// Which slice of a conversation's history to return; pages stay exact under concurrent
+/// writes because they are cut by `seq`, never by offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryCursor {
+    /// The newest messages.
+    Latest,
+    /// The messages just before this seq.
+    Before(Seq),
+    /// The messages just after this seq.
+    After(Seq),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_is_trimmed_and_must_keep_at_least_one_character() {
+        assert_eq!(MessageContent::parse("  hi \n").unwrap().as_str(), "hi");
+        assert!(MessageContent::parse(" \n\t ").is_err());
+    }
+
+    #[test]
+    fn content_is_limited_to_4000_characters_not_bytes() {
+        assert!(MessageContent::parse(&"é".repeat(4000)).is_ok());
+        assert!(MessageContent::parse(&"a".repeat(4001)).is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! The ports: what the domain needs from the outside world, as traits.
+//!
+//! Storage ports are synchronous and may block; async callers run services on a blocking
+//! pool. Every store method is atomic on its own.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::conversation::{
+    Conversation, ConversationName, InboxEntry, Member, NewConversation, Role,
+};
+use crate::error::StoreError;
+use crate::events::DomainEvent;
+use crate::message::{Appended, HistoryCursor, Message, NewMessage, Seq};
+use crate::paging::Page;
+use crate::read_state::ReadMarker;
+use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
+use crate::{ConversationId, MessageId, UserId};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// User accounts.
+pub trait UserStore: Send + Sync {
+    /// Stores a new account. A taken username (ignoring case) or email is
+    /// [`StoreError::Conflict`] naming the field.
+    fn insert(&self, user: &NewUser) -> StoreResult<User>;
+    fn find(&self, id: UserId) -> StoreResult<Option<User>>;
+    fn find_many(&self, ids: &[UserId]) -> StoreResult<Vec<User>>;
+    /// Finds an account by username or email, ignoring case, with its password hash.
+    fn find_credentials(&self, login: &str) -> StoreResult<Option<(User, PasswordHash)>>;
+    fn password_hash(&self, id: UserId) -> StoreResult<Option<PasswordHash>>;
+    /// Whether the username (ignoring case) or the email is already taken, as
+    /// `(username_taken, email_taken)`: lets signup fail fast before paying for a hash.
+    fn taken(&self, username: &str, email: &str) -> StoreResult<(bool, bool)>;
+    /// Users ordered by username, filtered by a case-insensitive substring of the username or
+    /// full name.
+    fn search(&self, query: &UserQuery) -> StoreResult<Vec<User>>;
+    /// Applies a profile change. A taken email is [`StoreError::Conflict`];
+    /// a missing user is [`StoreError::Missing`].
+    fn update(&self, id: UserId, update: &ProfileUpdate, at: DateTime<Utc>) -> StoreResult<User>;
+}
+
+/// Conversations and their memberships.
+pub trait ConversationStore: Send + Sync {
+    /// Creates a conversation with its members. A second direct conversation for the same
+    /// pair is [`StoreError::Conflict`].
+    fn create(&self, new: &NewConversation) -> StoreResult<()>;
+    fn find(&self, id: ConversationId) -> StoreResult<Option<Conversation>>;
+    /// The direct conversation between two users, if they have one.
+    fn find_direct(&self, a: UserId, b: UserId) -> StoreResult<Option<Conversation>>;
+    fn members(&self, id: ConversationId) -> StoreResult<Vec<Member>>;
+    fn membership(&self, id: ConversationId, user: UserId) -> StoreResult<Option<Member>>;
+    /// The user's conversations, most recent activity first, each with its last message and
+    /// the user's unread count.
+    fn inbox(&self, user: UserId, page: Page) -> StoreResult<Vec<InboxEntry>>;
+    fn rename(
+        &self,
+        id: ConversationId,
+        name: &ConversationName,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Conversation>;
+    /// Adds members, skipping those already in. Returns who was added. Fails with
+    /// [`StoreError::Conflict`] (`field: "members"`) rather than exceed `max_members`.
+    fn add_members(
+        &self,
+        id: ConversationId,
+        users: &[UserId],
+        role: Role,
+        max_members: usize,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<UserId>>;
+    /// Removes a member. Returns whether they were a member.
+    fn remove_member(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Gives a role to a member, e.g. the next owner when the owner leaves.
+    fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<()>;
+}
+
+/// Messages.
+pub trait MessageStore: Send + Sync {
+    /// Stores a message, assigning the next [`Seq`], and in the same transaction records the
+    /// conversation's activity and moves the sender's read marker to it. A message whose
+    /// sender already stored one with the same client message id is not stored again: the
+    /// earlier one comes back as [`Appended::Existing`]. A sender who is no longer a member
+    /// when the write commits is [`StoreError::Missing`].
+    fn append(&self, message: &NewMessage) -> StoreResult<Appended>;
+    fn find(&self, id: MessageId) -> StoreResult<Option<Message>>;
+    /// A page of one conversation's history in ascending `seq` order.
+    fn history(
+        &self,
+        conversation: ConversationId,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
+    /// Messages with `seq > since` in every conversation the user is a member of, ascending,
+    /// at most `limit`: the catch-up after a reconnect.
+    fn since(&self, user: UserId, since: Seq, limit: u32) -> StoreResult<Vec<Message>>;
+    /// The highest seq in any conversation the user is a member of.
+    fn last_seq_for(&self, user: UserId) -> StoreResult<Seq>;
+}
+
+/// Read markers and the unread counts derived from them.
+pub trait ReadReceiptStore: Send + Sync {
+    /// Moves the user's marker to `seq` if that is further than where it stands; never back.
+    /// Returns the marker as it now stands. A non-member is [`StoreError::Missing`].
+    fn advance(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        seq: Seq,
+        at: DateTime<Utc>,
+    ) -> StoreResult<ReadMarker>;
+    /// For each of the user's conversations with unread messages: how many messages from
+    /// others lie after the user's marker.
+    fn unread_counts(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>>;
+}
+
+/// Real-time fan-out of domain events. Publishing must not block on slow receivers: an
+/// implementation queues or drops, and a receiver that falls behind resynchronises.
+pub trait EventPublisher: Send + Sync {
+    fn publish(&self, event: DomainEvent);
+}
+
+/// One-way password hashing.
+pub trait PasswordHasher: Send + Sync {
+    fn hash(&self, password: &Password) -> Result<PasswordHash, String>;
+    /// Whether `password` matches. A malformed hash is a mismatch, never a panic.
+    fn verify(&self, password: &str, hash: &PasswordHash) -> bool;
+}
+
+/// A signed access token and how long it is good for.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub token: String,
+    pub expires_in: Duration,
+}
+
+/// What a verified access token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaims {
+    pub user_id: UserId,
+    pub token_id: String,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Issues and verifies access tokens.
+pub trait TokenIssuer: Send + Sync {
+    fn issue(&self, user: UserId, now: DateTime<Utc>) -> Result<AccessToken, String>;
+    /// Checks signature, algorithm and expiry. The error says why, for logs, not for clients.
+    fn verify(&self, token: &str) -> Result<TokenClaims, String>;
+}
+
+/// The current time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}

@@ -1,0 +1,385 @@
+//! Signing up, logging in, recognising a token's bearer, and profiles.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::ports::{AccessToken, Clock, PasswordHasher, TokenIssuer, UserStore};
+use crate::user::{
+    BIO_MAX, Email, FULL_NAME_MAX, NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery,
+    Username, optional_text, optional_url,
+};
+use crate::validation::Validator;
+use crate::{DomainError, Resource, StoreError, UserId};
+
+use super::Ports;
+
+/// A sign-up form as received.
+#[derive(Debug, Clone, Default)]
+pub struct SignupRequest {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub full_name: Option<String>,
+}
+
+/// A profile edit as received. `None` leaves a field unchanged; an empty string clears an
+/// optional one. A new password needs the current one.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChanges {
+    pub email: Option<String>,
+    pub full_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub bio: Option<String>,
+    pub password: Option<String>,
+    pub current_password: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct AccountService {
+    users: Arc<dyn UserStore>,
+    hasher: Arc<dyn PasswordHasher>,
+    tokens: Arc<dyn TokenIssuer>,
+    clock: Arc<dyn Clock>,
+    /// A hash to check against when the login names nobody, so an unknown user costs the
+    /// same time as a wrong password and the response time does not reveal who exists.
+    decoy_hash: Arc<OnceLock<PasswordHash>>,
+}
+
+impl AccountService {
+    pub fn new(ports: &Ports) -> Self {
+        Self {
+            users: ports.users.clone(),
+            hasher: ports.hasher.clone(),
+            tokens: ports.tokens.clone(),
+            clock: ports.clock.clone(),
+            decoy_hash: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Creates an account. Every invalid field is reported at once; a taken username or email
+    /// is a conflict naming the field.
+    pub fn sign_up(&self, request: SignupRequest) -> Result<User, DomainError> {
+        let mut v = Validator::new();
+        let username = v.check(Username::parse(&request.username));
+        let email = v.check(Email::parse(&request.email));
+        let password = v.check(Password::parse("password", &request.password));
+        let full_name = v.check(optional_text(
+            "full_name",
+            request.full_name.as_deref(),
+            FULL_NAME_MAX,
+        ));
+        v.finish()?;
+        let (Some(username), Some(email), Some(password), Some(full_name)) =
+            (username, email, password, full_name)
+        else {
+            unreachable!("the validator fails when any field is missing");
+        };
+
+        match self.users.taken(username.as_str(), email.as_str())? {
+            (true, _) => return Err(DomainError::Conflict { field: "username" }),
+            (_, true) => return Err(DomainError::Conflict { field: "email" }),
+            _ => {}
+        }
+        let password_hash = self
+            .hasher
+            .hash(&password)
+            .map_err(DomainError::Credentials)?;
+        let user = NewUser {
+            id: UserId::new(),
+            username,
+            email,
+            full_name,
+            password_hash,
+            created_at: self.clock.now(),
+        };
+        self.users.insert(&user).map_err(conflict_or_store)
+    }
+
+    /// Exchanges a username (or email) and password for an access token. Every failure is
+    /// the same [`DomainError::InvalidCredentials`] after the same amount of hashing work.
+    pub fn log_in(&self, login: &str, password: &str) -> Result<AccessToken, DomainError> {
+        let found = self.users.find_credentials(login.trim())?;
+        let Some((user, hash)) = found else {
+            let decoy = self.decoy_hash();
+            self.hasher.verify(password, &decoy);
+            return Err(DomainError::InvalidCredentials);
+        };
+        if !self.hasher.verify(password, &hash) || !user.is_active {
+            return Err(DomainError::InvalidCredentials);
+        }
+        self.tokens
+            .issue(user.id, self.clock.now())
+            .map_err(DomainError::Credentials)
+    }
+
+    /// The active user an access token was issued to.
+    pub fn authenticate(&self, token: &str) -> Result<User, DomainError> {
+        let claims = self
+            .tokens
+            .verify(token)
+            .map_err(|_| DomainError::Unauthenticated("invalid or expired token".into()))?;
+        match self.users.find(claims.user_id)? {
+            Some(user) if user.is_active => Ok(user),
+            Some(_) => Err(DomainError::Unauthenticated(
+                "account is deactivated".into(),
+            )),
+            None => Err(DomainError::Unauthenticated(
+                "token names an unknown user".into(),
+            )),
+        }
+    }
+
+    pub fn user(&self, id: UserId) -> Result<User, DomainError> {
+        self.users
+            .find(id)?
+            .ok_or_else(|| DomainError::not_found(Resource::User, id))
+    }
+
+    pub fn search(&self, query: &UserQuery) -> Result<Vec<User>, DomainError> {
+        Ok(self.users.search(query)?)
+    }
+
+    /// Applies a profile edit. Changing the password requires the current one: a wrong or
+    /// missing current password is refused with 403 semantics (the caller is known).
+    pub fn update_profile(&self, id: UserId, changes: ProfileChanges) -> Result<User, DomainError> {
+        let mut v = Validator::new();
+        let email = changes
+            .email
+            .as_deref()
+            .and_then(|raw| v.check(Email::parse(raw)));
+        let full_name = changes
+            .full_name
+            .as_deref()
+            .and_then(|raw| v.check(optional_text("full_name", Some(raw), FULL_NAME_MAX)));
+        let avatar_url = changes
+            .avatar_url
+            .as_deref()
+            .and_then(|raw| v.check(optional_url("avatar_url", Some(raw))));
+        let bio = changes
+            .bio
+            .as_deref()
+            .and_then(|raw| v.check(optional_text("bio", Some(raw), BIO_MAX)));
+        let password = changes
+            .password
+            .as_deref()
+            .and_then(|raw| v.check(Password::parse("password", raw)));
+        if changes.password.is_some() && changes.current_password.is_none() {
+            v.check::<()>(Err(crate::validation::FieldError::new(
+                "current_password",
+                "is required to change the password",
+            )));
+        }
+        v.finish()?;
+
+        let password_hash = match (password, changes.current_password) {
+            (Some(password), Some(current)) => {
+                let stored = self
+                    .users
+                    .password_hash(id)?
+                    .ok_or_else(|| DomainError::not_found(Resource::User, id))?;
+                if !self.hasher.verify(&current, &stored) {
+                    return Err(DomainError::Forbidden(
+                        "current_password is incorrect".into(),
+                    ));
+                }
+                Some(
+                    self.hasher
+                        .hash(&password)
+                        .map_err(DomainError::Credentials)?,
+                )
+            }
+            _ => None,
+        };
+        let update = ProfileUpdate {
+            email,
+            full_name,
+            avatar_url,
+            bio,
+            password_hash,
+        };
+        self.users
+            .update(id, &update, self.clock.now())
+            .map_err(|e| match e {
+                StoreError::Missing => DomainError::not_found(Resource::User, id),
+                other => conflict_or_store(other),
+            })
+    }
+
+    fn decoy_hash(&self) -> PasswordHash {
+        self.decoy_hash
+            .get_or_init(|| {
+                let decoy = Password::parse("password", &UserId::new().to_string())
+                    .expect("a UUID is a valid password");
+                // A failing hasher fails every real login too; an empty decoy keeps the
+                // unknown-user path failing the same way.
+                self.hasher
+                    .hash(&decoy)
+                    .unwrap_or_else(|_| PasswordHash(String::new()))
+            })
+            .clone()
+    }
+}
+
+fn conflict_or_store(error: StoreError) -> DomainError {
+    match error {
+        StoreError::Conflict { field } => DomainError::Conflict { field },
+        other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::World;
+
+    fn signup(name: &str) -> SignupRequest {
+        SignupRequest {
+            username: name.into(),
+            email: format!("{name}@example.com"),
+            password: "correct horse".into(),
+            full_name: Some(format!("{name} Example")),
+        }
+    }
+
+    #[test]
+    fn signing_up_stores_a_hash_never_the_password() {
+        let world = World::new();
+        let user = world.services.accounts.sign_up(signup("alice")).unwrap();
+        let hash = world.store.password_hash(user.id).unwrap().unwrap();
+        assert_ne!(hash.0, "correct horse");
+        assert!(world.hasher.verify("correct horse", &hash));
+    }
+
+    #[test]
+    fn every_invalid_signup_field_is_reported_at_once() {
+        let world = World::new();
+        let err = world
+            .services
+            .accounts
+            .sign_up(SignupRequest {
+                username: "a".into(),
+                email: "nope".into(),
+                password: "short".into(),
+                full_name: None,
+            })
+            .unwrap_err();
+        let DomainError::Validation(errors) = err else {
+            panic!("expected a validation error, got {err:?}");
+        };
+        let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["username", "email", "password"]);
+    }
+
+    #[test]
+    fn usernames_are_unique_ignoring_case_and_emails_are_unique() {
+        let world = World::new();
+        world.services.accounts.sign_up(signup("alice")).unwrap();
+        let mut same_name = signup("ALICE");
+        same_name.email = "other@example.com".into();
+        assert!(matches!(
+            world.services.accounts.sign_up(same_name),
+            Err(DomainError::Conflict { field: "username" })
+        ));
+        let mut same_email = signup("bob");
+        same_email.email = "Alice@Example.com".into();
+        assert!(matches!(
+            world.services.accounts.sign_up(same_email),
+            Err(DomainError::Conflict { field: "email" })
+        ));
+    }
+
+    #[test]
+    fn login_accepts_username_or_email_and_the_token_identifies_the_user() {
+        let world = World::new();
+        let alice = world.services.accounts.sign_up(signup("alice")).unwrap();
+        for login in ["alice", "alice@example.com", "ALICE"] {
+            let token = world
+                .services
+                .accounts
+                .log_in(login, "correct horse")
+                .unwrap();
+            let me = world.services.accounts.authenticate(&token.token).unwrap();
+            assert_eq!(me.id, alice.id);
+        }
+    }
+
+    #[test]
+    fn unknown_user_and_wrong_password_fail_alike_after_hashing_work() {
+        let world = World::new();
+        world.services.accounts.sign_up(signup("alice")).unwrap();
+        let before = world.hasher.verifications();
+        let wrong = world.services.accounts.log_in("alice", "wrong password");
+        let unknown = world.services.accounts.log_in("nobody", "wrong password");
+        assert!(matches!(wrong, Err(DomainError::InvalidCredentials)));
+        assert!(matches!(unknown, Err(DomainError::InvalidCredentials)));
+        assert_eq!(world.hasher.verifications() - before, 2);
+    }
+
+    #[test]
+    fn changing_the_password_requires_the_current_one() {
+        let world = World::new();
+        let alice = world.services.accounts.sign_up(signup("alice")).unwrap();
+        let change = |current: Option<&str>| ProfileChanges {
+            password: Some("new password!".into()),
+            current_password: current.map(Into::into),
+            ..Default::default()
+        };
+        let accounts = &world.services.accounts;
+        assert!(matches!(
+            accounts.update_profile(alice.id, change(None)),
+            Err(DomainError::Validation(_))
+        ));
+        assert!(matches!(
+            accounts.update_profile(alice.id, change(Some("wrong password"))),
+            Err(DomainError::Forbidden(_))
+        ));
+        accounts
+            .update_profile(alice.id, change(Some("correct horse")))
+            .unwrap();
+        assert!(accounts.log_in("alice", "correct horse").is_err());
+        assert!(accounts.log_in("alice", "new password!").is_ok());
+    }
+
+    #[test]
+    fn a_profile_edit_changes_only_the_fields_given_and_blank_clears() {
+        let world = World::new();
+        let alice = world.services.accounts.sign_up(signup("alice")).unwrap();
+        let updated = world
+            .services
+            .accounts
+            .update_profile(
+                alice.id,
+                ProfileChanges {
+                    bio: Some("hello".into()),
+                    full_name: Some("  ".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(updated.bio.as_deref(), Some("hello"));
+        assert_eq!(updated.full_name, None);
+        assert_eq!(updated.email, alice.email);
+    }
+
+    #[test]
+    fn a_deactivated_user_can_neither_log_in_nor_use_a_token() {
+        let world = World::new();
+        let alice = world.services.accounts.sign_up(signup("alice")).unwrap();
+        let token = world
+            .services
+            .accounts
+            .log_in("alice", "correct horse")
+            .unwrap();
+        world.store.deactivate(alice.id);
+        assert!(
+            world
+                .services
+                .accounts
+                .log_in("alice", "correct horse")
+                .is_err()
+        );
+        assert!(matches!(
+            world.services.accounts.authenticate(&token.token),
+            Err(DomainError::Unauthenticated(_))
+        ));
+    }
+}

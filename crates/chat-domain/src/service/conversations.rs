@@ -1,0 +1,660 @@
+//! Starting conversations, listing a user's inbox, renaming groups and managing members.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::conversation::{
+    Conversation, ConversationChange, ConversationDetails, ConversationKind, ConversationName,
+    ConversationSummary, MAX_GROUP_MEMBERS, Member, NewConversation, Participant, Role,
+};
+use crate::events::DomainEvent;
+use crate::paging::Page;
+use crate::ports::{Clock, ConversationStore, EventPublisher, UserStore};
+use crate::{ConversationId, DomainError, Resource, StoreError, UserId};
+
+use super::{Ports, require_member};
+
+/// A request to start a conversation. The creator is always a member and need not be listed.
+#[derive(Debug, Clone, Default)]
+pub struct CreateConversation {
+    pub participant_ids: Vec<UserId>,
+    pub name: Option<String>,
+    pub is_group: Option<bool>,
+}
+
+#[derive(Clone)]
+pub struct ConversationService {
+    users: Arc<dyn UserStore>,
+    conversations: Arc<dyn ConversationStore>,
+    events: Arc<dyn EventPublisher>,
+    clock: Arc<dyn Clock>,
+}
+
+impl ConversationService {
+    pub fn new(ports: &Ports) -> Self {
+        Self {
+            users: ports.users.clone(),
+            conversations: ports.conversations.clone(),
+            events: ports.events.clone(),
+            clock: ports.clock.clone(),
+        }
+    }
+
+    /// Starts a conversation. With exactly one other participant and no `is_group`, this is
+    /// the pair's direct conversation: the existing one comes back (`false`) rather than a
+    /// second being made (`true` when new). Otherwise it is a group, which needs a name and
+    /// whose creator owns it.
+    pub fn create(
+        &self,
+        creator: UserId,
+        request: CreateConversation,
+    ) -> Result<(ConversationDetails, bool), DomainError> {
+        let mut seen = HashSet::from([creator]);
+        let others: Vec<UserId> = request
+            .participant_ids
+            .into_iter()
+            .filter(|id| seen.insert(*id))
+            .collect();
+        let is_group = request.is_group.unwrap_or(others.len() != 1);
+        let name = match request.name.as_deref() {
+            Some(raw) => Some(ConversationName::parse(raw).map_err(one_field)?),
+            None => None,
+        };
+        if !is_group {
+            if others.len() != 1 {
+                return Err(DomainError::invalid(
+                    "participant_ids",
+                    "a direct conversation needs exactly one other participant",
+                ));
+            }
+            if name.is_some() {
+                return Err(DomainError::invalid(
+                    "name",
+                    "only a group has a name; set is_group to true",
+                ));
+            }
+        }
+        if is_group && others.len() + 1 > MAX_GROUP_MEMBERS {
+            return Err(DomainError::invalid(
+                "participant_ids",
+                format!("a group has at most {MAX_GROUP_MEMBERS} members"),
+            ));
+        }
+        self.require_users(&others)?;
+
+        if is_group {
+            let name = name.ok_or_else(|| DomainError::invalid("name", "a group needs a name"))?;
+            let members = std::iter::once((creator, Role::Owner))
+                .chain(others.iter().map(|id| (*id, Role::Member)))
+                .collect();
+            let conversation = self.new_conversation(ConversationKind::Group, Some(name), creator);
+            self.conversations.create(&NewConversation {
+                conversation: conversation.clone(),
+                members,
+            })?;
+            return Ok((self.announce_created(conversation, creator)?, true));
+        }
+
+        let other = others[0];
+        if let Some(existing) = self.conversations.find_direct(creator, other)? {
+            return Ok((self.details_of(existing)?, false));
+        }
+        let conversation = self.new_conversation(ConversationKind::Direct, None, creator);
+        let created = self.conversations.create(&NewConversation {
+            conversation: conversation.clone(),
+            members: vec![(creator, Role::Member), (other, Role::Member)],
+        });
+        match created {
+            Ok(()) => Ok((self.announce_created(conversation, creator)?, true)),
+            // Both users started it at the same moment: the other request won.
+            Err(StoreError::Conflict { .. }) => {
+                let existing = self
+                    .conversations
+                    .find_direct(creator, other)?
+                    .ok_or(StoreError::Missing)?;
+                Ok((self.details_of(existing)?, false))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The caller's conversations, most recent activity first.
+    pub fn inbox(&self, user: UserId, page: Page) -> Result<Vec<ConversationSummary>, DomainError> {
+        let entries = self.conversations.inbox(user, page)?;
+        let mut memberships = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            memberships.push(self.conversations.members(entry.conversation.id)?);
+        }
+        let profiles = self.profiles(memberships.iter().flatten())?;
+        Ok(entries
+            .into_iter()
+            .zip(memberships)
+            .map(|(entry, members)| ConversationSummary {
+                participants: participants(&members, &profiles),
+                conversation: entry.conversation,
+                last_message: entry.last_message,
+                unread_count: entry.unread_count,
+                last_activity_at: entry.last_activity_at,
+            })
+            .collect())
+    }
+
+    /// A conversation the caller is a member of, with its participants and their roles.
+    pub fn details(
+        &self,
+        user: UserId,
+        id: ConversationId,
+    ) -> Result<ConversationDetails, DomainError> {
+        require_member(self.conversations.as_ref(), id, user)?;
+        let conversation = self.find(id)?;
+        self.details_of(conversation)
+    }
+
+    /// Renames a group. Owners and admins only; a direct conversation has no name.
+    pub fn rename(
+        &self,
+        actor: UserId,
+        id: ConversationId,
+        name: &str,
+    ) -> Result<ConversationDetails, DomainError> {
+        let name = ConversationName::parse(name).map_err(one_field)?;
+        let (conversation, member) = self.managed_group(actor, id, "rename")?;
+        debug_assert!(member.role.can_manage());
+        let renamed = self
+            .conversations
+            .rename(conversation.id, &name, self.clock.now())?;
+        let details = self.details_of(renamed)?;
+        self.announce(&details, ConversationChange::Renamed { name }, actor);
+        Ok(details)
+    }
+
+    /// Adds users to a group. Owners and admins only; users already in are skipped.
+    pub fn add_members(
+        &self,
+        actor: UserId,
+        id: ConversationId,
+        user_ids: Vec<UserId>,
+    ) -> Result<ConversationDetails, DomainError> {
+        if user_ids.is_empty() {
+            return Err(DomainError::invalid(
+                "user_ids",
+                "must name at least one user",
+            ));
+        }
+        let (conversation, _) = self.managed_group(actor, id, "add members to")?;
+        let mut seen = HashSet::new();
+        let user_ids: Vec<UserId> = user_ids.into_iter().filter(|u| seen.insert(*u)).collect();
+        self.require_users(&user_ids)?;
+        let added = self
+            .conversations
+            .add_members(
+                id,
+                &user_ids,
+                Role::Member,
+                MAX_GROUP_MEMBERS,
+                self.clock.now(),
+            )
+            .map_err(|e| match e {
+                StoreError::Conflict { .. } => DomainError::invalid(
+                    "user_ids",
+                    format!("a group has at most {MAX_GROUP_MEMBERS} members"),
+                ),
+                other => other.into(),
+            })?;
+        let details = self.details_of(conversation)?;
+        if !added.is_empty() {
+            self.announce(
+                &details,
+                ConversationChange::MembersAdded { user_ids: added },
+                actor,
+            );
+        }
+        Ok(details)
+    }
+
+    /// Removes `target` from a group: an owner or admin removes someone, or anyone removes
+    /// themselves (leaves). An admin cannot remove the owner. When the owner leaves, the
+    /// longest-standing admin (or else member) becomes owner.
+    pub fn remove_member(
+        &self,
+        actor: UserId,
+        id: ConversationId,
+        target: UserId,
+    ) -> Result<(), DomainError> {
+        let actor_member = require_member(self.conversations.as_ref(), id, actor)?;
+        let conversation = self.find(id)?;
+        if conversation.kind == ConversationKind::Direct {
+            return Err(DomainError::Unprocessable(
+                "members of a direct conversation cannot be removed".into(),
+            ));
+        }
+        let members = self.conversations.members(id)?;
+        let target_member = members
+            .iter()
+            .find(|m| m.user_id == target)
+            .cloned()
+            .ok_or_else(|| DomainError::not_found(Resource::User, target))?;
+        if actor != target {
+            if !actor_member.role.can_manage() {
+                return Err(DomainError::Forbidden(
+                    "only an owner or admin can remove members".into(),
+                ));
+            }
+            if target_member.role > actor_member.role {
+                return Err(DomainError::Forbidden(
+                    "an admin cannot remove the owner".into(),
+                ));
+            }
+        }
+        let now = self.clock.now();
+        if !self.conversations.remove_member(id, target, now)? {
+            return Err(DomainError::not_found(Resource::User, target));
+        }
+        if target_member.role == Role::Owner {
+            let successor = members
+                .iter()
+                .filter(|m| m.user_id != target)
+                .max_by_key(|m| (m.role, std::cmp::Reverse(m.joined_at)));
+            if let Some(successor) = successor {
+                self.conversations
+                    .set_role(id, successor.user_id, Role::Owner)?;
+            }
+        }
+        let audience = members.iter().map(|m| m.user_id).collect();
+        self.events.publish(DomainEvent::ConversationUpdated {
+            conversation,
+            change: ConversationChange::MemberRemoved { user_id: target },
+            actor,
+            audience,
+            at: now,
+        });
+        Ok(())
+    }
+
+    /// Tells the other members that `user` is (or stopped) typing. Nothing is stored.
+    pub fn typing(
+        &self,
+        user: UserId,
+        id: ConversationId,
+        is_typing: bool,
+    ) -> Result<(), DomainError> {
+        require_member(self.conversations.as_ref(), id, user)?;
+        let audience = self
+            .conversations
+            .members(id)?
+            .into_iter()
+            .map(|m| m.user_id)
+            .filter(|u| *u != user)
+            .collect();
+        self.events.publish(DomainEvent::Typing {
+            conversation_id: id,
+            user_id: user,
+            is_typing,
+            audience,
+            at: self.clock.now(),
+        });
+        Ok(())
+    }
+
+    fn new_conversation(
+        &self,
+        kind: ConversationKind,
+        name: Option<ConversationName>,
+        creator: UserId,
+    ) -> Conversation {
+        let now = self.clock.now();
+        Conversation {
+            id: ConversationId::new(),
+            kind,
+            name,
+            created_by: creator,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn find(&self, id: ConversationId) -> Result<Conversation, DomainError> {
+        self.conversations
+            .find(id)?
+            .ok_or_else(|| DomainError::not_found(Resource::Conversation, id))
+    }
+
+    /// The group and the actor's membership, if the actor may manage it.
+    fn managed_group(
+        &self,
+        actor: UserId,
+        id: ConversationId,
+        action: &str,
+    ) -> Result<(Conversation, Member), DomainError> {
+        let member = require_member(self.conversations.as_ref(), id, actor)?;
+        let conversation = self.find(id)?;
+        if conversation.kind == ConversationKind::Direct {
+            return Err(DomainError::Unprocessable(format!(
+                "cannot {action} a direct conversation"
+            )));
+        }
+        if !member.role.can_manage() {
+            return Err(DomainError::Forbidden(format!(
+                "only an owner or admin can {action} this group"
+            )));
+        }
+        Ok((conversation, member))
+    }
+
+    fn require_users(&self, ids: &[UserId]) -> Result<(), DomainError> {
+        let found: HashSet<UserId> = self.users.find_many(ids)?.iter().map(|u| u.id).collect();
+        match ids.iter().find(|id| !found.contains(id)) {
+            Some(missing) => Err(DomainError::not_found(Resource::User, missing)),
+            None => Ok(()),
+        }
+    }
+
+    fn details_of(&self, conversation: Conversation) -> Result<ConversationDetails, DomainError> {
+        let members = self.conversations.members(conversation.id)?;
+        let profiles = self.profiles(members.iter())?;
+        Ok(ConversationDetails {
+            participants: participants(&members, &profiles),
+            conversation,
+        })
+    }
+
+    fn profiles<'a>(
+        &self,
+        members: impl Iterator<Item = &'a Member>,
+    ) -> Result<HashMap<UserId, crate::user::User>, DomainError> {
+        let ids: Vec<UserId> = members
+            .map(|m| m.user_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        Ok(self
+            .users
+            .find_many(&ids)?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect())
+    }
+
+    fn announce_created(
+        &self,
+        conversation: Conversation,
+        creator: UserId,
+    ) -> Result<ConversationDetails, DomainError> {
+        let details = self.details_of(conversation)?;
+        self.announce(&details, ConversationChange::Created, creator);
+        Ok(details)
+    }
+
+    fn announce(&self, details: &ConversationDetails, change: ConversationChange, actor: UserId) {
+        let audience = details.participants.iter().map(|p| p.user.id).collect();
+        self.events.publish(DomainEvent::ConversationUpdated {
+            conversation: details.conversation.clone(),
+            change,
+            actor,
+            audience,
+            at: self.clock.now(),
+        });
+    }
+}
+
+fn participants(
+    members: &[Member],
+    profiles: &HashMap<UserId, crate::user::User>,
+) -> Vec<Participant> {
+    members
+        .iter()
+        .filter_map(|m| {
+            profiles.get(&m.user_id).map(|user| Participant {
+                user: user.clone(),
+                role: m.role,
+                joined_at: m.joined_at,
+            })
+        })
+        .collect()
+}
+
+fn one_field(error: crate::validation::FieldError) -> DomainError {
+    DomainError::Validation(vec![error])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::World;
+
+    fn group(world: &World, owner: UserId, others: &[UserId]) -> ConversationId {
+        world
+            .services
+            .conversations
+            .create(
+                owner,
+                CreateConversation {
+                    participant_ids: others.to_vec(),
+                    name: Some("team".into()),
+                    is_group: Some(true),
+                },
+            )
+            .unwrap()
+            .0
+            .conversation
+            .id
+    }
+
+    fn direct(world: &World, a: UserId, b: UserId) -> (ConversationDetails, bool) {
+        world
+            .services
+            .conversations
+            .create(
+                a,
+                CreateConversation {
+                    participant_ids: vec![b, b, a],
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_pair_of_users_has_at_most_one_direct_conversation() {
+        let world = World::new();
+        let (alice, bob) = (world.user("alice"), world.user("bob"));
+        let (first, created) = direct(&world, alice, bob);
+        assert!(created);
+        assert_eq!(first.conversation.kind, ConversationKind::Direct);
+        assert_eq!(first.participants.len(), 2);
+        let (again, created_again) = direct(&world, bob, alice);
+        assert!(!created_again);
+        assert_eq!(again.conversation.id, first.conversation.id);
+    }
+
+    #[test]
+    fn a_group_needs_a_name_and_its_creator_owns_it() {
+        let world = World::new();
+        let (alice, bob) = (world.user("alice"), world.user("bob"));
+        let unnamed = world.services.conversations.create(
+            alice,
+            CreateConversation {
+                participant_ids: vec![bob],
+                is_group: Some(true),
+                ..Default::default()
+            },
+        );
+        assert!(matches!(unnamed, Err(DomainError::Validation(_))));
+        let id = group(&world, alice, &[bob]);
+        let details = world.services.conversations.details(bob, id).unwrap();
+        let owner = details
+            .participants
+            .iter()
+            .find(|p| p.user.id == alice)
+            .unwrap();
+        assert_eq!(owner.role, Role::Owner);
+    }
+
+    #[test]
+    fn an_unknown_participant_is_not_found_by_id() {
+        let world = World::new();
+        let alice = world.user("alice");
+        let ghost = UserId::new();
+        let err = world
+            .services
+            .conversations
+            .create(
+                alice,
+                CreateConversation {
+                    participant_ids: vec![ghost],
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, DomainError::NotFound { resource: Resource::User, ref id } if *id == ghost.to_string())
+        );
+    }
+
+    #[test]
+    fn a_conversation_is_invisible_to_non_members() {
+        let world = World::new();
+        let (alice, bob, eve) = (world.user("alice"), world.user("bob"), world.user("eve"));
+        let id = group(&world, alice, &[bob]);
+        assert!(matches!(
+            world.services.conversations.details(eve, id),
+            Err(DomainError::NotFound {
+                resource: Resource::Conversation,
+                ..
+            })
+        ));
+        assert!(matches!(
+            world.services.conversations.rename(eve, id, "mine"),
+            Err(DomainError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn only_owners_and_admins_rename_and_direct_conversations_have_no_name() {
+        let world = World::new();
+        let (alice, bob) = (world.user("alice"), world.user("bob"));
+        let id = group(&world, alice, &[bob]);
+        assert!(matches!(
+            world.services.conversations.rename(bob, id, "bob's"),
+            Err(DomainError::Forbidden(_))
+        ));
+        let renamed = world
+            .services
+            .conversations
+            .rename(alice, id, "renamed")
+            .unwrap();
+        assert_eq!(renamed.conversation.name.unwrap().as_str(), "renamed");
+        let (dm, _) = direct(&world, alice, bob);
+        assert!(matches!(
+            world
+                .services
+                .conversations
+                .rename(alice, dm.conversation.id, "x"),
+            Err(DomainError::Unprocessable(_))
+        ));
+    }
+
+    #[test]
+    fn every_change_is_announced_to_the_members_of_the_moment() {
+        let world = World::new();
+        let (alice, bob, carol) = (world.user("alice"), world.user("bob"), world.user("carol"));
+        let id = group(&world, alice, &[bob]);
+        world
+            .services
+            .conversations
+            .add_members(alice, id, vec![carol])
+            .unwrap();
+        world
+            .services
+            .conversations
+            .remove_member(alice, id, bob)
+            .unwrap();
+        world
+            .services
+            .conversations
+            .rename(alice, id, "after")
+            .unwrap();
+        let events = world.events.take();
+        let changes: Vec<_> = events
+            .iter()
+            .map(|e| match e {
+                DomainEvent::ConversationUpdated {
+                    change, audience, ..
+                } => (change.clone(), audience.len()),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert!(matches!(changes[0], (ConversationChange::Created, 2)));
+        assert!(matches!(
+            changes[1],
+            (ConversationChange::MembersAdded { .. }, 3)
+        ));
+        // The removed member hears of their own removal, and of nothing after it.
+        assert!(matches!(
+            changes[2],
+            (ConversationChange::MemberRemoved { .. }, 3)
+        ));
+        assert!(matches!(
+            changes[3],
+            (ConversationChange::Renamed { .. }, 2)
+        ));
+        assert!(!events[3].audience().contains(&bob));
+    }
+
+    #[test]
+    fn members_cannot_remove_others_but_anyone_can_leave() {
+        let world = World::new();
+        let (alice, bob, carol) = (world.user("alice"), world.user("bob"), world.user("carol"));
+        let id = group(&world, alice, &[bob, carol]);
+        assert!(matches!(
+            world.services.conversations.remove_member(bob, id, carol),
+            Err(DomainError::Forbidden(_))
+        ));
+        world
+            .services
+            .conversations
+            .remove_member(bob, id, bob)
+            .unwrap();
+        assert!(world.services.conversations.details(bob, id).is_err());
+    }
+
+    #[test]
+    fn when_the_owner_leaves_the_longest_standing_member_takes_over() {
+        let world = World::new();
+        let (alice, bob, carol) = (world.user("alice"), world.user("bob"), world.user("carol"));
+        let id = group(&world, alice, &[bob]);
+        world
+            .services
+            .conversations
+            .add_members(alice, id, vec![carol])
+            .unwrap();
+        world
+            .services
+            .conversations
+            .remove_member(alice, id, alice)
+            .unwrap();
+        let details = world.services.conversations.details(bob, id).unwrap();
+        let bob_role = details
+            .participants
+            .iter()
+            .find(|p| p.user.id == bob)
+            .unwrap()
+            .role;
+        assert_eq!(bob_role, Role::Owner);
+    }
+
+    #[test]
+    fn typing_reaches_the_other_members_only() {
+        let world = World::new();
+        let (alice, bob, carol) = (world.user("alice"), world.user("bob"), world.user("carol"));
+        let id = group(&world, alice, &[bob, carol]);
+        world.events.take();
+        world.services.conversations.typing(bob, id, true).unwrap();
+        let events = world.events.take();
+        let mut audience = events[0].audience().to_vec();
+        audience.sort();
+        let mut expected = vec![alice, carol];
+        expected.sort();
+        assert_eq!(audience, expected);
+    }
+}

@@ -1,0 +1,424 @@
+//! Sending messages, reading history, read markers and unread counts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::conversation::{ConversationKind, Member};
+use crate::events::DomainEvent;
+use crate::message::{
+    Appended, ClientMessageId, HistoryCursor, MessageContent, MessageView, NewMessage, Seq,
+};
+use crate::ports::{Clock, ConversationStore, EventPublisher, MessageStore, ReadReceiptStore};
+use crate::read_state::{ReadReceipt, UnreadCounts};
+use crate::validation::Validator;
+use crate::{ConversationId, DomainError, MessageId, Resource, StoreError, UserId};
+
+use super::{Ports, require_member, view_message};
+
+/// A message as a client sends it.
+#[derive(Debug, Clone, Default)]
+pub struct SendMessage {
+    pub content: String,
+    pub client_message_id: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct MessageService {
+    conversations: Arc<dyn ConversationStore>,
+    messages: Arc<dyn MessageStore>,
+    read_receipts: Arc<dyn ReadReceiptStore>,
+    events: Arc<dyn EventPublisher>,
+    clock: Arc<dyn Clock>,
+}
+
+impl MessageService {
+    /// The most messages one catch-up call returns; a client asks again from the last seq.
+    pub const MAX_SYNC_BATCH: u32 = 1000;
+
+    pub fn new(ports: &Ports) -> Self {
+        Self {
+            conversations: ports.conversations.clone(),
+            messages: ports.messages.clone(),
+            read_receipts: ports.read_receipts.clone(),
+            events: ports.events.clone(),
+            clock: ports.clock.clone(),
+        }
+    }
+
+    /// Stores a message from a member and announces it to every member. Returns the message
+    /// and whether it is new: a retry with a client message id the sender already used
+    /// returns the stored message (`false`) and announces nothing.
+    pub fn send(
+        &self,
+        sender: UserId,
+        conversation_id: ConversationId,
+        request: SendMessage,
+    ) -> Result<(MessageView, bool), DomainError> {
+        let mut v = Validator::new();
+        let content = v.check(MessageContent::parse(&request.content));
+        let client_message_id = request
+            .client_message_id
+            .as_deref()
+            .and_then(|raw| v.check(ClientMessageId::parse(raw)));
+        v.finish()?;
+        let Some(content) = content else {
+            unreachable!("the validator fails when content is missing");
+        };
+        require_member(self.conversations.as_ref(), conversation_id, sender)?;
+        let kind = self.kind_of(conversation_id)?;
+        let appended = self
+            .messages
+            .append(&NewMessage {
+                id: MessageId::new(),
+                conversation_id,
+                sender_id: sender,
+                content,
+                client_message_id,
+                created_at: self.clock.now(),
+            })
+            .map_err(|e| match e {
+                StoreError::Missing => {
+                    DomainError::not_found(Resource::Conversation, conversation_id)
+                }
+                other => other.into(),
+            })?;
+        let members = self.conversations.members(conversation_id)?;
+        let direct = kind == ConversationKind::Direct;
+        match appended {
+            Appended::Existing(message) => {
+                Ok((view_message(message, &members, direct, sender), false))
+            }
+            Appended::Created(message) => {
+                let view = view_message(message, &members, direct, sender);
+                self.events.publish(DomainEvent::MessageCreated {
+                    message: view.clone(),
+                    audience: members.iter().map(|m| m.user_id).collect(),
+                    at: self.clock.now(),
+                });
+                Ok((view, true))
+            }
+        }
+    }
+
+    /// A page of a conversation's history, ascending by seq, from the viewer's side.
+    pub fn history(
+        &self,
+        viewer: UserId,
+        conversation_id: ConversationId,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> Result<Vec<MessageView>, DomainError> {
+        require_member(self.conversations.as_ref(), conversation_id, viewer)?;
+        let direct = self.kind_of(conversation_id)? == ConversationKind::Direct;
+        let members = self.conversations.members(conversation_id)?;
+        let page = self.messages.history(conversation_id, cursor, limit)?;
+        Ok(page
+            .into_iter()
+            .map(|m| view_message(m, &members, direct, viewer))
+            .collect())
+    }
+
+    /// Marks a message, and with it every earlier message of its conversation, read for the
+    /// user. Idempotent; a marker never moves back. Members hear of it only when it moved.
+    pub fn mark_read(
+        &self,
+        user: UserId,
+        message_id: MessageId,
+    ) -> Result<ReadReceipt, DomainError> {
+        let not_found = || DomainError::not_found(Resource::Message, message_id);
+        let message = self.messages.find(message_id)?.ok_or_else(not_found)?;
+        let conversation_id = message.conversation_id;
+        let before = self
+            .conversations
+            .membership(conversation_id, user)?
+            .ok_or_else(not_found)?;
+        let marker = self
+            .read_receipts
+            .advance(conversation_id, user, message.seq, self.clock.now())
+            .map_err(|e| match e {
+                StoreError::Missing => not_found(),
+                other => other.into(),
+            })?;
+        let receipt = ReadReceipt { message_id, marker };
+        if before.last_read_seq < message.seq {
+            let audience = self
+                .conversations
+                .members(conversation_id)?
+                .into_iter()
+                .map(|m| m.user_id)
+                .collect();
+            self.events.publish(DomainEvent::MessageRead {
+                receipt: receipt.clone(),
+                audience,
+                at: self.clock.now(),
+            });
+        }
+        Ok(receipt)
+    }
+
+    /// Messages from others after the user's marker, in total and per conversation.
+    pub fn unread_counts(&self, user: UserId) -> Result<UnreadCounts, DomainError> {
+        let conversations = self.read_receipts.unread_counts(user)?;
+        Ok(UnreadCounts {
+            total: conversations.iter().map(|(_, n)| n).sum(),
+            conversations,
+        })
+    }
+
+    /// Every message after `since` in the user's conversations, ascending, at most
+    /// [`Self::MAX_SYNC_BATCH`]: what a reconnecting client missed.
+    pub fn since(&self, user: UserId, since: Seq) -> Result<Vec<MessageView>, DomainError> {
+        let messages = self.messages.since(user, since, Self::MAX_SYNC_BATCH)?;
+        let mut context: HashMap<ConversationId, (Vec<Member>, bool)> = HashMap::new();
+        let mut views = Vec::with_capacity(messages.len());
+        for message in messages {
+            let id = message.conversation_id;
+            if !context.contains_key(&id) {
+                let direct = self.kind_of(id)? == ConversationKind::Direct;
+                context.insert(id, (self.conversations.members(id)?, direct));
+            }
+            let (members, direct) = &context[&id];
+            views.push(view_message(message, members, *direct, user));
+        }
+        Ok(views)
+    }
+
+    /// The highest seq the user can see: where a fresh client's catch-up starts.
+    pub fn last_seq(&self, user: UserId) -> Result<Seq, DomainError> {
+        Ok(self.messages.last_seq_for(user)?)
+    }
+
+    fn kind_of(&self, id: ConversationId) -> Result<ConversationKind, DomainError> {
+        Ok(self
+            .conversations
+            .find(id)?
+            .ok_or_else(|| DomainError::not_found(Resource::Conversation, id))?
+            .kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::World;
+    use crate::service::CreateConversation;
+
+    struct Chat {
+        world: World,
+        alice: UserId,
+        bob: UserId,
+        carol: UserId,
+        group: ConversationId,
+    }
+
+    fn chat() -> Chat {
+        let world = World::new();
+        let (alice, bob, carol) = (world.user("alice"), world.user("bob"), world.user("carol"));
+        let group = world
+            .services
+            .conversations
+            .create(
+                alice,
+                CreateConversation {
+                    participant_ids: vec![bob, carol],
+                    name: Some("team".into()),
+                    is_group: None,
+                },
+            )
+            .unwrap()
+            .0
+            .conversation
+            .id;
+        world.events.take();
+        Chat {
+            world,
+            alice,
+            bob,
+            carol,
+            group,
+        }
+    }
+
+    fn send(chat: &Chat, from: UserId, text: &str) -> MessageView {
+        chat.world
+            .services
+            .messages
+            .send(
+                from,
+                chat.group,
+                SendMessage {
+                    content: text.into(),
+                    client_message_id: None,
+                },
+            )
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn a_sent_message_is_announced_to_every_member_the_sender_included() {
+        let chat = chat();
+        let sent = send(&chat, chat.alice, "  hello  ");
+        assert_eq!(sent.message.content.as_str(), "hello");
+        assert_eq!(sent.recipient_id, None);
+        let events = chat.world.events.take();
+        assert_eq!(events.len(), 1);
+        let mut audience = events[0].audience().to_vec();
+        audience.sort();
+        let mut everyone = vec![chat.alice, chat.bob, chat.carol];
+        everyone.sort();
+        assert_eq!(audience, everyone);
+    }
+
+    #[test]
+    fn a_retried_send_with_the_same_client_message_id_stores_nothing_new() {
+        let chat = chat();
+        let request = SendMessage {
+            content: "once".into(),
+            client_message_id: Some("c-1".into()),
+        };
+        let messages = &chat.world.services.messages;
+        let (first, created) = messages
+            .send(chat.alice, chat.group, request.clone())
+            .unwrap();
+        let (again, created_again) = messages
+            .send(chat.alice, chat.group, request.clone())
+            .unwrap();
+        assert!(created && !created_again);
+        assert_eq!(first.message.id, again.message.id);
+        assert_eq!(chat.world.store.message_count(), 1);
+        assert_eq!(chat.world.events.take().len(), 1);
+        // The same client id from another sender is another message.
+        let (bobs, bob_created) = messages.send(chat.bob, chat.group, request).unwrap();
+        assert!(bob_created);
+        assert_ne!(bobs.message.id, first.message.id);
+    }
+
+    #[test]
+    fn non_members_can_neither_send_nor_read() {
+        let chat = chat();
+        let eve = chat.world.user("eve");
+        let messages = &chat.world.services.messages;
+        let sent = send(&chat, chat.alice, "secret");
+        assert!(matches!(
+            messages.send(
+                eve,
+                chat.group,
+                SendMessage {
+                    content: "hi".into(),
+                    client_message_id: None
+                }
+            ),
+            Err(DomainError::NotFound {
+                resource: Resource::Conversation,
+                ..
+            })
+        ));
+        assert!(
+            messages
+                .history(eve, chat.group, HistoryCursor::Latest, 50)
+                .is_err()
+        );
+        assert!(matches!(
+            messages.mark_read(eve, sent.message.id),
+            Err(DomainError::NotFound {
+                resource: Resource::Message,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn history_pages_by_seq_in_both_directions() {
+        let chat = chat();
+        let seqs: Vec<Seq> = (0..5)
+            .map(|i| send(&chat, chat.alice, &format!("m{i}")).message.seq)
+            .collect();
+        let history = |cursor| {
+            chat.world
+                .services
+                .messages
+                .history(chat.bob, chat.group, cursor, 2)
+                .unwrap()
+                .iter()
+                .map(|v| v.message.seq)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(history(HistoryCursor::Latest), seqs[3..]);
+        assert_eq!(history(HistoryCursor::Before(seqs[3])), seqs[1..3]);
+        assert_eq!(history(HistoryCursor::After(seqs[0])), seqs[1..3]);
+    }
+
+    #[test]
+    fn marking_an_old_message_never_moves_the_marker_back() {
+        let chat = chat();
+        let first = send(&chat, chat.alice, "one");
+        let second = send(&chat, chat.alice, "two");
+        chat.world.events.take();
+        let messages = &chat.world.services.messages;
+        let receipt = messages.mark_read(chat.bob, second.message.id).unwrap();
+        assert_eq!(receipt.marker.last_read_seq, second.message.seq);
+        let older = messages.mark_read(chat.bob, first.message.id).unwrap();
+        assert_eq!(older.marker.last_read_seq, second.message.seq);
+        let again = messages.mark_read(chat.bob, second.message.id).unwrap();
+        assert_eq!(again.marker.last_read_seq, second.message.seq);
+        // Only the move forward was announced.
+        assert_eq!(chat.world.events.take().len(), 1);
+    }
+
+    #[test]
+    fn unread_counts_count_only_messages_from_others_after_the_marker() {
+        let chat = chat();
+        send(&chat, chat.alice, "one");
+        let two = send(&chat, chat.alice, "two");
+        send(&chat, chat.alice, "three");
+        send(&chat, chat.bob, "bob's own");
+        let messages = &chat.world.services.messages;
+        // Carol has read nothing: 3 from alice, 1 from bob.
+        assert_eq!(messages.unread_counts(chat.carol).unwrap().total, 4);
+        messages.mark_read(chat.carol, two.message.id).unwrap();
+        let counts = messages.unread_counts(chat.carol).unwrap();
+        assert_eq!(counts.total, 2);
+        assert_eq!(counts.conversations, vec![(chat.group, 2)]);
+        // Sending moves the sender's own marker: bob has read what came before his message.
+        assert_eq!(messages.unread_counts(chat.bob).unwrap().total, 0);
+    }
+
+    #[test]
+    fn is_read_is_seen_from_the_viewer_side() {
+        let chat = chat();
+        let sent = send(&chat, chat.alice, "hello");
+        let messages = &chat.world.services.messages;
+        let view = |viewer| {
+            messages
+                .history(viewer, chat.group, HistoryCursor::Latest, 1)
+                .unwrap()[0]
+                .is_read
+        };
+        assert!(!view(chat.bob));
+        messages.mark_read(chat.bob, sent.message.id).unwrap();
+        assert!(view(chat.bob));
+        // Alice's message counts as read only when every other member has read it.
+        assert!(!view(chat.alice));
+        messages.mark_read(chat.carol, sent.message.id).unwrap();
+        assert!(view(chat.alice));
+    }
+
+    #[test]
+    fn catching_up_returns_exactly_the_messages_after_a_seq_in_the_users_conversations() {
+        let chat = chat();
+        let first = send(&chat, chat.alice, "one");
+        let second = send(&chat, chat.bob, "two");
+        let outsider = chat.world.user("dave");
+        let messages = &chat.world.services.messages;
+        let missed: Vec<_> = messages
+            .since(chat.carol, first.message.seq)
+            .unwrap()
+            .into_iter()
+            .map(|v| v.message.id)
+            .collect();
+        assert_eq!(missed, vec![second.message.id]);
+        assert_eq!(messages.last_seq(chat.carol).unwrap(), second.message.seq);
+        assert!(messages.since(outsider, Seq::ZERO).unwrap().is_empty());
+    }
+}

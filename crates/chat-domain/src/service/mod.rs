@@ -1,0 +1,90 @@
+//! The use cases, one file per group. Each service holds the ports it needs and nothing else.
+
+mod accounts;
+mod conversations;
+mod messages;
+
+use std::sync::Arc;
+
+pub use accounts::{AccountService, ProfileChanges, SignupRequest};
+pub use conversations::{ConversationService, CreateConversation};
+pub use messages::{MessageService, SendMessage};
+
+use crate::conversation::Member;
+use crate::message::{Message, MessageView};
+use crate::ports::{
+    Clock, ConversationStore, EventPublisher, MessageStore, PasswordHasher, ReadReceiptStore,
+    TokenIssuer, UserStore,
+};
+use crate::{ConversationId, DomainError, Resource, UserId};
+
+/// Every adapter the services need, handed over once by the composition root.
+#[derive(Clone)]
+pub struct Ports {
+    pub users: Arc<dyn UserStore>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub messages: Arc<dyn MessageStore>,
+    pub read_receipts: Arc<dyn ReadReceiptStore>,
+    pub events: Arc<dyn EventPublisher>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub tokens: Arc<dyn TokenIssuer>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// All use cases, cheap to clone and share between request handlers.
+#[derive(Clone)]
+pub struct ChatServices {
+    pub accounts: AccountService,
+    pub conversations: ConversationService,
+    pub messages: MessageService,
+}
+
+impl ChatServices {
+    pub fn new(ports: Ports) -> Self {
+        Self {
+            accounts: AccountService::new(&ports),
+            conversations: ConversationService::new(&ports),
+            messages: MessageService::new(&ports),
+        }
+    }
+}
+
+/// The caller's membership, or "not found": a conversation the caller is not in is
+/// indistinguishable from one that does not exist.
+fn require_member(
+    store: &dyn ConversationStore,
+    conversation: ConversationId,
+    user: UserId,
+) -> Result<Member, DomainError> {
+    store
+        .membership(conversation, user)?
+        .ok_or_else(|| DomainError::not_found(Resource::Conversation, conversation))
+}
+
+/// Shows a message from `viewer`'s side, given the conversation's current members.
+fn view_message(message: Message, members: &[Member], direct: bool, viewer: UserId) -> MessageView {
+    let recipient_id = if direct {
+        members
+            .iter()
+            .map(|m| m.user_id)
+            .find(|id| *id != message.sender_id)
+    } else {
+        None
+    };
+    let is_read = if message.sender_id == viewer {
+        members
+            .iter()
+            .filter(|m| m.user_id != viewer)
+            .all(|m| m.last_read_seq >= message.seq)
+    } else {
+        members
+            .iter()
+            .find(|m| m.user_id == viewer)
+            .is_some_and(|m| m.last_read_seq >= message.seq)
+    };
+    MessageView {
+        message,
+        recipient_id,
+        is_read,
+    }
+}

@@ -1,0 +1,267 @@
+//! [`ConversationStore`] over the `conversations` and `conversation_members` tables.
+
+use chat_domain::conversation::{
+    Conversation, ConversationKind, ConversationName, InboxEntry, Member, NewConversation, Role,
+};
+use chat_domain::message::Message;
+use chat_domain::paging::Page;
+use chat_domain::ports::{ConversationStore, StoreResult};
+use chat_domain::{ConversationId, StoreError, UserId};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use crate::SqliteStore;
+use crate::error::StorageResult;
+use crate::models::{ConversationRow, MemberRow, MessageRow, convert, ts};
+use crate::schema::{conversation_members, conversations, messages};
+
+/// The key that makes a direct conversation unique per pair, whichever of the two started it.
+fn direct_key(a: UserId, b: UserId) -> String {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    format!("{low}:{high}")
+}
+
+#[derive(QueryableByName)]
+struct InboxRow {
+    #[diesel(embed)]
+    conversation: ConversationRow,
+    #[diesel(sql_type = BigInt)]
+    unread_count: i64,
+}
+
+impl ConversationStore for SqliteStore {
+    fn create(&self, new: &NewConversation) -> StoreResult<()> {
+        let c = &new.conversation;
+        let key = match (c.kind, new.members.as_slice()) {
+            (ConversationKind::Direct, [(a, _), (b, _)]) => Some(direct_key(*a, *b)),
+            (ConversationKind::Direct, _) => {
+                return Err(StoreError::Unavailable(
+                    "a direct conversation needs exactly two members".into(),
+                ));
+            }
+            (ConversationKind::Group, _) => None,
+        };
+        let row = ConversationRow::new(c, key);
+        let members: Vec<MemberRow> = new
+            .members
+            .iter()
+            .map(|(user, role)| MemberRow {
+                conversation_id: c.id.to_string(),
+                user_id: user.to_string(),
+                role: role.as_str().to_owned(),
+                joined_at: ts(c.created_at),
+                last_read_seq: 0,
+                read_at: None,
+            })
+            .collect();
+        self.write(|conn| {
+            diesel::insert_into(conversations::table)
+                .values(&row)
+                .execute(conn)?;
+            for chunk in members.chunks(100) {
+                diesel::insert_into(conversation_members::table)
+                    .values(chunk)
+                    .execute(conn)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn find(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
+        self.read(|conn| {
+            conversations::table
+                .find(id.to_string())
+                .select(ConversationRow::as_select())
+                .first(conn)
+                .optional()?
+                .map(Conversation::try_from)
+                .transpose()
+        })
+    }
+
+    fn find_direct(&self, a: UserId, b: UserId) -> StoreResult<Option<Conversation>> {
+        self.read(|conn| {
+            conversations::table
+                .filter(conversations::direct_key.eq(direct_key(a, b)))
+                .select(ConversationRow::as_select())
+                .first(conn)
+                .optional()?
+                .map(Conversation::try_from)
+                .transpose()
+        })
+    }
+
+    fn members(&self, id: ConversationId) -> StoreResult<Vec<Member>> {
+        self.read(|conn| {
+            convert(
+                conversation_members::table
+                    .filter(conversation_members::conversation_id.eq(id.to_string()))
+                    .order(conversation_members::joined_at.asc())
+                    .select(MemberRow::as_select())
+                    .load(conn)?,
+            )
+        })
+    }
+
+    fn membership(&self, id: ConversationId, user: UserId) -> StoreResult<Option<Member>> {
+        self.read(|conn| {
+            conversation_members::table
+                .find((id.to_string(), user.to_string()))
+                .select(MemberRow::as_select())
+                .first(conn)
+                .optional()?
+                .map(Member::try_from)
+                .transpose()
+        })
+    }
+
+    fn inbox(&self, user: UserId, page: Page) -> StoreResult<Vec<InboxEntry>> {
+        self.read(|conn| {
+            // One row per membership of the user; each unread count is a range scan of the
+            // (conversation_id, seq) index past the user's marker, so the cost follows the
+            // user's conversations and unread messages, not the messages stored.
+            let rows: Vec<InboxRow> = diesel::sql_query(
+                "SELECT c.*, \
+                   (SELECT COUNT(*) FROM messages m \
+                     WHERE m.conversation_id = c.id AND m.seq > cm.last_read_seq \
+                       AND m.sender_id <> cm.user_id) AS unread_count \
+                 FROM conversation_members cm \
+                 JOIN conversations c ON c.id = cm.conversation_id \
+                 WHERE cm.user_id = ? \
+                 ORDER BY c.last_activity_at DESC, c.id DESC \
+                 LIMIT ? OFFSET ?",
+            )
+            .bind::<Text, _>(user.to_string())
+            .bind::<BigInt, _>(i64::from(page.limit))
+            .bind::<BigInt, _>(i64::from(page.offset))
+            .load(conn)?;
+
+            let last_seqs: Vec<i64> = rows
+                .iter()
+                .filter_map(|r| r.conversation.last_message_seq)
+                .collect();
+            let mut last_messages: Vec<Message> = convert(
+                messages::table
+                    .filter(messages::seq.eq_any(&last_seqs))
+                    .select(MessageRow::as_select())
+                    .load(conn)?,
+            )?;
+            rows.into_iter()
+                .map(|row| {
+                    let last_seq = row.conversation.last_message_seq;
+                    let last_activity_at = row.conversation.last_activity_at.and_utc();
+                    let last_message = last_seq.and_then(|seq| {
+                        let at = last_messages.iter().position(|m| m.seq.0 == seq)?;
+                        Some(last_messages.swap_remove(at))
+                    });
+                    Ok(InboxEntry {
+                        conversation: Conversation::try_from(row.conversation)?,
+                        last_message,
+                        unread_count: u64::try_from(row.unread_count).unwrap_or(0),
+                        last_activity_at,
+                    })
+                })
+                .collect::<StorageResult<Vec<_>>>()
+        })
+    }
+
+    fn rename(
+        &self,
+        id: ConversationId,
+        name: &ConversationName,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Conversation> {
+        self.write(|conn| {
+            let row = diesel::update(conversations::table.find(id.to_string()))
+                .set((
+                    conversations::name.eq(name.as_str()),
+                    conversations::updated_at.eq(ts(at)),
+                ))
+                .returning(ConversationRow::as_returning())
+                .get_result(conn)
+                .optional()?;
+            row.map(Conversation::try_from).transpose()
+        })?
+        .ok_or(StoreError::Missing)
+    }
+
+    fn add_members(
+        &self,
+        id: ConversationId,
+        users: &[UserId],
+        role: Role,
+        max_members: usize,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<UserId>> {
+        let conversation_id = id.to_string();
+        let result = self.write(|conn| {
+            let current: Vec<String> = conversation_members::table
+                .filter(conversation_members::conversation_id.eq(&conversation_id))
+                .select(conversation_members::user_id)
+                .load(conn)?;
+            let added: Vec<UserId> = users
+                .iter()
+                .copied()
+                .filter(|u| !current.contains(&u.to_string()))
+                .collect();
+            if current.len() + added.len() > max_members {
+                return Ok(Err(StoreError::Conflict { field: "members" }));
+            }
+            let rows: Vec<MemberRow> = added
+                .iter()
+                .map(|user| MemberRow {
+                    conversation_id: conversation_id.clone(),
+                    user_id: user.to_string(),
+                    role: role.as_str().to_owned(),
+                    joined_at: ts(at),
+                    last_read_seq: 0,
+                    read_at: None,
+                })
+                .collect();
+            for chunk in rows.chunks(100) {
+                diesel::insert_into(conversation_members::table)
+                    .values(chunk)
+                    .execute(conn)?;
+            }
+            diesel::update(conversations::table.find(&conversation_id))
+                .set(conversations::updated_at.eq(ts(at)))
+                .execute(conn)?;
+            Ok(Ok(added))
+        })?;
+        result
+    }
+
+    fn remove_member(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.write(|conn| {
+            let removed = diesel::delete(
+                conversation_members::table.find((id.to_string(), user.to_string())),
+            )
+            .execute(conn)?;
+            diesel::update(conversations::table.find(id.to_string()))
+                .set(conversations::updated_at.eq(ts(at)))
+                .execute(conn)?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<()> {
+        let updated =
+            self.write(|conn| {
+                Ok(diesel::update(
+                    conversation_members::table.find((id.to_string(), user.to_string())),
+                )
+                .set(conversation_members::role.eq(role.as_str()))
+                .execute(conn)?)
+            })?;
+        if updated == 0 {
+            return Err(StoreError::Missing);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,82 @@
+//! SQLite storage for chatd: Diesel over an r2d2 pool, with the schema migrations embedded.
+//!
+//! [`SqliteStore`] implements every storage port of `chat-domain`. Writes go through one
+//! writer at a time in immediate transactions; reads use the pool concurrently (WAL).
+
+mod conversations;
+mod error;
+mod messages;
+mod migrate;
+mod models;
+mod pool;
+mod read_receipts;
+pub mod schema;
+mod settings;
+#[cfg(test)]
+mod store_tests;
+mod users;
+
+use std::sync::Arc;
+
+use chat_domain::StoreError;
+use diesel::SqliteConnection;
+
+pub use error::StorageError;
+pub use migrate::MIGRATIONS;
+pub use pool::{Database, SqliteOptions, Synchronous, file_path};
+
+use error::StorageResult;
+
+/// The storage adapter: one database behind the user, conversation, message and read-receipt
+/// ports. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    db: Arc<Database>,
+}
+
+impl SqliteStore {
+    pub fn new(db: Arc<Database>) -> Self {
+        Self { db }
+    }
+
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> StorageResult<T>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.db.conn()?;
+        Ok(f(&mut conn)?)
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> StorageResult<T>,
+    ) -> Result<T, StoreError> {
+        Ok(self.db.write(f)?)
+    }
+}
+
+#[cfg(test)]
+mod test_support {
+    use super::*;
+
+    /// A migrated database in a fresh temporary directory, removed on drop.
+    pub struct TempDb {
+        pub store: SqliteStore,
+        _dir: tempfile::TempDir,
+    }
+
+    pub fn temp_db() -> TempDb {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.db");
+        let db = Database::open(path.to_str().unwrap(), &SqliteOptions::default()).unwrap();
+        db.migrate().unwrap();
+        TempDb {
+            store: SqliteStore::new(Arc::new(db)),
+            _dir: dir,
+        }
+    }
+}

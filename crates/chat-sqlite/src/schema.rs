@@ -1,0 +1,73 @@
+//! Diesel's view of the tables in `migrations/`.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        email -> Text,
+        password_hash -> Text,
+        full_name -> Nullable<Text>,
+        avatar_url -> Nullable<Text>,
+        bio -> Nullable<Text>,
+        is_active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    server_settings (key) {
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    conversations (id) {
+        id -> Text,
+        kind -> Text,
+        name -> Nullable<Text>,
+        direct_key -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_message_seq -> Nullable<BigInt>,
+        last_activity_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    conversation_members (conversation_id, user_id) {
+        conversation_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        joined_at -> Timestamp,
+        last_read_seq -> BigInt,
+        read_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    messages (seq) {
+        seq -> BigInt,
+        id -> Text,
+        conversation_id -> Text,
+        sender_id -> Text,
+        content -> Text,
+        client_message_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(conversation_members -> conversations (conversation_id));
+diesel::joinable!(conversation_members -> users (user_id));
+diesel::joinable!(messages -> conversations (conversation_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    server_settings,
+    conversations,
+    conversation_members,
+    messages,
+);

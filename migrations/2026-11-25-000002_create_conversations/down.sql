@@ -1,0 +1,2 @@
+DROP TABLE conversation_members;
+DROP TABLE conversations;
