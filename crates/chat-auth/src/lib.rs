@@ -1,1 +1,10 @@
+//! Credential adapters for chat-domain's ports: bcrypt password hashing and HS256 JWTs.
+//!
+//! Kept apart from the HTTP crate so the same adapters serve any edge (a CLI, a gRPC
+//! gateway) and their security properties are tested in one place.
 
+mod hasher;
+mod tokens;
+
+pub use hasher::BcryptHasher;
+pub use tokens::{JwtConfig, JwtIssuer};

@@ -1,0 +1,222 @@
+//! [`TokenIssuer`] with HS256 JSON Web Tokens.
+
+use chat_domain::UserId;
+use chat_domain::ports::{AccessToken, TokenClaims, TokenIssuer};
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What every token is issued by and for; a token minted for another service with the same
+/// secret is refused.
+const ISSUER: &str = "chatd";
+const AUDIENCE: &str = "chatd-api";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+    iss: String,
+    aud: String,
+}
+
+#[derive(Clone)]
+pub struct JwtConfig {
+    /// The HMAC secret: at least 32 bytes.
+    pub secret: Vec<u8>,
+    pub ttl: Duration,
+}
+
+/// Signs and checks HS256 access tokens. Only HS256 is accepted: a token whose header
+/// names another algorithm (`none`, RS256, HS512, ...) is refused before any key is used,
+/// and key-locating header fields (`jku`, `x5u`, `jwk`, `kid`) are ignored.
+#[derive(Clone)]
+pub struct JwtIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl JwtIssuer {
+    pub const MIN_SECRET_BYTES: usize = 32;
+
+    pub fn new(config: JwtConfig) -> Result<Self, String> {
+        if config.secret.len() < Self::MIN_SECRET_BYTES {
+            return Err(format!(
+                "the token secret must be at least {} bytes",
+                Self::MIN_SECRET_BYTES
+            ));
+        }
+        if config.ttl <= Duration::zero() {
+            return Err("the token lifetime must be positive".into());
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+        Ok(Self {
+            encoding: EncodingKey::from_secret(&config.secret),
+            decoding: DecodingKey::from_secret(&config.secret),
+            validation,
+            ttl: config.ttl,
+        })
+    }
+}
+
+impl TokenIssuer for JwtIssuer {
+    fn issue(&self, user: UserId, now: DateTime<Utc>) -> Result<AccessToken, String> {
+        let claims = Claims {
+            sub: user.to_string(),
+            iat: now.timestamp(),
+            exp: (now + self.ttl).timestamp(),
+            jti: Uuid::new_v4().simple().to_string(),
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+        };
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| e.to_string())?;
+        Ok(AccessToken {
+            token,
+            expires_in: self.ttl,
+        })
+    }
+
+    fn verify(&self, token: &str) -> Result<TokenClaims, String> {
+        let data =
+            decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| e.to_string())?;
+        let claims = data.claims;
+        let at = |secs| DateTime::from_timestamp(secs, 0).ok_or("timestamp out of range");
+        Ok(TokenClaims {
+            user_id: claims.sub.parse().map_err(|_| "sub is not a user id")?,
+            token_id: claims.jti,
+            issued_at: at(claims.iat)?,
+            expires_at: at(claims.exp)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issuer(secret: &[u8]) -> JwtIssuer {
+        JwtIssuer::new(JwtConfig {
+            secret: secret.to_vec(),
+            ttl: Duration::hours(1),
+        })
+        .unwrap()
+    }
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn b64(bytes: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    #[test]
+    fn an_issued_token_verifies_to_its_user() {
+        let tokens = issuer(SECRET);
+        let user = UserId::new();
+        let now = Utc::now();
+        let issued = tokens.issue(user, now).unwrap();
+        let claims = tokens.verify(&issued.token).unwrap();
+        assert_eq!(claims.user_id, user);
+        assert_eq!(
+            claims.expires_at.timestamp(),
+            (now + Duration::hours(1)).timestamp()
+        );
+        assert!(!claims.token_id.is_empty());
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let tokens = issuer(SECRET);
+        let issued = tokens
+            .issue(UserId::new(), Utc::now() - Duration::hours(2))
+            .unwrap();
+        assert!(tokens.verify(&issued.token).is_err());
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_refused() {
+        let issued = issuer(b"another secret that is long enough!!")
+            .issue(UserId::new(), Utc::now())
+            .unwrap();
+        assert!(issuer(SECRET).verify(&issued.token).is_err());
+    }
+
+    #[test]
+    fn a_tampered_payload_is_refused() {
+        let tokens = issuer(SECRET);
+        let issued = tokens.issue(UserId::new(), Utc::now()).unwrap();
+        let mut parts: Vec<String> = issued.token.split('.').map(Into::into).collect();
+        let other = Claims {
+            sub: UserId::new().to_string(),
+            iat: Utc::now().timestamp(),
+            exp: Utc::now().timestamp() + 3600,
+            jti: "x".into(),
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+        };
+        parts[1] = b64(&serde_json::to_vec(&other).unwrap());
+        assert!(tokens.verify(&parts.join(".")).is_err());
+    }
+
+    #[test]
+    fn the_none_algorithm_and_other_algorithms_are_refused() {
+        let tokens = issuer(SECRET);
+        let claims = Claims {
+            sub: UserId::new().to_string(),
+            iat: Utc::now().timestamp(),
+            exp: Utc::now().timestamp() + 3600,
+            jti: "x".into(),
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+        };
+        let payload = b64(&serde_json::to_vec(&claims).unwrap());
+        let unsigned = format!("{}.{payload}.", b64(br#"{"alg":"none","typ":"JWT"}"#));
+        assert!(tokens.verify(&unsigned).is_err());
+        let hs512 = encode(
+            &Header::new(Algorithm::HS512),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert!(tokens.verify(&hs512).is_err());
+    }
+
+    #[test]
+    fn a_token_for_another_audience_is_refused() {
+        let claims = Claims {
+            sub: UserId::new().to_string(),
+            iat: Utc::now().timestamp(),
+            exp: Utc::now().timestamp() + 3600,
+            jti: "x".into(),
+            iss: ISSUER.into(),
+            aud: "some-other-service".into(),
+        };
+        let token = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert!(issuer(SECRET).verify(&token).is_err());
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert!(
+            JwtIssuer::new(JwtConfig {
+                secret: b"short".to_vec(),
+                ttl: Duration::hours(1)
+            })
+            .is_err()
+        );
+    }
+}
