@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::message::{Message, Seq};
+use crate::message::{Message, MessageView, Seq};
 use crate::user::User;
 use crate::validation::FieldError;
 use crate::{ConversationId, UserId};
@@ -140,7 +140,8 @@ pub struct ConversationDetails {
 pub struct ConversationSummary {
     pub conversation: Conversation,
     pub participants: Vec<Participant>,
-    pub last_message: Option<Message>,
+    /// The newest message, seen from the caller's side.
+    pub last_message: Option<MessageView>,
     pub unread_count: u64,
     pub last_activity_at: DateTime<Utc>,
 }

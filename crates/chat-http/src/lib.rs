@@ -1,1 +1,18 @@
+//! The HTTP and WebSocket edge of chatd.
+//!
+//! Request and response bodies ([`dto`]) and the one error shape ([`error`]) live here, not
+//! in the domain: handlers parse input into domain calls, run them on the blocking pool and
+//! map the result back. [`configure`] registers everything on an actix-web `App`.
 
+pub mod app;
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+pub mod ws;
+
+pub use app::{configure, json_errors};
+pub use state::{AppState, HealthProbe};
+pub use ws::{Hub, WsConfig};

@@ -1,1 +1,74 @@
-fn main() {}
+//! `chat-server`: start chatd, or apply its migrations.
+
+use std::process::ExitCode;
+
+use chat_server::{Application, Cli, Command, open_database, telemetry};
+use clap::Parser;
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    // A `.env` in the working directory fills in variables that are not set already.
+    let dotenv = dotenvy::dotenv();
+    let cli = Cli::parse();
+    telemetry::init();
+    if let Ok(path) = dotenv {
+        tracing::info!(path = %path.display(), "read environment from .env");
+    }
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => migrate(cli.config).await,
+        Command::Serve => serve(cli.config).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "chat-server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(config: chat_server::Config) -> Result<(), String> {
+    tokio::task::spawn_blocking(move || open_database(&config).map(|_| ()))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    tracing::info!("database is up to date");
+    Ok(())
+}
+
+async fn serve(config: chat_server::Config) -> Result<(), String> {
+    let app = Application::build(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let shutdown = app.shutdown_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    wait_for_signal().await;
+    tracing::info!("shutting down: closing connections and finishing requests");
+    shutdown.stop().await;
+    server
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -4,6 +4,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use diesel::Connection as _;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::sqlite::SqliteConnection;
@@ -76,12 +77,19 @@ impl Database {
     /// with `sqlite://` or `sqlite:`.
     pub fn open(url: &str, options: &SqliteOptions) -> StorageResult<Self> {
         let path = file_path(url);
+        // WAL is a property of the database file: switch it once, before the pool opens its
+        // connections all at once.
+        let mut first = SqliteConnection::establish(path)?;
+        first.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL;",
+            options.busy_timeout.as_millis()
+        ))?;
+        drop(first);
         let pragmas = Pragmas {
             sql: format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; \
-                 PRAGMA busy_timeout = {};",
+                "PRAGMA busy_timeout = {}; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+                options.busy_timeout.as_millis(),
                 options.synchronous.pragma(),
-                options.busy_timeout.as_millis()
             ),
         };
         let pool = Pool::builder()

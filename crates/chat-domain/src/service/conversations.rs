@@ -12,7 +12,7 @@ use crate::paging::Page;
 use crate::ports::{Clock, ConversationStore, EventPublisher, UserStore};
 use crate::{ConversationId, DomainError, Resource, StoreError, UserId};
 
-use super::{Ports, require_member};
+use super::{Ports, require_member, view_message};
 
 /// A request to start a conversation. The creator is always a member and need not be listed.
 #[derive(Debug, Clone, Default)]
@@ -131,8 +131,11 @@ impl ConversationService {
             .zip(memberships)
             .map(|(entry, members)| ConversationSummary {
                 participants: participants(&members, &profiles),
+                last_message: entry.last_message.map(|m| {
+                    let direct = entry.conversation.kind == ConversationKind::Direct;
+                    view_message(m, &members, direct, user)
+                }),
                 conversation: entry.conversation,
-                last_message: entry.last_message,
                 unread_count: entry.unread_count,
                 last_activity_at: entry.last_activity_at,
             })

@@ -119,12 +119,13 @@ impl MessageService {
     }
 
     /// Marks a message, and with it every earlier message of its conversation, read for the
-    /// user. Idempotent; a marker never moves back. Members hear of it only when it moved.
+    /// user. Idempotent; a marker never moves back. Returns the marker as it now stands and
+    /// whether this call moved it; members hear of it only when it moved.
     pub fn mark_read(
         &self,
         user: UserId,
         message_id: MessageId,
-    ) -> Result<ReadReceipt, DomainError> {
+    ) -> Result<(ReadReceipt, bool), DomainError> {
         let not_found = || DomainError::not_found(Resource::Message, message_id);
         let message = self.messages.find(message_id)?.ok_or_else(not_found)?;
         let conversation_id = message.conversation_id;
@@ -140,7 +141,8 @@ impl MessageService {
                 other => other.into(),
             })?;
         let receipt = ReadReceipt { message_id, marker };
-        if before.last_read_seq < message.seq {
+        let moved = before.last_read_seq < message.seq;
+        if moved {
             let audience = self
                 .conversations
                 .members(conversation_id)?
@@ -153,7 +155,7 @@ impl MessageService {
                 at: self.clock.now(),
             });
         }
-        Ok(receipt)
+        Ok((receipt, moved))
     }
 
     /// Messages from others after the user's marker, in total and per conversation.
@@ -356,11 +358,13 @@ mod tests {
         let second = send(&chat, chat.alice, "two");
         chat.world.events.take();
         let messages = &chat.world.services.messages;
-        let receipt = messages.mark_read(chat.bob, second.message.id).unwrap();
+        let (receipt, moved) = messages.mark_read(chat.bob, second.message.id).unwrap();
+        assert!(moved);
         assert_eq!(receipt.marker.last_read_seq, second.message.seq);
-        let older = messages.mark_read(chat.bob, first.message.id).unwrap();
+        let (older, moved) = messages.mark_read(chat.bob, first.message.id).unwrap();
+        assert!(!moved);
         assert_eq!(older.marker.last_read_seq, second.message.seq);
-        let again = messages.mark_read(chat.bob, second.message.id).unwrap();
+        let (again, _) = messages.mark_read(chat.bob, second.message.id).unwrap();
         assert_eq!(again.marker.last_read_seq, second.message.seq);
         // Only the move forward was announced.
         assert_eq!(chat.world.events.take().len(), 1);

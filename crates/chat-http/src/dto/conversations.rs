@@ -1,0 +1,136 @@
+//! Conversations and their members.
+
+use chat_domain::conversation::{ConversationDetails, ConversationSummary, Participant};
+use chat_domain::service::CreateConversation;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::messages::MessageResponse;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConversationBody {
+    /// The other members; you are always a member. Duplicates are ignored.
+    pub participant_ids: Vec<Uuid>,
+    /// Required for a group.
+    pub name: Option<String>,
+    /// Defaults to `false` with exactly one other participant (a direct conversation) and
+    /// `true` otherwise.
+    pub is_group: Option<bool>,
+}
+
+impl From<CreateConversationBody> for CreateConversation {
+    fn from(body: CreateConversationBody) -> Self {
+        Self {
+            participant_ids: body.participant_ids.into_iter().map(Into::into).collect(),
+            name: body.name,
+            is_group: body.is_group,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameConversationBody {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMembersBody {
+    pub user_ids: Vec<Uuid>,
+}
+
+/// A member and their public profile.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ParticipantResponse {
+    pub id: Uuid,
+    pub username: String,
+    pub full_name: Option<String>,
+    pub avatar_url: Option<String>,
+    /// `owner`, `admin` or `member`.
+    #[schema(example = "member")]
+    pub role: String,
+    pub joined_at: DateTime<Utc>,
+}
+
+impl From<Participant> for ParticipantResponse {
+    fn from(p: Participant) -> Self {
+        Self {
+            id: p.user.id.as_uuid(),
+            username: p.user.username.as_str().to_owned(),
+            full_name: p.user.full_name,
+            avatar_url: p.user.avatar_url,
+            role: p.role.as_str().to_owned(),
+            joined_at: p.joined_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConversationResponse {
+    pub id: Uuid,
+    /// `direct` or `group`.
+    #[schema(example = "group")]
+    pub kind: String,
+    pub is_group: bool,
+    /// A group's name; null for a direct conversation.
+    pub name: Option<String>,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub participants: Vec<ParticipantResponse>,
+}
+
+impl From<ConversationDetails> for ConversationResponse {
+    fn from(details: ConversationDetails) -> Self {
+        let c = details.conversation;
+        Self {
+            id: c.id.as_uuid(),
+            kind: c.kind.as_str().to_owned(),
+            is_group: c.kind == chat_domain::conversation::ConversationKind::Group,
+            name: c.name.map(|n| n.as_str().to_owned()),
+            created_by: c.created_by.as_uuid(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            participants: details.participants.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A conversation as listed in the caller's inbox.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConversationSummaryResponse {
+    #[serde(flatten)]
+    pub conversation: ConversationResponse,
+    pub last_message: Option<MessageResponse>,
+    /// Messages from others after your read marker.
+    pub unread_count: u64,
+    pub last_activity_at: DateTime<Utc>,
+}
+
+impl From<ConversationSummary> for ConversationSummaryResponse {
+    fn from(s: ConversationSummary) -> Self {
+        Self {
+            conversation: ConversationDetails {
+                conversation: s.conversation,
+                participants: s.participants,
+            }
+            .into(),
+            last_message: s.last_message.map(Into::into),
+            unread_count: s.unread_count,
+            last_activity_at: s.last_activity_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+    /// Default 0.
+    pub offset: Option<i64>,
+}

@@ -1,0 +1,129 @@
+//! Messages, read receipts and unread counts.
+
+use chat_domain::message::MessageView;
+use chat_domain::read_state::{ReadReceipt, UnreadCounts};
+use chat_domain::service::SendMessage;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageBody {
+    /// 1–4000 characters after trimming.
+    #[schema(example = "Hello!")]
+    pub content: String,
+    /// Your own id for this message: sending again with the same id returns the stored
+    /// message (200) instead of storing a duplicate.
+    #[schema(example = "7d1c2f0e-tab-3")]
+    pub client_message_id: Option<String>,
+}
+
+impl From<SendMessageBody> for SendMessage {
+    fn from(body: SendMessageBody) -> Self {
+        Self {
+            content: body.content,
+            client_message_id: body.client_message_id,
+        }
+    }
+}
+
+/// A message from the caller's side.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageResponse {
+    pub id: Uuid,
+    /// The server-wide order of messages: increases with every message stored.
+    pub seq: i64,
+    pub conversation_id: Uuid,
+    pub sender_id: Uuid,
+    /// The other member of a direct conversation; null in a group.
+    pub recipient_id: Option<Uuid>,
+    pub content: String,
+    pub client_message_id: Option<String>,
+    /// For a message you received: you have read it. For one you sent: every other member
+    /// has read it.
+    pub is_read: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<MessageView> for MessageResponse {
+    fn from(view: MessageView) -> Self {
+        let m = view.message;
+        Self {
+            id: m.id.as_uuid(),
+            seq: m.seq.0,
+            conversation_id: m.conversation_id.as_uuid(),
+            sender_id: m.sender_id.as_uuid(),
+            recipient_id: view.recipient_id.map(|r| r.as_uuid()),
+            content: m.content.as_str().to_owned(),
+            client_message_id: m.client_message_id.map(|c| c.as_str().to_owned()),
+            is_read: view.is_read,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+    /// Return the `limit` messages just before this seq.
+    pub before: Option<i64>,
+    /// Return the `limit` messages just after this seq.
+    pub after: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReadReceiptResponse {
+    pub message_id: Uuid,
+    pub conversation_id: Uuid,
+    pub user_id: Uuid,
+    /// Every message of the conversation up to this seq is read by the user.
+    pub last_read_seq: i64,
+    pub read_at: DateTime<Utc>,
+}
+
+impl From<ReadReceipt> for ReadReceiptResponse {
+    fn from(receipt: ReadReceipt) -> Self {
+        Self {
+            message_id: receipt.message_id.as_uuid(),
+            conversation_id: receipt.marker.conversation_id.as_uuid(),
+            user_id: receipt.marker.user_id.as_uuid(),
+            last_read_seq: receipt.marker.last_read_seq.0,
+            read_at: receipt.marker.read_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UnreadCountResponse {
+    pub unread_count: u64,
+    /// Only conversations with unread messages.
+    pub conversations: Vec<ConversationUnread>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConversationUnread {
+    pub conversation_id: Uuid,
+    pub unread_count: u64,
+}
+
+impl From<UnreadCounts> for UnreadCountResponse {
+    fn from(counts: UnreadCounts) -> Self {
+        Self {
+            unread_count: counts.total,
+            conversations: counts
+                .conversations
+                .into_iter()
+                .map(|(id, n)| ConversationUnread {
+                    conversation_id: id.as_uuid(),
+                    unread_count: n,
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The JSON request and response bodies of the API, with their conversions from and to
+//! domain types. Field names here are the public contract.
+
+pub mod conversations;
+pub mod messages;
+pub mod users;

@@ -1,0 +1,133 @@
+//! Accounts, tokens and profiles.
+
+use chat_domain::ports::AccessToken;
+use chat_domain::service::{ProfileChanges, SignupRequest};
+use chat_domain::user::User;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupBody {
+    /// 3–32 letters, digits, `_`, `.` or `-`; unique ignoring case.
+    #[schema(example = "alice")]
+    pub username: String,
+    #[schema(example = "alice@example.com")]
+    pub email: String,
+    /// 8 characters to 72 bytes.
+    #[schema(example = "correct horse battery")]
+    pub password: String,
+    #[schema(example = "Alice Liddell")]
+    pub full_name: Option<String>,
+}
+
+impl From<SignupBody> for SignupRequest {
+    fn from(body: SignupBody) -> Self {
+        Self {
+            username: body.username,
+            email: body.email,
+            password: body.password,
+            full_name: body.full_name,
+        }
+    }
+}
+
+/// Login credentials, as JSON or as an OAuth2 password-grant form.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginBody {
+    /// The username or the email address.
+    #[schema(example = "alice")]
+    pub username: String,
+    #[schema(example = "correct horse battery")]
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `bearer`.
+    #[schema(example = "bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    #[schema(example = 86400)]
+    pub expires_in: i64,
+}
+
+impl From<AccessToken> for TokenResponse {
+    fn from(token: AccessToken) -> Self {
+        Self {
+            access_token: token.token,
+            token_type: "bearer",
+            expires_in: token.expires_in.num_seconds(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserResponse {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub bio: Option<String>,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<User> for UserResponse {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id.as_uuid(),
+            username: user.username.as_str().to_owned(),
+            email: user.email.as_str().to_owned(),
+            full_name: user.full_name,
+            avatar_url: user.avatar_url,
+            bio: user.bio,
+            is_active: user.is_active,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+/// A profile edit. Absent fields stay as they are; an empty string clears an optional field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeBody {
+    pub email: Option<String>,
+    pub full_name: Option<String>,
+    /// An absolute http(s) URL.
+    pub avatar_url: Option<String>,
+    pub bio: Option<String>,
+    /// A new password; requires `current_password`.
+    pub password: Option<String>,
+    pub current_password: Option<String>,
+}
+
+impl From<UpdateMeBody> for ProfileChanges {
+    fn from(body: UpdateMeBody) -> Self {
+        Self {
+            email: body.email,
+            full_name: body.full_name,
+            avatar_url: body.avatar_url,
+            bio: body.bio,
+            password: body.password,
+            current_password: body.current_password,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserListParams {
+    /// A case-insensitive substring of the username or full name.
+    pub q: Option<String>,
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+    /// Default 0.
+    pub offset: Option<i64>,
+}

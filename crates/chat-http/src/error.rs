@@ -1,0 +1,237 @@
+//! `ApiError`: the one JSON error shape, and the one place domain and extractor errors become
+//! HTTP statuses.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use chat_domain::{DomainError, StoreError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A sentence for humans; may change between versions.
+    #[schema(example = "conversation 0b7c… not found")]
+    pub detail: String,
+    /// A stable snake_case code for programs.
+    #[schema(example = "conversation_not_found")]
+    pub code: String,
+    /// For validation errors (422): every field that failed and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldErrorBody>>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldErrorBody {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{status}: {detail}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub errors: Option<Vec<FieldErrorBody>>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            errors: None,
+        }
+    }
+
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            errors: Some(vec![FieldErrorBody {
+                field: field.into(),
+                message: message.into(),
+            }]),
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_error",
+                "the request has invalid fields",
+            )
+        }
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    pub fn too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the body is larger than the server accepts",
+        )
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the server failed to handle the request",
+        )
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            detail: self.detail.clone(),
+            code: self.code.into(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        response.json(self.body())
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        use StatusCode as S;
+        match error {
+            DomainError::Validation(fields) => Self {
+                errors: Some(
+                    fields
+                        .iter()
+                        .map(|f| FieldErrorBody {
+                            field: f.field.into(),
+                            message: f.message.clone(),
+                        })
+                        .collect(),
+                ),
+                ..Self::new(
+                    S::UNPROCESSABLE_ENTITY,
+                    "validation_error",
+                    "the request has invalid fields",
+                )
+            },
+            DomainError::Unprocessable(detail) => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "invalid_operation", detail)
+            }
+            DomainError::InvalidCredentials => Self::new(
+                S::UNAUTHORIZED,
+                "invalid_credentials",
+                "incorrect username or password",
+            ),
+            DomainError::Unauthenticated(detail) => Self::unauthorized(detail),
+            DomainError::Forbidden(detail) => Self::new(S::FORBIDDEN, "forbidden", detail),
+            e @ DomainError::NotFound { resource, .. } => {
+                let code = match resource {
+                    chat_domain::Resource::User => "user_not_found",
+                    chat_domain::Resource::Conversation => "conversation_not_found",
+                    chat_domain::Resource::Message => "message_not_found",
+                };
+                Self::new(S::NOT_FOUND, code, e.to_string())
+            }
+            e @ DomainError::Conflict { field } => {
+                let code = match field {
+                    "username" => "username_taken",
+                    "email" => "email_taken",
+                    _ => "conflict",
+                };
+                Self::new(S::CONFLICT, code, e.to_string())
+            }
+            DomainError::Store(StoreError::Conflict { field }) => Self::new(
+                S::CONFLICT,
+                "conflict",
+                format!("{field} conflicts with a concurrent change; retry"),
+            ),
+            DomainError::Store(StoreError::Missing) => {
+                Self::new(S::NOT_FOUND, "not_found", "the resource no longer exists")
+            }
+            DomainError::Store(StoreError::Unavailable(detail)) => {
+                tracing::error!(%detail, "storage unavailable");
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the database is unavailable; retry shortly",
+                )
+            }
+            DomainError::Credentials(detail) => {
+                tracing::error!(%detail, "credential backend failed");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(_: actix_web::error::BlockingError) -> Self {
+        tracing::error!("blocking task was cancelled or panicked");
+        Self::internal()
+    }
+}
+
+/// A JSON body that could not be read: malformed, not JSON, too large, or of the wrong shape.
+pub fn json_error(
+    error: actix_web::error::JsonPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let api = match &error {
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::too_large(),
+        E::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be JSON (Content-Type: application/json)",
+        ),
+        E::Deserialize(e) if e.is_data() => ApiError::validation("body", e.to_string()),
+        E::Deserialize(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {e}"),
+        ),
+        other => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", other.to_string()),
+    };
+    api.into()
+}
+
+/// A query string that does not parse: a number that is not a number, say.
+pub fn query_error(
+    error: actix_web::error::QueryPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::validation("query", error.to_string()).into()
+}
+
+/// A path parameter that does not parse, such as an id that is not a UUID.
+pub fn path_error(error: actix_web::error::PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::validation("path", error.to_string()).into()
+}
+
+/// A form body that could not be read.
+pub fn form_error(
+    error: actix_web::error::UrlencodedError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::UrlencodedError as E;
+    let api = match &error {
+        E::Overflow { .. } | E::UnknownLength => ApiError::too_large(),
+        E::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be a form (application/x-www-form-urlencoded)",
+        ),
+        other => ApiError::validation("body", other.to_string()),
+    };
+    api.into()
+}

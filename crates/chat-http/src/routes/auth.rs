@@ -1,0 +1,116 @@
+//! Sign-up, login and "who am I".
+
+use actix_web::http::header::{self, ContentType};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::auth::CurrentUser;
+use crate::dto::users::{LoginBody, SignupBody, TokenResponse, UserResponse};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/auth/signup", web::post().to(signup))
+        .route("/auth/login", web::post().to(login))
+        .route("/auth/me", web::get().to(me));
+}
+
+/// Create an account.
+#[utoipa::path(
+    post, path = "/api/v1/auth/signup", tag = "auth",
+    request_body = SignupBody,
+    responses(
+        (status = 201, description = "The new account", body = UserResponse),
+        (status = 409, description = "Username or email taken", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+    )
+)]
+pub async fn signup(
+    state: web::Data<AppState>,
+    body: web::Json<SignupBody>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.into_inner().into();
+    let user = state.run(move |s| s.accounts.sign_up(request)).await?;
+    Ok(HttpResponse::Created().json(UserResponse::from(user)))
+}
+
+/// Exchange a username (or email) and password for a bearer token.
+///
+/// Accepts a JSON body or the OAuth2 password-grant form, so the docs' Authorize button works.
+#[utoipa::path(
+    post, path = "/api/v1/auth/login", tag = "auth",
+    request_body(
+        content(
+            (LoginBody = "application/json"),
+            (LoginBody = "application/x-www-form-urlencoded"),
+        )
+    ),
+    responses(
+        (status = 200, description = "A bearer token", body = TokenResponse),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
+        (status = 422, description = "Missing fields", body = ErrorBody),
+    )
+)]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let credentials = parse_login(&req, &body)?;
+    let token = state
+        .run(move |s| {
+            s.accounts
+                .log_in(&credentials.username, &credentials.password)
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+        .json(TokenResponse::from(token)))
+}
+
+fn parse_login(req: &HttpRequest, body: &[u8]) -> Result<LoginBody, ApiError> {
+    let mime = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match mime.as_deref() {
+        Some("application/x-www-form-urlencoded") => serde_urlencoded::from_bytes(body)
+            .map_err(|e| ApiError::validation("body", e.to_string())),
+        Some(m) if m == ContentType::json().0.essence_str() || m.ends_with("+json") => {
+            serde_json::from_slice(body).map_err(|e| {
+                if e.is_data() {
+                    ApiError::validation("body", e.to_string())
+                } else {
+                    ApiError::new(
+                        actix_web::http::StatusCode::BAD_REQUEST,
+                        "malformed_json",
+                        format!("the body is not valid JSON: {e}"),
+                    )
+                }
+            })
+        }
+        _ => Err(ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send JSON or an application/x-www-form-urlencoded form",
+        )),
+    }
+}
+
+/// The authenticated caller.
+#[utoipa::path(
+    get, path = "/api/v1/auth/me", tag = "auth",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "You", body = UserResponse),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+    )
+)]
+pub async fn me(CurrentUser(user): CurrentUser) -> web::Json<UserResponse> {
+    web::Json(user.into())
+}

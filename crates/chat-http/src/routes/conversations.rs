@@ -1,0 +1,293 @@
+//! Conversations, their members, and the messages in them.
+
+use actix_web::{HttpResponse, web};
+use chat_domain::message::{HistoryCursor, Seq};
+use chat_domain::paging::{Page, parse_limit};
+use chat_domain::{ConversationId, UserId};
+use uuid::Uuid;
+
+use crate::auth::CurrentUser;
+use crate::dto::conversations::{
+    AddMembersBody, ConversationResponse, ConversationSummaryResponse, CreateConversationBody,
+    PageParams, RenameConversationBody,
+};
+use crate::dto::messages::{HistoryParams, MessageResponse, SendMessageBody};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/conversations")
+            .route(web::post().to(create_conversation))
+            .route(web::get().to(list_conversations)),
+    )
+    .service(
+        web::resource("/conversations/{conversation_id}")
+            .route(web::get().to(get_conversation))
+            .route(web::put().to(rename_conversation)),
+    )
+    .route(
+        "/conversations/{conversation_id}/members",
+        web::post().to(add_members),
+    )
+    .route(
+        "/conversations/{conversation_id}/members/{user_id}",
+        web::delete().to(remove_member),
+    )
+    .service(
+        web::resource("/conversations/{conversation_id}/messages")
+            .route(web::post().to(send_message))
+            .route(web::get().to(list_messages)),
+    );
+}
+
+/// Start a direct conversation or a group.
+///
+/// With one other participant and no `is_group`, returns the pair's existing direct
+/// conversation (200) or creates it (201).
+#[utoipa::path(
+    post, path = "/api/v1/conversations", tag = "conversations",
+    request_body = CreateConversationBody,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 201, description = "Created", body = ConversationResponse),
+        (status = 200, description = "The pair's existing direct conversation", body = ConversationResponse),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 404, description = "A participant does not exist", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid request", body = ErrorBody),
+    )
+)]
+pub async fn create_conversation(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    body: web::Json<CreateConversationBody>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body.into_inner().into();
+    let (details, created) = state
+        .run(move |s| s.conversations.create(user.id, request))
+        .await?;
+    let body = ConversationResponse::from(details);
+    Ok(if created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}
+
+/// Your conversations, most recent activity first.
+#[utoipa::path(
+    get, path = "/api/v1/conversations", tag = "conversations",
+    params(PageParams),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "Your inbox", body = [ConversationSummaryResponse]),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 422, description = "Bad paging parameters", body = ErrorBody),
+    )
+)]
+pub async fn list_conversations(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    params: web::Query<PageParams>,
+) -> Result<web::Json<Vec<ConversationSummaryResponse>>, ApiError> {
+    let page = Page::parse(params.limit, params.offset)
+        .map_err(|e| ApiError::validation(e.field, e.message))?;
+    let inbox = state
+        .run(move |s| s.conversations.inbox(user.id, page))
+        .await?;
+    Ok(web::Json(inbox.into_iter().map(Into::into).collect()))
+}
+
+/// A conversation you are in, with its participants and their roles.
+#[utoipa::path(
+    get, path = "/api/v1/conversations/{conversation_id}", tag = "conversations",
+    params(("conversation_id" = Uuid, Path,)),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The conversation", body = ConversationResponse),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 404, description = "No such conversation, or you are not in it", body = ErrorBody),
+        (status = 422, description = "The id is not a UUID", body = ErrorBody),
+    )
+)]
+pub async fn get_conversation(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<Uuid>,
+) -> Result<web::Json<ConversationResponse>, ApiError> {
+    let id = ConversationId::from(path.into_inner());
+    let details = state
+        .run(move |s| s.conversations.details(user.id, id))
+        .await?;
+    Ok(web::Json(details.into()))
+}
+
+/// Rename a group (owner or admin).
+#[utoipa::path(
+    put, path = "/api/v1/conversations/{conversation_id}", tag = "conversations",
+    params(("conversation_id" = Uuid, Path,)),
+    request_body = RenameConversationBody,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The renamed group", body = ConversationResponse),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 403, description = "Not an owner or admin", body = ErrorBody),
+        (status = 404, description = "No such conversation, or you are not in it", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid name, or a direct conversation", body = ErrorBody),
+    )
+)]
+pub async fn rename_conversation(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<Uuid>,
+    body: web::Json<RenameConversationBody>,
+) -> Result<web::Json<ConversationResponse>, ApiError> {
+    let id = ConversationId::from(path.into_inner());
+    let name = body.into_inner().name;
+    let details = state
+        .run(move |s| s.conversations.rename(user.id, id, &name))
+        .await?;
+    Ok(web::Json(details.into()))
+}
+
+/// Add members to a group (owner or admin).
+#[utoipa::path(
+    post, path = "/api/v1/conversations/{conversation_id}/members", tag = "conversations",
+    params(("conversation_id" = Uuid, Path,)),
+    request_body = AddMembersBody,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The group with its members", body = ConversationResponse),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 403, description = "Not an owner or admin", body = ErrorBody),
+        (status = 404, description = "No such conversation or user", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid request, or a direct conversation", body = ErrorBody),
+    )
+)]
+pub async fn add_members(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<Uuid>,
+    body: web::Json<AddMembersBody>,
+) -> Result<web::Json<ConversationResponse>, ApiError> {
+    let id = ConversationId::from(path.into_inner());
+    let user_ids = body
+        .into_inner()
+        .user_ids
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    let details = state
+        .run(move |s| s.conversations.add_members(user.id, id, user_ids))
+        .await?;
+    Ok(web::Json(details.into()))
+}
+
+/// Remove a member (owner or admin), or leave (yourself).
+#[utoipa::path(
+    delete, path = "/api/v1/conversations/{conversation_id}/members/{user_id}", tag = "conversations",
+    params(("conversation_id" = Uuid, Path,), ("user_id" = Uuid, Path,)),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 403, description = "Not allowed to remove this member", body = ErrorBody),
+        (status = 404, description = "No such conversation or member", body = ErrorBody),
+        (status = 422, description = "Bad id, or a direct conversation", body = ErrorBody),
+    )
+)]
+pub async fn remove_member(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (conversation, target) = path.into_inner();
+    let (id, target) = (ConversationId::from(conversation), UserId::from(target));
+    state
+        .run(move |s| s.conversations.remove_member(user.id, id, target))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Send a message.
+///
+/// A retry with a `client_message_id` you already used returns the stored message with 200.
+#[utoipa::path(
+    post, path = "/api/v1/conversations/{conversation_id}/messages", tag = "messages",
+    params(("conversation_id" = Uuid, Path,)),
+    request_body = SendMessageBody,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 201, description = "Stored", body = MessageResponse),
+        (status = 200, description = "Already stored by an earlier send with this client_message_id", body = MessageResponse),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 404, description = "No such conversation, or you are not in it", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid content", body = ErrorBody),
+    )
+)]
+pub async fn send_message(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<Uuid>,
+    body: web::Json<SendMessageBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ConversationId::from(path.into_inner());
+    let request = body.into_inner().into();
+    let (message, created) = state
+        .run(move |s| s.messages.send(user.id, id, request))
+        .await?;
+    let body = MessageResponse::from(message);
+    Ok(if created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}
+
+/// A page of history, ascending by `seq`.
+///
+/// No cursor: the latest `limit`. `before`: the `limit` just before that seq. `after`: the
+/// `limit` just after it.
+#[utoipa::path(
+    get, path = "/api/v1/conversations/{conversation_id}/messages", tag = "messages",
+    params(("conversation_id" = Uuid, Path,), HistoryParams),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "Messages in ascending seq order", body = [MessageResponse]),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 404, description = "No such conversation, or you are not in it", body = ErrorBody),
+        (status = 422, description = "Bad id or paging parameters", body = ErrorBody),
+    )
+)]
+pub async fn list_messages(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<Uuid>,
+    params: web::Query<HistoryParams>,
+) -> Result<web::Json<Vec<MessageResponse>>, ApiError> {
+    let id = ConversationId::from(path.into_inner());
+    let limit = parse_limit(params.limit).map_err(|e| ApiError::validation(e.field, e.message))?;
+    let cursor = match (params.before, params.after) {
+        (None, None) => HistoryCursor::Latest,
+        (Some(before), None) => HistoryCursor::Before(Seq(before)),
+        (None, Some(after)) => HistoryCursor::After(Seq(after)),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation(
+                "before",
+                "give either before or after, not both",
+            ));
+        }
+    };
+    let page = state
+        .run(move |s| s.messages.history(user.id, id, cursor, limit))
+        .await?;
+    Ok(web::Json(page.into_iter().map(Into::into).collect()))
+}

@@ -1,0 +1,58 @@
+//! `GET /health`: liveness with a real database round trip.
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// `ok` or `unavailable`.
+    pub status: &'static str,
+    /// `ok`, or what failed.
+    pub database: String,
+    pub version: &'static str,
+    /// Open WebSocket connections on this node.
+    pub connections: usize,
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health));
+}
+
+/// Health check.
+#[utoipa::path(
+    get, path = "/health", tag = "health",
+    responses(
+        (status = 200, description = "Serving, database reachable", body = HealthResponse),
+        (status = 503, description = "The database cannot be reached", body = HealthResponse),
+    )
+)]
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let probe = state.health.clone();
+    let database = match web::block(move || probe.check()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("health check did not complete".to_owned()),
+    };
+    let connections = state.hub.connection_count();
+    let version = env!("CARGO_PKG_VERSION");
+    match database {
+        Ok(()) => HttpResponse::Ok().json(HealthResponse {
+            status: "ok",
+            database: "ok".into(),
+            version,
+            connections,
+        }),
+        Err(error) => {
+            tracing::warn!(%error, "health check failed");
+            HttpResponse::ServiceUnavailable().json(HealthResponse {
+                status: "unavailable",
+                database: format!("unavailable: {error}"),
+                version,
+                connections,
+            })
+        }
+    }
+}

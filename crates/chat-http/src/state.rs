@@ -1,0 +1,35 @@
+//! What every handler shares: the domain services, the health probe and the real-time hub.
+
+use std::sync::Arc;
+
+use actix_web::web;
+use chat_domain::DomainError;
+use chat_domain::service::ChatServices;
+
+use crate::error::ApiError;
+use crate::ws::Hub;
+
+/// Checks a dependency the server cannot work without (the database).
+pub trait HealthProbe: Send + Sync {
+    /// `Err` names what failed.
+    fn check(&self) -> Result<(), String>;
+}
+
+pub struct AppState {
+    pub services: ChatServices,
+    pub health: Arc<dyn HealthProbe>,
+    pub hub: Arc<Hub>,
+}
+
+impl AppState {
+    /// Runs a use case on the blocking pool (services do database and bcrypt work) and maps
+    /// its error to the HTTP one.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ChatServices) -> Result<T, DomainError> + Send + 'static,
+    {
+        let services = self.services.clone();
+        Ok(web::block(move || f(&services)).await??)
+    }
+}

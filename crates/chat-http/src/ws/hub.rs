@@ -1,0 +1,213 @@
+//! The connection registry and the publisher that fans domain events out to it.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytestring::ByteString;
+use chat_domain::UserId;
+use chat_domain::events::DomainEvent;
+use chat_domain::ports::EventPublisher;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{Notify, mpsc, watch};
+
+use super::WsConfig;
+use super::protocol::event_frame;
+
+const SHARDS: usize = 32;
+
+#[derive(Clone)]
+struct Connection {
+    id: u64,
+    outbound: mpsc::Sender<ByteString>,
+    /// Woken when the connection's queue overflowed: its session closes it (1013).
+    overflowed: Arc<Notify>,
+}
+
+type Shard = RwLock<HashMap<UserId, Vec<Connection>>>;
+
+/// Every open, authenticated connection on this node, by user. Sharded so that fan-out to
+/// different users does not contend on one lock; no lock is ever held across an await.
+pub struct Hub {
+    shards: Box<[Shard]>,
+    hasher: RandomState,
+    next_id: AtomicU64,
+    count: AtomicUsize,
+    shutdown: watch::Sender<bool>,
+    config: WsConfig,
+}
+
+/// A connection's place in the hub; dropping it leaves the hub.
+pub struct Registration {
+    hub: Arc<Hub>,
+    user: UserId,
+    id: u64,
+    pub outbound: mpsc::Receiver<ByteString>,
+    pub overflowed: Arc<Notify>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Hub {
+    pub fn new(config: WsConfig) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            hasher: RandomState::new(),
+            next_id: AtomicU64::new(1),
+            count: AtomicUsize::new(0),
+            shutdown: watch::Sender::new(false),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &WsConfig {
+        &self.config
+    }
+
+    /// Open connections on this node.
+    pub fn connection_count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Adds a connection for `user`; events for the user are queued from this moment.
+    pub fn register(self: &Arc<Self>, user: UserId) -> Registration {
+        let (tx, rx) = mpsc::channel(self.config.outbound_queue.max(1));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let overflowed = Arc::new(Notify::new());
+        let connection = Connection {
+            id,
+            outbound: tx,
+            overflowed: overflowed.clone(),
+        };
+        self.shard(user)
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(user)
+            .or_default()
+            .push(connection);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Registration {
+            hub: self.clone(),
+            user,
+            id,
+            outbound: rx,
+            overflowed,
+            shutdown: self.shutdown.subscribe(),
+        }
+    }
+
+    /// Asks every session to close with 1001 (going away).
+    pub fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Queues one serialized frame for every connection of every user in `audience`. Never
+    /// waits: a connection whose queue is full is told to close instead.
+    pub fn deliver(&self, audience: &[UserId], frame: &ByteString) {
+        for user in audience {
+            let shard = self
+                .shard(*user)
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(connections) = shard.get(user) else {
+                continue;
+            };
+            for connection in connections {
+                match connection.outbound.try_send(frame.clone()) {
+                    Ok(()) | Err(TrySendError::Closed(_)) => {}
+                    Err(TrySendError::Full(_)) => connection.overflowed.notify_one(),
+                }
+            }
+        }
+    }
+
+    fn shard(&self, user: UserId) -> &Shard {
+        let index = self.hasher.hash_one(user) as usize % self.shards.len();
+        &self.shards[index]
+    }
+
+    fn unregister(&self, user: UserId, id: u64) {
+        let mut shard = self
+            .shard(user)
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(connections) = shard.get_mut(&user) {
+            let before = connections.len();
+            connections.retain(|c| c.id != id);
+            if connections.len() < before {
+                self.count.fetch_sub(1, Ordering::Relaxed);
+            }
+            if connections.is_empty() {
+                shard.remove(&user);
+            }
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.unregister(self.user, self.id);
+    }
+}
+
+impl EventPublisher for Hub {
+    /// Serializes the event once and shares the bytes between all its recipients.
+    fn publish(&self, event: DomainEvent) {
+        if event.audience().is_empty() {
+            return;
+        }
+        let frame = event_frame(&event);
+        self.deliver(event.audience(), &frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(queue: usize) -> Arc<Hub> {
+        Arc::new(Hub::new(WsConfig {
+            outbound_queue: queue,
+            ..WsConfig::default()
+        }))
+    }
+
+    #[tokio::test]
+    async fn every_connection_of_every_audience_member_gets_the_frame() {
+        let hub = hub(8);
+        let (alice, bob, eve) = (UserId::new(), UserId::new(), UserId::new());
+        let mut a1 = hub.register(alice);
+        let mut a2 = hub.register(alice);
+        let mut b = hub.register(bob);
+        let mut e = hub.register(eve);
+        hub.deliver(&[alice, bob], &ByteString::from_static("hi"));
+        for r in [&mut a1, &mut a2, &mut b] {
+            assert_eq!(r.outbound.recv().await.unwrap(), "hi");
+        }
+        assert!(e.outbound.try_recv().is_err());
+        assert_eq!(hub.connection_count(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_flags_the_connection_instead_of_waiting() {
+        let hub = hub(1);
+        let alice = UserId::new();
+        let registration = hub.register(alice);
+        let frame = ByteString::from_static("x");
+        hub.deliver(&[alice], &frame);
+        hub.deliver(&[alice], &frame);
+        // The overflow left a permit: this returns at once.
+        registration.overflowed.notified().await;
+    }
+
+    #[tokio::test]
+    async fn dropping_a_registration_leaves_the_hub() {
+        let hub = hub(4);
+        let alice = UserId::new();
+        let registration = hub.register(alice);
+        assert_eq!(hub.connection_count(), 1);
+        drop(registration);
+        assert_eq!(hub.connection_count(), 0);
+        hub.deliver(&[alice], &ByteString::from_static("nobody"));
+    }
+}

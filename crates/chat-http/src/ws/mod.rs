@@ -1,0 +1,94 @@
+//! The real-time gateway: `/api/v1/ws`.
+//!
+//! [`Hub`] is the connection registry and implements the domain's event publisher port, so
+//! every state change a service makes reaches the right sockets. [`session`] runs one
+//! connection: authentication, client frames, and the outbound queue. [`protocol`] holds
+//! the frame shapes. The protocol is documented in `docs/websocket.md`.
+
+mod hub;
+pub mod protocol;
+mod session;
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+pub use hub::{Hub, Registration};
+
+use crate::auth::bearer_token;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Tunables of the gateway.
+#[derive(Debug, Clone)]
+pub struct WsConfig {
+    /// How often the server pings each connection.
+    pub ping_interval: Duration,
+    /// A connection silent for this long (no frame, no pong) is dropped.
+    pub client_timeout: Duration,
+    /// How long a connection may take to send its token frame.
+    pub auth_timeout: Duration,
+    /// Frames queued per connection before it counts as too slow and is closed (1013).
+    pub outbound_queue: usize,
+    /// The largest frame accepted from a client; larger ones close the connection (1009).
+    pub max_frame_bytes: usize,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(30),
+            client_timeout: Duration::from_secs(60),
+            auth_timeout: Duration::from_secs(10),
+            outbound_queue: 1024,
+            max_frame_bytes: 64 * 1024,
+        }
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/ws", web::get().to(connect));
+}
+
+#[derive(serde::Deserialize)]
+struct ConnectParams {
+    token: Option<String>,
+}
+
+/// Upgrades to a WebSocket. The token may come as `?token=`, as an `Authorization: Bearer`
+/// header, or as the first frame `{"token": "..."}`.
+#[utoipa::path(
+    get, path = "/api/v1/ws", tag = "realtime",
+    params(("token" = Option<String>, Query, description = "Access token, for clients that cannot set headers")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol described in docs/websocket.md"),
+        (status = 400, description = "Not a WebSocket handshake", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn connect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let query_token = serde_urlencoded::from_str::<ConnectParams>(req.query_string())
+        .ok()
+        .and_then(|p| p.token);
+    let token = match query_token {
+        Some(token) => Some(Ok(token)),
+        None => bearer_token(&req),
+    };
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
+        ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "not_a_websocket_handshake",
+            e.to_string(),
+        )
+    })?;
+    let config = state.hub.config();
+    let stream = stream
+        .max_frame_size(config.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(config.max_frame_bytes);
+    actix_web::rt::spawn(session::run(state.into_inner(), session, stream, token));
+    Ok(response)
+}

@@ -1,0 +1,281 @@
+//! The WebSocket frames: what clients send, what the server sends, and how domain events
+//! become server frames.
+
+use bytestring::ByteString;
+use chat_domain::conversation::ConversationChange;
+use chat_domain::events::DomainEvent;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::dto::messages::MessageResponse;
+
+/// A frame from an authenticated client.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Send a message to a conversation, or to the direct conversation with `recipient_id`.
+    Message {
+        conversation_id: Option<Uuid>,
+        recipient_id: Option<Uuid>,
+        content: String,
+        client_message_id: Option<String>,
+    },
+    MarkRead {
+        message_id: Uuid,
+    },
+    Typing {
+        conversation_id: Uuid,
+        #[serde(default = "default_true")]
+        is_typing: bool,
+    },
+    /// Ask for every message after `since_seq`.
+    Sync {
+        since_seq: i64,
+    },
+    Ping,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+const CLIENT_TYPES: &[&str] = &["message", "mark_read", "typing", "sync", "ping"];
+
+/// Why a client frame was refused; sent back as an `error` frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    pub code: &'static str,
+    pub detail: String,
+    pub reference: Option<String>,
+}
+
+/// Decodes a client text frame. The error carries the frame's `ref` (or its
+/// `client_message_id`) when it had one, so the client can match the error to its request.
+pub fn decode(text: &str) -> Result<(ClientFrame, Option<String>), FrameError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| FrameError {
+        code: "invalid_json",
+        detail: format!("the frame is not JSON: {e}"),
+        reference: None,
+    })?;
+    let reference = reference_of(&value);
+    let fail = |code, detail: String| FrameError {
+        code,
+        detail,
+        reference: reference.clone(),
+    };
+    let Some(object) = value.as_object() else {
+        return Err(fail("invalid_frame", "a frame is a JSON object".into()));
+    };
+    let Some(kind) = object.get("type").and_then(Value::as_str) else {
+        return Err(fail("invalid_frame", "the frame has no \"type\"".into()));
+    };
+    if !CLIENT_TYPES.contains(&kind) {
+        return Err(fail("unknown_type", format!("unknown frame type {kind:?}")));
+    }
+    let frame = serde_json::from_value(value.clone())
+        .map_err(|e| fail("invalid_frame", format!("invalid {kind} frame: {e}")))?;
+    Ok((frame, reference))
+}
+
+/// The token of an authentication frame `{"token": "..."}`.
+pub fn decode_auth(text: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    value.get("token")?.as_str().map(str::to_owned)
+}
+
+fn reference_of(value: &Value) -> Option<String> {
+    ["ref", "client_message_id"]
+        .iter()
+        .find_map(|key| value.get(key))
+        .and_then(|v| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+}
+
+/// A frame the server sends.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Connected {
+        user_id: Uuid,
+        last_seq: i64,
+    },
+    NewMessage {
+        message: MessageResponse,
+        timestamp: DateTime<Utc>,
+    },
+    MessageRead {
+        message_id: Uuid,
+        conversation_id: Uuid,
+        user_id: Uuid,
+        last_read_seq: i64,
+        timestamp: DateTime<Utc>,
+    },
+    UserTyping {
+        user_id: Uuid,
+        conversation_id: Uuid,
+        is_typing: bool,
+        timestamp: DateTime<Utc>,
+    },
+    ConversationUpdated {
+        conversation_id: Uuid,
+        /// `created`, `renamed`, `members_added` or `member_removed`.
+        change: &'static str,
+        actor_id: Uuid,
+        /// The group's name after the change; null for a direct conversation.
+        name: Option<String>,
+        /// The users added or removed.
+        user_ids: Vec<Uuid>,
+        timestamp: DateTime<Utc>,
+    },
+    Synced {
+        last_seq: i64,
+    },
+    Pong,
+    Error {
+        code: &'static str,
+        detail: String,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+}
+
+impl ServerFrame {
+    pub fn to_text(&self) -> ByteString {
+        // Serializing these plain structs cannot fail.
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| r#"{"type":"error","code":"internal_error"}"#.into())
+            .into()
+    }
+
+    pub fn error(error: FrameError) -> Self {
+        ServerFrame::Error {
+            code: error.code,
+            detail: error.detail,
+            reference: error.reference,
+        }
+    }
+}
+
+impl From<&DomainEvent> for ServerFrame {
+    fn from(event: &DomainEvent) -> Self {
+        match event {
+            DomainEvent::MessageCreated { message, at, .. } => ServerFrame::NewMessage {
+                message: message.clone().into(),
+                timestamp: *at,
+            },
+            DomainEvent::MessageRead { receipt, at, .. } => ServerFrame::MessageRead {
+                message_id: receipt.message_id.as_uuid(),
+                conversation_id: receipt.marker.conversation_id.as_uuid(),
+                user_id: receipt.marker.user_id.as_uuid(),
+                last_read_seq: receipt.marker.last_read_seq.0,
+                timestamp: *at,
+            },
+            DomainEvent::Typing {
+                conversation_id,
+                user_id,
+                is_typing,
+                at,
+                ..
+            } => ServerFrame::UserTyping {
+                user_id: user_id.as_uuid(),
+                conversation_id: conversation_id.as_uuid(),
+                is_typing: *is_typing,
+                timestamp: *at,
+            },
+            DomainEvent::ConversationUpdated {
+                conversation,
+                change,
+                actor,
+                at,
+                ..
+            } => {
+                let (change, user_ids) = match change {
+                    ConversationChange::Created => ("created", Vec::new()),
+                    ConversationChange::Renamed { .. } => ("renamed", Vec::new()),
+                    ConversationChange::MembersAdded { user_ids } => (
+                        "members_added",
+                        user_ids.iter().map(|u| u.as_uuid()).collect(),
+                    ),
+                    ConversationChange::MemberRemoved { user_id } => {
+                        ("member_removed", vec![user_id.as_uuid()])
+                    }
+                };
+                ServerFrame::ConversationUpdated {
+                    conversation_id: conversation.id.as_uuid(),
+                    change,
+                    actor_id: actor.as_uuid(),
+                    name: conversation.name.as_ref().map(|n| n.as_str().to_owned()),
+                    user_ids,
+                    timestamp: *at,
+                }
+            }
+        }
+    }
+}
+
+/// The frame for an event, serialized once for all its recipients.
+pub fn event_frame(event: &DomainEvent) -> ByteString {
+    ServerFrame::from(event).to_text()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_frames_decode() {
+        let id = Uuid::new_v4();
+        let (frame, _) =
+            decode(&format!(r#"{{"type":"typing","conversation_id":"{id}"}}"#)).unwrap();
+        assert_eq!(
+            frame,
+            ClientFrame::Typing {
+                conversation_id: id,
+                is_typing: true
+            }
+        );
+        assert_eq!(decode(r#"{"type":"ping"}"#).unwrap().0, ClientFrame::Ping);
+        assert_eq!(
+            decode(r#"{"type":"sync","since_seq":7}"#).unwrap().0,
+            ClientFrame::Sync { since_seq: 7 }
+        );
+    }
+
+    #[test]
+    fn bad_frames_say_what_is_wrong_and_carry_the_reference() {
+        assert_eq!(decode("not json").unwrap_err().code, "invalid_json");
+        assert_eq!(decode("[1,2]").unwrap_err().code, "invalid_frame");
+        assert_eq!(
+            decode(r#"{"no":"type"}"#).unwrap_err().code,
+            "invalid_frame"
+        );
+        let unknown = decode(r#"{"type":"dance","ref":"r1"}"#).unwrap_err();
+        assert_eq!(
+            (unknown.code, unknown.reference.as_deref()),
+            ("unknown_type", Some("r1"))
+        );
+        let missing = decode(r#"{"type":"message","client_message_id":"c9"}"#).unwrap_err();
+        assert_eq!(missing.code, "invalid_frame");
+        assert_eq!(missing.reference.as_deref(), Some("c9"));
+        assert!(missing.detail.contains("content"));
+    }
+
+    #[test]
+    fn error_frames_have_the_documented_shape() {
+        let text = ServerFrame::error(FrameError {
+            code: "unknown_type",
+            detail: "nope".into(),
+            reference: Some("r".into()),
+        })
+        .to_text();
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["type"], "error");
+        assert_eq!(value["code"], "unknown_type");
+        assert_eq!(value["ref"], "r");
+    }
+}

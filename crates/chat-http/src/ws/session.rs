@@ -1,0 +1,325 @@
+//! One WebSocket connection: authenticate, register with the hub, then one loop over the
+//! socket, the outbound queue, the heartbeat and the hub's signals.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_ws::{
+    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Closed, Session,
+};
+use bytestring::ByteString;
+use chat_domain::message::Seq;
+use chat_domain::service::{CreateConversation, MessageService, SendMessage};
+use chat_domain::user::User;
+use chat_domain::{ConversationId, DomainError, MessageId, UserId};
+
+use super::protocol::{ClientFrame, FrameError, ServerFrame, decode, decode_auth};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
+    Some(CloseReason {
+        code,
+        description: Some(description.to_owned()),
+    })
+}
+
+/// Runs a connection to its end. `upgrade_token` is the token given at the handshake, if any.
+pub async fn run(
+    state: Arc<AppState>,
+    mut session: Session,
+    mut stream: AggregatedMessageStream,
+    upgrade_token: Option<Result<String, ApiError>>,
+) {
+    let user = match authenticate(&state, &mut session, &mut stream, upgrade_token).await {
+        Ok(user) => user,
+        Err(reason) => {
+            let _ = session.close(reason).await;
+            return;
+        }
+    };
+    let reason = serve(&state, &mut session, &mut stream, user).await;
+    let _ = session.close(reason).await;
+}
+
+/// Resolves the caller from the handshake token or, failing that, the first frame. On
+/// failure the client gets an `unauthorized` error frame and the close reason is 1008.
+async fn authenticate(
+    state: &AppState,
+    session: &mut Session,
+    stream: &mut AggregatedMessageStream,
+    upgrade_token: Option<Result<String, ApiError>>,
+) -> Result<User, Option<CloseReason>> {
+    let token = match upgrade_token {
+        Some(Ok(token)) => Some(token),
+        Some(Err(_)) => None,
+        None => {
+            let timeout = state.hub.config().auth_timeout;
+            match tokio::time::timeout(timeout, stream.recv()).await {
+                Ok(Some(Ok(AggregatedMessage::Text(text)))) => decode_auth(&text),
+                Ok(Some(Ok(AggregatedMessage::Close(_)))) | Ok(None) => return Err(None),
+                Ok(_) => None,
+                Err(_) => {
+                    let _ = send_error(
+                        session,
+                        "unauthorized",
+                        "no token frame within the time allowed",
+                        None,
+                    )
+                    .await;
+                    return Err(close(CloseCode::Policy, "authentication timed out"));
+                }
+            }
+        }
+    };
+    let authenticated = match token {
+        Some(token) => state
+            .run(move |s| s.accounts.authenticate(&token))
+            .await
+            .map_err(|e| e.detail),
+        None => Err("a token is required: ?token=, an Authorization header, or a first frame {\"token\": ...}".to_owned()),
+    };
+    match authenticated {
+        Ok(user) => Ok(user),
+        Err(detail) => {
+            let _ = send_error(session, "unauthorized", &detail, None).await;
+            Err(close(CloseCode::Policy, "unauthorized"))
+        }
+    }
+}
+
+async fn serve(
+    state: &Arc<AppState>,
+    session: &mut Session,
+    stream: &mut AggregatedMessageStream,
+    user: User,
+) -> Option<CloseReason> {
+    let config = state.hub.config().clone();
+    // Register before reading `last_seq`: anything stored after that read is queued for us.
+    let mut registration = state.hub.register(user.id);
+    let user_id = user.id;
+    let last_seq = match state.run(move |s| s.messages.last_seq(user_id)).await {
+        Ok(seq) => seq,
+        Err(error) => {
+            let _ = send_error(session, error.code, &error.detail, None).await;
+            return close(CloseCode::Error, "could not load the connection state");
+        }
+    };
+    let connected = ServerFrame::Connected {
+        user_id: user.id.as_uuid(),
+        last_seq: last_seq.0,
+    };
+    if session.text(connected.to_text()).await.is_err() {
+        return None;
+    }
+
+    let mut heartbeat = tokio::time::interval(config.ping_interval);
+    heartbeat.tick().await;
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            biased;
+            _ = registration.overflowed.notified() => {
+                return close(CloseCode::Again, "too slow to keep up; reconnect and sync");
+            }
+            _ = registration.shutdown.changed() => {
+                return close(CloseCode::Away, "server shutting down");
+            }
+            frame = registration.outbound.recv() => {
+                let Some(frame) = frame else { return None };
+                if session.text(frame).await.is_err() {
+                    return None;
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > config.client_timeout {
+                    return close(CloseCode::Policy, "no heartbeat");
+                }
+                if session.ping(b"").await.is_err() {
+                    return None;
+                }
+            }
+            message = stream.recv() => {
+                last_heard = Instant::now();
+                let result = match message {
+                    None => return None,
+                    Some(Err(actix_ws::ProtocolError::Overflow)) => {
+                        return close(CloseCode::Size, "frame too large");
+                    }
+                    Some(Err(actix_ws::ProtocolError::Io(e))) if e.to_string().contains("maximum") => {
+                        return close(CloseCode::Size, "message too large");
+                    }
+                    Some(Err(e)) => return close(CloseCode::Protocol, &e.to_string()),
+                    Some(Ok(AggregatedMessage::Close(reason))) => return reason,
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => session.pong(&bytes).await,
+                    Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
+                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                        send_error(session, "invalid_frame", "binary frames are not supported; send JSON text", None).await
+                    }
+                    Some(Ok(AggregatedMessage::Text(text))) => {
+                        handle_text(state, session, user.id, &text).await
+                    }
+                };
+                if result.is_err() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+async fn handle_text(
+    state: &AppState,
+    session: &mut Session,
+    user: UserId,
+    text: &str,
+) -> Result<(), Closed> {
+    let (frame, reference) = match decode(text) {
+        Ok(decoded) => decoded,
+        Err(error) => return session.text(ServerFrame::error(error).to_text()).await,
+    };
+    let outcome = match frame {
+        ClientFrame::Ping => return session.text(ServerFrame::Pong.to_text()).await,
+        ClientFrame::Sync { since_seq } => {
+            return sync(state, session, user, Seq(since_seq), reference).await;
+        }
+        ClientFrame::Message {
+            conversation_id,
+            recipient_id,
+            content,
+            client_message_id,
+        } => {
+            let request = SendMessage {
+                content,
+                client_message_id,
+            };
+            send_message(state, user, conversation_id, recipient_id, request).await
+        }
+        ClientFrame::MarkRead { message_id } => {
+            let id = MessageId::from(message_id);
+            state
+                .run(move |s| s.messages.mark_read(user, id))
+                .await
+                .map(|(receipt, moved)| {
+                    // A marker that moved reaches every member's connections through the
+                    // hub; a call that changed nothing still gets this connection an answer.
+                    (!moved).then(|| ServerFrame::MessageRead {
+                        message_id: receipt.message_id.as_uuid(),
+                        conversation_id: receipt.marker.conversation_id.as_uuid(),
+                        user_id: receipt.marker.user_id.as_uuid(),
+                        last_read_seq: receipt.marker.last_read_seq.0,
+                        timestamp: receipt.marker.read_at,
+                    })
+                })
+        }
+        ClientFrame::Typing {
+            conversation_id,
+            is_typing,
+        } => {
+            let id = ConversationId::from(conversation_id);
+            state
+                .run(move |s| s.conversations.typing(user, id, is_typing))
+                .await
+                .map(|()| None)
+        }
+    };
+    match outcome {
+        Ok(Some(frame)) => session.text(frame.to_text()).await,
+        Ok(None) => Ok(()),
+        Err(error) => send_error(session, error.code, &error.detail, reference).await,
+    }
+}
+
+/// Stores a message. A new one comes back to this connection through the hub like to every
+/// other member's; a retry of an already stored one is answered here directly.
+async fn send_message(
+    state: &AppState,
+    user: UserId,
+    conversation_id: Option<uuid::Uuid>,
+    recipient_id: Option<uuid::Uuid>,
+    request: SendMessage,
+) -> Result<Option<ServerFrame>, ApiError> {
+    let (view, created) = state
+        .run(move |s| {
+            let conversation = match (conversation_id, recipient_id) {
+                (Some(id), _) => ConversationId::from(id),
+                (None, Some(recipient)) => {
+                    let (details, _) = s.conversations.create(
+                        user,
+                        CreateConversation {
+                            participant_ids: vec![UserId::from(recipient)],
+                            ..Default::default()
+                        },
+                    )?;
+                    details.conversation.id
+                }
+                (None, None) => {
+                    return Err(DomainError::invalid(
+                        "conversation_id",
+                        "give conversation_id, or recipient_id for a direct message",
+                    ));
+                }
+            };
+            s.messages.send(user, conversation, request)
+        })
+        .await?;
+    Ok((!created).then(|| ServerFrame::NewMessage {
+        timestamp: view.message.created_at,
+        message: view.into(),
+    }))
+}
+
+/// Sends every message after `since` in the user's conversations, in order, then `synced`.
+async fn sync(
+    state: &AppState,
+    session: &mut Session,
+    user: UserId,
+    mut since: Seq,
+    reference: Option<String>,
+) -> Result<(), Closed> {
+    loop {
+        let batch = match state.run(move |s| s.messages.since(user, since)).await {
+            Ok(batch) => batch,
+            Err(error) => return send_error(session, error.code, &error.detail, reference).await,
+        };
+        let full = batch.len() >= MessageService::MAX_SYNC_BATCH as usize;
+        for view in batch {
+            since = view.message.seq;
+            let frame = ServerFrame::NewMessage {
+                timestamp: view.message.created_at,
+                message: view.into(),
+            };
+            session.text(frame.to_text()).await?;
+        }
+        if !full {
+            break;
+        }
+    }
+    let user_last = state
+        .run(move |s| s.messages.last_seq(user))
+        .await
+        .unwrap_or(since);
+    let last_seq = since.max(user_last);
+    session
+        .text(
+            ServerFrame::Synced {
+                last_seq: last_seq.0,
+            }
+            .to_text(),
+        )
+        .await
+}
+
+async fn send_error(
+    session: &mut Session,
+    code: &'static str,
+    detail: &str,
+    reference: Option<String>,
+) -> Result<(), Closed> {
+    let frame = ServerFrame::error(FrameError {
+        code,
+        detail: detail.to_owned(),
+        reference,
+    });
+    session.text(ByteString::from(frame.to_text())).await
+}

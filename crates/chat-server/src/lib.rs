@@ -1,0 +1,11 @@
+//! chatd's server: configuration, the wiring of adapters into services, and start-up.
+//! The binary in `main.rs` is a thin shell over this library, which the integration tests
+//! use to start real servers on random ports.
+
+pub mod config;
+mod secret;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::{Cli, Command, Config, SyncMode};
+pub use startup::{Application, Shutdown, StartupError, open_database};

@@ -1,0 +1,146 @@
+//! The composition root: builds the adapters, hands them to the services, and starts the
+//! HTTP server. No business logic lives here.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::Logger;
+use actix_web::{App, HttpServer, web};
+use chat_auth::{BcryptHasher, JwtConfig, JwtIssuer};
+use chat_domain::clock::SystemClock;
+use chat_domain::service::{ChatServices, Ports};
+use chat_http::{AppState, HealthProbe, Hub, WsConfig};
+use chat_sqlite::{Database, SqliteOptions, SqliteStore, StorageError, Synchronous};
+
+use crate::config::{Config, SyncMode};
+use crate::secret::token_secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Storage(#[from] StorageError),
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Opens the database and applies pending migrations.
+pub fn open_database(config: &Config) -> Result<Arc<Database>, StartupError> {
+    let options = SqliteOptions {
+        synchronous: match config.sqlite_sync {
+            SyncMode::Normal => Synchronous::Normal,
+            SyncMode::Full => Synchronous::Full,
+        },
+        ..SqliteOptions::default()
+    };
+    let db = Database::open(&config.database_url, &options)?;
+    db.migrate()?;
+    Ok(Arc::new(db))
+}
+
+struct DatabaseHealth(Arc<Database>);
+
+impl HealthProbe for DatabaseHealth {
+    fn check(&self) -> Result<(), String> {
+        self.0.ping().map_err(|e| e.to_string())
+    }
+}
+
+/// A built server, bound to its port and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    hub: Arc<Hub>,
+}
+
+impl Application {
+    /// Opens and migrates the database, wires every adapter and binds the listener.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let hasher = BcryptHasher::new(config.bcrypt_cost).map_err(StartupError::Config)?;
+        let ttl = chrono::Duration::from_std(config.token_ttl)
+            .map_err(|e| StartupError::Config(format!("token lifetime: {e}")))?;
+
+        let setup_config = config.clone();
+        let (db, secret) = tokio::task::spawn_blocking(move || {
+            let db = open_database(&setup_config)?;
+            let secret = token_secret(setup_config.jwt_secret.as_deref(), &db)?;
+            Ok::<_, StartupError>((db, secret))
+        })
+        .await
+        .map_err(|e| StartupError::Config(format!("start-up task failed: {e}")))??;
+        let tokens = JwtIssuer::new(JwtConfig { secret, ttl }).map_err(StartupError::Config)?;
+
+        let hub = Arc::new(Hub::new(WsConfig {
+            ping_interval: config.ws_ping_interval,
+            client_timeout: config.ws_ping_interval * 2,
+            ..WsConfig::default()
+        }));
+        let store = Arc::new(SqliteStore::new(db.clone()));
+        let services = ChatServices::new(Ports {
+            users: store.clone(),
+            conversations: store.clone(),
+            messages: store.clone(),
+            read_receipts: store,
+            events: hub.clone(),
+            hasher: Arc::new(hasher),
+            tokens: Arc::new(tokens),
+            clock: Arc::new(SystemClock),
+        });
+        let state = web::Data::new(AppState {
+            services,
+            health: Arc::new(DatabaseHealth(db)),
+            hub: hub.clone(),
+        });
+
+        let listener = TcpListener::bind(&config.bind)?;
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(chat_http::json_errors())
+                .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                .app_data(state.clone())
+                .configure(chat_http::configure)
+        })
+        .disable_signals()
+        .shutdown_timeout(10);
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        let server = server.listen(listener)?.run();
+        tracing::info!(address = %config.bind, port, "chatd listening");
+        Ok(Self { port, server, hub })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        Shutdown {
+            server: self.server.handle(),
+            hub: self.hub.clone(),
+        }
+    }
+
+    /// Serves until the server is stopped through a [`Shutdown`] handle.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Stops a running server: WebSocket clients get a 1001 close, in-flight requests finish.
+#[derive(Clone)]
+pub struct Shutdown {
+    server: ServerHandle,
+    hub: Arc<Hub>,
+}
+
+impl Shutdown {
+    pub async fn stop(&self) {
+        self.hub.shut_down();
+        self.server.stop(true).await;
+    }
+}
