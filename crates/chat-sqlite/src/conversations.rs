@@ -195,7 +195,7 @@ impl ConversationStore for SqliteStore {
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<UserId>> {
         let conversation_id = id.to_string();
-        let result = self.write(|conn| {
+        self.write(|conn| {
             let current: Vec<String> = conversation_members::table
                 .filter(conversation_members::conversation_id.eq(&conversation_id))
                 .select(conversation_members::user_id)
@@ -228,8 +228,7 @@ impl ConversationStore for SqliteStore {
                 .set(conversations::updated_at.eq(ts(at)))
                 .execute(conn)?;
             Ok(Ok(added))
-        })?;
-        result
+        })?
     }
 
     fn remove_member(

@@ -1,6 +1,7 @@
 //! Sending messages, reading history, read markers and unread counts.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use crate::conversation::{ConversationKind, Member};
@@ -175,11 +176,13 @@ impl MessageService {
         let mut views = Vec::with_capacity(messages.len());
         for message in messages {
             let id = message.conversation_id;
-            if !context.contains_key(&id) {
-                let direct = self.kind_of(id)? == ConversationKind::Direct;
-                context.insert(id, (self.conversations.members(id)?, direct));
-            }
-            let (members, direct) = &context[&id];
+            let (members, direct) = match context.entry(id) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => {
+                    let direct = self.kind_of(id)? == ConversationKind::Direct;
+                    entry.insert((self.conversations.members(id)?, direct))
+                }
+            };
             views.push(view_message(message, members, *direct, user));
         }
         Ok(views)

@@ -7,7 +7,6 @@ use std::time::Instant;
 use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Closed, Session,
 };
-use bytestring::ByteString;
 use chat_domain::message::Seq;
 use chat_domain::service::{CreateConversation, MessageService, SendMessage};
 use chat_domain::user::User;
@@ -126,7 +125,7 @@ async fn serve(
                 return close(CloseCode::Away, "server shutting down");
             }
             frame = registration.outbound.recv() => {
-                let Some(frame) = frame else { return None };
+                let frame = frame?;
                 if session.text(frame).await.is_err() {
                     return None;
                 }
@@ -321,5 +320,5 @@ async fn send_error(
         detail: detail.to_owned(),
         reference,
     });
-    session.text(ByteString::from(frame.to_text())).await
+    session.text(frame.to_text()).await
 }

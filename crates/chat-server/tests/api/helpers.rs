@@ -1,0 +1,250 @@
+//! Starting a real server on a random port with its own database, and talking to it.
+
+use std::time::Duration;
+
+use chat_server::{Application, Config, Shutdown, SyncMode};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+pub struct TestApp {
+    pub address: String,
+    pub ws_url: String,
+    pub client: reqwest::Client,
+    pub shutdown: Shutdown,
+    pub dir: tempfile::TempDir,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub token: String,
+}
+
+pub fn test_config(dir: &tempfile::TempDir) -> Config {
+    Config {
+        bind: "127.0.0.1:0".into(),
+        database_url: format!("sqlite://{}", dir.path().join("chat.db").display()),
+        jwt_secret: None,
+        token_ttl: Duration::from_secs(3600),
+        bcrypt_cost: 4,
+        sqlite_sync: SyncMode::Normal,
+        ws_ping_interval: Duration::from_secs(30),
+        workers: Some(1),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    spawn_app_with(test_config(&dir), dir).await
+}
+
+pub async fn spawn_app_with(config: Config, dir: tempfile::TempDir) -> TestApp {
+    let app = Application::build(config).await.expect("the server builds");
+    let port = app.port();
+    let shutdown = app.shutdown_handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        ws_url: format!("ws://127.0.0.1:{port}/api/v1/ws"),
+        client: reqwest::Client::new(),
+        shutdown,
+        dir,
+    }
+}
+
+impl TestApp {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request
+            .send()
+            .await
+            .expect("the request reaches the server")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.request(Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.request(Method::PUT, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.request(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Signs up `name` (password "correct horse") and logs in.
+    pub async fn user(&self, name: &str) -> TestUser {
+        let response = self
+            .request(
+                Method::POST,
+                "/api/v1/auth/signup",
+                None,
+                Some(json!({
+                    "username": name,
+                    "email": format!("{name}@example.com"),
+                    "password": "correct horse",
+                    "full_name": format!("{name} Example"),
+                })),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let user: Value = response.json().await.unwrap();
+        TestUser {
+            id: user["id"].as_str().unwrap().to_owned(),
+            token: self.login(name, "correct horse").await,
+        }
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let response = self
+            .request(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The direct conversation of `a` and `b`, as `a` sees it.
+    pub async fn direct(&self, a: &TestUser, b: &TestUser) -> String {
+        let response = self
+            .post(
+                "/api/v1/conversations",
+                &a.token,
+                json!({"participant_ids": [b.id]}),
+            )
+            .await;
+        assert!(response.status().is_success());
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A group owned by `owner` with `members`.
+    pub async fn group(&self, owner: &TestUser, members: &[&TestUser]) -> String {
+        let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        let response = self
+            .post(
+                "/api/v1/conversations",
+                &owner.token,
+                json!({"participant_ids": ids, "name": "team", "is_group": true}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends `content` to a conversation over REST and returns the stored message.
+    pub async fn send(&self, from: &TestUser, conversation: &str, content: &str) -> Value {
+        let response = self
+            .post(
+                &format!("/api/v1/conversations/{conversation}/messages"),
+                &from.token,
+                json!({"content": content}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    /// A WebSocket authenticated with `?token=`, past its `connected` frame.
+    pub async fn ws(&self, user: &TestUser) -> Ws {
+        let (stream, _) = connect_async(format!("{}?token={}", self.ws_url, user.token))
+            .await
+            .expect("the WebSocket handshake succeeds");
+        let mut ws = Ws { stream };
+        let connected = ws.next_json().await;
+        assert_eq!(connected["type"], "connected", "{connected}");
+        ws
+    }
+}
+
+/// A test WebSocket client.
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Ws {
+    pub async fn send_json(&mut self, value: Value) {
+        self.stream
+            .send(Message::text(value.to_string()))
+            .await
+            .expect("the frame is sent");
+    }
+
+    /// The next text frame as JSON; fails the test after 5 s of silence.
+    pub async fn next_json(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(5), self.stream.next())
+                .await
+                .expect("a frame arrives within 5 s")
+                .expect("the connection is open")
+                .expect("the frame is valid");
+            match message {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame of the given type, skipping others (typing, conversation updates).
+    pub async fn next_of_type(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.next_json().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Asserts that no text frame arrives within `wait`.
+    pub async fn assert_silent(&mut self, wait: Duration) {
+        if let Ok(Some(Ok(Message::Text(text)))) =
+            tokio::time::timeout(wait, self.stream.next()).await
+        {
+            panic!("expected silence, got {text}");
+        }
+    }
+
+    /// Waits for the close frame and returns its code.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), self.stream.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_))) | Ok(None) => return None,
+                Err(_) => panic!("no close within 5 s"),
+            }
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: each starts the real server on a random port with a fresh SQLite file
+//! and talks to it over HTTP and WebSocket, as a client app would.
+
+mod helpers;
+
+mod accounts;
+mod conversations;
+mod errors;
+mod messages;
+mod realtime;
