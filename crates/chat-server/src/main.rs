@@ -16,6 +16,7 @@ async fn main() -> ExitCode {
     }
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => migrate(cli.config).await,
+        Command::Backup { path } => backup(cli.config, path).await,
         Command::Serve => serve(cli.config).await,
     };
     match result {
@@ -33,6 +34,18 @@ async fn migrate(config: chat_server::Config) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     tracing::info!("database is up to date");
+    Ok(())
+}
+
+async fn backup(config: chat_server::Config, path: std::path::PathBuf) -> Result<(), String> {
+    let target = path.clone();
+    tokio::task::spawn_blocking(move || {
+        let db = open_database(&config).map_err(|e| e.to_string())?;
+        db.backup_to(&target).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    tracing::info!(path = %path.display(), "backup written");
     Ok(())
 }
 

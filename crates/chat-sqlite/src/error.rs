@@ -11,6 +11,8 @@ pub enum StorageError {
     Pool(#[from] diesel::r2d2::PoolError),
     #[error("database connection failed: {0}")]
     Connection(#[from] diesel::ConnectionError),
+    #[error("backup failed: {0}")]
+    Backup(String),
     #[error("migrations failed: {0}")]
     Migration(String),
     /// A stored value does not parse into its domain type: the data was written by something
