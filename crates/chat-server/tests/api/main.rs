@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod conversations;
+mod crash;
 mod errors;
 mod messages;
 mod realtime;

@@ -1,0 +1,194 @@
+//! Crash safety: a server killed with SIGKILL in the middle of a send load loses no message it
+//! acknowledged, and its database stays intact.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::RunQueryDsl;
+use diesel::sql_types::Text;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const SECRET: &str = "crash-test-secret-that-is-long-enough-0123456789";
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start(db: &Path) -> Server {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .env("CHAT_BIND", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", db)
+        .env("CHAT_JWT_SECRET", SECRET)
+        .env("CHAT_BCRYPT_COST", "4")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the server binary starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(response) = client.get(format!("{base}/health")).send().await {
+            if response.status() == StatusCode::OK {
+                return Server { child, base };
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server did not become healthy");
+}
+
+async fn token(client: &reqwest::Client, base: &str, name: &str) -> (String, String) {
+    let user: Value = client
+        .post(format!("{base}/api/v1/auth/signup"))
+        .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": name, "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        user["id"].as_str().unwrap().to_owned(),
+        login["access_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn acknowledged_messages_survive_a_sigkill_mid_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let mut server = start(&db).await;
+    let client = reqwest::Client::new();
+    let (_, alice) = token(&client, &server.base, "alice").await;
+    let (bob_id, _) = token(&client, &server.base, "bob").await;
+    let conversation: Value = client
+        .post(format!("{}/api/v1/conversations", server.base))
+        .bearer_auth(&alice)
+        .json(&json!({"participant_ids": [bob_id]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = format!(
+        "{}/api/v1/conversations/{}/messages",
+        server.base,
+        conversation["id"].as_str().unwrap()
+    );
+
+    // Eight senders, each recording what the server acknowledged.
+    let acknowledged: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
+    let senders: Vec<_> = (0..8)
+        .map(|sender| {
+            let (client, path, alice, acknowledged) =
+                (client.clone(), path.clone(), alice.clone(), acknowledged.clone());
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let sent = client
+                        .post(&path)
+                        .bearer_auth(&alice)
+                        .json(&json!({"content": format!("{sender}-{i}"), "client_message_id": format!("{sender}-{i}")}))
+                        .send()
+                        .await;
+                    let Ok(response) = sent else { break };
+                    if response.status() != StatusCode::CREATED {
+                        break;
+                    }
+                    let Ok(message) = response.json::<Value>().await else { break };
+                    acknowledged.lock().unwrap().push((
+                        message["id"].as_str().unwrap().to_owned(),
+                        message["seq"].as_i64().unwrap(),
+                    ));
+                }
+            })
+        })
+        .collect();
+    while acknowledged.lock().unwrap().len() < 300 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    server.child.wait().unwrap();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+
+    let mut restarted = start(&db).await;
+    let path = path.replace(&server.base, &restarted.base);
+    let mut stored: Vec<Value> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Vec<Value> = client
+            .get(format!("{path}?limit=200&after={after}"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = last["seq"].as_i64().unwrap();
+        stored.extend(page);
+    }
+    restarted.child.kill().unwrap();
+    restarted.child.wait().unwrap();
+
+    let seqs: Vec<i64> = stored.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "history is in order without repeats"
+    );
+    let mut client_ids: Vec<&str> = stored
+        .iter()
+        .map(|m| m["client_message_id"].as_str().unwrap())
+        .collect();
+    client_ids.sort_unstable();
+    client_ids.dedup();
+    assert_eq!(client_ids.len(), stored.len(), "no message is stored twice");
+    for (id, seq) in &acknowledged {
+        assert!(
+            stored
+                .iter()
+                .any(|m| m["id"] == id.as_str() && m["seq"] == *seq),
+            "acknowledged message {id} (seq {seq}) was lost"
+        );
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Check {
+        #[diesel(sql_type = Text)]
+        integrity_check: String,
+    }
+    let database = chat_sqlite::Database::open(db.to_str().unwrap(), &Default::default()).unwrap();
+    let check: Vec<Check> = diesel::sql_query("PRAGMA integrity_check")
+        .load(&mut *database.conn().unwrap())
+        .unwrap();
+    assert_eq!(check.len(), 1);
+    assert_eq!(check[0].integrity_check, "ok");
+}
