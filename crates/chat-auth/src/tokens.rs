@@ -15,6 +15,9 @@ const AUDIENCE: &str = "chatd-api";
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
+    /// The user's token generation at issue time; see `User::token_generation`.
+    #[serde(rename = "gen", default)]
+    generation: i64,
     iat: i64,
     exp: i64,
     jti: String,
@@ -68,9 +71,15 @@ impl JwtIssuer {
 }
 
 impl TokenIssuer for JwtIssuer {
-    fn issue(&self, user: UserId, now: DateTime<Utc>) -> Result<AccessToken, String> {
+    fn issue(
+        &self,
+        user: UserId,
+        generation: i64,
+        now: DateTime<Utc>,
+    ) -> Result<AccessToken, String> {
         let claims = Claims {
             sub: user.to_string(),
+            generation,
             iat: now.timestamp(),
             exp: (now + self.ttl).timestamp(),
             jti: Uuid::new_v4().simple().to_string(),
@@ -92,6 +101,7 @@ impl TokenIssuer for JwtIssuer {
         let at = |secs| DateTime::from_timestamp(secs, 0).ok_or("timestamp out of range");
         Ok(TokenClaims {
             user_id: claims.sub.parse().map_err(|_| "sub is not a user id")?,
+            generation: claims.generation,
             token_id: claims.jti,
             issued_at: at(claims.iat)?,
             expires_at: at(claims.exp)?,
@@ -123,7 +133,7 @@ mod tests {
         let tokens = issuer(SECRET);
         let user = UserId::new();
         let now = Utc::now();
-        let issued = tokens.issue(user, now).unwrap();
+        let issued = tokens.issue(user, 0, now).unwrap();
         let claims = tokens.verify(&issued.token).unwrap();
         assert_eq!(claims.user_id, user);
         assert_eq!(
@@ -137,7 +147,7 @@ mod tests {
     fn an_expired_token_is_refused() {
         let tokens = issuer(SECRET);
         let issued = tokens
-            .issue(UserId::new(), Utc::now() - Duration::hours(2))
+            .issue(UserId::new(), 0, Utc::now() - Duration::hours(2))
             .unwrap();
         assert!(tokens.verify(&issued.token).is_err());
     }
@@ -145,7 +155,7 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let issued = issuer(b"another secret that is long enough!!")
-            .issue(UserId::new(), Utc::now())
+            .issue(UserId::new(), 0, Utc::now())
             .unwrap();
         assert!(issuer(SECRET).verify(&issued.token).is_err());
     }
@@ -153,10 +163,11 @@ mod tests {
     #[test]
     fn a_tampered_payload_is_refused() {
         let tokens = issuer(SECRET);
-        let issued = tokens.issue(UserId::new(), Utc::now()).unwrap();
+        let issued = tokens.issue(UserId::new(), 0, Utc::now()).unwrap();
         let mut parts: Vec<String> = issued.token.split('.').map(Into::into).collect();
         let other = Claims {
             sub: UserId::new().to_string(),
+            generation: 0,
             iat: Utc::now().timestamp(),
             exp: Utc::now().timestamp() + 3600,
             jti: "x".into(),
@@ -172,6 +183,7 @@ mod tests {
         let tokens = issuer(SECRET);
         let claims = Claims {
             sub: UserId::new().to_string(),
+            generation: 0,
             iat: Utc::now().timestamp(),
             exp: Utc::now().timestamp() + 3600,
             jti: "x".into(),
@@ -194,6 +206,7 @@ mod tests {
     fn a_token_for_another_audience_is_refused() {
         let claims = Claims {
             sub: UserId::new().to_string(),
+            generation: 0,
             iat: Utc::now().timestamp(),
             exp: Utc::now().timestamp() + 3600,
             jti: "x".into(),

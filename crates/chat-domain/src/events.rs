@@ -43,6 +43,14 @@ pub enum DomainEvent {
         audience: Vec<UserId>,
         at: DateTime<Utc>,
     },
+    /// Access was withdrawn: one token (logout), or every token of the user (password
+    /// change, deactivation). Connections opened with a withdrawn token must close.
+    AccessRevoked {
+        user_id: UserId,
+        /// The one token revoked; `None` means all of the user's tokens.
+        token_id: Option<String>,
+        audience: Vec<UserId>,
+    },
 }
 
 impl DomainEvent {
@@ -52,18 +60,8 @@ impl DomainEvent {
             DomainEvent::MessageCreated { audience, .. }
             | DomainEvent::MessageRead { audience, .. }
             | DomainEvent::Typing { audience, .. }
-            | DomainEvent::ConversationUpdated { audience, .. } => audience,
-        }
-    }
-
-    pub fn conversation_id(&self) -> ConversationId {
-        match self {
-            DomainEvent::MessageCreated { message, .. } => message.message.conversation_id,
-            DomainEvent::MessageRead { receipt, .. } => receipt.marker.conversation_id,
-            DomainEvent::Typing {
-                conversation_id, ..
-            } => *conversation_id,
-            DomainEvent::ConversationUpdated { conversation, .. } => conversation.id,
+            | DomainEvent::ConversationUpdated { audience, .. }
+            | DomainEvent::AccessRevoked { audience, .. } => audience,
         }
     }
 }

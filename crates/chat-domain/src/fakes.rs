@@ -25,6 +25,7 @@ struct State {
     members: HashMap<ConversationId, Vec<Member>>,
     messages: Vec<Message>,
     activity: HashMap<ConversationId, DateTime<Utc>>,
+    revoked: Vec<String>,
 }
 
 /// One in-memory store behind every storage port.
@@ -34,13 +35,6 @@ pub struct MemoryStore(Mutex<State>);
 impl MemoryStore {
     fn state(&self) -> MutexGuard<'_, State> {
         self.0.lock().unwrap()
-    }
-
-    pub fn deactivate(&self, id: UserId) {
-        let mut state = self.state();
-        if let Some((user, _)) = state.users.iter_mut().find(|(u, _)| u.id == id) {
-            user.is_active = false;
-        }
     }
 
     pub fn message_count(&self) -> usize {
@@ -67,6 +61,7 @@ impl UserStore for MemoryStore {
             avatar_url: None,
             bio: None,
             is_active: true,
+            token_generation: 0,
             created_at: new.created_at,
             updated_at: new.created_at,
         };
@@ -172,9 +167,34 @@ impl UserStore for MemoryStore {
         }
         if let Some(h) = &update.password_hash {
             *hash = h.clone();
+            user.token_generation += 1;
         }
         user.updated_at = at;
         Ok(user.clone())
+    }
+
+    fn deactivate(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<User> {
+        let mut state = self.state();
+        let (user, _) = state
+            .users
+            .iter_mut()
+            .find(|(u, _)| u.id == id)
+            .ok_or(StoreError::Missing)?;
+        user.is_active = false;
+        user.token_generation += 1;
+        user.updated_at = at;
+        Ok(user.clone())
+    }
+}
+
+impl TokenRevocations for MemoryStore {
+    fn revoke(&self, token_id: &str, _expires_at: DateTime<Utc>) -> StoreResult<()> {
+        self.state().revoked.push(token_id.to_owned());
+        Ok(())
+    }
+
+    fn is_revoked(&self, token_id: &str) -> StoreResult<bool> {
+        Ok(self.state().revoked.iter().any(|t| t == token_id))
     }
 }
 
@@ -518,23 +538,35 @@ impl PasswordHasher for FakeHasher {
     }
 }
 
-/// Tokens of the form `token:<user id>`.
-pub struct FakeTokens;
+/// Tokens of the form `token:<user id>:<generation>:<serial>`; the serial is the token id.
+#[derive(Default)]
+pub struct FakeTokens(AtomicUsize);
 
 impl TokenIssuer for FakeTokens {
-    fn issue(&self, user: UserId, _now: DateTime<Utc>) -> Result<AccessToken, String> {
+    fn issue(
+        &self,
+        user: UserId,
+        generation: i64,
+        _now: DateTime<Utc>,
+    ) -> Result<AccessToken, String> {
+        let serial = self.0.fetch_add(1, Ordering::SeqCst);
         Ok(AccessToken {
-            token: format!("token:{user}"),
+            token: format!("token:{user}:{generation}:{serial}"),
             expires_in: Duration::hours(1),
         })
     }
 
     fn verify(&self, token: &str) -> Result<TokenClaims, String> {
-        let id = token.strip_prefix("token:").ok_or("not a fake token")?;
+        let rest = token.strip_prefix("token:").ok_or("not a fake token")?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        let [id, generation, serial] = parts.as_slice() else {
+            return Err("not a fake token".into());
+        };
         let now = fixed_now();
         Ok(TokenClaims {
             user_id: id.parse().map_err(|_| "bad id")?,
-            token_id: String::new(),
+            generation: generation.parse().map_err(|_| "bad generation")?,
+            token_id: (*serial).to_owned(),
             issued_at: now,
             expires_at: now + Duration::hours(1),
         })
@@ -575,7 +607,8 @@ impl World {
             read_receipts: store.clone(),
             events: events.clone(),
             hasher: hasher.clone(),
-            tokens: Arc::new(FakeTokens),
+            tokens: Arc::new(FakeTokens::default()),
+            revocations: store.clone(),
             clock: Arc::new(SteppingClock::default()),
         });
         Self {

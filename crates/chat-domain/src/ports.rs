@@ -37,6 +37,15 @@ pub trait UserStore: Send + Sync {
     /// Applies a profile change. A taken email is [`StoreError::Conflict`];
     /// a missing user is [`StoreError::Missing`].
     fn update(&self, id: UserId, update: &ProfileUpdate, at: DateTime<Utc>) -> StoreResult<User>;
+    /// Deactivates an account and raises its token generation. A missing user is
+    /// [`StoreError::Missing`].
+    fn deactivate(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<User>;
+}
+
+/// Individually revoked access tokens (logout), remembered until they would have expired.
+pub trait TokenRevocations: Send + Sync {
+    fn revoke(&self, token_id: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
+    fn is_revoked(&self, token_id: &str) -> StoreResult<bool>;
 }
 
 /// Conversations and their memberships.
@@ -142,6 +151,8 @@ pub struct AccessToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenClaims {
     pub user_id: UserId,
+    /// The user's token generation when the token was issued.
+    pub generation: i64,
     pub token_id: String,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -149,7 +160,12 @@ pub struct TokenClaims {
 
 /// Issues and verifies access tokens.
 pub trait TokenIssuer: Send + Sync {
-    fn issue(&self, user: UserId, now: DateTime<Utc>) -> Result<AccessToken, String>;
+    fn issue(
+        &self,
+        user: UserId,
+        generation: i64,
+        now: DateTime<Utc>,
+    ) -> Result<AccessToken, String>;
     /// Checks signature, algorithm and expiry. The error says why, for logs, not for clients.
     fn verify(&self, token: &str) -> Result<TokenClaims, String>;
 }

@@ -16,6 +16,9 @@ pub struct User {
     pub avatar_url: Option<String>,
     pub bio: Option<String>,
     pub is_active: bool,
+    /// Tokens carry the generation they were issued under; raising it (password change,
+    /// deactivation) invalidates every earlier token of the user at once.
+    pub token_generation: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -197,6 +200,7 @@ pub struct NewUser {
 }
 
 /// A profile change: `None` leaves a field as it is; `Some(None)` clears an optional field.
+/// A new password hash also raises the user's token generation, revoking earlier tokens.
 #[derive(Debug, Clone, Default)]
 pub struct ProfileUpdate {
     pub email: Option<Email>,

@@ -11,7 +11,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{self, ApiError, ErrorBody};
 use crate::openapi::ApiDoc;
-use crate::{routes, ws};
+use crate::routes;
 
 /// The largest request body accepted, JSON or form.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -32,7 +32,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(web::QueryConfig::default().error_handler(error::query_error))
     .app_data(web::PathConfig::default().error_handler(error::path_error))
     .configure(routes::configure)
-    .configure(ws::configure)
     .service(web::redirect("/docs", "/docs/"))
     .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
     .default_service(web::to(not_found));

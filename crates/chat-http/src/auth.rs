@@ -6,6 +6,7 @@ use std::pin::Pin;
 
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use chat_domain::service::Authenticated;
 use chat_domain::user::User;
 
 use crate::error::ApiError;
@@ -13,6 +14,9 @@ use crate::state::AppState;
 
 /// The authenticated caller.
 pub struct CurrentUser(pub User);
+
+/// The authenticated caller with the claims of the token they presented (for logout).
+pub struct CurrentSession(pub Authenticated);
 
 /// The token in an `Authorization: Bearer <token>` header, if the header is there at all.
 pub fn bearer_token(req: &HttpRequest) -> Option<Result<String, ApiError>> {
@@ -30,7 +34,7 @@ pub fn bearer_token(req: &HttpRequest) -> Option<Result<String, ApiError>> {
     Some(token)
 }
 
-impl FromRequest for CurrentUser {
+impl FromRequest for CurrentSession {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
@@ -41,8 +45,18 @@ impl FromRequest for CurrentUser {
             let state = state.ok_or_else(ApiError::internal)?;
             let token =
                 token.ok_or_else(|| ApiError::unauthorized("authentication required"))??;
-            let user = state.run(move |s| s.accounts.authenticate(&token)).await?;
-            Ok(CurrentUser(user))
+            let session = state.run(move |s| s.accounts.authenticate(&token)).await?;
+            Ok(CurrentSession(session))
         })
+    }
+}
+
+impl FromRequest for CurrentUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let session = CurrentSession::from_request(req, payload);
+        Box::pin(async move { Ok(CurrentUser(session.await?.0.user)) })
     }
 }

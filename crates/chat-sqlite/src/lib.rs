@@ -11,6 +11,7 @@ mod migrate;
 mod models;
 mod pool;
 mod read_receipts;
+mod revocations;
 pub mod schema;
 mod settings;
 #[cfg(test)]

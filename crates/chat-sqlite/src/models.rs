@@ -37,6 +37,7 @@ pub struct UserRow {
     pub is_active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub token_generation: i64,
 }
 
 impl TryFrom<UserRow> for User {
@@ -52,6 +53,7 @@ impl TryFrom<UserRow> for User {
             avatar_url: row.avatar_url,
             bio: row.bio,
             is_active: row.is_active,
+            token_generation: row.token_generation,
             created_at: utc(row.created_at),
             updated_at: utc(row.updated_at),
         })

@@ -12,6 +12,14 @@ diesel::table! {
         is_active -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        token_generation -> BigInt,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (token_id) {
+        token_id -> Text,
+        expires_at -> Timestamp,
     }
 }
 
@@ -67,6 +75,7 @@ diesel::joinable!(messages -> conversations (conversation_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     server_settings,
+    revoked_tokens,
     conversations,
     conversation_members,
     messages,

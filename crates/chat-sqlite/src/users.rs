@@ -23,6 +23,7 @@ impl UserStore for SqliteStore {
             is_active: true,
             created_at: ts(new.created_at),
             updated_at: ts(new.created_at),
+            token_generation: 0,
         };
         self.write(|conn| {
             let row = diesel::insert_into(users::table)
@@ -148,8 +149,30 @@ impl UserStore for SqliteStore {
             updated_at: ts(at),
         };
         self.write(|conn| {
-            let row = diesel::update(users::table.find(id.to_string()))
+            let key = id.to_string();
+            if changes.password_hash.is_some() {
+                diesel::update(users::table.find(&key))
+                    .set(users::token_generation.eq(users::token_generation + 1))
+                    .execute(conn)?;
+            }
+            let row = diesel::update(users::table.find(&key))
                 .set(&changes)
+                .returning(UserRow::as_returning())
+                .get_result(conn)
+                .optional()?;
+            row.map(User::try_from).transpose()
+        })?
+        .ok_or(StoreError::Missing)
+    }
+
+    fn deactivate(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<User> {
+        self.write(|conn| {
+            let row = diesel::update(users::table.find(id.to_string()))
+                .set((
+                    users::is_active.eq(false),
+                    users::token_generation.eq(users::token_generation + 1),
+                    users::updated_at.eq(ts(at)),
+                ))
                 .returning(UserRow::as_returning())
                 .get_result(conn)
                 .optional()?;
@@ -244,6 +267,38 @@ mod tests {
         assert_eq!(search("LI"), ["alice", "malik"]);
         assert_eq!(search("_"), ["a_b"]);
         assert_eq!(search("%"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_new_password_or_deactivation_raises_the_token_generation() {
+        let db = temp_db();
+        let user = db.store.insert(&new_user("alice")).unwrap();
+        assert_eq!(user.token_generation, 0);
+        let bio_only = ProfileUpdate {
+            bio: Some(Some("hi".into())),
+            ..Default::default()
+        };
+        assert_eq!(
+            db.store
+                .update(user.id, &bio_only, Utc::now())
+                .unwrap()
+                .token_generation,
+            0
+        );
+        let password = ProfileUpdate {
+            password_hash: Some(PasswordHash("new".into())),
+            ..Default::default()
+        };
+        assert_eq!(
+            db.store
+                .update(user.id, &password, Utc::now())
+                .unwrap()
+                .token_generation,
+            1
+        );
+        let deactivated = db.store.deactivate(user.id, Utc::now()).unwrap();
+        assert!(!deactivated.is_active);
+        assert_eq!(deactivated.token_generation, 2);
     }
 
     #[test]

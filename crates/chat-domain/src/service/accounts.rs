@@ -2,7 +2,11 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::ports::{AccessToken, Clock, PasswordHasher, TokenIssuer, UserStore};
+use crate::events::DomainEvent;
+use crate::ports::{
+    AccessToken, Clock, EventPublisher, PasswordHasher, TokenClaims, TokenIssuer, TokenRevocations,
+    UserStore,
+};
 use crate::user::{
     BIO_MAX, Email, FULL_NAME_MAX, NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery,
     Username, optional_text, optional_url,
@@ -33,9 +37,18 @@ pub struct ProfileChanges {
     pub current_password: Option<String>,
 }
 
+/// The bearer of a valid access token: the user and what their token says.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: User,
+    pub claims: TokenClaims,
+}
+
 #[derive(Clone)]
 pub struct AccountService {
     users: Arc<dyn UserStore>,
+    revocations: Arc<dyn TokenRevocations>,
+    events: Arc<dyn EventPublisher>,
     hasher: Arc<dyn PasswordHasher>,
     tokens: Arc<dyn TokenIssuer>,
     clock: Arc<dyn Clock>,
@@ -48,6 +61,8 @@ impl AccountService {
     pub fn new(ports: &Ports) -> Self {
         Self {
             users: ports.users.clone(),
+            revocations: ports.revocations.clone(),
+            events: ports.events.clone(),
             hasher: ports.hasher.clone(),
             tokens: ports.tokens.clone(),
             clock: ports.clock.clone(),
@@ -107,25 +122,79 @@ impl AccountService {
             return Err(DomainError::InvalidCredentials);
         }
         self.tokens
-            .issue(user.id, self.clock.now())
+            .issue(user.id, user.token_generation, self.clock.now())
             .map_err(DomainError::Credentials)
     }
 
-    /// The active user an access token was issued to.
-    pub fn authenticate(&self, token: &str) -> Result<User, DomainError> {
+    /// The active user an access token was issued to. Refuses a token that is malformed,
+    /// expired, logged out, or older than the user's last password change or deactivation.
+    pub fn authenticate(&self, token: &str) -> Result<Authenticated, DomainError> {
         let claims = self
             .tokens
             .verify(token)
             .map_err(|_| DomainError::Unauthenticated("invalid or expired token".into()))?;
-        match self.users.find(claims.user_id)? {
-            Some(user) if user.is_active => Ok(user),
-            Some(_) => Err(DomainError::Unauthenticated(
-                "account is deactivated".into(),
-            )),
-            None => Err(DomainError::Unauthenticated(
-                "token names an unknown user".into(),
-            )),
+        let user = match self.users.find(claims.user_id)? {
+            Some(user) if user.is_active => user,
+            Some(_) => {
+                return Err(DomainError::Unauthenticated(
+                    "account is deactivated".into(),
+                ));
+            }
+            None => {
+                return Err(DomainError::Unauthenticated(
+                    "token names an unknown user".into(),
+                ));
+            }
+        };
+        if claims.generation != user.token_generation
+            || self.revocations.is_revoked(&claims.token_id)?
+        {
+            return Err(DomainError::Unauthenticated(
+                "token has been revoked".into(),
+            ));
         }
+        Ok(Authenticated { user, claims })
+    }
+
+    /// Revokes the token the caller presented; their other tokens stay valid.
+    pub fn log_out(&self, session: &Authenticated) -> Result<(), DomainError> {
+        self.revocations
+            .revoke(&session.claims.token_id, session.claims.expires_at)?;
+        self.events.publish(DomainEvent::AccessRevoked {
+            user_id: session.user.id,
+            token_id: Some(session.claims.token_id.clone()),
+            audience: vec![session.user.id],
+        });
+        Ok(())
+    }
+
+    /// Deactivates the caller's own account after checking their password. Every token of
+    /// the user stops working and their open connections are closed.
+    pub fn deactivate(&self, id: UserId, password: &str) -> Result<User, DomainError> {
+        let stored = self
+            .users
+            .password_hash(id)?
+            .ok_or_else(|| DomainError::not_found(Resource::User, id))?;
+        if !self.hasher.verify(password, &stored) {
+            return Err(DomainError::Forbidden("password is incorrect".into()));
+        }
+        let user = self
+            .users
+            .deactivate(id, self.clock.now())
+            .map_err(|e| match e {
+                StoreError::Missing => DomainError::not_found(Resource::User, id),
+                other => other.into(),
+            })?;
+        self.revoke_all(id);
+        Ok(user)
+    }
+
+    fn revoke_all(&self, id: UserId) {
+        self.events.publish(DomainEvent::AccessRevoked {
+            user_id: id,
+            token_id: None,
+            audience: vec![id],
+        });
     }
 
     pub fn user(&self, id: UserId) -> Result<User, DomainError> {
@@ -138,8 +207,8 @@ impl AccountService {
         Ok(self.users.search(query)?)
     }
 
-    /// Applies a profile edit. Changing the password requires the current one: a wrong or
-    /// missing current password is refused with 403 semantics (the caller is known).
+    /// Applies a profile edit. Changing the password requires the current one (a wrong one is
+    /// forbidden, a missing one invalid) and revokes every token issued before it.
     pub fn update_profile(&self, id: UserId, changes: ProfileChanges) -> Result<User, DomainError> {
         let mut v = Validator::new();
         let email = changes
@@ -189,6 +258,7 @@ impl AccountService {
             }
             _ => None,
         };
+        let password_changed = password_hash.is_some();
         let update = ProfileUpdate {
             email,
             full_name,
@@ -196,12 +266,17 @@ impl AccountService {
             bio,
             password_hash,
         };
-        self.users
+        let user = self
+            .users
             .update(id, &update, self.clock.now())
             .map_err(|e| match e {
                 StoreError::Missing => DomainError::not_found(Resource::User, id),
                 other => conflict_or_store(other),
-            })
+            })?;
+        if password_changed {
+            self.revoke_all(id);
+        }
+        Ok(user)
     }
 
     fn decoy_hash(&self) -> PasswordHash {
@@ -298,7 +373,7 @@ mod tests {
                 .log_in(login, "correct horse")
                 .unwrap();
             let me = world.services.accounts.authenticate(&token.token).unwrap();
-            assert_eq!(me.id, alice.id);
+            assert_eq!(me.user.id, alice.id);
         }
     }
 
@@ -332,9 +407,14 @@ mod tests {
             accounts.update_profile(alice.id, change(Some("wrong password"))),
             Err(DomainError::Forbidden(_))
         ));
+        let before = accounts.log_in("alice", "correct horse").unwrap();
         accounts
             .update_profile(alice.id, change(Some("correct horse")))
             .unwrap();
+        assert!(matches!(
+            accounts.authenticate(&before.token),
+            Err(DomainError::Unauthenticated(_))
+        ));
         assert!(accounts.log_in("alice", "correct horse").is_err());
         assert!(accounts.log_in("alice", "new password!").is_ok());
     }
@@ -369,7 +449,10 @@ mod tests {
             .accounts
             .log_in("alice", "correct horse")
             .unwrap();
-        world.store.deactivate(alice.id);
+        world
+            .store
+            .deactivate(alice.id, chrono::Utc::now())
+            .unwrap();
         assert!(
             world
                 .services
@@ -381,5 +464,42 @@ mod tests {
             world.services.accounts.authenticate(&token.token),
             Err(DomainError::Unauthenticated(_))
         ));
+    }
+
+    #[test]
+    fn logging_out_revokes_only_the_token_used() {
+        let world = World::new();
+        world.services.accounts.sign_up(signup("alice")).unwrap();
+        let accounts = &world.services.accounts;
+        let phone = accounts.log_in("alice", "correct horse").unwrap();
+        let laptop = accounts.log_in("alice", "correct horse").unwrap();
+        let session = accounts.authenticate(&phone.token).unwrap();
+        world.events.take();
+        accounts.log_out(&session).unwrap();
+        assert!(accounts.authenticate(&phone.token).is_err());
+        assert!(accounts.authenticate(&laptop.token).is_ok());
+        assert!(matches!(
+            world.events.take().as_slice(),
+            [DomainEvent::AccessRevoked {
+                token_id: Some(_),
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn deactivating_needs_the_password_and_ends_every_session() {
+        let world = World::new();
+        let alice = world.services.accounts.sign_up(signup("alice")).unwrap();
+        let accounts = &world.services.accounts;
+        let token = accounts.log_in("alice", "correct horse").unwrap();
+        assert!(matches!(
+            accounts.deactivate(alice.id, "wrong"),
+            Err(DomainError::Forbidden(_))
+        ));
+        let deactivated = accounts.deactivate(alice.id, "correct horse").unwrap();
+        assert!(!deactivated.is_active);
+        assert!(accounts.authenticate(&token.token).is_err());
+        assert!(accounts.log_in("alice", "correct horse").is_err());
     }
 }

@@ -6,7 +6,7 @@ mod messages;
 
 use std::sync::Arc;
 
-pub use accounts::{AccountService, ProfileChanges, SignupRequest};
+pub use accounts::{AccountService, Authenticated, ProfileChanges, SignupRequest};
 pub use conversations::{ConversationService, CreateConversation};
 pub use messages::{MessageService, SendMessage};
 
@@ -14,7 +14,7 @@ use crate::conversation::Member;
 use crate::message::{Message, MessageView};
 use crate::ports::{
     Clock, ConversationStore, EventPublisher, MessageStore, PasswordHasher, ReadReceiptStore,
-    TokenIssuer, UserStore,
+    TokenIssuer, TokenRevocations, UserStore,
 };
 use crate::{ConversationId, DomainError, Resource, UserId};
 
@@ -25,6 +25,7 @@ pub struct Ports {
     pub conversations: Arc<dyn ConversationStore>,
     pub messages: Arc<dyn MessageStore>,
     pub read_receipts: Arc<dyn ReadReceiptStore>,
+    pub revocations: Arc<dyn TokenRevocations>,
     pub events: Arc<dyn EventPublisher>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenIssuer>,

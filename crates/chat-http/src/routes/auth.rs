@@ -3,7 +3,7 @@
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentSession, CurrentUser};
 use crate::dto::users::{LoginBody, SignupBody, TokenResponse, UserResponse};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -11,6 +11,7 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/auth/signup", web::post().to(signup))
         .route("/auth/login", web::post().to(login))
+        .route("/auth/logout", web::post().to(logout))
         .route("/auth/me", web::get().to(me));
 }
 
@@ -100,6 +101,24 @@ fn parse_login(req: &HttpRequest, body: &[u8]) -> Result<LoginBody, ApiError> {
             "send JSON or an application/x-www-form-urlencoded form",
         )),
     }
+}
+
+/// Revoke the token this request carries. Other tokens of the user stay valid; WebSocket
+/// connections opened with this token are closed.
+#[utoipa::path(
+    post, path = "/api/v1/auth/logout", tag = "auth",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 204, description = "The token is revoked"),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+    )
+)]
+pub async fn logout(
+    state: web::Data<AppState>,
+    CurrentSession(session): CurrentSession,
+) -> Result<HttpResponse, ApiError> {
+    state.run(move |s| s.accounts.log_out(&session)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The authenticated caller.

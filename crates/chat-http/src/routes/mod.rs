@@ -8,13 +8,15 @@ pub mod users;
 
 use actix_web::web;
 
-/// Registers every REST route under `/api/v1`, and `/health` at the root.
+/// Registers every REST route and the WebSocket gateway under `/api/v1`, and `/health` at
+/// the root.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::configure).service(
         web::scope("/api/v1")
             .configure(auth::configure)
             .configure(users::configure)
             .configure(conversations::configure)
-            .configure(messages::configure),
+            .configure(messages::configure)
+            .configure(crate::ws::configure),
     );
 }

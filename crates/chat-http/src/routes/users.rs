@@ -7,7 +7,7 @@ use chat_domain::user::UserQuery;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
-use crate::dto::users::{UpdateMeBody, UserListParams, UserResponse};
+use crate::dto::users::{DeactivateBody, UpdateMeBody, UserListParams, UserResponse};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -18,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(get_me))
             .route(web::put().to(update_me)),
     )
+    .route("/users/me/deactivate", web::post().to(deactivate_me))
     .route("/users", web::get().to(list_users))
     .route("/users/{user_id}", web::get().to(get_user));
 }
@@ -112,4 +113,31 @@ pub async fn update_me(
         .run(move |s| s.accounts.update_profile(user.id, changes))
         .await?;
     Ok(web::Json(updated.into()))
+}
+
+/// Deactivate your own account. Needs your password; every token of yours stops working,
+/// your WebSocket connections are closed, and you can no longer log in.
+#[utoipa::path(
+    post, path = "/api/v1/users/me/deactivate", tag = "users",
+    request_body = DeactivateBody,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The deactivated account", body = UserResponse),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 403, description = "Wrong password", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid body", body = ErrorBody),
+    )
+)]
+pub async fn deactivate_me(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    body: web::Json<DeactivateBody>,
+) -> Result<web::Json<UserResponse>, ApiError> {
+    let password = body.into_inner().password;
+    let user = state
+        .run(move |s| s.accounts.deactivate(user.id, &password))
+        .await?;
+    Ok(web::Json(user.into()))
 }

@@ -13,13 +13,17 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::WsConfig;
-use super::protocol::event_frame;
+use super::protocol::ServerFrame;
 
 const SHARDS: usize = 32;
 
 #[derive(Clone)]
 struct Connection {
     id: u64,
+    /// The id of the token the connection authenticated with.
+    token_id: String,
+    /// Woken when that token (or every token of the user) is revoked.
+    revoked: Arc<Notify>,
     outbound: mpsc::Sender<ByteString>,
     /// Woken when the connection's queue overflowed: its session closes it (1013).
     overflowed: Arc<Notify>,
@@ -45,6 +49,7 @@ pub struct Registration {
     id: u64,
     pub outbound: mpsc::Receiver<ByteString>,
     pub overflowed: Arc<Notify>,
+    pub revoked: Arc<Notify>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -69,13 +74,17 @@ impl Hub {
         self.count.load(Ordering::Relaxed)
     }
 
-    /// Adds a connection for `user`; events for the user are queued from this moment.
-    pub fn register(self: &Arc<Self>, user: UserId) -> Registration {
+    /// Adds a connection for `user`, authenticated with the token `token_id`; events for the
+    /// user are queued from this moment.
+    pub fn register(self: &Arc<Self>, user: UserId, token_id: &str) -> Registration {
         let (tx, rx) = mpsc::channel(self.config.outbound_queue.max(1));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let overflowed = Arc::new(Notify::new());
+        let revoked = Arc::new(Notify::new());
         let connection = Connection {
             id,
+            token_id: token_id.to_owned(),
+            revoked: revoked.clone(),
             outbound: tx,
             overflowed: overflowed.clone(),
         };
@@ -92,6 +101,7 @@ impl Hub {
             id,
             outbound: rx,
             overflowed,
+            revoked,
             shutdown: self.shutdown.subscribe(),
         }
     }
@@ -117,6 +127,20 @@ impl Hub {
                     Ok(()) | Err(TrySendError::Closed(_)) => {}
                     Err(TrySendError::Full(_)) => connection.overflowed.notify_one(),
                 }
+            }
+        }
+    }
+
+    /// Tells the user's connections that used `token_id` (or all of them, for `None`) that
+    /// their access is gone.
+    fn revoke(&self, user: UserId, token_id: Option<&str>) {
+        let shard = self
+            .shard(user)
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for connection in shard.get(&user).into_iter().flatten() {
+            if token_id.is_none_or(|t| t == connection.token_id) {
+                connection.revoked.notify_one();
             }
         }
     }
@@ -153,11 +177,19 @@ impl Drop for Registration {
 impl EventPublisher for Hub {
     /// Serializes the event once and shares the bytes between all its recipients.
     fn publish(&self, event: DomainEvent) {
+        if let DomainEvent::AccessRevoked {
+            user_id, token_id, ..
+        } = &event
+        {
+            self.revoke(*user_id, token_id.as_deref());
+            return;
+        }
         if event.audience().is_empty() {
             return;
         }
-        let frame = event_frame(&event);
-        self.deliver(event.audience(), &frame);
+        if let Some(frame) = ServerFrame::for_event(&event) {
+            self.deliver(event.audience(), &frame.to_text());
+        }
     }
 }
 
@@ -176,10 +208,10 @@ mod tests {
     async fn every_connection_of_every_audience_member_gets_the_frame() {
         let hub = hub(8);
         let (alice, bob, eve) = (UserId::new(), UserId::new(), UserId::new());
-        let mut a1 = hub.register(alice);
-        let mut a2 = hub.register(alice);
-        let mut b = hub.register(bob);
-        let mut e = hub.register(eve);
+        let mut a1 = hub.register(alice, "t");
+        let mut a2 = hub.register(alice, "t");
+        let mut b = hub.register(bob, "t");
+        let mut e = hub.register(eve, "t");
         hub.deliver(&[alice, bob], &ByteString::from_static("hi"));
         for r in [&mut a1, &mut a2, &mut b] {
             assert_eq!(r.outbound.recv().await.unwrap(), "hi");
@@ -192,7 +224,7 @@ mod tests {
     async fn a_full_queue_flags_the_connection_instead_of_waiting() {
         let hub = hub(1);
         let alice = UserId::new();
-        let registration = hub.register(alice);
+        let registration = hub.register(alice, "t");
         let frame = ByteString::from_static("x");
         hub.deliver(&[alice], &frame);
         hub.deliver(&[alice], &frame);
@@ -204,10 +236,29 @@ mod tests {
     async fn dropping_a_registration_leaves_the_hub() {
         let hub = hub(4);
         let alice = UserId::new();
-        let registration = hub.register(alice);
+        let registration = hub.register(alice, "t");
         assert_eq!(hub.connection_count(), 1);
         drop(registration);
         assert_eq!(hub.connection_count(), 0);
         hub.deliver(&[alice], &ByteString::from_static("nobody"));
+    }
+
+    #[tokio::test]
+    async fn revoking_a_token_reaches_only_the_connections_that_used_it() {
+        let hub = hub(4);
+        let alice = UserId::new();
+        let phone = hub.register(alice, "phone");
+        let laptop = hub.register(alice, "laptop");
+        hub.publish(DomainEvent::AccessRevoked {
+            user_id: alice,
+            token_id: Some("phone".into()),
+            audience: vec![alice],
+        });
+        phone.revoked.notified().await;
+        let laptop_told = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            laptop.revoked.notified(),
+        );
+        assert!(laptop_told.await.is_err());
     }
 }

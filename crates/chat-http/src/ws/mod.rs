@@ -46,8 +46,9 @@ impl Default for WsConfig {
     }
 }
 
+/// Registers `/ws`; mounted inside the `/api/v1` scope.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/ws", web::get().to(connect));
+    cfg.route("/ws", web::get().to(connect));
 }
 
 #[derive(serde::Deserialize)]

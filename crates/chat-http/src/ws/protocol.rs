@@ -161,9 +161,12 @@ impl ServerFrame {
     }
 }
 
-impl From<&DomainEvent> for ServerFrame {
-    fn from(event: &DomainEvent) -> Self {
-        match event {
+impl ServerFrame {
+    /// The frame announcing a domain event, if clients are told of it at all (a revoked
+    /// token closes connections instead).
+    pub fn for_event(event: &DomainEvent) -> Option<Self> {
+        Some(match event {
+            DomainEvent::AccessRevoked { .. } => return None,
             DomainEvent::MessageCreated { message, at, .. } => ServerFrame::NewMessage {
                 message: message.clone().into(),
                 timestamp: *at,
@@ -214,13 +217,8 @@ impl From<&DomainEvent> for ServerFrame {
                     timestamp: *at,
                 }
             }
-        }
+        })
     }
-}
-
-/// The frame for an event, serialized once for all its recipients.
-pub fn event_frame(event: &DomainEvent) -> ByteString {
-    ServerFrame::from(event).to_text()
 }
 
 #[cfg(test)]

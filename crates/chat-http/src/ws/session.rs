@@ -8,8 +8,7 @@ use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Closed, Session,
 };
 use chat_domain::message::Seq;
-use chat_domain::service::{CreateConversation, MessageService, SendMessage};
-use chat_domain::user::User;
+use chat_domain::service::{Authenticated, CreateConversation, MessageService, SendMessage};
 use chat_domain::{ConversationId, DomainError, MessageId, UserId};
 
 use super::protocol::{ClientFrame, FrameError, ServerFrame, decode, decode_auth};
@@ -30,14 +29,15 @@ pub async fn run(
     mut stream: AggregatedMessageStream,
     upgrade_token: Option<Result<String, ApiError>>,
 ) {
-    let user = match authenticate(&state, &mut session, &mut stream, upgrade_token).await {
-        Ok(user) => user,
-        Err(reason) => {
-            let _ = session.close(reason).await;
-            return;
-        }
-    };
-    let reason = serve(&state, &mut session, &mut stream, user).await;
+    let (authenticated, token) =
+        match authenticate(&state, &mut session, &mut stream, upgrade_token).await {
+            Ok(authenticated) => authenticated,
+            Err(reason) => {
+                let _ = session.close(reason).await;
+                return;
+            }
+        };
+    let reason = serve(&state, &mut session, &mut stream, authenticated, token).await;
     let _ = session.close(reason).await;
 }
 
@@ -48,7 +48,7 @@ async fn authenticate(
     session: &mut Session,
     stream: &mut AggregatedMessageStream,
     upgrade_token: Option<Result<String, ApiError>>,
-) -> Result<User, Option<CloseReason>> {
+) -> Result<(Authenticated, String), Option<CloseReason>> {
     let token = match upgrade_token {
         Some(Ok(token)) => Some(token),
         Some(Err(_)) => None,
@@ -72,14 +72,21 @@ async fn authenticate(
         }
     };
     let authenticated = match token {
-        Some(token) => state
-            .run(move |s| s.accounts.authenticate(&token))
-            .await
-            .map_err(|e| e.detail),
-        None => Err("a token is required: ?token=, an Authorization header, or a first frame {\"token\": ...}".to_owned()),
+        Some(token) => {
+            let presented = token.clone();
+            state
+                .run(move |s| s.accounts.authenticate(&presented))
+                .await
+                .map(|session| (session, token))
+                .map_err(|e| e.detail)
+        }
+        None => Err(
+            "a token is required: ?token=, an Authorization header, or a first frame {\"token\": ...}"
+                .to_owned(),
+        ),
     };
     match authenticated {
-        Ok(user) => Ok(user),
+        Ok(authenticated) => Ok(authenticated),
         Err(detail) => {
             let _ = send_error(session, "unauthorized", &detail, None).await;
             Err(close(CloseCode::Policy, "unauthorized"))
@@ -91,11 +98,13 @@ async fn serve(
     state: &Arc<AppState>,
     session: &mut Session,
     stream: &mut AggregatedMessageStream,
-    user: User,
+    authenticated: Authenticated,
+    token: String,
 ) -> Option<CloseReason> {
     let config = state.hub.config().clone();
+    let user = authenticated.user;
     // Register before reading `last_seq`: anything stored after that read is queued for us.
-    let mut registration = state.hub.register(user.id);
+    let mut registration = state.hub.register(user.id, &authenticated.claims.token_id);
     let user_id = user.id;
     let last_seq = match state.run(move |s| s.messages.last_seq(user_id)).await {
         Ok(seq) => seq,
@@ -124,6 +133,10 @@ async fn serve(
             _ = registration.shutdown.changed() => {
                 return close(CloseCode::Away, "server shutting down");
             }
+            _ = registration.revoked.notified() => {
+                let _ = send_error(session, "unauthorized", "token has been revoked", None).await;
+                return close(CloseCode::Policy, "token revoked");
+            }
             frame = registration.outbound.recv() => {
                 let frame = frame?;
                 if session.text(frame).await.is_err() {
@@ -133,6 +146,14 @@ async fn serve(
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > config.client_timeout {
                     return close(CloseCode::Policy, "no heartbeat");
+                }
+                // Catch access withdrawn outside this process (expiry, another node, the CLI).
+                let presented = token.clone();
+                if let Err(error) = state.run(move |s| s.accounts.authenticate(&presented)).await {
+                    if error.status == actix_web::http::StatusCode::UNAUTHORIZED {
+                        let _ = send_error(session, "unauthorized", &error.detail, None).await;
+                        return close(CloseCode::Policy, "token no longer valid");
+                    }
                 }
                 if session.ping(b"").await.is_err() {
                     return None;

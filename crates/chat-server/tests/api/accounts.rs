@@ -333,3 +333,105 @@ async fn changing_the_password_requires_the_current_one() {
         .await;
     assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn logout_revokes_the_token_used_and_closes_its_websocket_only() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let phone = crate::helpers::TestUser {
+        token: app.login("alice", "correct horse").await,
+        ..alice.clone()
+    };
+    let mut laptop_ws = app.ws(&alice).await;
+    let mut phone_ws = app.ws(&phone).await;
+    let logout = app
+        .request(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Some(&phone.token),
+            None,
+        )
+        .await;
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get("/api/v1/auth/me", &phone.token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/api/v1/auth/me", &alice.token).await.status(),
+        StatusCode::OK
+    );
+
+    let error = phone_ws.next_json().await;
+    assert_eq!(error["code"], "unauthorized");
+    assert_eq!(phone_ws.close_code().await, Some(1008));
+    laptop_ws.send_json(json!({"type": "ping"})).await;
+    assert_eq!(laptop_ws.next_json().await["type"], "pong");
+}
+
+#[tokio::test]
+async fn a_password_change_revokes_every_earlier_token() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let other_device = app.login("alice", "correct horse").await;
+    let mut ws = app.ws(&alice).await;
+    let changed = app
+        .put(
+            "/api/v1/users/me",
+            &alice.token,
+            json!({"password": "new password!", "current_password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    for token in [&alice.token, &other_device] {
+        assert_eq!(
+            app.get("/api/v1/auth/me", token).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(ws.next_json().await["code"], "unauthorized");
+    assert_eq!(ws.close_code().await, Some(1008));
+    let fresh = app.login("alice", "new password!").await;
+    assert_eq!(
+        app.get("/api/v1/auth/me", &fresh).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_deactivated_account_cannot_log_in_and_its_tokens_stop_working() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let mut ws = app.ws(&alice).await;
+    let wrong = app
+        .post(
+            "/api/v1/users/me/deactivate",
+            &alice.token,
+            json!({"password": "guess"}),
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    let done = app
+        .post(
+            "/api/v1/users/me/deactivate",
+            &alice.token,
+            json!({"password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(done.status(), StatusCode::OK);
+    assert_eq!(done.json::<Value>().await.unwrap()["is_active"], false);
+    assert_eq!(
+        app.get("/api/v1/auth/me", &alice.token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(ws.close_code().await, Some(1008));
+    let login = app
+        .request(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "alice", "password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(login.status(), StatusCode::UNAUTHORIZED);
+}
