@@ -46,6 +46,9 @@ pub enum DomainError {
     /// A unique value is already taken.
     #[error("{field} is already taken")]
     Conflict { field: &'static str },
+    /// Too many attempts: the caller may try again after `retry_after`.
+    #[error("too many requests; retry in {} s", .retry_after.as_secs().max(1))]
+    RateLimited { retry_after: std::time::Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A credential adapter (hasher, token signer) failed for a reason that is not the caller's.

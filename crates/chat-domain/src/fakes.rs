@@ -10,6 +10,7 @@ use crate::conversation::{
     Conversation, ConversationKind, ConversationName, InboxEntry, Member, NewConversation, Role,
 };
 use crate::events::DomainEvent;
+use crate::limits::{Limits, Quota};
 use crate::message::{Appended, HistoryCursor, Message, NewMessage, Seq};
 use crate::paging::Page;
 use crate::ports::*;
@@ -280,13 +281,13 @@ impl ConversationStore for MemoryStore {
                     .count() as u64;
                 Some(InboxEntry {
                     conversation: c.clone(),
-                    last_message: in_conv.last().cloned(),
+                    last_message: in_conv.clone().next_back().cloned(),
                     unread_count: unread,
                     last_activity_at: state.activity[&c.id],
                 })
             })
             .collect();
-        entries.sort_by(|a, b| b.last_activity_at.cmp(&a.last_activity_at));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.last_activity_at));
         Ok(entries
             .into_iter()
             .skip(page.offset as usize)
@@ -515,6 +516,30 @@ impl EventPublisher for RecordingPublisher {
     }
 }
 
+/// Budgets that never refill: `burst` actions per key, then refusal.
+#[derive(Default)]
+pub struct CountingLimiter(Mutex<HashMap<String, u32>>);
+
+impl RateLimiter for CountingLimiter {
+    fn acquire(&self, key: &str, quota: Quota) -> Result<(), std::time::Duration> {
+        let mut counts = self.0.lock().unwrap();
+        let count = counts.entry(key.to_owned()).or_default();
+        if *count >= quota.burst {
+            return Err(quota.refill_interval());
+        }
+        *count += 1;
+        Ok(())
+    }
+
+    fn check(&self, key: &str, quota: Quota) -> Result<(), std::time::Duration> {
+        let counts = self.0.lock().unwrap();
+        match counts.get(key) {
+            Some(count) if *count >= quota.burst => Err(quota.refill_interval()),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A reversible "hash" that counts verifications, so tests can see the work done.
 #[derive(Default)]
 pub struct FakeHasher {
@@ -600,6 +625,7 @@ impl World {
         let store = Arc::new(MemoryStore::default());
         let events = Arc::new(RecordingPublisher::default());
         let hasher = Arc::new(FakeHasher::default());
+        let limiter = Arc::new(CountingLimiter::default());
         let services = ChatServices::new(Ports {
             users: store.clone(),
             conversations: store.clone(),
@@ -608,6 +634,8 @@ impl World {
             events: events.clone(),
             hasher: hasher.clone(),
             tokens: Arc::new(FakeTokens::default()),
+            limiter: limiter.clone(),
+            limits: Limits::default(),
             revocations: store.clone(),
             clock: Arc::new(SteppingClock::default()),
         });
@@ -623,12 +651,15 @@ impl World {
     pub fn user(&self, name: &str) -> UserId {
         self.services
             .accounts
-            .sign_up(crate::service::SignupRequest {
-                username: name.into(),
-                email: format!("{name}@example.com"),
-                password: "correct horse".into(),
-                full_name: None,
-            })
+            .sign_up(
+                crate::service::SignupRequest {
+                    username: name.into(),
+                    email: format!("{name}@example.com"),
+                    password: "correct horse".into(),
+                    full_name: None,
+                },
+                None,
+            )
             .unwrap()
             .id
     }

@@ -12,6 +12,7 @@ pub mod conversation;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod limits;
 pub mod message;
 pub mod paging;
 pub mod ports;

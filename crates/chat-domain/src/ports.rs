@@ -10,6 +10,7 @@ use crate::conversation::{
 };
 use crate::error::StoreError;
 use crate::events::DomainEvent;
+use crate::limits::Quota;
 use crate::message::{Appended, HistoryCursor, Message, NewMessage, Seq};
 use crate::paging::Page;
 use crate::read_state::ReadMarker;
@@ -168,6 +169,15 @@ pub trait TokenIssuer: Send + Sync {
     ) -> Result<AccessToken, String>;
     /// Checks signature, algorithm and expiry. The error says why, for logs, not for clients.
     fn verify(&self, token: &str) -> Result<TokenClaims, String>;
+}
+
+/// Budgets of actions per key (`"login:alice"`, `"send:<user id>"`), for abuse limits.
+/// Shared between nodes when the implementation is.
+pub trait RateLimiter: Send + Sync {
+    /// Takes one action from the key's budget; when none is left, how long until one is.
+    fn acquire(&self, key: &str, quota: Quota) -> Result<(), std::time::Duration>;
+    /// Whether an action is available, without taking it.
+    fn check(&self, key: &str, quota: Quota) -> Result<(), std::time::Duration>;
 }
 
 /// The current time.

@@ -35,6 +35,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub detail: String,
     pub errors: Option<Vec<FieldErrorBody>>,
+    /// For 429: seconds until a retry can succeed (the `Retry-After` header).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -44,6 +46,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             errors: None,
+            retry_after: None,
         }
     }
 
@@ -100,6 +103,9 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds));
+        }
         response.json(self.body())
     }
 }
@@ -149,6 +155,13 @@ impl From<DomainError> for ApiError {
                     _ => "conflict",
                 };
                 Self::new(S::CONFLICT, code, e.to_string())
+            }
+            e @ DomainError::RateLimited { retry_after } => {
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                Self {
+                    retry_after: Some(seconds.max(1)),
+                    ..Self::new(S::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
+                }
             }
             DomainError::Store(StoreError::Conflict { field }) => Self::new(
                 S::CONFLICT,

@@ -9,10 +9,12 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod openapi;
+pub mod rate_limit;
 pub mod routes;
 pub mod state;
 pub mod ws;
 
 pub use app::{configure, json_errors};
+pub use rate_limit::MemoryRateLimiter;
 pub use state::{AppState, HealthProbe};
 pub use ws::{Hub, WsConfig};

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 use chat_domain::DomainError;
+use chat_domain::ports::RateLimiter;
 use chat_domain::service::ChatServices;
 
 use crate::error::ApiError;
@@ -17,6 +18,8 @@ pub trait HealthProbe: Send + Sync {
 
 pub struct AppState {
     pub services: ChatServices,
+    /// Budgets the edge itself enforces (WebSocket frames), shared with the services'.
+    pub limiter: Arc<dyn RateLimiter>,
     pub health: Arc<dyn HealthProbe>,
     pub hub: Arc<Hub>,
 }

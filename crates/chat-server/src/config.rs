@@ -65,6 +65,43 @@ pub struct Config {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CHAT_WORKERS")]
     pub workers: Option<usize>,
+
+    /// Abuse limits (failed logins, sign-ups, message and typing rates, WebSocket frames).
+    /// On by default; `false` turns them all off (benchmarks, trusted networks).
+    #[arg(long, env = "CHAT_RATE_LIMITS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rate_limits: bool,
+
+    /// Messages a user may send per second (twice as many in a burst).
+    #[arg(long, env = "CHAT_MESSAGES_PER_SECOND", default_value_t = 20)]
+    pub messages_per_second: u32,
+
+    /// WebSocket connections this node accepts (default: the open-file limit less 512).
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// WebSocket connections one user may hold at once.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_USER", default_value_t = 20)]
+    pub max_connections_per_user: usize,
+
+    /// Browser origins, besides the server's own, allowed to open WebSockets
+    /// (comma-separated, `*` for any). Empty: same-origin and non-browser clients only.
+    #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+}
+
+impl Config {
+    /// The limits the services enforce, from the configuration.
+    pub fn limits(&self) -> chat_domain::limits::Limits {
+        use chat_domain::limits::{Limits, Quota};
+        if !self.rate_limits {
+            return Limits::none();
+        }
+        let rate = self.messages_per_second.max(1);
+        Limits {
+            messages_per_user: Some(Quota::per_second(rate, rate.saturating_mul(2))),
+            ..Limits::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,5 +136,25 @@ mod tests {
         assert_eq!(cli.config.token_ttl, Duration::from_secs(86_400));
         assert_eq!(cli.config.bcrypt_cost, 12);
         assert_eq!(cli.config.sqlite_sync, SyncMode::Normal);
+        assert!(cli.config.rate_limits);
+        assert_eq!(cli.config.max_connections_per_user, 20);
+        assert!(cli.config.allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn origins_are_a_comma_separated_list_and_limits_can_be_turned_off() {
+        let cli = Cli::try_parse_from([
+            "chat-server",
+            "--allowed-origins",
+            "https://a.example,https://b.example",
+            "--rate-limits",
+            "false",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.config.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(cli.config.limits(), chat_domain::limits::Limits::none());
     }
 }

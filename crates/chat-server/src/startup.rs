@@ -10,7 +10,7 @@ use actix_web::{App, HttpServer, web};
 use chat_auth::{BcryptHasher, JwtConfig, JwtIssuer};
 use chat_domain::clock::SystemClock;
 use chat_domain::service::{ChatServices, Ports};
-use chat_http::{AppState, HealthProbe, Hub, WsConfig};
+use chat_http::{AppState, HealthProbe, Hub, MemoryRateLimiter, WsConfig};
 use chat_sqlite::{Database, SqliteOptions, SqliteStore, StorageError, Synchronous};
 
 use crate::config::{Config, SyncMode};
@@ -38,6 +38,13 @@ pub fn open_database(config: &Config) -> Result<Arc<Database>, StartupError> {
     let db = Database::open(&config.database_url, &options)?;
     db.migrate()?;
     Ok(Arc::new(db))
+}
+
+/// Raises this process's open-file limit to its hard limit and leaves 512 descriptors for
+/// the database, listeners and logs: every WebSocket is one descriptor.
+fn default_max_connections() -> usize {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    usize::try_from(limit.saturating_sub(512).max(64)).unwrap_or(usize::MAX)
 }
 
 struct DatabaseHealth(Arc<Database>);
@@ -72,11 +79,19 @@ impl Application {
         .map_err(|e| StartupError::Config(format!("start-up task failed: {e}")))??;
         let tokens = JwtIssuer::new(JwtConfig { secret, ttl }).map_err(StartupError::Config)?;
 
+        let defaults = WsConfig::default();
         let hub = Arc::new(Hub::new(WsConfig {
             ping_interval: config.ws_ping_interval,
             client_timeout: config.ws_ping_interval * 2,
-            ..WsConfig::default()
+            max_connections: config
+                .max_connections
+                .unwrap_or_else(default_max_connections),
+            max_connections_per_user: config.max_connections_per_user,
+            frame_quota: defaults.frame_quota.filter(|_| config.rate_limits),
+            allowed_origins: config.allowed_origins.clone(),
+            ..defaults
         }));
+        let limiter = Arc::new(MemoryRateLimiter::default());
         let store = Arc::new(SqliteStore::new(db.clone()));
         let services = ChatServices::new(Ports {
             users: store.clone(),
@@ -88,9 +103,12 @@ impl Application {
             hasher: Arc::new(hasher),
             tokens: Arc::new(tokens),
             clock: Arc::new(SystemClock),
+            limiter: limiter.clone(),
+            limits: config.limits(),
         });
         let state = web::Data::new(AppState {
             services,
+            limiter,
             health: Arc::new(DatabaseHealth(db)),
             hub: hub.clone(),
         });

@@ -14,7 +14,8 @@ use crate::user::{
 use crate::validation::Validator;
 use crate::{DomainError, Resource, StoreError, UserId};
 
-use super::Ports;
+use super::{Ports, Throttle};
+use crate::limits::Limits;
 
 /// A sign-up form as received.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +48,8 @@ pub struct Authenticated {
 #[derive(Clone)]
 pub struct AccountService {
     users: Arc<dyn UserStore>,
+    throttle: Throttle,
+    limits: Limits,
     revocations: Arc<dyn TokenRevocations>,
     events: Arc<dyn EventPublisher>,
     hasher: Arc<dyn PasswordHasher>,
@@ -61,6 +64,8 @@ impl AccountService {
     pub fn new(ports: &Ports) -> Self {
         Self {
             users: ports.users.clone(),
+            throttle: Throttle::new(ports),
+            limits: ports.limits,
             revocations: ports.revocations.clone(),
             events: ports.events.clone(),
             hasher: ports.hasher.clone(),
@@ -71,8 +76,16 @@ impl AccountService {
     }
 
     /// Creates an account. Every invalid field is reported at once; a taken username or email
-    /// is a conflict naming the field.
-    pub fn sign_up(&self, request: SignupRequest) -> Result<User, DomainError> {
+    /// is a conflict naming the field. `client` is the caller's address, for the sign-up limit.
+    pub fn sign_up(
+        &self,
+        request: SignupRequest,
+        client: Option<&str>,
+    ) -> Result<User, DomainError> {
+        if let Some(client) = client {
+            self.throttle
+                .acquire(&format!("signup:{client}"), self.limits.signups_per_address)?;
+        }
         let mut v = Validator::new();
         let username = v.check(Username::parse(&request.username));
         let email = v.check(Email::parse(&request.email));
@@ -111,15 +124,56 @@ impl AccountService {
 
     /// Exchanges a username (or email) and password for an access token. Every failure is
     /// the same [`DomainError::InvalidCredentials`] after the same amount of hashing work.
-    pub fn log_in(&self, login: &str, password: &str) -> Result<AccessToken, DomainError> {
-        let found = self.users.find_credentials(login.trim())?;
+    /// Failures count against the account and against `client` (the caller's address); once
+    /// either budget is spent, attempts are refused with [`DomainError::RateLimited`] before
+    /// any password is checked.
+    pub fn log_in(
+        &self,
+        login: &str,
+        password: &str,
+        client: Option<&str>,
+    ) -> Result<AccessToken, DomainError> {
+        let login = login.trim();
+        let found = self.users.find_credentials(login)?;
+        let account = match &found {
+            Some((user, _)) => user.id.to_string(),
+            None => login.to_lowercase(),
+        };
+        let keys = [
+            (
+                format!("login:{account}"),
+                self.limits.login_failures_per_account,
+            ),
+            (
+                format!("login-hourly:{account}"),
+                self.limits.login_failures_per_account_hourly,
+            ),
+        ]
+        .into_iter()
+        .chain(client.map(|c| {
+            (
+                format!("login-addr:{c}"),
+                self.limits.login_failures_per_address,
+            )
+        }));
+        let keys: Vec<_> = keys.collect();
+        for (key, quota) in &keys {
+            self.throttle.check(key, *quota)?;
+        }
+        let fail = || {
+            for (key, quota) in &keys {
+                // Spending the budget can itself hit the limit; the answer is the same.
+                let _ = self.throttle.acquire(key, *quota);
+            }
+            DomainError::InvalidCredentials
+        };
         let Some((user, hash)) = found else {
             let decoy = self.decoy_hash();
             self.hasher.verify(password, &decoy);
-            return Err(DomainError::InvalidCredentials);
+            return Err(fail());
         };
         if !self.hasher.verify(password, &hash) || !user.is_active {
-            return Err(DomainError::InvalidCredentials);
+            return Err(fail());
         }
         self.tokens
             .issue(user.id, user.token_generation, self.clock.now())
@@ -318,7 +372,11 @@ mod tests {
     #[test]
     fn signing_up_stores_a_hash_never_the_password() {
         let world = World::new();
-        let user = world.services.accounts.sign_up(signup("alice")).unwrap();
+        let user = world
+            .services
+            .accounts
+            .sign_up(signup("alice"), None)
+            .unwrap();
         let hash = world.store.password_hash(user.id).unwrap().unwrap();
         assert_ne!(hash.0, "correct horse");
         assert!(world.hasher.verify("correct horse", &hash));
@@ -330,12 +388,15 @@ mod tests {
         let err = world
             .services
             .accounts
-            .sign_up(SignupRequest {
-                username: "a".into(),
-                email: "nope".into(),
-                password: "short".into(),
-                full_name: None,
-            })
+            .sign_up(
+                SignupRequest {
+                    username: "a".into(),
+                    email: "nope".into(),
+                    password: "short".into(),
+                    full_name: None,
+                },
+                None,
+            )
             .unwrap_err();
         let DomainError::Validation(errors) = err else {
             panic!("expected a validation error, got {err:?}");
@@ -347,17 +408,21 @@ mod tests {
     #[test]
     fn usernames_are_unique_ignoring_case_and_emails_are_unique() {
         let world = World::new();
-        world.services.accounts.sign_up(signup("alice")).unwrap();
+        world
+            .services
+            .accounts
+            .sign_up(signup("alice"), None)
+            .unwrap();
         let mut same_name = signup("ALICE");
         same_name.email = "other@example.com".into();
         assert!(matches!(
-            world.services.accounts.sign_up(same_name),
+            world.services.accounts.sign_up(same_name, None),
             Err(DomainError::Conflict { field: "username" })
         ));
         let mut same_email = signup("bob");
         same_email.email = "Alice@Example.com".into();
         assert!(matches!(
-            world.services.accounts.sign_up(same_email),
+            world.services.accounts.sign_up(same_email, None),
             Err(DomainError::Conflict { field: "email" })
         ));
     }
@@ -365,12 +430,16 @@ mod tests {
     #[test]
     fn login_accepts_username_or_email_and_the_token_identifies_the_user() {
         let world = World::new();
-        let alice = world.services.accounts.sign_up(signup("alice")).unwrap();
+        let alice = world
+            .services
+            .accounts
+            .sign_up(signup("alice"), None)
+            .unwrap();
         for login in ["alice", "alice@example.com", "ALICE"] {
             let token = world
                 .services
                 .accounts
-                .log_in(login, "correct horse")
+                .log_in(login, "correct horse", None)
                 .unwrap();
             let me = world.services.accounts.authenticate(&token.token).unwrap();
             assert_eq!(me.user.id, alice.id);
@@ -380,10 +449,20 @@ mod tests {
     #[test]
     fn unknown_user_and_wrong_password_fail_alike_after_hashing_work() {
         let world = World::new();
-        world.services.accounts.sign_up(signup("alice")).unwrap();
+        world
+            .services
+            .accounts
+            .sign_up(signup("alice"), None)
+            .unwrap();
         let before = world.hasher.verifications();
-        let wrong = world.services.accounts.log_in("alice", "wrong password");
-        let unknown = world.services.accounts.log_in("nobody", "wrong password");
+        let wrong = world
+            .services
+            .accounts
+            .log_in("alice", "wrong password", None);
+        let unknown = world
+            .services
+            .accounts
+            .log_in("nobody", "wrong password", None);
         assert!(matches!(wrong, Err(DomainError::InvalidCredentials)));
         assert!(matches!(unknown, Err(DomainError::InvalidCredentials)));
         assert_eq!(world.hasher.verifications() - before, 2);
@@ -392,7 +471,11 @@ mod tests {
     #[test]
     fn changing_the_password_requires_the_current_one() {
         let world = World::new();
-        let alice = world.services.accounts.sign_up(signup("alice")).unwrap();
+        let alice = world
+            .services
+            .accounts
+            .sign_up(signup("alice"), None)
+            .unwrap();
         let change = |current: Option<&str>| ProfileChanges {
             password: Some("new password!".into()),
             current_password: current.map(Into::into),
@@ -407,7 +490,7 @@ mod tests {
             accounts.update_profile(alice.id, change(Some("wrong password"))),
             Err(DomainError::Forbidden(_))
         ));
-        let before = accounts.log_in("alice", "correct horse").unwrap();
+        let before = accounts.log_in("alice", "correct horse", None).unwrap();
         accounts
             .update_profile(alice.id, change(Some("correct horse")))
             .unwrap();
@@ -415,14 +498,18 @@ mod tests {
             accounts.authenticate(&before.token),
             Err(DomainError::Unauthenticated(_))
         ));
-        assert!(accounts.log_in("alice", "correct horse").is_err());
-        assert!(accounts.log_in("alice", "new password!").is_ok());
+        assert!(accounts.log_in("alice", "correct horse", None).is_err());
+        assert!(accounts.log_in("alice", "new password!", None).is_ok());
     }
 
     #[test]
     fn a_profile_edit_changes_only_the_fields_given_and_blank_clears() {
         let world = World::new();
-        let alice = world.services.accounts.sign_up(signup("alice")).unwrap();
+        let alice = world
+            .services
+            .accounts
+            .sign_up(signup("alice"), None)
+            .unwrap();
         let updated = world
             .services
             .accounts
@@ -443,11 +530,15 @@ mod tests {
     #[test]
     fn a_deactivated_user_can_neither_log_in_nor_use_a_token() {
         let world = World::new();
-        let alice = world.services.accounts.sign_up(signup("alice")).unwrap();
+        let alice = world
+            .services
+            .accounts
+            .sign_up(signup("alice"), None)
+            .unwrap();
         let token = world
             .services
             .accounts
-            .log_in("alice", "correct horse")
+            .log_in("alice", "correct horse", None)
             .unwrap();
         world
             .store
@@ -457,7 +548,7 @@ mod tests {
             world
                 .services
                 .accounts
-                .log_in("alice", "correct horse")
+                .log_in("alice", "correct horse", None)
                 .is_err()
         );
         assert!(matches!(
@@ -469,10 +560,14 @@ mod tests {
     #[test]
     fn logging_out_revokes_only_the_token_used() {
         let world = World::new();
-        world.services.accounts.sign_up(signup("alice")).unwrap();
+        world
+            .services
+            .accounts
+            .sign_up(signup("alice"), None)
+            .unwrap();
         let accounts = &world.services.accounts;
-        let phone = accounts.log_in("alice", "correct horse").unwrap();
-        let laptop = accounts.log_in("alice", "correct horse").unwrap();
+        let phone = accounts.log_in("alice", "correct horse", None).unwrap();
+        let laptop = accounts.log_in("alice", "correct horse", None).unwrap();
         let session = accounts.authenticate(&phone.token).unwrap();
         world.events.take();
         accounts.log_out(&session).unwrap();
@@ -490,9 +585,13 @@ mod tests {
     #[test]
     fn deactivating_needs_the_password_and_ends_every_session() {
         let world = World::new();
-        let alice = world.services.accounts.sign_up(signup("alice")).unwrap();
+        let alice = world
+            .services
+            .accounts
+            .sign_up(signup("alice"), None)
+            .unwrap();
         let accounts = &world.services.accounts;
-        let token = accounts.log_in("alice", "correct horse").unwrap();
+        let token = accounts.log_in("alice", "correct horse", None).unwrap();
         assert!(matches!(
             accounts.deactivate(alice.id, "wrong"),
             Err(DomainError::Forbidden(_))
@@ -500,6 +599,41 @@ mod tests {
         let deactivated = accounts.deactivate(alice.id, "correct horse").unwrap();
         assert!(!deactivated.is_active);
         assert!(accounts.authenticate(&token.token).is_err());
-        assert!(accounts.log_in("alice", "correct horse").is_err());
+        assert!(accounts.log_in("alice", "correct horse", None).is_err());
+    }
+
+    #[test]
+    fn after_ten_failures_logins_are_refused_without_checking_the_password() {
+        let world = World::new();
+        world
+            .services
+            .accounts
+            .sign_up(signup("alice"), None)
+            .unwrap();
+        let accounts = &world.services.accounts;
+        for _ in 0..10 {
+            assert!(matches!(
+                accounts.log_in("alice", "guess", Some("203.0.113.9")),
+                Err(DomainError::InvalidCredentials)
+            ));
+        }
+        let before = world.hasher.verifications();
+        // Even the right password is refused now, and no hash is computed for it.
+        assert!(matches!(
+            accounts.log_in("alice", "correct horse", Some("198.51.100.1")),
+            Err(DomainError::RateLimited { .. })
+        ));
+        assert_eq!(world.hasher.verifications(), before);
+        // The address that failed is refused for other accounts too.
+        world.user("bob");
+        assert!(matches!(
+            accounts.log_in("bob", "correct horse", Some("203.0.113.9")),
+            Err(DomainError::RateLimited { .. })
+        ));
+        assert!(
+            accounts
+                .log_in("bob", "correct horse", Some("198.51.100.1"))
+                .is_ok()
+        );
     }
 }

@@ -12,7 +12,8 @@ use crate::paging::Page;
 use crate::ports::{Clock, ConversationStore, EventPublisher, UserStore};
 use crate::{ConversationId, DomainError, Resource, StoreError, UserId};
 
-use super::{Ports, require_member, view_message};
+use super::{Ports, Throttle, require_member, view_message};
+use crate::limits::Limits;
 
 /// A request to start a conversation. The creator is always a member and need not be listed.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +25,8 @@ pub struct CreateConversation {
 
 #[derive(Clone)]
 pub struct ConversationService {
+    throttle: Throttle,
+    limits: Limits,
     users: Arc<dyn UserStore>,
     conversations: Arc<dyn ConversationStore>,
     events: Arc<dyn EventPublisher>,
@@ -33,6 +36,8 @@ pub struct ConversationService {
 impl ConversationService {
     pub fn new(ports: &Ports) -> Self {
         Self {
+            throttle: Throttle::new(ports),
+            limits: ports.limits,
             users: ports.users.clone(),
             conversations: ports.conversations.clone(),
             events: ports.events.clone(),
@@ -282,6 +287,8 @@ impl ConversationService {
         is_typing: bool,
     ) -> Result<(), DomainError> {
         require_member(self.conversations.as_ref(), id, user)?;
+        self.throttle
+            .acquire(&format!("typing:{user}"), self.limits.typing_per_user)?;
         let audience = self
             .conversations
             .members(id)?

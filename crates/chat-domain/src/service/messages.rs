@@ -14,7 +14,8 @@ use crate::read_state::{ReadReceipt, UnreadCounts};
 use crate::validation::Validator;
 use crate::{ConversationId, DomainError, MessageId, Resource, StoreError, UserId};
 
-use super::{Ports, require_member, view_message};
+use super::{Ports, Throttle, require_member, view_message};
+use crate::limits::Limits;
 
 /// A message as a client sends it.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +26,8 @@ pub struct SendMessage {
 
 #[derive(Clone)]
 pub struct MessageService {
+    throttle: Throttle,
+    limits: Limits,
     conversations: Arc<dyn ConversationStore>,
     messages: Arc<dyn MessageStore>,
     read_receipts: Arc<dyn ReadReceiptStore>,
@@ -38,6 +41,8 @@ impl MessageService {
 
     pub fn new(ports: &Ports) -> Self {
         Self {
+            throttle: Throttle::new(ports),
+            limits: ports.limits,
             conversations: ports.conversations.clone(),
             messages: ports.messages.clone(),
             read_receipts: ports.read_receipts.clone(),
@@ -66,6 +71,8 @@ impl MessageService {
             unreachable!("the validator fails when content is missing");
         };
         require_member(self.conversations.as_ref(), conversation_id, sender)?;
+        self.throttle
+            .acquire(&format!("send:{sender}"), self.limits.messages_per_user)?;
         let kind = self.kind_of(conversation_id)?;
         let appended = self
             .messages
@@ -427,5 +434,29 @@ mod tests {
         assert_eq!(missed, vec![second.message.id]);
         assert_eq!(messages.last_seq(chat.carol).unwrap(), second.message.seq);
         assert!(messages.since(outsider, Seq::ZERO).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_sender_over_the_message_budget_is_refused_and_nothing_is_stored() {
+        let chat = chat();
+        let burst = crate::limits::Limits::default()
+            .messages_per_user
+            .unwrap()
+            .burst;
+        for i in 0..burst {
+            send(&chat, chat.alice, &format!("m{i}"));
+        }
+        let refused = chat.world.services.messages.send(
+            chat.alice,
+            chat.group,
+            SendMessage {
+                content: "one too many".into(),
+                client_message_id: None,
+            },
+        );
+        assert!(matches!(refused, Err(DomainError::RateLimited { .. })));
+        assert_eq!(chat.world.store.message_count(), burst as usize);
+        // Others still have their own budget.
+        send(&chat, chat.bob, "still fine");
     }
 }

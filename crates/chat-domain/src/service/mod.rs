@@ -11,16 +11,20 @@ pub use conversations::{ConversationService, CreateConversation};
 pub use messages::{MessageService, SendMessage};
 
 use crate::conversation::Member;
+use crate::limits::{Limits, Quota};
 use crate::message::{Message, MessageView};
 use crate::ports::{
-    Clock, ConversationStore, EventPublisher, MessageStore, PasswordHasher, ReadReceiptStore,
-    TokenIssuer, TokenRevocations, UserStore,
+    Clock, ConversationStore, EventPublisher, MessageStore, PasswordHasher, RateLimiter,
+    ReadReceiptStore, TokenIssuer, TokenRevocations, UserStore,
 };
 use crate::{ConversationId, DomainError, Resource, UserId};
 
-/// Every adapter the services need, handed over once by the composition root.
+/// Every adapter the services need, and the abuse limits they enforce, handed over once by
+/// the composition root.
 #[derive(Clone)]
 pub struct Ports {
+    pub limiter: Arc<dyn RateLimiter>,
+    pub limits: Limits,
     pub users: Arc<dyn UserStore>,
     pub conversations: Arc<dyn ConversationStore>,
     pub messages: Arc<dyn MessageStore>,
@@ -46,6 +50,42 @@ impl ChatServices {
             accounts: AccountService::new(&ports),
             conversations: ConversationService::new(&ports),
             messages: MessageService::new(&ports),
+        }
+    }
+}
+
+/// Applies one limit to one key through the rate-limiter port.
+#[derive(Clone)]
+struct Throttle {
+    limiter: Arc<dyn RateLimiter>,
+}
+
+impl Throttle {
+    fn new(ports: &Ports) -> Self {
+        Self {
+            limiter: ports.limiter.clone(),
+        }
+    }
+
+    /// Takes one action from the budget, or refuses.
+    fn acquire(&self, key: &str, quota: Option<Quota>) -> Result<(), DomainError> {
+        match quota {
+            Some(quota) => self
+                .limiter
+                .acquire(key, quota)
+                .map_err(|retry_after| DomainError::RateLimited { retry_after }),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses when the budget is spent, without taking from it.
+    fn check(&self, key: &str, quota: Option<Quota>) -> Result<(), DomainError> {
+        match quota {
+            Some(quota) => self
+                .limiter
+                .check(key, quota)
+                .map_err(|retry_after| DomainError::RateLimited { retry_after }),
+            None => Ok(()),
         }
     }
 }

@@ -25,14 +25,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 429, description = "Too many sign-ups from this address; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn signup(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<SignupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner().into();
-    let user = state.run(move |s| s.accounts.sign_up(request)).await?;
+    let client = client_address(&req);
+    let user = state
+        .run(move |s| s.accounts.sign_up(request, client.as_deref()))
+        .await?;
     Ok(HttpResponse::Created().json(UserResponse::from(user)))
 }
 
@@ -53,6 +58,7 @@ pub async fn signup(
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
         (status = 422, description = "Missing fields", body = ErrorBody),
+        (status = 429, description = "Too many failed logins for this account or address; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn login(
@@ -61,15 +67,25 @@ pub async fn login(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let credentials = parse_login(&req, &body)?;
+    let client = client_address(&req);
     let token = state
         .run(move |s| {
-            s.accounts
-                .log_in(&credentials.username, &credentials.password)
+            s.accounts.log_in(
+                &credentials.username,
+                &credentials.password,
+                client.as_deref(),
+            )
         })
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
         .json(TokenResponse::from(token)))
+}
+
+/// The peer's IP address, the key of per-address limits. Forwarding headers are not trusted:
+/// behind a proxy, every client shares the proxy's address budget.
+fn client_address(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|addr| addr.ip().to_string())
 }
 
 fn parse_login(req: &HttpRequest, body: &[u8]) -> Result<LoginBody, ApiError> {

@@ -231,6 +231,7 @@ pub async fn remove_member(
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid content", body = ErrorBody),
+        (status = 429, description = "Sending too fast; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn send_message(

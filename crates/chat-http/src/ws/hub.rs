@@ -38,6 +38,7 @@ pub struct Hub {
     hasher: RandomState,
     next_id: AtomicU64,
     count: AtomicUsize,
+    sockets: AtomicUsize,
     shutdown: watch::Sender<bool>,
     config: WsConfig,
 }
@@ -60,6 +61,7 @@ impl Hub {
             hasher: RandomState::new(),
             next_id: AtomicU64::new(1),
             count: AtomicUsize::new(0),
+            sockets: AtomicUsize::new(0),
             shutdown: watch::Sender::new(false),
             config,
         }
@@ -69,14 +71,26 @@ impl Hub {
         &self.config
     }
 
-    /// Open connections on this node.
+    /// Open, authenticated connections on this node.
     pub fn connection_count(&self) -> usize {
         self.count.load(Ordering::Relaxed)
     }
 
+    /// Claims a socket slot, authenticated or not, if the node is below its limit.
+    pub fn open_socket(self: &Arc<Self>) -> Option<Socket> {
+        let max = self.config.max_connections;
+        self.sockets
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Socket { hub: self.clone() })
+    }
+
     /// Adds a connection for `user`, authenticated with the token `token_id`; events for the
-    /// user are queued from this moment.
-    pub fn register(self: &Arc<Self>, user: UserId, token_id: &str) -> Registration {
+    /// user are queued from this moment. `None` when the user already holds as many
+    /// connections as allowed.
+    pub fn register(self: &Arc<Self>, user: UserId, token_id: &str) -> Option<Registration> {
         let (tx, rx) = mpsc::channel(self.config.outbound_queue.max(1));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let overflowed = Arc::new(Notify::new());
@@ -88,14 +102,19 @@ impl Hub {
             outbound: tx,
             overflowed: overflowed.clone(),
         };
-        self.shard(user)
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(user)
-            .or_default()
-            .push(connection);
+        {
+            let mut shard = self
+                .shard(user)
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let connections = shard.entry(user).or_default();
+            if connections.len() >= self.config.max_connections_per_user {
+                return None;
+            }
+            connections.push(connection);
+        }
         self.count.fetch_add(1, Ordering::Relaxed);
-        Registration {
+        Some(Registration {
             hub: self.clone(),
             user,
             id,
@@ -103,7 +122,7 @@ impl Hub {
             overflowed,
             revoked,
             shutdown: self.shutdown.subscribe(),
-        }
+        })
     }
 
     /// Asks every session to close with 1001 (going away).
@@ -168,6 +187,24 @@ impl Hub {
     }
 }
 
+/// A claimed socket slot, released on drop.
+pub struct Socket {
+    hub: Arc<Hub>,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.hub.sockets.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Registration {
+    /// This connection's id, unique on this node.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         self.hub.unregister(self.user, self.id);
@@ -208,10 +245,10 @@ mod tests {
     async fn every_connection_of_every_audience_member_gets_the_frame() {
         let hub = hub(8);
         let (alice, bob, eve) = (UserId::new(), UserId::new(), UserId::new());
-        let mut a1 = hub.register(alice, "t");
-        let mut a2 = hub.register(alice, "t");
-        let mut b = hub.register(bob, "t");
-        let mut e = hub.register(eve, "t");
+        let mut a1 = hub.register(alice, "t").unwrap();
+        let mut a2 = hub.register(alice, "t").unwrap();
+        let mut b = hub.register(bob, "t").unwrap();
+        let mut e = hub.register(eve, "t").unwrap();
         hub.deliver(&[alice, bob], &ByteString::from_static("hi"));
         for r in [&mut a1, &mut a2, &mut b] {
             assert_eq!(r.outbound.recv().await.unwrap(), "hi");
@@ -224,7 +261,7 @@ mod tests {
     async fn a_full_queue_flags_the_connection_instead_of_waiting() {
         let hub = hub(1);
         let alice = UserId::new();
-        let registration = hub.register(alice, "t");
+        let registration = hub.register(alice, "t").unwrap();
         let frame = ByteString::from_static("x");
         hub.deliver(&[alice], &frame);
         hub.deliver(&[alice], &frame);
@@ -236,7 +273,7 @@ mod tests {
     async fn dropping_a_registration_leaves_the_hub() {
         let hub = hub(4);
         let alice = UserId::new();
-        let registration = hub.register(alice, "t");
+        let registration = hub.register(alice, "t").unwrap();
         assert_eq!(hub.connection_count(), 1);
         drop(registration);
         assert_eq!(hub.connection_count(), 0);
@@ -247,8 +284,8 @@ mod tests {
     async fn revoking_a_token_reaches_only_the_connections_that_used_it() {
         let hub = hub(4);
         let alice = UserId::new();
-        let phone = hub.register(alice, "phone");
-        let laptop = hub.register(alice, "laptop");
+        let phone = hub.register(alice, "phone").unwrap();
+        let laptop = hub.register(alice, "laptop").unwrap();
         hub.publish(DomainEvent::AccessRevoked {
             user_id: alice,
             token_id: Some("phone".into()),
@@ -260,5 +297,32 @@ mod tests {
             laptop.revoked.notified(),
         );
         assert!(laptop_told.await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_user_cannot_hold_more_connections_than_allowed() {
+        let hub = Arc::new(Hub::new(WsConfig {
+            max_connections_per_user: 2,
+            ..WsConfig::default()
+        }));
+        let alice = UserId::new();
+        let first = hub.register(alice, "t").unwrap();
+        let _second = hub.register(alice, "t").unwrap();
+        assert!(hub.register(alice, "t").is_none());
+        assert!(hub.register(UserId::new(), "t").is_some());
+        drop(first);
+        assert!(hub.register(alice, "t").is_some());
+    }
+
+    #[test]
+    fn socket_slots_stop_at_the_node_limit_and_come_back() {
+        let hub = Arc::new(Hub::new(WsConfig {
+            max_connections: 1,
+            ..WsConfig::default()
+        }));
+        let slot = hub.open_socket().unwrap();
+        assert!(hub.open_socket().is_none());
+        drop(slot);
+        assert!(hub.open_socket().is_some());
     }
 }

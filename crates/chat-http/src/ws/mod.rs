@@ -11,9 +11,11 @@ mod session;
 
 use std::time::Duration;
 
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
+use chat_domain::limits::Quota;
 
-pub use hub::{Hub, Registration};
+pub use hub::{Hub, Registration, Socket};
 
 use crate::auth::bearer_token;
 use crate::error::ApiError;
@@ -32,6 +34,16 @@ pub struct WsConfig {
     pub outbound_queue: usize,
     /// The largest frame accepted from a client; larger ones close the connection (1009).
     pub max_frame_bytes: usize,
+    /// Open sockets this node accepts; beyond it the handshake is refused with 503.
+    pub max_connections: usize,
+    /// Authenticated connections one user may hold (devices, tabs).
+    pub max_connections_per_user: usize,
+    /// Frames a connection may send; `None` for no limit.
+    pub frame_quota: Option<Quota>,
+    /// Browser origins allowed besides the server's own (`*` allows any). A handshake with an
+    /// `Origin` header that is neither same-origin nor listed is refused with 403, which
+    /// stops other sites from opening sockets with a visitor's credentials.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for WsConfig {
@@ -42,6 +54,10 @@ impl Default for WsConfig {
             auth_timeout: Duration::from_secs(10),
             outbound_queue: 1024,
             max_frame_bytes: 64 * 1024,
+            max_connections: 10_000,
+            max_connections_per_user: 20,
+            frame_quota: Some(Quota::per_second(30, 60)),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -64,6 +80,8 @@ struct ConnectParams {
     responses(
         (status = 101, description = "Switching to the WebSocket protocol described in docs/websocket.md"),
         (status = 400, description = "Not a WebSocket handshake", body = crate::error::ErrorBody),
+        (status = 403, description = "The browser origin is not allowed", body = crate::error::ErrorBody),
+        (status = 503, description = "The server is at its connection limit", body = crate::error::ErrorBody),
     )
 )]
 pub async fn connect(
@@ -78,6 +96,21 @@ pub async fn connect(
         Some(token) => Some(Ok(token)),
         None => bearer_token(&req),
     };
+    let config = state.hub.config();
+    if !origin_allowed(&req, &config.allowed_origins) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this origin may not open a WebSocket here (see CHAT_ALLOWED_ORIGINS)",
+        ));
+    }
+    let Some(socket) = state.hub.open_socket() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            "the server is at its connection limit; retry later",
+        ));
+    };
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         ApiError::new(
             actix_web::http::StatusCode::BAD_REQUEST,
@@ -85,11 +118,38 @@ pub async fn connect(
             e.to_string(),
         )
     })?;
-    let config = state.hub.config();
     let stream = stream
         .max_frame_size(config.max_frame_bytes)
         .aggregate_continuations()
         .max_continuation_size(config.max_frame_bytes);
-    actix_web::rt::spawn(session::run(state.into_inner(), session, stream, token));
+    actix_web::rt::spawn(session::run(
+        state.into_inner(),
+        session,
+        stream,
+        token,
+        socket,
+    ));
     Ok(response)
+}
+
+/// A handshake without `Origin` comes from a non-browser client and is allowed; a browser's
+/// must come from this server's own origin or a listed one.
+fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let same_origin = origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| Some(authority) == host);
+    same_origin
+        || allowed
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
 }

@@ -7,10 +7,12 @@ use std::time::Instant;
 use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Closed, Session,
 };
+use chat_domain::limits::Quota;
 use chat_domain::message::Seq;
 use chat_domain::service::{Authenticated, CreateConversation, MessageService, SendMessage};
 use chat_domain::{ConversationId, DomainError, MessageId, UserId};
 
+use super::Socket;
 use super::protocol::{ClientFrame, FrameError, ServerFrame, decode, decode_auth};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -28,6 +30,7 @@ pub async fn run(
     mut session: Session,
     mut stream: AggregatedMessageStream,
     upgrade_token: Option<Result<String, ApiError>>,
+    _socket: Socket,
 ) {
     let (authenticated, token) =
         match authenticate(&state, &mut session, &mut stream, upgrade_token).await {
@@ -104,7 +107,13 @@ async fn serve(
     let config = state.hub.config().clone();
     let user = authenticated.user;
     // Register before reading `last_seq`: anything stored after that read is queued for us.
-    let mut registration = state.hub.register(user.id, &authenticated.claims.token_id);
+    let Some(mut registration) = state.hub.register(user.id, &authenticated.claims.token_id) else {
+        let limit = state.hub.config().max_connections_per_user;
+        let detail = format!("at most {limit} connections per user; close another first");
+        let _ = send_error(session, "too_many_connections", &detail, None).await;
+        return close(CloseCode::Again, "too many connections for this user");
+    };
+    let frames_key = format!("ws-frames:{}", registration.id());
     let user_id = user.id;
     let last_seq = match state.run(move |s| s.messages.last_seq(user_id)).await {
         Ok(seq) => seq,
@@ -149,11 +158,12 @@ async fn serve(
                 }
                 // Catch access withdrawn outside this process (expiry, another node, the CLI).
                 let presented = token.clone();
-                if let Err(error) = state.run(move |s| s.accounts.authenticate(&presented)).await {
-                    if error.status == actix_web::http::StatusCode::UNAUTHORIZED {
-                        let _ = send_error(session, "unauthorized", &error.detail, None).await;
-                        return close(CloseCode::Policy, "token no longer valid");
-                    }
+                let still_valid = state.run(move |s| s.accounts.authenticate(&presented)).await;
+                if let Err(error) = still_valid
+                    && error.status == actix_web::http::StatusCode::UNAUTHORIZED
+                {
+                    let _ = send_error(session, "unauthorized", &error.detail, None).await;
+                    return close(CloseCode::Policy, "token no longer valid");
                 }
                 if session.ping(b"").await.is_err() {
                     return None;
@@ -177,7 +187,10 @@ async fn serve(
                         send_error(session, "invalid_frame", "binary frames are not supported; send JSON text", None).await
                     }
                     Some(Ok(AggregatedMessage::Text(text))) => {
-                        handle_text(state, session, user.id, &text).await
+                        match frame_budget(state, &frames_key, config.frame_quota) {
+                            Ok(()) => handle_text(state, session, user.id, &text).await,
+                            Err(detail) => send_error(session, "rate_limited", &detail, None).await,
+                        }
                     }
                 };
                 if result.is_err() {
@@ -185,6 +198,17 @@ async fn serve(
                 }
             }
         }
+    }
+}
+
+/// Takes one frame from the connection's budget.
+fn frame_budget(state: &AppState, key: &str, quota: Option<Quota>) -> Result<(), String> {
+    match quota {
+        Some(quota) => state
+            .limiter
+            .acquire(key, quota)
+            .map_err(|wait| format!("too many frames; retry in {} ms", wait.as_millis().max(1))),
+        None => Ok(()),
     }
 }
 

@@ -29,11 +29,12 @@ fn free_port() -> u16 {
 
 async fn start(db: &Path) -> Server {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .env("CHAT_BIND", format!("127.0.0.1:{port}"))
         .env("DATABASE_URL", db)
         .env("CHAT_JWT_SECRET", SECRET)
         .env("CHAT_BCRYPT_COST", "4")
+        .env("CHAT_RATE_LIMITS", "false")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -42,13 +43,15 @@ async fn start(db: &Path) -> Server {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     for _ in 0..100 {
-        if let Ok(response) = client.get(format!("{base}/health")).send().await {
-            if response.status() == StatusCode::OK {
-                return Server { child, base };
-            }
+        if let Ok(response) = client.get(format!("{base}/health")).send().await
+            && response.status() == StatusCode::OK
+        {
+            return Server { child, base };
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not become healthy");
 }
 

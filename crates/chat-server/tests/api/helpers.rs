@@ -34,6 +34,12 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         sqlite_sync: SyncMode::Normal,
         ws_ping_interval: Duration::from_secs(30),
         workers: Some(1),
+        // Tests of other behaviour send faster than a person; limits have their own tests.
+        rate_limits: false,
+        messages_per_second: 20,
+        max_connections: None,
+        max_connections_per_user: 20,
+        allowed_origins: Vec::new(),
     }
 }
 

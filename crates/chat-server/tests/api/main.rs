@@ -7,5 +7,6 @@ mod accounts;
 mod conversations;
 mod crash;
 mod errors;
+mod limits;
 mod messages;
 mod realtime;

@@ -1,0 +1,95 @@
+//! Abuse limits: how many of an action a user or a client address may take, and how fast
+//! the budget comes back. The budgets themselves live behind the [`RateLimiter`] port, so
+//! several nodes can share them.
+//!
+//! [`RateLimiter`]: crate::ports::RateLimiter
+
+use std::time::Duration;
+
+/// A budget of `burst` actions, refilled at one action per `period / burst` (a token
+/// bucket). `Quota::new(10, 15 min)` allows 10 at once, then one more every 90 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub burst: u32,
+    pub period: Duration,
+}
+
+impl Quota {
+    pub const fn new(burst: u32, period: Duration) -> Self {
+        Self { burst, period }
+    }
+
+    /// `rate` actions a second with room for `burst` at once.
+    pub fn per_second(rate: u32, burst: u32) -> Self {
+        let rate = rate.max(1);
+        Self {
+            burst: burst.max(1),
+            period: Duration::from_secs(u64::from(burst.max(1))) / rate,
+        }
+    }
+
+    /// The time one action takes to come back.
+    pub fn refill_interval(&self) -> Duration {
+        self.period / self.burst.max(1)
+    }
+}
+
+/// Which limits apply; `None` turns one off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Failed logins per account: after these, login attempts for the account are refused
+    /// (without checking the password) until the budget refills.
+    pub login_failures_per_account: Option<Quota>,
+    /// A second, longer window per account, so steady guessing at the refill rate still
+    /// stops at a hard hourly ceiling.
+    pub login_failures_per_account_hourly: Option<Quota>,
+    /// Failed logins per client address, across accounts.
+    pub login_failures_per_address: Option<Quota>,
+    pub signups_per_address: Option<Quota>,
+    pub messages_per_user: Option<Quota>,
+    pub typing_per_user: Option<Quota>,
+}
+
+impl Default for Limits {
+    /// The defaults a public server runs with.
+    fn default() -> Self {
+        const MINUTE: Duration = Duration::from_secs(60);
+        Self {
+            login_failures_per_account: Some(Quota::new(10, 15 * MINUTE)),
+            login_failures_per_account_hourly: Some(Quota::new(100, 60 * MINUTE)),
+            login_failures_per_address: Some(Quota::new(10, 15 * MINUTE)),
+            signups_per_address: Some(Quota::new(10, 60 * MINUTE)),
+            messages_per_user: Some(Quota::per_second(20, 40)),
+            typing_per_user: Some(Quota::per_second(5, 10)),
+        }
+    }
+}
+
+impl Limits {
+    /// Every limit off, for benchmarks and tests of other behaviour.
+    pub const fn none() -> Self {
+        Self {
+            login_failures_per_account: None,
+            login_failures_per_account_hourly: None,
+            login_failures_per_address: None,
+            signups_per_address: None,
+            messages_per_user: None,
+            typing_per_user: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_second_quotas_refill_at_the_rate() {
+        let quota = Quota::per_second(20, 40);
+        assert_eq!(quota.refill_interval(), Duration::from_millis(50));
+        assert_eq!(
+            Quota::new(10, Duration::from_secs(900)).refill_interval(),
+            Duration::from_secs(90)
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! Abuse limits at the edge: 429 with Retry-After, and the WebSocket handshake's guards.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::helpers::{TestApp, spawn_app_with, test_config};
+
+async fn app_with(change: impl FnOnce(&mut chat_server::Config)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir);
+    config.rate_limits = true;
+    change(&mut config);
+    spawn_app_with(config, dir).await
+}
+
+async fn login(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
+    app.request(
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": username, "password": password})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn after_ten_failed_logins_the_account_is_refused_with_429_even_for_the_right_password() {
+    let app = app_with(|_| {}).await;
+    app.user("alice").await;
+    for _ in 0..10 {
+        assert_eq!(
+            login(&app, "alice", "guess").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let refused = login(&app, "alice", "correct horse").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=90).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["code"],
+        "rate_limited"
+    );
+}
+
+#[tokio::test]
+async fn a_sender_past_the_message_rate_gets_429_and_nothing_is_stored() {
+    let app = app_with(|config| config.messages_per_second = 5).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let direct = app.direct(&alice, &bob).await;
+    let path = format!("/api/v1/conversations/{direct}/messages");
+    let mut statuses = Vec::new();
+    for i in 0..15 {
+        let response = app
+            .post(&path, &alice.token, json!({"content": format!("m{i}")}))
+            .await;
+        statuses.push(response.status());
+    }
+    let accepted = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS));
+    assert!((10..15).contains(&accepted), "{statuses:?}");
+    let stored: Vec<Value> = app
+        .get(&format!("{path}?limit=200"), &bob.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), accepted);
+}
+
+#[tokio::test]
+async fn a_browser_handshake_from_another_origin_is_refused_with_403() {
+    let app = app_with(|config| config.allowed_origins = vec!["https://app.example".into()]).await;
+    let alice = app.user("alice").await;
+    let handshake = |origin: &str| {
+        let mut request = format!("{}?token={}", app.ws_url, alice.token)
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+        connect_async(request)
+    };
+    match handshake("https://evil.example").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        }
+        other => panic!("expected a 403, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    assert!(handshake("https://app.example").await.is_ok());
+    assert!(
+        handshake(&app.address).await.is_ok(),
+        "same-origin is always allowed"
+    );
+}
+
+#[tokio::test]
+async fn a_user_past_the_connection_limit_is_told_and_closed_with_1013() {
+    let app = app_with(|config| config.max_connections_per_user = 2).await;
+    let alice = app.user("alice").await;
+    let _first = app.ws(&alice).await;
+    let _second = app.ws(&alice).await;
+    let (stream, _) = connect_async(format!("{}?token={}", app.ws_url, alice.token))
+        .await
+        .unwrap();
+    let mut third = crate::helpers::Ws { stream };
+    let error = third.next_json().await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["code"], "too_many_connections");
+    assert_eq!(third.close_code().await, Some(1013));
+}
+
+#[tokio::test]
+async fn a_full_server_refuses_the_handshake_cleanly_and_health_counts_connections() {
+    let app = app_with(|config| config.max_connections = Some(1)).await;
+    let alice = app.user("alice").await;
+    let _only = app.ws(&alice).await;
+    let health: Value = app
+        .request(Method::GET, "/health", None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["connections"], 1);
+    match connect_async(format!("{}?token={}", app.ws_url, alice.token)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        }
+        other => panic!("expected a 503, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    // The server is still serving.
+    assert_eq!(
+        app.get("/api/v1/auth/me", &alice.token).await.status(),
+        StatusCode::OK
+    );
+}
