@@ -23,6 +23,8 @@ pub mod validation;
 
 #[cfg(test)]
 mod fakes;
+#[cfg(test)]
+mod validation_props;
 
 pub use error::{DomainError, Resource, StoreError};
 pub use ids::{ConversationId, MessageId, UserId};

@@ -276,4 +276,66 @@ mod tests {
         assert_eq!(value["code"], "unknown_type");
         assert_eq!(value["ref"], "r");
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn frame_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                "\\PC{0,12}".prop_map(Value::String),
+                Just(Value::String(Uuid::new_v4().to_string())),
+            ];
+            let keys = prop_oneof![
+                Just("type".to_owned()),
+                Just("conversation_id".to_owned()),
+                Just("recipient_id".to_owned()),
+                Just("message_id".to_owned()),
+                Just("content".to_owned()),
+                Just("since_seq".to_owned()),
+                Just("is_typing".to_owned()),
+                "[a-z_]{1,8}",
+            ];
+            let kinds = prop_oneof![
+                Just("message"),
+                Just("mark_read"),
+                Just("typing"),
+                Just("sync"),
+                Just("ping"),
+                Just("other"),
+            ];
+            (proptest::collection::btree_map(keys, leaf, 0..6), kinds).prop_map(|(fields, kind)| {
+                let mut object: serde_json::Map<String, Value> = fields.into_iter().collect();
+                object
+                    .entry("type")
+                    .or_insert(Value::String(kind.to_owned()));
+                Value::Object(object)
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn decoding_never_panics_on_any_text(text in any::<String>()) {
+                let _ = decode(&text);
+                let _ = decode_auth(&text);
+            }
+
+            #[test]
+            fn an_object_frame_decodes_or_gets_a_documented_error_code(value in frame_value()) {
+                match decode(&value.to_string()) {
+                    Ok((frame, _)) => {
+                        let kind = value["type"].as_str().unwrap_or_default();
+                        prop_assert!(CLIENT_TYPES.contains(&kind), "{frame:?}");
+                    }
+                    Err(error) => prop_assert!(
+                        ["invalid_frame", "unknown_type"].contains(&error.code),
+                        "{error:?}"
+                    ),
+                }
+            }
+        }
+    }
 }
