@@ -130,7 +130,9 @@ impl From<ConversationSummary> for ConversationSummaryResponse {
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// Default 0.
+    #[param(minimum = 0, maximum = 4294967295_i64)]
     pub offset: Option<i64>,
 }

@@ -70,6 +70,7 @@ impl From<MessageView> for MessageResponse {
 #[into_params(parameter_in = Query)]
 pub struct HistoryParams {
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// Return the `limit` messages just before this seq.
     pub before: Option<i64>,

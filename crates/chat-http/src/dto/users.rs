@@ -134,7 +134,9 @@ pub struct UserListParams {
     /// A case-insensitive substring of the username or full name.
     pub q: Option<String>,
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// Default 0.
+    #[param(minimum = 0, maximum = 4294967295_i64)]
     pub offset: Option<i64>,
 }

@@ -6,13 +6,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::auth::{CurrentSession, CurrentUser};
 use crate::dto::users::{LoginBody, SignupBody, TokenResponse, UserResponse};
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::resource;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/signup", web::post().to(signup))
-        .route("/auth/login", web::post().to(login))
-        .route("/auth/logout", web::post().to(logout))
-        .route("/auth/me", web::get().to(me));
+    cfg.service(resource("/auth/signup", "POST").route(web::post().to(signup)))
+        .service(resource("/auth/login", "POST").route(web::post().to(login)))
+        .service(resource("/auth/logout", "POST").route(web::post().to(logout)))
+        .service(resource("/auth/me", "GET").route(web::get().to(me)));
 }
 
 /// Create an account.
@@ -22,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses(
         (status = 201, description = "The new account", body = UserResponse),
         (status = 409, description = "Username or email taken", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
@@ -55,6 +57,7 @@ pub async fn signup(
     responses(
         (status = 200, description = "A bearer token", body = TokenResponse),
         (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
         (status = 422, description = "Missing fields", body = ErrorBody),

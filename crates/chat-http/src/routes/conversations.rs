@@ -13,29 +13,33 @@ use crate::dto::conversations::{
 };
 use crate::dto::messages::{HistoryParams, MessageResponse, SendMessageBody};
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::resource;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/conversations")
+        resource("/conversations", "GET, POST")
             .route(web::post().to(create_conversation))
             .route(web::get().to(list_conversations)),
     )
     .service(
-        web::resource("/conversations/{conversation_id}")
+        resource("/conversations/{conversation_id}", "GET, PUT")
             .route(web::get().to(get_conversation))
             .route(web::put().to(rename_conversation)),
     )
-    .route(
-        "/conversations/{conversation_id}/members",
-        web::post().to(add_members),
-    )
-    .route(
-        "/conversations/{conversation_id}/members/{user_id}",
-        web::delete().to(remove_member),
+    .service(
+        resource("/conversations/{conversation_id}/members", "POST")
+            .route(web::post().to(add_members)),
     )
     .service(
-        web::resource("/conversations/{conversation_id}/messages")
+        resource(
+            "/conversations/{conversation_id}/members/{user_id}",
+            "DELETE",
+        )
+        .route(web::delete().to(remove_member)),
+    )
+    .service(
+        resource("/conversations/{conversation_id}/messages", "GET, POST")
             .route(web::post().to(send_message))
             .route(web::get().to(list_messages)),
     );
@@ -54,6 +58,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 200, description = "The pair's existing direct conversation", body = ConversationResponse),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 404, description = "A participant does not exist", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid request", body = ErrorBody),
@@ -135,6 +140,7 @@ pub async fn get_conversation(
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "Not an owner or admin", body = ErrorBody),
         (status = 404, description = "No such conversation, or you are not in it", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid name, or a direct conversation", body = ErrorBody),
@@ -165,6 +171,7 @@ pub async fn rename_conversation(
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "Not an owner or admin", body = ErrorBody),
         (status = 404, description = "No such conversation or user", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid request, or a direct conversation", body = ErrorBody),
@@ -228,6 +235,7 @@ pub async fn remove_member(
         (status = 200, description = "Already stored by an earlier send with this client_message_id", body = MessageResponse),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 404, description = "No such conversation, or you are not in it", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid content", body = ErrorBody),

@@ -18,7 +18,7 @@ pub struct HealthResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health));
+    cfg.service(crate::routes::resource("/health", "GET").route(web::get().to(health)));
 }
 
 /// Health check.

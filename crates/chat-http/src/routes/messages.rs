@@ -7,11 +7,12 @@ use uuid::Uuid;
 use crate::auth::CurrentUser;
 use crate::dto::messages::{ReadReceiptResponse, UnreadCountResponse};
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::resource;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/messages/unread/count", web::get().to(unread_count))
-        .route("/messages/{message_id}/read", web::put().to(mark_read));
+    cfg.service(resource("/messages/unread/count", "GET").route(web::get().to(unread_count)))
+        .service(resource("/messages/{message_id}/read", "PUT").route(web::put().to(mark_read)));
 }
 
 /// Mark a message, and every earlier message of its conversation, read.

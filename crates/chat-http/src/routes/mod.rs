@@ -6,7 +6,10 @@ pub mod health;
 pub mod messages;
 pub mod users;
 
-use actix_web::web;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, Resource, web};
+
+use crate::error::ApiError;
 
 /// Registers every REST route and the WebSocket gateway under `/api/v1`, and `/health` at
 /// the root.
@@ -19,4 +22,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(messages::configure)
             .configure(crate::ws::configure),
     );
+}
+
+/// A resource whose other methods get 405 with an `Allow` header naming `allow`, instead of
+/// falling through to the app's 404.
+pub(crate) fn resource(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        let mut response = actix_web::ResponseError::error_response(&ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this endpoint accepts {allow}"),
+        ));
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        Ok::<HttpResponse, actix_web::Error>(response)
+    }))
 }

@@ -9,18 +9,19 @@ use uuid::Uuid;
 use crate::auth::CurrentUser;
 use crate::dto::users::{DeactivateBody, UpdateMeBody, UserListParams, UserResponse};
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::resource;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // `/users/me` is registered before `/users/{user_id}` so "me" is never parsed as an id.
     cfg.service(
-        web::resource("/users/me")
+        resource("/users/me", "GET, PUT")
             .route(web::get().to(get_me))
             .route(web::put().to(update_me)),
     )
-    .route("/users/me/deactivate", web::post().to(deactivate_me))
-    .route("/users", web::get().to(list_users))
-    .route("/users/{user_id}", web::get().to(get_user));
+    .service(resource("/users/me/deactivate", "POST").route(web::post().to(deactivate_me)))
+    .service(resource("/users", "GET").route(web::get().to(list_users)))
+    .service(resource("/users/{user_id}", "GET").route(web::get().to(get_user)));
 }
 
 /// Search users.
@@ -98,6 +99,7 @@ pub async fn get_me(CurrentUser(user): CurrentUser) -> web::Json<UserResponse> {
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "current_password is wrong", body = ErrorBody),
         (status = 409, description = "Email taken", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
@@ -125,6 +127,7 @@ pub async fn update_me(
         (status = 200, description = "The deactivated account", body = UserResponse),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "Wrong password", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid body", body = ErrorBody),

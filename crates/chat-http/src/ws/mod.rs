@@ -64,7 +64,7 @@ impl Default for WsConfig {
 
 /// Registers `/ws`; mounted inside the `/api/v1` scope.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ws", web::get().to(connect));
+    cfg.service(crate::routes::resource("/ws", "GET").route(web::get().to(connect)));
 }
 
 #[derive(serde::Deserialize)]

@@ -92,7 +92,7 @@ async fn an_oversized_body_is_a_413() {
 }
 
 #[tokio::test]
-async fn ids_that_are_not_uuids_are_a_422_and_unknown_routes_a_json_404() {
+async fn bad_ids_are_422_unknown_methods_405_and_unknown_routes_a_json_404() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
     let bad_id = app
@@ -100,6 +100,10 @@ async fn ids_that_are_not_uuids_are_a_422_and_unknown_routes_a_json_404() {
         .await;
     assert_eq!(bad_id.status(), StatusCode::UNPROCESSABLE_ENTITY);
     error_body(bad_id).await;
+    let wrong_method = app.request(Method::DELETE, "/health", None, None).await;
+    assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.headers()["allow"], "GET");
+    assert_eq!(error_body(wrong_method).await["code"], "method_not_allowed");
     let nowhere = app.get("/api/v1/nowhere", &alice.token).await;
     assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_body(nowhere).await["code"], "not_found");
