@@ -169,6 +169,7 @@ pub enum ConversationChange {
     Renamed { name: ConversationName },
     MembersAdded { user_ids: Vec<UserId> },
     MemberRemoved { user_id: UserId },
+    RoleChanged { user_id: UserId, role: Role },
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ use crate::ws;
         conversations::get_conversation,
         conversations::rename_conversation,
         conversations::add_members,
+        conversations::set_role,
         conversations::remove_member,
         conversations::send_message,
         conversations::list_messages,

@@ -279,6 +279,49 @@ impl ConversationService {
         Ok(())
     }
 
+    /// Gives a group member another role. Only the owner does this. Making someone the owner
+    /// hands ownership over: the previous owner becomes an admin.
+    pub fn set_role(
+        &self,
+        actor: UserId,
+        id: ConversationId,
+        target: UserId,
+        role: Role,
+    ) -> Result<ConversationDetails, DomainError> {
+        let (conversation, member) = self.managed_group(actor, id, "change roles in")?;
+        if member.role != Role::Owner {
+            return Err(DomainError::Forbidden(
+                "only the owner can change roles".into(),
+            ));
+        }
+        let target_member = self
+            .conversations
+            .membership(id, target)?
+            .ok_or_else(|| DomainError::not_found(Resource::User, target))?;
+        if target == actor {
+            return Err(DomainError::Unprocessable(
+                "the owner hands ownership over by making another member owner".into(),
+            ));
+        }
+        if target_member.role != role {
+            self.conversations.set_role(id, target, role)?;
+            if role == Role::Owner {
+                self.conversations.set_role(id, actor, Role::Admin)?;
+            }
+            let details = self.details_of(conversation)?;
+            self.announce(
+                &details,
+                ConversationChange::RoleChanged {
+                    user_id: target,
+                    role,
+                },
+                actor,
+            );
+            return Ok(details);
+        }
+        self.details_of(conversation)
+    }
+
     /// Tells the other members that `user` is (or stopped) typing. Nothing is stored.
     pub fn typing(
         &self,
@@ -651,6 +694,36 @@ mod tests {
             .unwrap()
             .role;
         assert_eq!(bob_role, Role::Owner);
+    }
+
+    #[test]
+    fn only_the_owner_changes_roles_and_handing_over_ownership_demotes_to_admin() {
+        let world = World::new();
+        let (alice, bob, carol) = (world.user("alice"), world.user("bob"), world.user("carol"));
+        let id = group(&world, alice, &[bob, carol]);
+        let conversations = &world.services.conversations;
+        conversations.set_role(alice, id, bob, Role::Admin).unwrap();
+        // An admin manages members but does not change roles.
+        assert!(matches!(
+            conversations.set_role(bob, id, carol, Role::Admin),
+            Err(DomainError::Forbidden(_))
+        ));
+        conversations.rename(bob, id, "by the admin").unwrap();
+        let details = conversations
+            .set_role(alice, id, carol, Role::Owner)
+            .unwrap();
+        let role_of = |user| {
+            details
+                .participants
+                .iter()
+                .find(|p| p.user.id == user)
+                .unwrap()
+                .role
+        };
+        assert_eq!(
+            (role_of(alice), role_of(bob), role_of(carol)),
+            (Role::Admin, Role::Admin, Role::Owner)
+        );
     }
 
     #[test]

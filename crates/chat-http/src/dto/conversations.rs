@@ -39,6 +39,14 @@ pub struct RenameConversationBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct SetRoleBody {
+    /// `owner` (hands ownership over; you become an admin), `admin` or `member`.
+    #[schema(example = "admin")]
+    pub role: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AddMembersBody {
     pub user_ids: Vec<Uuid>,
 }

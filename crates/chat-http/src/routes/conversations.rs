@@ -1,6 +1,7 @@
 //! Conversations, their members, and the messages in them.
 
 use actix_web::{HttpResponse, web};
+use chat_domain::conversation::Role;
 use chat_domain::message::{HistoryCursor, Seq};
 use chat_domain::paging::{Page, parse_limit};
 use chat_domain::{ConversationId, UserId};
@@ -9,7 +10,7 @@ use uuid::Uuid;
 use crate::auth::CurrentUser;
 use crate::dto::conversations::{
     AddMembersBody, ConversationResponse, ConversationSummaryResponse, CreateConversationBody,
-    PageParams, RenameConversationBody,
+    PageParams, RenameConversationBody, SetRoleBody,
 };
 use crate::dto::messages::{HistoryParams, MessageResponse, SendMessageBody};
 use crate::error::{ApiError, ErrorBody};
@@ -34,8 +35,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         resource(
             "/conversations/{conversation_id}/members/{user_id}",
-            "DELETE",
+            "PUT, DELETE",
         )
+        .route(web::put().to(set_role))
         .route(web::delete().to(remove_member)),
     )
     .service(
@@ -220,6 +222,39 @@ pub async fn remove_member(
         .run(move |s| s.conversations.remove_member(user.id, id, target))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Change a member's role (owner only). Making someone `owner` hands ownership over.
+#[utoipa::path(
+    put, path = "/api/v1/conversations/{conversation_id}/members/{user_id}", tag = "conversations",
+    params(("conversation_id" = Uuid, Path,), ("user_id" = Uuid, Path,)),
+    request_body = SetRoleBody,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The group with its members", body = ConversationResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 403, description = "Not the owner", body = ErrorBody),
+        (status = 404, description = "No such conversation or member", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Unknown role, your own role, or a direct conversation", body = ErrorBody),
+    )
+)]
+pub async fn set_role(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<(Uuid, Uuid)>,
+    body: web::Json<SetRoleBody>,
+) -> Result<web::Json<ConversationResponse>, ApiError> {
+    let (conversation, target) = path.into_inner();
+    let role = Role::parse(&body.role)
+        .ok_or_else(|| ApiError::validation("role", "must be owner, admin or member"))?;
+    let (id, target) = (ConversationId::from(conversation), UserId::from(target));
+    let details = state
+        .run(move |s| s.conversations.set_role(user.id, id, target, role))
+        .await?;
+    Ok(web::Json(details.into()))
 }
 
 /// Send a message.

@@ -123,13 +123,16 @@ pub enum ServerFrame {
     },
     ConversationUpdated {
         conversation_id: Uuid,
-        /// `created`, `renamed`, `members_added` or `member_removed`.
+        /// `created`, `renamed`, `members_added`, `member_removed` or `role_changed`.
         change: &'static str,
         actor_id: Uuid,
         /// The group's name after the change; null for a direct conversation.
         name: Option<String>,
-        /// The users added or removed.
+        /// The users added, removed or given a new role.
         user_ids: Vec<Uuid>,
+        /// For `role_changed`: the new role.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        role: Option<&'static str>,
         timestamp: DateTime<Utc>,
     },
     Synced {
@@ -197,9 +200,14 @@ impl ServerFrame {
                 at,
                 ..
             } => {
+                let mut role = None;
                 let (change, user_ids) = match change {
                     ConversationChange::Created => ("created", Vec::new()),
                     ConversationChange::Renamed { .. } => ("renamed", Vec::new()),
+                    ConversationChange::RoleChanged { user_id, role: new } => {
+                        role = Some(new.as_str());
+                        ("role_changed", vec![user_id.as_uuid()])
+                    }
                     ConversationChange::MembersAdded { user_ids } => (
                         "members_added",
                         user_ids.iter().map(|u| u.as_uuid()).collect(),
@@ -214,6 +222,7 @@ impl ServerFrame {
                     actor_id: actor.as_uuid(),
                     name: conversation.name.as_ref().map(|n| n.as_str().to_owned()),
                     user_ids,
+                    role,
                     timestamp: *at,
                 }
             }
