@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::conversation::{ConversationKind, Member};
 use crate::events::DomainEvent;
@@ -27,6 +27,7 @@ pub struct SendMessage {
 #[derive(Clone)]
 pub struct MessageService {
     throttle: Throttle,
+    announce_in_order: Arc<Mutex<()>>,
     limits: Limits,
     conversations: Arc<dyn ConversationStore>,
     messages: Arc<dyn MessageStore>,
@@ -42,6 +43,7 @@ impl MessageService {
     pub fn new(ports: &Ports) -> Self {
         Self {
             throttle: Throttle::new(ports),
+            announce_in_order: Arc::default(),
             limits: ports.limits,
             conversations: ports.conversations.clone(),
             messages: ports.messages.clone(),
@@ -60,36 +62,29 @@ impl MessageService {
         conversation_id: ConversationId,
         request: SendMessage,
     ) -> Result<(MessageView, bool), DomainError> {
-        let mut v = Validator::new();
-        let content = v.check(MessageContent::parse(&request.content));
-        let client_message_id = request
-            .client_message_id
-            .as_deref()
-            .and_then(|raw| v.check(ClientMessageId::parse(raw)));
-        v.finish()?;
-        let Some(content) = content else {
-            unreachable!("the validator fails when content is missing");
-        };
+        let (content, client_message_id) = Self::parse(&request)?;
         require_member(self.conversations.as_ref(), conversation_id, sender)?;
         self.throttle
             .acquire(&format!("send:{sender}"), self.limits.messages_per_user)?;
         let kind = self.kind_of(conversation_id)?;
-        let appended = self
-            .messages
-            .append(&NewMessage {
-                id: MessageId::new(),
-                conversation_id,
-                sender_id: sender,
-                content,
-                client_message_id,
-                created_at: self.clock.now(),
-            })
-            .map_err(|e| match e {
-                StoreError::Missing => {
-                    DomainError::not_found(Resource::Conversation, conversation_id)
-                }
-                other => other.into(),
-            })?;
+        let new = NewMessage {
+            id: MessageId::new(),
+            conversation_id,
+            sender_id: sender,
+            content,
+            client_message_id,
+            created_at: self.clock.now(),
+        };
+        // Stored and announced under one lock, so members hear of messages in seq order and a
+        // client that resumes from the highest seq it saw misses nothing.
+        let _in_order = self
+            .announce_in_order
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let appended = self.messages.append(&new).map_err(|e| match e {
+            StoreError::Missing => DomainError::not_found(Resource::Conversation, conversation_id),
+            other => other.into(),
+        })?;
         let members = self.conversations.members(conversation_id)?;
         let direct = kind == ConversationKind::Direct;
         match appended {
@@ -106,6 +101,27 @@ impl MessageService {
                 Ok((view, true))
             }
         }
+    }
+
+    /// Checks a message without sending it: what [`Self::send`] would refuse as invalid.
+    pub fn validate(request: &SendMessage) -> Result<(), DomainError> {
+        Self::parse(request).map(|_| ())
+    }
+
+    fn parse(
+        request: &SendMessage,
+    ) -> Result<(MessageContent, Option<ClientMessageId>), DomainError> {
+        let mut v = Validator::new();
+        let content = v.check(MessageContent::parse(&request.content));
+        let client_message_id = request
+            .client_message_id
+            .as_deref()
+            .and_then(|raw| v.check(ClientMessageId::parse(raw)));
+        v.finish()?;
+        let Some(content) = content else {
+            unreachable!("the validator fails when content is missing");
+        };
+        Ok((content, client_message_id))
     }
 
     /// A page of a conversation's history, ascending by seq, from the viewer's side.

@@ -10,6 +10,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::dto::messages::MessageResponse;
+use crate::error::FieldErrorBody;
 
 /// A frame from an authenticated client.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -144,6 +145,9 @@ pub enum ServerFrame {
         detail: String,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
+        /// For `validation_error`: every field that failed and why, as in REST.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        errors: Option<Vec<FieldErrorBody>>,
     },
 }
 
@@ -160,6 +164,7 @@ impl ServerFrame {
             code: error.code,
             detail: error.detail,
             reference: error.reference,
+            errors: None,
         }
     }
 }

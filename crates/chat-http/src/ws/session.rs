@@ -36,13 +36,18 @@ pub async fn run(
         match authenticate(&state, &mut session, &mut stream, upgrade_token).await {
             Ok(authenticated) => authenticated,
             Err(reason) => {
-                let _ = session.close(reason).await;
+                let _ = tokio::time::timeout(CLOSE_GRACE, session.close(reason)).await;
                 return;
             }
         };
     let reason = serve(&state, &mut session, &mut stream, authenticated, token).await;
-    let _ = session.close(reason).await;
+    // A client that is behind takes the close frame once it has read what is queued before
+    // it; one that stopped reading for good never will, and is let go after the grace.
+    let _ = tokio::time::timeout(CLOSE_GRACE, session.close(reason)).await;
 }
+
+/// How long a close frame may wait for room on a client's socket.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Resolves the caller from the handshake token or, failing that, the first frame. On
 /// failure the client gets an `unauthorized` error frame and the close reason is 1008.
@@ -148,8 +153,20 @@ async fn serve(
             }
             frame = registration.outbound.recv() => {
                 let frame = frame?;
-                if session.text(frame).await.is_err() {
-                    return None;
+                // A client that stops reading fills the socket and this write waits; the
+                // hub's signals must still get through, or the session would hang forever.
+                tokio::select! {
+                    biased;
+                    sent = session.text(frame) => if sent.is_err() { return None },
+                    _ = registration.overflowed.notified() => {
+                        return close(CloseCode::Again, "too slow to keep up; reconnect and sync");
+                    }
+                    _ = registration.shutdown.changed() => {
+                        return close(CloseCode::Away, "server shutting down");
+                    }
+                    _ = registration.revoked.notified() => {
+                        return close(CloseCode::Policy, "token revoked");
+                    }
                 }
             }
             _ = heartbeat.tick() => {
@@ -165,8 +182,9 @@ async fn serve(
                     let _ = send_error(session, "unauthorized", &error.detail, None).await;
                     return close(CloseCode::Policy, "token no longer valid");
                 }
-                if session.ping(b"").await.is_err() {
-                    return None;
+                match tokio::time::timeout(config.client_timeout, session.ping(b"")).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => return None,
                 }
             }
             message = stream.recv() => {
@@ -270,7 +288,7 @@ async fn handle_text(
     match outcome {
         Ok(Some(frame)) => session.text(frame.to_text()).await,
         Ok(None) => Ok(()),
-        Err(error) => send_error(session, error.code, &error.detail, reference).await,
+        Err(error) => send_api_error(session, &error, reference).await,
     }
 }
 
@@ -285,8 +303,13 @@ async fn send_message(
 ) -> Result<Option<ServerFrame>, ApiError> {
     let (view, created) = state
         .run(move |s| {
+            // Check the message before anything is created for it.
+            MessageService::validate(&request)?;
             let conversation = match (conversation_id, recipient_id) {
                 (Some(id), _) => ConversationId::from(id),
+                (None, Some(recipient)) if UserId::from(recipient) == user => {
+                    return Err(DomainError::invalid("recipient_id", "must be another user"));
+                }
                 (None, Some(recipient)) => {
                     let (details, _) = s.conversations.create(
                         user,
@@ -324,7 +347,7 @@ async fn sync(
     loop {
         let batch = match state.run(move |s| s.messages.since(user, since)).await {
             Ok(batch) => batch,
-            Err(error) => return send_error(session, error.code, &error.detail, reference).await,
+            Err(error) => return send_api_error(session, &error, reference).await,
         };
         let full = batch.len() >= MessageService::MAX_SYNC_BATCH as usize;
         for view in batch {
@@ -352,6 +375,21 @@ async fn sync(
             .to_text(),
         )
         .await
+}
+
+/// Sends a use case's error as an error frame, with the failing fields for validation errors.
+async fn send_api_error(
+    session: &mut Session,
+    error: &ApiError,
+    reference: Option<String>,
+) -> Result<(), Closed> {
+    let frame = ServerFrame::Error {
+        code: error.code,
+        detail: error.detail.clone(),
+        reference,
+        errors: error.errors.clone(),
+    };
+    session.text(frame.to_text()).await
 }
 
 async fn send_error(

@@ -879,12 +879,9 @@ async fn a_consumer_too_slow_for_its_queue_is_closed_with_1013_and_catches_up_by
     );
 }
 
-/// Reproduces a gateway bug: `serve` in `ws/session.rs` awaits `session.text(frame)` inside
-/// its `select!` arm, so a session whose socket is full never gets back to the loop. A client
-/// that stops reading for good is then neither closed (1013) nor unregistered, and neither
-/// the heartbeat nor a shutdown can drop it. Un-ignore once the write races the signals.
+/// A session blocked writing to a full socket still hears the hub: a client that stops
+/// reading for good is unregistered at once instead of hanging on forever.
 #[tokio::test]
-#[ignore = "gateway bug: a session blocked on a full socket never sees its overflow signal"]
 async fn a_consumer_that_never_reads_again_is_let_go_without_reading() {
     let app = spawn_app().await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
@@ -948,4 +945,31 @@ async fn a_client_that_never_answers_pings_is_closed_with_1008() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(ws.close_code().await, Some(1008));
+}
+
+#[tokio::test]
+async fn a_refused_direct_message_creates_no_conversation_and_names_the_bad_field() {
+    let app = spawn_app().await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let mut ws = app.ws(&alice).await;
+
+    ws.send_json(json!({"type": "message", "recipient_id": bob.id, "content": "   "}))
+        .await;
+    let error = ws.next_json().await;
+    assert_eq!(error["code"], "validation_error");
+    assert_eq!(error["errors"][0]["field"], "content");
+
+    ws.send_json(json!({"type": "message", "recipient_id": alice.id, "content": "me?"}))
+        .await;
+    let error = ws.next_json().await;
+    assert_eq!(error["code"], "validation_error");
+    assert_eq!(error["errors"][0]["field"], "recipient_id");
+
+    let inbox: Vec<Value> = app
+        .get("/api/v1/conversations", &alice.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(inbox.is_empty(), "nothing was created: {inbox:?}");
 }
