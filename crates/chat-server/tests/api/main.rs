@@ -5,8 +5,8 @@ mod helpers;
 
 mod accounts;
 mod authz;
+mod binary;
 mod conversations;
-mod crash;
 mod errors;
 mod limits;
 mod messages;

@@ -1,5 +1,5 @@
-//! Crash safety: a server killed with SIGKILL in the middle of a send load loses no message it
-//! acknowledged, and its database stays intact.
+//! Tests that drive the `chat-server` binary itself: crash safety under SIGKILL, and the
+//! online backup command.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -194,4 +194,58 @@ async fn acknowledged_messages_survive_a_sigkill_mid_load() {
         .unwrap();
     assert_eq!(check.len(), 1);
     assert_eq!(check[0].integrity_check, "ok");
+}
+
+#[tokio::test]
+async fn a_backup_taken_while_the_server_runs_is_a_complete_working_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let mut server = start(&db).await;
+    let client = reqwest::Client::new();
+    let (alice_id, _) = token(&client, &server.base, "alice").await;
+
+    let backup = dir.path().join("backup.db");
+    let status = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .arg("backup")
+        .arg(&backup)
+        .env("DATABASE_URL", &db)
+        .env("RUST_LOG", "warn")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let again = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .arg("backup")
+        .arg(&backup)
+        .env("DATABASE_URL", &db)
+        .env("RUST_LOG", "off")
+        .status()
+        .unwrap();
+    assert!(!again.success(), "an existing file is never overwritten");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    // The copy serves: the user signed up before the backup can log in against it.
+    let mut restored = start(&backup).await;
+    let login: Value = client
+        .post(format!("{}/api/v1/auth/login", restored.base))
+        .json(&json!({"username": "alice", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap();
+    let me: Value = client
+        .get(format!("{}/api/v1/auth/me", restored.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    restored.child.kill().unwrap();
+    restored.child.wait().unwrap();
+    assert_eq!(me["id"], alice_id.as_str());
 }
