@@ -11,7 +11,7 @@ use crate::conversation::{
 };
 use crate::events::DomainEvent;
 use crate::limits::{Limits, Quota};
-use crate::message::{Appended, HistoryCursor, Message, NewMessage, Seq};
+use crate::message::{AppendOutcome, Appended, HistoryCursor, Message, NewMessage, Seq};
 use crate::paging::Page;
 use crate::ports::*;
 use crate::read_state::ReadMarker;
@@ -365,36 +365,56 @@ impl ConversationStore for MemoryStore {
 }
 
 impl MessageStore for MemoryStore {
-    fn append(&self, new: &NewMessage) -> StoreResult<Appended> {
+    fn append(&self, new: &NewMessage) -> StoreResult<AppendOutcome> {
         let mut state = self.state();
-        if let Some(cmid) = &new.client_message_id {
-            let existing = state.messages.iter().find(|m| {
-                m.sender_id == new.sender_id && m.client_message_id.as_ref() == Some(cmid)
-            });
-            if let Some(existing) = existing {
-                return Ok(Appended::Existing(existing.clone()));
-            }
-        }
-        let seq = Seq(state.messages.len() as i64 + 1);
-        let sender = state
-            .members
-            .get_mut(&new.conversation_id)
-            .and_then(|m| m.iter_mut().find(|m| m.user_id == new.sender_id))
+        let kind = state
+            .conversations
+            .iter()
+            .find(|c| c.id == new.conversation_id)
+            .map(|c| c.kind)
             .ok_or(StoreError::Missing)?;
-        sender.last_read_seq = seq;
-        let message = Message {
-            id: new.id,
-            seq,
-            conversation_id: new.conversation_id,
-            sender_id: new.sender_id,
-            content: new.content.clone(),
-            client_message_id: new.client_message_id.clone(),
-            created_at: new.created_at,
-            updated_at: new.created_at,
+        let is_member = state
+            .members
+            .get(&new.conversation_id)
+            .is_some_and(|m| m.iter().any(|m| m.user_id == new.sender_id));
+        if !is_member {
+            return Err(StoreError::Missing);
+        }
+        let existing = new.client_message_id.as_ref().and_then(|cmid| {
+            state.messages.iter().find(|m| {
+                m.sender_id == new.sender_id && m.client_message_id.as_ref() == Some(cmid)
+            })
+        });
+        let appended = match existing {
+            Some(existing) => Appended::Existing(existing.clone()),
+            None => {
+                let seq = Seq(state.messages.len() as i64 + 1);
+                let members = state.members.get_mut(&new.conversation_id);
+                if let Some(sender) =
+                    members.and_then(|m| m.iter_mut().find(|m| m.user_id == new.sender_id))
+                {
+                    sender.last_read_seq = seq;
+                }
+                let message = Message {
+                    id: new.id,
+                    seq,
+                    conversation_id: new.conversation_id,
+                    sender_id: new.sender_id,
+                    content: new.content.clone(),
+                    client_message_id: new.client_message_id.clone(),
+                    created_at: new.created_at,
+                    updated_at: new.created_at,
+                };
+                state.messages.push(message.clone());
+                state.activity.insert(new.conversation_id, new.created_at);
+                Appended::Created(message)
+            }
         };
-        state.messages.push(message.clone());
-        state.activity.insert(new.conversation_id, new.created_at);
-        Ok(Appended::Created(message))
+        Ok(AppendOutcome {
+            appended,
+            kind,
+            members: state.members[&new.conversation_id].clone(),
+        })
     }
 
     fn find(&self, id: MessageId) -> StoreResult<Option<Message>> {

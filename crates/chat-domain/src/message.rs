@@ -101,6 +101,15 @@ pub enum Appended {
     Existing(Message),
 }
 
+/// The result of an append, with the conversation as it stood when the write committed: who
+/// should hear of the message, and whether it went to a direct conversation.
+#[derive(Debug, Clone)]
+pub struct AppendOutcome {
+    pub appended: Appended,
+    pub kind: crate::conversation::ConversationKind,
+    pub members: Vec<crate::conversation::Member>,
+}
+
 /// A message from one viewer's side: who it was sent to (in a direct conversation) and
 /// whether it counts as read for this viewer.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use crate::conversation::{
 use crate::error::StoreError;
 use crate::events::DomainEvent;
 use crate::limits::Quota;
-use crate::message::{Appended, HistoryCursor, Message, NewMessage, Seq};
+use crate::message::{AppendOutcome, HistoryCursor, Message, NewMessage, Seq};
 use crate::paging::Page;
 use crate::read_state::ReadMarker;
 use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
@@ -92,11 +92,11 @@ pub trait ConversationStore: Send + Sync {
 /// Messages.
 pub trait MessageStore: Send + Sync {
     /// Stores a message, assigning the next [`Seq`], and in the same transaction records the
-    /// conversation's activity and moves the sender's read marker to it. A message whose
-    /// sender already stored one with the same client message id is not stored again: the
-    /// earlier one comes back as [`Appended::Existing`]. A sender who is no longer a member
-    /// when the write commits is [`StoreError::Missing`].
-    fn append(&self, message: &NewMessage) -> StoreResult<Appended>;
+    /// conversation's activity, moves the sender's read marker to it, and reads the members
+    /// it goes to. A message whose sender already stored one with the same client message id
+    /// is not stored again: the earlier one comes back as [`Appended::Existing`]. A sender
+    /// who is not a member when the write commits is [`StoreError::Missing`].
+    fn append(&self, message: &NewMessage) -> StoreResult<AppendOutcome>;
     fn find(&self, id: MessageId) -> StoreResult<Option<Message>>;
     /// A page of one conversation's history in ascending `seq` order.
     fn history(

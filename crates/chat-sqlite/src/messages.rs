@@ -1,17 +1,19 @@
 //! [`MessageStore`] over the `messages` table.
 
-use chat_domain::message::{Appended, HistoryCursor, Message, NewMessage, Seq};
+use chat_domain::conversation::{ConversationKind, Member};
+use chat_domain::message::{AppendOutcome, Appended, HistoryCursor, Message, NewMessage, Seq};
 use chat_domain::ports::{MessageStore, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
 use diesel::dsl::max;
 use diesel::prelude::*;
 
 use crate::SqliteStore;
-use crate::models::{MessageRow, NewMessageRow, convert, ts};
+use crate::error::StorageError;
+use crate::models::{MemberRow, MessageRow, NewMessageRow, convert, ts};
 use crate::schema::{conversation_members, conversations, messages};
 
 impl MessageStore for SqliteStore {
-    fn append(&self, new: &NewMessage) -> StoreResult<Appended> {
+    fn append(&self, new: &NewMessage) -> StoreResult<AppendOutcome> {
         let conversation_id = new.conversation_id.to_string();
         let sender_id = new.sender_id.to_string();
         let row = NewMessageRow {
@@ -23,7 +25,24 @@ impl MessageStore for SqliteStore {
             created_at: ts(new.created_at),
             updated_at: ts(new.created_at),
         };
-        let appended = self.write(|conn| {
+        let outcome = self.write(|conn| {
+            // The members as of this transaction: the membership check, and the audience.
+            let mut members: Vec<Member> = convert(
+                conversation_members::table
+                    .filter(conversation_members::conversation_id.eq(&conversation_id))
+                    .order(conversation_members::joined_at.asc())
+                    .select(MemberRow::as_select())
+                    .load(conn)?,
+            )?;
+            if !members.iter().any(|m| m.user_id == new.sender_id) {
+                return Ok(None);
+            }
+            let kind: String = conversations::table
+                .find(&conversation_id)
+                .select(conversations::kind)
+                .first(conn)?;
+            let kind = ConversationKind::parse(&kind)
+                .ok_or_else(|| StorageError::corrupt("conversation kind", &kind))?;
             if let Some(client_id) = row.client_message_id {
                 let existing = messages::table
                     .filter(messages::sender_id.eq(&sender_id))
@@ -32,17 +51,13 @@ impl MessageStore for SqliteStore {
                     .first(conn)
                     .optional()?;
                 if let Some(existing) = existing {
-                    return Ok(Some(Appended::Existing(existing.try_into()?)));
+                    let appended = Appended::Existing(existing.try_into()?);
+                    return Ok(Some(AppendOutcome {
+                        appended,
+                        kind,
+                        members,
+                    }));
                 }
-            }
-            // Membership is checked inside the write, so a member removed a moment ago
-            // cannot slip a message in.
-            let is_member = diesel::select(diesel::dsl::exists(
-                conversation_members::table.find((&conversation_id, &sender_id)),
-            ))
-            .get_result::<bool>(conn)?;
-            if !is_member {
-                return Ok(None);
             }
             let stored = diesel::insert_into(messages::table)
                 .values(&row)
@@ -62,9 +77,18 @@ impl MessageStore for SqliteStore {
                     conversation_members::read_at.eq(row.created_at),
                 ))
                 .execute(conn)?;
-            Ok(Some(Appended::Created(stored.try_into()?)))
+            let seq = Seq(stored.seq);
+            for member in members.iter_mut().filter(|m| m.user_id == new.sender_id) {
+                member.last_read_seq = member.last_read_seq.max(seq);
+            }
+            let appended = Appended::Created(stored.try_into()?);
+            Ok(Some(AppendOutcome {
+                appended,
+                kind,
+                members,
+            }))
         })?;
-        appended.ok_or(StoreError::Missing)
+        outcome.ok_or(StoreError::Missing)
     }
 
     fn find(&self, id: MessageId) -> StoreResult<Option<Message>> {

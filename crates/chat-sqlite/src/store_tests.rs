@@ -6,7 +6,7 @@ use chat_domain::conversation::{
     Conversation, ConversationKind, ConversationName, NewConversation, Role,
 };
 use chat_domain::message::{
-    Appended, ClientMessageId, HistoryCursor, MessageContent, NewMessage, Seq,
+    AppendOutcome, Appended, ClientMessageId, HistoryCursor, MessageContent, NewMessage, Seq,
 };
 use chat_domain::paging::Page;
 use chat_domain::ports::{ConversationStore, MessageStore, ReadReceiptStore, UserStore};
@@ -66,8 +66,8 @@ fn message(conversation: ConversationId, sender: UserId, text: &str) -> NewMessa
     }
 }
 
-fn created(appended: Appended) -> chat_domain::message::Message {
-    match appended {
+fn created(outcome: AppendOutcome) -> chat_domain::message::Message {
+    match outcome.appended {
         Appended::Created(m) => m,
         Appended::Existing(m) => panic!("expected a new message, got existing {m:?}"),
     }
@@ -125,7 +125,7 @@ fn a_client_message_id_is_stored_once_per_sender() {
     new.client_message_id = Some(ClientMessageId::parse("retry-1").unwrap());
     let first = created(db.store.append(&new).unwrap());
     new.id = MessageId::new();
-    let Appended::Existing(again) = db.store.append(&new).unwrap() else {
+    let Appended::Existing(again) = db.store.append(&new).unwrap().appended else {
         panic!("a retry must not store a second message");
     };
     assert_eq!(again.id, first.id);

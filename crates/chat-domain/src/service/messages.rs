@@ -63,10 +63,8 @@ impl MessageService {
         request: SendMessage,
     ) -> Result<(MessageView, bool), DomainError> {
         let (content, client_message_id) = Self::parse(&request)?;
-        require_member(self.conversations.as_ref(), conversation_id, sender)?;
         self.throttle
             .acquire(&format!("send:{sender}"), self.limits.messages_per_user)?;
-        let kind = self.kind_of(conversation_id)?;
         let new = NewMessage {
             id: MessageId::new(),
             conversation_id,
@@ -81,22 +79,22 @@ impl MessageService {
             .announce_in_order
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let appended = self.messages.append(&new).map_err(|e| match e {
+        let outcome = self.messages.append(&new).map_err(|e| match e {
             StoreError::Missing => DomainError::not_found(Resource::Conversation, conversation_id),
             other => other.into(),
         })?;
-        let members = self.conversations.members(conversation_id)?;
-        let direct = kind == ConversationKind::Direct;
-        match appended {
-            Appended::Existing(message) => {
-                Ok((view_message(message, &members, direct, sender), false))
-            }
+        let direct = outcome.kind == ConversationKind::Direct;
+        match outcome.appended {
+            Appended::Existing(message) => Ok((
+                view_message(message, &outcome.members, direct, sender),
+                false,
+            )),
             Appended::Created(message) => {
-                let view = view_message(message, &members, direct, sender);
+                let view = view_message(message, &outcome.members, direct, sender);
                 self.events.publish(DomainEvent::MessageCreated {
                     message: view.clone(),
-                    audience: members.iter().map(|m| m.user_id).collect(),
-                    at: self.clock.now(),
+                    audience: outcome.members.iter().map(|m| m.user_id).collect(),
+                    at: new.created_at,
                 });
                 Ok((view, true))
             }
