@@ -365,7 +365,7 @@ impl ConversationStore for MemoryStore {
 }
 
 impl MessageStore for MemoryStore {
-    fn append(&self, new: &NewMessage) -> StoreResult<AppendOutcome> {
+    fn append(&self, new: &NewMessage, on_commit: OnCommit) -> StoreResult<AppendOutcome> {
         let mut state = self.state();
         let kind = state
             .conversations
@@ -410,11 +410,14 @@ impl MessageStore for MemoryStore {
                 Appended::Created(message)
             }
         };
-        Ok(AppendOutcome {
+        let outcome = AppendOutcome {
             appended,
             kind,
             members: state.members[&new.conversation_id].clone(),
-        })
+        };
+        drop(state);
+        on_commit(&outcome);
+        Ok(outcome)
     }
 
     fn find(&self, id: MessageId) -> StoreResult<Option<Message>> {

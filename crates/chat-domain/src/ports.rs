@@ -19,6 +19,9 @@ use crate::{ConversationId, MessageId, UserId};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What to do once an append has committed; see [`MessageStore::append`].
+pub type OnCommit = Box<dyn FnOnce(&AppendOutcome) + Send>;
+
 /// User accounts.
 pub trait UserStore: Send + Sync {
     /// Stores a new account. A taken username (ignoring case) or email is
@@ -96,7 +99,11 @@ pub trait MessageStore: Send + Sync {
     /// it goes to. A message whose sender already stored one with the same client message id
     /// is not stored again: the earlier one comes back as [`Appended::Existing`]. A sender
     /// who is not a member when the write commits is [`StoreError::Missing`].
-    fn append(&self, message: &NewMessage) -> StoreResult<AppendOutcome>;
+    ///
+    /// Once the write has committed, and before the commit of any later append, the store
+    /// calls `on_commit` with the outcome: callers announce messages there, so announcements
+    /// go out in `seq` order even when a store commits many appends together.
+    fn append(&self, message: &NewMessage, on_commit: OnCommit) -> StoreResult<AppendOutcome>;
     fn find(&self, id: MessageId) -> StoreResult<Option<Message>>;
     /// A page of one conversation's history in ascending `seq` order.
     fn history(

@@ -92,7 +92,7 @@ impl Application {
             ..defaults
         }));
         let limiter = Arc::new(MemoryRateLimiter::default());
-        let store = Arc::new(SqliteStore::new(db.clone()));
+        let store = Arc::new(SqliteStore::new(db.clone())?);
         let services = ChatServices::new(Ports {
             users: store.clone(),
             conversations: store.clone(),

@@ -61,7 +61,7 @@ mod tests {
 
         let copy = Database::open(target.to_str().unwrap(), &SqliteOptions::default()).unwrap();
         assert_eq!(copy.migrate().unwrap(), 0);
-        let copy = SqliteStore::new(std::sync::Arc::new(copy));
+        let copy = SqliteStore::new(std::sync::Arc::new(copy)).unwrap();
         assert_eq!(copy.find(id).unwrap().unwrap().username.as_str(), "alice");
     }
 }

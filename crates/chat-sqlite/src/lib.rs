@@ -6,6 +6,7 @@
 mod backup;
 mod conversations;
 mod error;
+mod group_commit;
 mod messages;
 mod migrate;
 mod models;
@@ -28,17 +29,21 @@ pub use migrate::MIGRATIONS;
 pub use pool::{Database, SqliteOptions, Synchronous, file_path};
 
 use error::StorageResult;
+use group_commit::GroupCommit;
 
 /// The storage adapter: one database behind the user, conversation, message and read-receipt
 /// ports. Cheap to clone.
 #[derive(Clone)]
 pub struct SqliteStore {
     db: Arc<Database>,
+    commits: Arc<GroupCommit>,
 }
 
 impl SqliteStore {
-    pub fn new(db: Arc<Database>) -> Self {
-        Self { db }
+    /// Wraps the database, starting the thread that commits message appends in groups.
+    pub fn new(db: Arc<Database>) -> std::io::Result<Self> {
+        let commits = Arc::new(GroupCommit::start(db.clone())?);
+        Ok(Self { db, commits })
     }
 
     pub fn database(&self) -> &Arc<Database> {
@@ -77,7 +82,7 @@ mod test_support {
         let db = Database::open(path.to_str().unwrap(), &SqliteOptions::default()).unwrap();
         db.migrate().unwrap();
         TempDb {
-            store: SqliteStore::new(Arc::new(db)),
+            store: SqliteStore::new(Arc::new(db)).unwrap(),
             _dir: dir,
         }
     }

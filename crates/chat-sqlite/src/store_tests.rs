@@ -97,9 +97,21 @@ fn appended_messages_get_increasing_seqs_across_conversations() {
     let (a, b) = (user(&db, "alice"), user(&db, "bob"));
     let one = conversation(&db, ConversationKind::Direct, &[a, b]).unwrap();
     let two = conversation(&db, ConversationKind::Group, &[a]).unwrap();
-    let m1 = created(db.store.append(&message(one, a, "1")).unwrap());
-    let m2 = created(db.store.append(&message(two, a, "2")).unwrap());
-    let m3 = created(db.store.append(&message(one, b, "3")).unwrap());
+    let m1 = created(
+        db.store
+            .append(&message(one, a, "1"), Box::new(|_| {}))
+            .unwrap(),
+    );
+    let m2 = created(
+        db.store
+            .append(&message(two, a, "2"), Box::new(|_| {}))
+            .unwrap(),
+    );
+    let m3 = created(
+        db.store
+            .append(&message(one, b, "3"), Box::new(|_| {}))
+            .unwrap(),
+    );
     assert!(m1.seq < m2.seq && m2.seq < m3.seq);
     assert_eq!(
         MessageStore::find(&db.store, m2.id).unwrap(),
@@ -123,14 +135,15 @@ fn a_client_message_id_is_stored_once_per_sender() {
     let c = conversation(&db, ConversationKind::Direct, &[a, b]).unwrap();
     let mut new = message(c, a, "hi");
     new.client_message_id = Some(ClientMessageId::parse("retry-1").unwrap());
-    let first = created(db.store.append(&new).unwrap());
+    let first = created(db.store.append(&new, Box::new(|_| {})).unwrap());
     new.id = MessageId::new();
-    let Appended::Existing(again) = db.store.append(&new).unwrap().appended else {
+    let Appended::Existing(again) = db.store.append(&new, Box::new(|_| {})).unwrap().appended
+    else {
         panic!("a retry must not store a second message");
     };
     assert_eq!(again.id, first.id);
     new.sender_id = b;
-    created(db.store.append(&new).unwrap());
+    created(db.store.append(&new, Box::new(|_| {})).unwrap());
 }
 
 #[test]
@@ -139,7 +152,7 @@ fn a_non_member_cannot_append() {
     let (a, b, eve) = (user(&db, "alice"), user(&db, "bob"), user(&db, "eve"));
     let c = conversation(&db, ConversationKind::Direct, &[a, b]).unwrap();
     assert!(matches!(
-        db.store.append(&message(c, eve, "hi")),
+        db.store.append(&message(c, eve, "hi"), Box::new(|_| {})),
         Err(StoreError::Missing)
     ));
 }
@@ -150,7 +163,14 @@ fn history_pages_are_cut_by_seq() {
     let a = user(&db, "alice");
     let c = conversation(&db, ConversationKind::Group, &[a]).unwrap();
     let seqs: Vec<Seq> = (0..10)
-        .map(|i| created(db.store.append(&message(c, a, &format!("m{i}"))).unwrap()).seq)
+        .map(|i| {
+            created(
+                db.store
+                    .append(&message(c, a, &format!("m{i}")), Box::new(|_| {}))
+                    .unwrap(),
+            )
+            .seq
+        })
         .collect();
     let page = |cursor| -> Vec<Seq> {
         db.store
@@ -171,8 +191,16 @@ fn a_read_marker_only_moves_forward() {
     let db = temp_db();
     let (a, b) = (user(&db, "alice"), user(&db, "bob"));
     let c = conversation(&db, ConversationKind::Direct, &[a, b]).unwrap();
-    let m1 = created(db.store.append(&message(c, a, "1")).unwrap());
-    let m2 = created(db.store.append(&message(c, a, "2")).unwrap());
+    let m1 = created(
+        db.store
+            .append(&message(c, a, "1"), Box::new(|_| {}))
+            .unwrap(),
+    );
+    let m2 = created(
+        db.store
+            .append(&message(c, a, "2"), Box::new(|_| {}))
+            .unwrap(),
+    );
     assert_eq!(
         db.store
             .advance(c, b, m2.seq, Utc::now())
@@ -199,8 +227,16 @@ fn the_inbox_lists_recent_activity_first_with_last_message_and_unread_count() {
     let (a, b, c) = (user(&db, "alice"), user(&db, "bob"), user(&db, "carol"));
     let ab = conversation(&db, ConversationKind::Direct, &[a, b]).unwrap();
     let ac = conversation(&db, ConversationKind::Direct, &[a, c]).unwrap();
-    created(db.store.append(&message(ac, c, "from carol")).unwrap());
-    let last = created(db.store.append(&message(ab, b, "from bob")).unwrap());
+    created(
+        db.store
+            .append(&message(ac, c, "from carol"), Box::new(|_| {}))
+            .unwrap(),
+    );
+    let last = created(
+        db.store
+            .append(&message(ab, b, "from bob"), Box::new(|_| {}))
+            .unwrap(),
+    );
     let inbox = db.store.inbox(a, Page::default()).unwrap();
     let order: Vec<ConversationId> = inbox.iter().map(|e| e.conversation.id).collect();
     assert_eq!(order, vec![ab, ac]);
@@ -219,7 +255,12 @@ fn unread_counts_scan_only_messages_past_the_marker() {
     let c = conversation(&db, ConversationKind::Direct, &[a, b]).unwrap();
     let mut last = Seq::ZERO;
     for i in 0..2000 {
-        last = created(db.store.append(&message(c, a, &format!("m{i}"))).unwrap()).seq;
+        last = created(
+            db.store
+                .append(&message(c, a, &format!("m{i}")), Box::new(|_| {}))
+                .unwrap(),
+        )
+        .seq;
     }
     assert_eq!(db.store.unread_counts(b).unwrap(), vec![(c, 2000)]);
     db.store.advance(c, b, Seq(last.0 - 5), Utc::now()).unwrap();
@@ -260,7 +301,12 @@ fn concurrent_appends_lose_nothing_and_never_share_a_seq() {
             std::thread::spawn(move || {
                 (0..50)
                     .map(|i| {
-                        created(store.append(&message(c, a, &format!("{t}-{i}"))).unwrap()).seq
+                        created(
+                            store
+                                .append(&message(c, a, &format!("{t}-{i}")), Box::new(|_| {}))
+                                .unwrap(),
+                        )
+                        .seq
                     })
                     .collect::<Vec<_>>()
             })
@@ -292,7 +338,7 @@ fn removing_a_member_hides_the_conversation_from_them() {
     assert!(db.store.inbox(b, Page::default()).unwrap().is_empty());
     assert!(db.store.membership(c, b).unwrap().is_none());
     assert!(matches!(
-        db.store.append(&message(c, b, "late")),
+        db.store.append(&message(c, b, "late"), Box::new(|_| {})),
         Err(StoreError::Missing)
     ));
 }
@@ -313,4 +359,40 @@ fn adding_members_skips_existing_ones_and_respects_the_cap() {
         Err(StoreError::Conflict { .. })
     ));
     assert_eq!(db.store.members(g).unwrap().len(), 2);
+}
+
+#[test]
+fn commit_hooks_run_in_seq_order_even_when_appends_are_committed_together() {
+    let db = temp_db();
+    let a = user(&db, "alice");
+    let c = conversation(&db, ConversationKind::Group, &[a]).unwrap();
+    let store = Arc::new(db.store.clone());
+    let announced: Arc<std::sync::Mutex<Vec<Seq>>> = Arc::default();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let (store, announced) = (store.clone(), announced.clone());
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let announced = announced.clone();
+                    let hook = Box::new(move |outcome: &AppendOutcome| {
+                        if let Appended::Created(m) = &outcome.appended {
+                            announced.lock().unwrap().push(m.seq);
+                        }
+                    });
+                    store
+                        .append(&message(c, a, &format!("{t}-{i}")), hook)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let announced = announced.lock().unwrap();
+    assert_eq!(announced.len(), 400);
+    assert!(
+        announced.windows(2).all(|w| w[0] < w[1]),
+        "hooks ran out of seq order"
+    );
 }

@@ -2,14 +2,16 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::conversation::{ConversationKind, Member};
 use crate::events::DomainEvent;
 use crate::message::{
     Appended, ClientMessageId, HistoryCursor, MessageContent, MessageView, NewMessage, Seq,
 };
-use crate::ports::{Clock, ConversationStore, EventPublisher, MessageStore, ReadReceiptStore};
+use crate::ports::{
+    Clock, ConversationStore, EventPublisher, MessageStore, OnCommit, ReadReceiptStore,
+};
 use crate::read_state::{ReadReceipt, UnreadCounts};
 use crate::validation::Validator;
 use crate::{ConversationId, DomainError, MessageId, Resource, StoreError, UserId};
@@ -27,7 +29,6 @@ pub struct SendMessage {
 #[derive(Clone)]
 pub struct MessageService {
     throttle: Throttle,
-    announce_in_order: Arc<Mutex<()>>,
     limits: Limits,
     conversations: Arc<dyn ConversationStore>,
     messages: Arc<dyn MessageStore>,
@@ -43,7 +44,6 @@ impl MessageService {
     pub fn new(ports: &Ports) -> Self {
         Self {
             throttle: Throttle::new(ports),
-            announce_in_order: Arc::default(),
             limits: ports.limits,
             conversations: ports.conversations.clone(),
             messages: ports.messages.clone(),
@@ -73,32 +73,34 @@ impl MessageService {
             client_message_id,
             created_at: self.clock.now(),
         };
-        // Stored and announced under one lock, so members hear of messages in seq order and a
-        // client that resumes from the highest seq it saw misses nothing.
-        let _in_order = self
-            .announce_in_order
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let outcome = self.messages.append(&new).map_err(|e| match e {
+        // Announced from the store's commit hook, which runs in commit order: members hear of
+        // messages in seq order, so a client resuming from the highest seq it saw misses none.
+        let events = self.events.clone();
+        let announce: OnCommit = Box::new(move |outcome| {
+            if let Appended::Created(message) = &outcome.appended {
+                let direct = outcome.kind == ConversationKind::Direct;
+                events.publish(DomainEvent::MessageCreated {
+                    message: view_message(message.clone(), &outcome.members, direct, sender),
+                    audience: outcome.members.iter().map(|m| m.user_id).collect(),
+                    at: message.created_at,
+                });
+            }
+        });
+        let outcome = self.messages.append(&new, announce).map_err(|e| match e {
             StoreError::Missing => DomainError::not_found(Resource::Conversation, conversation_id),
             other => other.into(),
         })?;
         let direct = outcome.kind == ConversationKind::Direct;
-        match outcome.appended {
-            Appended::Existing(message) => Ok((
+        Ok(match outcome.appended {
+            Appended::Existing(message) => (
                 view_message(message, &outcome.members, direct, sender),
                 false,
-            )),
-            Appended::Created(message) => {
-                let view = view_message(message, &outcome.members, direct, sender);
-                self.events.publish(DomainEvent::MessageCreated {
-                    message: view.clone(),
-                    audience: outcome.members.iter().map(|m| m.user_id).collect(),
-                    at: new.created_at,
-                });
-                Ok((view, true))
-            }
-        }
+            ),
+            Appended::Created(message) => (
+                view_message(message, &outcome.members, direct, sender),
+                true,
+            ),
+        })
     }
 
     /// Checks a message without sending it: what [`Self::send`] would refuse as invalid.
