@@ -16,7 +16,7 @@ use crate::read_state::{ReadReceipt, UnreadCounts};
 use crate::validation::Validator;
 use crate::{ConversationId, DomainError, MessageId, Resource, StoreError, UserId};
 
-use super::{Ports, Throttle, require_member, view_message};
+use super::{Ports, Throttle, view_message};
 use crate::limits::Limits;
 
 /// A message as a client sends it.
@@ -132,9 +132,11 @@ impl MessageService {
         cursor: HistoryCursor,
         limit: u32,
     ) -> Result<Vec<MessageView>, DomainError> {
-        require_member(self.conversations.as_ref(), conversation_id, viewer)?;
-        let direct = self.kind_of(conversation_id)? == ConversationKind::Direct;
         let members = self.conversations.members(conversation_id)?;
+        if !members.iter().any(|m| m.user_id == viewer) {
+            return Err(DomainError::not_found(Resource::Conversation, conversation_id));
+        }
+        let direct = self.kind_of(conversation_id)? == ConversationKind::Direct;
         let page = self.messages.history(conversation_id, cursor, limit)?;
         Ok(page
             .into_iter()
