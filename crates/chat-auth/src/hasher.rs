@@ -1,5 +1,7 @@
 //! [`PasswordHasher`] with bcrypt.
 
+use std::sync::{Condvar, Mutex, PoisonError};
+
 use chat_domain::ports::PasswordHasher;
 use chat_domain::user::{Password, PasswordHash};
 
@@ -40,6 +42,54 @@ impl PasswordHasher for BcryptHasher {
     }
 }
 
+/// Lets at most `limit` hashes run at once; the rest wait their turn. bcrypt is pure CPU, so
+/// a login flood with unbounded hashing would take every core from everything else; with the
+/// bound (the number of cores, say) logins queue while other requests keep being served.
+pub struct BoundedHasher<H> {
+    inner: H,
+    limit: usize,
+    running: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl<H> BoundedHasher<H> {
+    pub fn new(inner: H, limit: usize) -> Self {
+        Self {
+            inner,
+            limit: limit.max(1),
+            running: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn with_slot<T>(&self, work: impl FnOnce(&H) -> T) -> T {
+        {
+            let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+            while *running >= self.limit {
+                running = self
+                    .freed
+                    .wait(running)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            *running += 1;
+        }
+        let result = work(&self.inner);
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+        self.freed.notify_one();
+        result
+    }
+}
+
+impl<H: PasswordHasher> PasswordHasher for BoundedHasher<H> {
+    fn hash(&self, password: &Password) -> Result<PasswordHash, String> {
+        self.with_slot(|inner| inner.hash(password))
+    }
+
+    fn verify(&self, password: &str, hash: &PasswordHash) -> bool {
+        self.with_slot(|inner| inner.verify(password, hash))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +115,44 @@ mod tests {
     fn costs_outside_bcrypts_range_are_refused() {
         assert!(BcryptHasher::new(3).is_err());
         assert!(BcryptHasher::new(32).is_err());
+    }
+
+    #[test]
+    fn no_more_than_the_limit_of_hashes_run_at_once() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        /// Records how many calls overlap.
+        struct Probe {
+            now: AtomicUsize,
+            most: AtomicUsize,
+        }
+        impl PasswordHasher for Probe {
+            fn hash(&self, _: &Password) -> Result<PasswordHash, String> {
+                unreachable!()
+            }
+            fn verify(&self, _: &str, _: &PasswordHash) -> bool {
+                let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                self.now.fetch_sub(1, Ordering::SeqCst);
+                true
+            }
+        }
+        let probe = Probe {
+            now: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+        };
+        let hasher = Arc::new(BoundedHasher::new(probe, 2));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let hasher = hasher.clone();
+                std::thread::spawn(move || hasher.verify("x", &PasswordHash(String::new())))
+            })
+            .collect();
+        for thread in threads {
+            assert!(thread.join().unwrap());
+        }
+        assert_eq!(hasher.inner.most.load(Ordering::SeqCst), 2);
     }
 }

@@ -6,5 +6,5 @@
 mod hasher;
 mod tokens;
 
-pub use hasher::BcryptHasher;
+pub use hasher::{BcryptHasher, BoundedHasher};
 pub use tokens::{JwtConfig, JwtIssuer};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
-use chat_auth::{BcryptHasher, JwtConfig, JwtIssuer};
+use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtIssuer};
 use chat_domain::clock::SystemClock;
 use chat_domain::service::{ChatServices, Ports};
 use chat_http::{AppState, HealthProbe, Hub, MemoryRateLimiter, WsConfig};
@@ -38,6 +38,12 @@ pub fn open_database(config: &Config) -> Result<Arc<Database>, StartupError> {
     let db = Database::open(&config.database_url, &options)?;
     db.migrate()?;
     Ok(Arc::new(db))
+}
+
+/// Password hashes that may run at once: one per core, so a login flood uses the CPU it is
+/// due and no more.
+fn hashing_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Raises this process's open-file limit to its hard limit and leaves 512 descriptors for
@@ -100,7 +106,7 @@ impl Application {
             read_receipts: store.clone(),
             revocations: store,
             events: hub.clone(),
-            hasher: Arc::new(hasher),
+            hasher: Arc::new(BoundedHasher::new(hasher, hashing_threads())),
             tokens: Arc::new(tokens),
             clock: Arc::new(SystemClock),
             limiter: limiter.clone(),
