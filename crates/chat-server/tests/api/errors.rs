@@ -74,6 +74,20 @@ async fn a_wrong_content_type_is_a_415() {
 }
 
 #[tokio::test]
+async fn a_request_with_too_many_headers_is_refused_with_431() {
+    let app = spawn_app().await;
+    let mut request = app.client.get(format!("{}/health", app.address));
+    for i in 0..120 {
+        request = request.header(format!("x-filler-{i}"), "x");
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+}
+
+#[tokio::test]
 async fn an_oversized_body_is_a_413() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
