@@ -1,0 +1,57 @@
+//! One module per scenario: its options (the subcommand's flags), its run function and its
+//! report. The run functions are what `chat-bench` calls and what the smoke test calls.
+
+pub mod chat;
+pub mod connections;
+pub mod fanout;
+pub mod login;
+pub mod rest;
+
+use std::net::SocketAddr;
+
+use futures_util::{StreamExt, stream};
+
+use crate::BenchError;
+use crate::client::{Target, User, Ws};
+
+/// One WebSocket per user, `concurrency` handshakes at a time, in the users' order. Any
+/// failure stops the setup: a scenario that cannot connect its clients has nothing to measure.
+pub(crate) async fn connect_all(
+    target: &Target,
+    addr: SocketAddr,
+    users: &[&User],
+    concurrency: usize,
+) -> Result<Vec<Ws>, BenchError> {
+    stream::iter(users)
+        .map(|user| async move {
+            target
+                .connect_ws(addr, &user.token, None)
+                .await
+                .map_err(|f| BenchError::Setup(format!("WebSocket of {}: {}", user.username, f.0)))
+        })
+        .buffered(concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// A small, fast, seedable random number generator (xorshift64*), so that clients can make
+/// random choices without sharing a generator.
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn next_f64(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let x = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}

@@ -1,0 +1,172 @@
+//! Every scenario, run for about a second with tiny parameters against a real server started
+//! in this process: the bench does its work and counts no error and no loss. No timing is
+//! asserted; the figures of a shared CI machine say nothing.
+
+use std::time::Duration;
+
+use chat_bench::{
+    ChatOptions, Common, ConnectionsOptions, FanoutOptions, LoginOptions, RestOptions,
+};
+use chat_server::{Application, Cli, Shutdown};
+use clap::Parser;
+
+struct Server {
+    url: String,
+    shutdown: Shutdown,
+    _dir: tempfile::TempDir,
+}
+
+/// A server on a random port with its own database, rate limits off and cheap hashing,
+/// configured through its own command line so that new settings keep their defaults.
+async fn start_server() -> Server {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let database = dir.path().join("chat.db");
+    let cli = Cli::try_parse_from([
+        "chat-server",
+        "--bind",
+        "127.0.0.1:0",
+        "--database-url",
+        database.to_str().expect("a UTF-8 path"),
+        "--bcrypt-cost",
+        "4",
+        "--workers",
+        "2",
+        "--rate-limits",
+        "false",
+    ])
+    .expect("a valid server command line");
+    let app = Application::build(cli.config)
+        .await
+        .expect("the server builds");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_handle();
+    tokio::spawn(app.run_until_stopped());
+    Server {
+        url,
+        shutdown,
+        _dir: dir,
+    }
+}
+
+fn common(server: &Server) -> Common {
+    Common {
+        duration: Duration::from_secs(1),
+        ..Common::new(&server.url)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_stores_and_delivers_every_message_to_every_member() {
+    let server = start_server().await;
+    let options = ChatOptions {
+        users: 6,
+        group_size: 3,
+        rate: 20.0,
+        drain: Duration::from_secs(5),
+    };
+    let report = chat_bench::scenario::chat::run(&common(&server), &options)
+        .await
+        .expect("the scenario runs");
+    assert!(report.sent > 0, "{report:#?}");
+    assert_eq!(report.stored, report.sent, "{report:#?}");
+    assert_eq!(report.deliveries, report.sent * 2, "{report:#?}");
+    assert_eq!(report.failure_count(), 0, "{report:#?}");
+    server.shutdown.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_reaches_every_member_of_the_group() {
+    let server = start_server().await;
+    let options = FanoutOptions {
+        members: 20,
+        messages: 20,
+        timeout: Duration::from_secs(5),
+        gap: Duration::from_millis(10),
+    };
+    let report = chat_bench::scenario::fanout::run(&common(&server), &options)
+        .await
+        .expect("the scenario runs");
+    assert!(report.messages > 0, "{report:#?}");
+    assert_eq!(report.complete, report.messages, "{report:#?}");
+    assert_eq!(report.deliveries, report.messages * 20, "{report:#?}");
+    assert_eq!(report.failure_count(), 0, "{report:#?}");
+    server.shutdown.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_open_from_several_addresses_and_stay_open() {
+    let server = start_server().await;
+    let options = ConnectionsOptions {
+        count: 50,
+        sources: 3,
+        processes: None,
+        per_user: 20,
+        connect_concurrency: 16,
+        // This process holds the server: its memory is read the way a separate server's is.
+        server_pid: Some(std::process::id()),
+        settle: Duration::from_millis(200),
+    };
+    let report = chat_bench::scenario::connections::run(&common(&server), &options)
+        .await
+        .expect("the scenario runs");
+    assert_eq!(report.opened, 50, "{report:#?}");
+    assert_eq!(report.users, 3, "{report:#?}");
+    assert_eq!(report.server_reported_connections, Some(50), "{report:#?}");
+    assert!(report.rss_after_kib.is_some(), "{report:#?}");
+    assert_eq!(report.failures.total(), 0, "{report:#?}");
+    server.shutdown.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_reads_pages_and_sends_without_errors() {
+    let server = start_server().await;
+    let options = RestOptions {
+        concurrency: 4,
+        write_ratio: 0.1,
+        users: 2,
+        seed_messages: 60,
+        page: 50,
+    };
+    let report = chat_bench::scenario::rest::run(&common(&server), &options)
+        .await
+        .expect("the scenario runs");
+    assert!(report.reads > 0, "{report:#?}");
+    assert!(report.writes > 0, "{report:#?}");
+    assert_eq!(report.failures.total(), 0, "{report:#?}");
+    server.shutdown.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_storm_is_measured_with_health_alongside() {
+    let server = start_server().await;
+    let options = LoginOptions {
+        concurrency: 2,
+        users: None,
+        health_interval: Duration::from_millis(10),
+        server_cores: None,
+    };
+    let report = chat_bench::scenario::login::run(&common(&server), &options)
+        .await
+        .expect("the scenario runs");
+    assert!(report.logins > 0, "{report:#?}");
+    assert!(report.health.count > 0, "{report:#?}");
+    assert!(report.reference_logins_per_s > 0.0, "{report:#?}");
+    assert_eq!(report.failures.total(), 0, "{report:#?}");
+    server.shutdown.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_not_there_is_a_setup_error_not_a_result() {
+    let common = Common {
+        timeout: Duration::from_secs(2),
+        ..Common::new("http://127.0.0.1:9")
+    };
+    let options = LoginOptions {
+        concurrency: 1,
+        users: None,
+        health_interval: Duration::from_millis(10),
+        server_cores: None,
+    };
+    let outcome = chat_bench::scenario::login::run(&common, &options).await;
+    assert!(matches!(outcome, Err(chat_bench::BenchError::Setup(_))));
+}
