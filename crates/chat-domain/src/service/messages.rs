@@ -134,7 +134,10 @@ impl MessageService {
     ) -> Result<Vec<MessageView>, DomainError> {
         let members = self.conversations.members(conversation_id)?;
         if !members.iter().any(|m| m.user_id == viewer) {
-            return Err(DomainError::not_found(Resource::Conversation, conversation_id));
+            return Err(DomainError::not_found(
+                Resource::Conversation,
+                conversation_id,
+            ));
         }
         let direct = self.kind_of(conversation_id)? == ConversationKind::Direct;
         let page = self.messages.history(conversation_id, cursor, limit)?;
