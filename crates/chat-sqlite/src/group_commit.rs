@@ -2,9 +2,8 @@
 //!
 //! One thread takes every append that is waiting, writes them all in one immediate
 //! transaction and commits once: under load a commit (the expensive part of a write) carries
-//! many messages, and alone a message still commits as soon as it arrives. Each append runs
-//! in its own savepoint, so one that fails does not take the others with it. After the
-//! commit, the appends' `on_commit` hooks run in order, which is `seq` order.
+//! many messages, and alone a message still commits as soon as it arrives. After the commit,
+//! the appends' `on_commit` hooks run in order, which is `seq` order.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -13,9 +12,8 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use chat_domain::StoreError;
 use chat_domain::message::{AppendOutcome, NewMessage};
 use chat_domain::ports::{OnCommit, StoreResult};
-use diesel::Connection;
 
-use crate::messages::append_in;
+use crate::messages::append_batch;
 use crate::pool::Database;
 
 /// The most appends one transaction carries.
@@ -74,12 +72,8 @@ fn commit_loop(db: &Database, waiting: &Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let written = db.write(|conn| {
-            Ok(batch
-                .iter()
-                .map(|job| conn.transaction(|conn| append_in(conn, &job.message)))
-                .collect::<Vec<_>>())
-        });
+        let messages: Vec<&NewMessage> = batch.iter().map(|job| &job.message).collect();
+        let written = db.write(|conn| append_batch(conn, &messages));
         match written {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {

@@ -7,6 +7,10 @@ use chat_domain::{ConversationId, MessageId, UserId};
 use diesel::dsl::max;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use chrono::NaiveDateTime;
 
 use crate::SqliteStore;
 use crate::error::{StorageError, StorageResult};
@@ -89,82 +93,132 @@ impl MessageStore for SqliteStore {
     }
 }
 
-/// Appends one message inside the caller's transaction: `None` when the sender is not a
-/// member. The group-commit thread runs this for every append of a batch.
-pub(crate) fn append_in(
+/// Appends a batch of messages inside the caller's transaction, in order, and returns one
+/// result per message: `None` when its sender is not a member of its conversation.
+///
+/// Work that messages of one batch share is done once: each conversation's kind and members
+/// are read once, and its activity and the senders' read markers are written once, at the
+/// end, with the batch's last values. Each message itself costs one insert (a retried client
+/// message id costs a lookup instead). A message whose insert fails gets that error without
+/// affecting the others; a failure of the shared writes fails the whole transaction.
+pub(crate) fn append_batch(
     conn: &mut SqliteConnection,
-    new: &NewMessage,
-) -> StorageResult<Option<AppendOutcome>> {
-    let conversation_id = new.conversation_id.to_string();
-    let sender_id = new.sender_id.to_string();
+    batch: &[&NewMessage],
+) -> StorageResult<Vec<StorageResult<Option<AppendOutcome>>>> {
+    let mut conversations_seen: HashMap<ConversationId, (ConversationKind, Vec<Member>)> =
+        HashMap::new();
+    let mut activity: HashMap<ConversationId, (i64, NaiveDateTime)> = HashMap::new();
+    let mut markers: HashMap<(ConversationId, UserId), (i64, NaiveDateTime)> = HashMap::new();
+    let mut results = Vec::with_capacity(batch.len());
+    for new in batch {
+        let (kind, members) = match conversations_seen.entry(new.conversation_id) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => entry.insert(conversation_state(conn, new.conversation_id)?),
+        };
+        if !members.iter().any(|m| m.user_id == new.sender_id) {
+            results.push(Ok(None));
+            continue;
+        }
+        let appended = match insert_or_find(conn, new) {
+            Ok(appended) => appended,
+            Err(error) => {
+                results.push(Err(error));
+                continue;
+            }
+        };
+        if let Appended::Created(message) = &appended {
+            let at = ts(message.created_at);
+            activity.insert(message.conversation_id, (message.seq.0, at));
+            markers.insert(
+                (message.conversation_id, message.sender_id),
+                (message.seq.0, at),
+            );
+            // Sending is reading: the sender has seen everything up to their own message.
+            for member in members.iter_mut().filter(|m| m.user_id == new.sender_id) {
+                member.last_read_seq = member.last_read_seq.max(message.seq);
+            }
+        }
+        results.push(Ok(Some(AppendOutcome {
+            appended,
+            kind: *kind,
+            members: members.clone(),
+        })));
+    }
+    for (conversation, (seq, at)) in activity {
+        diesel::update(conversations::table.find(conversation.to_string()))
+            .set((
+                conversations::last_message_seq.eq(seq),
+                conversations::last_activity_at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    for ((conversation, sender), (seq, at)) in markers {
+        diesel::update(
+            conversation_members::table.find((conversation.to_string(), sender.to_string())),
+        )
+        .filter(conversation_members::last_read_seq.lt(seq))
+        .set((
+            conversation_members::last_read_seq.eq(seq),
+            conversation_members::read_at.eq(at),
+        ))
+        .execute(conn)?;
+    }
+    Ok(results)
+}
+
+/// A conversation's kind and members, as this transaction sees them.
+fn conversation_state(
+    conn: &mut SqliteConnection,
+    id: ConversationId,
+) -> StorageResult<(ConversationKind, Vec<Member>)> {
+    let key = id.to_string();
+    let members = convert(
+        conversation_members::table
+            .filter(conversation_members::conversation_id.eq(&key))
+            .order(conversation_members::joined_at.asc())
+            .select(MemberRow::as_select())
+            .load(conn)?,
+    )?;
+    let kind: Option<String> = conversations::table
+        .find(&key)
+        .select(conversations::kind)
+        .first(conn)
+        .optional()?;
+    let kind = match kind {
+        Some(kind) => ConversationKind::parse(&kind)
+            .ok_or_else(|| StorageError::corrupt("conversation kind", &kind))?,
+        // No such conversation: no members either, so every append to it is refused.
+        None => ConversationKind::Group,
+    };
+    Ok((kind, members))
+}
+
+/// Inserts the message, or finds the one its sender already stored with the same client
+/// message id.
+fn insert_or_find(conn: &mut SqliteConnection, new: &NewMessage) -> StorageResult<Appended> {
     let row = NewMessageRow {
         id: new.id.to_string(),
-        conversation_id: conversation_id.clone(),
-        sender_id: sender_id.clone(),
+        conversation_id: new.conversation_id.to_string(),
+        sender_id: new.sender_id.to_string(),
         content: new.content.as_str(),
         client_message_id: new.client_message_id.as_ref().map(|c| c.as_str()),
         created_at: ts(new.created_at),
         updated_at: ts(new.created_at),
     };
-    // The members as of this transaction: the membership check, and the audience.
-    let mut members: Vec<Member> = convert(
-        conversation_members::table
-            .filter(conversation_members::conversation_id.eq(&conversation_id))
-            .order(conversation_members::joined_at.asc())
-            .select(MemberRow::as_select())
-            .load(conn)?,
-    )?;
-    if !members.iter().any(|m| m.user_id == new.sender_id) {
-        return Ok(None);
-    }
-    let kind: String = conversations::table
-        .find(&conversation_id)
-        .select(conversations::kind)
-        .first(conn)?;
-    let kind = ConversationKind::parse(&kind)
-        .ok_or_else(|| StorageError::corrupt("conversation kind", &kind))?;
-    if let Some(client_id) = row.client_message_id {
-        let existing = messages::table
-            .filter(messages::sender_id.eq(&sender_id))
-            .filter(messages::client_message_id.eq(client_id))
-            .select(MessageRow::as_select())
-            .first(conn)
-            .optional()?;
-        if let Some(existing) = existing {
-            let appended = Appended::Existing(existing.try_into()?);
-            return Ok(Some(AppendOutcome {
-                appended,
-                kind,
-                members,
-            }));
-        }
-    }
     let stored = diesel::insert_into(messages::table)
         .values(&row)
+        .on_conflict_do_nothing()
         .returning(MessageRow::as_returning())
-        .get_result(conn)?;
-    diesel::update(conversations::table.find(&conversation_id))
-        .set((
-            conversations::last_message_seq.eq(stored.seq),
-            conversations::last_activity_at.eq(row.created_at),
-        ))
-        .execute(conn)?;
-    // Sending is reading: the sender has seen everything up to their own message.
-    diesel::update(conversation_members::table.find((&conversation_id, &sender_id)))
-        .filter(conversation_members::last_read_seq.lt(stored.seq))
-        .set((
-            conversation_members::last_read_seq.eq(stored.seq),
-            conversation_members::read_at.eq(row.created_at),
-        ))
-        .execute(conn)?;
-    let seq = Seq(stored.seq);
-    for member in members.iter_mut().filter(|m| m.user_id == new.sender_id) {
-        member.last_read_seq = member.last_read_seq.max(seq);
+        .get_result(conn)
+        .optional()?;
+    if let Some(stored) = stored {
+        return Ok(Appended::Created(stored.try_into()?));
     }
-    let appended = Appended::Created(stored.try_into()?);
-    Ok(Some(AppendOutcome {
-        appended,
-        kind,
-        members,
-    }))
+    // Only the client-id index can make the insert a no-op (ids are fresh UUIDs).
+    let existing = messages::table
+        .filter(messages::sender_id.eq(&row.sender_id))
+        .filter(messages::client_message_id.eq(row.client_message_id))
+        .select(MessageRow::as_select())
+        .first(conn)?;
+    Ok(Appended::Existing(existing.try_into()?))
 }

@@ -87,7 +87,9 @@ impl Database {
         drop(first);
         let pragmas = Pragmas {
             sql: format!(
-                "PRAGMA busy_timeout = {}; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+                "PRAGMA busy_timeout = {}; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; \
+                 PRAGMA cache_size = -32768; PRAGMA mmap_size = 268435456; \
+                 PRAGMA temp_store = MEMORY;",
                 options.busy_timeout.as_millis(),
                 options.synchronous.pragma(),
             ),
