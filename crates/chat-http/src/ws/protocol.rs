@@ -4,6 +4,7 @@
 use bytestring::ByteString;
 use chat_domain::conversation::ConversationChange;
 use chat_domain::events::DomainEvent;
+use chat_domain::read_state::ReadReceipt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -170,6 +171,17 @@ impl ServerFrame {
 }
 
 impl ServerFrame {
+    /// A read marker as it now stands.
+    pub fn message_read(receipt: &ReadReceipt, timestamp: DateTime<Utc>) -> Self {
+        ServerFrame::MessageRead {
+            message_id: receipt.message_id.as_uuid(),
+            conversation_id: receipt.marker.conversation_id.as_uuid(),
+            user_id: receipt.marker.user_id.as_uuid(),
+            last_read_seq: receipt.marker.last_read_seq.0,
+            timestamp,
+        }
+    }
+
     /// The frame announcing a domain event, if clients are told of it at all (a revoked
     /// token closes connections instead).
     pub fn for_event(event: &DomainEvent) -> Option<Self> {
@@ -179,13 +191,7 @@ impl ServerFrame {
                 message: message.clone().into(),
                 timestamp: *at,
             },
-            DomainEvent::MessageRead { receipt, at, .. } => ServerFrame::MessageRead {
-                message_id: receipt.message_id.as_uuid(),
-                conversation_id: receipt.marker.conversation_id.as_uuid(),
-                user_id: receipt.marker.user_id.as_uuid(),
-                last_read_seq: receipt.marker.last_read_seq.0,
-                timestamp: *at,
-            },
+            DomainEvent::MessageRead { receipt, at, .. } => Self::message_read(receipt, *at),
             DomainEvent::Typing {
                 conversation_id,
                 user_id,

@@ -265,13 +265,7 @@ async fn handle_text(
                 .map(|(receipt, moved)| {
                     // A marker that moved reaches every member's connections through the
                     // hub; a call that changed nothing still gets this connection an answer.
-                    (!moved).then(|| ServerFrame::MessageRead {
-                        message_id: receipt.message_id.as_uuid(),
-                        conversation_id: receipt.marker.conversation_id.as_uuid(),
-                        user_id: receipt.marker.user_id.as_uuid(),
-                        last_read_seq: receipt.marker.last_read_seq.0,
-                        timestamp: receipt.marker.read_at,
-                    })
+                    (!moved).then(|| ServerFrame::message_read(&receipt, receipt.marker.read_at))
                 })
         }
         ClientFrame::Typing {
