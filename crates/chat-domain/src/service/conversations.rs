@@ -45,8 +45,8 @@ impl ConversationService {
         }
     }
 
-    /// Starts a conversation. With exactly one other participant and no `is_group`, this is
-    /// the pair's direct conversation: the existing one comes back (`false`) rather than a
+    /// Starts a conversation. With exactly one other participant, no name and no `is_group`,
+    /// this is the pair's direct conversation: the existing one comes back (`false`) rather than a
     /// second being made (`true` when new). Otherwise it is a group, which needs a name and
     /// whose creator owns it.
     pub fn create(
@@ -60,7 +60,10 @@ impl ConversationService {
             .into_iter()
             .filter(|id| seen.insert(*id))
             .collect();
-        let is_group = request.is_group.unwrap_or(others.len() != 1);
+        // A name, or anything but exactly one other participant, means a group.
+        let is_group = request
+            .is_group
+            .unwrap_or(others.len() != 1 || request.name.is_some());
         let name = match request.name.as_deref() {
             Some(raw) => Some(ConversationName::parse(raw).map_err(one_field)?),
             None => None,
@@ -540,6 +543,35 @@ mod tests {
             .find(|p| p.user.id == alice)
             .unwrap();
         assert_eq!(owner.role, Role::Owner);
+    }
+
+    #[test]
+    fn a_named_conversation_with_one_other_participant_is_a_group() {
+        let world = World::new();
+        let (alice, bob) = (world.user("alice"), world.user("bob"));
+        let (details, created) = world
+            .services
+            .conversations
+            .create(
+                alice,
+                CreateConversation {
+                    participant_ids: vec![bob],
+                    name: Some("pair project".into()),
+                    is_group: None,
+                },
+            )
+            .unwrap();
+        assert!(created);
+        assert_eq!(details.conversation.kind, ConversationKind::Group);
+        let explicit_direct = world.services.conversations.create(
+            alice,
+            CreateConversation {
+                participant_ids: vec![bob],
+                name: Some("x".into()),
+                is_group: Some(false),
+            },
+        );
+        assert!(matches!(explicit_direct, Err(DomainError::Validation(_))));
     }
 
     #[test]

@@ -16,8 +16,8 @@ pub struct CreateConversationBody {
     pub participant_ids: Vec<Uuid>,
     /// Required for a group.
     pub name: Option<String>,
-    /// Defaults to `false` with exactly one other participant (a direct conversation) and
-    /// `true` otherwise.
+    /// Defaults to `false` with exactly one other participant and no name (a direct
+    /// conversation), and `true` otherwise.
     pub is_group: Option<bool>,
 }
 
