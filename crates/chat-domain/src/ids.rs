@@ -6,15 +6,15 @@ use std::str::FromStr;
 use uuid::Uuid;
 
 macro_rules! uuid_id {
-    ($(#[$meta:meta])* $name:ident) => {
+    ($(#[$meta:meta])* $name:ident, $fresh:path) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(Uuid);
 
         impl $name {
-            /// A fresh, random identifier.
+            /// A fresh identifier.
             pub fn new() -> Self {
-                Self(Uuid::new_v4())
+                Self($fresh())
             }
 
             pub const fn from_uuid(uuid: Uuid) -> Self {
@@ -62,13 +62,18 @@ macro_rules! uuid_id {
 
 uuid_id!(
     /// Identifies a user account.
-    UserId
+    UserId,
+    Uuid::new_v4
 );
 uuid_id!(
     /// Identifies a direct or group conversation.
-    ConversationId
+    ConversationId,
+    Uuid::new_v4
 );
 uuid_id!(
-    /// Identifies a message. Ordering between messages is by [`crate::message::Seq`], not by id.
-    MessageId
+    /// Identifies a message. Ordering between messages is by [`crate::message::Seq`], not by
+    /// id; ids are time-ordered (UUID v7) only so that new ones land at the end of an index
+    /// instead of on a random page of it, which keeps each commit's writes small.
+    MessageId,
+    Uuid::now_v7
 );
