@@ -12,7 +12,8 @@ use chat_domain::user::User;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The authenticated caller.
+/// The authenticated caller. Their identity is current; the rest of the profile may be a few
+/// seconds old (see [`crate::auth_cache`]).
 pub struct CurrentUser(pub User);
 
 /// The authenticated caller with the claims of the token they presented (for logout).
@@ -45,7 +46,14 @@ impl FromRequest for CurrentSession {
             let state = state.ok_or_else(ApiError::internal)?;
             let token =
                 token.ok_or_else(|| ApiError::unauthorized("authentication required"))??;
-            let session = state.run(move |s| s.accounts.authenticate(&token)).await?;
+            if let Some(session) = state.auth_cache.get(&token) {
+                return Ok(CurrentSession(session));
+            }
+            let presented = token.clone();
+            let session = state
+                .run(move |s| s.accounts.authenticate(&presented))
+                .await?;
+            state.auth_cache.insert(token, session.clone());
             Ok(CurrentSession(session))
         })
     }

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod auth_cache;
 pub mod dto;
 pub mod error;
 pub mod openapi;
@@ -15,6 +16,7 @@ pub mod state;
 pub mod ws;
 
 pub use app::{configure, json_errors};
+pub use auth_cache::{AuthCache, PublishAll};
 pub use rate_limit::MemoryRateLimiter;
 pub use state::{AppState, HealthProbe};
 pub use ws::{Hub, WsConfig};

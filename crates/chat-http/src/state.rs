@@ -7,6 +7,7 @@ use chat_domain::DomainError;
 use chat_domain::ports::RateLimiter;
 use chat_domain::service::ChatServices;
 
+use crate::auth_cache::AuthCache;
 use crate::error::ApiError;
 use crate::ws::Hub;
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub services: ChatServices,
     /// Budgets the edge itself enforces (WebSocket frames), shared with the services'.
     pub limiter: Arc<dyn RateLimiter>,
+    /// Recently verified tokens; also subscribed to revocations.
+    pub auth_cache: Arc<AuthCache>,
     pub health: Arc<dyn HealthProbe>,
     pub hub: Arc<Hub>,
 }

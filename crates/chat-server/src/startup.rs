@@ -10,7 +10,7 @@ use actix_web::{App, HttpServer, web};
 use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtIssuer};
 use chat_domain::clock::SystemClock;
 use chat_domain::service::{ChatServices, Ports};
-use chat_http::{AppState, HealthProbe, Hub, MemoryRateLimiter, WsConfig};
+use chat_http::{AppState, AuthCache, HealthProbe, Hub, MemoryRateLimiter, PublishAll, WsConfig};
 use chat_sqlite::{Database, SqliteOptions, SqliteStore, StorageError, Synchronous};
 
 use crate::config::{Config, SyncMode};
@@ -39,6 +39,10 @@ pub fn open_database(config: &Config) -> Result<Arc<Database>, StartupError> {
     db.migrate()?;
     Ok(Arc::new(db))
 }
+
+/// How long a verified token is remembered. Revocations made through this node evict it at
+/// once; this bounds how long one made elsewhere (another node, the database) goes unseen.
+const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Password hashes that may run at once: one per core, so a login flood uses the CPU it is
 /// due and no more.
@@ -98,6 +102,7 @@ impl Application {
             ..defaults
         }));
         let limiter = Arc::new(MemoryRateLimiter::default());
+        let auth_cache = Arc::new(AuthCache::new(AUTH_CACHE_TTL));
         let store = Arc::new(SqliteStore::new(db.clone())?);
         let services = ChatServices::new(Ports {
             users: store.clone(),
@@ -105,7 +110,7 @@ impl Application {
             messages: store.clone(),
             read_receipts: store.clone(),
             revocations: store,
-            events: hub.clone(),
+            events: Arc::new(PublishAll(vec![hub.clone(), auth_cache.clone()])),
             hasher: Arc::new(BoundedHasher::new(hasher, hashing_threads())),
             tokens: Arc::new(tokens),
             clock: Arc::new(SystemClock),
@@ -115,6 +120,7 @@ impl Application {
         let state = web::Data::new(AppState {
             services,
             limiter,
+            auth_cache,
             health: Arc::new(DatabaseHealth(db)),
             hub: hub.clone(),
         });

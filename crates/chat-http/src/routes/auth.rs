@@ -149,6 +149,11 @@ pub async fn logout(
         (status = 401, description = "Missing or bad token", body = ErrorBody),
     )
 )]
-pub async fn me(CurrentUser(user): CurrentUser) -> web::Json<UserResponse> {
-    web::Json(user.into())
+pub async fn me(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<web::Json<UserResponse>, ApiError> {
+    // The caller's identity may come from the token cache; the profile is read fresh.
+    let user = state.run(move |s| s.accounts.user(user.id)).await?;
+    Ok(web::Json(user.into()))
 }

@@ -85,8 +85,11 @@ pub async fn get_user(
         (status = 401, description = "Missing or bad token", body = ErrorBody),
     )
 )]
-pub async fn get_me(CurrentUser(user): CurrentUser) -> web::Json<UserResponse> {
-    web::Json(user.into())
+pub async fn get_me(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<web::Json<UserResponse>, ApiError> {
+    crate::routes::auth::me(state, CurrentUser(user)).await
 }
 
 /// Edit your profile, or change your password (with the current one).

@@ -1,0 +1,167 @@
+//! A short-lived, in-process memory of verified tokens, so a busy client's requests skip the
+//! token check's database reads and its trip to the blocking pool. It vouches for who the
+//! caller is, not for their profile: handlers that return the profile read it fresh.
+//!
+//! Correctness does not rest on the time limit: every revocation made through this process
+//! (logout, password change, deactivation) reaches the cache as an `AccessRevoked` event and
+//! evicts the user's entries at once. The limit only bounds how long a change made elsewhere
+//! (another node, a direct database edit) can go unseen.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chat_domain::events::DomainEvent;
+use chat_domain::ports::EventPublisher;
+use chat_domain::service::Authenticated;
+
+/// Entries kept before expired ones are swept, and the hard cap after a sweep.
+const SWEEP_AT: usize = 65_536;
+
+pub struct AuthCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Authenticated, Instant)>>,
+}
+
+impl AuthCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::default(),
+        }
+    }
+
+    /// The bearer of `token`, if it was verified less than the time limit ago and has not
+    /// expired since.
+    pub fn get(&self, token: &str) -> Option<Authenticated> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (session, at) = entries.get(token)?;
+        let fresh = at.elapsed() < self.ttl && session.claims.expires_at > chrono::Utc::now();
+        fresh.then(|| session.clone())
+    }
+
+    pub fn insert(&self, token: String, session: Authenticated) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= SWEEP_AT {
+            let ttl = self.ttl;
+            entries.retain(|_, (_, at)| at.elapsed() < ttl);
+            if entries.len() >= SWEEP_AT {
+                entries.clear();
+            }
+        }
+        entries.insert(token, (session, Instant::now()));
+    }
+}
+
+impl EventPublisher for AuthCache {
+    /// Forgets the revoked token, or every token of a user whose access was withdrawn.
+    fn publish(&self, event: DomainEvent) {
+        if let DomainEvent::AccessRevoked {
+            user_id, token_id, ..
+        } = event
+        {
+            let mut entries = self
+                .entries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            entries.retain(|_, (session, _)| {
+                session.user.id != user_id
+                    || token_id
+                        .as_ref()
+                        .is_some_and(|t| *t != session.claims.token_id)
+            });
+        }
+    }
+}
+
+/// Sends every event to each of several publishers (the WebSocket hub, the token cache).
+pub struct PublishAll(pub Vec<std::sync::Arc<dyn EventPublisher>>);
+
+impl EventPublisher for PublishAll {
+    fn publish(&self, event: DomainEvent) {
+        if let Some((last, rest)) = self.0.split_last() {
+            for publisher in rest {
+                publisher.publish(event.clone());
+            }
+            last.publish(event);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_domain::UserId;
+    use chat_domain::ports::TokenClaims;
+    use chat_domain::user::{Email, User, Username};
+    use chrono::Utc;
+
+    use super::*;
+
+    fn session(user: UserId, token_id: &str) -> Authenticated {
+        let now = Utc::now();
+        Authenticated {
+            user: User {
+                id: user,
+                username: Username::parse("alice").unwrap(),
+                email: Email::parse("alice@example.com").unwrap(),
+                full_name: None,
+                avatar_url: None,
+                bio: None,
+                is_active: true,
+                token_generation: 0,
+                created_at: now,
+                updated_at: now,
+            },
+            claims: TokenClaims {
+                user_id: user,
+                generation: 0,
+                token_id: token_id.into(),
+                issued_at: now,
+                expires_at: now + chrono::Duration::hours(1),
+            },
+        }
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_only_for_the_time_limit() {
+        let cache = AuthCache::new(Duration::from_millis(50));
+        let alice = UserId::new();
+        cache.insert("t1".into(), session(alice, "j1"));
+        assert_eq!(cache.get("t1").unwrap().user.id, alice);
+        assert!(cache.get("other").is_none());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.get("t1").is_none());
+    }
+
+    #[test]
+    fn revocations_evict_the_token_or_every_token_of_the_user() {
+        let cache = AuthCache::new(Duration::from_secs(60));
+        let (alice, bob) = (UserId::new(), UserId::new());
+        cache.insert("phone".into(), session(alice, "j-phone"));
+        cache.insert("laptop".into(), session(alice, "j-laptop"));
+        cache.insert("bob".into(), session(bob, "j-bob"));
+        cache.publish(DomainEvent::AccessRevoked {
+            user_id: alice,
+            token_id: Some("j-phone".into()),
+            audience: vec![alice],
+        });
+        assert!(cache.get("phone").is_none());
+        assert!(cache.get("laptop").is_some());
+        cache.publish(DomainEvent::AccessRevoked {
+            user_id: alice,
+            token_id: None,
+            audience: vec![alice],
+        });
+        assert!(cache.get("laptop").is_none());
+        assert!(cache.get("bob").is_some());
+    }
+}
