@@ -13,6 +13,9 @@ pub enum StorageError {
     Connection(#[from] diesel::ConnectionError),
     #[error("backup failed: {0}")]
     Backup(String),
+    /// A bug: code that should have returned an error panicked instead.
+    #[error("{0} panicked")]
+    Panicked(&'static str),
     #[error("migrations failed: {0}")]
     Migration(String),
     /// A stored value does not parse into its domain type: the data was written by something

@@ -13,6 +13,7 @@ use chat_domain::StoreError;
 use chat_domain::message::{AppendOutcome, NewMessage};
 use chat_domain::ports::{OnCommit, StoreResult};
 
+use crate::error::StorageError;
 use crate::messages::append_batch;
 use crate::pool::Database;
 
@@ -73,7 +74,17 @@ fn commit_loop(db: &Database, waiting: &Receiver<Job>) {
             }
         }
         let messages: Vec<&NewMessage> = batch.iter().map(|job| &job.message).collect();
-        let written = db.write(|conn| append_batch(conn, &messages));
+        // A bug that panics mid-batch must fail this batch (Diesel rolls the transaction
+        // back), not stop every later send.
+        let written = catch_unwind(AssertUnwindSafe(|| {
+            db.write(|conn| append_batch(conn, &messages))
+        }))
+        .unwrap_or_else(|_| {
+            Err(StorageError::Corrupt {
+                what: "append batch",
+                detail: "the batch writer panicked".into(),
+            })
+        });
         match written {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
