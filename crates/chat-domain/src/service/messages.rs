@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::conversation::{ConversationKind, Member};
 use crate::events::DomainEvent;
@@ -29,6 +29,7 @@ pub struct SendMessage {
 #[derive(Clone)]
 pub struct MessageService {
     throttle: Throttle,
+    kinds: Arc<Mutex<HashMap<ConversationId, ConversationKind>>>,
     limits: Limits,
     conversations: Arc<dyn ConversationStore>,
     messages: Arc<dyn MessageStore>,
@@ -40,10 +41,13 @@ pub struct MessageService {
 impl MessageService {
     /// The most messages one catch-up call returns; a client asks again from the last seq.
     pub const MAX_SYNC_BATCH: u32 = 1000;
+    /// Conversation kinds kept in memory before the memory is cleared and refilled.
+    const KINDS_REMEMBERED: usize = 100_000;
 
     pub fn new(ports: &Ports) -> Self {
         Self {
             throttle: Throttle::new(ports),
+            kinds: Arc::default(),
             limits: ports.limits,
             conversations: ports.conversations.clone(),
             messages: ports.messages.clone(),
@@ -221,12 +225,31 @@ impl MessageService {
         Ok(self.messages.last_seq_for(user)?)
     }
 
+    /// A conversation's kind never changes, so once read it is remembered.
     fn kind_of(&self, id: ConversationId) -> Result<ConversationKind, DomainError> {
-        Ok(self
+        let known = self
+            .kinds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .copied();
+        if let Some(kind) = known {
+            return Ok(kind);
+        }
+        let kind = self
             .conversations
             .find(id)?
             .ok_or_else(|| DomainError::not_found(Resource::Conversation, id))?
-            .kind)
+            .kind;
+        let mut kinds = self
+            .kinds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kinds.len() >= Self::KINDS_REMEMBERED {
+            kinds.clear();
+        }
+        kinds.insert(id, kind);
+        Ok(kind)
     }
 }
 
