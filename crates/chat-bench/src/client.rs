@@ -336,6 +336,34 @@ fn handshake_failure(error: &tokio_tungstenite::tungstenite::Error) -> String {
     }
 }
 
+/// The next text frame of a reading half, or `None` when told to stop or when the socket is
+/// gone; a socket the server closed or broke is counted in `failures`.
+pub async fn next_text(
+    stream: &mut futures_util::stream::SplitStream<Ws>,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    failures: &mut crate::stats::Failures,
+) -> Option<tokio_tungstenite::tungstenite::Utf8Bytes> {
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = stop.changed() => return None,
+            frame = stream.next() => frame,
+        };
+        match frame {
+            Some(Ok(Message::Text(text))) => return Some(text),
+            Some(Ok(Message::Close(_))) | None => {
+                failures.add("websocket closed by the server");
+                return None;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                failures.add(format!("websocket error: {e}"));
+                return None;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

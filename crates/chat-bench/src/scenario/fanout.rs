@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::Ws;
+use crate::client::{Ws, next_text};
 use crate::frames::{self, Event};
 use crate::report::{Row, count_rate};
 use crate::stats::{Failures, Latency, LatencySummary, per_second};
@@ -263,24 +263,7 @@ async fn read(
     mut stop: watch::Receiver<bool>,
 ) -> Failures {
     let mut failures = Failures::default();
-    loop {
-        let frame = tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            frame = stream.next() => frame,
-        };
-        let text = match frame {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(_))) | None => {
-                failures.add("websocket closed by the server");
-                break;
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => {
-                failures.add(format!("websocket error: {e}"));
-                break;
-            }
-        };
+    while let Some(text) = next_text(&mut stream, &mut stop, &mut failures).await {
         let now = Instant::now();
         match frames::parse(text.as_str()) {
             Some(Event::NewMessage {
