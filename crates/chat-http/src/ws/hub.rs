@@ -263,10 +263,16 @@ mod tests {
         let alice = UserId::new();
         let registration = hub.register(alice, "t").unwrap();
         let frame = ByteString::from_static("x");
+        let flagged = || {
+            tokio::time::timeout(
+                std::time::Duration::from_millis(50),
+                registration.overflowed.notified(),
+            )
+        };
         hub.deliver(&[alice], &frame);
+        assert!(flagged().await.is_err(), "a queue with room is not flagged");
         hub.deliver(&[alice], &frame);
-        // The overflow left a permit: this returns at once.
-        registration.overflowed.notified().await;
+        assert!(flagged().await.is_ok(), "a full queue is flagged at once");
     }
 
     #[tokio::test]
@@ -291,7 +297,11 @@ mod tests {
             token_id: Some("phone".into()),
             audience: vec![alice],
         });
-        phone.revoked.notified().await;
+        let phone_told = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            phone.revoked.notified(),
+        );
+        assert!(phone_told.await.is_ok());
         let laptop_told = tokio::time::timeout(
             std::time::Duration::from_millis(50),
             laptop.revoked.notified(),
