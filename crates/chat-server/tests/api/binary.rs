@@ -249,3 +249,29 @@ async fn a_backup_taken_while_the_server_runs_is_a_complete_working_copy() {
     restored.child.wait().unwrap();
     assert_eq!(me["id"], alice_id.as_str());
 }
+
+#[tokio::test]
+async fn migrate_applies_the_migrations_and_reads_a_dot_env_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "DATABASE_URL=sqlite://from-dotenv.db\n",
+    )
+    .unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let db = dir.path().join("from-dotenv.db");
+    assert!(db.exists(), "the database named in .env was created");
+    let database = chat_sqlite::Database::open(db.to_str().unwrap(), &Default::default()).unwrap();
+    assert_eq!(
+        database.migrate().unwrap(),
+        0,
+        "every migration was already applied"
+    );
+}

@@ -143,3 +143,30 @@ async fn a_full_server_refuses_the_handshake_cleanly_and_health_counts_connectio
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_connection_sending_frames_too_fast_gets_rate_limited_errors_and_stays_open() {
+    let app = app_with(|_| {}).await;
+    let alice = app.user("alice").await;
+    let mut ws = app.ws(&alice).await;
+    // The default frame budget is 60 at once, refilled at 30 a second.
+    for _ in 0..80 {
+        ws.send_json(json!({"type": "ping"})).await;
+    }
+    let mut pongs = 0;
+    let mut limited = 0;
+    for _ in 0..80 {
+        match ws.next_json().await["type"].as_str().unwrap() {
+            "pong" => pongs += 1,
+            "error" => limited += 1,
+            other => panic!("unexpected frame {other}"),
+        }
+    }
+    assert!(
+        limited > 0 && pongs >= 60,
+        "{pongs} pongs, {limited} refusals"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    ws.send_json(json!({"type": "ping"})).await;
+    assert_eq!(ws.next_json().await["type"], "pong");
+}
