@@ -255,6 +255,12 @@ impl ConversationStore for MemoryStore {
             .cloned())
     }
 
+    fn members_of(&self, ids: &[ConversationId]) -> StoreResult<Vec<Vec<Member>>> {
+        ids.iter()
+            .map(|id| ConversationStore::members(self, *id))
+            .collect()
+    }
+
     fn members(&self, id: ConversationId) -> StoreResult<Vec<Member>> {
         Ok(self.state().members.get(&id).cloned().unwrap_or_default())
     }

@@ -61,6 +61,8 @@ pub trait ConversationStore: Send + Sync {
     /// The direct conversation between two users, if they have one.
     fn find_direct(&self, a: UserId, b: UserId) -> StoreResult<Option<Conversation>>;
     fn members(&self, id: ConversationId) -> StoreResult<Vec<Member>>;
+    /// The members of several conversations at once, in the order of `ids`.
+    fn members_of(&self, ids: &[ConversationId]) -> StoreResult<Vec<Vec<Member>>>;
     fn membership(&self, id: ConversationId, user: UserId) -> StoreResult<Option<Member>>;
     /// The user's conversations, most recent activity first, each with its last message and
     /// the user's unread count.

@@ -92,6 +92,35 @@ impl ConversationStore for SqliteStore {
         })
     }
 
+    fn members_of(&self, ids: &[ConversationId]) -> StoreResult<Vec<Vec<Member>>> {
+        let keys: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        self.read(|conn| {
+            let mut rows: Vec<MemberRow> = Vec::new();
+            // SQLite caps bound parameters per statement; stay well below it.
+            for chunk in keys.chunks(500) {
+                rows.extend(
+                    conversation_members::table
+                        .filter(conversation_members::conversation_id.eq_any(chunk))
+                        .order(conversation_members::joined_at.asc())
+                        .select(MemberRow::as_select())
+                        .load(conn)?,
+                );
+            }
+            let slot: std::collections::HashMap<&str, usize> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.as_str(), i))
+                .collect();
+            let mut grouped: Vec<Vec<Member>> = vec![Vec::new(); ids.len()];
+            for row in rows {
+                if let Some(&index) = slot.get(row.conversation_id.as_str()) {
+                    grouped[index].push(Member::try_from(row)?);
+                }
+            }
+            Ok(grouped)
+        })
+    }
+
     fn members(&self, id: ConversationId) -> StoreResult<Vec<Member>> {
         self.read(|conn| {
             convert(

@@ -396,3 +396,27 @@ fn commit_hooks_run_in_seq_order_even_when_appends_are_committed_together() {
         "hooks ran out of seq order"
     );
 }
+
+#[test]
+fn members_of_several_conversations_come_back_grouped_in_the_order_asked() {
+    let db = temp_db();
+    let (a, b, c) = (user(&db, "alice"), user(&db, "bob"), user(&db, "carol"));
+    let ab = conversation(&db, ConversationKind::Direct, &[a, b]).unwrap();
+    let abc = conversation(&db, ConversationKind::Group, &[a, b, c]).unwrap();
+    let ids = |members: &Vec<chat_domain::conversation::Member>| {
+        let mut ids: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
+        ids.sort();
+        ids
+    };
+    let grouped = db
+        .store
+        .members_of(&[abc, ab, ConversationId::new()])
+        .unwrap();
+    assert_eq!(grouped.len(), 3);
+    let (mut two, mut three) = (vec![a, b], vec![a, b, c]);
+    two.sort();
+    three.sort();
+    assert_eq!(ids(&grouped[0]), three);
+    assert_eq!(ids(&grouped[1]), two);
+    assert!(grouped[2].is_empty());
+}

@@ -129,10 +129,8 @@ impl ConversationService {
     /// The caller's conversations, most recent activity first.
     pub fn inbox(&self, user: UserId, page: Page) -> Result<Vec<ConversationSummary>, DomainError> {
         let entries = self.conversations.inbox(user, page)?;
-        let mut memberships = Vec::with_capacity(entries.len());
-        for entry in &entries {
-            memberships.push(self.conversations.members(entry.conversation.id)?);
-        }
+        let ids: Vec<ConversationId> = entries.iter().map(|e| e.conversation.id).collect();
+        let memberships = self.conversations.members_of(&ids)?;
         let profiles = self.profiles(memberships.iter().flatten())?;
         Ok(entries
             .into_iter()
