@@ -135,6 +135,10 @@ impl Application {
                 .configure(chat_http::configure)
         })
         .disable_signals()
+        // Chat frames are small and each matters now: without this, Nagle's algorithm holds
+        // a frame back until the client acknowledges the previous one, often for the
+        // client's next send or its 40 ms delayed ACK.
+        .tcp_nodelay(true)
         .shutdown_timeout(10);
         if let Some(workers) = config.workers {
             server = server.workers(workers);
