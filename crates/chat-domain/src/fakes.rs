@@ -370,8 +370,8 @@ impl ConversationStore for MemoryStore {
     }
 }
 
-impl MessageStore for MemoryStore {
-    fn append(&self, new: &NewMessage, on_commit: OnCommit) -> StoreResult<AppendOutcome> {
+impl MemoryStore {
+    fn append_now(&self, new: &NewMessage) -> StoreResult<AppendOutcome> {
         let mut state = self.state();
         let kind = state
             .conversations
@@ -421,9 +421,13 @@ impl MessageStore for MemoryStore {
             kind,
             members: state.members[&new.conversation_id].clone(),
         };
-        drop(state);
-        on_commit(&outcome);
         Ok(outcome)
+    }
+}
+
+impl MessageStore for MemoryStore {
+    fn submit(&self, new: NewMessage, done: OnAppended) {
+        done(self.append_now(&new));
     }
 
     fn find(&self, id: MessageId) -> StoreResult<Option<Message>> {

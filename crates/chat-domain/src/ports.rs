@@ -22,6 +22,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// What to do once an append has committed; see [`MessageStore::append`].
 pub type OnCommit = Box<dyn FnOnce(&AppendOutcome) + Send>;
 
+/// What to do with the outcome of a submitted append; see [`MessageStore::submit`].
+pub type OnAppended = Box<dyn FnOnce(StoreResult<AppendOutcome>) + Send>;
+
 /// User accounts.
 pub trait UserStore: Send + Sync {
     /// Stores a new account. A taken username (ignoring case) or email is
@@ -102,10 +105,34 @@ pub trait MessageStore: Send + Sync {
     /// is not stored again: the earlier one comes back as [`Appended::Existing`]. A sender
     /// who is not a member when the write commits is [`StoreError::Missing`].
     ///
-    /// Once the write has committed, and before the commit of any later append, the store
-    /// calls `on_commit` with the outcome: callers announce messages there, so announcements
-    /// go out in `seq` order even when a store commits many appends together.
-    fn append(&self, message: &NewMessage, on_commit: OnCommit) -> StoreResult<AppendOutcome>;
+    /// The store calls `done` exactly once with the outcome: once the write has committed
+    /// (or failed), and before the commit of any later append. Callers announce messages
+    /// there, so announcements go out in `seq` order even when a store commits many appends
+    /// together; and appends submitted one after another from one thread are stored in that
+    /// order. `submit` itself never waits for the write, so an async caller needs no thread
+    /// to block on; `done` runs on whichever thread the store chooses and must not block.
+    /// A store too far behind to take more refuses at once with [`StoreError::Unavailable`].
+    fn submit(&self, message: NewMessage, done: OnAppended);
+
+    /// [`Self::submit`] for a caller that may block: waits for the write, calling
+    /// `on_commit` with the outcome before any later append commits.
+    fn append(&self, message: &NewMessage, on_commit: OnCommit) -> StoreResult<AppendOutcome> {
+        let (reply, outcome) = std::sync::mpsc::sync_channel(1);
+        self.submit(
+            message.clone(),
+            Box::new(move |result| {
+                if let Ok(outcome) = &result {
+                    on_commit(outcome);
+                }
+                let _ = reply.send(result);
+            }),
+        );
+        outcome.recv().unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the store dropped an append without an answer".into(),
+            ))
+        })
+    }
     fn find(&self, id: MessageId) -> StoreResult<Option<Message>>;
     /// A page of one conversation's history in ascending `seq` order.
     fn history(

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use actix_web::web;
-use chat_domain::DomainError;
+use chat_domain::message::MessageView;
 use chat_domain::ports::RateLimiter;
 use chat_domain::service::ChatServices;
+use chat_domain::service::SendMessage;
+use chat_domain::{ConversationId, DomainError, StoreError, UserId};
 
 use crate::auth_cache::AuthCache;
 use crate::error::ApiError;
@@ -37,5 +39,27 @@ impl AppState {
     {
         let services = self.services.clone();
         Ok(web::block(move || f(&services)).await??)
+    }
+
+    /// Sends a message without holding a thread while it is stored: the store answers
+    /// through a channel once the message has committed.
+    pub async fn send_message(
+        &self,
+        sender: UserId,
+        conversation: ConversationId,
+        request: SendMessage,
+    ) -> Result<(MessageView, bool), ApiError> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.services
+            .messages
+            .submit(sender, conversation, request, move |result| {
+                let _ = reply.send(result);
+            });
+        let outcome = outcome.await.map_err(|_| {
+            DomainError::from(StoreError::Unavailable(
+                "the store dropped a message without an answer".into(),
+            ))
+        });
+        Ok(outcome??)
     }
 }

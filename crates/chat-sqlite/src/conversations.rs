@@ -224,7 +224,7 @@ impl ConversationStore for SqliteStore {
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<UserId>> {
         let conversation_id = id.to_string();
-        self.write(|conn| {
+        self.write_membership(|conn| {
             let current: Vec<String> = conversation_members::table
                 .filter(conversation_members::conversation_id.eq(&conversation_id))
                 .select(conversation_members::user_id)
@@ -266,7 +266,7 @@ impl ConversationStore for SqliteStore {
         user: UserId,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        self.write(|conn| {
+        self.write_membership(|conn| {
             let removed = diesel::delete(
                 conversation_members::table.find((id.to_string(), user.to_string())),
             )
@@ -280,7 +280,7 @@ impl ConversationStore for SqliteStore {
 
     fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<()> {
         let updated =
-            self.write(|conn| {
+            self.write_membership(|conn| {
                 Ok(diesel::update(
                     conversation_members::table.find((id.to_string(), user.to_string())),
                 )

@@ -3,81 +3,94 @@
 //! One thread takes every append that is waiting, writes them all in one immediate
 //! transaction and commits once: under load a commit (the expensive part of a write) carries
 //! many messages, and alone a message still commits as soon as it arrives. After the commit,
-//! the appends' `on_commit` hooks run in order, which is `seq` order.
+//! the appends' completions run in order, which is `seq` order. Nobody waits on a thread of
+//! their own for an append: the queue takes it at once and the completion carries the outcome.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SendError, Sender, channel};
 
 use chat_domain::StoreError;
 use chat_domain::message::{AppendOutcome, NewMessage};
-use chat_domain::ports::{OnCommit, StoreResult};
+use chat_domain::ports::{OnAppended, StoreResult};
 
+use crate::MembershipEpoch;
 use crate::error::StorageError;
-use crate::messages::append_batch;
+use crate::messages::{KnownConversations, append_batch};
 use crate::pool::Database;
 
 /// The most appends one transaction carries.
 const MAX_BATCH: usize = 512;
-/// Appends waiting beyond this make senders wait (back-pressure) instead of growing memory.
-const MAX_WAITING: usize = 8192;
+/// Appends waiting beyond this are refused at once ([`StoreError::Unavailable`]) instead of
+/// growing memory without end; callers bound what they have in flight well below it.
+const MAX_WAITING: usize = 65_536;
 
 struct Job {
     message: NewMessage,
-    on_commit: OnCommit,
-    reply: SyncSender<StoreResult<AppendOutcome>>,
+    done: OnAppended,
 }
 
 /// The handle senders use; the commit thread stops when the last handle is dropped.
 pub(crate) struct GroupCommit {
-    jobs: SyncSender<Job>,
+    jobs: Sender<Job>,
+    waiting: Arc<AtomicUsize>,
 }
 
 impl GroupCommit {
-    pub(crate) fn start(db: Arc<Database>) -> std::io::Result<Self> {
-        let (jobs, waiting) = sync_channel(MAX_WAITING);
+    pub(crate) fn start(
+        db: Arc<Database>,
+        memberships: Arc<MembershipEpoch>,
+    ) -> std::io::Result<Self> {
+        let (jobs, queue) = channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let known = KnownConversations::new(memberships);
+        let counter = waiting.clone();
         std::thread::Builder::new()
             .name("chat-sqlite-commit".into())
-            .spawn(move || commit_loop(&db, &waiting))?;
-        Ok(Self { jobs })
+            .spawn(move || commit_loop(&db, &queue, &counter, known))?;
+        Ok(Self { jobs, waiting })
     }
 
-    /// Queues an append and blocks until its transaction has committed (or failed).
-    pub(crate) fn append(
-        &self,
-        message: &NewMessage,
-        on_commit: OnCommit,
-    ) -> StoreResult<AppendOutcome> {
-        let stopped = || StoreError::Unavailable("the commit thread has stopped".into());
-        let (reply, result) = sync_channel(1);
-        let job = Job {
-            message: message.clone(),
-            on_commit,
-            reply,
-        };
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(job)) => self.jobs.send(job).map_err(|_| stopped())?,
-            Err(TrySendError::Disconnected(_)) => return Err(stopped()),
+    /// Queues an append without waiting for it; `done` runs on the commit thread once its
+    /// transaction has committed (or failed).
+    pub(crate) fn submit(&self, message: NewMessage, done: OnAppended) {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return done(Err(StoreError::Unavailable(
+                "too many messages waiting to be stored; retry shortly".into(),
+            )));
         }
-        result.recv().map_err(|_| stopped())?
+        if let Err(SendError(job)) = self.jobs.send(Job { message, done }) {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            (job.done)(Err(StoreError::Unavailable(
+                "the commit thread has stopped".into(),
+            )));
+        }
     }
 }
 
-fn commit_loop(db: &Database, waiting: &Receiver<Job>) {
-    while let Ok(first) = waiting.recv() {
+fn commit_loop(
+    db: &Database,
+    queue: &Receiver<Job>,
+    waiting: &AtomicUsize,
+    mut known: KnownConversations,
+) {
+    while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
-            match waiting.try_recv() {
+            match queue.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
+        waiting.fetch_sub(batch.len(), Ordering::AcqRel);
+        let started = std::time::Instant::now();
         let messages: Vec<&NewMessage> = batch.iter().map(|job| &job.message).collect();
         // A bug that panics mid-batch must fail this batch (Diesel rolls the transaction
         // back), not stop every later send.
         let written = catch_unwind(AssertUnwindSafe(|| {
-            db.write(|conn| append_batch(conn, &messages))
+            db.write(|conn| append_batch(conn, &messages, &mut known))
         }))
         .unwrap_or_else(|_| {
             Err(StorageError::Corrupt {
@@ -85,33 +98,40 @@ fn commit_loop(db: &Database, waiting: &Receiver<Job>) {
                 detail: "the batch writer panicked".into(),
             })
         });
+        tracing::trace!(
+            appends = batch.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "group commit"
+        );
+        if written.is_err() {
+            known.forget();
+        }
         match written {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
                     let result = match result {
-                        Ok(Some(outcome)) => {
-                            // A hook that panics must not take the commit thread down with it.
-                            let hook = job.on_commit;
-                            if catch_unwind(AssertUnwindSafe(|| hook(&outcome))).is_err() {
-                                tracing::error!("an on-commit hook panicked");
-                            }
-                            Ok(outcome)
-                        }
+                        Ok(Some(outcome)) => Ok(outcome),
                         Ok(None) => Err(StoreError::Missing),
                         Err(error) => Err(error.into()),
                     };
-                    let _ = job.reply.send(result);
+                    finish(job.done, result);
                 }
             }
             Err(error) => {
                 let error = StoreError::from(error);
                 tracing::error!(%error, appends = batch.len(), "group commit failed");
                 for job in batch {
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::Unavailable(error.to_string())));
+                    finish(job.done, Err(StoreError::Unavailable(error.to_string())));
                 }
             }
         }
+    }
+}
+
+/// Hands an append its outcome. A callback that panics must not take the commit thread, and
+/// every later send, down with it.
+fn finish(done: OnAppended, result: StoreResult<AppendOutcome>) {
+    if catch_unwind(AssertUnwindSafe(|| done(result))).is_err() {
+        tracing::error!("an append's completion panicked");
     }
 }

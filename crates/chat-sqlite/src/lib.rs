@@ -4,6 +4,7 @@
 //! writer at a time in immediate transactions; reads use the pool concurrently (WAL).
 
 mod backup;
+mod checkpoint;
 mod conversations;
 mod error;
 mod group_commit;
@@ -20,6 +21,7 @@ mod store_tests;
 mod users;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chat_domain::StoreError;
 use diesel::SqliteConnection;
@@ -37,13 +39,36 @@ use group_commit::GroupCommit;
 pub struct SqliteStore {
     db: Arc<Database>,
     commits: Arc<GroupCommit>,
+    memberships: Arc<MembershipEpoch>,
+}
+
+/// Counts the writes that change who belongs to a conversation, so the commit thread knows
+/// when the memberships it remembers are stale. It is read and raised only under the writer
+/// lock, so an append batch never sees half a change.
+#[derive(Debug, Default)]
+pub(crate) struct MembershipEpoch(AtomicU64);
+
+impl MembershipEpoch {
+    pub(crate) fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn advance(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 impl SqliteStore {
     /// Wraps the database, starting the thread that commits message appends in groups.
     pub fn new(db: Arc<Database>) -> std::io::Result<Self> {
-        let commits = Arc::new(GroupCommit::start(db.clone())?);
-        Ok(Self { db, commits })
+        let memberships = Arc::new(MembershipEpoch::default());
+        let commits = Arc::new(GroupCommit::start(db.clone(), memberships.clone())?);
+        checkpoint::start(&db)?;
+        Ok(Self {
+            db,
+            commits,
+            memberships,
+        })
     }
 
     pub fn database(&self) -> &Arc<Database> {
@@ -63,6 +88,17 @@ impl SqliteStore {
         f: impl FnOnce(&mut SqliteConnection) -> StorageResult<T>,
     ) -> Result<T, StoreError> {
         Ok(self.db.write(f)?)
+    }
+
+    /// A write that changes a conversation's members or their roles.
+    fn write_membership<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> StorageResult<T>,
+    ) -> Result<T, StoreError> {
+        self.write(|conn| {
+            self.memberships.advance();
+            f(conn)
+        })
     }
 }
 

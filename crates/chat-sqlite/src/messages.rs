@@ -2,7 +2,7 @@
 
 use chat_domain::conversation::{ConversationKind, Member};
 use chat_domain::message::{AppendOutcome, Appended, HistoryCursor, Message, NewMessage, Seq};
-use chat_domain::ports::{MessageStore, OnCommit, StoreResult};
+use chat_domain::ports::{MessageStore, OnAppended, StoreResult};
 use chat_domain::{ConversationId, MessageId, UserId};
 use diesel::dsl::max;
 use diesel::prelude::*;
@@ -12,14 +12,16 @@ use std::collections::hash_map::Entry;
 
 use chrono::NaiveDateTime;
 
-use crate::SqliteStore;
+use std::sync::Arc;
+
 use crate::error::{StorageError, StorageResult};
 use crate::models::{MemberRow, MessageRow, NewMessageRow, convert, ts};
 use crate::schema::{conversation_members, conversations, messages};
+use crate::{MembershipEpoch, SqliteStore};
 
 impl MessageStore for SqliteStore {
-    fn append(&self, new: &NewMessage, on_commit: OnCommit) -> StoreResult<AppendOutcome> {
-        self.commits.append(new, on_commit)
+    fn submit(&self, new: NewMessage, done: OnAppended) {
+        self.commits.submit(new, done);
     }
 
     fn find(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -104,16 +106,23 @@ impl MessageStore for SqliteStore {
 pub(crate) fn append_batch(
     conn: &mut SqliteConnection,
     batch: &[&NewMessage],
+    known: &mut KnownConversations,
 ) -> StorageResult<Vec<StorageResult<Option<AppendOutcome>>>> {
-    let mut conversations_seen: HashMap<ConversationId, (ConversationKind, Vec<Member>)> =
-        HashMap::new();
+    known.refresh();
+    let conversations_seen = &mut known.conversations;
     let mut activity: HashMap<ConversationId, (i64, NaiveDateTime)> = HashMap::new();
     let mut markers: HashMap<(ConversationId, UserId), (i64, NaiveDateTime)> = HashMap::new();
     let mut results = Vec::with_capacity(batch.len());
     for new in batch {
         let (kind, members) = match conversations_seen.entry(new.conversation_id) {
             Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => entry.insert(conversation_state(conn, new.conversation_id)?),
+            Entry::Vacant(entry) => match conversation_state(conn, new.conversation_id)? {
+                Some(state) => entry.insert(state),
+                None => {
+                    results.push(Ok(None));
+                    continue;
+                }
+            },
         };
         if !members.iter().any(|m| m.user_id == new.sender_id) {
             results.push(Ok(None));
@@ -126,6 +135,18 @@ pub(crate) fn append_batch(
                 continue;
             }
         };
+        if let Appended::Existing(_) = &appended {
+            // A retry reports whether the earlier message has been read since, which the
+            // remembered read markers may not know yet: read them again.
+            let (kind, members) = conversation_state(conn, new.conversation_id)?
+                .ok_or_else(|| StorageError::corrupt("conversation", "gone while appending"))?;
+            results.push(Ok(Some(AppendOutcome {
+                appended,
+                kind,
+                members,
+            })));
+            continue;
+        }
         if let Appended::Created(message) = &appended {
             let at = ts(message.created_at);
             activity.insert(message.conversation_id, (message.seq.0, at));
@@ -166,11 +187,51 @@ pub(crate) fn append_batch(
     Ok(results)
 }
 
-/// A conversation's kind and members, as this transaction sees them.
+/// The kind and members of the conversations the commit thread has appended to, so a busy
+/// conversation costs no reads per batch. Only membership writes change what is kept here
+/// (read markers matter only to messages that already exist, and those are read afresh), and
+/// those writes raise the [`MembershipEpoch`]: the first batch after one starts over.
+pub(crate) struct KnownConversations {
+    conversations: HashMap<ConversationId, (ConversationKind, Vec<Member>)>,
+    epoch: Arc<MembershipEpoch>,
+    seen_epoch: u64,
+}
+
+impl KnownConversations {
+    /// Conversations kept before the memory is cleared and refilled.
+    const MAX_KEPT: usize = 50_000;
+
+    pub(crate) fn new(epoch: Arc<MembershipEpoch>) -> Self {
+        let seen_epoch = epoch.current();
+        Self {
+            conversations: HashMap::new(),
+            epoch,
+            seen_epoch,
+        }
+    }
+
+    /// Forgets everything if membership changed since the last batch. Called under the writer
+    /// lock, where no membership write can be half done.
+    fn refresh(&mut self) {
+        let epoch = self.epoch.current();
+        if epoch != self.seen_epoch || self.conversations.len() > Self::MAX_KEPT {
+            self.conversations.clear();
+            self.seen_epoch = epoch;
+        }
+    }
+
+    /// Forgets everything: after a failed batch, what it read may have been rolled back.
+    pub(crate) fn forget(&mut self) {
+        self.conversations.clear();
+    }
+}
+
+/// A conversation's kind and members, as this transaction sees them; `None` if it does not
+/// exist.
 fn conversation_state(
     conn: &mut SqliteConnection,
     id: ConversationId,
-) -> StorageResult<(ConversationKind, Vec<Member>)> {
+) -> StorageResult<Option<(ConversationKind, Vec<Member>)>> {
     let key = id.to_string();
     let members = convert(
         conversation_members::table
@@ -184,13 +245,12 @@ fn conversation_state(
         .select(conversations::kind)
         .first(conn)
         .optional()?;
-    let kind = match kind {
-        Some(kind) => ConversationKind::parse(&kind)
-            .ok_or_else(|| StorageError::corrupt("conversation kind", &kind))?,
-        // No such conversation: no members either, so every append to it is refused.
-        None => ConversationKind::Group,
+    let Some(kind) = kind else {
+        return Ok(None);
     };
-    Ok((kind, members))
+    let kind = ConversationKind::parse(&kind)
+        .ok_or_else(|| StorageError::corrupt("conversation kind", &kind))?;
+    Ok(Some((kind, members)))
 }
 
 /// Inserts the message, or finds the one its sender already stored with the same client
@@ -205,14 +265,25 @@ fn insert_or_find(conn: &mut SqliteConnection, new: &NewMessage) -> StorageResul
         created_at: ts(new.created_at),
         updated_at: ts(new.created_at),
     };
-    let stored = diesel::insert_into(messages::table)
+    // Only the seq comes back: every other field is what was just written, so reading the
+    // row back (and parsing its timestamps) would be work for nothing.
+    let seq: Option<i64> = diesel::insert_into(messages::table)
         .values(&row)
         .on_conflict_do_nothing()
-        .returning(MessageRow::as_returning())
+        .returning(messages::seq)
         .get_result(conn)
         .optional()?;
-    if let Some(stored) = stored {
-        return Ok(Appended::Created(stored.try_into()?));
+    if let Some(seq) = seq {
+        return Ok(Appended::Created(Message {
+            id: new.id,
+            seq: Seq(seq),
+            conversation_id: new.conversation_id,
+            sender_id: new.sender_id,
+            content: new.content.clone(),
+            client_message_id: new.client_message_id.clone(),
+            created_at: new.created_at,
+            updated_at: new.created_at,
+        }));
     }
     // Only the client-id index can make the insert a no-op (ids are fresh UUIDs).
     let existing = messages::table

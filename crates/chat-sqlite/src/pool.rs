@@ -51,7 +51,7 @@ impl Default for SqliteOptions {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Pragmas {
     sql: String,
 }
@@ -63,13 +63,17 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
     }
 }
 
-/// The SQLite database: a pool of connections for readers, and a lock that lets one writer
-/// at a time start a transaction. SQLite admits one writer anyway; queueing writers here,
+/// The SQLite database: a pool of connections for readers, and the one connection every
+/// write goes through, behind a lock. SQLite admits one writer anyway; queueing writers here,
 /// instead of in SQLite's sleep-and-retry busy handler, keeps write latency flat under
-/// contention and means `SQLITE_BUSY` never reaches a caller.
+/// contention and means `SQLITE_BUSY` never reaches a caller. Keeping that writer on one
+/// connection keeps its page cache warm: a connection that finds the database changed by
+/// another connection since its last transaction throws its whole cache away.
 pub struct Database {
     pool: Pool<ConnectionManager<SqliteConnection>>,
-    writer: Mutex<()>,
+    path: String,
+    pragmas: Pragmas,
+    writer: Mutex<SqliteConnection>,
 }
 
 impl Database {
@@ -89,20 +93,29 @@ impl Database {
             sql: format!(
                 "PRAGMA busy_timeout = {}; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; \
                  PRAGMA cache_size = -32768; PRAGMA mmap_size = 268435456; \
-                 PRAGMA temp_store = MEMORY;",
+                 PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;",
                 options.busy_timeout.as_millis(),
                 options.synchronous.pragma(),
             ),
         };
+        let writer = Self::connect(path, &pragmas)?;
         let pool = Pool::builder()
             .max_size(options.pool_size.max(1))
             .connection_timeout(Duration::from_secs(10))
-            .connection_customizer(Box::new(pragmas))
+            .connection_customizer(Box::new(pragmas.clone()))
             .build(ConnectionManager::<SqliteConnection>::new(path))?;
         Ok(Self {
             pool,
-            writer: Mutex::new(()),
+            path: path.to_owned(),
+            pragmas,
+            writer: Mutex::new(writer),
         })
+    }
+
+    fn connect(path: &str, pragmas: &Pragmas) -> StorageResult<SqliteConnection> {
+        let mut conn = SqliteConnection::establish(path)?;
+        conn.batch_execute(&pragmas.sql)?;
+        Ok(conn)
     }
 
     /// A connection for reading.
@@ -115,14 +128,27 @@ impl Database {
         &self,
         f: impl FnOnce(&mut SqliteConnection) -> StorageResult<T>,
     ) -> StorageResult<T> {
-        let mut conn = self.conn()?;
-        // A writer that panicked left no transaction open (Diesel rolled it back), so the
-        // lock's poison carries no meaning here.
-        let _guard = self
+        let mut conn = match self.writer.lock() {
+            Ok(conn) => conn,
+            Err(poisoned) => {
+                // A writer panicked inside its transaction, which is still open on this
+                // connection: closing the connection rolls it back.
+                let mut conn = poisoned.into_inner();
+                *conn = Self::connect(&self.path, &self.pragmas)?;
+                self.writer.clear_poison();
+                conn
+            }
+        };
+        conn.immediate_transaction(f)
+    }
+
+    /// Runs `f` while no write can start or commit (it does not use the writer connection).
+    pub(crate) fn holding_writers<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _writer = self
             .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        conn.immediate_transaction(f)
+        f()
     }
 
     /// A real round trip to the database, for health checks.

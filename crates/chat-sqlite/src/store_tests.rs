@@ -420,3 +420,69 @@ fn members_of_several_conversations_come_back_grouped_in_the_order_asked() {
     assert_eq!(ids(&grouped[1]), two);
     assert!(grouped[2].is_empty());
 }
+
+#[test]
+fn appends_see_members_added_removed_or_changed_since_the_last_append() {
+    let db = temp_db();
+    let (a, b, c) = (user(&db, "alice"), user(&db, "bob"), user(&db, "carol"));
+    let group = conversation(&db, ConversationKind::Group, &[a, b]).unwrap();
+    // The commit thread now remembers the group's members...
+    created(
+        db.store
+            .append(&message(group, a, "1"), Box::new(|_| {}))
+            .unwrap(),
+    );
+
+    // ...and must forget them when they change.
+    db.store
+        .add_members(group, &[c], Role::Member, 10, Utc::now())
+        .unwrap();
+    let outcome = db
+        .store
+        .append(&message(group, c, "2"), Box::new(|_| {}))
+        .unwrap();
+    assert_eq!(outcome.members.len(), 3);
+
+    db.store.set_role(group, c, Role::Admin).unwrap();
+    let outcome = db
+        .store
+        .append(&message(group, a, "3"), Box::new(|_| {}))
+        .unwrap();
+    let carol = outcome.members.iter().find(|m| m.user_id == c).unwrap();
+    assert_eq!(carol.role, Role::Admin);
+
+    assert!(db.store.remove_member(group, b, Utc::now()).unwrap());
+    assert!(matches!(
+        db.store.append(&message(group, b, "4"), Box::new(|_| {})),
+        Err(StoreError::Missing)
+    ));
+}
+
+#[test]
+fn submitted_appends_are_stored_and_answered_in_the_order_submitted() {
+    let db = temp_db();
+    let (a, b) = (user(&db, "alice"), user(&db, "bob"));
+    let one = conversation(&db, ConversationKind::Group, &[a, b]).unwrap();
+    let two = conversation(&db, ConversationKind::Direct, &[a, b]).unwrap();
+    let (answers, answered) = std::sync::mpsc::channel();
+    for i in 0..200 {
+        let (c, sender) = if i % 3 == 0 { (two, b) } else { (one, a) };
+        let answers = answers.clone();
+        db.store.submit(
+            message(c, sender, &format!("m{i}")),
+            Box::new(move |outcome| answers.send((i, outcome)).unwrap()),
+        );
+    }
+    drop(answers);
+    let answered: Vec<_> = answered.iter().collect();
+    let order: Vec<i32> = answered.iter().map(|(i, _)| *i).collect();
+    assert_eq!(order, (0..200).collect::<Vec<_>>());
+    let seqs: Vec<Seq> = answered
+        .into_iter()
+        .map(|(_, outcome)| created(outcome.unwrap()).seq)
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "seqs follow submission"
+    );
+}

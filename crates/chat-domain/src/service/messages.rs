@@ -9,9 +9,7 @@ use crate::events::DomainEvent;
 use crate::message::{
     Appended, ClientMessageId, HistoryCursor, MessageContent, MessageView, NewMessage, Seq,
 };
-use crate::ports::{
-    Clock, ConversationStore, EventPublisher, MessageStore, OnCommit, ReadReceiptStore,
-};
+use crate::ports::{Clock, ConversationStore, EventPublisher, MessageStore, ReadReceiptStore};
 use crate::read_state::{ReadReceipt, UnreadCounts};
 use crate::validation::Validator;
 use crate::{ConversationId, DomainError, MessageId, Resource, StoreError, UserId};
@@ -59,16 +57,46 @@ impl MessageService {
 
     /// Stores a message from a member and announces it to every member. Returns the message
     /// and whether it is new: a retry with a client message id the sender already used
-    /// returns the stored message (`false`) and announces nothing.
+    /// returns the stored message (`false`) and announces nothing. Blocks until the message
+    /// is stored; see [`Self::submit`] for callers that must not block.
     pub fn send(
         &self,
         sender: UserId,
         conversation_id: ConversationId,
         request: SendMessage,
     ) -> Result<(MessageView, bool), DomainError> {
-        let (content, client_message_id) = Self::parse(&request)?;
-        self.throttle
-            .acquire(&format!("send:{sender}"), self.limits.messages_per_user)?;
+        let (reply, sent) = std::sync::mpsc::sync_channel(1);
+        self.submit(sender, conversation_id, request, move |result| {
+            let _ = reply.send(result);
+        });
+        sent.recv().unwrap_or_else(|_| {
+            Err(
+                StoreError::Unavailable("the store dropped a message without an answer".into())
+                    .into(),
+            )
+        })
+    }
+
+    /// [`Self::send`] without waiting: checks the message, hands it to the store and returns;
+    /// `done` gets the outcome once the message is stored (or refused), on whichever thread
+    /// the store chooses, so it must not block. Messages submitted one after another are
+    /// stored, announced and answered in that order.
+    pub fn submit(
+        &self,
+        sender: UserId,
+        conversation_id: ConversationId,
+        request: SendMessage,
+        done: impl FnOnce(Result<(MessageView, bool), DomainError>) + Send + 'static,
+    ) {
+        let checked = Self::parse(&request).and_then(|parsed| {
+            self.throttle
+                .acquire(&format!("send:{sender}"), self.limits.messages_per_user)?;
+            Ok(parsed)
+        });
+        let (content, client_message_id) = match checked {
+            Ok(parsed) => parsed,
+            Err(refused) => return done(Err(refused)),
+        };
         let new = NewMessage {
             id: MessageId::new(),
             conversation_id,
@@ -77,34 +105,41 @@ impl MessageService {
             client_message_id,
             created_at: self.clock.now(),
         };
-        // Announced from the store's commit hook, which runs in commit order: members hear of
-        // messages in seq order, so a client resuming from the highest seq it saw misses none.
+        // Announced as soon as the store has committed, before any later message commits:
+        // members hear of messages in seq order, so a client resuming from the highest seq it
+        // saw misses none.
         let events = self.events.clone();
-        let announce: OnCommit = Box::new(move |outcome| {
-            if let Appended::Created(message) = &outcome.appended {
+        self.messages.submit(
+            new,
+            Box::new(move |appended| {
+                let outcome = match appended {
+                    Ok(outcome) => outcome,
+                    Err(StoreError::Missing) => {
+                        return done(Err(DomainError::not_found(
+                            Resource::Conversation,
+                            conversation_id,
+                        )));
+                    }
+                    Err(other) => return done(Err(other.into())),
+                };
                 let direct = outcome.kind == ConversationKind::Direct;
-                events.publish(DomainEvent::MessageCreated {
-                    message: view_message(message.clone(), &outcome.members, direct, sender),
-                    audience: outcome.members.iter().map(|m| m.user_id).collect(),
-                    at: message.created_at,
-                });
-            }
-        });
-        let outcome = self.messages.append(&new, announce).map_err(|e| match e {
-            StoreError::Missing => DomainError::not_found(Resource::Conversation, conversation_id),
-            other => other.into(),
-        })?;
-        let direct = outcome.kind == ConversationKind::Direct;
-        Ok(match outcome.appended {
-            Appended::Existing(message) => (
-                view_message(message, &outcome.members, direct, sender),
-                false,
-            ),
-            Appended::Created(message) => (
-                view_message(message, &outcome.members, direct, sender),
-                true,
-            ),
-        })
+                let (message, created) = match outcome.appended {
+                    Appended::Existing(message) => (message, false),
+                    Appended::Created(message) => (message, true),
+                };
+                if created {
+                    events.publish(DomainEvent::MessageCreated {
+                        message: view_message(message.clone(), &outcome.members, direct, sender),
+                        audience: outcome.members.iter().map(|m| m.user_id).collect(),
+                        at: message.created_at,
+                    });
+                }
+                done(Ok((
+                    view_message(message, &outcome.members, direct, sender),
+                    created,
+                )));
+            }),
+        );
     }
 
     /// Checks a message without sending it: what [`Self::send`] would refuse as invalid.

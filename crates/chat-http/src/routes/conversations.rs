@@ -285,9 +285,7 @@ pub async fn send_message(
 ) -> Result<HttpResponse, ApiError> {
     let id = ConversationId::from(path.into_inner());
     let request = body.into_inner().into();
-    let (message, created) = state
-        .run(move |s| s.messages.send(user.id, id, request))
-        .await?;
+    let (message, created) = state.send_message(user.id, id, request).await?;
     let body = MessageResponse::from(message);
     Ok(if created {
         HttpResponse::Created().json(body)

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::sync::mpsc;
+
 use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Closed, Session,
 };
@@ -138,6 +140,7 @@ async fn serve(
     let mut heartbeat = tokio::time::interval(config.ping_interval);
     heartbeat.tick().await;
     let mut last_heard = Instant::now();
+    let mut sends = Sends::default();
     loop {
         tokio::select! {
             biased;
@@ -169,6 +172,12 @@ async fn serve(
                     }
                 }
             }
+            answer = sends.answered() => {
+                sends.in_flight -= 1;
+                if answer.deliver(session).await.is_err() {
+                    return None;
+                }
+            }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > config.client_timeout {
                     return close(CloseCode::Policy, "no heartbeat");
@@ -187,7 +196,9 @@ async fn serve(
                     Ok(Err(_)) | Err(_) => return None,
                 }
             }
-            message = stream.recv() => {
+            // A client with many sends still being stored is not read from until some are
+            // done: back-pressure reaches it through its own socket.
+            message = stream.recv(), if sends.in_flight < MAX_SENDS_IN_FLIGHT => {
                 last_heard = Instant::now();
                 let result = match message {
                     None => return None,
@@ -206,7 +217,7 @@ async fn serve(
                     }
                     Some(Ok(AggregatedMessage::Text(text))) => {
                         match frame_budget(state, &frames_key, config.frame_quota) {
-                            Ok(()) => handle_text(state, session, user.id, &text).await,
+                            Ok(()) => handle_text(state, session, &mut sends, user.id, &text).await,
                             Err(detail) => send_error(session, "rate_limited", &detail, None).await,
                         }
                     }
@@ -230,9 +241,82 @@ fn frame_budget(state: &AppState, key: &str, quota: Option<Quota>) -> Result<(),
     }
 }
 
+/// Sends a connection may have waiting to be stored at once.
+const MAX_SENDS_IN_FLIGHT: usize = 64;
+
+/// The connection's sends that are handed to the store and not yet answered. They are stored
+/// in the order the client sent them, while the connection goes on delivering and reading.
+/// The channel is made at the first send: most connections mostly listen, and an idle one
+/// should cost as little memory as possible.
+#[derive(Default)]
+struct Sends {
+    answers: Option<(
+        mpsc::UnboundedSender<Answer>,
+        mpsc::UnboundedReceiver<Answer>,
+    )>,
+    in_flight: usize,
+}
+
+/// How a send ended, for the client: nothing for a new message (it arrives through the hub
+/// like everyone else's), the stored message for a retry, or an error.
+struct Answer {
+    outcome: Result<Option<ServerFrame>, ApiError>,
+    reference: Option<String>,
+}
+
+impl Sends {
+    /// The next answer; pending for as long as nothing is in flight.
+    async fn answered(&mut self) -> Answer {
+        match &mut self.answers {
+            // This connection holds a sender, so the channel never closes.
+            Some((_, answers)) => match answers.recv().await {
+                Some(answer) => answer,
+                None => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    }
+
+    fn submit(
+        &mut self,
+        state: &AppState,
+        user: UserId,
+        conversation: ConversationId,
+        request: SendMessage,
+        reference: Option<String>,
+    ) {
+        self.in_flight += 1;
+        let (answers, _) = self.answers.get_or_insert_with(mpsc::unbounded_channel);
+        let answers = answers.clone();
+        state
+            .services
+            .messages
+            .submit(user, conversation, request, move |result| {
+                let outcome = result.map_err(ApiError::from).map(|(view, created)| {
+                    (!created).then(|| ServerFrame::NewMessage {
+                        timestamp: view.message.created_at,
+                        message: view.into(),
+                    })
+                });
+                let _ = answers.send(Answer { outcome, reference });
+            });
+    }
+}
+
+impl Answer {
+    async fn deliver(self, session: &mut Session) -> Result<(), Closed> {
+        match self.outcome {
+            Ok(Some(frame)) => session.text(frame.to_text()).await,
+            Ok(None) => Ok(()),
+            Err(error) => send_api_error(session, &error, self.reference).await,
+        }
+    }
+}
+
 async fn handle_text(
     state: &AppState,
     session: &mut Session,
+    sends: &mut Sends,
     user: UserId,
     text: &str,
 ) -> Result<(), Closed> {
@@ -255,7 +339,17 @@ async fn handle_text(
                 content,
                 client_message_id,
             };
-            send_message(state, user, conversation_id, recipient_id, request).await
+            let conversation = match conversation_id {
+                Some(id) => Ok(ConversationId::from(id)),
+                None => direct_conversation(state, user, recipient_id, &request).await,
+            };
+            match conversation {
+                Ok(conversation) => {
+                    sends.submit(state, user, conversation, request, reference);
+                    return Ok(());
+                }
+                Err(error) => Err(error),
+            }
         }
         ClientFrame::MarkRead { message_id } => {
             let id = MessageId::from(message_id);
@@ -286,48 +380,40 @@ async fn handle_text(
     }
 }
 
-/// Stores a message. A new one comes back to this connection through the hub like to every
-/// other member's; a retry of an already stored one is answered here directly.
-async fn send_message(
+/// The direct conversation with `recipient_id`, created on first use. The message is
+/// checked first, so nothing is created for one that would be refused.
+async fn direct_conversation(
     state: &AppState,
     user: UserId,
-    conversation_id: Option<uuid::Uuid>,
     recipient_id: Option<uuid::Uuid>,
-    request: SendMessage,
-) -> Result<Option<ServerFrame>, ApiError> {
-    let (view, created) = state
+    request: &SendMessage,
+) -> Result<ConversationId, ApiError> {
+    MessageService::validate(request)?;
+    let recipient = match recipient_id {
+        Some(recipient) if UserId::from(recipient) == user => {
+            return Err(DomainError::invalid("recipient_id", "must be another user").into());
+        }
+        Some(recipient) => UserId::from(recipient),
+        None => {
+            return Err(DomainError::invalid(
+                "conversation_id",
+                "give conversation_id, or recipient_id for a direct message",
+            )
+            .into());
+        }
+    };
+    state
         .run(move |s| {
-            // Check the message before anything is created for it.
-            MessageService::validate(&request)?;
-            let conversation = match (conversation_id, recipient_id) {
-                (Some(id), _) => ConversationId::from(id),
-                (None, Some(recipient)) if UserId::from(recipient) == user => {
-                    return Err(DomainError::invalid("recipient_id", "must be another user"));
-                }
-                (None, Some(recipient)) => {
-                    let (details, _) = s.conversations.create(
-                        user,
-                        CreateConversation {
-                            participant_ids: vec![UserId::from(recipient)],
-                            ..Default::default()
-                        },
-                    )?;
-                    details.conversation.id
-                }
-                (None, None) => {
-                    return Err(DomainError::invalid(
-                        "conversation_id",
-                        "give conversation_id, or recipient_id for a direct message",
-                    ));
-                }
-            };
-            s.messages.send(user, conversation, request)
+            let (details, _) = s.conversations.create(
+                user,
+                CreateConversation {
+                    participant_ids: vec![recipient],
+                    ..Default::default()
+                },
+            )?;
+            Ok(details.conversation.id)
         })
-        .await?;
-    Ok((!created).then(|| ServerFrame::NewMessage {
-        timestamp: view.message.created_at,
-        message: view.into(),
-    }))
+        .await
 }
 
 /// Sends every message after `since` in the user's conversations, in order, then `synced`.

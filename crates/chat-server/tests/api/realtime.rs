@@ -973,3 +973,53 @@ async fn a_refused_direct_message_creates_no_conversation_and_names_the_bad_fiel
         .unwrap();
     assert!(inbox.is_empty(), "nothing was created: {inbox:?}");
 }
+
+#[tokio::test]
+async fn messages_sent_back_to_back_on_one_socket_are_stored_and_delivered_in_the_order_sent() {
+    let app = spawn_app().await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let group = app.group(&alice, &[&bob]).await;
+    let mut alice_ws = app.ws(&alice).await;
+    let mut bob_ws = app.ws(&bob).await;
+
+    // Nothing is awaited between sends: the connection has many in flight at once.
+    const COUNT: usize = 200;
+    for i in 0..COUNT {
+        alice_ws
+            .send_json(json!({
+                "type": "message",
+                "conversation_id": group,
+                "content": format!("m{i}"),
+                "client_message_id": format!("c-{i}"),
+            }))
+            .await;
+    }
+
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let mut last_seq = 0;
+        for i in 0..COUNT {
+            let frame = ws.next_of_type("new_message").await;
+            assert_eq!(frame["message"]["content"], format!("m{i}"));
+            let seq = frame["message"]["seq"].as_i64().unwrap();
+            assert!(seq > last_seq, "seqs rise in the order sent");
+            last_seq = seq;
+        }
+    }
+    let stored = app
+        .get(
+            &format!("/api/v1/conversations/{group}/messages?limit=100"),
+            &bob.token,
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let contents: Vec<&str> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (COUNT - 100..COUNT).map(|i| format!("m{i}")).collect();
+    assert_eq!(contents, expected);
+}
