@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use chat_server::{Application, Cli, Command, open_database, telemetry};
 use clap::Parser;
 
+/// jemalloc, configured in `.cargo/config.toml`, returns the memory of closed connections to
+/// the OS; glibc's allocator kept nearly all of it after a burst of connections.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     // A `.env` in the working directory fills in variables that are not set already.
