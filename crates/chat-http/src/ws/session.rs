@@ -14,10 +14,11 @@ use chat_domain::message::Seq;
 use chat_domain::service::{Authenticated, CreateConversation, MessageService, SendMessage};
 use chat_domain::{ConversationId, DomainError, MessageId, UserId};
 
-use super::Socket;
 use super::protocol::{ClientFrame, FrameError, ServerFrame, decode, decode_auth};
+use super::{Registration, Socket};
 use crate::error::ApiError;
 use crate::state::AppState;
+use bytestring::ByteString;
 
 fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
     Some(CloseReason {
@@ -34,18 +35,36 @@ pub async fn run(
     upgrade_token: Option<Result<String, ApiError>>,
     _socket: Socket,
 ) {
-    let (authenticated, token) =
-        match authenticate(&state, &mut session, &mut stream, upgrade_token).await {
-            Ok(authenticated) => authenticated,
-            Err(reason) => {
-                let _ = tokio::time::timeout(CLOSE_GRACE, session.close(reason)).await;
-                return;
-            }
-        };
-    let reason = serve(&state, &mut session, &mut stream, authenticated, token).await;
+    let (authenticated, token) = match Box::pin(authenticate(
+        &state,
+        &mut session,
+        &mut stream,
+        upgrade_token,
+    ))
+    .await
+    {
+        Ok(authenticated) => authenticated,
+        Err(reason) => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, session.close(reason)).await;
+            return;
+        }
+    };
+    let user = authenticated.user.id;
+    let token = Token {
+        id: authenticated.claims.token_id,
+        raw: token,
+    };
+    let reason = serve(&state, &mut session, &mut stream, user, token).await;
     // A client that is behind takes the close frame once it has read what is queued before
     // it; one that stopped reading for good never will, and is let go after the grace.
     let _ = tokio::time::timeout(CLOSE_GRACE, session.close(reason)).await;
+}
+
+/// The token a connection authenticated with: the heartbeat checks it again, and its id
+/// lets a logout of that one token reach this connection.
+struct Token {
+    id: String,
+    raw: String,
 }
 
 /// How long a close frame may wait for room on a client's socket.
@@ -108,21 +127,26 @@ async fn serve(
     state: &Arc<AppState>,
     session: &mut Session,
     stream: &mut AggregatedMessageStream,
-    authenticated: Authenticated,
-    token: String,
+    user: UserId,
+    token: Token,
 ) -> Option<CloseReason> {
-    let config = state.hub.config().clone();
-    let user = authenticated.user;
+    // Only what the loop needs is kept: this future lives as long as the connection, and an
+    // idle connection should cost as little memory as possible.
+    let config = state.hub.config();
+    let (ping_interval, client_timeout, frame_quota) = (
+        config.ping_interval,
+        config.client_timeout,
+        config.frame_quota,
+    );
     // Register before reading `last_seq`: anything stored after that read is queued for us.
-    let Some(mut registration) = state.hub.register(user.id, &authenticated.claims.token_id) else {
+    let Some(mut registration) = state.hub.register(user, &token.id) else {
         let limit = state.hub.config().max_connections_per_user;
         let detail = format!("at most {limit} connections per user; close another first");
         let _ = send_error(session, "too_many_connections", &detail, None).await;
         return close(CloseCode::Again, "too many connections for this user");
     };
     let frames_key = format!("ws-frames:{}", registration.id());
-    let user_id = user.id;
-    let last_seq = match state.run(move |s| s.messages.last_seq(user_id)).await {
+    let last_seq = match Box::pin(state.run(move |s| s.messages.last_seq(user))).await {
         Ok(seq) => seq,
         Err(error) => {
             let _ = send_error(session, error.code, &error.detail, None).await;
@@ -130,14 +154,14 @@ async fn serve(
         }
     };
     let connected = ServerFrame::Connected {
-        user_id: user.id.as_uuid(),
+        user_id: user.as_uuid(),
         last_seq: last_seq.0,
     };
-    if session.text(connected.to_text()).await.is_err() {
+    if Box::pin(session.text(connected.to_text())).await.is_err() {
         return None;
     }
 
-    let mut heartbeat = tokio::time::interval(config.ping_interval);
+    let mut heartbeat = tokio::time::interval(ping_interval);
     heartbeat.tick().await;
     let mut last_heard = Instant::now();
     let mut sends = Sends::default();
@@ -156,44 +180,22 @@ async fn serve(
             }
             frame = registration.outbound.recv() => {
                 let frame = frame?;
-                // A client that stops reading fills the socket and this write waits; the
-                // hub's signals must still get through, or the session would hang forever.
-                tokio::select! {
-                    biased;
-                    sent = session.text(frame) => if sent.is_err() { return None },
-                    _ = registration.overflowed.notified() => {
-                        return close(CloseCode::Again, "too slow to keep up; reconnect and sync");
-                    }
-                    _ = registration.shutdown.changed() => {
-                        return close(CloseCode::Away, "server shutting down");
-                    }
-                    _ = registration.revoked.notified() => {
-                        return close(CloseCode::Policy, "token revoked");
-                    }
+                if let Err(reason) = Box::pin(forward(session, &mut registration, frame)).await {
+                    return reason;
                 }
             }
             answer = sends.answered() => {
                 sends.in_flight -= 1;
-                if answer.deliver(session).await.is_err() {
+                if Box::pin(answer.deliver(session)).await.is_err() {
                     return None;
                 }
             }
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() > config.client_timeout {
+                if last_heard.elapsed() > client_timeout {
                     return close(CloseCode::Policy, "no heartbeat");
                 }
-                // Catch access withdrawn outside this process (expiry, another node, the CLI).
-                let presented = token.clone();
-                let still_valid = state.run(move |s| s.accounts.authenticate(&presented)).await;
-                if let Err(error) = still_valid
-                    && error.status == actix_web::http::StatusCode::UNAUTHORIZED
-                {
-                    let _ = send_error(session, "unauthorized", &error.detail, None).await;
-                    return close(CloseCode::Policy, "token no longer valid");
-                }
-                match tokio::time::timeout(config.client_timeout, session.ping(b"")).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) | Err(_) => return None,
+                if let Err(reason) = Box::pin(check_in(state, session, &token.raw, client_timeout)).await {
+                    return reason;
                 }
             }
             // A client with many sends still being stored is not read from until some are
@@ -216,8 +218,10 @@ async fn serve(
                         send_error(session, "invalid_frame", "binary frames are not supported; send JSON text", None).await
                     }
                     Some(Ok(AggregatedMessage::Text(text))) => {
-                        match frame_budget(state, &frames_key, config.frame_quota) {
-                            Ok(()) => handle_text(state, session, &mut sends, user.id, &text).await,
+                        match frame_budget(state, &frames_key, frame_quota) {
+                            // Boxed, like the other rare paths: an idle connection's task then
+                            // holds only what it waits on, not the largest thing it might do.
+                            Ok(()) => Box::pin(handle_text(state, session, &mut sends, user, &text)).await,
                             Err(detail) => send_error(session, "rate_limited", &detail, None).await,
                         }
                     }
@@ -227,6 +231,52 @@ async fn serve(
                 }
             }
         }
+    }
+}
+
+/// Writes one queued frame to the client. A client that stops reading fills the socket and
+/// the write waits; the hub's signals must still get through, or the session would hang
+/// forever. `Err` holds how to close.
+async fn forward(
+    session: &mut Session,
+    registration: &mut Registration,
+    frame: ByteString,
+) -> Result<(), Option<CloseReason>> {
+    tokio::select! {
+        biased;
+        sent = session.text(frame) => sent.map_err(|_| None),
+        _ = registration.overflowed.notified() => {
+            Err(close(CloseCode::Again, "too slow to keep up; reconnect and sync"))
+        }
+        _ = registration.shutdown.changed() => {
+            Err(close(CloseCode::Away, "server shutting down"))
+        }
+        _ = registration.revoked.notified() => Err(close(CloseCode::Policy, "token revoked")),
+    }
+}
+
+/// The heartbeat's check: the token must still be valid (access can be withdrawn outside
+/// this process: expiry, another node, the CLI) and the client must take a ping. `Err` holds
+/// how to close.
+async fn check_in(
+    state: &AppState,
+    session: &mut Session,
+    token: &str,
+    client_timeout: std::time::Duration,
+) -> Result<(), Option<CloseReason>> {
+    let presented = token.to_owned();
+    let still_valid = state
+        .run(move |s| s.accounts.authenticate(&presented))
+        .await;
+    if let Err(error) = still_valid
+        && error.status == actix_web::http::StatusCode::UNAUTHORIZED
+    {
+        let _ = send_error(session, "unauthorized", &error.detail, None).await;
+        return Err(close(CloseCode::Policy, "token no longer valid"));
+    }
+    match tokio::time::timeout(client_timeout, session.ping(b"")).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err(None),
     }
 }
 
