@@ -18,6 +18,7 @@ pub mod schema;
 mod settings;
 #[cfg(test)]
 mod store_tests;
+mod timestamp;
 mod users;
 
 use std::sync::Arc;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::error::{StorageError, StorageResult};
 use crate::schema::{conversation_members, conversations, messages, users};
+use crate::timestamp::Stored;
 
 pub fn ts(at: DateTime<Utc>) -> NaiveDateTime {
     at.naive_utc()
@@ -150,8 +151,8 @@ pub struct MessageRow {
     pub sender_id: String,
     pub content: String,
     pub client_message_id: Option<String>,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
+    pub created_at: Stored,
+    pub updated_at: Stored,
 }
 
 #[derive(Insertable)]
@@ -183,8 +184,8 @@ impl TryFrom<MessageRow> for Message {
                 .map(ClientMessageId::parse)
                 .transpose()
                 .map_err(|e| StorageError::corrupt("client message id", e))?,
-            created_at: utc(row.created_at),
-            updated_at: utc(row.updated_at),
+            created_at: row.created_at.utc(),
+            updated_at: row.updated_at.utc(),
         })
     }
 }

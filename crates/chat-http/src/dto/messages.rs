@@ -44,7 +44,9 @@ pub struct MessageResponse {
     /// For a message you received: you have read it. For one you sent: every other member
     /// has read it.
     pub is_read: bool,
+    #[serde(serialize_with = "super::time::rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "super::time::rfc3339")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -85,6 +87,7 @@ pub struct ReadReceiptResponse {
     pub user_id: Uuid,
     /// Every message of the conversation up to this seq is read by the user.
     pub last_read_seq: i64,
+    #[serde(serialize_with = "super::time::rfc3339")]
     pub read_at: DateTime<Utc>,
 }
 

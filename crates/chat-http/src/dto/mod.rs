@@ -3,4 +3,5 @@
 
 pub mod conversations;
 pub mod messages;
+mod time;
 pub mod users;
