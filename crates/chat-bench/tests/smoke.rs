@@ -143,6 +143,7 @@ async fn a_login_storm_is_measured_with_health_alongside() {
         concurrency: 2,
         users: None,
         health_interval: Duration::from_millis(10),
+        ws_interval: Duration::from_millis(10),
         server_cores: None,
     };
     let report = chat_bench::scenario::login::run(&common(&server), &options)
@@ -151,6 +152,9 @@ async fn a_login_storm_is_measured_with_health_alongside() {
     assert!(report.logins > 0, "{report:#?}");
     assert!(report.health.count > 0, "{report:#?}");
     assert!(report.reference_logins_per_s > 0.0, "{report:#?}");
+    assert!(report.ws_sent > 0, "{report:#?}");
+    assert_eq!(report.ws_delivery.count, report.ws_sent, "{report:#?}");
+    assert_eq!(report.ws_lost, 0, "{report:#?}");
     assert_eq!(report.failures.total(), 0, "{report:#?}");
     server.shutdown.stop().await;
 }
@@ -165,6 +169,7 @@ async fn a_server_that_is_not_there_is_a_setup_error_not_a_result() {
         concurrency: 1,
         users: None,
         health_interval: Duration::from_millis(10),
+        ws_interval: Duration::from_millis(10),
         server_cores: None,
     };
     let outcome = chat_bench::scenario::login::run(&common, &options).await;

@@ -1,19 +1,34 @@
-//! `login`: a storm of logins, with `/health` polled alongside to see whether the password
-//! hashing starves everything else.
+//! `login`: a storm of logins, with `/health` and WebSocket delivery probed alongside to see
+//! whether the password hashing starves everything else.
 //!
 //! A login costs the server one bcrypt hash, by design the most expensive request there is.
 //! The best a server can do is keep every core hashing: `cores ÷ one-hash time` logins a
 //! second. The scenario first times a few logins one after another (≈ one hash each) to
-//! give that reference, then runs `--concurrency` clients logging in back to back while a
-//! separate client probes `/health` every `--health-interval`, on its own connection.
+//! give that reference, then runs `--concurrency` clients logging in back to back while
+//! two probes run, each on its own connections:
+//!
+//! - `/health` is requested every `--health-interval`;
+//! - one user sends a `message` frame every `--ws-interval` to a group of two, and the
+//!   other member's WebSocket times each `new_message` from sent to received (the send time
+//!   travels in the client message id). Two users kept out of the storm do this, so their
+//!   own logins never queue behind it. A probe message the receiver has not got `--timeout`
+//!   after the storm is lost, and counts as a failure like an error frame does.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use futures_util::stream::SplitStream;
+use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
+use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
+use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{RequestFailure, Target, User};
+use crate::client::{RequestFailure, Target, User, Ws, next_text};
+use crate::frames::{self, Event};
 use crate::report::{Row, count_rate};
 use crate::stats::{Failures, Latency, LatencySummary, per_second};
 use crate::users::{create_users, run_tag};
@@ -21,6 +36,9 @@ use crate::{BenchError, Common, secs};
 
 /// Sequential logins timed before the storm for the one-hash reference.
 const BASELINE_LOGINS: usize = 5;
+
+/// The WebSocket probe's one sender, as its client message ids name it.
+const WS_SENDER: u32 = 0;
 
 #[derive(Debug, Clone, Args)]
 pub struct LoginOptions {
@@ -33,6 +51,9 @@ pub struct LoginOptions {
     /// Time between two `/health` probes.
     #[arg(long, default_value = "10ms", value_parser = crate::parse_duration)]
     pub health_interval: Duration,
+    /// Time between two WebSocket probe messages.
+    #[arg(long, default_value = "10ms", value_parser = crate::parse_duration)]
+    pub ws_interval: Duration,
     /// The server's cores, for the reference rate (default: this machine's, right when the
     /// server runs here).
     #[arg(long)]
@@ -57,15 +78,23 @@ pub struct LoginReport {
     pub share_of_reference: f64,
     /// `/health` answers during the storm.
     pub health: LatencySummary,
+    /// Probe messages sent → received by the other member, during the storm.
+    pub ws_delivery: LatencySummary,
+    /// Probe messages sent during the storm.
+    pub ws_sent: u64,
+    /// Probe messages not received within `--timeout` after the storm (also in `failures`,
+    /// as `ws lost`).
+    pub ws_lost: u64,
     pub setup_s: f64,
-    /// Failed logins, and failed health probes (prefixed `health`), by kind.
+    /// Failed logins, failed health probes (prefixed `health`), and the WebSocket probe's
+    /// errors and lost messages (prefixed `ws`), by kind.
     pub failures: Failures,
 }
 
 impl LoginReport {
     pub fn title(&self) -> String {
         format!(
-            "login: {} clients logging in for {}s, /health probed alongside",
+            "login: {} clients logging in for {}s, /health and WebSocket delivery probed alongside",
             self.concurrency, self.duration_s
         )
     }
@@ -89,6 +118,11 @@ impl LoginReport {
             ),
             ("/health probes", self.health.count.to_string()),
             ("/health latency p50/p99/max", self.health.cell()),
+            (
+                "ws messages sent / lost",
+                format!("{} / {}", self.ws_sent, self.ws_lost),
+            ),
+            ("ws delivery p50/p99/max", self.ws_delivery.cell()),
             ("errors", self.failures.cell()),
             ("setup (not measured)", format!("{:.1}s", self.setup_s)),
         ]
@@ -100,17 +134,25 @@ pub async fn run(common: &Common, opts: &LoginOptions) -> Result<LoginReport, Be
     if opts.concurrency == 0 {
         return Err(BenchError::Invalid("--concurrency must be above 0".into()));
     }
+    if opts.health_interval.is_zero() || opts.ws_interval.is_zero() {
+        return Err(BenchError::Invalid(
+            "--health-interval and --ws-interval must be above 0".into(),
+        ));
+    }
     let setup_started = Instant::now();
     let target = common.target()?;
     let tag = run_tag();
     let count = opts.users.unwrap_or(opts.concurrency.min(16)).max(1);
-    let users = create_users(
+    // Two more users for the WebSocket probe, kept out of the storm.
+    let mut users = create_users(
         &target,
         &common.user_prefix(&tag),
-        count,
+        count + 2,
         common.setup_concurrency,
     )
     .await?;
+    let probe_users = users.split_off(count);
+    let probe = WsProbe::connect(&target, &probe_users, &tag).await?;
 
     let mut baseline = Vec::with_capacity(BASELINE_LOGINS);
     for _ in 0..BASELINE_LOGINS {
@@ -134,6 +176,7 @@ pub async fn run(common: &Common, opts: &LoginOptions) -> Result<LoginReport, Be
         opts.health_interval,
         end,
     ));
+    let ws = tokio::spawn(probe.run(opts.ws_interval, end, common.timeout));
     let clients: Vec<_> = (0..opts.concurrency)
         .map(|c| tokio::spawn(storm(target.clone(), users[c % users.len()].clone(), end)))
         .collect();
@@ -151,6 +194,10 @@ pub async fn run(common: &Common, opts: &LoginOptions) -> Result<LoginReport, Be
         .await
         .map_err(|e| BenchError::Setup(format!("the health task failed: {e}")))?;
     failures.merge(&health_failures);
+    let ws = ws
+        .await
+        .map_err(|e| BenchError::Setup(format!("the WebSocket probe failed: {e}")))??;
+    failures.merge(&ws.failures);
 
     let server_cores = opts.server_cores.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -168,6 +215,9 @@ pub async fn run(common: &Common, opts: &LoginOptions) -> Result<LoginReport, Be
         reference_logins_per_s: reference,
         share_of_reference: logins_per_s / reference,
         health: health_latency.summary(),
+        ws_delivery: ws.delivery.summary(),
+        ws_sent: ws.sent,
+        ws_lost: ws.lost,
         setup_s: secs(setup),
         failures,
     })
@@ -217,4 +267,260 @@ async fn probe_health(
         }
     }
     (latency, failures)
+}
+
+/// The WebSocket probe: two users in a group of their own, both connected, set up before
+/// the storm so that the storm measures delivery and not connecting.
+struct WsProbe {
+    tag: String,
+    conversation_id: String,
+    sender: Ws,
+    receiver: Ws,
+}
+
+/// What the WebSocket probe measured; its failures are already prefixed `ws`.
+struct WsOutcome {
+    delivery: Latency,
+    sent: u64,
+    lost: u64,
+    failures: Failures,
+}
+
+/// How far the probe has got, shared by the sender, the readers and the drain wait.
+struct Progress {
+    tag: String,
+    epoch: Instant,
+    /// Messages the receiver should get: those sent, less those the server refused.
+    expected: AtomicI64,
+    /// Messages the receiver got (a duplicate does not count).
+    received: AtomicI64,
+}
+
+impl Progress {
+    fn pending(&self) -> bool {
+        self.received.load(Ordering::Relaxed) < self.expected.load(Ordering::Relaxed)
+    }
+}
+
+/// What the receiver's socket saw.
+#[derive(Default)]
+struct Deliveries {
+    delivery: Latency,
+    /// Per message number, whether it arrived.
+    arrived: Vec<bool>,
+    failures: Failures,
+}
+
+/// What the sender's socket saw: its own messages come back there, refused or echoed.
+#[derive(Default)]
+struct Refusals {
+    /// Numbers of the messages the server refused with an error frame.
+    refused: HashSet<u32>,
+    failures: Failures,
+}
+
+impl WsProbe {
+    /// Puts `users` (sender first, then receiver) in a group and connects both.
+    async fn connect(target: &Target, users: &[User], tag: &str) -> Result<Self, BenchError> {
+        let [sender, receiver] = users else {
+            return Err(BenchError::Setup(
+                "the WebSocket probe needs exactly two users".into(),
+            ));
+        };
+        let conversation_id = target
+            .create_group(sender, &[receiver], &format!("bench {tag} login probe"))
+            .await?;
+        let addr = target.socket_addr().await?;
+        let mut sockets = super::connect_all(target, addr, &[sender, receiver], 2).await?;
+        let (Some(receiver), Some(sender)) = (sockets.pop(), sockets.pop()) else {
+            return Err(BenchError::Setup(
+                "the WebSocket probe's connections went missing".into(),
+            ));
+        };
+        Ok(Self {
+            tag: tag.to_owned(),
+            conversation_id,
+            sender,
+            receiver,
+        })
+    }
+
+    /// Sends a probe message every `interval` until `end`, then gives the receiver `drain`
+    /// to get the last ones: whatever it has not got by then is lost.
+    async fn run(
+        self,
+        interval: Duration,
+        end: Instant,
+        drain: Duration,
+    ) -> Result<WsOutcome, BenchError> {
+        let progress = Arc::new(Progress {
+            tag: self.tag,
+            epoch: Instant::now(),
+            expected: AtomicI64::new(0),
+            received: AtomicI64::new(0),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let (mut sink, echoes) = self.sender.split();
+        // The receiver never writes, but its half stays open until the probe is done.
+        let (_receiver_sink, deliveries) = self.receiver.split();
+        let refusals = tokio::spawn(read_refusals(echoes, progress.clone(), stopped.clone()));
+        let receiver = tokio::spawn(read_deliveries(deliveries, progress.clone(), stopped));
+
+        let mut failures = Failures::default();
+        let sent = send_probes(
+            &mut sink,
+            &self.conversation_id,
+            interval,
+            end,
+            &progress,
+            &mut failures,
+        )
+        .await;
+        let drain_until = Instant::now() + drain;
+        while progress.pending() && !receiver.is_finished() && Instant::now() < drain_until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let _ = stop.send(true);
+        let deliveries = receiver
+            .await
+            .map_err(|e| BenchError::Setup(format!("the WebSocket probe's reader failed: {e}")))?;
+        let refusals = refusals
+            .await
+            .map_err(|e| BenchError::Setup(format!("the WebSocket probe's reader failed: {e}")))?;
+
+        let lost = (0..sent)
+            .filter(|n| !refusals.refused.contains(n))
+            .filter(|&n| !deliveries.arrived.get(n as usize).copied().unwrap_or(false))
+            .count() as u64;
+        failures.merge(&deliveries.failures);
+        failures.merge(&refusals.failures);
+        failures.add_n("lost", lost);
+        Ok(WsOutcome {
+            delivery: deliveries.delivery,
+            sent: u64::from(sent),
+            lost,
+            failures: prefixed("ws", &failures),
+        })
+    }
+}
+
+/// Sends a `message` frame every `interval` until `end`, each carrying its send time; how
+/// many were sent. A late tick is not caught up: each message's latency is timed from its
+/// own send, so a burst would only add load.
+async fn send_probes(
+    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
+    conversation_id: &str,
+    interval: Duration,
+    end: Instant,
+    progress: &Progress,
+    failures: &mut Failures,
+) -> u32 {
+    let mut sent = 0;
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if Instant::now() >= end {
+            return sent;
+        }
+        let nanos = u64::try_from(progress.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let id = frames::client_message_id(&progress.tag, WS_SENDER, sent, nanos);
+        let frame = frames::message_frame(conversation_id, &format!("login probe {sent}"), &id);
+        if sink.send(Message::Text(frame.into())).await.is_err() {
+            failures.add("send failed");
+            return sent;
+        }
+        sent += 1;
+        progress.expected.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Reads the receiver's socket until told to stop, timing each probe message from its send.
+async fn read_deliveries(
+    mut stream: SplitStream<Ws>,
+    progress: Arc<Progress>,
+    mut stop: watch::Receiver<bool>,
+) -> Deliveries {
+    let mut d = Deliveries::default();
+    while let Some(text) = next_text(&mut stream, &mut stop, &mut d.failures).await {
+        let now = Instant::now();
+        match frames::parse(text.as_str()) {
+            Some(Event::NewMessage {
+                client_message_id: Some(id),
+            }) => {
+                let Some(m) = frames::parse_client_message_id(&progress.tag, &id) else {
+                    continue;
+                };
+                let n = m.n as usize;
+                if d.arrived.len() <= n {
+                    d.arrived.resize(n + 1, false);
+                }
+                if d.arrived[n] {
+                    d.failures.add("duplicate delivery");
+                    continue;
+                }
+                d.arrived[n] = true;
+                progress.received.fetch_add(1, Ordering::Relaxed);
+                let since_epoch = u64::try_from(now.duration_since(progress.epoch).as_nanos())
+                    .unwrap_or(u64::MAX);
+                d.delivery
+                    .record_micros(since_epoch.saturating_sub(m.sent_nanos) / 1000);
+            }
+            Some(Event::Error { code, .. }) => d.failures.add(format!("error frame {code}")),
+            _ => {}
+        }
+    }
+    d
+}
+
+/// Reads the sender's socket until told to stop: its echoes are only drained, so that they
+/// cannot back up, and an error frame answering a probe message means the receiver will
+/// never get that one.
+async fn read_refusals(
+    mut stream: SplitStream<Ws>,
+    progress: Arc<Progress>,
+    mut stop: watch::Receiver<bool>,
+) -> Refusals {
+    let mut r = Refusals::default();
+    while let Some(text) = next_text(&mut stream, &mut stop, &mut r.failures).await {
+        let Some(Event::Error { code, reference }) = frames::parse(text.as_str()) else {
+            continue;
+        };
+        r.failures.add(format!("error frame {code}"));
+        let refused = reference
+            .as_deref()
+            .and_then(|id| frames::parse_client_message_id(&progress.tag, id));
+        if let Some(m) = refused
+            && r.refused.insert(m.n)
+        {
+            progress.expected.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    r
+}
+
+/// `failures` with every kind prefixed `{prefix} `, to tell a probe's failures from the
+/// storm's.
+fn prefixed(prefix: &str, failures: &Failures) -> Failures {
+    let mut out = Failures::default();
+    for (kind, n) in failures.iter() {
+        out.add_n(format!("{prefix} {kind}"), n);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_failures_are_told_apart_by_their_prefix() {
+        let mut f = Failures::default();
+        f.add("lost");
+        f.add_n("error frame internal", 2);
+        assert_eq!(
+            prefixed("ws", &f).cell(),
+            "3 (ws error frame internal: 2, ws lost: 1)"
+        );
+    }
 }
