@@ -18,7 +18,14 @@ use crate::routes::resource;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Routes are tried in order, each pattern with a path parameter through a regex: the
+    // busiest one goes first.
     cfg.service(
+        resource("/conversations/{conversation_id}/messages", "GET, POST")
+            .route(web::post().to(send_message))
+            .route(web::get().to(list_messages)),
+    )
+    .service(
         resource("/conversations", "GET, POST")
             .route(web::post().to(create_conversation))
             .route(web::get().to(list_conversations)),
@@ -39,11 +46,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route(web::put().to(set_role))
         .route(web::delete().to(remove_member)),
-    )
-    .service(
-        resource("/conversations/{conversation_id}/messages", "GET, POST")
-            .route(web::post().to(send_message))
-            .route(web::get().to(list_messages)),
     );
 }
 

@@ -15,11 +15,12 @@ use crate::error::ApiError;
 /// the root.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::configure).service(
+        // Most traffic is conversations and messages: their routes are tried first.
         web::scope("/api/v1")
-            .configure(auth::configure)
-            .configure(users::configure)
             .configure(conversations::configure)
             .configure(messages::configure)
+            .configure(auth::configure)
+            .configure(users::configure)
             .configure(crate::ws::configure),
     );
 }
