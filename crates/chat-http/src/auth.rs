@@ -46,15 +46,7 @@ impl FromRequest for CurrentSession {
             let state = state.ok_or_else(ApiError::internal)?;
             let token =
                 token.ok_or_else(|| ApiError::unauthorized("authentication required"))??;
-            if let Some(session) = state.auth_cache.get(&token) {
-                return Ok(CurrentSession(session));
-            }
-            let presented = token.clone();
-            let session = state
-                .run(move |s| s.accounts.authenticate(&presented))
-                .await?;
-            state.auth_cache.insert(token, session.clone());
-            Ok(CurrentSession(session))
+            Ok(CurrentSession(state.authenticate(token).await?))
         })
     }
 }

@@ -6,7 +6,7 @@ use actix_web::web;
 use chat_domain::message::MessageView;
 use chat_domain::ports::RateLimiter;
 use chat_domain::service::ChatServices;
-use chat_domain::service::SendMessage;
+use chat_domain::service::{Authenticated, SendMessage};
 use chat_domain::{ConversationId, DomainError, StoreError, UserId};
 
 use crate::auth_cache::AuthCache;
@@ -39,6 +39,20 @@ impl AppState {
     {
         let services = self.services.clone();
         Ok(web::block(move || f(&services)).await??)
+    }
+
+    /// Resolves a bearer token: from the cache of recently verified tokens when it is there
+    /// (no thread, no database), else by the accounts service on the blocking pool.
+    pub async fn authenticate(&self, token: String) -> Result<Authenticated, ApiError> {
+        if let Some(session) = self.auth_cache.get(&token) {
+            return Ok(session);
+        }
+        let presented = token.clone();
+        let session = self
+            .run(move |s| s.accounts.authenticate(&presented))
+            .await?;
+        self.auth_cache.insert(token, session.clone());
+        Ok(session)
     }
 
     /// Sends a message without holding a thread while it is stored: the store answers

@@ -101,14 +101,11 @@ async fn authenticate(
         }
     };
     let authenticated = match token {
-        Some(token) => {
-            let presented = token.clone();
-            state
-                .run(move |s| s.accounts.authenticate(&presented))
-                .await
-                .map(|session| (session, token))
-                .map_err(|e| e.detail)
-        }
+        Some(token) => state
+            .authenticate(token.clone())
+            .await
+            .map(|session| (session, token))
+            .map_err(|e| e.detail),
         None => Err(
             "a token is required: ?token=, an Authorization header, or a first frame {\"token\": ...}"
                 .to_owned(),
