@@ -401,16 +401,7 @@ impl MemoryStore {
                 {
                     sender.last_read_seq = seq;
                 }
-                let message = Message {
-                    id: new.id,
-                    seq,
-                    conversation_id: new.conversation_id,
-                    sender_id: new.sender_id,
-                    content: new.content.clone(),
-                    client_message_id: new.client_message_id.clone(),
-                    created_at: new.created_at,
-                    updated_at: new.created_at,
-                };
+                let message = new.stored_as(seq);
                 state.messages.push(message.clone());
                 state.activity.insert(new.conversation_id, new.created_at);
                 Appended::Created(message)

@@ -93,6 +93,23 @@ pub struct NewMessage {
     pub created_at: DateTime<Utc>,
 }
 
+impl NewMessage {
+    /// The message as stored with `seq`: what a store hands back for a new message without
+    /// reading it again.
+    pub fn stored_as(&self, seq: Seq) -> Message {
+        Message {
+            id: self.id,
+            seq,
+            conversation_id: self.conversation_id,
+            sender_id: self.sender_id,
+            content: self.content.clone(),
+            client_message_id: self.client_message_id.clone(),
+            created_at: self.created_at,
+            updated_at: self.created_at,
+        }
+    }
+}
+
 /// What storing a message did: a new row, or the row an earlier send with the same
 /// client message id had already stored.
 #[derive(Debug, Clone)]

@@ -274,16 +274,7 @@ fn insert_or_find(conn: &mut SqliteConnection, new: &NewMessage) -> StorageResul
         .get_result(conn)
         .optional()?;
     if let Some(seq) = seq {
-        return Ok(Appended::Created(Message {
-            id: new.id,
-            seq: Seq(seq),
-            conversation_id: new.conversation_id,
-            sender_id: new.sender_id,
-            content: new.content.clone(),
-            client_message_id: new.client_message_id.clone(),
-            created_at: new.created_at,
-            updated_at: new.created_at,
-        }));
+        return Ok(Appended::Created(new.stored_as(Seq(seq))));
     }
     // Only the client-id index can make the insert a no-op (ids are fresh UUIDs).
     let existing = messages::table
