@@ -538,4 +538,33 @@ mod tests {
         // Others still have their own budget.
         send(&chat, chat.bob, "still fine");
     }
+
+    #[test]
+    fn a_submitted_message_is_answered_once_and_a_refused_one_announces_nothing() {
+        let chat = chat();
+        let answers = Arc::new(Mutex::new(Vec::new()));
+        for content in ["hello", "   "] {
+            let answers = answers.clone();
+            chat.world.services.messages.submit(
+                chat.bob,
+                chat.group,
+                SendMessage {
+                    content: content.into(),
+                    client_message_id: None,
+                },
+                move |answer| answers.lock().unwrap().push(answer),
+            );
+        }
+        let answers = std::mem::take(&mut *answers.lock().unwrap());
+        let [Ok((view, true)), Err(DomainError::Validation(_))] = answers.as_slice() else {
+            panic!("one stored message, then one refused: {answers:?}");
+        };
+        assert_eq!(view.message.content.as_str(), "hello");
+        assert_eq!(chat.world.store.message_count(), 1);
+        assert_eq!(
+            chat.world.events.take().len(),
+            1,
+            "only the stored one is announced"
+        );
+    }
 }
