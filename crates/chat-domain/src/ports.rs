@@ -1,7 +1,9 @@
 //! The ports: what the domain needs from the outside world, as traits.
 //!
 //! Storage ports are synchronous and may block; async callers run services on a blocking
-//! pool. Every store method is atomic on its own.
+//! pool. The one exception is [`MessageStore::submit`], the busiest write, which returns at
+//! once and answers through a callback, so that no thread waits for a message to be stored.
+//! Every store method is atomic on its own.
 
 use chrono::{DateTime, Duration, Utc};
 
