@@ -12,13 +12,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SendError, Sender, channel};
 
 use chat_domain::StoreError;
-use chat_domain::message::{AppendOutcome, NewMessage};
+use chat_domain::message::{AppendOutcome, Appended, NewMessage};
 use chat_domain::ports::{OnAppended, StoreResult};
 
 use crate::MembershipEpoch;
 use crate::error::StorageError;
 use crate::messages::{KnownConversations, append_batch};
 use crate::pool::Database;
+use crate::recent::RecentMessages;
 
 /// The most appends one transaction carries.
 const MAX_BATCH: usize = 512;
@@ -41,6 +42,7 @@ impl GroupCommit {
     pub(crate) fn start(
         db: Arc<Database>,
         memberships: Arc<MembershipEpoch>,
+        recent: Arc<RecentMessages>,
     ) -> std::io::Result<Self> {
         let (jobs, queue) = channel();
         let waiting = Arc::new(AtomicUsize::new(0));
@@ -48,7 +50,7 @@ impl GroupCommit {
         let counter = waiting.clone();
         std::thread::Builder::new()
             .name("chat-sqlite-commit".into())
-            .spawn(move || commit_loop(&db, &queue, &counter, known))?;
+            .spawn(move || commit_loop(&db, &queue, &counter, known, &recent))?;
         Ok(Self { jobs, waiting })
     }
 
@@ -75,6 +77,7 @@ fn commit_loop(
     queue: &Receiver<Job>,
     waiting: &AtomicUsize,
     mut known: KnownConversations,
+    recent: &RecentMessages,
 ) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
@@ -108,6 +111,14 @@ fn commit_loop(
         }
         match written {
             Ok(results) => {
+                // Kept pages learn of the new messages before anyone hears of them.
+                recent.appended(results.iter().filter_map(|result| match result {
+                    Ok(Some(AppendOutcome {
+                        appended: Appended::Created(message),
+                        ..
+                    })) => Some(message),
+                    _ => None,
+                }));
                 for (job, result) in batch.into_iter().zip(results) {
                     let result = match result {
                         Ok(Some(outcome)) => Ok(outcome),

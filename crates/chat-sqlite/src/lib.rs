@@ -13,6 +13,7 @@ mod migrate;
 mod models;
 mod pool;
 mod read_receipts;
+mod recent;
 mod revocations;
 pub mod schema;
 mod settings;
@@ -33,6 +34,7 @@ pub use pool::{Database, SqliteOptions, Synchronous, file_path};
 
 use error::StorageResult;
 use group_commit::GroupCommit;
+use recent::RecentMessages;
 
 /// The storage adapter: one database behind the user, conversation, message and read-receipt
 /// ports. Cheap to clone.
@@ -41,6 +43,7 @@ pub struct SqliteStore {
     db: Arc<Database>,
     commits: Arc<GroupCommit>,
     memberships: Arc<MembershipEpoch>,
+    recent: Arc<RecentMessages>,
 }
 
 /// Counts the writes that change who belongs to a conversation, so the commit thread knows
@@ -63,12 +66,18 @@ impl SqliteStore {
     /// Wraps the database, starting the thread that commits message appends in groups.
     pub fn new(db: Arc<Database>) -> std::io::Result<Self> {
         let memberships = Arc::new(MembershipEpoch::default());
-        let commits = Arc::new(GroupCommit::start(db.clone(), memberships.clone())?);
+        let recent = Arc::new(RecentMessages::default());
+        let commits = Arc::new(GroupCommit::start(
+            db.clone(),
+            memberships.clone(),
+            recent.clone(),
+        )?);
         checkpoint::start(&db)?;
         Ok(Self {
             db,
             commits,
             memberships,
+            recent,
         })
     }
 

@@ -42,7 +42,12 @@ impl MessageStore for SqliteStore {
         cursor: HistoryCursor,
         limit: u32,
     ) -> StoreResult<Vec<Message>> {
-        self.read(|conn| {
+        let latest = cursor == HistoryCursor::Latest;
+        if latest && let Some(page) = self.recent.latest(conversation, limit as usize) {
+            return Ok(page);
+        }
+        let epoch = self.recent.epoch();
+        let page = self.read(|conn| {
             let base = messages::table
                 .filter(messages::conversation_id.eq(conversation.to_string()))
                 .select(MessageRow::as_select())
@@ -63,7 +68,12 @@ impl MessageStore for SqliteStore {
                 rows.reverse();
             }
             convert(rows)
-        })
+        })?;
+        if latest {
+            let whole = page.len() < limit as usize;
+            self.recent.fill(conversation, &page, whole, epoch);
+        }
+        Ok(page)
     }
 
     fn since(&self, user: UserId, since: Seq, limit: u32) -> StoreResult<Vec<Message>> {

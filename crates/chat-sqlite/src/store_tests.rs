@@ -486,3 +486,49 @@ fn submitted_appends_are_stored_and_answered_in_the_order_submitted() {
         "seqs follow submission"
     );
 }
+
+#[test]
+fn the_latest_page_kept_in_memory_stays_what_the_database_holds() {
+    let db = temp_db();
+    let (a, b) = (user(&db, "alice"), user(&db, "bob"));
+    let c = conversation(&db, ConversationKind::Group, &[a, b]).unwrap();
+    let from_database = |limit| -> Vec<Seq> {
+        // `Before` a seq beyond every message reads the same page from the database.
+        db.store
+            .history(c, HistoryCursor::Before(Seq(i64::MAX)), limit)
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect()
+    };
+    let latest = |limit| -> Vec<Seq> {
+        db.store
+            .history(c, HistoryCursor::Latest, limit)
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect()
+    };
+    assert!(latest(3).is_empty());
+    for round in 0..3 {
+        for i in 0..4 {
+            let sender = if i % 2 == 0 { a } else { b };
+            created(
+                db.store
+                    .append(
+                        &message(c, sender, &format!("r{round} m{i}")),
+                        Box::new(|_| {}),
+                    )
+                    .unwrap(),
+            );
+        }
+        // A read keeps the page; later appends extend it.
+        for limit in [1, 3, 5, 50] {
+            assert_eq!(
+                latest(limit),
+                from_database(limit),
+                "round {round}, limit {limit}"
+            );
+        }
+    }
+}

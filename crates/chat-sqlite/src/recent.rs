@@ -1,0 +1,217 @@
+//! The latest messages of busy conversations, kept in memory.
+//!
+//! "The latest page" is by far the most read history: every client opening a conversation
+//! asks for it. Serving it from memory skips the query and the decoding of every row, which
+//! were most of what such a read cost. The commit thread extends a kept page after every
+//! commit, before anyone is told of the message, so a client that hears of a message and then
+//! asks for the page finds it there.
+//!
+//! A page read from the database is kept only if no message was committed to its
+//! conversation after the read's snapshot: seqs are given in commit order by the one writer,
+//! so a page whose newest seq is at least the last one appended is complete up to now, and a
+//! commit still on its way to this memory will extend it. This holds because this process is
+//! the only writer of messages to its database file.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use chat_domain::ConversationId;
+use chat_domain::message::Message;
+use chat_domain::paging::Page;
+
+/// Messages kept per conversation: the largest page a client may ask for.
+const KEEP: usize = Page::MAX_LIMIT as usize;
+/// Conversations kept before the memory is cleared and refilled by reads.
+const MAX_CONVERSATIONS: usize = 10_000;
+/// Conversations whose last append is remembered before that memory starts over.
+const MAX_REMEMBERED: usize = 100_000;
+
+#[derive(Default)]
+pub(crate) struct RecentMessages {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    pages: HashMap<ConversationId, Kept>,
+    /// The seq of the last message appended to each conversation since `epoch` began.
+    last_appended: HashMap<ConversationId, i64>,
+    /// Raised whenever `last_appended` starts over: a read that began before cannot be
+    /// checked against it, so its page is not kept.
+    epoch: u64,
+}
+
+struct Kept {
+    /// Ascending by seq; the conversation's newest messages.
+    messages: VecDeque<Message>,
+    /// Whether these are all of the conversation's messages.
+    whole: bool,
+}
+
+impl RecentMessages {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Every update leaves the maps consistent, so a panic elsewhere poisons nothing real.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The latest `limit` messages of a conversation, ascending, if they are kept.
+    pub(crate) fn latest(
+        &self,
+        conversation: ConversationId,
+        limit: usize,
+    ) -> Option<Vec<Message>> {
+        let inner = self.inner();
+        let kept = inner.pages.get(&conversation)?;
+        if kept.messages.len() < limit && !kept.whole {
+            return None;
+        }
+        let skip = kept.messages.len().saturating_sub(limit);
+        Some(kept.messages.iter().skip(skip).cloned().collect())
+    }
+
+    /// To call before reading a page from the database; give the answer to [`Self::fill`].
+    pub(crate) fn epoch(&self) -> u64 {
+        self.inner().epoch
+    }
+
+    /// Keeps a latest page just read from the database (ascending), unless a message was
+    /// appended to the conversation after the read. `whole`: the page is every message.
+    pub(crate) fn fill(
+        &self,
+        conversation: ConversationId,
+        page: &[Message],
+        whole: bool,
+        read_in_epoch: u64,
+    ) {
+        let newest = page.last().map_or(0, |m| m.seq.0);
+        let mut inner = self.inner();
+        let appended_since = inner
+            .last_appended
+            .get(&conversation)
+            .is_some_and(|&last| last > newest);
+        if read_in_epoch != inner.epoch || appended_since {
+            return;
+        }
+        if inner.pages.len() >= MAX_CONVERSATIONS {
+            inner.pages.clear();
+        }
+        let skip = page.len().saturating_sub(KEEP);
+        inner.pages.insert(
+            conversation,
+            Kept {
+                messages: page[skip..].iter().cloned().collect(),
+                whole: whole && skip == 0,
+            },
+        );
+    }
+
+    /// Records messages just committed, in seq order.
+    pub(crate) fn appended<'a>(&self, messages: impl IntoIterator<Item = &'a Message>) {
+        let mut inner = self.inner();
+        if inner.last_appended.len() >= MAX_REMEMBERED {
+            inner.last_appended.clear();
+            inner.epoch += 1;
+        }
+        for message in messages {
+            inner
+                .last_appended
+                .insert(message.conversation_id, message.seq.0);
+            if let Some(kept) = inner.pages.get_mut(&message.conversation_id) {
+                // A page read after the commit, and kept before this call, has it already.
+                if kept.messages.back().is_some_and(|m| m.seq >= message.seq) {
+                    continue;
+                }
+                kept.messages.push_back(message.clone());
+                if kept.messages.len() > KEEP {
+                    kept.messages.pop_front();
+                    kept.whole = false;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_domain::message::{MessageContent, NewMessage, Seq};
+    use chat_domain::{MessageId, UserId};
+
+    fn message(conversation: ConversationId, seq: i64) -> Message {
+        NewMessage {
+            id: MessageId::new(),
+            conversation_id: conversation,
+            sender_id: UserId::new(),
+            content: MessageContent::parse(&format!("m{seq}")).unwrap(),
+            client_message_id: None,
+            created_at: chrono::Utc::now(),
+        }
+        .stored_as(Seq(seq))
+    }
+
+    fn seqs(page: Option<Vec<Message>>) -> Option<Vec<i64>> {
+        page.map(|p| p.iter().map(|m| m.seq.0).collect())
+    }
+
+    #[test]
+    fn a_kept_page_grows_with_every_commit_and_serves_smaller_pages() {
+        let recent = RecentMessages::default();
+        let c = ConversationId::new();
+        assert_eq!(seqs(recent.latest(c, 2)), None);
+        recent.fill(c, &[message(c, 1), message(c, 3)], true, recent.epoch());
+        recent.appended(&[message(c, 7)]);
+        assert_eq!(seqs(recent.latest(c, 2)), Some(vec![3, 7]));
+        assert_eq!(
+            seqs(recent.latest(c, 50)),
+            Some(vec![1, 3, 7]),
+            "it is the whole conversation"
+        );
+        // A page read after seq 7 was committed, kept before the commit thread got here.
+        recent.appended(&[message(c, 7)]);
+        assert_eq!(
+            seqs(recent.latest(c, 50)),
+            Some(vec![1, 3, 7]),
+            "no duplicate"
+        );
+    }
+
+    #[test]
+    fn a_read_from_before_the_memory_of_appends_started_over_is_not_kept() {
+        let recent = RecentMessages::default();
+        let c = ConversationId::new();
+        let before = recent.epoch();
+        for i in 0..MAX_REMEMBERED as i64 + 1 {
+            recent.appended(&[message(ConversationId::new(), i + 10)]);
+        }
+        recent.fill(c, &[message(c, 3)], true, before);
+        assert_eq!(seqs(recent.latest(c, 1)), None);
+    }
+
+    #[test]
+    fn a_page_read_before_a_later_commit_is_not_kept() {
+        let recent = RecentMessages::default();
+        let c = ConversationId::new();
+        // The read saw seq 3; seq 5 was committed and recorded before the read got here.
+        recent.appended(&[message(c, 5)]);
+        recent.fill(c, &[message(c, 3)], true, recent.epoch());
+        assert_eq!(seqs(recent.latest(c, 1)), None);
+        // A read that saw seq 5 is current.
+        recent.fill(c, &[message(c, 3), message(c, 5)], true, recent.epoch());
+        assert_eq!(seqs(recent.latest(c, 1)), Some(vec![5]));
+    }
+
+    #[test]
+    fn only_the_newest_messages_are_kept_and_a_longer_page_than_kept_is_a_miss() {
+        let recent = RecentMessages::default();
+        let c = ConversationId::new();
+        let page: Vec<Message> = (1..=KEEP as i64).map(|s| message(c, s)).collect();
+        recent.fill(c, &page, false, recent.epoch());
+        recent.appended(&[message(c, KEEP as i64 + 1)]);
+        let latest = seqs(recent.latest(c, KEEP)).unwrap();
+        assert_eq!(latest.first(), Some(&2));
+        assert_eq!(latest.last(), Some(&(KEEP as i64 + 1)));
+        assert_eq!(recent.latest(c, KEEP + 1).map(|p| p.len()), None);
+    }
+}
