@@ -4,21 +4,20 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
-
 use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Closed, Session,
 };
+use bytestring::ByteString;
 use chat_domain::limits::Quota;
 use chat_domain::message::Seq;
 use chat_domain::service::{Authenticated, CreateConversation, MessageService, SendMessage};
 use chat_domain::{ConversationId, DomainError, MessageId, UserId};
+use tokio::sync::mpsc;
 
 use super::protocol::{ClientFrame, FrameError, ServerFrame, decode, decode_auth};
 use super::{Registration, Socket};
 use crate::error::ApiError;
 use crate::state::AppState;
-use bytestring::ByteString;
 
 fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
     Some(CloseReason {
@@ -143,7 +142,7 @@ async fn serve(
         return close(CloseCode::Again, "too many connections for this user");
     };
     let frames_key = format!("ws-frames:{}", registration.id());
-    let last_seq = match Box::pin(state.run(move |s| s.messages.last_seq(user))).await {
+    let last_seq = match state.run(move |s| s.messages.last_seq(user)).await {
         Ok(seq) => seq,
         Err(error) => {
             let _ = send_error(session, error.code, &error.detail, None).await;
@@ -154,7 +153,7 @@ async fn serve(
         user_id: user.as_uuid(),
         last_seq: last_seq.0,
     };
-    if Box::pin(session.text(connected.to_text())).await.is_err() {
+    if session.text(connected.to_text()).await.is_err() {
         return None;
     }
 
