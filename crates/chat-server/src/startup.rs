@@ -70,6 +70,7 @@ pub struct Application {
     port: u16,
     server: Server,
     hub: Arc<Hub>,
+    db: Arc<Database>,
 }
 
 impl Application {
@@ -121,7 +122,7 @@ impl Application {
             services,
             limiter,
             auth_cache,
-            health: Arc::new(DatabaseHealth(db)),
+            health: Arc::new(DatabaseHealth(db.clone())),
             hub: hub.clone(),
         });
 
@@ -145,7 +146,12 @@ impl Application {
         }
         let server = server.listen(listener)?.run();
         tracing::info!(address = %config.bind, port, "chatd listening");
-        Ok(Self { port, server, hub })
+        Ok(Self {
+            port,
+            server,
+            hub,
+            db,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -161,8 +167,17 @@ impl Application {
     }
 
     /// Serves until the server is stopped through a [`Shutdown`] handle.
+    /// Serves until stopped, then copies the database's write-ahead log back into its file,
+    /// so that a stopped server leaves one self-contained file behind.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        self.server.await?;
+        let db = self.db;
+        match actix_web::rt::task::spawn_blocking(move || db.checkpoint()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "the final checkpoint failed"),
+            Err(error) => tracing::warn!(%error, "the final checkpoint did not run"),
+        }
+        Ok(())
     }
 }
 

@@ -69,6 +69,19 @@ fn checkpoint(db: &Database) -> StorageResult<()> {
     Ok(())
 }
 
+impl Database {
+    /// Copies the whole log back into the database file and empties it, waiting for writers
+    /// to finish: for a clean shutdown, so that the file alone holds everything.
+    pub fn checkpoint(&self) -> StorageResult<()> {
+        let mut conn = self.conn()?;
+        self.holding_writers(|| {
+            diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .get_result::<Checkpointed>(&mut conn)
+        })?;
+        Ok(())
+    }
+}
+
 fn passive(conn: &mut SqliteConnection) -> StorageResult<Checkpointed> {
     Ok(diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(conn)?)
 }
@@ -77,6 +90,22 @@ fn passive(conn: &mut SqliteConnection) -> StorageResult<Checkpointed> {
 mod tests {
     use super::*;
     use crate::test_support::temp_db;
+
+    #[test]
+    fn a_full_checkpoint_leaves_an_empty_log() {
+        let db = temp_db();
+        let database = db.store.database();
+        database
+            .write(|conn| {
+                diesel::sql_query("INSERT INTO server_settings (key, value) VALUES ('k', 'v')")
+                    .execute(conn)?;
+                Ok(())
+            })
+            .unwrap();
+        database.checkpoint().unwrap();
+        let wal = db.path().with_extension("db-wal");
+        assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+    }
 
     #[test]
     fn after_a_checkpoint_the_next_write_starts_the_log_over() {

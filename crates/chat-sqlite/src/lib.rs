@@ -122,6 +122,13 @@ mod test_support {
         _dir: tempfile::TempDir,
     }
 
+    impl TempDb {
+        /// The database file.
+        pub fn path(&self) -> std::path::PathBuf {
+            self._dir.path().join("test.db")
+        }
+    }
+
     pub fn temp_db() -> TempDb {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("test.db");
