@@ -21,19 +21,29 @@ use chat_domain::paging::Page;
 
 /// Messages kept per conversation: the largest page a client may ask for.
 const KEEP: usize = Page::MAX_LIMIT as usize;
-/// Conversations kept before the memory is cleared and refilled by reads.
-const MAX_CONVERSATIONS: usize = 10_000;
+/// Bytes of kept messages (roughly) before the memory is cleared and refilled by reads: a
+/// bound on this memory whatever the size of the messages.
+const MAX_BYTES: usize = 64 * 1024 * 1024;
 /// Conversations whose last append is remembered before that memory starts over.
 const MAX_REMEMBERED: usize = 100_000;
 
-#[derive(Default)]
 pub(crate) struct RecentMessages {
     inner: Mutex<Inner>,
+    /// Bytes of kept messages (roughly) before they are all let go.
+    budget: usize,
+}
+
+impl Default for RecentMessages {
+    fn default() -> Self {
+        Self::with_budget(MAX_BYTES)
+    }
 }
 
 #[derive(Default)]
 struct Inner {
     pages: HashMap<ConversationId, Kept>,
+    /// Roughly the memory the kept messages take, see [`footprint`].
+    bytes: usize,
     /// The seq of the last message appended to each conversation since `epoch` began.
     last_appended: HashMap<ConversationId, i64>,
     /// Raised whenever `last_appended` starts over: a read that began before cannot be
@@ -49,6 +59,13 @@ struct Kept {
 }
 
 impl RecentMessages {
+    fn with_budget(budget: usize) -> Self {
+        Self {
+            inner: Mutex::default(),
+            budget,
+        }
+    }
+
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         // Every update leaves the maps consistent, so a panic elsewhere poisons nothing real.
         self.inner
@@ -94,17 +111,18 @@ impl RecentMessages {
         if read_in_epoch != inner.epoch || appended_since {
             return;
         }
-        if inner.pages.len() >= MAX_CONVERSATIONS {
-            inner.pages.clear();
-        }
         let skip = page.len().saturating_sub(KEEP);
-        inner.pages.insert(
-            conversation,
-            Kept {
-                messages: page[skip..].iter().cloned().collect(),
-                whole: whole && skip == 0,
-            },
-        );
+        let kept = Kept {
+            messages: page[skip..].iter().cloned().collect(),
+            whole: whole && skip == 0,
+        };
+        let added: usize = kept.messages.iter().map(footprint).sum();
+        let replaced: usize = inner
+            .pages
+            .insert(conversation, kept)
+            .map_or(0, |old| old.messages.iter().map(footprint).sum());
+        inner.bytes = (inner.bytes + added).saturating_sub(replaced);
+        inner.make_room(self.budget);
     }
 
     /// Records messages just committed, in seq order.
@@ -118,19 +136,42 @@ impl RecentMessages {
             inner
                 .last_appended
                 .insert(message.conversation_id, message.seq.0);
-            if let Some(kept) = inner.pages.get_mut(&message.conversation_id) {
-                // A page read after the commit, and kept before this call, has it already.
-                if kept.messages.back().is_some_and(|m| m.seq >= message.seq) {
-                    continue;
-                }
-                kept.messages.push_back(message.clone());
-                if kept.messages.len() > KEEP {
-                    kept.messages.pop_front();
-                    kept.whole = false;
-                }
+            let Some(kept) = inner.pages.get_mut(&message.conversation_id) else {
+                continue;
+            };
+            // A page read after the commit, and kept before this call, has it already.
+            if kept.messages.back().is_some_and(|m| m.seq >= message.seq) {
+                continue;
             }
+            kept.messages.push_back(message.clone());
+            let mut dropped = 0;
+            if kept.messages.len() > KEEP {
+                dropped = kept.messages.pop_front().as_ref().map_or(0, footprint);
+                kept.whole = false;
+            }
+            inner.bytes = (inner.bytes + footprint(message)).saturating_sub(dropped);
+        }
+        inner.make_room(self.budget);
+    }
+}
+
+impl Inner {
+    fn make_room(&mut self, budget: usize) {
+        if self.bytes > budget {
+            self.pages.clear();
+            self.bytes = 0;
         }
     }
+}
+
+/// Roughly what a kept message costs in memory.
+fn footprint(message: &Message) -> usize {
+    std::mem::size_of::<Message>()
+        + message.content.as_str().len()
+        + message
+            .client_message_id
+            .as_ref()
+            .map_or(0, |c| c.as_str().len())
 }
 
 #[cfg(test)]
@@ -187,6 +228,33 @@ mod tests {
         }
         recent.fill(c, &[message(c, 3)], true, before);
         assert_eq!(seqs(recent.latest(c, 1)), None);
+    }
+
+    #[test]
+    fn kept_messages_stay_within_their_memory_budget() {
+        let one = footprint(&message(ConversationId::new(), 1));
+        let recent = RecentMessages::with_budget(one * 10);
+        let (c, d) = (ConversationId::new(), ConversationId::new());
+        recent.fill(c, &[message(c, 1), message(c, 2)], true, recent.epoch());
+        recent.fill(d, &[message(d, 3)], true, recent.epoch());
+        for seq in 4..10 {
+            recent.appended(&[message(c, seq)]);
+        }
+        assert_eq!(
+            recent.latest(c, 1).map(|p| p.len()),
+            Some(1),
+            "9 of 10 used"
+        );
+        recent.appended(&[message(d, 10), message(d, 11)]);
+        assert_eq!(
+            recent.latest(c, 1).map(|p| p.len()),
+            None,
+            "over budget: all let go"
+        );
+        assert_eq!(recent.latest(d, 1).map(|p| p.len()), None);
+        // Reads fill it again.
+        recent.fill(d, &[message(d, 11)], false, recent.epoch());
+        assert_eq!(seqs(recent.latest(d, 1)), Some(vec![11]));
     }
 
     #[test]
