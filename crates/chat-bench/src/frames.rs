@@ -66,6 +66,14 @@ pub struct Tagged {
     pub sent_nanos: u64,
 }
 
+impl Tagged {
+    /// Microseconds from the send to `received`, both measured from the same `epoch`.
+    pub fn latency_micros(&self, epoch: std::time::Instant, received: std::time::Instant) -> u64 {
+        let since_epoch = u64::try_from(received.duration_since(epoch).as_nanos()).unwrap_or(0);
+        since_epoch.saturating_sub(self.sent_nanos) / 1000
+    }
+}
+
 /// The client message id of message `n` of `sender`, sent `sent_nanos` after the epoch.
 pub fn client_message_id(tag: &str, sender: u32, n: u32, sent_nanos: u64) -> String {
     format!("{tag}.{sender}.{n}.{sent_nanos}")

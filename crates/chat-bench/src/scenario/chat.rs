@@ -414,8 +414,7 @@ async fn read(
                     continue;
                 }
                 shared.received.fetch_add(1, Ordering::Relaxed);
-                let since_epoch = u64::try_from((now - shared.epoch).as_nanos()).unwrap_or(0);
-                let micros = since_epoch.saturating_sub(m.sent_nanos) / 1000;
+                let micros = m.latency_micros(shared.epoch, now);
                 if m.sender == me {
                     r.echoes += 1;
                     r.echo.record_micros(micros);

@@ -461,10 +461,8 @@ async fn read_deliveries(
                 }
                 d.arrived[n] = true;
                 progress.received.fetch_add(1, Ordering::Relaxed);
-                let since_epoch = u64::try_from(now.duration_since(progress.epoch).as_nanos())
-                    .unwrap_or(u64::MAX);
                 d.delivery
-                    .record_micros(since_epoch.saturating_sub(m.sent_nanos) / 1000);
+                    .record_micros(m.latency_micros(progress.epoch, now));
             }
             Some(Event::Error { code, .. }) => d.failures.add(format!("error frame {code}")),
             _ => {}
