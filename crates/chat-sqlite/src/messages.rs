@@ -1,18 +1,17 @@
 //! [`MessageStore`] over the `messages` table.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+
 use chat_domain::conversation::{ConversationKind, Member};
 use chat_domain::message::{AppendOutcome, Appended, HistoryCursor, Message, NewMessage, Seq};
 use chat_domain::ports::{MessageStore, OnAppended, StoreResult};
 use chat_domain::{ConversationId, MessageId, UserId};
+use chrono::NaiveDateTime;
 use diesel::dsl::max;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-
-use chrono::NaiveDateTime;
-
-use std::sync::Arc;
 
 use crate::error::{StorageError, StorageResult};
 use crate::models::{MemberRow, MessageRow, NewMessageRow, convert, ts};
