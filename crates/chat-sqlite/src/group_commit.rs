@@ -146,3 +146,74 @@ fn finish(done: OnAppended, result: StoreResult<AppendOutcome>) {
         tracing::error!("an append's completion panicked");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::temp_db;
+    use chat_domain::message::MessageContent;
+    use chat_domain::ports::MessageStore;
+    use chat_domain::{ConversationId, MessageId, UserId};
+    use std::sync::mpsc::sync_channel;
+
+    fn message() -> NewMessage {
+        NewMessage {
+            id: MessageId::new(),
+            conversation_id: ConversationId::new(),
+            sender_id: UserId::new(),
+            content: MessageContent::parse("hi").unwrap(),
+            client_message_id: None,
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_queue_that_is_full_refuses_at_once_and_every_accepted_append_is_answered() {
+        let db = temp_db();
+        let database = db.store.database().clone();
+        // Hold the writer lock so that the commit thread cannot drain the queue.
+        let (locked, release) = (sync_channel(0), sync_channel::<()>(0));
+        let holder = {
+            let database = database.clone();
+            let (locked, release) = (locked.0, release.1);
+            std::thread::spawn(move || {
+                database.holding_writers(|| {
+                    locked.send(()).unwrap();
+                    release.recv().unwrap();
+                })
+            })
+        };
+        locked.1.recv().unwrap();
+
+        let (answers, answered) = std::sync::mpsc::channel();
+        // The commit thread may have taken one batch off the queue before blocking.
+        let submitted = MAX_WAITING + MAX_BATCH + 1;
+        for _ in 0..submitted {
+            let answers = answers.clone();
+            db.store.submit(
+                message(),
+                Box::new(move |outcome| answers.send(outcome).unwrap()),
+            );
+        }
+        drop(answers);
+        let refused_at_once = answered
+            .try_iter()
+            .filter(|outcome| matches!(outcome, Err(StoreError::Unavailable(_))))
+            .count();
+        assert!(
+            refused_at_once >= 1,
+            "a full queue refuses instead of growing"
+        );
+
+        release.0.send(()).unwrap();
+        holder.join().unwrap();
+        let rest: Vec<_> = answered.iter().collect();
+        assert_eq!(
+            refused_at_once + rest.len(),
+            submitted,
+            "every append is answered once"
+        );
+        // Nothing here names a real conversation: each accepted append is refused as missing.
+        assert!(rest.iter().all(|o| matches!(o, Err(StoreError::Missing))));
+    }
+}
