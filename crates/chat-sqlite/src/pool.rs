@@ -176,4 +176,46 @@ mod tests {
         assert_eq!(file_path("sqlite:/var/lib/chat.db"), "/var/lib/chat.db");
         assert_eq!(file_path("chat.db"), "chat.db");
     }
+
+    #[test]
+    fn a_writer_that_panics_mid_transaction_leaves_nothing_behind() {
+        use diesel::RunQueryDsl;
+        use diesel::sql_types::BigInt;
+
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let db = crate::test_support::temp_db();
+        let database = db.store.database();
+        let insert = |key: &'static str| {
+            move |conn: &mut SqliteConnection| -> StorageResult<()> {
+                diesel::sql_query("INSERT INTO server_settings (key, value) VALUES (?, 'v')")
+                    .bind::<diesel::sql_types::Text, _>(key)
+                    .execute(conn)?;
+                Ok(())
+            }
+        };
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            database.write(|conn| -> StorageResult<()> {
+                insert("half-done")(conn)?;
+                panic!("a bug mid-transaction");
+            })
+        }));
+        assert!(panicked.is_err());
+
+        // The next write gets a working connection, and the half-done one never committed.
+        database.write(insert("next")).unwrap();
+        let count = |key: &str| {
+            let mut conn = database.conn().unwrap();
+            diesel::sql_query("SELECT COUNT(*) AS n FROM server_settings WHERE key = ?")
+                .bind::<diesel::sql_types::Text, _>(key.to_owned())
+                .get_result::<Count>(&mut conn)
+                .unwrap()
+                .n
+        };
+        assert_eq!(count("half-done"), 0);
+        assert_eq!(count("next"), 1);
+    }
 }
