@@ -98,6 +98,29 @@ impl Common {
             .clone()
             .unwrap_or_else(|| format!("b{tag}-"))
     }
+
+    /// What every scenario starts from: the server, a fresh run tag, and `count` users signed
+    /// up and logged in.
+    pub async fn setup(&self, count: usize) -> Result<Setup, BenchError> {
+        let target = self.target()?;
+        let tag = users::run_tag();
+        let users = users::create_users(
+            &target,
+            &self.user_prefix(&tag),
+            count,
+            self.setup_concurrency,
+        )
+        .await?;
+        Ok(Setup { target, tag, users })
+    }
+}
+
+/// See [`Common::setup`].
+pub struct Setup {
+    pub target: client::Target,
+    /// Names this run's conversations and client message ids.
+    pub tag: String,
+    pub users: Vec<client::User>,
 }
 
 #[derive(Debug, Subcommand)]

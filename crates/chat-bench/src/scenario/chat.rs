@@ -24,8 +24,8 @@ use crate::client::{Ws, next_text};
 use crate::frames::{self, Event};
 use crate::report::{Row, count_rate};
 use crate::stats::{Failures, Latency, LatencySummary, per_second};
-use crate::users::{create_users, run_tag};
-use crate::{BenchError, Common, secs};
+
+use crate::{BenchError, Common, Setup, secs};
 
 #[derive(Debug, Clone, Args)]
 pub struct ChatOptions {
@@ -165,15 +165,7 @@ pub async fn run(common: &Common, opts: &ChatOptions) -> Result<ChatReport, Benc
         return Err(BenchError::Invalid("--rate must be above 0".into()));
     }
     let setup_started = Instant::now();
-    let target = common.target()?;
-    let tag = run_tag();
-    let users = create_users(
-        &target,
-        &common.user_prefix(&tag),
-        opts.users,
-        common.setup_concurrency,
-    )
-    .await?;
+    let Setup { target, tag, users } = common.setup(opts.users).await?;
 
     let groups = partition(opts.users, opts.group_size);
     let conversations: Vec<String> = stream::iter(groups.iter().enumerate())

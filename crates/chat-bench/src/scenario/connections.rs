@@ -29,8 +29,8 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::client::{Target, Ws};
 use crate::report::Row;
 use crate::stats::{Failures, Latency, LatencySummary, per_second};
-use crate::users::{create_users, run_tag};
-use crate::{BenchError, Common, secs};
+
+use crate::{BenchError, Common, Setup, secs};
 
 /// Descriptors a process keeps for itself besides its client sockets.
 const SPARE_FILES: u64 = 1024;
@@ -283,16 +283,8 @@ pub async fn run(
             .div_ceil(usize::try_from(file_limit / 2).unwrap_or(1).max(1)),
     };
     let setup_started = Instant::now();
-    let target = common.target()?;
-    let tag = run_tag();
     let user_count = opts.count.div_ceil(opts.per_user);
-    let users = create_users(
-        &target,
-        &common.user_prefix(&tag),
-        user_count,
-        common.setup_concurrency,
-    )
-    .await?;
+    let Setup { target, users, .. } = common.setup(user_count).await?;
     let tokens: Vec<String> = (0..opts.count)
         .map(|i| users[i / opts.per_user].token.clone())
         .collect();

@@ -18,8 +18,8 @@ use crate::client::{Ws, next_text};
 use crate::frames::{self, Event};
 use crate::report::{Row, count_rate};
 use crate::stats::{Failures, Latency, LatencySummary, per_second};
-use crate::users::{create_users, run_tag};
-use crate::{BenchError, Common, secs};
+
+use crate::{BenchError, Common, Setup, secs};
 
 /// The most members a group may have (`MAX_GROUP_MEMBERS` on the server).
 pub const MAX_GROUP: usize = 1000;
@@ -113,15 +113,7 @@ pub async fn run(common: &Common, opts: &FanoutOptions) -> Result<FanoutReport, 
         )));
     }
     let setup_started = Instant::now();
-    let target = common.target()?;
-    let tag = run_tag();
-    let users = create_users(
-        &target,
-        &common.user_prefix(&tag),
-        opts.members,
-        common.setup_concurrency,
-    )
-    .await?;
+    let Setup { target, tag, users } = common.setup(opts.members).await?;
     let others: Vec<_> = users[1..].iter().collect();
     let conversation = target
         .create_group(&users[0], &others, &format!("bench {tag} fanout"))

@@ -31,8 +31,8 @@ use crate::client::{RequestFailure, Target, User, Ws, next_text};
 use crate::frames::{self, Event};
 use crate::report::{Row, count_rate};
 use crate::stats::{Failures, Latency, LatencySummary, per_second};
-use crate::users::{create_users, run_tag};
-use crate::{BenchError, Common, secs};
+
+use crate::{BenchError, Common, Setup, secs};
 
 /// Sequential logins timed before the storm for the one-hash reference.
 const BASELINE_LOGINS: usize = 5;
@@ -140,17 +140,13 @@ pub async fn run(common: &Common, opts: &LoginOptions) -> Result<LoginReport, Be
         ));
     }
     let setup_started = Instant::now();
-    let target = common.target()?;
-    let tag = run_tag();
     let count = opts.users.unwrap_or(opts.concurrency.min(16)).max(1);
     // Two more users for the WebSocket probe, kept out of the storm.
-    let mut users = create_users(
-        &target,
-        &common.user_prefix(&tag),
-        count + 2,
-        common.setup_concurrency,
-    )
-    .await?;
+    let Setup {
+        target,
+        tag,
+        mut users,
+    } = common.setup(count + 2).await?;
     let probe_users = users.split_off(count);
     let probe = WsProbe::connect(&target, &probe_users, &tag).await?;
 

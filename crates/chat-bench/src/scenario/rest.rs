@@ -16,8 +16,8 @@ use super::Rng;
 use crate::client::{RequestFailure, Target, User};
 use crate::report::{Row, count_rate};
 use crate::stats::{Failures, Latency, LatencySummary, per_second};
-use crate::users::{create_users, run_tag};
-use crate::{BenchError, Common, secs};
+
+use crate::{BenchError, Common, Setup, secs};
 
 #[derive(Debug, Clone, Args)]
 pub struct RestOptions {
@@ -105,15 +105,7 @@ pub async fn run(common: &Common, opts: &RestOptions) -> Result<RestReport, Benc
         return Err(BenchError::Invalid("--write-ratio must be 0.0–1.0".into()));
     }
     let setup_started = Instant::now();
-    let target = common.target()?;
-    let tag = run_tag();
-    let users = create_users(
-        &target,
-        &common.user_prefix(&tag),
-        opts.users.max(2),
-        common.setup_concurrency,
-    )
-    .await?;
+    let Setup { target, tag, users } = common.setup(opts.users.max(2)).await?;
     let others: Vec<_> = users[1..].iter().collect();
     let conversation = target
         .create_group(&users[0], &others, &format!("bench {tag} rest"))
