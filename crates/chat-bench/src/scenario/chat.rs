@@ -24,7 +24,6 @@ use crate::client::{Ws, next_text};
 use crate::frames::{self, Event};
 use crate::report::{Row, count_rate};
 use crate::stats::{Failures, Latency, LatencySummary, per_second};
-
 use crate::{BenchError, Common, Setup, secs};
 
 #[derive(Debug, Clone, Args)]

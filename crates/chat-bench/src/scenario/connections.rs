@@ -29,7 +29,6 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::client::{Target, Ws};
 use crate::report::Row;
 use crate::stats::{Failures, Latency, LatencySummary, per_second};
-
 use crate::{BenchError, Common, Setup, secs};
 
 /// Descriptors a process keeps for itself besides its client sockets.

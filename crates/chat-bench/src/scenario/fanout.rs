@@ -18,7 +18,6 @@ use crate::client::{Ws, next_text};
 use crate::frames::{self, Event};
 use crate::report::{Row, count_rate};
 use crate::stats::{Failures, Latency, LatencySummary, per_second};
-
 use crate::{BenchError, Common, Setup, secs};
 
 /// The most members a group may have (`MAX_GROUP_MEMBERS` on the server).

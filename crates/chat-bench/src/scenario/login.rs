@@ -31,7 +31,6 @@ use crate::client::{RequestFailure, Target, User, Ws, next_text};
 use crate::frames::{self, Event};
 use crate::report::{Row, count_rate};
 use crate::stats::{Failures, Latency, LatencySummary, per_second};
-
 use crate::{BenchError, Common, Setup, secs};
 
 /// Sequential logins timed before the storm for the one-hash reference.

@@ -16,7 +16,6 @@ use super::Rng;
 use crate::client::{RequestFailure, Target, User};
 use crate::report::{Row, count_rate};
 use crate::stats::{Failures, Latency, LatencySummary, per_second};
-
 use crate::{BenchError, Common, Setup, secs};
 
 #[derive(Debug, Clone, Args)]
