@@ -207,6 +207,17 @@ impl Ws {
             .expect("the frame is sent");
     }
 
+    /// Sends a `message` frame to a conversation.
+    pub async fn send_message(&mut self, conversation: &str, content: &str, client_id: &str) {
+        self.send_json(serde_json::json!({
+            "type": "message",
+            "conversation_id": conversation,
+            "content": content,
+            "client_message_id": client_id,
+        }))
+        .await;
+    }
+
     /// The next text frame as JSON; fails the test after 5 s of silence.
     pub async fn next_json(&mut self) -> Value {
         loop {

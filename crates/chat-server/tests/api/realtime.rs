@@ -214,12 +214,7 @@ async fn a_message_reaches_every_connection_of_every_member_in_a_direct_conversa
     let mut eve_ws = app.ws(&eve).await;
 
     alice_phone
-        .send_json(json!({
-            "type": "message",
-            "conversation_id": direct,
-            "content": "  hi bob  ",
-            "client_message_id": "phone-1",
-        }))
+        .send_message(&direct, "  hi bob  ", "phone-1")
         .await;
 
     let mut frames = Vec::new();
@@ -260,14 +255,7 @@ async fn a_group_message_reaches_every_connection_of_every_member() {
     let mut carol_ws = app.ws(&carol).await;
     let mut eve_ws = app.ws(&eve).await;
 
-    carol_ws
-        .send_json(json!({
-            "type": "message",
-            "conversation_id": group,
-            "content": "hello team",
-            "client_message_id": "c-42",
-        }))
-        .await;
+    carol_ws.send_message(&group, "hello team", "c-42").await;
 
     let mut frames = Vec::new();
     for ws in [
@@ -986,12 +974,7 @@ async fn messages_sent_back_to_back_on_one_socket_are_stored_and_delivered_in_th
     const COUNT: usize = 200;
     for i in 0..COUNT {
         alice_ws
-            .send_json(json!({
-                "type": "message",
-                "conversation_id": group,
-                "content": format!("m{i}"),
-                "client_message_id": format!("c-{i}"),
-            }))
+            .send_message(&group, &format!("m{i}"), &format!("c-{i}"))
             .await;
     }
 
