@@ -8,7 +8,7 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn a_direct_conversation_is_created_once_and_then_returned() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let first = app
         .post(
             "/api/v1/conversations",
@@ -37,7 +37,7 @@ async fn a_direct_conversation_is_created_once_and_then_returned() {
 #[tokio::test]
 async fn concurrent_requests_for_the_same_pair_make_one_direct_conversation() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let requests = (0..8).map(|i| {
         let (from, to) = if i % 2 == 0 {
             (&alice, &bob)
@@ -63,11 +63,7 @@ async fn concurrent_requests_for_the_same_pair_make_one_direct_conversation() {
 #[tokio::test]
 async fn a_group_needs_a_name_and_its_creator_is_owner() {
     let app = spawn_app().await;
-    let (alice, bob, carol) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("carol").await,
-    );
+    let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
     let unnamed = app
         .post(
             "/api/v1/conversations",
@@ -128,11 +124,7 @@ async fn an_unknown_participant_is_a_404_naming_it() {
 #[tokio::test]
 async fn non_members_get_404_on_every_conversation_endpoint() {
     let app = spawn_app().await;
-    let (alice, bob, eve) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("eve").await,
-    );
+    let [alice, bob, eve] = app.users(["alice", "bob", "eve"]).await;
     let group = app.group(&alice, &[&bob]).await;
     let message = app.send(&alice, &group, "secret").await;
     let base = format!("/api/v1/conversations/{group}");
@@ -181,7 +173,7 @@ async fn non_members_get_404_on_every_conversation_endpoint() {
 #[tokio::test]
 async fn only_owners_and_admins_rename_a_group_and_direct_conversations_cannot_be_renamed() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let group = app.group(&alice, &[&bob]).await;
     let path = format!("/api/v1/conversations/{group}");
     let by_member = app.put(&path, &bob.token, json!({"name": "bob's"})).await;
@@ -212,11 +204,7 @@ async fn only_owners_and_admins_rename_a_group_and_direct_conversations_cannot_b
 #[tokio::test]
 async fn members_are_added_by_admins_and_removed_members_lose_sight_of_the_group() {
     let app = spawn_app().await;
-    let (alice, bob, carol) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("carol").await,
-    );
+    let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
     let group = app.group(&alice, &[&bob]).await;
     let base = format!("/api/v1/conversations/{group}");
     let by_member = app
@@ -284,11 +272,7 @@ async fn members_are_added_by_admins_and_removed_members_lose_sight_of_the_group
 #[tokio::test]
 async fn the_inbox_lists_recent_activity_first_with_last_message_and_unread_count() {
     let app = spawn_app().await;
-    let (alice, bob, carol) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("carol").await,
-    );
+    let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
     let with_bob = app.direct(&alice, &bob).await;
     let with_carol = app.direct(&alice, &carol).await;
     app.send(&bob, &with_bob, "one").await;

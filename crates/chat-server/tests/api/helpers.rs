@@ -126,6 +126,17 @@ impl TestApp {
         }
     }
 
+    /// Several users signed up and logged in, in the order named.
+    pub async fn users<const N: usize>(&self, names: [&str; N]) -> [TestUser; N] {
+        let mut users = Vec::with_capacity(N);
+        for name in names {
+            users.push(self.user(name).await);
+        }
+        users
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one user per name"))
+    }
+
     pub async fn login(&self, username: &str, password: &str) -> String {
         let response = self
             .request(

@@ -52,7 +52,7 @@ async fn after_ten_failed_logins_the_account_is_refused_with_429_even_for_the_ri
 #[tokio::test]
 async fn a_sender_past_the_message_rate_gets_429_and_nothing_is_stored() {
     let app = app_with(|config| config.messages_per_second = 5).await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let direct = app.direct(&alice, &bob).await;
     let path = format!("/api/v1/conversations/{direct}/messages");
     let mut statuses = Vec::new();

@@ -8,7 +8,7 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn a_sent_message_has_the_documented_shape() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let direct = app.direct(&alice, &bob).await;
     let response = app
         .post(
@@ -38,7 +38,7 @@ async fn a_sent_message_has_the_documented_shape() {
 #[tokio::test]
 async fn a_retry_with_the_same_client_message_id_returns_the_stored_message() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let direct = app.direct(&alice, &bob).await;
     let path = format!("/api/v1/conversations/{direct}/messages");
     let body = json!({"content": "once", "client_message_id": "retry-me"});
@@ -55,7 +55,7 @@ async fn a_retry_with_the_same_client_message_id_returns_the_stored_message() {
 #[tokio::test]
 async fn invalid_content_is_refused_and_nothing_is_stored() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let direct = app.direct(&alice, &bob).await;
     let path = format!("/api/v1/conversations/{direct}/messages");
     for content in [json!("   "), json!("x".repeat(4001)), json!(42)] {
@@ -119,7 +119,7 @@ async fn history_pages_by_seq_before_and_after() {
 #[tokio::test]
 async fn marking_read_covers_earlier_messages_and_never_moves_back() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let direct = app.direct(&alice, &bob).await;
     let first = app.send(&alice, &direct, "one").await;
     let second = app.send(&alice, &direct, "two").await;
@@ -189,11 +189,7 @@ async fn marking_read_covers_earlier_messages_and_never_moves_back() {
 #[tokio::test]
 async fn unread_counts_span_conversations_and_ignore_your_own_messages() {
     let app = spawn_app().await;
-    let (alice, bob, carol) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("carol").await,
-    );
+    let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
     let direct = app.direct(&alice, &bob).await;
     let group = app.group(&carol, &[&alice, &bob]).await;
     app.send(&bob, &direct, "1").await;
@@ -233,7 +229,7 @@ async fn unread_counts_span_conversations_and_ignore_your_own_messages() {
 #[tokio::test]
 async fn concurrent_sends_get_distinct_seqs_and_none_is_lost() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let group = app.group(&alice, &[&bob]).await;
     let path = format!("/api/v1/conversations/{group}/messages");
     let sends = (0..100).map(|i| {

@@ -113,7 +113,7 @@ async fn open_connections(app: &TestApp) -> u64 {
 #[tokio::test]
 async fn a_token_in_the_query_string_authenticates() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let mut fresh = open_as(&app, &alice).await;
     assert_connected(&mut fresh, &alice, 0).await;
 
@@ -202,11 +202,7 @@ async fn an_expired_token_is_refused_with_1008() {
 #[tokio::test]
 async fn a_message_reaches_every_connection_of_every_member_in_a_direct_conversation() {
     let app = spawn_app().await;
-    let (alice, bob, eve) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("eve").await,
-    );
+    let [alice, bob, eve] = app.users(["alice", "bob", "eve"]).await;
     let direct = app.direct(&alice, &bob).await;
     let mut alice_phone = app.ws(&alice).await;
     let mut alice_laptop = app.ws(&alice).await;
@@ -241,12 +237,7 @@ async fn a_message_reaches_every_connection_of_every_member_in_a_direct_conversa
 #[tokio::test]
 async fn a_group_message_reaches_every_connection_of_every_member() {
     let app = spawn_app().await;
-    let (alice, bob, carol, eve) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("carol").await,
-        app.user("eve").await,
-    );
+    let [alice, bob, carol, eve] = app.users(["alice", "bob", "carol", "eve"]).await;
     let group = app.group(&alice, &[&bob, &carol]).await;
     let earlier = app.send(&alice, &group, "first").await;
     let mut alice_ws = app.ws(&alice).await;
@@ -284,7 +275,7 @@ async fn a_group_message_reaches_every_connection_of_every_member() {
 #[tokio::test]
 async fn a_message_sent_over_rest_is_pushed_over_the_websocket() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let direct = app.direct(&alice, &bob).await;
     let mut alice_ws = app.ws(&alice).await;
     let mut bob_ws = app.ws(&bob).await;
@@ -299,7 +290,7 @@ async fn a_message_sent_over_rest_is_pushed_over_the_websocket() {
 #[tokio::test]
 async fn a_retried_client_message_id_is_answered_on_the_sending_connection_only() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let direct = app.direct(&alice, &bob).await;
     let mut alice_phone = app.ws(&alice).await;
     let mut alice_laptop = app.ws(&alice).await;
@@ -337,7 +328,7 @@ async fn a_retried_client_message_id_is_answered_on_the_sending_connection_only(
 #[tokio::test]
 async fn a_message_to_a_recipient_id_starts_the_direct_conversation_once() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let mut alice_ws = app.ws(&alice).await;
     let mut bob_ws = app.ws(&bob).await;
 
@@ -394,7 +385,7 @@ async fn a_message_to_a_recipient_id_starts_the_direct_conversation_once() {
 #[tokio::test]
 async fn marking_a_message_read_tells_every_member() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let direct = app.direct(&alice, &bob).await;
     let first = app.send(&alice, &direct, "one").await;
     let second = app.send(&alice, &direct, "two").await;
@@ -431,12 +422,7 @@ async fn marking_a_message_read_tells_every_member() {
 #[tokio::test]
 async fn typing_reaches_the_other_members_but_not_the_typer_or_outsiders() {
     let app = spawn_app().await;
-    let (alice, bob, carol, eve) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("carol").await,
-        app.user("eve").await,
-    );
+    let [alice, bob, carol, eve] = app.users(["alice", "bob", "carol", "eve"]).await;
     let mut alice_ws = app.ws(&alice).await;
     let mut bob_ws = app.ws(&bob).await;
     let mut carol_ws = app.ws(&carol).await;
@@ -474,11 +460,7 @@ async fn typing_reaches_the_other_members_but_not_the_typer_or_outsiders() {
 #[tokio::test]
 async fn sync_after_a_disconnect_returns_exactly_the_missed_messages_in_order() {
     let app = spawn_app().await;
-    let (alice, bob, carol) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("carol").await,
-    );
+    let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
     let direct = app.direct(&alice, &bob).await;
     let group = app.group(&alice, &[&bob, &carol]).await;
     let not_bobs = app.direct(&alice, &carol).await;
@@ -582,11 +564,7 @@ async fn malformed_frames_get_error_frames_and_the_connection_stays_open() {
 #[tokio::test]
 async fn frames_the_rules_refuse_get_error_frames_and_the_connection_stays_open() {
     let app = spawn_app().await;
-    let (alice, bob, carol) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("carol").await,
-    );
+    let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
     let theirs = app.direct(&bob, &carol).await;
     let their_message = app.send(&bob, &theirs, "private").await;
     let mine = app.direct(&alice, &bob).await;
@@ -682,11 +660,7 @@ async fn a_frame_over_64_kib_closes_the_connection_with_1009() {
 #[tokio::test]
 async fn removing_a_member_stops_their_deliveries_at_once() {
     let app = spawn_app().await;
-    let (alice, bob, carol) = (
-        app.user("alice").await,
-        app.user("bob").await,
-        app.user("carol").await,
-    );
+    let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
     let group = app.group(&alice, &[&bob, &carol]).await;
     let mut alice_ws = app.ws(&alice).await;
     let mut bob_ws = app.ws(&bob).await;
@@ -730,7 +704,7 @@ async fn removing_a_member_stops_their_deliveries_at_once() {
 #[tokio::test]
 async fn shutting_down_closes_connections_with_1001() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let mut alice_ws = app.ws(&alice).await;
     let mut bob_ws = app.ws(&bob).await;
 
@@ -813,7 +787,7 @@ const OVERFLOWING: usize = 2000;
 #[tokio::test]
 async fn a_consumer_too_slow_for_its_queue_is_closed_with_1013_and_catches_up_by_sync() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let direct = app.direct(&alice, &bob).await;
     // Bob's client stops reading: his queue and the socket buffers fill up.
     let mut slow = open_small_buffered(&app, &bob).await;
@@ -872,7 +846,7 @@ async fn a_consumer_too_slow_for_its_queue_is_closed_with_1013_and_catches_up_by
 #[tokio::test]
 async fn a_consumer_that_never_reads_again_is_let_go_without_reading() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let direct = app.direct(&alice, &bob).await;
     let _never_read = open_small_buffered(&app, &bob).await;
     assert_eq!(open_connections(&app).await, 1);
@@ -938,7 +912,7 @@ async fn a_client_that_never_answers_pings_is_closed_with_1008() {
 #[tokio::test]
 async fn a_refused_direct_message_creates_no_conversation_and_names_the_bad_field() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let mut ws = app.ws(&alice).await;
 
     ws.send_json(json!({"type": "message", "recipient_id": bob.id, "content": "   "}))
@@ -965,7 +939,7 @@ async fn a_refused_direct_message_creates_no_conversation_and_names_the_bad_fiel
 #[tokio::test]
 async fn messages_sent_back_to_back_on_one_socket_are_stored_and_delivered_in_the_order_sent() {
     let app = spawn_app().await;
-    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
     let group = app.group(&alice, &[&bob]).await;
     let mut alice_ws = app.ws(&alice).await;
     let mut bob_ws = app.ws(&bob).await;
