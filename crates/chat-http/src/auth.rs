@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use chat_domain::service::Authenticated;
 use chat_domain::user::User;
@@ -20,8 +20,8 @@ pub struct CurrentUser(pub User);
 pub struct CurrentSession(pub Authenticated);
 
 /// The token in an `Authorization: Bearer <token>` header, if the header is there at all.
-pub fn bearer_token(req: &HttpRequest) -> Option<Result<String, ApiError>> {
-    let value = req.headers().get(header::AUTHORIZATION)?;
+pub fn bearer_token(headers: &HeaderMap) -> Option<Result<String, ApiError>> {
+    let value = headers.get(header::AUTHORIZATION)?;
     let token = value
         .to_str()
         .ok()
@@ -41,7 +41,7 @@ impl FromRequest for CurrentSession {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req);
+        let token = bearer_token(req.headers());
         Box::pin(async move {
             let state = state.ok_or_else(ApiError::internal)?;
             let token =

@@ -12,6 +12,7 @@ pub mod error;
 pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
+pub mod server;
 pub mod state;
 pub mod ws;
 

@@ -5,8 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::Logger;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtIssuer};
 use chat_domain::clock::SystemClock;
 use chat_domain::service::{ChatServices, Ports};
@@ -127,24 +126,19 @@ impl Application {
         });
 
         let listener = TcpListener::bind(&config.bind)?;
-        let port = listener.local_addr()?.port();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(chat_http::json_errors())
-                .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
-                .app_data(state.clone())
-                .configure(chat_http::configure)
-        })
-        .disable_signals()
-        // Chat frames are small and each matters now: without this, Nagle's algorithm holds
-        // a frame back until the client acknowledges the previous one, often for the
-        // client's next send or its 40 ms delayed ACK.
-        .tcp_nodelay(true)
-        .shutdown_timeout(10);
+        let local_addr = listener.local_addr()?;
+        let port = local_addr.port();
+        let builder = actix_server::Server::build();
+        let graceful = builder.graceful_shutdown_signal();
+        let mut builder = builder.disable_signals().backlog(1024).shutdown_timeout(10);
         if let Some(workers) = config.workers {
-            server = server.workers(workers);
+            builder = builder.workers(workers);
         }
-        let server = server.listen(listener)?.run();
+        let server = builder
+            .listen("chatd", listener, move || {
+                chat_http::server::service(state.clone(), local_addr, graceful.clone())
+            })?
+            .run();
         tracing::info!(address = %config.bind, port, "chatd listening");
         Ok(Self {
             port,
@@ -181,6 +175,9 @@ impl Application {
     }
 }
 
+/// How long a stop waits for WebSocket clients to take their close frames.
+const WEBSOCKET_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Stops a running server: WebSocket clients get a 1001 close, in-flight requests finish.
 #[derive(Clone)]
 pub struct Shutdown {
@@ -191,6 +188,9 @@ pub struct Shutdown {
 impl Shutdown {
     pub async fn stop(&self) {
         self.hub.shut_down();
+        // Upgraded WebSockets are not the HTTP server's connections any more: they get their
+        // close frames out before the workers they run on stop.
+        let _ = tokio::time::timeout(WEBSOCKET_CLOSE_GRACE, self.hub.drained()).await;
         self.server.stop(true).await;
     }
 }

@@ -39,6 +39,8 @@ pub struct Hub {
     next_id: AtomicU64,
     count: AtomicUsize,
     sockets: AtomicUsize,
+    /// Woken when the last socket closes.
+    drained: Notify,
     shutdown: watch::Sender<bool>,
     config: WsConfig,
 }
@@ -62,6 +64,7 @@ impl Hub {
             next_id: AtomicU64::new(1),
             count: AtomicUsize::new(0),
             sockets: AtomicUsize::new(0),
+            drained: Notify::new(),
             shutdown: watch::Sender::new(false),
             config,
         }
@@ -78,6 +81,9 @@ impl Hub {
 
     /// Claims a socket slot, authenticated or not, if the node is below its limit.
     pub fn open_socket(self: &Arc<Self>) -> Option<Socket> {
+        if *self.shutdown.borrow() {
+            return None;
+        }
         let max = self.config.max_connections;
         self.sockets
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -114,6 +120,11 @@ impl Hub {
             connections.push(connection);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
+        let mut shutdown = self.shutdown.subscribe();
+        // A connection registered after the shutdown began still sees it.
+        if *shutdown.borrow() {
+            shutdown.mark_changed();
+        }
         Some(Registration {
             hub: self.clone(),
             user,
@@ -121,13 +132,36 @@ impl Hub {
             outbound: rx,
             overflowed,
             revoked,
-            shutdown: self.shutdown.subscribe(),
+            shutdown,
         })
     }
 
     /// Asks every session to close with 1001 (going away).
     pub fn shut_down(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once [`Hub::shut_down`] has been called, at once if it already was.
+    pub fn shutting_down(&self) -> impl Future<Output = ()> + use<> {
+        let mut shutdown = self.shutdown.subscribe();
+        async move {
+            let _ = shutdown.wait_for(|down| *down).await;
+        }
+    }
+
+    /// Resolves once every socket has closed. Upgraded connections live outside the HTTP
+    /// server's own connection tracking, so a graceful stop waits here for their close
+    /// frames to go out before it stops the workers they run on.
+    pub async fn drained(&self) {
+        loop {
+            let notified = self.drained.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.sockets.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Queues one serialized frame for every connection of every user in `audience`. Never
@@ -194,7 +228,9 @@ pub struct Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        self.hub.sockets.fetch_sub(1, Ordering::AcqRel);
+        if self.hub.sockets.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.hub.drained.notify_waiters();
+        }
     }
 }
 

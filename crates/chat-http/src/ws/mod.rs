@@ -8,18 +8,18 @@
 mod hub;
 pub mod protocol;
 mod session;
+mod socket;
+pub mod upgrade;
 
 use std::time::Duration;
 
-use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
 use chat_domain::limits::Quota;
 
 pub use hub::{Hub, Registration, Socket};
 
-use crate::auth::bearer_token;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Tunables of the gateway.
 #[derive(Debug, Clone)]
@@ -62,14 +62,14 @@ impl Default for WsConfig {
     }
 }
 
-/// Registers `/ws`; mounted inside the `/api/v1` scope.
+/// Where clients open the WebSocket.
+pub const PATH: &str = "/api/v1/ws";
+
+/// Registers `/ws`; mounted inside the `/api/v1` scope. A real handshake never reaches
+/// actix-web's router: actix-http hands it to [`upgrade::service`] first. What does reach
+/// this route is a plain request to the WebSocket's address.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(crate::routes::resource("/ws", "GET").route(web::get().to(connect)));
-}
-
-#[derive(serde::Deserialize)]
-struct ConnectParams {
-    token: Option<String>,
 }
 
 /// Upgrades to a WebSocket. The token may come as `?token=`, as an `Authorization: Bearer`
@@ -84,72 +84,10 @@ struct ConnectParams {
         (status = 503, description = "The server is at its connection limit", body = crate::error::ErrorBody),
     )
 )]
-pub async fn connect(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let query_token = serde_urlencoded::from_str::<ConnectParams>(req.query_string())
-        .ok()
-        .and_then(|p| p.token);
-    let token = match query_token {
-        Some(token) => Some(Ok(token)),
-        None => bearer_token(&req),
-    };
-    let config = state.hub.config();
-    if !origin_allowed(&req, &config.allowed_origins) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            "this origin may not open a WebSocket here (see CHAT_ALLOWED_ORIGINS)",
-        ));
-    }
-    let Some(socket) = state.hub.open_socket() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
-            "the server is at its connection limit; retry later",
-        ));
-    };
-    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
-        ApiError::new(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "not_a_websocket_handshake",
-            e.to_string(),
-        )
-    })?;
-    let stream = stream
-        .max_frame_size(config.max_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(config.max_frame_bytes);
-    actix_web::rt::spawn(session::run(
-        state.into_inner(),
-        session,
-        stream,
-        token,
-        socket,
-    ));
-    Ok(response)
-}
-
-/// A handshake without `Origin` comes from a non-browser client and is allowed; a browser's
-/// must come from this server's own origin or a listed one.
-fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
-    let Some(origin) = req.headers().get(header::ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
-    let same_origin = origin
-        .split_once("://")
-        .is_some_and(|(_, authority)| Some(authority) == host);
-    same_origin
-        || allowed
-            .iter()
-            .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+pub async fn connect() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "not_a_websocket_handshake",
+        "open a WebSocket here: GET with Connection: Upgrade and Upgrade: websocket",
+    ))
 }

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_ws::{
-    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Closed, Session,
-};
+use actix_http::ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 use chat_domain::limits::Quota;
 use chat_domain::message::Seq;
@@ -15,6 +13,7 @@ use chat_domain::{ConversationId, DomainError, MessageId, UserId};
 use tokio::sync::mpsc;
 
 use super::protocol::{ClientFrame, FrameError, ServerFrame, decode, decode_auth};
+use super::socket::{Closed, Incoming, ReceiveError, WsSocket};
 use super::{Registration, Socket};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -26,25 +25,29 @@ fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
     })
 }
 
+/// How to close a connection whose client broke the protocol; none for a broken stream.
+fn close_for(error: &ReceiveError) -> Option<CloseReason> {
+    let code = match error {
+        ReceiveError::FrameTooLarge | ReceiveError::MessageTooLarge => CloseCode::Size,
+        ReceiveError::InvalidUtf8 => CloseCode::Invalid,
+        ReceiveError::Protocol(_) => CloseCode::Protocol,
+        ReceiveError::Io(_) => return None,
+    };
+    close(code, &error.to_string())
+}
+
 /// Runs a connection to its end. `upgrade_token` is the token given at the handshake, if any.
 pub async fn run(
     state: Arc<AppState>,
-    mut session: Session,
-    mut stream: AggregatedMessageStream,
+    mut ws: WsSocket,
     upgrade_token: Option<Result<String, ApiError>>,
-    _socket: Socket,
+    _slot: Socket,
 ) {
-    let (authenticated, token) = match Box::pin(authenticate(
-        &state,
-        &mut session,
-        &mut stream,
-        upgrade_token,
-    ))
-    .await
+    let (authenticated, token) = match Box::pin(authenticate(&state, &mut ws, upgrade_token)).await
     {
         Ok(authenticated) => authenticated,
         Err(reason) => {
-            let _ = tokio::time::timeout(CLOSE_GRACE, session.close(reason)).await;
+            let _ = tokio::time::timeout(CLOSE_GRACE, ws.close(reason)).await;
             return;
         }
     };
@@ -53,10 +56,10 @@ pub async fn run(
         id: authenticated.claims.token_id,
         raw: token,
     };
-    let reason = serve(&state, &mut session, &mut stream, user, token).await;
+    let reason = serve(&state, &mut ws, user, token).await;
     // A client that is behind takes the close frame once it has read what is queued before
     // it; one that stopped reading for good never will, and is let go after the grace.
-    let _ = tokio::time::timeout(CLOSE_GRACE, session.close(reason)).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, ws.close(reason)).await;
 }
 
 /// The token a connection authenticated with: the heartbeat checks it again, and its id
@@ -73,8 +76,7 @@ const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// failure the client gets an `unauthorized` error frame and the close reason is 1008.
 async fn authenticate(
     state: &AppState,
-    session: &mut Session,
-    stream: &mut AggregatedMessageStream,
+    ws: &mut WsSocket,
     upgrade_token: Option<Result<String, ApiError>>,
 ) -> Result<(Authenticated, String), Option<CloseReason>> {
     let token = match upgrade_token {
@@ -82,13 +84,19 @@ async fn authenticate(
         Some(Err(_)) => None,
         None => {
             let timeout = state.hub.config().auth_timeout;
-            match tokio::time::timeout(timeout, stream.recv()).await {
-                Ok(Some(Ok(AggregatedMessage::Text(text)))) => decode_auth(&text),
-                Ok(Some(Ok(AggregatedMessage::Close(_)))) | Ok(None) => return Err(None),
+            let first = tokio::select! {
+                first = tokio::time::timeout(timeout, ws.recv()) => first,
+                () = state.hub.shutting_down() => {
+                    return Err(close(CloseCode::Away, "server shutting down"));
+                }
+            };
+            match first {
+                Ok(Some(Ok(Incoming::Text(text)))) => decode_auth(&text),
+                Ok(Some(Ok(Incoming::Close(_)))) | Ok(None) => return Err(None),
                 Ok(_) => None,
                 Err(_) => {
                     let _ = send_error(
-                        session,
+                        ws,
                         "unauthorized",
                         "no token frame within the time allowed",
                         None,
@@ -113,7 +121,7 @@ async fn authenticate(
     match authenticated {
         Ok(authenticated) => Ok(authenticated),
         Err(detail) => {
-            let _ = send_error(session, "unauthorized", &detail, None).await;
+            let _ = send_error(ws, "unauthorized", &detail, None).await;
             Err(close(CloseCode::Policy, "unauthorized"))
         }
     }
@@ -121,8 +129,7 @@ async fn authenticate(
 
 async fn serve(
     state: &Arc<AppState>,
-    session: &mut Session,
-    stream: &mut AggregatedMessageStream,
+    ws: &mut WsSocket,
     user: UserId,
     token: Token,
 ) -> Option<CloseReason> {
@@ -138,14 +145,14 @@ async fn serve(
     let Some(mut registration) = state.hub.register(user, &token.id) else {
         let limit = state.hub.config().max_connections_per_user;
         let detail = format!("at most {limit} connections per user; close another first");
-        let _ = send_error(session, "too_many_connections", &detail, None).await;
+        let _ = send_error(ws, "too_many_connections", &detail, None).await;
         return close(CloseCode::Again, "too many connections for this user");
     };
     let frames_key = format!("ws-frames:{}", registration.id());
     let last_seq = match state.run(move |s| s.messages.last_seq(user)).await {
         Ok(seq) => seq,
         Err(error) => {
-            let _ = send_error(session, error.code, &error.detail, None).await;
+            let _ = send_error(ws, error.code, &error.detail, None).await;
             return close(CloseCode::Error, "could not load the connection state");
         }
     };
@@ -153,7 +160,7 @@ async fn serve(
         user_id: user.as_uuid(),
         last_seq: last_seq.0,
     };
-    if session.text(connected.to_text()).await.is_err() {
+    if ws.text(connected.to_text()).await.is_err() {
         return None;
     }
 
@@ -171,18 +178,18 @@ async fn serve(
                 return close(CloseCode::Away, "server shutting down");
             }
             _ = registration.revoked.notified() => {
-                let _ = send_error(session, "unauthorized", "token has been revoked", None).await;
+                let _ = send_error(ws, "unauthorized", "token has been revoked", None).await;
                 return close(CloseCode::Policy, "token revoked");
             }
             frame = registration.outbound.recv() => {
                 let frame = frame?;
-                if let Err(reason) = Box::pin(forward(session, &mut registration, frame)).await {
+                if let Err(reason) = Box::pin(forward(ws, &mut registration, frame)).await {
                     return reason;
                 }
             }
             answer = sends.answered() => {
                 sends.in_flight -= 1;
-                if Box::pin(answer.deliver(session)).await.is_err() {
+                if Box::pin(answer.deliver(ws)).await.is_err() {
                     return None;
                 }
             }
@@ -190,35 +197,29 @@ async fn serve(
                 if last_heard.elapsed() > client_timeout {
                     return close(CloseCode::Policy, "no heartbeat");
                 }
-                if let Err(reason) = Box::pin(check_in(state, session, &token.raw, client_timeout)).await {
+                if let Err(reason) = Box::pin(check_in(state, ws, &token.raw, client_timeout)).await {
                     return reason;
                 }
             }
             // A client with many sends still being stored is not read from until some are
             // done: back-pressure reaches it through its own socket.
-            message = stream.recv(), if sends.in_flight < MAX_SENDS_IN_FLIGHT => {
+            message = ws.recv(), if sends.in_flight < MAX_SENDS_IN_FLIGHT => {
                 last_heard = Instant::now();
                 let result = match message {
                     None => return None,
-                    Some(Err(actix_ws::ProtocolError::Overflow)) => {
-                        return close(CloseCode::Size, "frame too large");
+                    Some(Err(error)) => return close_for(&error),
+                    Some(Ok(Incoming::Close(reason))) => return reason,
+                    Some(Ok(Incoming::Ping(bytes))) => ws.pong(&bytes).await,
+                    Some(Ok(Incoming::Pong(_))) => Ok(()),
+                    Some(Ok(Incoming::Binary(_))) => {
+                        send_error(ws, "invalid_frame", "binary frames are not supported; send JSON text", None).await
                     }
-                    Some(Err(actix_ws::ProtocolError::Io(e))) if e.to_string().contains("maximum") => {
-                        return close(CloseCode::Size, "message too large");
-                    }
-                    Some(Err(e)) => return close(CloseCode::Protocol, &e.to_string()),
-                    Some(Ok(AggregatedMessage::Close(reason))) => return reason,
-                    Some(Ok(AggregatedMessage::Ping(bytes))) => session.pong(&bytes).await,
-                    Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
-                    Some(Ok(AggregatedMessage::Binary(_))) => {
-                        send_error(session, "invalid_frame", "binary frames are not supported; send JSON text", None).await
-                    }
-                    Some(Ok(AggregatedMessage::Text(text))) => {
+                    Some(Ok(Incoming::Text(text))) => {
                         match frame_budget(state, &frames_key, frame_quota) {
                             // Boxed, like the other rare paths: an idle connection's task then
                             // holds only what it waits on, not the largest thing it might do.
-                            Ok(()) => Box::pin(handle_text(state, session, &mut sends, user, &text)).await,
-                            Err(detail) => send_error(session, "rate_limited", &detail, None).await,
+                            Ok(()) => Box::pin(handle_text(state, ws, &mut sends, user, &text)).await,
+                            Err(detail) => send_error(ws, "rate_limited", &detail, None).await,
                         }
                     }
                 };
@@ -234,13 +235,13 @@ async fn serve(
 /// the write waits; the hub's signals must still get through, or the session would hang
 /// forever. `Err` holds how to close.
 async fn forward(
-    session: &mut Session,
+    ws: &mut WsSocket,
     registration: &mut Registration,
     frame: ByteString,
 ) -> Result<(), Option<CloseReason>> {
     tokio::select! {
         biased;
-        sent = session.text(frame) => sent.map_err(|_| None),
+        sent = ws.text(frame) => sent.map_err(|_| None),
         _ = registration.overflowed.notified() => {
             Err(close(CloseCode::Again, "too slow to keep up; reconnect and sync"))
         }
@@ -256,7 +257,7 @@ async fn forward(
 /// how to close.
 async fn check_in(
     state: &AppState,
-    session: &mut Session,
+    ws: &mut WsSocket,
     token: &str,
     client_timeout: std::time::Duration,
 ) -> Result<(), Option<CloseReason>> {
@@ -267,10 +268,10 @@ async fn check_in(
     if let Err(error) = still_valid
         && error.status == actix_web::http::StatusCode::UNAUTHORIZED
     {
-        let _ = send_error(session, "unauthorized", &error.detail, None).await;
+        let _ = send_error(ws, "unauthorized", &error.detail, None).await;
         return Err(close(CloseCode::Policy, "token no longer valid"));
     }
-    match tokio::time::timeout(client_timeout, session.ping(b"")).await {
+    match tokio::time::timeout(client_timeout, ws.ping(b"")).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) | Err(_) => Err(None),
     }
@@ -350,30 +351,30 @@ impl Sends {
 }
 
 impl Answer {
-    async fn deliver(self, session: &mut Session) -> Result<(), Closed> {
+    async fn deliver(self, ws: &mut WsSocket) -> Result<(), Closed> {
         match self.outcome {
-            Ok(Some(frame)) => session.text(frame.to_text()).await,
+            Ok(Some(frame)) => ws.text(frame.to_text()).await,
             Ok(None) => Ok(()),
-            Err(error) => send_api_error(session, &error, self.reference).await,
+            Err(error) => send_api_error(ws, &error, self.reference).await,
         }
     }
 }
 
 async fn handle_text(
     state: &AppState,
-    session: &mut Session,
+    ws: &mut WsSocket,
     sends: &mut Sends,
     user: UserId,
     text: &str,
 ) -> Result<(), Closed> {
     let (frame, reference) = match decode(text) {
         Ok(decoded) => decoded,
-        Err(error) => return session.text(ServerFrame::error(error).to_text()).await,
+        Err(error) => return ws.text(ServerFrame::error(error).to_text()).await,
     };
     let outcome = match frame {
-        ClientFrame::Ping => return session.text(ServerFrame::Pong.to_text()).await,
+        ClientFrame::Ping => return ws.text(ServerFrame::Pong.to_text()).await,
         ClientFrame::Sync { since_seq } => {
-            return sync(state, session, user, Seq(since_seq), reference).await;
+            return sync(state, ws, user, Seq(since_seq), reference).await;
         }
         ClientFrame::Message {
             conversation_id,
@@ -420,9 +421,9 @@ async fn handle_text(
         }
     };
     match outcome {
-        Ok(Some(frame)) => session.text(frame.to_text()).await,
+        Ok(Some(frame)) => ws.text(frame.to_text()).await,
         Ok(None) => Ok(()),
-        Err(error) => send_api_error(session, &error, reference).await,
+        Err(error) => send_api_error(ws, &error, reference).await,
     }
 }
 
@@ -465,7 +466,7 @@ async fn direct_conversation(
 /// Sends every message after `since` in the user's conversations, in order, then `synced`.
 async fn sync(
     state: &AppState,
-    session: &mut Session,
+    ws: &mut WsSocket,
     user: UserId,
     mut since: Seq,
     reference: Option<String>,
@@ -473,7 +474,7 @@ async fn sync(
     loop {
         let batch = match state.run(move |s| s.messages.since(user, since)).await {
             Ok(batch) => batch,
-            Err(error) => return send_api_error(session, &error, reference).await,
+            Err(error) => return send_api_error(ws, &error, reference).await,
         };
         let full = batch.len() >= MessageService::MAX_SYNC_BATCH as usize;
         for view in batch {
@@ -482,7 +483,7 @@ async fn sync(
                 timestamp: view.message.created_at,
                 message: view.into(),
             };
-            session.text(frame.to_text()).await?;
+            ws.text(frame.to_text()).await?;
         }
         if !full {
             break;
@@ -493,19 +494,18 @@ async fn sync(
         .await
         .unwrap_or(since);
     let last_seq = since.max(user_last);
-    session
-        .text(
-            ServerFrame::Synced {
-                last_seq: last_seq.0,
-            }
-            .to_text(),
-        )
-        .await
+    ws.text(
+        ServerFrame::Synced {
+            last_seq: last_seq.0,
+        }
+        .to_text(),
+    )
+    .await
 }
 
 /// Sends a use case's error as an error frame, with the failing fields for validation errors.
 async fn send_api_error(
-    session: &mut Session,
+    ws: &mut WsSocket,
     error: &ApiError,
     reference: Option<String>,
 ) -> Result<(), Closed> {
@@ -515,11 +515,11 @@ async fn send_api_error(
         reference,
         errors: error.errors.clone(),
     };
-    session.text(frame.to_text()).await
+    ws.text(frame.to_text()).await
 }
 
 async fn send_error(
-    session: &mut Session,
+    ws: &mut WsSocket,
     code: &'static str,
     detail: &str,
     reference: Option<String>,
@@ -529,5 +529,5 @@ async fn send_error(
         detail: detail.to_owned(),
         reference,
     });
-    session.text(frame.to_text()).await
+    ws.text(frame.to_text()).await
 }
