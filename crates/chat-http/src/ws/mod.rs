@@ -1,9 +1,10 @@
 //! The real-time gateway: `/api/v1/ws`.
 //!
 //! [`Hub`] is the connection registry and implements the domain's event publisher port, so
-//! every state change a service makes reaches the right sockets. [`session`] runs one
-//! connection: authentication, client frames, and the outbound queue. [`protocol`] holds
-//! the frame shapes. The protocol is documented in `docs/websocket.md`.
+//! every state change a service makes reaches the right sockets. [`upgrade`] answers the
+//! handshake and takes the connection out of the HTTP server; [`socket`] frames it;
+//! [`session`] runs it: authentication, client frames, and the outbound queue. [`protocol`]
+//! holds the frame shapes. The protocol is documented in `docs/websocket.md`.
 
 mod hub;
 pub mod protocol;
