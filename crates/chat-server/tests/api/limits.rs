@@ -104,6 +104,21 @@ async fn a_browser_handshake_from_another_origin_is_refused_with_403() {
 }
 
 #[tokio::test]
+async fn a_handshake_anywhere_but_the_websocket_endpoint_gets_a_json_404() {
+    let app = app_with(|_| {}).await;
+    let alice = app.user("alice").await;
+    let elsewhere = app.ws_url.replace("/api/v1/ws", "/api/v1/conversations");
+    match connect_async(format!("{elsewhere}?token={}", alice.token)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::NOT_FOUND);
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body["code"], "not_found", "{body}");
+        }
+        other => panic!("expected a 404, got {:?}", other.map(|(_, r)| r.status())),
+    }
+}
+
+#[tokio::test]
 async fn a_user_past_the_connection_limit_is_told_and_closed_with_1013() {
     let app = app_with(|config| config.max_connections_per_user = 2).await;
     let alice = app.user("alice").await;
