@@ -6,7 +6,9 @@ use chat_server::{Application, Cli, Command, open_database, telemetry};
 use clap::Parser;
 
 /// jemalloc, configured in `.cargo/config.toml`, returns the memory of closed connections to
-/// the OS; glibc's allocator kept nearly all of it after a burst of connections.
+/// the OS; glibc's allocator kept nearly all of it after a burst of connections. It replaces
+/// `malloc` for the whole process (see `Cargo.toml`), so SQLite's allocations on the blocking
+/// threads come from the same arenas and are returned the same way.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
