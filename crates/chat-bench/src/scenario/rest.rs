@@ -4,7 +4,9 @@
 //! Setup creates `--users` members in one group and stores `--seed-messages` messages, so
 //! every page is a full one. Then `--concurrency` clients each loop on
 //! `GET /api/v1/conversations/{id}/messages?limit=N` (or, with probability `--write-ratio`,
-//! `POST` a message), sharing one HTTP connection pool.
+//! `POST` a message), sharing one HTTP connection pool. With `--older` each read asks for
+//! the page `before` a random seq among the seeded messages instead of the latest page, the
+//! way a client scrolling back through history does.
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,11 @@ pub struct RestOptions {
     /// Messages per page (the `limit` parameter, 1–200).
     #[arg(long, default_value_t = 50)]
     pub page: usize,
+    /// Read pages further back (`before` a random seeded seq) instead of the latest page.
+    /// The server keeps only the latest messages of a conversation in memory, so with
+    /// `--seed-messages` well above a few hundred this measures reads from the database.
+    #[arg(long)]
+    pub older: bool,
 }
 
 /// What a `rest` run measured.
@@ -43,6 +50,8 @@ pub struct RestReport {
     pub concurrency: usize,
     pub write_ratio: f64,
     pub page: usize,
+    /// Pages were read `before` a random seq rather than the latest.
+    pub older: bool,
     pub duration_s: f64,
     /// Successful requests of both kinds.
     pub requests: u64,
@@ -65,8 +74,12 @@ pub struct RestReport {
 impl RestReport {
     pub fn title(&self) -> String {
         format!(
-            "rest: {} clients reading pages of {} (write ratio {}) for {}s",
-            self.concurrency, self.page, self.write_ratio, self.duration_s
+            "rest: {} clients reading {}pages of {} (write ratio {}) for {}s",
+            self.concurrency,
+            if self.older { "older " } else { "" },
+            self.page,
+            self.write_ratio,
+            self.duration_s
         )
     }
 
@@ -95,13 +108,23 @@ struct ClientResult {
 
 /// Runs the `rest` scenario against `common.url`.
 pub async fn run(common: &Common, opts: &RestOptions) -> Result<RestReport, BenchError> {
-    if opts.concurrency == 0 || opts.users == 0 || !(1..=200).contains(&opts.page) {
+    if opts.concurrency == 0
+        || opts.users == 0
+        || opts.seed_messages == 0
+        || !(1..=200).contains(&opts.page)
+    {
         return Err(BenchError::Invalid(
-            "rest needs --concurrency and --users above 0 and --page of 1..=200".into(),
+            "rest needs --concurrency, --users and --seed-messages above 0 and --page of 1..=200"
+                .into(),
         ));
     }
     if !(0.0..=1.0).contains(&opts.write_ratio) {
         return Err(BenchError::Invalid("--write-ratio must be 0.0–1.0".into()));
+    }
+    if opts.older && opts.seed_messages <= opts.page {
+        return Err(BenchError::Invalid(
+            "--older needs --seed-messages above --page, so that older pages are full".into(),
+        ));
     }
     let setup_started = Instant::now();
     let Setup { target, tag, users } = common.setup(opts.users.max(2)).await?;
@@ -145,6 +168,10 @@ pub async fn run(common: &Common, opts: &RestOptions) -> Result<RestReport, Benc
                 user: users[c % users.len()].clone(),
                 conversation: conversation.clone(),
                 page: opts.page,
+                // Seqs start at 1: `before` in page+1..=seeded+1 always leaves a full page.
+                older: opts
+                    .older
+                    .then_some((opts.page as u64 + 1, opts.seed_messages as u64 + 1)),
                 write_ratio: opts.write_ratio,
                 tag: format!("{tag}.c{c}"),
                 rng: Rng::new(c as u64 + 1),
@@ -172,6 +199,7 @@ pub async fn run(common: &Common, opts: &RestOptions) -> Result<RestReport, Benc
         concurrency: opts.concurrency,
         write_ratio: opts.write_ratio,
         page: opts.page,
+        older: opts.older,
         duration_s: secs(common.duration),
         requests,
         requests_per_s: per_second(requests, elapsed),
@@ -193,6 +221,8 @@ struct Client {
     user: User,
     conversation: String,
     page: usize,
+    /// The range `before` is drawn from, when reading older pages.
+    older: Option<(u64, u64)>,
     write_ratio: f64,
     tag: String,
     rng: Rng,
@@ -223,6 +253,10 @@ impl Client {
                     )
                     .await
                     .map(|_| ())
+            } else if let Some((low, high)) = self.older {
+                let before = low + ((high - low + 1) as f64 * self.rng.next_f64()) as u64;
+                let url = format!("{page_url}&before={before}");
+                read_page(&http, &url, &self.user.token).await
             } else {
                 read_page(&http, &page_url, &self.user.token).await
             };
@@ -249,7 +283,7 @@ impl Client {
     }
 }
 
-/// One page of history, read to its last byte.
+/// One page of history, read to its last byte; it must hold messages.
 async fn read_page(http: &reqwest::Client, url: &str, token: &str) -> Result<(), RequestFailure> {
     let response = http
         .get(url)
@@ -267,6 +301,10 @@ async fn read_page(http: &reqwest::Client, url: &str, token: &str) -> Result<(),
     }
     if body.first() != Some(&b'[') {
         return Err(RequestFailure("page is not a JSON array".into()));
+    }
+    // Every page read falls inside the seeded history, so an empty one lost messages.
+    if body.starts_with(b"[]") {
+        return Err(RequestFailure("page of seeded history is empty".into()));
     }
     Ok(())
 }
