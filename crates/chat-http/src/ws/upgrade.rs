@@ -124,7 +124,9 @@ fn query_token(query: Option<&str>) -> Option<Result<String, ApiError>> {
         .map(Ok)
 }
 
-/// Writes an error response and closes the connection.
+/// Writes an error response and closes the connection. The head and the body are buffered
+/// and flushed together, in one write: a client that reads only what arrived with the head
+/// (as WebSocket libraries do with a refused handshake) still gets the JSON error.
 async fn refuse(
     mut framed: Framed<TcpStream, h1::Codec>,
     response: Response<BoxBody>,
@@ -132,9 +134,9 @@ async fn refuse(
     let (mut head, body) = response.into_parts();
     head.head_mut().set_connection_type(ConnectionType::Close);
     let size = body.size();
-    framed.send(h1::Message::Item((head, size))).await?;
+    framed.feed(h1::Message::Item((head, size))).await?;
     if let Ok(bytes) = body.try_into_bytes() {
-        framed.send(h1::Message::Chunk(Some(bytes))).await?;
+        framed.feed(h1::Message::Chunk(Some(bytes))).await?;
     }
     framed.send(h1::Message::Chunk(None)).await?;
     SinkExt::<h1::Message<(Response<()>, BodySize)>>::close(&mut framed).await
