@@ -235,7 +235,8 @@ impl Target {
             .ok_or_else(|| BenchError::Setup(format!("creating group {name}: no id in {body}")))
     }
 
-    /// Sends a message over REST; the status on success, or why it failed.
+    /// Sends a message over REST; its seq once stored, or why it failed. Seqs are
+    /// server-wide, so a conversation's messages are in order but not numbered from 1.
     pub async fn post_message(
         &self,
         client: &reqwest::Client,
@@ -243,7 +244,11 @@ impl Target {
         conversation_id: &str,
         content: &str,
         client_message_id: &str,
-    ) -> Result<StatusCode, RequestFailure> {
+    ) -> Result<i64, RequestFailure> {
+        #[derive(Deserialize)]
+        struct Stored {
+            seq: i64,
+        }
         let response = client
             .post(self.url(&format!("/api/v1/conversations/{conversation_id}/messages")))
             .bearer_auth(token)
@@ -253,15 +258,16 @@ impl Target {
             .map_err(|e| RequestFailure::from_reqwest(&e))?;
         let status = response.status();
         // Read the whole body: a response is done when its last byte is in.
-        response
+        let body = response
             .bytes()
             .await
             .map_err(|e| RequestFailure::from_reqwest(&e))?;
-        if status.is_success() {
-            Ok(status)
-        } else {
-            Err(RequestFailure::status(status))
+        if !status.is_success() {
+            return Err(RequestFailure::status(status));
         }
+        serde_json::from_slice::<Stored>(&body)
+            .map(|stored| stored.seq)
+            .map_err(|_| RequestFailure("a stored message without its seq".into()))
     }
 
     /// Opens a WebSocket as the bearer of `token`, from `source` when given (any loopback

@@ -118,42 +118,24 @@ async fn idle_connections_open_from_several_addresses_and_stay_open() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_reads_pages_and_sends_without_errors() {
+async fn rest_reads_latest_and_older_pages_and_sends_without_errors() {
     let server = start_server().await;
-    let options = RestOptions {
-        concurrency: 4,
-        write_ratio: 0.1,
-        users: 2,
-        seed_messages: 60,
-        page: 50,
-        older: false,
-    };
-    let report = chat_bench::scenario::rest::run(&common(&server), &options)
-        .await
-        .expect("the scenario runs");
-    assert!(report.reads > 0, "{report:#?}");
-    assert!(report.writes > 0, "{report:#?}");
-    assert_eq!(report.failures.total(), 0, "{report:#?}");
-    server.shutdown.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_reads_older_pages_without_errors() {
-    let server = start_server().await;
-    let options = RestOptions {
-        concurrency: 4,
-        write_ratio: 0.0,
-        users: 2,
-        seed_messages: 30,
-        page: 10,
-        older: true,
-    };
-    let report = chat_bench::scenario::rest::run(&common(&server), &options)
-        .await
-        .expect("the scenario runs");
-    assert!(report.older, "{report:#?}");
-    assert!(report.reads > 0, "{report:#?}");
-    assert_eq!(report.failures.total(), 0, "{report:#?}");
+    for older in [false, true] {
+        let options = RestOptions {
+            concurrency: 4,
+            write_ratio: 0.1,
+            users: 2,
+            seed_messages: 60,
+            page: 10,
+            older,
+        };
+        let report = chat_bench::scenario::rest::run(&common(&server), &options)
+            .await
+            .expect("the scenario runs");
+        assert!(report.reads > 0, "{report:#?}");
+        assert!(report.writes > 0, "{report:#?}");
+        assert_eq!(report.failures.total(), 0, "{report:#?}");
+    }
     server.shutdown.stop().await;
 }
 

@@ -8,6 +8,7 @@
 //! the page `before` a random seq among the seeded messages instead of the latest page, the
 //! way a client scrolling back through history does.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -151,12 +152,14 @@ pub async fn run(common: &Common, opts: &RestOptions) -> Result<RestReport, Benc
         .buffer_unordered(8)
         .collect::<Vec<_>>()
         .await;
-    if let Some(Err(failure)) = seeded.into_iter().find(Result::is_err) {
-        return Err(BenchError::Setup(format!(
-            "storing the seed messages: {}",
-            failure.0
-        )));
-    }
+    let mut seqs = seeded
+        .into_iter()
+        .collect::<Result<Vec<i64>, _>>()
+        .map_err(|failure| {
+            BenchError::Setup(format!("storing the seed messages: {}", failure.0))
+        })?;
+    seqs.sort_unstable();
+    let seqs: Arc<[i64]> = seqs.into();
     let setup = setup_started.elapsed();
 
     let started = Instant::now();
@@ -168,10 +171,7 @@ pub async fn run(common: &Common, opts: &RestOptions) -> Result<RestReport, Benc
                 user: users[c % users.len()].clone(),
                 conversation: conversation.clone(),
                 page: opts.page,
-                // Seqs start at 1: `before` in page+1..=seeded+1 always leaves a full page.
-                older: opts
-                    .older
-                    .then_some((opts.page as u64 + 1, opts.seed_messages as u64 + 1)),
+                older: opts.older.then(|| Arc::clone(&seqs)),
                 write_ratio: opts.write_ratio,
                 tag: format!("{tag}.c{c}"),
                 rng: Rng::new(c as u64 + 1),
@@ -221,8 +221,8 @@ struct Client {
     user: User,
     conversation: String,
     page: usize,
-    /// The range `before` is drawn from, when reading older pages.
-    older: Option<(u64, u64)>,
+    /// The seeded seqs in order, when reading older pages: `before` is one of them.
+    older: Option<Arc<[i64]>>,
     write_ratio: f64,
     tag: String,
     rng: Rng,
@@ -252,10 +252,14 @@ impl Client {
                         &format!("{}.{n}", self.tag),
                     )
                     .await
-                    .map(|_| ())
-            } else if let Some((low, high)) = self.older {
-                let before = low + ((high - low + 1) as f64 * self.rng.next_f64()) as u64;
-                let url = format!("{page_url}&before={before}");
+                    .map(|_seq| ())
+            } else if let Some(seqs) = &self.older {
+                // At least `page` seeded messages precede the one at index `page` or later,
+                // so every such page is full.
+                let span = seqs.len() - self.page;
+                let index =
+                    self.page + ((span as f64 * self.rng.next_f64()) as usize).min(span - 1);
+                let url = format!("{page_url}&before={}", seqs[index]);
                 read_page(&http, &url, &self.user.token).await
             } else {
                 read_page(&http, &page_url, &self.user.token).await
