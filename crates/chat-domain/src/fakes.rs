@@ -388,7 +388,9 @@ impl MemoryStore {
         }
         let existing = new.client_message_id.as_ref().and_then(|cmid| {
             state.messages.iter().find(|m| {
-                m.sender_id == new.sender_id && m.client_message_id.as_ref() == Some(cmid)
+                m.conversation_id == new.conversation_id
+                    && m.sender_id == new.sender_id
+                    && m.client_message_id.as_ref() == Some(cmid)
             })
         });
         let appended = match existing {

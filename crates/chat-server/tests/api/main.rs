@@ -8,6 +8,7 @@ mod authz;
 mod binary;
 mod conversations;
 mod errors;
+mod idempotency;
 mod limits;
 mod messages;
 mod realtime;
