@@ -224,7 +224,7 @@ mod tests {
         locked.1.recv().unwrap();
 
         // Every other append goes to the group, the rest to conversations that do not exist.
-        let sent_to_the_group = |i: usize| i % 2 == 0;
+        let sent_to_the_group = |i: usize| i.is_multiple_of(2);
         let (answers, answered) = std::sync::mpsc::channel();
         // The commit thread may have taken one batch off the queue before blocking.
         let submitted = MAX_WAITING + MAX_BATCH + 1;
