@@ -6,7 +6,31 @@ use diesel::connection::SimpleConnection;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, test_config};
+
+#[tokio::test]
+async fn a_second_server_on_the_same_database_file_refuses_to_start() {
+    let app = spawn_app().await;
+    let second = chat_server::Application::build(test_config(&app.dir)).await;
+    let Err(error) = second else {
+        panic!("a second server started on the same file");
+    };
+    assert!(
+        matches!(
+            error,
+            chat_server::StartupError::Storage(chat_sqlite::StorageError::InUse { .. })
+        ),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("run one server per database file")
+    );
+    // The first one serves on.
+    let health = app.request(Method::GET, "/health", None, None).await;
+    assert_eq!(health.status(), StatusCode::OK);
+}
 
 /// Asserts a 422 that names `field`.
 async fn refused(response: reqwest::Response, field: &str, what: &str) {
