@@ -99,6 +99,12 @@ impl HealthProbe for DatabaseHealth {
     fn check(&self) -> Result<(), String> {
         self.0.ping().map_err(|e| e.to_string())
     }
+
+    fn degraded(&self) -> Option<String> {
+        self.0
+            .write_failure()
+            .map(|failure| format!("writes are failing: {failure}"))
+    }
 }
 
 /// A built server, bound to its port and ready to run.
@@ -195,6 +201,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The database the server runs on.
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
     }
 
     /// A handle that stops the server gracefully.

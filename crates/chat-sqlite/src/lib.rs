@@ -32,7 +32,7 @@ use diesel::SqliteConnection;
 pub use error::StorageError;
 pub use lock::ExclusiveLock;
 pub use migrate::MIGRATIONS;
-pub use pool::{Database, SqliteOptions, Synchronous, file_path};
+pub use pool::{Database, SqliteOptions, Synchronous, WriteFailure, file_path};
 
 use error::StorageResult;
 use group_commit::GroupCommit;

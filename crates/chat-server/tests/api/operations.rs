@@ -32,6 +32,68 @@ async fn a_second_server_on_the_same_database_file_refuses_to_start() {
     assert_eq!(health.status(), StatusCode::OK);
 }
 
+#[tokio::test]
+async fn health_is_degraded_while_writes_find_the_disk_full_and_recovers_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = chat_server::Application::build(test_config(&dir))
+        .await
+        .unwrap();
+    let database = server.database().clone();
+    let app = TestApp {
+        address: format!("http://127.0.0.1:{}", server.port()),
+        ws_url: format!("ws://127.0.0.1:{}/api/v1/ws", server.port()),
+        client: reqwest::Client::new(),
+        shutdown: server.shutdown_handle(),
+        dir,
+    };
+    tokio::spawn(server.run_until_stopped());
+    let health = || app.request(Method::GET, "/health", None, None);
+    let [alice, bob] = app.users(["alice", "bob"]).await;
+    let direct = app.direct(&alice, &bob).await;
+    let path = format!("/api/v1/conversations/{direct}/messages");
+    assert_eq!(health().await.status(), StatusCode::OK);
+
+    // The disk fills up: the database may not grow past its size.
+    database.limit_pages(1).unwrap();
+    let mut refused = None;
+    for _ in 0..500 {
+        let sent = app
+            .post(&path, &alice.token, json!({"content": "x".repeat(3000)}))
+            .await;
+        if sent.status() != StatusCode::CREATED {
+            refused = Some(sent);
+            break;
+        }
+    }
+    let refused = refused.expect("a send fails once the disk is full");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["code"],
+        "storage_unavailable"
+    );
+
+    let degraded = health().await;
+    assert_eq!(degraded.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = degraded.json().await.unwrap();
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(body["database"], "degraded", "{body}");
+    assert_eq!(body["reason"], "writes are failing: the disk is full");
+
+    // Room again: health follows the next write, not the limit.
+    database.limit_pages(1 << 30).unwrap();
+    assert_eq!(
+        health().await.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no write has succeeded yet"
+    );
+    app.send(&alice, &direct, "the disk has room again").await;
+    let recovered = health().await;
+    assert_eq!(recovered.status(), StatusCode::OK);
+    let body: Value = recovered.json().await.unwrap();
+    assert_eq!(body["database"], "ok");
+    assert!(body.get("reason").is_none(), "{body}");
+}
+
 /// Asserts a 422 that names `field`.
 async fn refused(response: reqwest::Response, field: &str, what: &str) {
     assert_eq!(
