@@ -253,8 +253,9 @@ impl Shutdown {
         // close frames out before the workers they run on stop.
         let _ = tokio::time::timeout(WEBSOCKET_CLOSE_GRACE, self.hub.drained()).await;
         self.server.stop(true).await;
-        // Returns once the database is checkpointed and its lock let go, so that another
-        // server may start on the file at once (an error means the server was never run).
+        // Returns once `run_until_stopped` has checkpointed the database and let go of its
+        // lock, so that another server may start on the file at once. An error means the
+        // `Application` was dropped without running: it holds nothing any more either.
         let _ = self.released.clone().wait_for(|released| *released).await;
     }
 }
