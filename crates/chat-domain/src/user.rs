@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::UserId;
-use crate::validation::FieldError;
+use crate::validation::{FieldError, allowed_in_line};
 
 /// A user as the rest of the system sees it. The password hash is deliberately not here: it
 /// only travels between the store and the hasher, so no view of a user can leak it.
@@ -169,6 +169,26 @@ pub fn optional_text(
     Ok(Some(value.to_owned()))
 }
 
+/// Parses an optional name shown on one line (a full name): as [`optional_text`], and without
+/// line breaks, tabs or text-direction characters (see [`allowed_in_line`]).
+pub fn optional_line(
+    field: &'static str,
+    raw: Option<&str>,
+    max_chars: usize,
+) -> Result<Option<String>, FieldError> {
+    let value = optional_text(field, raw, max_chars)?;
+    if value
+        .as_deref()
+        .is_some_and(|value| !value.chars().all(allowed_in_line))
+    {
+        return Err(FieldError::new(
+            field,
+            "must be one line without control or text-direction characters",
+        ));
+    }
+    Ok(value)
+}
+
 /// Parses an optional avatar URL: absolute `http` or `https`, at most 2048 characters.
 pub fn optional_url(field: &'static str, raw: Option<&str>) -> Result<Option<String>, FieldError> {
     let Some(value) = optional_text(field, raw, 2048)? else {
@@ -257,6 +277,30 @@ mod tests {
     fn a_password_never_shows_in_debug_output() {
         let password = Password::parse("password", "hunter2hunter2").unwrap();
         assert!(!format!("{password:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn full_names_are_one_line_without_text_direction_controls() {
+        for bad in [
+            "Ann\nAdmin",
+            "Ann\tB",
+            "Ann\u{0}",
+            "\u{1b}[31mAnn",
+            "Ann \u{202E}nimda",
+            "\u{200F}Ann",
+            "\u{2067}Ann",
+        ] {
+            let error = optional_line("full_name", Some(bad), FULL_NAME_MAX).unwrap_err();
+            assert_eq!(error.field, "full_name", "{bad:?}");
+        }
+        assert_eq!(
+            optional_line("full_name", Some(" Zoë Åström-שלום "), FULL_NAME_MAX).unwrap(),
+            Some("Zoë Åström-שלום".into())
+        );
+        assert_eq!(
+            optional_line("full_name", Some(" "), FULL_NAME_MAX).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -21,9 +21,11 @@ pub struct Cli {
 pub enum Command {
     /// Start the server (the default).
     Serve,
-    /// Apply pending database migrations and exit.
+    /// Apply pending migrations to an existing database and exit; refused while a server
+    /// runs on it.
     Migrate,
-    /// Write a consistent copy of the database to a new file; safe while the server runs.
+    /// Write a consistent copy of an existing database to a new file; safe while the server
+    /// runs.
     Backup {
         /// Where to write the copy; must not exist yet.
         path: std::path::PathBuf,

@@ -123,7 +123,12 @@ fn commit_loop(
                     let result = match result {
                         Ok(Some(outcome)) => Ok(outcome),
                         Ok(None) => Err(StoreError::Missing),
-                        Err(error) => Err(error.into()),
+                        Err(error) => {
+                            // The batch committed, but this append's insert failed: if the
+                            // storage failed it, health must say so.
+                            db.note_write_failed(&error);
+                            Err(error.into())
+                        }
                     };
                     finish(job.done, result);
                 }

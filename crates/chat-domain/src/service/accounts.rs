@@ -9,7 +9,7 @@ use crate::ports::{
 };
 use crate::user::{
     BIO_MAX, Email, FULL_NAME_MAX, NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery,
-    Username, optional_text, optional_url,
+    Username, optional_line, optional_text, optional_url,
 };
 use crate::validation::Validator;
 use crate::{DomainError, Resource, StoreError, UserId};
@@ -90,7 +90,7 @@ impl AccountService {
         let username = v.check(Username::parse(&request.username));
         let email = v.check(Email::parse(&request.email));
         let password = v.check(Password::parse("password", &request.password));
-        let full_name = v.check(optional_text(
+        let full_name = v.check(optional_line(
             "full_name",
             request.full_name.as_deref(),
             FULL_NAME_MAX,
@@ -272,7 +272,7 @@ impl AccountService {
         let full_name = changes
             .full_name
             .as_deref()
-            .and_then(|raw| v.check(optional_text("full_name", Some(raw), FULL_NAME_MAX)));
+            .and_then(|raw| v.check(optional_line("full_name", Some(raw), FULL_NAME_MAX)));
         let avatar_url = changes
             .avatar_url
             .as_deref()

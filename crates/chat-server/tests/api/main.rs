@@ -11,4 +11,5 @@ mod errors;
 mod idempotency;
 mod limits;
 mod messages;
+mod operations;
 mod realtime;
