@@ -10,4 +10,5 @@ mod conversations;
 mod errors;
 mod limits;
 mod messages;
+mod privacy;
 mod realtime;
