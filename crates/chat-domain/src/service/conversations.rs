@@ -328,7 +328,8 @@ impl ConversationService {
     /// deactivated: the deactivated user stays a member (their messages and their name in
     /// the member list remain), demoted to a plain member, so that every group keeps an
     /// owner who can act. A group with no other active member keeps its owner: there is no
-    /// one left to manage it. Each handover is announced to the group as a role change.
+    /// one left to manage it. Each handover is announced to the group as two role changes:
+    /// the successor's, then the departing user's.
     pub fn hand_over_groups_of(&self, departing: UserId) -> Result<(), DomainError> {
         for id in self.conversations.with_role(departing, Role::Owner)? {
             let members = self.conversations.members(id)?;
@@ -341,14 +342,13 @@ impl ConversationService {
             self.conversations.set_role(id, successor, Role::Owner)?;
             self.conversations.set_role(id, departing, Role::Member)?;
             let details = self.details_of(conversation)?;
-            self.announce(
-                &details,
-                ConversationChange::RoleChanged {
-                    user_id: successor,
-                    role: Role::Owner,
-                },
-                departing,
-            );
+            for (user_id, role) in [(successor, Role::Owner), (departing, Role::Member)] {
+                self.announce(
+                    &details,
+                    ConversationChange::RoleChanged { user_id, role },
+                    departing,
+                );
+            }
         }
         Ok(())
     }
@@ -873,20 +873,18 @@ mod tests {
             .events
             .take()
             .into_iter()
-            .filter(|e| {
-                matches!(
-                    e,
-                    DomainEvent::ConversationUpdated {
-                        change: ConversationChange::RoleChanged {
-                            role: Role::Owner,
-                            ..
-                        },
-                        ..
-                    }
-                )
+            .filter_map(|e| match e {
+                DomainEvent::ConversationUpdated {
+                    change: ConversationChange::RoleChanged { user_id, role },
+                    ..
+                } => Some((user_id, role)),
+                _ => None,
             })
-            .count();
-        assert_eq!(handovers, 2);
+            .collect::<Vec<_>>();
+        assert_eq!(handovers.len(), 4, "{handovers:?}");
+        assert!(handovers.contains(&(bob, Role::Owner)));
+        assert!(handovers.contains(&(dave, Role::Owner)));
+        assert!(handovers.contains(&(alice, Role::Member)));
     }
 
     #[test]
