@@ -22,6 +22,9 @@ const KEY_LABEL: &[u8] = b"chatd device token signing key v1";
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
+    /// The user's token generation at issue time; see `User::token_generation`.
+    #[serde(rename = "gen")]
+    generation: i64,
     /// The device id: the key of this device's own failed-login budget.
     jti: String,
     iat: i64,
@@ -71,9 +74,10 @@ impl JwtDeviceTokens {
 }
 
 impl DeviceTokens for JwtDeviceTokens {
-    fn issue(&self, user: UserId, now: DateTime<Utc>) -> Result<String, String> {
+    fn issue(&self, user: UserId, generation: i64, now: DateTime<Utc>) -> Result<String, String> {
         let claims = Claims {
             sub: user.to_string(),
+            generation,
             jti: Uuid::new_v4().simple().to_string(),
             iat: now.timestamp(),
             exp: (now + self.ttl).timestamp(),
@@ -89,6 +93,7 @@ impl DeviceTokens for JwtDeviceTokens {
             .claims;
         Ok(DeviceClaims {
             user_id: claims.sub.parse().map_err(|_| "sub is not a user id")?,
+            generation: claims.generation,
             device_id: claims.jti,
         })
     }
@@ -119,12 +124,12 @@ mod tests {
         let devices = devices(SECRET);
         let user = UserId::new();
         let first = devices
-            .verify(&devices.issue(user, Utc::now()).unwrap())
+            .verify(&devices.issue(user, 3, Utc::now()).unwrap())
             .unwrap();
         let second = devices
-            .verify(&devices.issue(user, Utc::now()).unwrap())
+            .verify(&devices.issue(user, 3, Utc::now()).unwrap())
             .unwrap();
-        assert_eq!(first.user_id, user);
+        assert_eq!((first.user_id, first.generation), (user, 3));
         assert_ne!(first.device_id, second.device_id);
     }
 
@@ -133,7 +138,7 @@ mod tests {
         let user = UserId::new();
         let access = access_tokens().issue(user, 0, Utc::now()).unwrap();
         assert!(devices(SECRET).verify(&access.token).is_err());
-        let device = devices(SECRET).issue(user, Utc::now()).unwrap();
+        let device = devices(SECRET).issue(user, 0, Utc::now()).unwrap();
         assert!(access_tokens().verify(&device).is_err());
     }
 
@@ -142,17 +147,18 @@ mod tests {
         let devices = devices(SECRET);
         let user = UserId::new();
         let other = self::devices(b"another secret that is long enough!!")
-            .issue(user, Utc::now())
+            .issue(user, 0, Utc::now())
             .unwrap();
         assert!(devices.verify(&other).is_err());
         let expired = devices
-            .issue(user, Utc::now() - Duration::days(31))
+            .issue(user, 0, Utc::now() - Duration::days(31))
             .unwrap();
         assert!(devices.verify(&expired).is_err());
-        let token = devices.issue(user, Utc::now()).unwrap();
+        let token = devices.issue(user, 0, Utc::now()).unwrap();
         let mut parts: Vec<&str> = token.split('.').collect();
         let forged = Claims {
             sub: UserId::new().to_string(),
+            generation: 0,
             jti: "x".into(),
             iat: Utc::now().timestamp(),
             exp: Utc::now().timestamp() + 3600,

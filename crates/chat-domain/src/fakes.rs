@@ -633,25 +633,30 @@ impl TokenIssuer for FakeTokens {
     }
 }
 
-/// Device tokens of the form `device:<user id>:<serial>`; the serial is the device id.
+/// Device tokens of the form `device:<user id>:<generation>:<serial>`; the serial is the
+/// device id.
 /// Anything not in that form is refused, which is how tests forge one.
 #[derive(Default)]
 pub struct FakeDevices(AtomicUsize);
 
 impl DeviceTokens for FakeDevices {
-    fn issue(&self, user: UserId, _now: DateTime<Utc>) -> Result<String, String> {
+    fn issue(&self, user: UserId, generation: i64, _now: DateTime<Utc>) -> Result<String, String> {
         let serial = self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(format!("device:{user}:{serial}"))
+        Ok(format!("device:{user}:{generation}:{serial}"))
     }
 
     fn verify(&self, token: &str) -> Result<DeviceClaims, String> {
         let rest = token
             .strip_prefix("device:")
             .ok_or("not a fake device token")?;
-        let (id, serial) = rest.split_once(':').ok_or("not a fake device token")?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        let [id, generation, serial] = parts.as_slice() else {
+            return Err("not a fake device token".into());
+        };
         Ok(DeviceClaims {
             user_id: id.parse().map_err(|_| "bad id")?,
-            device_id: serial.to_owned(),
+            generation: generation.parse().map_err(|_| "bad generation")?,
+            device_id: (*serial).to_owned(),
         })
     }
 }

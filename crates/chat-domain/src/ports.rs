@@ -216,6 +216,9 @@ pub trait TokenIssuer: Send + Sync {
 pub struct DeviceClaims {
     /// The account the token was issued to, at a successful login.
     pub user_id: UserId,
+    /// The account's token generation then: a password change ends the trust of every
+    /// device that logged in before it.
+    pub generation: i64,
     /// This device's own id: the key of its own budget of failed logins.
     pub device_id: String,
 }
@@ -225,7 +228,7 @@ pub struct DeviceClaims {
 /// It grants no access by itself (it is not an access token and must never verify as
 /// one, nor an access token as it); it only spares its holder the account's lockout.
 pub trait DeviceTokens: Send + Sync {
-    fn issue(&self, user: UserId, now: DateTime<Utc>) -> Result<String, String>;
+    fn issue(&self, user: UserId, generation: i64, now: DateTime<Utc>) -> Result<String, String>;
     /// Checks signature and expiry. The error says why, for logs, not for clients.
     fn verify(&self, token: &str) -> Result<DeviceClaims, String>;
 }

@@ -143,8 +143,8 @@ impl AccountService {
     /// cookie" pattern). A client presenting a valid `device_token` issued to this very
     /// account is trusted: its failures count against its own small budget only
     /// ([`Limits::login_failures_per_device`]), and the account's and address's budgets do
-    /// not stop it. Any other client (no token, a forged or expired one, or one issued to
-    /// another account) is untrusted: its failures count against the account and against
+    /// not stop it. Any other client (no token, a forged or expired one, one issued to
+    /// another account, or one from before the account's last password change) is untrusted: its failures count against the account and against
     /// `client` (the caller's address), and once either budget is spent its attempts are
     /// refused. A refusal is [`DomainError::RateLimited`], decided before any password
     /// is checked.
@@ -160,9 +160,9 @@ impl AccountService {
         let device = device_token
             .and_then(|token| self.devices.verify(token).ok())
             .filter(|device| {
-                found
-                    .as_ref()
-                    .is_some_and(|(user, _)| user.id == device.user_id)
+                found.as_ref().is_some_and(|(user, _)| {
+                    user.id == device.user_id && user.token_generation == device.generation
+                })
             });
         let keys: Vec<_> = match &device {
             Some(device) => vec![(
@@ -219,7 +219,7 @@ impl AccountService {
             .map_err(DomainError::Credentials)?;
         let device_token = self
             .devices
-            .issue(user.id, now)
+            .issue(user.id, user.token_generation, now)
             .map_err(DomainError::Credentials)?;
         Ok(LoggedIn {
             access,
@@ -747,7 +747,14 @@ mod tests {
             .device_token;
         lock_out(accounts, "alice");
         let forged = alices.replacen("device:", "forged:", 1);
-        for token in [bobs.as_str(), forged.as_str(), "", "device:not-a-user:1"] {
+        let other_generation = alices.replacen(":0:", ":1:", 1);
+        for token in [
+            bobs.as_str(),
+            forged.as_str(),
+            other_generation.as_str(),
+            "",
+            "device:not-a-user:0:1",
+        ] {
             assert!(
                 matches!(
                     accounts.log_in("alice", "correct horse", None, Some(token)),
@@ -756,6 +763,37 @@ mod tests {
                 "{token}"
             );
         }
+    }
+
+    #[test]
+    fn a_password_change_ends_the_trust_of_devices_that_logged_in_before_it() {
+        let world = World::new();
+        let alice = world.user("alice");
+        let accounts = &world.services.accounts;
+        let old_device = accounts
+            .log_in("alice", "correct horse", None, None)
+            .unwrap()
+            .device_token;
+        let changed = ProfileChanges {
+            password: Some("new password!".into()),
+            current_password: Some("correct horse".into()),
+            ..Default::default()
+        };
+        accounts.update_profile(alice, changed).unwrap();
+        let new_device = accounts
+            .log_in("alice", "new password!", None, None)
+            .unwrap()
+            .device_token;
+        lock_out(accounts, "alice");
+        assert!(matches!(
+            accounts.log_in("alice", "new password!", None, Some(&old_device)),
+            Err(DomainError::RateLimited { .. })
+        ));
+        assert!(
+            accounts
+                .log_in("alice", "new password!", None, Some(&new_device))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -460,7 +460,9 @@ impl ConversationService {
         Ok(others
             .into_iter()
             .filter(|m| active.contains(&m.user_id))
-            .max_by_key(|m| (m.role, std::cmp::Reverse(m.joined_at)))
+            // Members who joined at the same instant are told apart by id, so the choice
+            // does not depend on the order the store lists them in.
+            .min_by_key(|m| (std::cmp::Reverse(m.role), m.joined_at, m.user_id))
             .map(|m| m.user_id))
     }
 

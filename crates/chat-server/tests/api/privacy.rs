@@ -299,7 +299,16 @@ async fn role_of(app: &TestApp, viewer: &crate::helpers::TestUser, id: &str, use
 async fn a_deactivated_owner_stays_a_member_and_the_group_passes_to_the_next_member() {
     let app = spawn_app().await;
     let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
-    let group = app.group(&alice, &[&bob, &carol]).await;
+    let group = app.group(&alice, &[&bob]).await;
+    // Carol joins later: Bob is the longest-standing member.
+    let added = app
+        .post(
+            &format!("/api/v1/conversations/{group}/members"),
+            &alice.token,
+            json!({"user_ids": [carol.id]}),
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::OK);
     let deactivated = app
         .post(
             "/api/v1/users/me/deactivate",
