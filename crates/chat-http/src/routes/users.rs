@@ -26,7 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/users/{user_id}", "GET").route(web::get().to(get_user)));
 }
 
-/// Search users.
+/// Search users by part of the username or full name, or by a whole email address. Answers
+/// public profiles: nobody's email.
 #[utoipa::path(
     get, path = "/api/v1/users", tag = "users",
     params(UserListParams),
