@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::message::{Message, MessageView, Seq};
-use crate::user::User;
+use crate::user::PublicProfile;
 use crate::validation::{FieldError, allowed_in_line};
 use crate::{ConversationId, UserId};
 
@@ -135,10 +135,10 @@ pub struct Member {
     pub last_read_seq: Seq,
 }
 
-/// A member together with their public profile, for conversation details.
+/// A member together with their public profile (never their email), for conversation details.
 #[derive(Debug, Clone)]
 pub struct Participant {
-    pub user: User,
+    pub user: PublicProfile,
     pub role: Role,
     pub joined_at: DateTime<Utc>,
 }

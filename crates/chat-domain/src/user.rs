@@ -23,6 +23,36 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A user as anyone else sees them: the profile without the email address, which only its
+/// owner sees (the owner's own view is [`User`]), and without `updated_at`, which would tell
+/// others when the password or email last changed. Every answer about another user is built
+/// from this type, so an email cannot reach a stranger by an edge forgetting to drop it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicProfile {
+    pub id: UserId,
+    pub username: Username,
+    pub full_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub bio: Option<String>,
+    /// A deactivated user stays visible (their name on past messages), marked as such.
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<User> for PublicProfile {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            username: user.username,
+            full_name: user.full_name,
+            avatar_url: user.avatar_url,
+            bio: user.bio,
+            is_active: user.is_active,
+            created_at: user.created_at,
+        }
+    }
+}
+
 /// A login name: 3–32 ASCII letters, digits, `_`, `.` or `-`. Uniqueness ignores case, but
 /// the spelling the user chose is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,7 +260,9 @@ pub struct ProfileUpdate {
     pub password_hash: Option<PasswordHash>,
 }
 
-/// A search over users: a case-insensitive substring of the username or full name.
+/// A search over users: a case-insensitive substring of the username or full name, or a
+/// whole email address (ignoring case). An email is never matched by a part of it, so the
+/// search finds a contact whose address one already knows and cannot harvest addresses.
 #[derive(Debug, Clone, Default)]
 pub struct UserQuery {
     pub text: Option<String>,

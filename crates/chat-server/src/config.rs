@@ -77,6 +77,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_MESSAGES_PER_SECOND", default_value_t = 20)]
     pub messages_per_second: u32,
 
+    /// Conversations a user may create plus member additions they may make per minute, all
+    /// of which may come at once; 0 turns this limit off.
+    #[arg(long, env = "CHAT_CONVERSATIONS_PER_MINUTE", default_value_t = chat_domain::limits::Limits::CONVERSATIONS_PER_MINUTE)]
+    pub conversations_per_minute: u32,
+
     /// WebSocket connections this node accepts (default: the open-file limit less 512).
     #[arg(long, env = "CHAT_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -99,8 +104,15 @@ impl Config {
             return Limits::none();
         }
         let rate = self.messages_per_second.max(1);
+        let conversations = (self.conversations_per_minute > 0).then(|| {
+            Quota::new(
+                self.conversations_per_minute,
+                std::time::Duration::from_secs(60),
+            )
+        });
         Limits {
             messages_per_user: Some(Quota::per_second(rate, rate.saturating_mul(2))),
+            conversations_per_user: conversations,
             ..Limits::default()
         }
     }
@@ -141,6 +153,27 @@ mod tests {
         assert!(cli.config.rate_limits);
         assert_eq!(cli.config.max_connections_per_user, 20);
         assert!(cli.config.allowed_origins.is_empty());
+        assert_eq!(cli.config.conversations_per_minute, 20);
+    }
+
+    #[test]
+    fn the_conversation_limit_is_per_minute_on_by_default_and_zero_turns_it_off() {
+        let limits = |args: &[&str]| {
+            Cli::try_parse_from(["chat-server"].iter().chain(args))
+                .unwrap()
+                .config
+                .limits()
+                .conversations_per_user
+        };
+        assert_eq!(
+            limits(&[]),
+            Some(chat_domain::limits::Quota::new(20, Duration::from_secs(60)))
+        );
+        assert_eq!(
+            limits(&["--conversations-per-minute", "5"]).map(|q| q.burst),
+            Some(5)
+        );
+        assert_eq!(limits(&["--conversations-per-minute", "0"]), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
-use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtIssuer};
+use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtDeviceTokens, JwtIssuer};
 use chat_domain::clock::SystemClock;
 use chat_domain::service::{ChatServices, Ports};
 use chat_http::{AppState, AuthCache, HealthProbe, Hub, MemoryRateLimiter, PublishAll, WsConfig};
@@ -80,6 +80,10 @@ fn sqlite_options(config: &Config) -> SqliteOptions {
 /// once; this bounds how long one made elsewhere (another node, the database) goes unseen.
 const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long a client stays trusted for an account after its last successful login there
+/// (its device token's lifetime; each login hands out a fresh one).
+const DEVICE_TOKEN_TTL: chrono::TimeDelta = chrono::TimeDelta::days(30);
+
 /// Password hashes that may run at once: one per core, so a login flood uses the CPU it is
 /// due and no more.
 fn hashing_threads() -> usize {
@@ -136,6 +140,8 @@ impl Application {
         })
         .await
         .map_err(|e| StartupError::Config(format!("start-up task failed: {e}")))??;
+        let devices =
+            JwtDeviceTokens::new(&secret, DEVICE_TOKEN_TTL).map_err(StartupError::Config)?;
         let tokens = JwtIssuer::new(JwtConfig { secret, ttl }).map_err(StartupError::Config)?;
 
         let defaults = WsConfig::default();
@@ -162,6 +168,7 @@ impl Application {
             events: Arc::new(PublishAll(vec![hub.clone(), auth_cache.clone()])),
             hasher: Arc::new(BoundedHasher::new(hasher, hashing_threads())),
             tokens: Arc::new(tokens),
+            devices: Arc::new(devices),
             clock: Arc::new(SystemClock),
             limiter: limiter.clone(),
             limits: config.limits(),

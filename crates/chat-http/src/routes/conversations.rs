@@ -61,11 +61,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 201, description = "Created", body = ConversationResponse),
         (status = 200, description = "The pair's existing direct conversation", body = ConversationResponse),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
-        (status = 404, description = "A participant does not exist", body = ErrorBody),
+        (status = 404, description = "A participant does not exist or is deactivated", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid request", body = ErrorBody),
+        (status = 429, description = "Too many conversations created or members added; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn create_conversation(
@@ -175,11 +176,12 @@ pub async fn rename_conversation(
         (status = 200, description = "The group with its members", body = ConversationResponse),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "Not an owner or admin", body = ErrorBody),
-        (status = 404, description = "No such conversation or user", body = ErrorBody),
+        (status = 404, description = "No such conversation, or a user does not exist or is deactivated", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid request, or a direct conversation", body = ErrorBody),
+        (status = 429, description = "Too many conversations created or members added; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn add_members(

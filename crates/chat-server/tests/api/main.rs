@@ -12,4 +12,5 @@ mod idempotency;
 mod limits;
 mod messages;
 mod operations;
+mod privacy;
 mod realtime;
