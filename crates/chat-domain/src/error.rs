@@ -85,6 +85,9 @@ pub enum StoreError {
     /// The row the write refers to does not exist (any more).
     #[error("referenced row does not exist")]
     Missing,
+    /// The write would reach this deactivated account (a direct message to it).
+    #[error("user {0} is deactivated")]
+    Deactivated(crate::UserId),
     /// The store could not be reached or failed; nothing the caller did caused it.
     #[error("storage unavailable: {0}")]
     Unavailable(String),

@@ -107,7 +107,9 @@ pub trait MessageStore: Send + Sync {
     /// conversation's activity, moves the sender's read marker to it, and reads the members
     /// it goes to. A message whose sender already stored one with the same client message id
     /// is not stored again: the earlier one comes back as [`Appended::Existing`]. A sender
-    /// who is not a member when the write commits is [`StoreError::Missing`].
+    /// who is not a member when the write commits is [`StoreError::Missing`]; a message to a
+    /// direct conversation whose other member's account is deactivated is
+    /// [`StoreError::Deactivated`] and is not stored.
     ///
     /// The store calls `done` exactly once with the outcome: once the write has committed
     /// (or failed), and before the commit of any later append. Callers announce messages

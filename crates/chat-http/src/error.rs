@@ -171,6 +171,11 @@ impl From<DomainError> for ApiError {
                 "conflict",
                 format!("{field} conflicts with a concurrent change; retry"),
             ),
+            DomainError::Store(StoreError::Deactivated(user)) => Self::new(
+                S::NOT_FOUND,
+                "user_not_found",
+                DomainError::not_found(chat_domain::Resource::User, user).to_string(),
+            ),
             DomainError::Store(StoreError::Missing) => {
                 Self::new(S::NOT_FOUND, "not_found", "the resource no longer exists")
             }

@@ -113,7 +113,7 @@ fn commit_loop(
             Ok(results) => {
                 // Kept pages learn of the new messages before anyone hears of them.
                 recent.appended(results.iter().filter_map(|result| match result {
-                    Ok(Some(AppendOutcome {
+                    Ok(Ok(AppendOutcome {
                         appended: Appended::Created(message),
                         ..
                     })) => Some(message),
@@ -121,8 +121,7 @@ fn commit_loop(
                 }));
                 for (job, result) in batch.into_iter().zip(results) {
                     let result = match result {
-                        Ok(Some(outcome)) => Ok(outcome),
-                        Ok(None) => Err(StoreError::Missing),
+                        Ok(answer) => answer,
                         Err(error) => {
                             // The batch committed, but this append's insert failed: if the
                             // storage failed it, health must say so.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chat_domain::conversation::{ConversationKind, Member};
 use chat_domain::message::{AppendOutcome, Appended, HistoryCursor, Message, NewMessage, Seq};
 use chat_domain::ports::{MessageStore, OnAppended, StoreResult};
-use chat_domain::{ConversationId, MessageId, UserId};
+use chat_domain::{ConversationId, MessageId, StoreError, UserId};
 use chrono::NaiveDateTime;
 use diesel::dsl::max;
 use diesel::prelude::*;
@@ -15,7 +15,7 @@ use diesel::sqlite::SqliteConnection;
 
 use crate::error::{StorageError, StorageResult};
 use crate::models::{MemberRow, MessageRow, NewMessageRow, convert, ts};
-use crate::schema::{conversation_members, conversations, messages};
+use crate::schema::{conversation_members, conversations, messages, users};
 use crate::{MembershipEpoch, SqliteStore};
 
 impl MessageStore for SqliteStore {
@@ -105,7 +105,9 @@ impl MessageStore for SqliteStore {
 }
 
 /// Appends a batch of messages inside the caller's transaction, in order, and returns one
-/// result per message: `None` when its sender is not a member of its conversation.
+/// result per message: the port's refusal ([`StoreError::Missing`] for a sender who is not a
+/// member, [`StoreError::Deactivated`] for a direct message to a deactivated account) or the
+/// outcome, inside the storage's own failure.
 ///
 /// Work that messages of one batch share is done once: each conversation's kind and members
 /// are read once, and its activity and the senders' read markers are written once, at the
@@ -116,25 +118,35 @@ pub(crate) fn append_batch(
     conn: &mut SqliteConnection,
     batch: &[&NewMessage],
     known: &mut KnownConversations,
-) -> StorageResult<Vec<StorageResult<Option<AppendOutcome>>>> {
+) -> StorageResult<Vec<StorageResult<StoreResult<AppendOutcome>>>> {
     known.refresh();
     let conversations_seen = &mut known.conversations;
     let mut activity: HashMap<ConversationId, (i64, NaiveDateTime)> = HashMap::new();
     let mut markers: HashMap<(ConversationId, UserId), (i64, NaiveDateTime)> = HashMap::new();
     let mut results = Vec::with_capacity(batch.len());
     for new in batch {
-        let (kind, members) = match conversations_seen.entry(new.conversation_id) {
+        let ConversationState {
+            kind,
+            members,
+            deactivated,
+        } = match conversations_seen.entry(new.conversation_id) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => match conversation_state(conn, new.conversation_id)? {
                 Some(state) => entry.insert(state),
                 None => {
-                    results.push(Ok(None));
+                    results.push(Ok(Err(StoreError::Missing)));
                     continue;
                 }
             },
         };
         if !members.iter().any(|m| m.user_id == new.sender_id) {
-            results.push(Ok(None));
+            results.push(Ok(Err(StoreError::Missing)));
+            continue;
+        }
+        if *kind == ConversationKind::Direct
+            && let Some(gone) = deactivated.iter().find(|&&user| user != new.sender_id)
+        {
+            results.push(Ok(Err(StoreError::Deactivated(*gone))));
             continue;
         }
         let appended = match insert_or_find(conn, new) {
@@ -147,9 +159,10 @@ pub(crate) fn append_batch(
         if let Appended::Existing(_) = &appended {
             // A retry reports whether the earlier message has been read since, which the
             // remembered read markers may not know yet: read them again.
-            let (kind, members) = conversation_state(conn, new.conversation_id)?
-                .ok_or_else(|| StorageError::corrupt("conversation", "gone while appending"))?;
-            results.push(Ok(Some(AppendOutcome {
+            let ConversationState { kind, members, .. } =
+                conversation_state(conn, new.conversation_id)?
+                    .ok_or_else(|| StorageError::corrupt("conversation", "gone while appending"))?;
+            results.push(Ok(Ok(AppendOutcome {
                 appended,
                 kind,
                 members,
@@ -168,7 +181,7 @@ pub(crate) fn append_batch(
                 member.last_read_seq = member.last_read_seq.max(message.seq);
             }
         }
-        results.push(Ok(Some(AppendOutcome {
+        results.push(Ok(Ok(AppendOutcome {
             appended,
             kind: *kind,
             members: members.clone(),
@@ -197,11 +210,12 @@ pub(crate) fn append_batch(
 }
 
 /// The kind and members of the conversations the commit thread has appended to, so a busy
-/// conversation costs no reads per batch. Only membership writes change what is kept here
+/// conversation costs no reads per batch. Only membership writes (and deactivations, which
+/// close direct conversations) change what is kept here
 /// (read markers matter only to messages that already exist, and those are read afresh), and
 /// those writes raise the [`MembershipEpoch`]: the first batch after one starts over.
 pub(crate) struct KnownConversations {
-    conversations: HashMap<ConversationId, (ConversationKind, Vec<Member>)>,
+    conversations: HashMap<ConversationId, ConversationState>,
     epoch: Arc<MembershipEpoch>,
     seen_epoch: u64,
 }
@@ -235,20 +249,22 @@ impl KnownConversations {
     }
 }
 
+/// What an append needs to know of its conversation.
+pub(crate) struct ConversationState {
+    kind: ConversationKind,
+    members: Vec<Member>,
+    /// Members whose accounts are deactivated: a direct conversation with one of them takes
+    /// no more messages.
+    deactivated: Vec<UserId>,
+}
+
 /// A conversation's kind and members, as this transaction sees them; `None` if it does not
 /// exist.
 fn conversation_state(
     conn: &mut SqliteConnection,
     id: ConversationId,
-) -> StorageResult<Option<(ConversationKind, Vec<Member>)>> {
+) -> StorageResult<Option<ConversationState>> {
     let key = id.to_string();
-    let members = convert(
-        conversation_members::table
-            .filter(conversation_members::conversation_id.eq(&key))
-            .order(conversation_members::joined_at.asc())
-            .select(MemberRow::as_select())
-            .load(conn)?,
-    )?;
     let kind: Option<String> = conversations::table
         .find(&key)
         .select(conversations::kind)
@@ -259,7 +275,32 @@ fn conversation_state(
     };
     let kind = ConversationKind::parse(&kind)
         .ok_or_else(|| StorageError::corrupt("conversation kind", &kind))?;
-    Ok(Some((kind, members)))
+    let members = convert(
+        conversation_members::table
+            .filter(conversation_members::conversation_id.eq(&key))
+            .order(conversation_members::joined_at.asc())
+            .select(MemberRow::as_select())
+            .load(conn)?,
+    )?;
+    let deactivated = if kind == ConversationKind::Direct {
+        let inactive: Vec<String> = conversation_members::table
+            .inner_join(users::table)
+            .filter(conversation_members::conversation_id.eq(&key))
+            .filter(users::is_active.eq(false))
+            .select(users::id)
+            .load(conn)?;
+        inactive
+            .iter()
+            .map(|id| id.parse().map_err(|_| StorageError::corrupt("user id", id)))
+            .collect::<StorageResult<_>>()?
+    } else {
+        Vec::new()
+    };
+    Ok(Some(ConversationState {
+        kind,
+        members,
+        deactivated,
+    }))
 }
 
 /// Inserts the message, or finds the one its sender already stored in the same conversation

@@ -169,7 +169,9 @@ impl UserStore for SqliteStore {
     }
 
     fn deactivate(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<User> {
-        self.write(|conn| {
+        // A deactivated account closes its direct conversations to new messages, which the
+        // commit thread learns of as it learns of a membership change.
+        self.write_membership(|conn| {
             let row = diesel::update(users::table.find(id.to_string()))
                 .set((
                     users::is_active.eq(false),

@@ -126,6 +126,10 @@ impl MessageService {
                             conversation_id,
                         )));
                     }
+                    // A deactivated account cannot be messaged, as if it did not exist.
+                    Err(StoreError::Deactivated(user)) => {
+                        return done(Err(DomainError::not_found(Resource::User, user)));
+                    }
                     Err(other) => return done(Err(other.into())),
                 };
                 let direct = outcome.kind == ConversationKind::Direct;
@@ -305,7 +309,9 @@ impl MessageService {
 mod tests {
     use super::*;
     use crate::fakes::World;
+    use crate::ports::UserStore;
     use crate::service::CreateConversation;
+    use chrono::Utc;
 
     struct Chat {
         world: World,
@@ -458,6 +464,48 @@ mod tests {
         let (again, created) = send_as("first words").unwrap();
         assert!(!created);
         assert_eq!(again.message.id, first.message.id);
+    }
+
+    #[test]
+    fn a_deactivated_user_cannot_be_messaged_in_an_existing_direct_conversation() {
+        let chat = chat();
+        let direct = chat
+            .world
+            .services
+            .conversations
+            .create(
+                chat.alice,
+                CreateConversation {
+                    participant_ids: vec![chat.bob],
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .0
+            .conversation
+            .id;
+        chat.world.store.deactivate(chat.bob, Utc::now()).unwrap();
+        let refused = chat.world.services.messages.send(
+            chat.alice,
+            direct,
+            SendMessage {
+                content: "hello?".into(),
+                client_message_id: None,
+            },
+        );
+        assert!(
+            matches!(
+                &refused,
+                Err(DomainError::NotFound {
+                    resource: Resource::User,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(chat.world.store.message_count(), 0);
+        // A group with a deactivated member still works for everyone else.
+        send(&chat, chat.alice, "to the group");
     }
 
     #[test]

@@ -426,3 +426,40 @@ async fn creating_conversations_and_adding_members_fast_gets_429_with_retry_afte
     assert_eq!(bobs.len(), 2);
     app.group(&bob, &[&carol]).await;
 }
+
+#[tokio::test]
+async fn a_direct_conversation_with_a_user_who_deactivated_takes_no_more_messages() {
+    let app = spawn_app().await;
+    let [alice, carol] = app.users(["alice", "carol"]).await;
+    let direct = app.direct(&alice, &carol).await;
+    let before = app.send(&alice, &direct, "still there?").await;
+    // The commit thread has this conversation's members in memory now: deactivation must
+    // reach it too.
+    let deactivated = app
+        .post(
+            "/api/v1/users/me/deactivate",
+            &carol.token,
+            json!({"password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(deactivated.status(), StatusCode::OK);
+
+    let path = format!("/api/v1/conversations/{direct}/messages");
+    let refused = app
+        .post(&path, &alice.token, json!({"content": "hello?"}))
+        .await;
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "user_not_found", "{body}");
+
+    let mut ws = app.ws(&alice).await;
+    ws.send_message(&direct, "hello again?", "d-1").await;
+    let error = ws.next_of_type("error").await;
+    assert_eq!(error["code"], "user_not_found", "{error}");
+    assert_eq!(error["ref"], "d-1");
+
+    // Alice still reads what was said before.
+    let history: Vec<Value> = app.get(&path, &alice.token).await.json().await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["id"], before["id"]);
+}
