@@ -172,7 +172,14 @@ impl World {
                 .json()
                 .await
                 .unwrap();
-            unread.push(count);
+            // This group's entry only: other cases' groups come and go.
+            let entry = count["conversations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["conversation_id"] == group.id.as_str())
+                .cloned();
+            unread.push(entry.unwrap_or(Value::Null));
         }
         json!({
             "name": details["name"],

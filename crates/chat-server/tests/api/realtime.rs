@@ -937,10 +937,11 @@ async fn the_server_pings_and_a_client_that_answers_stays_connected() {
 /// while waiting, so the heartbeat itself keeps the connection alive until then.
 async fn assert_dropped_at_a_heartbeat(ws: &mut Ws, detail: &str) {
     let mut error = None;
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), ws.stream.next())
+        let message = tokio::time::timeout_at(until, ws.stream.next())
             .await
-            .expect("the connection is dropped within 10 s")
+            .expect("the connection is dropped within 20 s")
             .expect("a close frame before the end")
             .expect("a valid frame");
         match message {
