@@ -244,13 +244,31 @@ async fn an_address_past_ten_sign_ups_an_hour_is_refused_with_429_and_nothing_is
     );
 
     let token = app.login("user0", "correct horse").await;
-    let found: Vec<Value> = app
-        .get("/api/v1/users?q=user10", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(found.is_empty(), "the refused account exists: {found:?}");
+    let search = |name: &'static str| {
+        let token = token.clone();
+        let app = &app;
+        async move {
+            let found: Vec<Value> = app
+                .get(&format!("/api/v1/users?q={name}"), &token)
+                .await
+                .json()
+                .await
+                .unwrap();
+            found
+                .iter()
+                .map(|u| u["username"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        search("user9").await,
+        ["user9"],
+        "an accepted sign-up is found"
+    );
+    assert!(
+        search("user10").await.is_empty(),
+        "the refused sign-up created nobody"
+    );
 }
 
 #[tokio::test]
