@@ -1,10 +1,14 @@
 //! The authorization matrix: every endpoint and every WebSocket frame type, for each kind of
-//! caller, gives the documented status.
+//! caller, gives the documented status; a refused request changes nothing, and an outsider
+//! cannot tell a conversation it is not in from one that does not exist.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, spawn_app_with, test_config};
+use crate::helpers::{TestApp, TestUser, Ws, spawn_app_with, test_config};
 
 const SECRET: &str = "authorization-matrix-secret-long-enough-0123456789";
 
@@ -29,21 +33,31 @@ const CALLERS: [Caller; 7] = [
     Caller::Owner,
 ];
 
-/// A group owned by `owner`, with `admin` as admin, `member` and `extra` as members, and one
-/// message from the owner. Made afresh for each case so cases cannot disturb each other.
+/// A group owned by the cast's `owner`, with `admin` as admin, `member` and `extra` as
+/// members, and one message from the owner. Made afresh for each case so cases cannot
+/// disturb each other.
 struct Group {
     id: String,
     message: String,
+    seq: i64,
 }
 
-struct World {
-    app: TestApp,
+/// Who plays each part around a group.
+struct Cast {
     owner: TestUser,
     admin: TestUser,
     member: TestUser,
     outsider: TestUser,
     extra: TestUser,
+}
+
+struct World {
+    app: TestApp,
+    /// The cast of most cases; cases that end the caller's access (logout, deactivation)
+    /// get a fresh one each time.
+    cast: Cast,
     expired: String,
+    casts: AtomicUsize,
 }
 
 impl World {
@@ -52,50 +66,127 @@ impl World {
         let mut config = test_config(&dir);
         config.jwt_secret = Some(SECRET.into());
         let app = spawn_app_with(config, dir).await;
-        let owner = app.user("owner").await;
-        let expired = expired_token(&owner.id);
-        Self {
+        let cast = Cast {
+            owner: app.user("owner").await,
             admin: app.user("admin").await,
             member: app.user("member").await,
             outsider: app.user("outsider").await,
             extra: app.user("extra").await,
-            owner,
-            expired,
+        };
+        Self {
+            expired: expired_token(&cast.owner.id),
+            cast,
             app,
+            casts: AtomicUsize::new(0),
         }
     }
 
-    async fn group(&self) -> Group {
+    /// A cast of users who have done nothing yet.
+    async fn fresh_cast(&self) -> Cast {
+        let n = self.casts.fetch_add(1, Ordering::Relaxed);
+        Cast {
+            owner: self.app.user(&format!("owner{n}")).await,
+            admin: self.app.user(&format!("admin{n}")).await,
+            member: self.app.user(&format!("member{n}")).await,
+            outsider: self.app.user(&format!("outsider{n}")).await,
+            extra: self.app.user(&format!("extra{n}")).await,
+        }
+    }
+
+    async fn group(&self, cast: &Cast) -> Group {
         let id = self
             .app
-            .group(&self.owner, &[&self.admin, &self.member, &self.extra])
+            .group(&cast.owner, &[&cast.admin, &cast.member, &cast.extra])
             .await;
         let promoted = self
             .app
             .put(
-                &format!("/api/v1/conversations/{id}/members/{}", self.admin.id),
-                &self.owner.token,
+                &format!("/api/v1/conversations/{id}/members/{}", cast.admin.id),
+                &cast.owner.token,
                 json!({"role": "admin"}),
             )
             .await;
         assert_eq!(promoted.status(), StatusCode::OK);
-        let message = self.app.send(&self.owner, &id, "hello").await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        Group { id, message }
+        let message = self.app.send(&cast.owner, &id, "hello").await;
+        Group {
+            id,
+            message: message["id"].as_str().unwrap().to_owned(),
+            seq: message["seq"].as_i64().unwrap(),
+        }
     }
 
-    fn token(&self, caller: Caller) -> Option<String> {
+    fn token(&self, cast: &Cast, caller: Caller) -> Option<String> {
         match caller {
             Caller::NoToken => None,
             Caller::BadToken => Some("not.a.token".into()),
             Caller::ExpiredToken => Some(self.expired.clone()),
-            Caller::Outsider => Some(self.outsider.token.clone()),
-            Caller::Member => Some(self.member.token.clone()),
-            Caller::Admin => Some(self.admin.token.clone()),
-            Caller::Owner => Some(self.owner.token.clone()),
+            Caller::Outsider => Some(cast.outsider.token.clone()),
+            Caller::Member => Some(cast.member.token.clone()),
+            Caller::Admin => Some(cast.admin.token.clone()),
+            Caller::Owner => Some(cast.owner.token.clone()),
         }
+    }
+
+    /// Everything about a group a refused request could have changed, as its owner sees it:
+    /// its name, who is in it with which role, its messages, and each member's read marker.
+    async fn snapshot(&self, cast: &Cast, group: &Group) -> Value {
+        let details: Value = self
+            .app
+            .get(
+                &format!("/api/v1/conversations/{}", group.id),
+                &cast.owner.token,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let mut members: Vec<Value> = details["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| json!([p["id"], p["role"]]))
+            .collect();
+        members.sort_by_key(Value::to_string);
+        let history: Vec<Value> = self
+            .app
+            .get(
+                &format!("/api/v1/conversations/{}/messages", group.id),
+                &cast.owner.token,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let mut unread = Vec::new();
+        for user in [
+            &cast.owner,
+            &cast.admin,
+            &cast.member,
+            &cast.outsider,
+            &cast.extra,
+        ] {
+            let count: Value = self
+                .app
+                .get("/api/v1/messages/unread/count", &user.token)
+                .await
+                .json()
+                .await
+                .unwrap();
+            // This group's entry only: other cases' groups come and go.
+            let entry = count["conversations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["conversation_id"] == group.id.as_str())
+                .cloned();
+            unread.push(entry.unwrap_or(Value::Null));
+        }
+        json!({
+            "name": details["name"],
+            "members": members,
+            "messages": history.iter().map(|m| json!([m["id"], m["content"], m["is_read"]])).collect::<Vec<_>>(),
+            "unread": unread,
+        })
     }
 }
 
@@ -119,15 +210,19 @@ fn expired_token(user: &str) -> String {
 struct Case {
     name: &'static str,
     method: Method,
-    path: fn(&World, &Group) -> String,
-    body: fn(&World) -> Option<Value>,
+    /// The path as the OpenAPI document writes it.
+    template: &'static str,
+    path: fn(&Cast, &Group) -> String,
+    body: fn(&Cast) -> Option<Value>,
+    /// The call ends the caller's access, so each caller gets a fresh cast.
+    fresh_cast: bool,
     outsider: u16,
     member: u16,
     admin: u16,
     owner: u16,
 }
 
-fn no_body(_: &World) -> Option<Value> {
+fn no_body(_: &Cast) -> Option<Value> {
     None
 }
 
@@ -136,8 +231,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "me",
             method: Method::GET,
+            template: "/api/v1/auth/me",
             path: |_, _| "/api/v1/auth/me".into(),
             body: no_body,
+            fresh_cast: false,
             outsider: 200,
             member: 200,
             admin: 200,
@@ -146,8 +243,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "list users",
             method: Method::GET,
+            template: "/api/v1/users",
             path: |_, _| "/api/v1/users".into(),
             body: no_body,
+            fresh_cast: false,
             outsider: 200,
             member: 200,
             admin: 200,
@@ -156,8 +255,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "get user",
             method: Method::GET,
-            path: |w, _| format!("/api/v1/users/{}", w.owner.id),
+            template: "/api/v1/users/{user_id}",
+            path: |c, _| format!("/api/v1/users/{}", c.owner.id),
             body: no_body,
+            fresh_cast: false,
             outsider: 200,
             member: 200,
             admin: 200,
@@ -166,8 +267,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "update profile",
             method: Method::PUT,
+            template: "/api/v1/users/me",
             path: |_, _| "/api/v1/users/me".into(),
             body: |_| Some(json!({"bio": "hi"})),
+            fresh_cast: false,
             outsider: 200,
             member: 200,
             admin: 200,
@@ -176,8 +279,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "inbox",
             method: Method::GET,
+            template: "/api/v1/conversations",
             path: |_, _| "/api/v1/conversations".into(),
             body: no_body,
+            fresh_cast: false,
             outsider: 200,
             member: 200,
             admin: 200,
@@ -186,10 +291,12 @@ fn cases() -> Vec<Case> {
         Case {
             name: "start group",
             method: Method::POST,
+            template: "/api/v1/conversations",
             path: |_, _| "/api/v1/conversations".into(),
-            body: |w| {
-                Some(json!({"participant_ids": [w.extra.id], "name": "new", "is_group": true}))
+            body: |c| {
+                Some(json!({"participant_ids": [c.extra.id], "name": "new", "is_group": true}))
             },
+            fresh_cast: false,
             outsider: 201,
             member: 201,
             admin: 201,
@@ -198,8 +305,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "details",
             method: Method::GET,
+            template: "/api/v1/conversations/{conversation_id}",
             path: |_, g| format!("/api/v1/conversations/{}", g.id),
             body: no_body,
+            fresh_cast: false,
             outsider: 404,
             member: 200,
             admin: 200,
@@ -208,8 +317,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "rename",
             method: Method::PUT,
+            template: "/api/v1/conversations/{conversation_id}",
             path: |_, g| format!("/api/v1/conversations/{}", g.id),
             body: |_| Some(json!({"name": "renamed"})),
+            fresh_cast: false,
             outsider: 404,
             member: 403,
             admin: 200,
@@ -218,8 +329,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "add member",
             method: Method::POST,
+            template: "/api/v1/conversations/{conversation_id}/members",
             path: |_, g| format!("/api/v1/conversations/{}/members", g.id),
-            body: |w| Some(json!({"user_ids": [w.outsider.id]})),
+            body: |c| Some(json!({"user_ids": [c.outsider.id]})),
+            fresh_cast: false,
             outsider: 404,
             member: 403,
             admin: 200,
@@ -228,8 +341,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "set role",
             method: Method::PUT,
-            path: |w, g| format!("/api/v1/conversations/{}/members/{}", g.id, w.extra.id),
+            template: "/api/v1/conversations/{conversation_id}/members/{user_id}",
+            path: |c, g| format!("/api/v1/conversations/{}/members/{}", g.id, c.extra.id),
             body: |_| Some(json!({"role": "admin"})),
+            fresh_cast: false,
             outsider: 404,
             member: 403,
             admin: 403,
@@ -238,8 +353,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "remove member",
             method: Method::DELETE,
-            path: |w, g| format!("/api/v1/conversations/{}/members/{}", g.id, w.extra.id),
+            template: "/api/v1/conversations/{conversation_id}/members/{user_id}",
+            path: |c, g| format!("/api/v1/conversations/{}/members/{}", g.id, c.extra.id),
             body: no_body,
+            fresh_cast: false,
             outsider: 404,
             member: 403,
             admin: 204,
@@ -248,8 +365,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "remove the owner",
             method: Method::DELETE,
-            path: |w, g| format!("/api/v1/conversations/{}/members/{}", g.id, w.owner.id),
+            template: "/api/v1/conversations/{conversation_id}/members/{user_id}",
+            path: |c, g| format!("/api/v1/conversations/{}/members/{}", g.id, c.owner.id),
             body: no_body,
+            fresh_cast: false,
             outsider: 404,
             member: 403,
             admin: 403,
@@ -258,8 +377,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "send",
             method: Method::POST,
+            template: "/api/v1/conversations/{conversation_id}/messages",
             path: |_, g| format!("/api/v1/conversations/{}/messages", g.id),
             body: |_| Some(json!({"content": "hi"})),
+            fresh_cast: false,
             outsider: 404,
             member: 201,
             admin: 201,
@@ -268,8 +389,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "history",
             method: Method::GET,
+            template: "/api/v1/conversations/{conversation_id}/messages",
             path: |_, g| format!("/api/v1/conversations/{}/messages", g.id),
             body: no_body,
+            fresh_cast: false,
             outsider: 404,
             member: 200,
             admin: 200,
@@ -278,8 +401,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "mark read",
             method: Method::PUT,
+            template: "/api/v1/messages/{message_id}/read",
             path: |_, g| format!("/api/v1/messages/{}/read", g.message),
             body: no_body,
+            fresh_cast: false,
             outsider: 404,
             member: 200,
             admin: 200,
@@ -288,8 +413,46 @@ fn cases() -> Vec<Case> {
         Case {
             name: "unread count",
             method: Method::GET,
+            template: "/api/v1/messages/unread/count",
             path: |_, _| "/api/v1/messages/unread/count".into(),
             body: no_body,
+            fresh_cast: false,
+            outsider: 200,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
+            name: "my profile",
+            method: Method::GET,
+            template: "/api/v1/users/me",
+            path: |_, _| "/api/v1/users/me".into(),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 200,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
+            name: "log out",
+            method: Method::POST,
+            template: "/api/v1/auth/logout",
+            path: |_, _| "/api/v1/auth/logout".into(),
+            body: no_body,
+            fresh_cast: true,
+            outsider: 204,
+            member: 204,
+            admin: 204,
+            owner: 204,
+        },
+        Case {
+            name: "deactivate",
+            method: Method::POST,
+            template: "/api/v1/users/me/deactivate",
+            path: |_, _| "/api/v1/users/me/deactivate".into(),
+            body: |_| Some(json!({"password": "correct horse"})),
+            fresh_cast: true,
             outsider: 200,
             member: 200,
             admin: 200,
@@ -298,13 +461,35 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Operations outside the matrix, each with the reason: they are open to anyone by design,
+/// or their callers are checked by a test of their own.
+const OUTSIDE_THE_MATRIX: [&str; 4] = [
+    "POST /api/v1/auth/signup", // open to anyone
+    "POST /api/v1/auth/login",  // open to anyone
+    "GET /health",              // open to anyone
+    "GET /api/v1/ws",           // the_websocket_endpoint_admits_...
+];
+
+/// `text` with every id in `ids` replaced by `<id>`, to compare two answers about different ids.
+fn without_ids(text: &str, ids: &[&str]) -> String {
+    ids.iter()
+        .fold(text.to_owned(), |text, id| text.replace(id, "<id>"))
+}
+
 #[tokio::test]
 async fn every_endpoint_gives_each_kind_of_caller_the_documented_status() {
     let world = World::new().await;
     let mut mismatches = Vec::new();
     for case in cases() {
         for caller in CALLERS {
-            let group = world.group().await;
+            let fresh;
+            let cast = if case.fresh_cast {
+                fresh = world.fresh_cast().await;
+                &fresh
+            } else {
+                &world.cast
+            };
+            let group = world.group(cast).await;
             let expected = match caller {
                 Caller::NoToken | Caller::BadToken | Caller::ExpiredToken => 401,
                 Caller::Outsider => case.outsider,
@@ -312,22 +497,72 @@ async fn every_endpoint_gives_each_kind_of_caller_the_documented_status() {
                 Caller::Admin => case.admin,
                 Caller::Owner => case.owner,
             };
-            let token = world.token(caller);
+            let what = format!("{} as {caller:?}", case.name);
+            let token = world.token(cast, caller);
+            let refused = expected >= 400;
+            let before = if refused {
+                Some(world.snapshot(cast, &group).await)
+            } else {
+                None
+            };
             let response = world
                 .app
                 .request(
                     case.method.clone(),
-                    &(case.path)(&world, &group),
+                    &(case.path)(cast, &group),
                     token.as_deref(),
-                    (case.body)(&world),
+                    (case.body)(cast),
                 )
                 .await;
-            if response.status().as_u16() != expected {
-                mismatches.push(format!(
-                    "{} as {caller:?}: expected {expected}, got {}",
-                    case.name,
-                    response.status()
-                ));
+            let status = response.status().as_u16();
+            if status != expected {
+                mismatches.push(format!("{what}: expected {expected}, got {status}"));
+                continue;
+            }
+            let Some(before) = before else { continue };
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if !(body["detail"].is_string() && body["code"].is_string()) {
+                mismatches.push(format!("{what}: not a JSON error: {body}"));
+            }
+            // A refused request changes nothing.
+            let after = world.snapshot(cast, &group).await;
+            if after != before {
+                mismatches.push(format!("{what} changed the group: {before} -> {after}"));
+            }
+            // An outsider learns nothing: the same request about a conversation (or message)
+            // that does not exist gets the same answer.
+            if caller == Caller::Outsider && expected == 404 {
+                let ghost = Group {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    message: uuid::Uuid::new_v4().to_string(),
+                    seq: 0,
+                };
+                let unknown = world
+                    .app
+                    .request(
+                        case.method.clone(),
+                        &(case.path)(cast, &ghost),
+                        token.as_deref(),
+                        (case.body)(cast),
+                    )
+                    .await;
+                let unknown_status = unknown.status().as_u16();
+                let unknown: Value = unknown.json().await.unwrap_or(Value::Null);
+                let ids = [
+                    group.id.as_str(),
+                    group.message.as_str(),
+                    ghost.id.as_str(),
+                    ghost.message.as_str(),
+                ];
+                let (seen, ghostly) = (
+                    without_ids(&body.to_string(), &ids),
+                    without_ids(&unknown.to_string(), &ids),
+                );
+                if unknown_status != status || seen != ghostly {
+                    mismatches.push(format!(
+                        "{what}: {status} {seen} differs from a missing one's {unknown_status} {ghostly}"
+                    ));
+                }
             }
         }
     }
@@ -335,16 +570,97 @@ async fn every_endpoint_gives_each_kind_of_caller_the_documented_status() {
 }
 
 #[tokio::test]
+async fn the_matrix_covers_every_operation_in_the_openapi_document() {
+    let world = World::new().await;
+    let spec: Value = world
+        .app
+        .request(Method::GET, "/openapi.json", None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut documented: Vec<String> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, operations)| {
+            operations
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    documented.sort_unstable();
+    let mut covered: Vec<String> = cases()
+        .iter()
+        .map(|case| format!("{} {}", case.method, case.template))
+        .chain(OUTSIDE_THE_MATRIX.iter().map(|op| (*op).to_owned()))
+        .collect();
+    covered.sort_unstable();
+    covered.dedup();
+    assert_eq!(covered, documented);
+}
+
+#[tokio::test]
+async fn the_websocket_endpoint_admits_signed_in_callers_and_refuses_the_rest() {
+    let world = World::new().await;
+    let cast = &world.cast;
+    for caller in CALLERS {
+        let url = match world.token(cast, caller) {
+            Some(token) => format!("{}?token={token}", world.app.ws_url),
+            None => world.app.ws_url.clone(),
+        };
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("the WebSocket handshake succeeds");
+        let mut ws = Ws { stream };
+        let user = match caller {
+            Caller::NoToken => {
+                // A client with no token at all: its first frame is not a token.
+                ws.send_json(json!({"type": "ping"})).await;
+                None
+            }
+            Caller::BadToken | Caller::ExpiredToken => None,
+            Caller::Outsider => Some(&cast.outsider),
+            Caller::Member => Some(&cast.member),
+            Caller::Admin => Some(&cast.admin),
+            Caller::Owner => Some(&cast.owner),
+        };
+        let first = ws.next_json().await;
+        match user {
+            Some(user) => {
+                assert_eq!(first["type"], "connected", "{caller:?}: {first}");
+                assert_eq!(first["user_id"], user.id.as_str(), "{caller:?}");
+            }
+            None => {
+                assert_eq!(first["type"], "error", "{caller:?}: {first}");
+                assert_eq!(first["code"], "unauthorized", "{caller:?}: {first}");
+                assert_eq!(ws.close_code().await, Some(1008), "{caller:?}");
+            }
+        }
+    }
+}
+
+/// How long a connection must stay quiet to count as "got nothing".
+const SILENCE: Duration = Duration::from_millis(300);
+
+#[tokio::test]
 async fn every_websocket_frame_about_a_conversation_is_refused_to_outsiders_and_served_to_members()
 {
     let world = World::new().await;
-    let group = world.group().await;
+    let cast = &world.cast;
+    let group = world.group(cast).await;
+    // A member who only listens: whatever reaches the group reaches this connection.
+    let mut listener = world.app.ws(&cast.extra).await;
+
+    let mut outsider = world.app.ws(&cast.outsider).await;
     let frames = [
         json!({"type": "message", "conversation_id": group.id, "content": "hi", "client_message_id": "authz"}),
         json!({"type": "mark_read", "message_id": group.message}),
         json!({"type": "typing", "conversation_id": group.id}),
+        json!({"type": "typing", "conversation_id": group.id, "is_typing": false}),
     ];
-    let mut outsider = world.app.ws(&world.outsider).await;
     for frame in &frames {
         outsider.send_json(frame.clone()).await;
         let reply = outsider.next_json().await;
@@ -355,26 +671,91 @@ async fn every_websocket_frame_about_a_conversation_is_refused_to_outsiders_and_
             "{frame} as outsider: {reply}"
         );
     }
+    // Neither the outsider's message nor its typing nor a receipt reached the group.
+    listener.assert_silent(SILENCE).await;
     // Sync and ping concern only the caller: an outsider gets nothing of the group.
     outsider
         .send_json(json!({"type": "sync", "since_seq": 0}))
         .await;
-    assert_eq!(outsider.next_json().await["type"], "synced");
+    assert_eq!(
+        outsider.next_json().await,
+        json!({"type": "synced", "last_seq": 0})
+    );
     outsider.send_json(json!({"type": "ping"})).await;
     assert_eq!(outsider.next_json().await["type"], "pong");
+    // A message to a user is anyone's to send: it goes to a direct conversation, not the group.
+    outsider
+        .send_json(
+            json!({"type": "message", "recipient_id": cast.member.id, "content": "from outside"}),
+        )
+        .await;
+    let direct = outsider.next_of_type("new_message").await;
+    assert_eq!(direct["message"]["recipient_id"], cast.member.id.as_str());
+    assert_ne!(direct["message"]["conversation_id"], group.id.as_str());
+    listener.assert_silent(SILENCE).await;
 
-    for member in [&world.member, &world.admin, &world.owner] {
+    for member in [&cast.member, &cast.admin, &cast.owner] {
+        let group = world.group(cast).await;
+        // A message from someone else, so that reading it moves every caller's marker
+        // (sending is reading: the owner has read its own).
+        let unread = world.app.send(&cast.extra, &group.id, "read me").await;
+        let mut listener = world.app.ws(&cast.extra).await;
         let mut ws = world.app.ws(member).await;
-        ws.send_json(json!({"type": "sync", "since_seq": 0})).await;
-        let first = ws.next_json().await;
-        assert_eq!(first["type"], "new_message");
-        assert_eq!(first["message"]["id"], group.message.as_str());
-        assert_eq!(ws.next_json().await["type"], "synced");
-        ws.send_json(json!({"type": "mark_read", "message_id": group.message}))
+
+        ws.send_json(json!({"type": "sync", "since_seq": group.seq - 1}))
             .await;
+        for id in [&json!(group.message), &unread["id"]] {
+            let frame = ws.next_json().await;
+            assert_eq!(frame["type"], "new_message", "{frame}");
+            assert_eq!(&frame["message"]["id"], id);
+        }
         assert_eq!(
-            ws.next_of_type("message_read").await["message_id"],
-            group.message.as_str()
+            ws.next_json().await,
+            json!({"type": "synced", "last_seq": unread["seq"]})
         );
+
+        ws.send_json(json!({"type": "mark_read", "message_id": unread["id"]}))
+            .await;
+        let receipt = ws.next_of_type("message_read").await;
+        assert_eq!(receipt["message_id"], unread["id"]);
+        assert_eq!(receipt["user_id"], member.id.as_str());
+
+        ws.send_message(&group.id, "from a member", "m-1").await;
+        let sent = ws.next_of_type("new_message").await;
+        assert_eq!(sent["message"]["conversation_id"], group.id.as_str());
+        assert_eq!(sent["message"]["sender_id"], member.id.as_str());
+        assert_eq!(sent["message"]["content"], "from a member");
+
+        ws.send_json(json!({"type": "typing", "conversation_id": group.id}))
+            .await;
+
+        ws.send_json(
+            json!({"type": "message", "recipient_id": cast.outsider.id, "content": "hi outsider"}),
+        )
+        .await;
+        let direct = ws.next_of_type("new_message").await;
+        assert_eq!(direct["message"]["sender_id"], member.id.as_str());
+        assert_eq!(direct["message"]["recipient_id"], cast.outsider.id.as_str());
+        assert_ne!(direct["message"]["conversation_id"], group.id.as_str());
+        assert_eq!(
+            outsider.next_of_type("new_message").await["message"]["id"],
+            direct["message"]["id"]
+        );
+
+        // The group heard the receipt, the message and the typing; the direct message
+        // stayed out of it.
+        let mut heard = Vec::new();
+        for _ in 0..3 {
+            heard.push(listener.next_json().await);
+        }
+        heard.sort_by_key(|frame| frame["type"].to_string());
+        assert_eq!(heard[0]["type"], "message_read", "{heard:?}");
+        assert_eq!(heard[0]["user_id"], member.id.as_str());
+        assert_eq!(heard[1]["type"], "new_message", "{heard:?}");
+        assert_eq!(heard[1]["message"]["id"], sent["message"]["id"]);
+        assert_eq!(heard[2]["type"], "user_typing", "{heard:?}");
+        assert_eq!(heard[2]["user_id"], member.id.as_str());
+        assert_eq!(heard[2]["conversation_id"], group.id.as_str());
+        listener.assert_silent(SILENCE).await;
     }
 }

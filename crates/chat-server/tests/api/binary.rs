@@ -1,9 +1,11 @@
-//! Tests that drive the `chat-server` binary itself: crash safety under SIGKILL, and the
-//! online backup command.
+//! Tests that drive the `chat-server` binary itself: crash safety under SIGKILL at several
+//! points of a load, and the online backup command while messages are being written.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -80,13 +82,261 @@ async fn token(client: &reqwest::Client, base: &str, name: &str) -> (String, Str
     )
 }
 
+/// A message the server acknowledged, and who sent it with which counter.
+#[derive(Debug, Clone)]
+struct Ack {
+    sender: String,
+    counter: u64,
+    id: String,
+    seq: i64,
+}
+
+/// Senders that each send messages one after another, numbered from 0, to `path`, and
+/// record what the server acknowledged, until a request fails or `stop` is set.
+fn start_senders(
+    client: &reqwest::Client,
+    path: &str,
+    token: &str,
+    names: &[String],
+    padding: usize,
+    stop: &Arc<AtomicBool>,
+) -> (Arc<Mutex<Vec<Ack>>>, Vec<tokio::task::JoinHandle<()>>) {
+    let acknowledged: Arc<Mutex<Vec<Ack>>> = Arc::default();
+    let senders = names
+        .iter()
+        .map(|name| {
+            let (client, path, token, name) = (
+                client.clone(),
+                path.to_owned(),
+                token.to_owned(),
+                name.clone(),
+            );
+            let (acknowledged, stop) = (acknowledged.clone(), stop.clone());
+            tokio::spawn(async move {
+                for counter in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let sent = client
+                        .post(&path)
+                        .bearer_auth(&token)
+                        .json(&json!({
+                            "content": format!("{name} {counter} {}", "x".repeat(padding)),
+                            "client_message_id": format!("{name}-{counter}"),
+                        }))
+                        .send()
+                        .await;
+                    let Ok(response) = sent else { break };
+                    if response.status() != StatusCode::CREATED {
+                        break;
+                    }
+                    let Ok(message) = response.json::<Value>().await else {
+                        break;
+                    };
+                    acknowledged.lock().unwrap().push(Ack {
+                        sender: name.clone(),
+                        counter,
+                        id: message["id"].as_str().unwrap().to_owned(),
+                        seq: message["seq"].as_i64().unwrap(),
+                    });
+                }
+            })
+        })
+        .collect();
+    (acknowledged, senders)
+}
+
+/// Waits (within 60 s) until `done` holds.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..60_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("gave up waiting: {what}");
+}
+
+/// Every message of a conversation, paged through in seq order.
+async fn history(client: &reqwest::Client, path: &str, token: &str) -> Vec<Value> {
+    let mut stored: Vec<Value> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Vec<Value> = client
+            .get(format!("{path}?limit=200&after={after}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = last["seq"].as_i64().unwrap();
+        stored.extend(page);
+    }
+    stored
+}
+
+#[derive(diesel::QueryableByName)]
+struct Check {
+    #[diesel(sql_type = Text)]
+    integrity_check: String,
+}
+
+/// `PRAGMA integrity_check` on the database file at `db`.
+fn integrity(db: &Path) -> Vec<String> {
+    let database = chat_sqlite::Database::open(db.to_str().unwrap(), &Default::default()).unwrap();
+    let check: Vec<Check> = diesel::sql_query("PRAGMA integrity_check")
+        .load(&mut *database.conn().unwrap())
+        .unwrap();
+    check.into_iter().map(|c| c.integrity_check).collect()
+}
+
+/// Where in the load the server is killed.
+#[derive(Debug, Clone, Copy)]
+enum KillPoint {
+    /// As soon as the first message is acknowledged.
+    Early,
+    /// With hundreds acknowledged and a batch of eight in flight.
+    MidLoad,
+    /// While a checkpoint copies the log into the database file: in WAL mode only a
+    /// checkpoint writes to that file, so the kill comes the moment it grows.
+    DuringCheckpoint,
+}
+
 #[tokio::test]
-async fn acknowledged_messages_survive_a_sigkill_mid_load() {
+async fn acknowledged_messages_survive_sigkills_early_mid_load_and_during_a_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
     let mut server = start(&db).await;
     let client = reqwest::Client::new();
     let (_, alice) = token(&client, &server.base, "alice").await;
+    let (bob_id, _) = token(&client, &server.base, "bob").await;
+    let conversation: Value = client
+        .post(format!("{}/api/v1/conversations", server.base))
+        .bearer_auth(&alice)
+        .json(&json!({"participant_ids": [bob_id]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let messages = format!(
+        "/api/v1/conversations/{}/messages",
+        conversation["id"].as_str().unwrap()
+    );
+
+    let mut acknowledged: Vec<Ack> = Vec::new();
+    for (round, point) in [
+        KillPoint::Early,
+        KillPoint::MidLoad,
+        KillPoint::DuringCheckpoint,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Eight senders; big messages make the log long, so checkpoints take a while.
+        let names: Vec<String> = (0..8).map(|s| format!("r{round}s{s}")).collect();
+        let padding = match point {
+            KillPoint::DuringCheckpoint => 3000,
+            _ => 0,
+        };
+        let path = format!("{}{messages}", server.base);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (acks, senders) = start_senders(&client, &path, &alice, &names, padding, &stop);
+        let count = || acks.lock().unwrap().len();
+        match point {
+            KillPoint::Early => wait_until("a first acknowledgement", || count() >= 1).await,
+            KillPoint::MidLoad => wait_until("300 acknowledgements", || count() >= 300).await,
+            KillPoint::DuringCheckpoint => {
+                wait_until("20 acknowledgements", || count() >= 20).await;
+                let size = || std::fs::metadata(&db).unwrap().len();
+                let before = size();
+                wait_until("a checkpoint growing the database file", || {
+                    size() != before
+                })
+                .await;
+            }
+        }
+        server.child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+        server.child.wait().unwrap();
+        for sender in senders {
+            sender.await.unwrap();
+        }
+        acknowledged.extend(acks.lock().unwrap().iter().cloned());
+        assert_eq!(integrity(&db), ["ok"], "after the kill {point:?}");
+
+        server = start(&db).await;
+        let stored = history(&client, &format!("{}{messages}", server.base), &alice).await;
+
+        let seqs: Vec<i64> = stored.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "after {point:?}: history pages are in order without repeats"
+        );
+        let mut client_ids: Vec<&str> = stored
+            .iter()
+            .map(|m| m["client_message_id"].as_str().unwrap())
+            .collect();
+        client_ids.sort_unstable();
+        client_ids.dedup();
+        assert_eq!(
+            client_ids.len(),
+            stored.len(),
+            "after {point:?}: no message is stored twice"
+        );
+        for ack in &acknowledged {
+            assert!(
+                stored.iter().any(|m| m["id"] == ack.id.as_str()
+                    && m["seq"] == ack.seq
+                    && m["client_message_id"] == format!("{}-{}", ack.sender, ack.counter)),
+                "after {point:?}: acknowledged message {ack:?} was lost"
+            );
+        }
+        // Each sender's messages are stored in the order it sent them, with no gap: its
+        // counters, read in seq order, are 0, 1, 2, ... up to what it was told (or one
+        // more, the one in flight at the kill).
+        let mut by_sender: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for message in &stored {
+            let content = message["content"].as_str().unwrap();
+            let mut words = content.split(' ');
+            let (sender, counter) = (words.next().unwrap(), words.next().unwrap());
+            by_sender
+                .entry(sender.to_owned())
+                .or_default()
+                .push(counter.parse().unwrap());
+        }
+        let mut senders_seen = 0;
+        for (sender, counters) in &by_sender {
+            let expected: Vec<u64> = (0..counters.len() as u64).collect();
+            assert_eq!(counters, &expected, "after {point:?}: {sender}'s messages");
+            let told = acknowledged.iter().filter(|a| &a.sender == sender).count();
+            assert!(
+                (told..=told + 1).contains(&counters.len()),
+                "after {point:?}: {sender} was told of {told}, {} are stored",
+                counters.len()
+            );
+            senders_seen += usize::from(told > 0);
+        }
+        assert!(
+            senders_seen >= 1,
+            "after {point:?}: nothing was acknowledged"
+        );
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    assert_eq!(integrity(&db), ["ok"]);
+}
+
+#[tokio::test]
+async fn a_backup_taken_while_messages_are_written_is_consistent_and_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let mut server = start(&db).await;
+    let client = reqwest::Client::new();
+    let (alice_id, alice) = token(&client, &server.base, "alice").await;
     let (bob_id, _) = token(&client, &server.base, "bob").await;
     let conversation: Value = client
         .post(format!("{}/api/v1/conversations", server.base))
@@ -104,125 +354,62 @@ async fn acknowledged_messages_survive_a_sigkill_mid_load() {
         conversation["id"].as_str().unwrap()
     );
 
-    // Eight senders, each recording what the server acknowledged.
-    let acknowledged: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
-    let senders: Vec<_> = (0..8)
-        .map(|sender| {
-            let (client, path, alice, acknowledged) =
-                (client.clone(), path.clone(), alice.clone(), acknowledged.clone());
-            tokio::spawn(async move {
-                for i in 0.. {
-                    let sent = client
-                        .post(&path)
-                        .bearer_auth(&alice)
-                        .json(&json!({"content": format!("{sender}-{i}"), "client_message_id": format!("{sender}-{i}")}))
-                        .send()
-                        .await;
-                    let Ok(response) = sent else { break };
-                    if response.status() != StatusCode::CREATED {
-                        break;
-                    }
-                    let Ok(message) = response.json::<Value>().await else { break };
-                    acknowledged.lock().unwrap().push((
-                        message["id"].as_str().unwrap().to_owned(),
-                        message["seq"].as_i64().unwrap(),
-                    ));
-                }
-            })
-        })
-        .collect();
-    while acknowledged.lock().unwrap().len() < 300 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    server.child.kill().unwrap(); // SIGKILL: no shutdown, no flush
-    server.child.wait().unwrap();
-    for sender in senders {
-        sender.await.unwrap();
-    }
-    let acknowledged = acknowledged.lock().unwrap().clone();
-
-    let mut restarted = start(&db).await;
-    let path = path.replace(&server.base, &restarted.base);
-    let mut stored: Vec<Value> = Vec::new();
-    let mut after = 0;
-    loop {
-        let page: Vec<Value> = client
-            .get(format!("{path}?limit=200&after={after}"))
-            .bearer_auth(&alice)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        after = last["seq"].as_i64().unwrap();
-        stored.extend(page);
-    }
-    restarted.child.kill().unwrap();
-    restarted.child.wait().unwrap();
-
-    let seqs: Vec<i64> = stored.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
-    assert!(
-        seqs.windows(2).all(|w| w[0] < w[1]),
-        "history is in order without repeats"
-    );
-    let mut client_ids: Vec<&str> = stored
-        .iter()
-        .map(|m| m["client_message_id"].as_str().unwrap())
-        .collect();
-    client_ids.sort_unstable();
-    client_ids.dedup();
-    assert_eq!(client_ids.len(), stored.len(), "no message is stored twice");
-    for (id, seq) in &acknowledged {
-        assert!(
-            stored
-                .iter()
-                .any(|m| m["id"] == id.as_str() && m["seq"] == *seq),
-            "acknowledged message {id} (seq {seq}) was lost"
-        );
-    }
-
-    #[derive(diesel::QueryableByName)]
-    struct Check {
-        #[diesel(sql_type = Text)]
-        integrity_check: String,
-    }
-    let database = chat_sqlite::Database::open(db.to_str().unwrap(), &Default::default()).unwrap();
-    let check: Vec<Check> = diesel::sql_query("PRAGMA integrity_check")
-        .load(&mut *database.conn().unwrap())
-        .unwrap();
-    assert_eq!(check.len(), 1);
-    assert_eq!(check[0].integrity_check, "ok");
-}
-
-#[tokio::test]
-async fn a_backup_taken_while_the_server_runs_is_a_complete_working_copy() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("chat.db");
-    let mut server = start(&db).await;
-    let client = reqwest::Client::new();
-    let (alice_id, _) = token(&client, &server.base, "alice").await;
+    // Writers run before, during and after the backup.
+    let names: Vec<String> = (0..4).map(|s| format!("w{s}")).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (acks, writers) = start_senders(&client, &path, &alice, &names, 500, &stop);
+    wait_until("200 acknowledgements", || acks.lock().unwrap().len() >= 200).await;
+    let before_backup: Vec<Ack> = acks.lock().unwrap().clone();
 
     let backup = dir.path().join("backup.db");
-    let status = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .arg("backup")
-        .arg(&backup)
-        .env("DATABASE_URL", &db)
-        .env("RUST_LOG", "warn")
-        .status()
-        .unwrap();
+    let run_backup = |target: std::path::PathBuf, log: &'static str| {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_chat-server"))
+                .arg("backup")
+                .arg(target)
+                .env("DATABASE_URL", db)
+                .env("RUST_LOG", log)
+                .status()
+                .unwrap()
+        })
+    };
+    let status = run_backup(backup.clone(), "warn").await.unwrap();
     assert!(status.success());
-    let again = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .arg("backup")
-        .arg(&backup)
-        .env("DATABASE_URL", &db)
-        .env("RUST_LOG", "off")
-        .status()
-        .unwrap();
+    let during = acks.lock().unwrap().len() - before_backup.len();
+    let again = run_backup(backup.clone(), "off").await.unwrap();
     assert!(!again.success(), "an existing file is never overwritten");
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert!(
+        during > 0,
+        "the writers kept going while the backup ran, so it copied a database in use"
+    );
     server.child.kill().unwrap();
     server.child.wait().unwrap();
+
+    // The copy is consistent and holds every message acknowledged before it started.
+    assert_eq!(integrity(&backup), ["ok"]);
+    #[derive(diesel::QueryableByName)]
+    struct Stored {
+        #[diesel(sql_type = Text)]
+        id: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq: i64,
+    }
+    let copy = chat_sqlite::Database::open(backup.to_str().unwrap(), &Default::default()).unwrap();
+    let stored: Vec<Stored> = diesel::sql_query("SELECT id, seq FROM messages")
+        .load(&mut *copy.conn().unwrap())
+        .unwrap();
+    drop(copy);
+    for ack in &before_backup {
+        assert!(
+            stored.iter().any(|m| m.id == ack.id && m.seq == ack.seq),
+            "{ack:?}, acknowledged before the backup, is not in it"
+        );
+    }
 
     // The copy serves: the user signed up before the backup can log in against it.
     let mut restored = start(&backup).await;

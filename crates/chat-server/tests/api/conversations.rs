@@ -168,6 +168,27 @@ async fn non_members_get_404_on_every_conversation_endpoint() {
         .await
         .unwrap();
     assert!(inbox.is_empty());
+
+    // Nothing eve tried happened: bob is still in, eve was not added, the name and the
+    // history are as they were.
+    let details: Value = app.get(&base, &alice.token).await.json().await.unwrap();
+    let mut members: Vec<(&str, &str)> = details["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["username"].as_str().unwrap(), p["role"].as_str().unwrap()))
+        .collect();
+    members.sort_unstable();
+    assert_eq!(members, [("alice", "owner"), ("bob", "member")]);
+    assert_eq!(details["name"], "team");
+    let history: Vec<Value> = app
+        .get(&format!("{base}/messages"), &alice.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&Value> = history.iter().map(|m| &m["id"]).collect();
+    assert_eq!(ids, [&message["id"]]);
 }
 
 #[tokio::test]

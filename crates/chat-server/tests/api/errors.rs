@@ -1,10 +1,14 @@
 //! The error contract: every failure is JSON with a stable code and the right status, and
 //! the operational endpoints answer.
 
-use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use std::time::Duration;
 
-use crate::helpers::spawn_app;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{TestApp, spawn_app};
 
 async fn error_body(response: reqwest::Response) -> Value {
     let content_type = response.headers()["content-type"]
@@ -47,6 +51,16 @@ async fn malformed_json_is_a_400_and_a_wrong_shape_a_422() {
             .await
             .unwrap();
     assert_eq!(unknown_field.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = error_body(unknown_field).await;
+    assert_eq!(body["code"], "validation_error", "{body}");
+    assert_eq!(body["errors"][0]["field"], "body", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `admin`"),
+        "the error names the field: {body}"
+    );
 }
 
 #[tokio::test]
@@ -171,10 +185,12 @@ async fn the_openapi_document_describes_every_endpoint_and_the_docs_page_is_serv
     for path in [
         "/api/v1/auth/signup",
         "/api/v1/auth/login",
+        "/api/v1/auth/logout",
         "/api/v1/auth/me",
         "/api/v1/users",
         "/api/v1/users/{user_id}",
         "/api/v1/users/me",
+        "/api/v1/users/me/deactivate",
         "/api/v1/conversations",
         "/api/v1/conversations/{conversation_id}",
         "/api/v1/conversations/{conversation_id}/members",
@@ -202,4 +218,231 @@ async fn the_openapi_document_describes_every_endpoint_and_the_docs_page_is_serv
         .unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await.unwrap().contains("swagger"));
+}
+
+/// Every operation of the OpenAPI document, as `(METHOD, path template, documented statuses)`.
+async fn documented_operations(app: &TestApp) -> Vec<(Method, String, Vec<u16>)> {
+    let spec: Value = app
+        .request(Method::GET, "/openapi.json", None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut operations = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let statuses = operation["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|status| status.parse().unwrap())
+                .collect();
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            operations.push((method, path.clone(), statuses));
+        }
+    }
+    assert!(operations.len() >= 20, "{operations:?}");
+    operations
+}
+
+/// `template` with each `{parameter}` replaced by a fresh UUID: an id that names nothing.
+fn with_unknown_ids(template: &str) -> String {
+    template
+        .split('/')
+        .map(|part| {
+            if part.starts_with('{') {
+                uuid::Uuid::new_v4().to_string()
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Checks that `response` has one of the `documented` statuses and, if it is an error, is a
+/// JSON error body with a code; returns a description of what is wrong.
+async fn undocumented(
+    response: reqwest::Response,
+    documented: &[u16],
+    what: &str,
+) -> Option<String> {
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    if !documented.contains(&status) {
+        return Some(format!(
+            "{what}: {status} is not documented ({documented:?}): {body}"
+        ));
+    }
+    if status >= 400 {
+        let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if !(parsed["detail"].is_string() && parsed["code"].is_string()) {
+            return Some(format!("{what}: {status} without a JSON error: {body}"));
+        }
+        if parsed["code"] == "not_found" {
+            return Some(format!("{what}: no route serves it: {body}"));
+        }
+    }
+    None
+}
+
+/// The list of operations comes from the OpenAPI document the server serves, so a new route
+/// is checked as soon as it is documented.
+#[tokio::test]
+async fn every_documented_operation_is_served_with_documented_statuses_and_json_errors() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let operations = documented_operations(&app).await;
+    let mut problems = Vec::new();
+    for (method, template, statuses) in &operations {
+        let path = with_unknown_ids(template);
+        // Without a token, and with one (a fresh token each time: one of these is logout),
+        // with an empty JSON object for the body of a write.
+        let body = (*method != Method::GET).then(|| json!({}));
+        let anonymous = app.request(method.clone(), &path, None, body.clone()).await;
+        let what = format!("{method} {template} without a token");
+        problems.extend(undocumented(anonymous, statuses, &what).await);
+        let token = app.login("alice", "correct horse").await;
+        let signed_in = app.request(method.clone(), &path, Some(&token), body).await;
+        let what = format!("{method} {template} signed in");
+        problems.extend(undocumented(signed_in, statuses, &what).await);
+    }
+    // An undeclared method on any documented path is a JSON 405 naming the declared ones.
+    let methods = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+    ];
+    let mut templates: Vec<&String> = operations.iter().map(|(_, t, _)| t).collect();
+    templates.dedup();
+    for template in templates {
+        let mut declared: Vec<&str> = operations
+            .iter()
+            .filter(|(_, t, _)| t == template)
+            .map(|(m, _, _)| m.as_str())
+            .collect();
+        declared.sort_unstable();
+        for method in methods.iter().filter(|m| !declared.contains(&m.as_str())) {
+            let response = app
+                .request(
+                    method.clone(),
+                    &with_unknown_ids(template),
+                    Some(&alice.token),
+                    None,
+                )
+                .await;
+            let what = format!("{method} {template}");
+            if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+                problems.push(format!("{what}: expected 405, got {}", response.status()));
+                continue;
+            }
+            let mut allowed: Vec<String> = response.headers()["allow"]
+                .to_str()
+                .unwrap()
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .collect();
+            allowed.sort_unstable();
+            if allowed != declared {
+                problems.push(format!(
+                    "{what}: Allow {allowed:?}, documented {declared:?}"
+                ));
+            }
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if body["code"] != "method_not_allowed" {
+                problems.push(format!("{what}: {body}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// The request line and headers of a GET, padded with one header to `len` bytes in all.
+fn head_of_len(len: usize) -> Vec<u8> {
+    let start = "GET /health HTTP/1.1\r\nHost: localhost\r\nX-Filler: ";
+    let end = "\r\nConnection: close\r\n\r\n";
+    format!("{start}{}{end}", "x".repeat(len - start.len() - end.len())).into_bytes()
+}
+
+/// Sends `head` on a fresh connection and returns the status line of the answer.
+async fn status_line_for(app: &TestApp, head: &[u8]) -> String {
+    let mut tcp = TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    tcp.write_all(head).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut chunk = [0; 4096];
+        while !answer.windows(2).any(|w| w == b"\r\n") {
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .expect("an answer within 10 s");
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_request_head_over_128_kib_is_refused_with_431() {
+    let app = spawn_app().await;
+    assert_eq!(
+        status_line_for(&app, &head_of_len(120 * 1024)).await,
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(
+        status_line_for(&app, &head_of_len(129 * 1024)).await,
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_trickles_its_request_head_is_cut_off() {
+    let app = spawn_app().await;
+    let mut tcp = TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    // A slowloris: a head sent a byte at a time, four bytes a second. Sent in full it would
+    // take a minute; the server allows 5 s for a whole head.
+    let head = head_of_len(240);
+    let (mut reader, mut writer) = tcp.split();
+    let trickle = async {
+        for byte in &head {
+            if writer.write_all(std::slice::from_ref(byte)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("the whole head went through: the slow client was never cut off");
+    };
+    let cut_off = async {
+        let mut answer = Vec::new();
+        let mut chunk = [0; 1024];
+        loop {
+            match reader.read(&mut chunk).await {
+                Ok(0) | Err(_) => return answer,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    let answer = tokio::select! {
+        () = trickle => None,
+        answer = cut_off => Some(answer),
+    };
+    // Cut off before the head was complete: the connection ended with at most a 408,
+    // never the answer to the request.
+    let answer =
+        String::from_utf8_lossy(&answer.expect("the server ended the connection")).into_owned();
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    // The server still serves everyone else.
+    let health = app.request(Method::GET, "/health", None, None).await;
+    assert_eq!(health.status(), StatusCode::OK);
 }

@@ -256,13 +256,27 @@ impl Ws {
         }
     }
 
-    /// Asserts that no text frame arrives within `wait`.
+    /// Asserts that the connection stays open and quiet for `wait` (no text frame, no close,
+    /// no error), then still answers a `ping` frame with a `pong`: a socket that closed or
+    /// broke does not pass for a quiet one.
     pub async fn assert_silent(&mut self, wait: Duration) {
-        if let Ok(Some(Ok(Message::Text(text)))) =
-            tokio::time::timeout(wait, self.stream.next()).await
-        {
-            panic!("expected silence, got {text}");
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(until, self.stream.next()).await {
+                Err(_) => break,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(Some(Ok(Message::Text(text)))) => panic!("expected silence, got {text}"),
+                Ok(Some(Ok(other))) => panic!("expected an open, quiet connection, got {other:?}"),
+                Ok(Some(Err(error))) => panic!("expected an open, quiet connection, got {error}"),
+                Ok(None) => panic!("expected an open, quiet connection, but it ended"),
+            }
         }
+        self.send_json(json!({"type": "ping"})).await;
+        assert_eq!(
+            self.next_json().await,
+            json!({"type": "pong"}),
+            "after its silence the connection still answers"
+        );
     }
 
     /// Waits for the close frame and returns its code.

@@ -50,6 +50,26 @@ async fn after_ten_failed_logins_the_account_is_refused_with_429_even_for_the_ri
 }
 
 #[tokio::test]
+async fn after_ten_failed_logins_from_one_address_its_logins_are_refused_for_every_account() {
+    let app = app_with(|_| {}).await;
+    app.user("alice").await;
+    // Ten guesses, each at a different account, so no account's own budget runs out.
+    for i in 0..10 {
+        assert_eq!(
+            login(&app, &format!("someone{i}"), "guess").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let refused = login(&app, "alice", "correct horse").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["code"],
+        "rate_limited"
+    );
+}
+
+#[tokio::test]
 async fn a_sender_past_the_message_rate_gets_429_and_nothing_is_stored() {
     let app = app_with(|config| config.messages_per_second = 5).await;
     let [alice, bob] = app.users(["alice", "bob"]).await;
@@ -185,4 +205,110 @@ async fn a_connection_sending_frames_too_fast_gets_rate_limited_errors_and_stays
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     ws.send_json(json!({"type": "ping"})).await;
     assert_eq!(ws.next_json().await["type"], "pong");
+}
+
+#[tokio::test]
+async fn an_address_past_ten_sign_ups_an_hour_is_refused_with_429_and_nothing_is_created() {
+    let app = app_with(|_| {}).await;
+    let signup = |name: String| {
+        app.request(
+            Method::POST,
+            "/api/v1/auth/signup",
+            None,
+            Some(json!({
+                "username": name,
+                "email": format!("{name}@example.com"),
+                "password": "correct horse",
+            })),
+        )
+    };
+    for i in 0..10 {
+        assert_eq!(
+            signup(format!("user{i}")).await.status(),
+            StatusCode::CREATED,
+            "sign-up {i} of the hour's ten"
+        );
+    }
+    let refused = signup("user10".into()).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // One sign-up comes back every six minutes.
+    assert!((1..=360).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["code"],
+        "rate_limited"
+    );
+
+    let token = app.login("user0", "correct horse").await;
+    let search = |name: &'static str| {
+        let token = token.clone();
+        let app = &app;
+        async move {
+            let found: Vec<Value> = app
+                .get(&format!("/api/v1/users?q={name}"), &token)
+                .await
+                .json()
+                .await
+                .unwrap();
+            found
+                .iter()
+                .map(|u| u["username"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        search("user9").await,
+        ["user9"],
+        "an accepted sign-up is found"
+    );
+    assert!(
+        search("user10").await.is_empty(),
+        "the refused sign-up created nobody"
+    );
+}
+
+#[tokio::test]
+async fn typing_past_five_a_second_is_refused_and_the_refused_signals_reach_nobody() {
+    let app = app_with(|_| {}).await;
+    let [alice, bob] = app.users(["alice", "bob"]).await;
+    let direct = app.direct(&alice, &bob).await;
+    let mut alice_ws = app.ws(&alice).await;
+    let mut bob_ws = app.ws(&bob).await;
+
+    // The budget is 10 at once, refilled at 5 a second; 40 sent back to back overrun it
+    // (and stay within the connection's own frame budget of 60).
+    const SENT: usize = 40;
+    for _ in 0..SENT {
+        alice_ws
+            .send_json(json!({"type": "typing", "conversation_id": direct}))
+            .await;
+    }
+    alice_ws.send_json(json!({"type": "ping"})).await;
+    let mut refused = 0;
+    loop {
+        let frame = alice_ws.next_json().await;
+        match frame["type"].as_str().unwrap() {
+            "pong" => break,
+            "error" if frame["code"] == "rate_limited" => refused += 1,
+            _ => panic!("unexpected frame {frame}"),
+        }
+    }
+    let accepted = SENT - refused;
+    assert!(
+        (10..SENT).contains(&accepted),
+        "{accepted} accepted, {refused} refused"
+    );
+    // Bob hears exactly the accepted ones.
+    for _ in 0..accepted {
+        let frame = bob_ws.next_json().await;
+        assert_eq!(frame["type"], "user_typing", "{frame}");
+        assert_eq!(frame["user_id"], alice.id.as_str());
+    }
+    bob_ws
+        .assert_silent(std::time::Duration::from_millis(300))
+        .await;
 }

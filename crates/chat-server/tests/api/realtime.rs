@@ -787,31 +787,73 @@ const OVERFLOWING: usize = 2000;
 #[tokio::test]
 async fn a_consumer_too_slow_for_its_queue_is_closed_with_1013_and_catches_up_by_sync() {
     let app = spawn_app().await;
-    let [alice, bob] = app.users(["alice", "bob"]).await;
-    let direct = app.direct(&alice, &bob).await;
+    let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
+    let group = app.group(&alice, &[&bob, &carol]).await;
     // Bob's client stops reading: his queue and the socket buffers fill up.
     let mut slow = open_small_buffered(&app, &bob).await;
-    let sent = flood(&app, &alice, &direct, OVERFLOWING).await;
-
-    // What was already on its way arrives, then the close; the rest of the queue is gone.
-    let mut received = Vec::new();
-    let code = loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), slow.stream.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("the connection is open until the close frame")
-            .expect("a valid frame");
-        match message {
-            Message::Text(text) => {
-                let frame: Value = serde_json::from_str(&text).unwrap();
-                assert_eq!(frame["type"], "new_message");
-                received.push(frame["message"]["seq"].as_i64().unwrap());
-            }
-            Message::Close(frame) => break frame.map(|f| u16::from(f.code)),
-            _ => {}
+    // Carol's client reads as it should, all through the flood.
+    let mut healthy = app.ws(&carol).await;
+    let carol_reads = tokio::spawn(async move {
+        let mut seqs = Vec::with_capacity(OVERFLOWING);
+        while seqs.len() < OVERFLOWING {
+            let frame = healthy.next_json().await;
+            assert_eq!(frame["type"], "new_message", "{frame}");
+            seqs.push(frame["message"]["seq"].as_i64().unwrap());
         }
-    };
+        (healthy, seqs)
+    });
+    // Bob's client reads again once the server has let him go (his queue overflowed), well
+    // within the time the server gives a close frame to get through.
+    let (client, health) = (app.client.clone(), format!("{}/health", app.address));
+    let bob_reads = tokio::spawn(async move {
+        let mut waited = 0;
+        loop {
+            let body: Value = client
+                .get(&health)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if body["connections"] == 1 {
+                break;
+            }
+            waited += 1;
+            assert!(waited < 3000, "bob's connection was never let go");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // What was already on its way arrives, then the close; the rest of the queue is gone.
+        let mut received = Vec::new();
+        let code = loop {
+            let message = tokio::time::timeout(Duration::from_secs(5), slow.stream.next())
+                .await
+                .expect("a frame within 5 s")
+                .expect("the connection is open until the close frame")
+                .expect("a valid frame");
+            match message {
+                Message::Text(text) => {
+                    let frame: Value = serde_json::from_str(&text).unwrap();
+                    assert_eq!(frame["type"], "new_message");
+                    received.push(frame["message"]["seq"].as_i64().unwrap());
+                }
+                Message::Close(frame) => break frame.map(|f| u16::from(f.code)),
+                _ => {}
+            }
+        };
+        (received, code)
+    });
+    let sent = flood(&app, &alice, &group, OVERFLOWING).await;
+    let (mut received, code) = bob_reads.await.unwrap();
     assert_eq!(code, Some(1013));
+
+    // The healthy member was not held back or cut off with him: every message reached it,
+    // each once, and its connection is still open.
+    let (mut healthy, mut carol_got) = carol_reads.await.expect("carol received every message");
+    carol_got.sort_unstable();
+    assert_eq!(carol_got, sent);
+    assert_alive(&mut healthy).await;
+
     // Messages sent concurrently may be announced a little out of seq order.
     received.sort_unstable();
     received.dedup();
@@ -852,7 +894,7 @@ async fn a_consumer_that_never_reads_again_is_let_go_without_reading() {
     assert_eq!(open_connections(&app).await, 1);
     flood(&app, &alice, &direct, OVERFLOWING).await;
 
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_secs(20);
     while open_connections(&app).await > 0 {
         assert!(
             Instant::now() < deadline,
@@ -873,17 +915,117 @@ async fn the_server_pings_and_a_client_that_answers_stays_connected() {
     let alice = app.user("alice").await;
     let mut ws = app.ws(&alice).await;
 
-    // Reading answers pings (tungstenite replies with a pong by itself).
-    let mut pings = 0;
-    let until = Instant::now() + Duration::from_millis(1100);
-    while let Ok(message) = tokio::time::timeout_at(until.into(), ws.stream.next()).await {
-        match message.expect("the connection stays open").unwrap() {
-            Message::Ping(_) => pings += 1,
-            other => panic!("expected only pings, got {other:?}"),
+    // Reading answers pings (tungstenite replies with a pong by itself). Three pings span
+    // more than twice the interval, so a server that ignored the answers would have closed
+    // the connection by then.
+    for _ in 0..3 {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.stream.next())
+            .await
+            .expect("the server pings within 10 s")
+            .expect("the connection stays open")
+            .unwrap();
+        assert!(
+            matches!(message, Message::Ping(_)),
+            "expected only pings, got {message:?}"
+        );
+    }
+    assert_alive(&mut ws).await;
+}
+
+/// Waits for the refusal that ends a connection whose token no longer holds: an
+/// `unauthorized` error frame, then close 1008 `token no longer valid`. Pings are answered
+/// while waiting, so the heartbeat itself keeps the connection alive until then.
+async fn assert_dropped_at_a_heartbeat(ws: &mut Ws, detail: &str) {
+    let mut error = None;
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let message = tokio::time::timeout_at(until, ws.stream.next())
+            .await
+            .expect("the connection is dropped within 20 s")
+            .expect("a close frame before the end")
+            .expect("a valid frame");
+        match message {
+            Message::Text(text) => {
+                assert!(error.is_none(), "one error frame, then the close: {text}");
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(
+                    frame,
+                    json!({"type": "error", "code": "unauthorized", "detail": detail})
+                );
+                error = Some(frame);
+            }
+            Message::Close(frame) => {
+                assert!(error.is_some(), "the close comes after an error frame");
+                let frame = frame.expect("the close says why");
+                assert_eq!(u16::from(frame.code), 1008);
+                assert_eq!(frame.reason.as_str(), "token no longer valid");
+                return;
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected the error and the close, got {other:?}"),
         }
     }
-    assert!(pings >= 3, "{pings} pings in 1.1 s at a 200 ms interval");
-    assert_alive(&mut ws).await;
+}
+
+/// Runs `sql` on the server's database behind its back, as another node or an operator would.
+fn edit_database(app: &TestApp, sql: &str) {
+    let db = chat_sqlite::Database::open(
+        app.dir.path().join("chat.db").to_str().unwrap(),
+        &chat_sqlite::SqliteOptions::default(),
+    )
+    .unwrap();
+    diesel::connection::SimpleConnection::batch_execute(&mut *db.conn().unwrap(), sql).unwrap();
+}
+
+#[tokio::test]
+async fn a_token_withdrawn_behind_the_servers_back_is_noticed_at_the_next_heartbeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = chat_server::Config {
+        ws_ping_interval: Duration::from_millis(200),
+        ..test_config(&dir)
+    };
+    let app = spawn_app_with(config, dir).await;
+    let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
+    let mut alice_ws = app.ws(&alice).await;
+    let mut bob_ws = app.ws(&bob).await;
+    let mut carol_ws = app.ws(&carol).await;
+
+    // Another node changed alice's password (her token generation moved on) and
+    // deactivated bob; this node heard of neither.
+    edit_database(
+        &app,
+        &format!(
+            "UPDATE users SET token_generation = token_generation + 1 WHERE id = '{}';
+             UPDATE users SET is_active = 0 WHERE id = '{}';",
+            alice.id, bob.id
+        ),
+    );
+    assert_dropped_at_a_heartbeat(&mut alice_ws, "token has been revoked").await;
+    assert_dropped_at_a_heartbeat(&mut bob_ws, "account is deactivated").await;
+    // Carol's token still holds: her connection goes through heartbeats untouched.
+    for _ in 0..3 {
+        let message = tokio::time::timeout(Duration::from_secs(10), carol_ws.stream.next())
+            .await
+            .expect("the server pings within 10 s")
+            .expect("the connection stays open")
+            .unwrap();
+        assert!(matches!(message, Message::Ping(_)), "{message:?}");
+    }
+    assert_alive(&mut carol_ws).await;
+}
+
+#[tokio::test]
+async fn a_token_that_expires_while_connected_is_noticed_at_the_next_heartbeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = chat_server::Config {
+        ws_ping_interval: Duration::from_millis(200),
+        token_ttl: Duration::from_secs(1),
+        ..test_config(&dir)
+    };
+    let app = spawn_app_with(config, dir).await;
+    let alice = app.user("alice").await;
+    let mut ws = app.ws(&alice).await;
+    assert_dropped_at_a_heartbeat(&mut ws, "invalid or expired token").await;
 }
 
 #[tokio::test]
@@ -898,7 +1040,7 @@ async fn a_client_that_never_answers_pings_is_closed_with_1008() {
     let mut ws = app.ws(&alice).await;
 
     // Not reading means not answering: the server gives up after twice the interval.
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_secs(20);
     while open_connections(&app).await > 0 {
         assert!(
             Instant::now() < deadline,
