@@ -7,5 +7,5 @@ mod secret;
 pub mod startup;
 pub mod telemetry;
 
-pub use config::{Cli, Command, Config, SyncMode};
+pub use config::{Cli, Command, Config, LogFormat, SyncMode};
 pub use startup::{Application, Shutdown, StartupError, open_database};

@@ -12,11 +12,16 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct SendMessageBody {
     /// 1–4000 characters after trimming.
-    #[schema(example = "Hello!")]
+    #[schema(example = "Hello!", min_length = 1, max_length = 4000, pattern = "\\S")]
     pub content: String,
     /// Your own id for this message: sending again with the same id returns the stored
     /// message (200) instead of storing a duplicate.
-    #[schema(example = "7d1c2f0e-tab-3")]
+    #[schema(
+        example = "7d1c2f0e-tab-3",
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     pub client_message_id: Option<String>,
 }
 

@@ -14,6 +14,7 @@ use crate::dto::conversations::{
 };
 use crate::dto::messages::{HistoryParams, MessageResponse, SendMessageBody};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Query};
 use crate::routes::resource;
 use crate::state::AppState;
 
@@ -71,7 +72,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub async fn create_conversation(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
-    body: web::Json<CreateConversationBody>,
+    body: Json<CreateConversationBody>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner().into();
     let (details, created) = state
@@ -99,7 +100,7 @@ pub async fn create_conversation(
 pub async fn list_conversations(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
-    params: web::Query<PageParams>,
+    params: Query<PageParams>,
 ) -> Result<web::Json<Vec<ConversationSummaryResponse>>, ApiError> {
     let page = Page::parse(params.limit, params.offset)
         .map_err(|e| ApiError::validation(e.field, e.message))?;
@@ -154,7 +155,7 @@ pub async fn rename_conversation(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
     path: web::Path<Uuid>,
-    body: web::Json<RenameConversationBody>,
+    body: Json<RenameConversationBody>,
 ) -> Result<web::Json<ConversationResponse>, ApiError> {
     let id = ConversationId::from(path.into_inner());
     let name = body.into_inner().name;
@@ -185,7 +186,7 @@ pub async fn add_members(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
     path: web::Path<Uuid>,
-    body: web::Json<AddMembersBody>,
+    body: Json<AddMembersBody>,
 ) -> Result<web::Json<ConversationResponse>, ApiError> {
     let id = ConversationId::from(path.into_inner());
     let user_ids = body
@@ -247,7 +248,7 @@ pub async fn set_role(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<SetRoleBody>,
+    body: Json<SetRoleBody>,
 ) -> Result<web::Json<ConversationResponse>, ApiError> {
     let (conversation, target) = path.into_inner();
     let role = Role::parse(&body.role)
@@ -283,7 +284,7 @@ pub async fn send_message(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
     path: web::Path<Uuid>,
-    body: web::Json<SendMessageBody>,
+    body: Json<SendMessageBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ConversationId::from(path.into_inner());
     let request = body.into_inner().into();
@@ -315,7 +316,7 @@ pub async fn list_messages(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
     path: web::Path<Uuid>,
-    params: web::Query<HistoryParams>,
+    params: Query<HistoryParams>,
 ) -> Result<web::Json<Vec<MessageResponse>>, ApiError> {
     let id = ConversationId::from(path.into_inner());
     let limit = parse_limit(params.limit).map_err(|e| ApiError::validation(e.field, e.message))?;

@@ -13,12 +13,19 @@ pub struct HealthResponse {
     /// `ok`, or what failed.
     pub database: String,
     pub version: &'static str,
-    /// Open WebSocket connections on this node.
+    /// Open, authenticated WebSocket connections on this node.
     pub connections: usize,
+    /// Open WebSocket connections that have not authenticated yet.
+    pub pending_connections: usize,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(crate::routes::resource("/health", "GET").route(web::get().to(health)));
+    // HEAD answers as GET does, without the body (actix-http drops it for HEAD).
+    cfg.service(
+        crate::routes::resource("/health", "GET, HEAD")
+            .route(web::get().to(health))
+            .route(web::head().to(health)),
+    );
 }
 
 /// Health check.
@@ -37,6 +44,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         Err(_) => Err("health check did not complete".to_owned()),
     };
     let connections = state.hub.connection_count();
+    let pending_connections = state.hub.pending_count();
     let version = env!("CARGO_PKG_VERSION");
     match database {
         Ok(()) => HttpResponse::Ok().json(HealthResponse {
@@ -44,6 +52,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             database: "ok".into(),
             version,
             connections,
+            pending_connections,
         }),
         Err(error) => {
             tracing::warn!(%error, "health check failed");
@@ -52,6 +61,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 database: format!("unavailable: {error}"),
                 version,
                 connections,
+                pending_connections,
             })
         }
     }

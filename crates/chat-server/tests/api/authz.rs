@@ -4,9 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, spawn_app_with, test_config};
-
-const SECRET: &str = "authorization-matrix-secret-long-enough-0123456789";
+use crate::helpers::{TestApp, TestUser, expired_token, spawn_app_with, with_known_secret};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Caller {
@@ -49,9 +47,7 @@ struct World {
 impl World {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = test_config(&dir);
-        config.jwt_secret = Some(SECRET.into());
-        let app = spawn_app_with(config, dir).await;
+        let app = spawn_app_with(with_known_secret(&dir), dir).await;
         let owner = app.user("owner").await;
         let expired = expired_token(&owner.id);
         Self {
@@ -97,21 +93,6 @@ impl World {
             Caller::Owner => Some(self.owner.token.clone()),
         }
     }
-}
-
-/// A correctly signed token for `user` that expired an hour ago.
-fn expired_token(user: &str) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let claims = json!({
-        "sub": user, "iat": now - 7200, "exp": now - 3600, "jti": "expired",
-        "iss": "chatd", "aud": "chatd-api", "gen": 0,
-    });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
 }
 
 /// One endpoint: how to call it on a fresh group, and the status each authenticated kind of
@@ -327,6 +308,20 @@ async fn every_endpoint_gives_each_kind_of_caller_the_documented_status() {
                     "{} as {caller:?}: expected {expected}, got {}",
                     case.name,
                     response.status()
+                ));
+                continue;
+            }
+            // A client must tell an expired token (log in again) from a bad one.
+            let code = match caller {
+                Caller::ExpiredToken => "token_expired",
+                Caller::NoToken | Caller::BadToken => "unauthorized",
+                _ => continue,
+            };
+            let body: Value = response.json().await.unwrap();
+            if body["code"] != code {
+                mismatches.push(format!(
+                    "{} as {caller:?}: expected code {code}, got {body}",
+                    case.name
                 ));
             }
         }
