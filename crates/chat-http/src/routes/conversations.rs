@@ -12,7 +12,7 @@ use crate::dto::conversations::{
     AddMembersBody, ConversationResponse, ConversationSummaryResponse, CreateConversationBody,
     PageParams, RenameConversationBody, SetRoleBody,
 };
-use crate::dto::messages::{HistoryParams, MessageResponse, SendMessageBody};
+use crate::dto::messages::{HistoryCursorParams, HistoryParams, MessageResponse, SendMessageBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Query};
 use crate::routes::resource;
@@ -303,7 +303,12 @@ pub async fn send_message(
 /// `limit` just after it.
 #[utoipa::path(
     get, path = "/api/v1/conversations/{conversation_id}/messages", tag = "messages",
-    params(("conversation_id" = Uuid, Path,), HistoryParams),
+    params(
+        ("conversation_id" = Uuid, Path,),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "1–200, default 50."),
+        ("cursor" = Option<HistoryCursorParams>, Query, style = Form, explode,
+            description = "`before=<seq>` or `after=<seq>`, not both (422)"),
+    ),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "Messages in ascending seq order", body = [MessageResponse]),

@@ -277,6 +277,8 @@ async fn the_openapi_document_carries_the_input_limits_as_constraints() {
     assert_eq!(field("UpdateMeBody", "bio")["maxLength"], 500);
     assert_eq!(field("UpdateMeBody", "avatar_url")["maxLength"], 2048);
     assert_eq!(field("AddMembersBody", "user_ids")["minItems"], 1);
+    // `before` and `after` exclude each other: one exploded object of at most one property.
+    assert_eq!(schemas["HistoryCursorParams"]["maxProperties"], 1);
     let params = doc["paths"]["/api/v1/conversations"]["get"]["parameters"]
         .as_array()
         .unwrap();
