@@ -79,8 +79,9 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
-    /// WebSocket connections that have not sent their token yet, over the whole node. They
-    /// have this budget of their own and never take one of `CHAT_MAX_CONNECTIONS`.
+    /// WebSocket connections opened without a token that have not sent their token frame
+    /// yet, over the whole node. They have this budget of their own and never take one of
+    /// `CHAT_MAX_CONNECTIONS`.
     #[arg(long, env = "CHAT_MAX_PENDING_CONNECTIONS", default_value_t = chat_http::ws::DEFAULT_MAX_PENDING)]
     pub max_pending_connections: usize,
 

@@ -94,13 +94,30 @@ impl Hub {
         self.lock_pending().total
     }
 
-    /// Claims a slot for a socket that has yet to authenticate, from `peer`'s share of the
-    /// pending budget. Refused while shutting down, when every authenticated slot is taken
-    /// (the socket could not be served once it authenticated), or when the pending budget,
-    /// the node's or the address's, is spent.
-    pub fn open_socket(self: &Arc<Self>, peer: Option<IpAddr>) -> Result<Socket, OpenRefused> {
+    /// Claims a slot for a new socket. One whose handshake carries a token is settled at
+    /// once (accepted or refused in the time it takes to check the token), so it takes an
+    /// authenticated slot straight away, released if the token fails. One that will send its
+    /// token in a frame takes a slot of `peer`'s share of the pending budget until it does.
+    /// Refused while shutting down, when every authenticated slot is taken (the socket could
+    /// not be served once it authenticated), or when the pending budget, the node's or the
+    /// address's, is spent.
+    pub fn open_socket(
+        self: &Arc<Self>,
+        peer: Option<IpAddr>,
+        has_token: bool,
+    ) -> Result<Socket, OpenRefused> {
         if *self.shutdown.borrow() {
             return Err(OpenRefused::Full);
+        }
+        if has_token {
+            if !self.claim_authenticated() {
+                return Err(OpenRefused::Full);
+            }
+            self.sockets.fetch_add(1, Ordering::AcqRel);
+            return Ok(Socket {
+                hub: self.clone(),
+                state: SlotState::Authenticated,
+            });
         }
         if self.authenticated.load(Ordering::Acquire) >= self.config.max_connections {
             return Err(OpenRefused::Full);
@@ -124,6 +141,15 @@ impl Hub {
             hub: self.clone(),
             state: SlotState::Pending(peer),
         })
+    }
+
+    fn claim_authenticated(&self) -> bool {
+        let max = self.config.max_connections;
+        self.authenticated
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
@@ -310,14 +336,7 @@ impl Socket {
         let SlotState::Pending(peer) = self.state else {
             return true;
         };
-        let max = self.hub.config.max_connections;
-        let claimed = self
-            .hub
-            .authenticated
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok();
+        let claimed = self.hub.claim_authenticated();
         if claimed {
             self.hub.release_pending(peer);
             self.state = SlotState::Authenticated;
@@ -472,11 +491,11 @@ mod tests {
             max_connections: 1,
             ..WsConfig::default()
         }));
-        let mut slot = hub.open_socket(None).unwrap();
+        let mut slot = hub.open_socket(None, false).unwrap();
         assert!(slot.authenticated());
-        assert_eq!(hub.open_socket(None).err(), Some(OpenRefused::Full));
+        assert_eq!(hub.open_socket(None, false).err(), Some(OpenRefused::Full));
         drop(slot);
-        assert!(hub.open_socket(None).is_ok());
+        assert!(hub.open_socket(None, false).is_ok());
     }
 
     #[test]
@@ -493,28 +512,49 @@ mod tests {
             "10.0.0.3".parse().unwrap(),
         );
         // More pending sockets than the node has authenticated slots.
-        let a1 = hub.open_socket(Some(a)).unwrap();
-        let _a2 = hub.open_socket(Some(a)).unwrap();
+        let a1 = hub.open_socket(Some(a), false).unwrap();
+        let _a2 = hub.open_socket(Some(a), false).unwrap();
         assert_eq!(
-            hub.open_socket(Some(a)).err(),
+            hub.open_socket(Some(a), false).err(),
             Some(OpenRefused::TooManyPendingFromAddress)
         );
-        let mut b1 = hub.open_socket(Some(b)).unwrap();
+        let mut b1 = hub.open_socket(Some(b), false).unwrap();
         assert_eq!(
-            hub.open_socket(Some(c)).err(),
+            hub.open_socket(Some(c), false).err(),
             Some(OpenRefused::TooManyPending)
         );
         assert_eq!(hub.pending_count(), 3);
         // Authenticating leaves the pending budget.
         assert!(b1.authenticated());
         assert_eq!(hub.pending_count(), 2);
-        let mut c1 = hub.open_socket(Some(c)).unwrap();
+        let mut c1 = hub.open_socket(Some(c), false).unwrap();
         assert!(c1.authenticated());
         // Both authenticated slots are taken: pending ones cannot be served.
-        assert_eq!(hub.open_socket(Some(b)).err(), Some(OpenRefused::Full));
+        assert_eq!(
+            hub.open_socket(Some(b), false).err(),
+            Some(OpenRefused::Full)
+        );
         drop(a1);
         assert_eq!(hub.pending_count(), 1);
         drop(c1);
-        assert!(hub.open_socket(Some(a)).is_ok());
+        assert!(hub.open_socket(Some(a), false).is_ok());
+    }
+
+    #[test]
+    fn a_handshake_with_a_token_takes_an_authenticated_slot_not_a_pending_one() {
+        let hub = Arc::new(Hub::new(WsConfig {
+            max_connections: 1,
+            max_pending_per_address: 1,
+            ..WsConfig::default()
+        }));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let _idle = hub.open_socket(Some(ip), false).unwrap();
+        // The address's pending share is spent; a socket with its token still gets in.
+        let mut with_token = hub.open_socket(Some(ip), true).unwrap();
+        assert!(with_token.authenticated());
+        assert_eq!(hub.pending_count(), 1);
+        assert_eq!(hub.open_socket(None, true).err(), Some(OpenRefused::Full));
+        drop(with_token);
+        assert!(hub.open_socket(None, true).is_ok());
     }
 }

@@ -37,8 +37,8 @@ pub struct WsConfig {
     pub max_frame_bytes: usize,
     /// Authenticated sockets this node serves; beyond it the handshake is refused with 503.
     pub max_connections: usize,
-    /// Sockets that have not authenticated yet, over the whole node. A budget of their own:
-    /// they never take an authenticated slot.
+    /// Sockets opened without a token that have not sent their token frame yet, over the
+    /// whole node. A budget of their own: they never take an authenticated slot.
     pub max_pending_connections: usize,
     /// Sockets not authenticated yet from one client address.
     pub max_pending_per_address: usize,

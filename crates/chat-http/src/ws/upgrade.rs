@@ -103,24 +103,27 @@ fn accept(
     }
     let token = query_token(req.uri().query()).or_else(|| bearer_token(&req.head().headers));
     let peer = req.peer_addr().map(|addr| addr.ip());
-    let socket = state.hub.open_socket(peer).map_err(|refused| {
-        let (code, detail) = match refused {
-            OpenRefused::Full => (
-                "too_many_connections",
-                "the server is at its connection limit; retry later",
-            ),
-            OpenRefused::TooManyPending => (
-                "too_many_pending_connections",
-                "too many connections are waiting to authenticate; retry later",
-            ),
-            OpenRefused::TooManyPendingFromAddress => (
-                "too_many_pending_connections",
-                "your address holds too many connections that have not authenticated; \
+    let socket = state
+        .hub
+        .open_socket(peer, token.is_some())
+        .map_err(|refused| {
+            let (code, detail) = match refused {
+                OpenRefused::Full => (
+                    "too_many_connections",
+                    "the server is at its connection limit; retry later",
+                ),
+                OpenRefused::TooManyPending => (
+                    "too_many_pending_connections",
+                    "too many connections are waiting to authenticate; retry later",
+                ),
+                OpenRefused::TooManyPendingFromAddress => (
+                    "too_many_pending_connections",
+                    "your address holds too many connections that have not authenticated; \
                  authenticate or close them first",
-            ),
-        };
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
-    })?;
+                ),
+            };
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
+        })?;
     Ok((token, socket))
 }
 
