@@ -117,42 +117,109 @@ mod tests {
         assert!(BcryptHasher::new(32).is_err());
     }
 
-    #[test]
-    fn no_more_than_the_limit_of_hashes_run_at_once() {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicUsize, Ordering};
+    /// A hasher whose calls each wait, inside, until the test lets one of them go, and which
+    /// counts the calls that have come in and gone out.
+    struct Gate {
+        state: Mutex<GateState>,
+        changed: Condvar,
+    }
 
-        /// Records how many calls overlap.
-        struct Probe {
-            now: AtomicUsize,
-            most: AtomicUsize,
-        }
-        impl PasswordHasher for Probe {
-            fn hash(&self, _: &Password) -> Result<PasswordHash, String> {
-                unreachable!()
+    #[derive(Default)]
+    struct GateState {
+        entered: usize,
+        left: usize,
+        let_go: usize,
+        most_inside: usize,
+    }
+
+    /// Far longer than any wait here should take; reaching it means the awaited event will
+    /// not come.
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+    impl Gate {
+        fn new() -> Self {
+            Self {
+                state: Mutex::default(),
+                changed: Condvar::new(),
             }
-            fn verify(&self, _: &str, _: &PasswordHash) -> bool {
-                let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
-                self.most.fetch_max(now, Ordering::SeqCst);
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                self.now.fetch_sub(1, Ordering::SeqCst);
-                true
-            }
         }
-        let probe = Probe {
-            now: AtomicUsize::new(0),
-            most: AtomicUsize::new(0),
-        };
-        let hasher = Arc::new(BoundedHasher::new(probe, 2));
-        let threads: Vec<_> = (0..8)
+
+        /// Waits until `done` holds.
+        fn wait_until(&self, what: &str, done: impl Fn(&GateState) -> bool) {
+            let state = self.state.lock().unwrap();
+            let (state, timeout) = self
+                .changed
+                .wait_timeout_while(state, PATIENCE, |s| !done(s))
+                .unwrap();
+            drop(state);
+            assert!(!timeout.timed_out(), "still waiting for {what}");
+        }
+
+        fn read<T>(&self, read: impl Fn(&GateState) -> T) -> T {
+            read(&self.state.lock().unwrap())
+        }
+
+        fn let_one_go(&self) {
+            self.state.lock().unwrap().let_go += 1;
+            self.changed.notify_all();
+        }
+    }
+
+    impl PasswordHasher for Gate {
+        fn hash(&self, _: &Password) -> Result<PasswordHash, String> {
+            unreachable!()
+        }
+        fn verify(&self, _: &str, _: &PasswordHash) -> bool {
+            let mut state = self.state.lock().unwrap();
+            state.entered += 1;
+            state.most_inside = state.most_inside.max(state.entered - state.left);
+            self.changed.notify_all();
+            // No time limit here: the test's own waits give up if this never ends.
+            let mut state = self
+                .changed
+                .wait_while(state, |s| s.let_go == s.left)
+                .unwrap();
+            state.left += 1;
+            self.changed.notify_all();
+            true
+        }
+    }
+
+    #[test]
+    fn hashes_up_to_the_limit_run_together_and_the_rest_wait_their_turn() {
+        use std::sync::Arc;
+
+        const CALLS: usize = 8;
+        const LIMIT: usize = 2;
+        let hasher = Arc::new(BoundedHasher::new(Gate::new(), LIMIT));
+        let gate = || &hasher.inner;
+        let threads: Vec<_> = (0..CALLS)
             .map(|_| {
                 let hasher = hasher.clone();
                 std::thread::spawn(move || hasher.verify("x", &PasswordHash(String::new())))
             })
             .collect();
+
+        // Two calls are inside at once: the bound does not serialise them.
+        gate().wait_until("two calls inside", |s| s.entered >= LIMIT);
+        // Each call let go makes room for exactly one more, never for two.
+        for released in 1..=CALLS {
+            let entered = gate().read(|s| s.entered);
+            assert_eq!(
+                entered,
+                (released - 1 + LIMIT).min(CALLS),
+                "after {} let go",
+                released - 1
+            );
+            gate().let_one_go();
+            gate().wait_until("the call let go to leave", |s| s.left == released);
+            let expected = (released + LIMIT).min(CALLS);
+            gate().wait_until("the next call to enter", |s| s.entered >= expected);
+        }
         for thread in threads {
             assert!(thread.join().unwrap());
         }
-        assert_eq!(hasher.inner.most.load(Ordering::SeqCst), 2);
+        let most = gate().read(|s| s.most_inside);
+        assert_eq!(most, LIMIT, "calls inside at once");
     }
 }

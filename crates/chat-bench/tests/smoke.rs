@@ -93,6 +93,19 @@ async fn fanout_reaches_every_member_of_the_group() {
     server.shutdown.stop().await;
 }
 
+/// The `connections` figure of the server's `/health`.
+async fn connections_on(server: &Server) -> u64 {
+    let health: serde_json::Value = reqwest::get(format!("{}/health", server.url))
+        .await
+        .expect("/health answers")
+        .json()
+        .await
+        .expect("/health is JSON");
+    health["connections"]
+        .as_u64()
+        .expect("/health counts connections")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_open_from_several_addresses_and_stay_open() {
     let server = start_server().await;
@@ -109,11 +122,54 @@ async fn idle_connections_open_from_several_addresses_and_stay_open() {
     let report = chat_bench::scenario::connections::run(&common(&server), &options)
         .await
         .expect("the scenario runs");
+    // Every connection was made, authenticated (the server sent `connected` and counts it)
+    // and held until the end, in this one process, over the three source addresses.
+    assert_eq!(report.requested, 50, "{report:#?}");
     assert_eq!(report.opened, 50, "{report:#?}");
+    assert_eq!(report.connect_latency.count, 50, "{report:#?}");
     assert_eq!(report.users, 3, "{report:#?}");
+    assert_eq!(
+        (report.processes, report.source_addresses),
+        (1, 3),
+        "{report:#?}"
+    );
     assert_eq!(report.server_reported_connections, Some(50), "{report:#?}");
-    assert!(report.rss_after_kib.is_some(), "{report:#?}");
+    assert_eq!(report.dropped, 0, "{report:#?}");
     assert_eq!(report.failures.total(), 0, "{report:#?}");
+
+    // The server's memory was read at all three points, and the derived figures are those
+    // readings' (no threshold: the figures of a shared machine say nothing).
+    let readings = [
+        report.rss_before_kib,
+        report.rss_connected_kib,
+        report.rss_after_kib,
+    ];
+    let [Some(before), Some(connected), Some(after)] = readings else {
+        panic!("the server's memory was not read every time: {report:#?}");
+    };
+    assert!(before > 0 && connected > 0 && after > 0, "{report:#?}");
+    let per_connection = (connected as f64 - before as f64) * 1024.0 / 50.0;
+    assert_eq!(
+        report.rss_per_connection_bytes,
+        Some(per_connection),
+        "{report:#?}"
+    );
+    let after_vs_before = (after as f64 - before as f64) * 100.0 / before as f64;
+    assert_eq!(
+        report.rss_after_vs_before_pct,
+        Some(after_vs_before),
+        "{report:#?}"
+    );
+
+    // And every connection was closed at the end: the server's count falls back to zero.
+    let closed = async {
+        while connections_on(&server).await > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), closed)
+        .await
+        .expect("the server still counts connections 30 s after the scenario closed them");
     server.shutdown.stop().await;
 }
 

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::message::{Message, MessageView, Seq};
-use crate::user::User;
-use crate::validation::FieldError;
+use crate::user::PublicProfile;
+use crate::validation::{FieldError, allowed_in_line};
 use crate::{ConversationId, UserId};
 
 /// The largest group the server carries.
@@ -67,7 +67,8 @@ impl Role {
     }
 }
 
-/// A group's display name: 1–100 characters after trimming.
+/// A group's display name: 1–100 characters after trimming, on one line, without control or
+/// text-direction characters (see [`allowed_in_line`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationName(String);
 
@@ -75,6 +76,20 @@ impl ConversationName {
     pub const MAX_CHARS: usize = 100;
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let name = Self::parse_stored(raw)?;
+        if !name.0.chars().all(allowed_in_line) {
+            return Err(FieldError::new(
+                "name",
+                "must be one line without control or text-direction characters",
+            ));
+        }
+        Ok(name)
+    }
+
+    /// A name read back from storage: the rules of [`ConversationName::parse`] but the one on
+    /// text-direction characters, which came later, so that names stored before it still
+    /// read. Never for input.
+    pub fn parse_stored(raw: &str) -> Result<Self, FieldError> {
         let name = raw.trim();
         if name.is_empty() {
             return Err(FieldError::new("name", "must not be empty"));
@@ -120,10 +135,10 @@ pub struct Member {
     pub last_read_seq: Seq,
 }
 
-/// A member together with their public profile, for conversation details.
+/// A member together with their public profile (never their email), for conversation details.
 #[derive(Debug, Clone)]
 pub struct Participant {
-    pub user: User,
+    pub user: PublicProfile,
     pub role: Role,
     pub joined_at: DateTime<Utc>,
 }
@@ -188,5 +203,29 @@ mod tests {
         assert_eq!(ConversationName::parse("  team ").unwrap().as_str(), "team");
         assert!(ConversationName::parse("   ").is_err());
         assert!(ConversationName::parse(&"n".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn group_names_are_one_line_without_text_direction_controls() {
+        for bad in [
+            "a\nb",
+            "a\tb",
+            "a\u{0}b",
+            "\u{1b}[31mteam",
+            "team \u{202E}gnp.exe",
+            "a\u{2066}b",
+        ] {
+            assert_eq!(
+                ConversationName::parse(bad).unwrap_err().field,
+                "name",
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            ConversationName::parse("צוות 1").unwrap().as_str(),
+            "צוות 1"
+        );
+        // Names stored before the rule still read.
+        assert!(ConversationName::parse_stored("team \u{202E}gnp").is_ok());
     }
 }

@@ -49,6 +49,13 @@ pub enum DomainError {
     /// A unique value is already taken.
     #[error("{field} is already taken")]
     Conflict { field: &'static str },
+    /// The sender already used this retry key (client message id) in this conversation for a
+    /// message with other content: a retry must repeat the message it retries.
+    #[error(
+        "client_message_id {client_message_id:?} was already used in this conversation for a \
+         message with other content"
+    )]
+    IdempotencyConflict { client_message_id: String },
     /// Too many attempts: the caller may try again after `retry_after`.
     #[error("too many requests; retry in {} s", .retry_after.as_secs().max(1))]
     RateLimited { retry_after: std::time::Duration },

@@ -123,6 +123,7 @@ impl UserStore for MemoryStore {
             .map(|(u, _)| u.clone())
             .filter(|u| {
                 u.username.as_str().to_lowercase().contains(&needle)
+                    || u.email.as_str().eq_ignore_ascii_case(&needle)
                     || u.full_name
                         .as_deref()
                         .unwrap_or("")
@@ -273,6 +274,16 @@ impl ConversationStore for MemoryStore {
             .and_then(|m| m.iter().find(|m| m.user_id == user).cloned()))
     }
 
+    fn with_role(&self, user: UserId, role: Role) -> StoreResult<Vec<ConversationId>> {
+        Ok(self
+            .state()
+            .members
+            .iter()
+            .filter(|(_, members)| members.iter().any(|m| m.user_id == user && m.role == role))
+            .map(|(id, _)| *id)
+            .collect())
+    }
+
     fn inbox(&self, user: UserId, page: Page) -> StoreResult<Vec<InboxEntry>> {
         let state = self.state();
         let mut entries: Vec<InboxEntry> = state
@@ -388,7 +399,9 @@ impl MemoryStore {
         }
         let existing = new.client_message_id.as_ref().and_then(|cmid| {
             state.messages.iter().find(|m| {
-                m.sender_id == new.sender_id && m.client_message_id.as_ref() == Some(cmid)
+                m.conversation_id == new.conversation_id
+                    && m.sender_id == new.sender_id
+                    && m.client_message_id.as_ref() == Some(cmid)
             })
         });
         let appended = match existing {
@@ -629,6 +642,34 @@ impl TokenIssuer for FakeTokens {
     }
 }
 
+/// Device tokens of the form `device:<user id>:<generation>:<serial>`; the serial is the
+/// device id.
+/// Anything not in that form is refused, which is how tests forge one.
+#[derive(Default)]
+pub struct FakeDevices(AtomicUsize);
+
+impl DeviceTokens for FakeDevices {
+    fn issue(&self, user: UserId, generation: i64, _now: DateTime<Utc>) -> Result<String, String> {
+        let serial = self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(format!("device:{user}:{generation}:{serial}"))
+    }
+
+    fn verify(&self, token: &str) -> Result<DeviceClaims, String> {
+        let rest = token
+            .strip_prefix("device:")
+            .ok_or("not a fake device token")?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        let [id, generation, serial] = parts.as_slice() else {
+            return Err("not a fake device token".into());
+        };
+        Ok(DeviceClaims {
+            user_id: id.parse().map_err(|_| "bad id")?,
+            generation: generation.parse().map_err(|_| "bad generation")?,
+            device_id: (*serial).to_owned(),
+        })
+    }
+}
+
 /// A clock that advances one second on every read, so orderings by time are strict.
 #[derive(Default)]
 pub struct SteppingClock(AtomicUsize);
@@ -665,6 +706,7 @@ impl World {
             events: events.clone(),
             hasher: hasher.clone(),
             tokens: Arc::new(FakeTokens::default()),
+            devices: Arc::new(FakeDevices::default()),
             limiter: limiter.clone(),
             limits: Limits::default(),
             revocations: store.clone(),

@@ -45,9 +45,16 @@ pub struct Limits {
     pub login_failures_per_account_hourly: Option<Quota>,
     /// Failed logins per client address, across accounts.
     pub login_failures_per_address: Option<Quota>,
+    /// Failed logins per device token. A client presenting a valid device token for the
+    /// account is counted against this budget alone, not the account's or its address's,
+    /// so failures by others never lock it out; past it, that device is refused too.
+    pub login_failures_per_device: Option<Quota>,
     pub signups_per_address: Option<Quota>,
     pub messages_per_user: Option<Quota>,
     pub typing_per_user: Option<Quota>,
+    /// Conversations a user creates plus member additions they make: each pulls others in,
+    /// so one user cannot drag another into a hundred groups in a second.
+    pub conversations_per_user: Option<Quota>,
 }
 
 impl Default for Limits {
@@ -58,23 +65,31 @@ impl Default for Limits {
             login_failures_per_account: Some(Quota::new(10, 15 * MINUTE)),
             login_failures_per_account_hourly: Some(Quota::new(100, 60 * MINUTE)),
             login_failures_per_address: Some(Quota::new(10, 15 * MINUTE)),
+            login_failures_per_device: Some(Quota::new(5, 15 * MINUTE)),
             signups_per_address: Some(Quota::new(10, 60 * MINUTE)),
             messages_per_user: Some(Quota::per_second(20, 40)),
             typing_per_user: Some(Quota::per_second(5, 10)),
+            conversations_per_user: Some(Quota::new(Self::CONVERSATIONS_PER_MINUTE, MINUTE)),
         }
     }
 }
 
 impl Limits {
+    /// The default of [`Self::conversations_per_user`]: conversations created plus member
+    /// additions per user and minute, all of which may come at once.
+    pub const CONVERSATIONS_PER_MINUTE: u32 = 20;
+
     /// Every limit off, for benchmarks and tests of other behaviour.
     pub const fn none() -> Self {
         Self {
             login_failures_per_account: None,
             login_failures_per_account_hourly: None,
             login_failures_per_address: None,
+            login_failures_per_device: None,
             signups_per_address: None,
             messages_per_user: None,
             typing_per_user: None,
+            conversations_per_user: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::validation::FieldError;
+use crate::validation::{FieldError, allowed_in_text};
 use crate::{ConversationId, MessageId, UserId};
 
 /// A message's position in the one ordering of every message stored on this server. It only
@@ -15,7 +15,8 @@ impl Seq {
     pub const ZERO: Seq = Seq(0);
 }
 
-/// A message's text: 1..=4000 characters after trimming surrounding whitespace.
+/// A message's text: 1..=4000 characters after trimming surrounding whitespace, with no
+/// control characters but newline and tab (see [`allowed_in_text`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageContent(String);
 
@@ -23,6 +24,20 @@ impl MessageContent {
     pub const MAX_CHARS: usize = 4000;
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let content = Self::parse_stored(raw)?;
+        if !content.0.chars().all(allowed_in_text) {
+            return Err(FieldError::new(
+                "content",
+                "must not contain control characters other than newline and tab",
+            ));
+        }
+        Ok(content)
+    }
+
+    /// Content read back from storage: the rules of [`MessageContent::parse`] but the one on
+    /// control characters, which came later, so that messages stored before it still read.
+    /// Never for input.
+    pub fn parse_stored(raw: &str) -> Result<Self, FieldError> {
         let text = raw.trim();
         if text.is_empty() {
             return Err(FieldError::new("content", "must not be empty"));
@@ -159,6 +174,30 @@ mod tests {
     fn content_is_trimmed_and_must_keep_at_least_one_character() {
         assert_eq!(MessageContent::parse("  hi \n").unwrap().as_str(), "hi");
         assert!(MessageContent::parse(" \n\t ").is_err());
+    }
+
+    #[test]
+    fn content_refuses_nul_and_escapes_but_keeps_newlines_and_tabs() {
+        for bad in [
+            "a\u{0}b",
+            "\u{1b}[31mred",
+            "a\rb",
+            "bell\u{7}",
+            "a\u{7f}",
+            "a\u{9b}31m",
+        ] {
+            let error = MessageContent::parse(bad).unwrap_err();
+            assert_eq!(error.field, "content", "{bad:?}");
+        }
+        let kept = "line one\n\tindented\nשלום \u{202E}";
+        assert_eq!(MessageContent::parse(kept).unwrap().as_str(), kept);
+    }
+
+    #[test]
+    fn content_stored_before_the_control_character_rule_still_reads() {
+        let stored = MessageContent::parse_stored("a\u{0}b\u{1b}[0m").unwrap();
+        assert_eq!(stored.as_str(), "a\u{0}b\u{1b}[0m");
+        assert!(MessageContent::parse_stored("  ").is_err());
     }
 
     #[test]

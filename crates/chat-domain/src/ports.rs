@@ -41,7 +41,7 @@ pub trait UserStore: Send + Sync {
     /// `(username_taken, email_taken)`: lets signup fail fast before paying for a hash.
     fn taken(&self, username: &str, email: &str) -> StoreResult<(bool, bool)>;
     /// Users ordered by username, filtered by a case-insensitive substring of the username or
-    /// full name.
+    /// full name, or by the whole email address ignoring case (never a part of it).
     fn search(&self, query: &UserQuery) -> StoreResult<Vec<User>>;
     /// Applies a profile change. A taken email is [`StoreError::Conflict`];
     /// a missing user is [`StoreError::Missing`].
@@ -69,6 +69,8 @@ pub trait ConversationStore: Send + Sync {
     /// The members of several conversations at once, in the order of `ids`.
     fn members_of(&self, ids: &[ConversationId]) -> StoreResult<Vec<Vec<Member>>>;
     fn membership(&self, id: ConversationId, user: UserId) -> StoreResult<Option<Member>>;
+    /// The conversations in which the user holds `role` (e.g. the groups they own).
+    fn with_role(&self, user: UserId, role: Role) -> StoreResult<Vec<ConversationId>>;
     /// The user's conversations, most recent activity first, each with its last message and
     /// the user's unread count.
     fn inbox(&self, user: UserId, page: Page) -> StoreResult<Vec<InboxEntry>>;
@@ -220,6 +222,28 @@ pub trait TokenIssuer: Send + Sync {
     /// Checks signature, algorithm and expiry. Only a token whose signature holds may be
     /// reported [`TokenError::Expired`]; the detail of `Invalid` is for logs, not clients.
     fn verify(&self, token: &str) -> Result<TokenClaims, TokenError>;
+}
+
+/// What a verified device token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceClaims {
+    /// The account the token was issued to, at a successful login.
+    pub user_id: UserId,
+    /// The account's token generation then: a password change ends the trust of every
+    /// device that logged in before it.
+    pub generation: i64,
+    /// This device's own id: the key of its own budget of failed logins.
+    pub device_id: String,
+}
+
+/// Issues and verifies device tokens, OWASP's "device cookie": a signed note, handed to a
+/// client at a successful login, that this client has logged in to this account before.
+/// It grants no access by itself (it is not an access token and must never verify as
+/// one, nor an access token as it); it only spares its holder the account's lockout.
+pub trait DeviceTokens: Send + Sync {
+    fn issue(&self, user: UserId, generation: i64, now: DateTime<Utc>) -> Result<String, String>;
+    /// Checks signature and expiry. The error says why, for logs, not for clients.
+    fn verify(&self, token: &str) -> Result<DeviceClaims, String>;
 }
 
 /// Budgets of actions per key (`"login:alice"`, `"send:<user id>"`), for abuse limits.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::UserId;
-use crate::validation::FieldError;
+use crate::validation::{FieldError, allowed_in_line};
 
 /// A user as the rest of the system sees it. The password hash is deliberately not here: it
 /// only travels between the store and the hasher, so no view of a user can leak it.
@@ -21,6 +21,36 @@ pub struct User {
     pub token_generation: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A user as anyone else sees them: the profile without the email address, which only its
+/// owner sees (the owner's own view is [`User`]), and without `updated_at`, which would tell
+/// others when the password or email last changed. Every answer about another user is built
+/// from this type, so an email cannot reach a stranger by an edge forgetting to drop it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicProfile {
+    pub id: UserId,
+    pub username: Username,
+    pub full_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub bio: Option<String>,
+    /// A deactivated user stays visible (their name on past messages), marked as such.
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<User> for PublicProfile {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            username: user.username,
+            full_name: user.full_name,
+            avatar_url: user.avatar_url,
+            bio: user.bio,
+            is_active: user.is_active,
+            created_at: user.created_at,
+        }
+    }
 }
 
 /// A login name: 3–32 ASCII letters, digits, `_`, `.` or `-`. Uniqueness ignores case, but
@@ -169,6 +199,26 @@ pub fn optional_text(
     Ok(Some(value.to_owned()))
 }
 
+/// Parses an optional name shown on one line (a full name): as [`optional_text`], and without
+/// line breaks, tabs or text-direction characters (see [`allowed_in_line`]).
+pub fn optional_line(
+    field: &'static str,
+    raw: Option<&str>,
+    max_chars: usize,
+) -> Result<Option<String>, FieldError> {
+    let value = optional_text(field, raw, max_chars)?;
+    if value
+        .as_deref()
+        .is_some_and(|value| !value.chars().all(allowed_in_line))
+    {
+        return Err(FieldError::new(
+            field,
+            "must be one line without control or text-direction characters",
+        ));
+    }
+    Ok(value)
+}
+
 /// Parses an optional avatar URL: absolute `http` or `https`, at most 2048 characters.
 pub fn optional_url(field: &'static str, raw: Option<&str>) -> Result<Option<String>, FieldError> {
     let Some(value) = optional_text(field, raw, 2048)? else {
@@ -210,7 +260,9 @@ pub struct ProfileUpdate {
     pub password_hash: Option<PasswordHash>,
 }
 
-/// A search over users: a case-insensitive substring of the username or full name.
+/// A search over users: a case-insensitive substring of the username or full name, or a
+/// whole email address (ignoring case). An email is never matched by a part of it, so the
+/// search finds a contact whose address one already knows and cannot harvest addresses.
 #[derive(Debug, Clone, Default)]
 pub struct UserQuery {
     pub text: Option<String>,
@@ -257,6 +309,30 @@ mod tests {
     fn a_password_never_shows_in_debug_output() {
         let password = Password::parse("password", "hunter2hunter2").unwrap();
         assert!(!format!("{password:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn full_names_are_one_line_without_text_direction_controls() {
+        for bad in [
+            "Ann\nAdmin",
+            "Ann\tB",
+            "Ann\u{0}",
+            "\u{1b}[31mAnn",
+            "Ann \u{202E}nimda",
+            "\u{200F}Ann",
+            "\u{2067}Ann",
+        ] {
+            let error = optional_line("full_name", Some(bad), FULL_NAME_MAX).unwrap_err();
+            assert_eq!(error.field, "full_name", "{bad:?}");
+        }
+        assert_eq!(
+            optional_line("full_name", Some(" Zoë Åström-שלום "), FULL_NAME_MAX).unwrap(),
+            Some("Zoë Åström-שלום".into())
+        );
+        assert_eq!(
+            optional_line("full_name", Some(" "), FULL_NAME_MAX).unwrap(),
+            None
+        );
     }
 
     #[test]

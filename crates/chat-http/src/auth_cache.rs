@@ -34,16 +34,27 @@ impl AuthCache {
     /// The bearer of `token`, if it was verified less than the time limit ago and has not
     /// expired since.
     pub fn get(&self, token: &str) -> Option<Authenticated> {
+        self.get_at(token, Instant::now())
+    }
+
+    pub fn insert(&self, token: String, session: Authenticated) {
+        self.insert_at(token, session, Instant::now());
+    }
+
+    /// [`Self::get`] as of `now`, so that tests can drive time.
+    fn get_at(&self, token: &str, now: Instant) -> Option<Authenticated> {
         let entries = self
             .entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (session, at) = entries.get(token)?;
-        let fresh = at.elapsed() < self.ttl && session.claims.expires_at > chrono::Utc::now();
+        let fresh = now.saturating_duration_since(*at) < self.ttl
+            && session.claims.expires_at > chrono::Utc::now();
         fresh.then(|| session.clone())
     }
 
-    pub fn insert(&self, token: String, session: Authenticated) {
+    /// [`Self::insert`] as of `now`.
+    fn insert_at(&self, token: String, session: Authenticated, now: Instant) {
         if self.ttl.is_zero() {
             return;
         }
@@ -53,12 +64,12 @@ impl AuthCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if entries.len() >= SWEEP_AT {
             let ttl = self.ttl;
-            entries.retain(|_, (_, at)| at.elapsed() < ttl);
+            entries.retain(|_, (_, at)| now.saturating_duration_since(*at) < ttl);
             if entries.len() >= SWEEP_AT {
                 entries.clear();
             }
         }
-        entries.insert(token, (session, Instant::now()));
+        entries.insert(token, (session, now));
     }
 }
 
@@ -133,13 +144,35 @@ mod tests {
 
     #[test]
     fn a_verified_token_is_remembered_only_for_the_time_limit() {
-        let cache = AuthCache::new(Duration::from_millis(50));
+        let ttl = Duration::from_secs(30);
+        let cache = AuthCache::new(ttl);
         let alice = UserId::new();
-        cache.insert("t1".into(), session(alice, "j1"));
-        assert_eq!(cache.get("t1").unwrap().user.id, alice);
-        assert!(cache.get("other").is_none());
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(cache.get("t1").is_none());
+        let verified = Instant::now();
+        cache.insert_at("t1".into(), session(alice, "j1"), verified);
+        assert_eq!(cache.get_at("t1", verified).unwrap().user.id, alice);
+        assert!(cache.get_at("other", verified).is_none());
+        let almost = verified + ttl - Duration::from_millis(1);
+        assert_eq!(cache.get_at("t1", almost).unwrap().user.id, alice);
+        assert!(cache.get_at("t1", verified + ttl).is_none());
+        assert!(cache.get_at("t1", verified + 2 * ttl).is_none());
+    }
+
+    #[test]
+    fn a_token_that_has_expired_since_it_was_verified_is_not_vouched_for() {
+        let cache = AuthCache::new(Duration::from_secs(30));
+        let mut expired = session(UserId::new(), "j1");
+        expired.claims.expires_at = Utc::now() - chrono::Duration::seconds(1);
+        let verified = Instant::now();
+        cache.insert_at("t1".into(), expired, verified);
+        assert!(cache.get_at("t1", verified).is_none());
+    }
+
+    #[test]
+    fn a_cache_without_a_time_limit_remembers_nothing() {
+        let cache = AuthCache::new(Duration::ZERO);
+        let verified = Instant::now();
+        cache.insert_at("t1".into(), session(UserId::new(), "j1"), verified);
+        assert!(cache.get_at("t1", verified).is_none());
     }
 
     #[test]

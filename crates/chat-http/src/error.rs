@@ -168,6 +168,9 @@ impl From<DomainError> for ApiError {
                 };
                 Self::new(S::CONFLICT, code, e.to_string())
             }
+            e @ DomainError::IdempotencyConflict { .. } => {
+                Self::new(S::CONFLICT, "idempotency_conflict", e.to_string())
+            }
             e @ DomainError::RateLimited { retry_after } => {
                 let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 Self {

@@ -17,6 +17,12 @@ use crate::ws::Hub;
 pub trait HealthProbe: Send + Sync {
     /// `Err` names what failed.
     fn check(&self) -> Result<(), String>;
+
+    /// Why the dependency answers but cannot take writes (a full disk), if so: the server
+    /// is up, yet every change a client makes fails. Shown to anyone, so no internals.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
 }
 
 pub struct AppState {

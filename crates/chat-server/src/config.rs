@@ -21,9 +21,11 @@ pub struct Cli {
 pub enum Command {
     /// Start the server (the default).
     Serve,
-    /// Apply pending database migrations and exit.
+    /// Apply pending migrations to an existing database and exit; refused while a server
+    /// runs on it.
     Migrate,
-    /// Write a consistent copy of the database to a new file; safe while the server runs.
+    /// Write a consistent copy of an existing database to a new file; safe while the server
+    /// runs.
     Backup {
         /// Where to write the copy; must not exist yet.
         path: std::path::PathBuf,
@@ -75,6 +77,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_MESSAGES_PER_SECOND", default_value_t = 20)]
     pub messages_per_second: u32,
 
+    /// Conversations a user may create plus member additions they may make per minute, all
+    /// of which may come at once; 0 turns this limit off.
+    #[arg(long, env = "CHAT_CONVERSATIONS_PER_MINUTE", default_value_t = chat_domain::limits::Limits::CONVERSATIONS_PER_MINUTE)]
+    pub conversations_per_minute: u32,
+
     /// WebSocket connections this node accepts (default: the open-file limit less 512).
     #[arg(long, env = "CHAT_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -111,8 +118,15 @@ impl Config {
             return Limits::none();
         }
         let rate = self.messages_per_second.max(1);
+        let conversations = (self.conversations_per_minute > 0).then(|| {
+            Quota::new(
+                self.conversations_per_minute,
+                std::time::Duration::from_secs(60),
+            )
+        });
         Limits {
             messages_per_user: Some(Quota::per_second(rate, rate.saturating_mul(2))),
+            conversations_per_user: conversations,
             ..Limits::default()
         }
     }
@@ -162,6 +176,27 @@ mod tests {
         assert_eq!(cli.config.log_format, LogFormat::Text);
         assert_eq!(cli.config.max_pending_connections, 1024);
         assert_eq!(cli.config.max_pending_connections_per_address, 32);
+        assert_eq!(cli.config.conversations_per_minute, 20);
+    }
+
+    #[test]
+    fn the_conversation_limit_is_per_minute_on_by_default_and_zero_turns_it_off() {
+        let limits = |args: &[&str]| {
+            Cli::try_parse_from(["chat-server"].iter().chain(args))
+                .unwrap()
+                .config
+                .limits()
+                .conversations_per_user
+        };
+        assert_eq!(
+            limits(&[]),
+            Some(chat_domain::limits::Quota::new(20, Duration::from_secs(60)))
+        );
+        assert_eq!(
+            limits(&["--conversations-per-minute", "5"]).map(|q| q.burst),
+            Some(5)
+        );
+        assert_eq!(limits(&["--conversations-per-minute", "0"]), None);
     }
 
     #[test]

@@ -8,4 +8,6 @@ pub mod startup;
 pub mod telemetry;
 
 pub use config::{Cli, Command, Config, LogFormat, SyncMode};
-pub use startup::{Application, Shutdown, StartupError, open_database};
+pub use startup::{
+    Application, Shutdown, StartupError, backup_database, migrate_database, open_database,
+};

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use chat_server::{Application, Cli, Command, open_database, telemetry};
+use chat_server::{Application, Cli, Command, backup_database, migrate_database, telemetry};
 use clap::Parser;
 
 /// jemalloc, configured in `.cargo/config.toml`, returns the memory of closed connections to
@@ -30,28 +30,29 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "chat-server failed");
+            // Also plainly on stderr, whatever the log filter and format: this is what an
+            // operator starting the server by hand needs to read.
+            eprintln!("chat-server: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
 async fn migrate(config: chat_server::Config) -> Result<(), String> {
-    tokio::task::spawn_blocking(move || open_database(&config).map(|_| ()))
+    let applied = tokio::task::spawn_blocking(move || migrate_database(&config))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    tracing::info!("database is up to date");
+    tracing::info!(applied, "database is up to date");
     Ok(())
 }
 
 async fn backup(config: chat_server::Config, path: std::path::PathBuf) -> Result<(), String> {
     let target = path.clone();
-    tokio::task::spawn_blocking(move || {
-        let db = open_database(&config).map_err(|e| e.to_string())?;
-        db.backup_to(&target).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    tokio::task::spawn_blocking(move || backup_database(&config, &target))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     tracing::info!(path = %path.display(), "backup written");
     Ok(())
 }

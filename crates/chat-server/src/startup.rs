@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
-use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtIssuer};
+use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtDeviceTokens, JwtIssuer};
 use chat_domain::clock::SystemClock;
 use chat_domain::service::{ChatServices, Ports};
 use chat_http::{AppState, AuthCache, HealthProbe, Hub, MemoryRateLimiter, PublishAll, WsConfig};
-use chat_sqlite::{Database, SqliteOptions, SqliteStore, StorageError, Synchronous};
+use chat_sqlite::{Database, ExclusiveLock, SqliteOptions, SqliteStore, StorageError, Synchronous};
 
 use crate::config::{Config, SyncMode};
 use crate::secret::token_secret;
@@ -23,25 +23,66 @@ pub enum StartupError {
     Io(#[from] std::io::Error),
     #[error("configuration: {0}")]
     Config(String),
+    #[error(
+        "there is no database at {}: start the server once to create it, or set \
+         DATABASE_URL to the existing file",
+        .0.display()
+    )]
+    MissingDatabase(std::path::PathBuf),
 }
 
-/// Opens the database and applies pending migrations.
+/// Opens the database, creating it if needed, and applies pending migrations.
 pub fn open_database(config: &Config) -> Result<Arc<Database>, StartupError> {
-    let options = SqliteOptions {
+    let db = Database::open(&config.database_url, &sqlite_options(config))?;
+    db.migrate()?;
+    Ok(Arc::new(db))
+}
+
+/// Every command but `serve` needs the database to exist already: run from the wrong
+/// directory, a relative `DATABASE_URL` would otherwise create an empty database there, and
+/// the command would report success on it.
+fn require_existing_database(config: &Config) -> Result<(), StartupError> {
+    let path = std::path::absolute(chat_sqlite::file_path(&config.database_url))?;
+    if !path.is_file() {
+        return Err(StartupError::MissingDatabase(path));
+    }
+    Ok(())
+}
+
+/// `chat-server migrate`: applies pending migrations to an existing database that no server
+/// is running on; returns how many ran.
+pub fn migrate_database(config: &Config) -> Result<usize, StartupError> {
+    require_existing_database(config)?;
+    let _lock = ExclusiveLock::acquire(&config.database_url)?;
+    let db = Database::open(&config.database_url, &sqlite_options(config))?;
+    Ok(db.migrate()?)
+}
+
+/// `chat-server backup`: a consistent copy of an existing database, taken beside a running
+/// server (it reads only: no lock, no migrations).
+pub fn backup_database(config: &Config, target: &std::path::Path) -> Result<(), StartupError> {
+    require_existing_database(config)?;
+    let db = Database::open(&config.database_url, &sqlite_options(config))?;
+    Ok(db.backup_to(target)?)
+}
+
+fn sqlite_options(config: &Config) -> SqliteOptions {
+    SqliteOptions {
         synchronous: match config.sqlite_sync {
             SyncMode::Normal => Synchronous::Normal,
             SyncMode::Full => Synchronous::Full,
         },
         ..SqliteOptions::default()
-    };
-    let db = Database::open(&config.database_url, &options)?;
-    db.migrate()?;
-    Ok(Arc::new(db))
+    }
 }
 
 /// How long a verified token is remembered. Revocations made through this node evict it at
 /// once; this bounds how long one made elsewhere (another node, the database) goes unseen.
 const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long a client stays trusted for an account after its last successful login there
+/// (its device token's lifetime; each login hands out a fresh one).
+const DEVICE_TOKEN_TTL: chrono::TimeDelta = chrono::TimeDelta::days(30);
 
 /// Password hashes that may run at once: one per core, so a login flood uses the CPU it is
 /// due and no more.
@@ -64,6 +105,12 @@ impl HealthProbe for DatabaseHealth {
     fn check(&self) -> Result<(), String> {
         self.0.ping().map_err(|e| e.to_string())
     }
+
+    fn degraded(&self) -> Option<String> {
+        self.0
+            .write_failure()
+            .map(|failure| format!("writes are failing: {failure}"))
+    }
 }
 
 /// A built server, bound to its port and ready to run.
@@ -72,23 +119,31 @@ pub struct Application {
     server: Server,
     hub: Arc<Hub>,
     db: Arc<Database>,
+    /// Held until the server has stopped and checkpointed: no other server starts on the file.
+    lock: ExclusiveLock,
+    /// Set once the lock is let go; dropped unset if the server never runs.
+    released: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
-    /// Opens and migrates the database, wires every adapter and binds the listener.
+    /// Takes the database's exclusive lock (another server on the same file is an error),
+    /// opens and migrates it, wires every adapter and binds the listener.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let hasher = BcryptHasher::new(config.bcrypt_cost).map_err(StartupError::Config)?;
         let ttl = chrono::Duration::from_std(config.token_ttl)
             .map_err(|e| StartupError::Config(format!("token lifetime: {e}")))?;
 
         let setup_config = config.clone();
-        let (db, secret) = tokio::task::spawn_blocking(move || {
+        let (lock, db, secret) = tokio::task::spawn_blocking(move || {
+            let lock = ExclusiveLock::acquire(&setup_config.database_url)?;
             let db = open_database(&setup_config)?;
             let secret = token_secret(setup_config.jwt_secret.as_deref(), &db)?;
-            Ok::<_, StartupError>((db, secret))
+            Ok::<_, StartupError>((lock, db, secret))
         })
         .await
         .map_err(|e| StartupError::Config(format!("start-up task failed: {e}")))??;
+        let devices =
+            JwtDeviceTokens::new(&secret, DEVICE_TOKEN_TTL).map_err(StartupError::Config)?;
         let tokens = JwtIssuer::new(JwtConfig { secret, ttl }).map_err(StartupError::Config)?;
 
         let defaults = WsConfig::default();
@@ -117,6 +172,7 @@ impl Application {
             events: Arc::new(PublishAll(vec![hub.clone(), auth_cache.clone()])),
             hasher: Arc::new(BoundedHasher::new(hasher, hashing_threads())),
             tokens: Arc::new(tokens),
+            devices: Arc::new(devices),
             clock: Arc::new(SystemClock),
             limiter: limiter.clone(),
             limits: config.limits(),
@@ -149,6 +205,8 @@ impl Application {
             server,
             hub,
             db,
+            lock,
+            released: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -156,11 +214,17 @@ impl Application {
         self.port
     }
 
+    /// The database the server runs on.
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
     /// A handle that stops the server gracefully.
     pub fn shutdown_handle(&self) -> Shutdown {
         Shutdown {
             server: self.server.handle(),
             hub: self.hub.clone(),
+            released: self.released.subscribe(),
         }
     }
 
@@ -175,6 +239,8 @@ impl Application {
             Ok(Err(error)) => tracing::warn!(%error, "the final checkpoint failed"),
             Err(error) => tracing::warn!(%error, "the final checkpoint did not run"),
         }
+        drop(self.lock);
+        self.released.send_replace(true);
         Ok(())
     }
 }
@@ -187,14 +253,20 @@ const WEBSOCKET_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_sec
 pub struct Shutdown {
     server: ServerHandle,
     hub: Arc<Hub>,
+    released: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Shutdown {
+    /// Stops the server and waits until it has let go of its database.
     pub async fn stop(&self) {
         self.hub.shut_down();
         // Upgraded WebSockets are not the HTTP server's connections any more: they get their
         // close frames out before the workers they run on stop.
         let _ = tokio::time::timeout(WEBSOCKET_CLOSE_GRACE, self.hub.drained()).await;
         self.server.stop(true).await;
+        // Returns once `run_until_stopped` has checkpointed the database and let go of its
+        // lock, so that another server may start on the file at once. An error means the
+        // `Application` was dropped without running: it holds nothing any more either.
+        let _ = self.released.clone().wait_for(|released| *released).await;
     }
 }

@@ -92,7 +92,7 @@ mod tests {
     use crate::test_support::temp_db;
 
     #[test]
-    fn a_full_checkpoint_leaves_an_empty_log() {
+    fn a_full_checkpoint_copies_the_log_into_the_database_and_empties_it() {
         let db = temp_db();
         let database = db.store.database();
         database
@@ -102,9 +102,37 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        database.checkpoint().unwrap();
         let wal = db.path().with_extension("db-wal");
-        assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+        let log_bytes = || {
+            std::fs::metadata(&wal)
+                .unwrap_or_else(|e| panic!("the log {} should exist: {e}", wal.display()))
+                .len()
+        };
+        // The commit was appended to the log (a passive checkpoint may have copied it since,
+        // but only a full one empties the log).
+        assert!(log_bytes() > 0, "the write went to the log");
+
+        database.checkpoint().unwrap();
+        assert_eq!(log_bytes(), 0, "the log is truncated, not just copied");
+        let mut conn = database.conn().unwrap();
+        assert_eq!(
+            passive(&mut conn).unwrap().log,
+            0,
+            "SQLite sees an empty log"
+        );
+        // The database file alone now holds the write: a copy of it without the log has it.
+        let copy = db.path().with_file_name("copy.db");
+        std::fs::copy(db.path(), &copy).unwrap();
+        let mut alone = SqliteConnection::establish(copy.to_str().unwrap()).unwrap();
+        #[derive(QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        let row: Setting = diesel::sql_query("SELECT value FROM server_settings WHERE key = 'k'")
+            .get_result(&mut alone)
+            .unwrap();
+        assert_eq!(row.value, "v");
     }
 
     #[test]

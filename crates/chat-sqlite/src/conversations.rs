@@ -145,6 +145,19 @@ impl ConversationStore for SqliteStore {
         })
     }
 
+    fn with_role(&self, user: UserId, role: Role) -> StoreResult<Vec<ConversationId>> {
+        self.read(|conn| {
+            let ids: Vec<String> = conversation_members::table
+                .filter(conversation_members::user_id.eq(user.to_string()))
+                .filter(conversation_members::role.eq(role.as_str()))
+                .select(conversation_members::conversation_id)
+                .load(conn)?;
+            ids.iter()
+                .map(|raw| crate::models::id("conversation id", raw))
+                .collect()
+        })
+    }
+
     fn inbox(&self, user: UserId, page: Page) -> StoreResult<Vec<InboxEntry>> {
         self.read(|conn| {
             // One row per membership of the user; each unread count is a range scan of the

@@ -16,6 +16,19 @@ pub enum StorageError {
     /// A bug: code that should have returned an error panicked instead.
     #[error("{0} panicked")]
     Panicked(&'static str),
+    /// Another process holds the database's [`ExclusiveLock`](crate::ExclusiveLock).
+    #[error(
+        "{} is in use by another chat-server (it holds {}): run one server per database \
+         file; stop that server first, or use `chat-server backup` beside it",
+        database.display(),
+        lock.display()
+    )]
+    InUse {
+        database: std::path::PathBuf,
+        lock: std::path::PathBuf,
+    },
+    #[error("database lock: {0}")]
+    Lock(String),
     #[error("migrations failed: {0}")]
     Migration(String),
     /// A stored value does not parse into its domain type: the data was written by something

@@ -123,7 +123,12 @@ fn commit_loop(
                     let result = match result {
                         Ok(Some(outcome)) => Ok(outcome),
                         Ok(None) => Err(StoreError::Missing),
-                        Err(error) => Err(error.into()),
+                        Err(error) => {
+                            // The batch committed, but this append's insert failed: if the
+                            // storage failed it, health must say so.
+                            db.note_write_failed(&error);
+                            Err(error.into())
+                        }
                     };
                     finish(job.done, result);
                 }
@@ -150,20 +155,57 @@ fn finish(done: OnAppended, result: StoreResult<AppendOutcome>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::temp_db;
-    use chat_domain::message::MessageContent;
-    use chat_domain::ports::MessageStore;
+    use crate::test_support::{TempDb, temp_db};
+    use chat_domain::conversation::{
+        Conversation, ConversationKind, ConversationName, NewConversation, Role,
+    };
+    use chat_domain::message::{Message, MessageContent, Seq};
+    use chat_domain::ports::{ConversationStore, MessageStore, UserStore};
+    use chat_domain::user::{Email, NewUser, PasswordHash, Username};
     use chat_domain::{ConversationId, MessageId, UserId};
+    use chrono::SubsecRound;
     use std::sync::mpsc::sync_channel;
 
-    fn message() -> NewMessage {
+    /// A group of one member, who may send to it.
+    fn group_of_one(db: &TempDb) -> (ConversationId, UserId) {
+        let user = UserId::new();
+        let now = chrono::Utc::now().trunc_subsecs(6);
+        db.store
+            .insert(&NewUser {
+                id: user,
+                username: Username::parse("sender").unwrap(),
+                email: Email::parse("sender@example.com").unwrap(),
+                full_name: None,
+                password_hash: PasswordHash("hash".into()),
+                created_at: now,
+            })
+            .unwrap();
+        let conversation = Conversation {
+            id: ConversationId::new(),
+            kind: ConversationKind::Group,
+            name: Some(ConversationName::parse("team").unwrap()),
+            created_by: user,
+            created_at: now,
+            updated_at: now,
+        };
+        let id = conversation.id;
+        db.store
+            .create(&NewConversation {
+                conversation,
+                members: vec![(user, Role::Owner)],
+            })
+            .unwrap();
+        (id, user)
+    }
+
+    fn message(conversation_id: ConversationId, sender_id: UserId, i: usize) -> NewMessage {
         NewMessage {
             id: MessageId::new(),
-            conversation_id: ConversationId::new(),
-            sender_id: UserId::new(),
-            content: MessageContent::parse("hi").unwrap(),
+            conversation_id,
+            sender_id,
+            content: MessageContent::parse(&format!("message {i}")).unwrap(),
             client_message_id: None,
-            created_at: chrono::Utc::now(),
+            created_at: chrono::Utc::now().trunc_subsecs(6),
         }
     }
 
@@ -171,6 +213,7 @@ mod tests {
     fn a_queue_that_is_full_refuses_at_once_and_every_accepted_append_is_answered() {
         let db = temp_db();
         let database = db.store.database().clone();
+        let (group, sender) = group_of_one(&db);
         // Hold the writer lock so that the commit thread cannot drain the queue.
         let (locked, release) = (sync_channel(0), sync_channel::<()>(0));
         let holder = {
@@ -185,35 +228,96 @@ mod tests {
         };
         locked.1.recv().unwrap();
 
+        // Every other append goes to the group, the rest to conversations that do not exist.
+        let sent_to_the_group = |i: usize| i.is_multiple_of(2);
         let (answers, answered) = std::sync::mpsc::channel();
         // The commit thread may have taken one batch off the queue before blocking.
         let submitted = MAX_WAITING + MAX_BATCH + 1;
-        for _ in 0..submitted {
+        let mut messages = Vec::with_capacity(submitted);
+        let mut refused_at_once = Vec::new();
+        for i in 0..submitted {
+            let conversation = if sent_to_the_group(i) {
+                group
+            } else {
+                ConversationId::new()
+            };
+            let new = message(conversation, sender, i);
+            messages.push(new.clone());
             let answers = answers.clone();
             db.store.submit(
-                message(),
-                Box::new(move |outcome| answers.send(outcome).unwrap()),
+                new,
+                Box::new(move |outcome| answers.send((i, outcome)).unwrap()),
             );
+            // Nothing can be stored while the lock is held: an answer now is a refusal.
+            refused_at_once.extend(answered.try_iter());
         }
         drop(answers);
-        let refused_at_once = answered
-            .try_iter()
-            .filter(|outcome| matches!(outcome, Err(StoreError::Unavailable(_))))
-            .count();
         assert!(
-            refused_at_once >= 1,
+            !refused_at_once.is_empty(),
             "a full queue refuses instead of growing"
         );
+        let accepted = submitted - refused_at_once.len();
+        assert!(
+            (MAX_WAITING..=MAX_WAITING + MAX_BATCH).contains(&accepted),
+            "the queue holds {MAX_WAITING} appends besides the batch being written, \
+             yet {accepted} were accepted"
+        );
+        for (position, (i, outcome)) in refused_at_once.iter().enumerate() {
+            assert_eq!(
+                *i,
+                accepted + position,
+                "once full, every later append is refused"
+            );
+            assert!(
+                matches!(outcome, Err(StoreError::Unavailable(_))),
+                "append {i} was refused with {outcome:?}"
+            );
+        }
 
         release.0.send(()).unwrap();
         holder.join().unwrap();
         let rest: Vec<_> = answered.iter().collect();
         assert_eq!(
-            refused_at_once + rest.len(),
-            submitted,
-            "every append is answered once"
+            rest.len(),
+            accepted,
+            "every accepted append is answered once"
         );
-        // Nothing here names a real conversation: each accepted append is refused as missing.
-        assert!(rest.iter().all(|o| matches!(o, Err(StoreError::Missing))));
+        let mut last_seq = Seq(0);
+        let mut stored = Vec::new();
+        for (expected, (i, outcome)) in rest.into_iter().enumerate() {
+            assert_eq!(i, expected, "appends are answered in the order submitted");
+            if !sent_to_the_group(i) {
+                assert!(
+                    matches!(outcome, Err(StoreError::Missing)),
+                    "append {i} named no conversation, yet got {outcome:?}"
+                );
+                continue;
+            }
+            let message: Message = match outcome {
+                Ok(AppendOutcome {
+                    appended: Appended::Created(message),
+                    ..
+                }) => message,
+                other => panic!("append {i} to the group got {other:?}"),
+            };
+            let new = &messages[i];
+            assert_eq!(
+                (message.id, message.conversation_id, message.sender_id),
+                (new.id, new.conversation_id, new.sender_id)
+            );
+            assert_eq!(message.content, new.content);
+            assert!(
+                message.seq > last_seq,
+                "seqs follow the order of the answers"
+            );
+            last_seq = message.seq;
+            stored.push(message);
+        }
+        assert_eq!(stored.len(), accepted.div_ceil(2));
+        // What each append was answered with is what the store now holds.
+        for answer in stored.iter().step_by(997).chain(stored.last()) {
+            let found = MessageStore::find(&db.store, answer.id).unwrap();
+            assert_eq!(found.as_ref(), Some(answer));
+        }
     }
 }

@@ -8,6 +8,7 @@ mod checkpoint;
 mod conversations;
 mod error;
 mod group_commit;
+mod lock;
 mod messages;
 mod migrate;
 mod models;
@@ -29,8 +30,9 @@ use chat_domain::StoreError;
 use diesel::SqliteConnection;
 
 pub use error::StorageError;
+pub use lock::ExclusiveLock;
 pub use migrate::MIGRATIONS;
-pub use pool::{Database, SqliteOptions, Synchronous, file_path};
+pub use pool::{Database, SqliteOptions, Synchronous, WriteFailure, file_path};
 
 use error::StorageResult;
 use group_commit::GroupCommit;

@@ -262,13 +262,31 @@ fn conversation_state(
     Ok(Some((kind, members)))
 }
 
-/// Inserts the message, or finds the one its sender already stored with the same client
-/// message id.
+/// Inserts the message, or finds the one its sender already stored in the same conversation
+/// with the same client message id.
+///
+/// The lookup comes first, under the writer lock, rather than an insert that the unique index
+/// turns into a no-op: SQLite's `AUTOINCREMENT` spends a seq on an insert it then ignores, and
+/// a retry must not leave a gap in the conversation's numbering.
 fn insert_or_find(conn: &mut SqliteConnection, new: &NewMessage) -> StorageResult<Appended> {
+    let conversation_id = new.conversation_id.to_string();
+    let sender_id = new.sender_id.to_string();
+    if let Some(client_message_id) = &new.client_message_id {
+        let existing = messages::table
+            .filter(messages::conversation_id.eq(&conversation_id))
+            .filter(messages::sender_id.eq(&sender_id))
+            .filter(messages::client_message_id.eq(client_message_id.as_str()))
+            .select(MessageRow::as_select())
+            .first(conn)
+            .optional()?;
+        if let Some(existing) = existing {
+            return Ok(Appended::Existing(existing.try_into()?));
+        }
+    }
     let row = NewMessageRow {
         id: new.id.to_string(),
-        conversation_id: new.conversation_id.to_string(),
-        sender_id: new.sender_id.to_string(),
+        conversation_id,
+        sender_id,
         content: new.content.as_str(),
         client_message_id: new.client_message_id.as_ref().map(|c| c.as_str()),
         created_at: ts(new.created_at),
@@ -276,20 +294,9 @@ fn insert_or_find(conn: &mut SqliteConnection, new: &NewMessage) -> StorageResul
     };
     // Only the seq comes back: every other field is what was just written, so reading the
     // row back (and parsing its timestamps) would be work for nothing.
-    let seq: Option<i64> = diesel::insert_into(messages::table)
+    let seq: i64 = diesel::insert_into(messages::table)
         .values(&row)
-        .on_conflict_do_nothing()
         .returning(messages::seq)
-        .get_result(conn)
-        .optional()?;
-    if let Some(seq) = seq {
-        return Ok(Appended::Created(new.stored_as(Seq(seq))));
-    }
-    // Only the client-id index can make the insert a no-op (ids are fresh UUIDs).
-    let existing = messages::table
-        .filter(messages::sender_id.eq(&row.sender_id))
-        .filter(messages::client_message_id.eq(row.client_message_id))
-        .select(MessageRow::as_select())
-        .first(conn)?;
-    Ok(Appended::Existing(existing.try_into()?))
+        .get_result(conn)?;
+    Ok(Appended::Created(new.stored_as(Seq(seq))))
 }

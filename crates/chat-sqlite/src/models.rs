@@ -102,7 +102,7 @@ impl TryFrom<ConversationRow> for Conversation {
             name: row
                 .name
                 .as_deref()
-                .map(ConversationName::parse)
+                .map(ConversationName::parse_stored)
                 .transpose()
                 .map_err(|e| StorageError::corrupt("conversation name", e))?,
             created_by: id("user id", &row.created_by)?,
@@ -176,7 +176,7 @@ impl TryFrom<MessageRow> for Message {
             seq: Seq(row.seq),
             conversation_id: id("conversation id", &row.conversation_id)?,
             sender_id: id("user id", &row.sender_id)?,
-            content: MessageContent::parse(&row.content)
+            content: MessageContent::parse_stored(&row.content)
                 .map_err(|e| StorageError::corrupt("message content", e))?,
             client_message_id: row
                 .client_message_id

@@ -2,6 +2,7 @@
 //! writer lock.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use diesel::Connection as _;
@@ -74,6 +75,82 @@ pub struct Database {
     path: String,
     pragmas: Pragmas,
     writer: Mutex<SqliteConnection>,
+    /// How the latest write went, as a [`WriteFailure`] code (0: it committed).
+    last_write: AtomicU8,
+}
+
+/// Why writes fail when the storage under the database does: what `/health` reports while
+/// the latest write failed so. A write refused for what it asked (a duplicate username) is
+/// not one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFailure {
+    /// `SQLITE_FULL`: no room left on the disk (or under the database's page limit).
+    DiskFull,
+    /// `SQLITE_IOERR`: the disk or file system failed a read or write.
+    Io,
+    /// `SQLITE_READONLY`: the file or its directory cannot be written.
+    ReadOnly,
+}
+
+impl WriteFailure {
+    /// The failure behind `error`, when it is a failure of the storage. SQLite's result code
+    /// reaches Diesel's errors only as its message, which is SQLite's fixed text for the code.
+    pub fn of(error: &StorageError) -> Option<Self> {
+        match error {
+            StorageError::Query(error) => Self::of_query(error),
+            _ => None,
+        }
+    }
+
+    fn of_query(error: &diesel::result::Error) -> Option<Self> {
+        use diesel::result::Error;
+        match error {
+            Error::DatabaseError(_, info) => {
+                let message = info.message();
+                if message.contains("database or disk is full") {
+                    Some(Self::DiskFull)
+                } else if message.contains("disk I/O error") {
+                    Some(Self::Io)
+                } else if message.contains("readonly database") {
+                    Some(Self::ReadOnly)
+                } else {
+                    None
+                }
+            }
+            Error::RollbackErrorOnCommit {
+                rollback_error,
+                commit_error,
+            } => Self::of_query(commit_error).or_else(|| Self::of_query(rollback_error)),
+            _ => None,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Self::DiskFull => 1,
+            Self::Io => 2,
+            Self::ReadOnly => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Self::DiskFull),
+            2 => Some(Self::Io),
+            3 => Some(Self::ReadOnly),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for WriteFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::DiskFull => "the disk is full",
+            Self::Io => "the disk reports I/O errors",
+            Self::ReadOnly => "the database file is read-only",
+        })
+    }
 }
 
 impl Database {
@@ -113,6 +190,7 @@ impl Database {
             path: path.to_owned(),
             pragmas,
             writer: Mutex::new(writer),
+            last_write: AtomicU8::new(0),
         })
     }
 
@@ -143,7 +221,66 @@ impl Database {
                 conn
             }
         };
-        conn.immediate_transaction(f)
+        // A statement that finds the disk full may roll the whole transaction back itself;
+        // Diesel's own rollback then fails, and its error would replace the one that
+        // mattered. So the transaction's own error is kept aside and is what the caller gets.
+        let mut failed = None;
+        let result = conn
+            .immediate_transaction(|conn| {
+                f(conn).map_err(|error| {
+                    failed = Some(error);
+                    StorageError::Query(diesel::result::Error::RollbackTransaction)
+                })
+            })
+            .map_err(|error| failed.take().unwrap_or(error));
+        match &result {
+            Ok(_) => self.note_write_committed(),
+            Err(error) => self.note_write_failed(error),
+        }
+        result
+    }
+
+    /// Why the latest write failed, if it failed for a reason of the storage's
+    /// ([`WriteFailure`]); `None` once a write has committed since.
+    pub fn write_failure(&self) -> Option<WriteFailure> {
+        WriteFailure::from_code(self.last_write.load(Ordering::Relaxed))
+    }
+
+    fn note_write_committed(&self) {
+        // Read first: the common case writes nothing, so writers do not contend for the line.
+        if self.last_write.load(Ordering::Relaxed) != 0 {
+            self.last_write.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Records `error` if it is a failure of the storage; other errors leave the record be.
+    /// The group commit calls this for appends that failed inside a transaction that
+    /// committed the others.
+    pub(crate) fn note_write_failed(&self, error: &StorageError) {
+        if let Some(failure) = WriteFailure::of(error) {
+            self.last_write.store(failure.code(), Ordering::Relaxed);
+        }
+    }
+
+    /// Caps the database at `pages` pages (SQLite's `max_page_count`, never below its current
+    /// size) on the connection writes go through: a write that needs more fails as on a full
+    /// disk. For tests and drills of a full disk; returns the cap now in force.
+    pub fn limit_pages(&self, pages: u64) -> StorageResult<u64> {
+        use diesel::RunQueryDsl;
+
+        #[derive(diesel::QueryableByName)]
+        struct MaxPageCount {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            max_page_count: i64,
+        }
+        let mut conn = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pages = i64::try_from(pages).unwrap_or(i64::MAX);
+        let now: MaxPageCount =
+            diesel::sql_query(format!("PRAGMA max_page_count = {pages}")).get_result(&mut *conn)?;
+        Ok(u64::try_from(now.max_page_count).unwrap_or(0))
     }
 
     /// Runs `f` while no write can start or commit (it does not use the writer connection).
@@ -179,6 +316,44 @@ mod tests {
         assert_eq!(file_path("sqlite://chat.db"), "chat.db");
         assert_eq!(file_path("sqlite:/var/lib/chat.db"), "/var/lib/chat.db");
         assert_eq!(file_path("chat.db"), "chat.db");
+    }
+
+    #[test]
+    fn a_write_that_finds_the_disk_full_is_remembered_until_a_write_commits() {
+        let db = crate::test_support::temp_db();
+        let database = db.store.database();
+        let insert = |key: &str, bytes: usize| {
+            let key = key.to_owned();
+            move |conn: &mut SqliteConnection| -> StorageResult<()> {
+                use diesel::RunQueryDsl;
+                diesel::sql_query("INSERT INTO server_settings (key, value) VALUES (?, ?)")
+                    .bind::<diesel::sql_types::Text, _>(key)
+                    .bind::<diesel::sql_types::Text, _>("x".repeat(bytes))
+                    .execute(conn)?;
+                Ok(())
+            }
+        };
+        database.write(insert("taken", 1)).unwrap();
+        assert_eq!(database.write_failure(), None);
+        database.limit_pages(1).unwrap();
+        let failed = (0..100)
+            .find_map(|i| database.write(insert(&format!("k{i}"), 8192)).err())
+            .expect("a database capped at its size fills up");
+        assert_eq!(
+            WriteFailure::of(&failed),
+            Some(WriteFailure::DiskFull),
+            "{failed:?}"
+        );
+        assert_eq!(database.write_failure(), Some(WriteFailure::DiskFull));
+
+        // A write refused for what it asks for says nothing about the storage.
+        let duplicate = database.write(insert("taken", 1)).unwrap_err();
+        assert_eq!(WriteFailure::of(&duplicate), None, "{duplicate:?}");
+        assert_eq!(database.write_failure(), Some(WriteFailure::DiskFull));
+
+        database.limit_pages(1 << 30).unwrap();
+        database.write(insert("after", 8192)).unwrap();
+        assert_eq!(database.write_failure(), None);
     }
 
     #[test]

@@ -129,11 +129,12 @@ fn appended_messages_get_increasing_seqs_across_conversations() {
 }
 
 #[test]
-fn a_client_message_id_is_stored_once_per_sender() {
+fn a_client_message_id_is_stored_once_per_sender_and_conversation() {
     let db = temp_db();
-    let (a, b) = (user(&db, "alice"), user(&db, "bob"));
-    let c = conversation(&db, ConversationKind::Direct, &[a, b]).unwrap();
-    let mut new = message(c, a, "hi");
+    let (a, b, c) = (user(&db, "alice"), user(&db, "bob"), user(&db, "carol"));
+    let with_bob = conversation(&db, ConversationKind::Direct, &[a, b]).unwrap();
+    let with_carol = conversation(&db, ConversationKind::Direct, &[a, c]).unwrap();
+    let mut new = message(with_bob, a, "hi");
     new.client_message_id = Some(ClientMessageId::parse("retry-1").unwrap());
     let first = created(db.store.append(&new, Box::new(|_| {})).unwrap());
     new.id = MessageId::new();
@@ -141,9 +142,42 @@ fn a_client_message_id_is_stored_once_per_sender() {
     else {
         panic!("a retry must not store a second message");
     };
-    assert_eq!(again.id, first.id);
+    assert_eq!(again, first);
+    // The same key from another sender, or in another conversation, is another message.
+    new.id = MessageId::new();
     new.sender_id = b;
     created(db.store.append(&new, Box::new(|_| {})).unwrap());
+    new.id = MessageId::new();
+    new.sender_id = a;
+    new.conversation_id = with_carol;
+    let to_carol = created(db.store.append(&new, Box::new(|_| {})).unwrap());
+    assert_eq!(to_carol.conversation_id, with_carol);
+    assert_eq!(
+        db.store
+            .history(with_carol, HistoryCursor::Latest, 10)
+            .unwrap(),
+        vec![to_carol]
+    );
+}
+
+#[test]
+fn a_retry_uses_up_no_seq() {
+    let db = temp_db();
+    let (a, b) = (user(&db, "alice"), user(&db, "bob"));
+    let c = conversation(&db, ConversationKind::Direct, &[a, b]).unwrap();
+    let mut new = message(c, a, "once");
+    new.client_message_id = Some(ClientMessageId::parse("s-1").unwrap());
+    let first = created(db.store.append(&new, Box::new(|_| {})).unwrap());
+    for _ in 0..3 {
+        new.id = MessageId::new();
+        db.store.append(&new, Box::new(|_| {})).unwrap();
+    }
+    let next = created(
+        db.store
+            .append(&message(c, a, "next"), Box::new(|_| {}))
+            .unwrap(),
+    );
+    assert_eq!(next.seq, Seq(first.seq.0 + 1));
 }
 
 #[test]

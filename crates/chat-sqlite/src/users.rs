@@ -118,11 +118,14 @@ impl UserStore for SqliteStore {
                 .into_boxed();
             if let Some(text) = query.text.as_deref().filter(|t| !t.is_empty()) {
                 let pattern = format!("%{}%", escape_like(text));
+                // The email column is COLLATE NOCASE: `=` ignores case, and only a whole
+                // address matches, never a part of one.
                 select = select.filter(
                     users::username
                         .like(pattern.clone())
                         .escape('\\')
-                        .or(users::full_name.like(pattern).escape('\\')),
+                        .or(users::full_name.like(pattern).escape('\\'))
+                        .or(users::email.eq(text.to_owned())),
                 );
             }
             convert(select.load(conn)?)
@@ -267,6 +270,29 @@ mod tests {
         assert_eq!(search("LI"), ["alice", "malik"]);
         assert_eq!(search("_"), ["a_b"]);
         assert_eq!(search("%"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn search_finds_an_email_only_by_the_whole_address() {
+        let db = temp_db();
+        for name in ["alice", "bob"] {
+            db.store.insert(&new_user(name)).unwrap();
+        }
+        let search = |text: &str| {
+            db.store
+                .search(&UserQuery {
+                    text: Some(text.into()),
+                    page: Page::default(),
+                })
+                .unwrap()
+                .into_iter()
+                .map(|u| u.username.as_str().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(search("Bob@Example.COM"), ["bob"]);
+        assert_eq!(search("@example.com"), Vec::<String>::new());
+        assert_eq!(search("bob@example"), Vec::<String>::new());
+        assert_eq!(search("example.com"), Vec::<String>::new());
     }
 
     #[test]

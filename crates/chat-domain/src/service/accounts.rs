@@ -4,17 +4,17 @@ use std::sync::{Arc, OnceLock};
 
 use crate::events::DomainEvent;
 use crate::ports::{
-    AccessToken, Clock, EventPublisher, PasswordHasher, TokenClaims, TokenError, TokenIssuer,
-    TokenRevocations, UserStore,
+    AccessToken, Clock, DeviceTokens, EventPublisher, PasswordHasher, TokenClaims, TokenError,
+    TokenIssuer, TokenRevocations, UserStore,
 };
 use crate::user::{
-    BIO_MAX, Email, FULL_NAME_MAX, NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery,
-    Username, optional_text, optional_url,
+    BIO_MAX, Email, FULL_NAME_MAX, NewUser, Password, PasswordHash, ProfileUpdate, PublicProfile,
+    User, UserQuery, Username, optional_line, optional_text, optional_url,
 };
 use crate::validation::Validator;
 use crate::{DomainError, Resource, StoreError, UserId};
 
-use super::{Ports, Throttle};
+use super::{ConversationService, Ports, Throttle};
 use crate::limits::Limits;
 
 /// A sign-up form as received.
@@ -38,6 +38,14 @@ pub struct ProfileChanges {
     pub current_password: Option<String>,
 }
 
+/// A successful login: the access token, and a device token that spares this client the
+/// account's lockout at its next logins (see [`AccountService::log_in`]).
+#[derive(Debug, Clone)]
+pub struct LoggedIn {
+    pub access: AccessToken,
+    pub device_token: String,
+}
+
 /// The bearer of a valid access token: the user and what their token says.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
@@ -54,7 +62,10 @@ pub struct AccountService {
     events: Arc<dyn EventPublisher>,
     hasher: Arc<dyn PasswordHasher>,
     tokens: Arc<dyn TokenIssuer>,
+    devices: Arc<dyn DeviceTokens>,
     clock: Arc<dyn Clock>,
+    /// Deactivation hands the user's groups over, as leaving does.
+    conversations: ConversationService,
     /// A hash to check against when the login names nobody, so an unknown user costs the
     /// same time as a wrong password and the response time does not reveal who exists.
     decoy_hash: Arc<OnceLock<PasswordHash>>,
@@ -70,7 +81,9 @@ impl AccountService {
             events: ports.events.clone(),
             hasher: ports.hasher.clone(),
             tokens: ports.tokens.clone(),
+            devices: ports.devices.clone(),
             clock: ports.clock.clone(),
+            conversations: ConversationService::new(ports),
             decoy_hash: Arc::new(OnceLock::new()),
         }
     }
@@ -90,7 +103,7 @@ impl AccountService {
         let username = v.check(Username::parse(&request.username));
         let email = v.check(Email::parse(&request.email));
         let password = v.check(Password::parse("password", &request.password));
-        let full_name = v.check(optional_text(
+        let full_name = v.check(optional_line(
             "full_name",
             request.full_name.as_deref(),
             FULL_NAME_MAX,
@@ -122,41 +135,65 @@ impl AccountService {
         self.users.insert(&user).map_err(conflict_or_store)
     }
 
-    /// Exchanges a username (or email) and password for an access token. Every failure is
-    /// the same [`DomainError::InvalidCredentials`] after the same amount of hashing work.
-    /// Failures count against the account and against `client` (the caller's address); once
-    /// either budget is spent, attempts are refused with [`DomainError::RateLimited`] before
-    /// any password is checked.
+    /// Exchanges a username (or email) and password for an access token, and a fresh
+    /// device token for the client to present at its next login. Every failure is the same
+    /// [`DomainError::InvalidCredentials`] after the same amount of hashing work.
+    ///
+    /// Brute force is stopped without letting anyone lock anyone out (OWASP's "device
+    /// cookie" pattern). A client presenting a valid `device_token` issued to this very
+    /// account is trusted: its failures count against its own small budget only
+    /// ([`Limits::login_failures_per_device`]), and the account's and address's budgets do
+    /// not stop it. Any other client (no token, a forged or expired one, one issued to
+    /// another account, or one from before the account's last password change) is untrusted: its failures count against the account and against
+    /// `client` (the caller's address), and once either budget is spent its attempts are
+    /// refused. A refusal is [`DomainError::RateLimited`], decided before any password
+    /// is checked.
     pub fn log_in(
         &self,
         login: &str,
         password: &str,
         client: Option<&str>,
-    ) -> Result<AccessToken, DomainError> {
+        device_token: Option<&str>,
+    ) -> Result<LoggedIn, DomainError> {
         let login = login.trim();
         let found = self.users.find_credentials(login)?;
-        let account = match &found {
-            Some((user, _)) => user.id.to_string(),
-            None => login.to_lowercase(),
+        let device = device_token
+            .and_then(|token| self.devices.verify(token).ok())
+            .filter(|device| {
+                found.as_ref().is_some_and(|(user, _)| {
+                    user.id == device.user_id && user.token_generation == device.generation
+                })
+            });
+        let keys: Vec<_> = match &device {
+            Some(device) => vec![(
+                format!("login-device:{}", device.device_id),
+                self.limits.login_failures_per_device,
+            )],
+            None => {
+                let account = match &found {
+                    Some((user, _)) => user.id.to_string(),
+                    None => login.to_lowercase(),
+                };
+                [
+                    (
+                        format!("login:{account}"),
+                        self.limits.login_failures_per_account,
+                    ),
+                    (
+                        format!("login-hourly:{account}"),
+                        self.limits.login_failures_per_account_hourly,
+                    ),
+                ]
+                .into_iter()
+                .chain(client.map(|c| {
+                    (
+                        format!("login-addr:{c}"),
+                        self.limits.login_failures_per_address,
+                    )
+                }))
+                .collect()
+            }
         };
-        let keys = [
-            (
-                format!("login:{account}"),
-                self.limits.login_failures_per_account,
-            ),
-            (
-                format!("login-hourly:{account}"),
-                self.limits.login_failures_per_account_hourly,
-            ),
-        ]
-        .into_iter()
-        .chain(client.map(|c| {
-            (
-                format!("login-addr:{c}"),
-                self.limits.login_failures_per_address,
-            )
-        }));
-        let keys: Vec<_> = keys.collect();
         for (key, quota) in &keys {
             self.throttle.check(key, *quota)?;
         }
@@ -175,9 +212,19 @@ impl AccountService {
         if !self.hasher.verify(password, &hash) || !user.is_active {
             return Err(fail());
         }
-        self.tokens
-            .issue(user.id, user.token_generation, self.clock.now())
-            .map_err(DomainError::Credentials)
+        let now = self.clock.now();
+        let access = self
+            .tokens
+            .issue(user.id, user.token_generation, now)
+            .map_err(DomainError::Credentials)?;
+        let device_token = self
+            .devices
+            .issue(user.id, user.token_generation, now)
+            .map_err(DomainError::Credentials)?;
+        Ok(LoggedIn {
+            access,
+            device_token,
+        })
     }
 
     /// The active user an access token was issued to. Refuses a token that is malformed,
@@ -223,7 +270,10 @@ impl AccountService {
     }
 
     /// Deactivates the caller's own account after checking their password. Every token of
-    /// the user stops working and their open connections are closed.
+    /// the user stops working and their open connections are closed. The user stays a member
+    /// of their conversations, but every group they own passes to another active member, as
+    /// when an owner leaves ([`ConversationService::hand_over_groups_of`]); from now on nobody
+    /// can start a conversation with them or add them to one.
     pub fn deactivate(&self, id: UserId, password: &str) -> Result<User, DomainError> {
         let stored = self
             .users
@@ -240,6 +290,7 @@ impl AccountService {
                 other => other.into(),
             })?;
         self.revoke_all(id);
+        self.conversations.hand_over_groups_of(id)?;
         Ok(user)
     }
 
@@ -251,14 +302,26 @@ impl AccountService {
         });
     }
 
-    pub fn user(&self, id: UserId) -> Result<User, DomainError> {
+    /// The caller's own account, email included: only its owner sees this view.
+    pub fn own_account(&self, id: UserId) -> Result<User, DomainError> {
         self.users
             .find(id)?
             .ok_or_else(|| DomainError::not_found(Resource::User, id))
     }
 
-    pub fn search(&self, query: &UserQuery) -> Result<Vec<User>, DomainError> {
-        Ok(self.users.search(query)?)
+    /// Another user as any signed-in user sees them: no email.
+    pub fn profile(&self, id: UserId) -> Result<PublicProfile, DomainError> {
+        self.own_account(id).map(PublicProfile::from)
+    }
+
+    /// Users matching a search, as public profiles (the caller's own included).
+    pub fn search(&self, query: &UserQuery) -> Result<Vec<PublicProfile>, DomainError> {
+        Ok(self
+            .users
+            .search(query)?
+            .into_iter()
+            .map(PublicProfile::from)
+            .collect())
     }
 
     /// Applies a profile edit. Changing the password requires the current one (a wrong one is
@@ -272,7 +335,7 @@ impl AccountService {
         let full_name = changes
             .full_name
             .as_deref()
-            .and_then(|raw| v.check(optional_text("full_name", Some(raw), FULL_NAME_MAX)));
+            .and_then(|raw| v.check(optional_line("full_name", Some(raw), FULL_NAME_MAX)));
         let avatar_url = changes
             .avatar_url
             .as_deref()
@@ -439,9 +502,13 @@ mod tests {
             let token = world
                 .services
                 .accounts
-                .log_in(login, "correct horse", None)
+                .log_in(login, "correct horse", None, None)
                 .unwrap();
-            let me = world.services.accounts.authenticate(&token.token).unwrap();
+            let me = world
+                .services
+                .accounts
+                .authenticate(&token.access.token)
+                .unwrap();
             assert_eq!(me.user.id, alice.id);
         }
     }
@@ -458,11 +525,11 @@ mod tests {
         let wrong = world
             .services
             .accounts
-            .log_in("alice", "wrong password", None);
+            .log_in("alice", "wrong password", None, None);
         let unknown = world
             .services
             .accounts
-            .log_in("nobody", "wrong password", None);
+            .log_in("nobody", "wrong password", None, None);
         assert!(matches!(wrong, Err(DomainError::InvalidCredentials)));
         assert!(matches!(unknown, Err(DomainError::InvalidCredentials)));
         assert_eq!(world.hasher.verifications() - before, 2);
@@ -490,16 +557,26 @@ mod tests {
             accounts.update_profile(alice.id, change(Some("wrong password"))),
             Err(DomainError::Forbidden(_))
         ));
-        let before = accounts.log_in("alice", "correct horse", None).unwrap();
+        let before = accounts
+            .log_in("alice", "correct horse", None, None)
+            .unwrap();
         accounts
             .update_profile(alice.id, change(Some("correct horse")))
             .unwrap();
         assert!(matches!(
-            accounts.authenticate(&before.token),
+            accounts.authenticate(&before.access.token),
             Err(DomainError::Unauthenticated(_))
         ));
-        assert!(accounts.log_in("alice", "correct horse", None).is_err());
-        assert!(accounts.log_in("alice", "new password!", None).is_ok());
+        assert!(
+            accounts
+                .log_in("alice", "correct horse", None, None)
+                .is_err()
+        );
+        assert!(
+            accounts
+                .log_in("alice", "new password!", None, None)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -552,7 +629,7 @@ mod tests {
         let token = world
             .services
             .accounts
-            .log_in("alice", "correct horse", None)
+            .log_in("alice", "correct horse", None, None)
             .unwrap();
         world
             .store
@@ -562,11 +639,11 @@ mod tests {
             world
                 .services
                 .accounts
-                .log_in("alice", "correct horse", None)
+                .log_in("alice", "correct horse", None, None)
                 .is_err()
         );
         assert!(matches!(
-            world.services.accounts.authenticate(&token.token),
+            world.services.accounts.authenticate(&token.access.token),
             Err(DomainError::Unauthenticated(_))
         ));
     }
@@ -580,13 +657,17 @@ mod tests {
             .sign_up(signup("alice"), None)
             .unwrap();
         let accounts = &world.services.accounts;
-        let phone = accounts.log_in("alice", "correct horse", None).unwrap();
-        let laptop = accounts.log_in("alice", "correct horse", None).unwrap();
-        let session = accounts.authenticate(&phone.token).unwrap();
+        let phone = accounts
+            .log_in("alice", "correct horse", None, None)
+            .unwrap();
+        let laptop = accounts
+            .log_in("alice", "correct horse", None, None)
+            .unwrap();
+        let session = accounts.authenticate(&phone.access.token).unwrap();
         world.events.take();
         accounts.log_out(&session).unwrap();
-        assert!(accounts.authenticate(&phone.token).is_err());
-        assert!(accounts.authenticate(&laptop.token).is_ok());
+        assert!(accounts.authenticate(&phone.access.token).is_err());
+        assert!(accounts.authenticate(&laptop.access.token).is_ok());
         assert!(matches!(
             world.events.take().as_slice(),
             [DomainEvent::AccessRevoked {
@@ -605,15 +686,185 @@ mod tests {
             .sign_up(signup("alice"), None)
             .unwrap();
         let accounts = &world.services.accounts;
-        let token = accounts.log_in("alice", "correct horse", None).unwrap();
+        let token = accounts
+            .log_in("alice", "correct horse", None, None)
+            .unwrap();
         assert!(matches!(
             accounts.deactivate(alice.id, "wrong"),
             Err(DomainError::Forbidden(_))
         ));
         let deactivated = accounts.deactivate(alice.id, "correct horse").unwrap();
         assert!(!deactivated.is_active);
-        assert!(accounts.authenticate(&token.token).is_err());
-        assert!(accounts.log_in("alice", "correct horse", None).is_err());
+        assert!(accounts.authenticate(&token.access.token).is_err());
+        assert!(
+            accounts
+                .log_in("alice", "correct horse", None, None)
+                .is_err()
+        );
+    }
+
+    /// Ten failed logins for alice, each from another address: her account's budget is spent.
+    fn lock_out(accounts: &AccountService, login: &str) {
+        for i in 0..10 {
+            assert!(matches!(
+                accounts.log_in(login, "guess", Some(&format!("203.0.113.{i}")), None),
+                Err(DomainError::InvalidCredentials)
+            ));
+        }
+    }
+
+    #[test]
+    fn failures_by_others_do_not_lock_out_a_client_with_a_device_token() {
+        let world = World::new();
+        world.user("alice");
+        let accounts = &world.services.accounts;
+        let phone = accounts
+            .log_in("alice", "correct horse", Some("198.51.100.1"), None)
+            .unwrap();
+        lock_out(accounts, "alice");
+        // The attacker, and any client without a device token, is still refused.
+        assert!(matches!(
+            accounts.log_in("alice", "correct horse", Some("192.0.2.7"), None),
+            Err(DomainError::RateLimited { .. })
+        ));
+        let again = accounts
+            .log_in(
+                "alice",
+                "correct horse",
+                Some("192.0.2.7"),
+                Some(&phone.device_token),
+            )
+            .unwrap();
+        assert!(accounts.authenticate(&again.access.token).is_ok());
+        // Each login hands out a fresh device token, and it is trusted too.
+        assert_ne!(again.device_token, phone.device_token);
+        assert!(
+            accounts
+                .log_in("alice", "correct horse", None, Some(&again.device_token))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_forged_device_token_or_one_for_another_account_gets_no_bypass() {
+        let world = World::new();
+        world.user("alice");
+        world.user("bob");
+        let accounts = &world.services.accounts;
+        let bobs = accounts
+            .log_in("bob", "correct horse", None, None)
+            .unwrap()
+            .device_token;
+        let alices = accounts
+            .log_in("alice", "correct horse", None, None)
+            .unwrap()
+            .device_token;
+        lock_out(accounts, "alice");
+        let forged = alices.replacen("device:", "forged:", 1);
+        let other_generation = alices.replacen(":0:", ":1:", 1);
+        for token in [
+            bobs.as_str(),
+            forged.as_str(),
+            other_generation.as_str(),
+            "",
+            "device:not-a-user:0:1",
+        ] {
+            assert!(
+                matches!(
+                    accounts.log_in("alice", "correct horse", None, Some(token)),
+                    Err(DomainError::RateLimited { .. })
+                ),
+                "{token}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_password_change_ends_the_trust_of_devices_that_logged_in_before_it() {
+        let world = World::new();
+        let alice = world.user("alice");
+        let accounts = &world.services.accounts;
+        let old_device = accounts
+            .log_in("alice", "correct horse", None, None)
+            .unwrap()
+            .device_token;
+        let changed = ProfileChanges {
+            password: Some("new password!".into()),
+            current_password: Some("correct horse".into()),
+            ..Default::default()
+        };
+        accounts.update_profile(alice, changed).unwrap();
+        let new_device = accounts
+            .log_in("alice", "new password!", None, None)
+            .unwrap()
+            .device_token;
+        lock_out(accounts, "alice");
+        assert!(matches!(
+            accounts.log_in("alice", "new password!", None, Some(&old_device)),
+            Err(DomainError::RateLimited { .. })
+        ));
+        assert!(
+            accounts
+                .log_in("alice", "new password!", None, Some(&new_device))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_device_past_its_own_failure_budget_is_refused_but_the_account_is_not() {
+        let world = World::new();
+        world.user("alice");
+        let accounts = &world.services.accounts;
+        let device = accounts
+            .log_in("alice", "correct horse", None, None)
+            .unwrap()
+            .device_token;
+        let budget = Limits::default().login_failures_per_device.unwrap().burst;
+        for _ in 0..budget {
+            assert!(matches!(
+                accounts.log_in("alice", "guess", Some("192.0.2.7"), Some(&device)),
+                Err(DomainError::InvalidCredentials)
+            ));
+        }
+        let before = world.hasher.verifications();
+        assert!(matches!(
+            accounts.log_in("alice", "correct horse", Some("192.0.2.7"), Some(&device)),
+            Err(DomainError::RateLimited { .. })
+        ));
+        assert_eq!(world.hasher.verifications(), before);
+        // The device's failures were its own: neither the account nor the address is locked.
+        assert!(
+            accounts
+                .log_in("alice", "correct horse", Some("192.0.2.7"), None)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn others_see_a_profile_without_the_email_and_find_it_only_by_the_whole_address() {
+        let world = World::new();
+        let accounts = &world.services.accounts;
+        let bob = world.user("bob");
+        assert_eq!(
+            accounts.own_account(bob).unwrap().email.as_str(),
+            "bob@example.com"
+        );
+        let profile = accounts.profile(bob).unwrap();
+        assert_eq!(profile.username.as_str(), "bob");
+        let search = |text: &str| {
+            accounts
+                .search(&UserQuery {
+                    text: Some(text.into()),
+                    ..Default::default()
+                })
+                .unwrap()
+                .into_iter()
+                .map(|p| p.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(search("BOB@example.com"), [bob]);
+        assert!(search("@example.com").is_empty());
+        assert!(search("bob@example").is_empty());
     }
 
     #[test]
@@ -627,26 +878,26 @@ mod tests {
         let accounts = &world.services.accounts;
         for _ in 0..10 {
             assert!(matches!(
-                accounts.log_in("alice", "guess", Some("203.0.113.9")),
+                accounts.log_in("alice", "guess", Some("203.0.113.9"), None),
                 Err(DomainError::InvalidCredentials)
             ));
         }
         let before = world.hasher.verifications();
         // Even the right password is refused now, and no hash is computed for it.
         assert!(matches!(
-            accounts.log_in("alice", "correct horse", Some("198.51.100.1")),
+            accounts.log_in("alice", "correct horse", Some("198.51.100.1"), None),
             Err(DomainError::RateLimited { .. })
         ));
         assert_eq!(world.hasher.verifications(), before);
         // The address that failed is refused for other accounts too.
         world.user("bob");
         assert!(matches!(
-            accounts.log_in("bob", "correct horse", Some("203.0.113.9")),
+            accounts.log_in("bob", "correct horse", Some("203.0.113.9"), None),
             Err(DomainError::RateLimited { .. })
         ));
         assert!(
             accounts
-                .log_in("bob", "correct horse", Some("198.51.100.1"))
+                .log_in("bob", "correct horse", Some("198.51.100.1"), None)
                 .is_ok()
         );
     }

@@ -10,6 +10,7 @@ use crate::conversation::{
 use crate::events::DomainEvent;
 use crate::paging::Page;
 use crate::ports::{Clock, ConversationStore, EventPublisher, UserStore};
+use crate::user::PublicProfile;
 use crate::{ConversationId, DomainError, Resource, StoreError, UserId};
 
 use super::{Ports, Throttle, require_member, view_message};
@@ -88,10 +89,11 @@ impl ConversationService {
                 format!("a group has at most {MAX_GROUP_MEMBERS} members"),
             ));
         }
-        self.require_users(&others)?;
+        self.require_active_users(&others)?;
 
         if is_group {
             let name = name.ok_or_else(|| DomainError::invalid("name", "a group needs a name"))?;
+            self.spend_conversation_budget(creator)?;
             let members = std::iter::once((creator, Role::Owner))
                 .chain(others.iter().map(|id| (*id, Role::Member)))
                 .collect();
@@ -107,6 +109,9 @@ impl ConversationService {
         if let Some(existing) = self.conversations.find_direct(creator, other)? {
             return Ok((self.details_of(existing)?, false));
         }
+        // Only a conversation actually made costs budget: reusing the pair's existing one
+        // (every `recipient_id` message does) is free.
+        self.spend_conversation_budget(creator)?;
         let conversation = self.new_conversation(ConversationKind::Direct, None, creator);
         let created = self.conversations.create(&NewConversation {
             conversation: conversation.clone(),
@@ -192,7 +197,8 @@ impl ConversationService {
         let (conversation, _) = self.managed_group(actor, id, "add members to")?;
         let mut seen = HashSet::new();
         let user_ids: Vec<UserId> = user_ids.into_iter().filter(|u| seen.insert(*u)).collect();
-        self.require_users(&user_ids)?;
+        self.require_active_users(&user_ids)?;
+        self.spend_conversation_budget(actor)?;
         let added = self
             .conversations
             .add_members(
@@ -222,7 +228,7 @@ impl ConversationService {
 
     /// Removes `target` from a group: an owner or admin removes someone, or anyone removes
     /// themselves (leaves). An admin cannot remove the owner. When the owner leaves, the
-    /// longest-standing admin (or else member) becomes owner.
+    /// longest-standing active admin (or else member) becomes owner; see [`Self::successor`].
     pub fn remove_member(
         &self,
         actor: UserId,
@@ -258,15 +264,10 @@ impl ConversationService {
         if !self.conversations.remove_member(id, target, now)? {
             return Err(DomainError::not_found(Resource::User, target));
         }
-        if target_member.role == Role::Owner {
-            let successor = members
-                .iter()
-                .filter(|m| m.user_id != target)
-                .max_by_key(|m| (m.role, std::cmp::Reverse(m.joined_at)));
-            if let Some(successor) = successor {
-                self.conversations
-                    .set_role(id, successor.user_id, Role::Owner)?;
-            }
+        if target_member.role == Role::Owner
+            && let Some(successor) = self.successor(&members, target)?
+        {
+            self.conversations.set_role(id, successor, Role::Owner)?;
         }
         let audience = members.iter().map(|m| m.user_id).collect();
         self.events.publish(DomainEvent::ConversationUpdated {
@@ -320,6 +321,36 @@ impl ConversationService {
             return Ok(details);
         }
         self.details_of(conversation)
+    }
+
+    /// Passes on the ownership of every group `departing` owns, as when an owner leaves, to
+    /// the longest-standing active admin (or else member). Called when an account is
+    /// deactivated: the deactivated user stays a member (their messages and their name in
+    /// the member list remain), demoted to a plain member, so that every group keeps an
+    /// owner who can act. A group with no other active member keeps its owner: there is no
+    /// one left to manage it. Each handover is announced to the group as two role changes:
+    /// the successor's, then the departing user's.
+    pub fn hand_over_groups_of(&self, departing: UserId) -> Result<(), DomainError> {
+        for id in self.conversations.with_role(departing, Role::Owner)? {
+            let members = self.conversations.members(id)?;
+            let Some(successor) = self.successor(&members, departing)? else {
+                continue;
+            };
+            let Some(conversation) = self.conversations.find(id)? else {
+                continue;
+            };
+            self.conversations.set_role(id, successor, Role::Owner)?;
+            self.conversations.set_role(id, departing, Role::Member)?;
+            let details = self.details_of(conversation)?;
+            for (user_id, role) in [(successor, Role::Owner), (departing, Role::Member)] {
+                self.announce(
+                    &details,
+                    ConversationChange::RoleChanged { user_id, role },
+                    departing,
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Tells the other members that `user` is (or stopped) typing. Nothing is stored.
@@ -394,12 +425,54 @@ impl ConversationService {
         Ok((conversation, member))
     }
 
-    fn require_users(&self, ids: &[UserId]) -> Result<(), DomainError> {
-        let found: HashSet<UserId> = self.users.find_many(ids)?.iter().map(|u| u.id).collect();
-        match ids.iter().find(|id| !found.contains(id)) {
+    /// Every id names an active user. The first that does not is "not found", a deactivated
+    /// account exactly like an id nobody has: it cannot be messaged, added to a group or put
+    /// into a new conversation.
+    fn require_active_users(&self, ids: &[UserId]) -> Result<(), DomainError> {
+        let active = self.active_users(ids)?;
+        match ids.iter().find(|id| !active.contains(id)) {
             Some(missing) => Err(DomainError::not_found(Resource::User, missing)),
             None => Ok(()),
         }
+    }
+
+    fn active_users(&self, ids: &[UserId]) -> Result<HashSet<UserId>, DomainError> {
+        Ok(self
+            .users
+            .find_many(ids)?
+            .iter()
+            .filter(|u| u.is_active)
+            .map(|u| u.id)
+            .collect())
+    }
+
+    /// Who takes a group over when its owner goes (leaves or is deactivated): the
+    /// highest-ranking, then longest-standing, active member other than `departing`. `None`
+    /// when no active member is left.
+    fn successor(
+        &self,
+        members: &[Member],
+        departing: UserId,
+    ) -> Result<Option<UserId>, DomainError> {
+        let others: Vec<&Member> = members.iter().filter(|m| m.user_id != departing).collect();
+        let ids: Vec<UserId> = others.iter().map(|m| m.user_id).collect();
+        let active = self.active_users(&ids)?;
+        Ok(others
+            .into_iter()
+            .filter(|m| active.contains(&m.user_id))
+            // Members who joined at the same instant are told apart by id, so the choice
+            // does not depend on the order the store lists them in.
+            .min_by_key(|m| (std::cmp::Reverse(m.role), m.joined_at, m.user_id))
+            .map(|m| m.user_id))
+    }
+
+    /// Creating a conversation or adding members pulls other users in: one action from the
+    /// actor's budget, so nobody is dragged into a hundred groups in a second.
+    fn spend_conversation_budget(&self, actor: UserId) -> Result<(), DomainError> {
+        self.throttle.acquire(
+            &format!("conversations:{actor}"),
+            self.limits.conversations_per_user,
+        )
     }
 
     fn details_of(&self, conversation: Conversation) -> Result<ConversationDetails, DomainError> {
@@ -411,10 +484,11 @@ impl ConversationService {
         })
     }
 
+    /// The public profiles of members: what one member may see of another.
     fn profiles<'a>(
         &self,
         members: impl Iterator<Item = &'a Member>,
-    ) -> Result<HashMap<UserId, crate::user::User>, DomainError> {
+    ) -> Result<HashMap<UserId, PublicProfile>, DomainError> {
         let ids: Vec<UserId> = members
             .map(|m| m.user_id)
             .collect::<HashSet<_>>()
@@ -424,7 +498,7 @@ impl ConversationService {
             .users
             .find_many(&ids)?
             .into_iter()
-            .map(|u| (u.id, u))
+            .map(|u| (u.id, PublicProfile::from(u)))
             .collect())
     }
 
@@ -450,10 +524,7 @@ impl ConversationService {
     }
 }
 
-fn participants(
-    members: &[Member],
-    profiles: &HashMap<UserId, crate::user::User>,
-) -> Vec<Participant> {
+fn participants(members: &[Member], profiles: &HashMap<UserId, PublicProfile>) -> Vec<Participant> {
     members
         .iter()
         .filter_map(|m| {
@@ -753,6 +824,159 @@ mod tests {
             (role_of(alice), role_of(bob), role_of(carol)),
             (Role::Admin, Role::Admin, Role::Owner)
         );
+    }
+
+    fn role_in(world: &World, viewer: UserId, id: ConversationId, user: UserId) -> Role {
+        world
+            .services
+            .conversations
+            .details(viewer, id)
+            .unwrap()
+            .participants
+            .iter()
+            .find(|p| p.user.id == user)
+            .unwrap()
+            .role
+    }
+
+    #[test]
+    fn a_deactivated_owner_hands_each_group_to_the_longest_standing_active_member() {
+        let world = World::new();
+        let [alice, bob, carol, dave] = ["alice", "bob", "carol", "dave"].map(|n| world.user(n));
+        let id = group(&world, alice, &[bob]);
+        let conversations = &world.services.conversations;
+        conversations.add_members(alice, id, vec![carol]).unwrap();
+        conversations.add_members(alice, id, vec![dave]).unwrap();
+        conversations
+            .set_role(alice, id, carol, Role::Admin)
+            .unwrap();
+        // Carol, the admin, would be next; she is deactivated first, so she is passed over.
+        world
+            .services
+            .accounts
+            .deactivate(carol, "correct horse")
+            .unwrap();
+        let other = group(&world, alice, &[dave]);
+        world.events.take();
+        world
+            .services
+            .accounts
+            .deactivate(alice, "correct horse")
+            .unwrap();
+
+        assert_eq!(role_in(&world, bob, id, bob), Role::Owner);
+        assert_eq!(role_in(&world, dave, other, dave), Role::Owner);
+        // Alice stays a member, as a plain member.
+        assert_eq!(role_in(&world, bob, id, alice), Role::Member);
+        assert_eq!(role_in(&world, bob, id, carol), Role::Admin);
+        // The new owner can manage the group.
+        conversations.rename(bob, id, "bob's now").unwrap();
+        let handovers = world
+            .events
+            .take()
+            .into_iter()
+            .filter_map(|e| match e {
+                DomainEvent::ConversationUpdated {
+                    change: ConversationChange::RoleChanged { user_id, role },
+                    ..
+                } => Some((user_id, role)),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(handovers.len(), 4, "{handovers:?}");
+        assert!(handovers.contains(&(bob, Role::Owner)));
+        assert!(handovers.contains(&(dave, Role::Owner)));
+        assert!(handovers.contains(&(alice, Role::Member)));
+    }
+
+    #[test]
+    fn a_group_whose_other_members_are_all_deactivated_keeps_its_owner() {
+        let world = World::new();
+        let (alice, bob) = (world.user("alice"), world.user("bob"));
+        let id = group(&world, alice, &[bob]);
+        world
+            .services
+            .accounts
+            .deactivate(bob, "correct horse")
+            .unwrap();
+        world
+            .services
+            .accounts
+            .deactivate(alice, "correct horse")
+            .unwrap();
+        let members = world.store.members(id).unwrap();
+        let owner = members.iter().find(|m| m.role == Role::Owner).unwrap();
+        assert_eq!(owner.user_id, alice);
+    }
+
+    #[test]
+    fn a_deactivated_user_cannot_be_put_into_a_conversation_or_added_to_one() {
+        let world = World::new();
+        let (alice, bob, carol) = (world.user("alice"), world.user("bob"), world.user("carol"));
+        let id = group(&world, alice, &[bob]);
+        world
+            .services
+            .accounts
+            .deactivate(carol, "correct horse")
+            .unwrap();
+        let is_carol_not_found = |result: Result<_, DomainError>| {
+            matches!(
+                result,
+                Err(DomainError::NotFound { resource: Resource::User, id }) if id == carol.to_string()
+            )
+        };
+        let conversations = &world.services.conversations;
+        let direct = conversations.create(
+            alice,
+            CreateConversation {
+                participant_ids: vec![carol],
+                ..Default::default()
+            },
+        );
+        assert!(is_carol_not_found(direct.map(|_| ())));
+        let new_group = conversations.create(
+            alice,
+            CreateConversation {
+                participant_ids: vec![bob, carol],
+                name: Some("new".into()),
+                is_group: Some(true),
+            },
+        );
+        assert!(is_carol_not_found(new_group.map(|_| ())));
+        let added = conversations.add_members(alice, id, vec![carol]);
+        assert!(is_carol_not_found(added.map(|_| ())));
+    }
+
+    #[test]
+    fn creating_conversations_and_adding_members_share_one_budget_per_user() {
+        let world = World::new();
+        let (alice, bob, carol) = (world.user("alice"), world.user("bob"), world.user("carol"));
+        let conversations = &world.services.conversations;
+        let budget = Limits::default().conversations_per_user.unwrap().burst;
+        // The direct conversation is made once; asking for it again costs nothing.
+        direct(&world, alice, bob);
+        for _ in 0..budget {
+            direct(&world, alice, bob);
+        }
+        let id = group(&world, alice, &[bob]);
+        for _ in 2..budget {
+            group(&world, alice, &[bob]);
+        }
+        assert!(matches!(
+            conversations.add_members(alice, id, vec![carol]),
+            Err(DomainError::RateLimited { .. })
+        ));
+        let refused = conversations.create(
+            alice,
+            CreateConversation {
+                participant_ids: vec![carol],
+                ..Default::default()
+            },
+        );
+        assert!(matches!(refused, Err(DomainError::RateLimited { .. })));
+        // Nobody was pulled in by the refused requests, and another user has their own budget.
+        assert!(conversations.details(carol, id).is_err());
+        group(&world, bob, &[carol]);
     }
 
     #[test]

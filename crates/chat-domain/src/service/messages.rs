@@ -56,9 +56,11 @@ impl MessageService {
     }
 
     /// Stores a message from a member and announces it to every member. Returns the message
-    /// and whether it is new: a retry with a client message id the sender already used
-    /// returns the stored message (`false`) and announces nothing. Blocks until the message
-    /// is stored; see [`Self::submit`] for callers that must not block.
+    /// and whether it is new: a retry with a client message id the sender already used in this
+    /// conversation returns the stored message (`false`) and announces nothing, and one whose
+    /// content differs from the stored message's is [`DomainError::IdempotencyConflict`].
+    /// Blocks until the message is stored; see [`Self::submit`] for callers that must not
+    /// block.
     pub fn send(
         &self,
         sender: UserId,
@@ -97,6 +99,10 @@ impl MessageService {
             Ok(parsed) => parsed,
             Err(refused) => return done(Err(refused)),
         };
+        // A retry must repeat the message it retries; only then is the content needed again.
+        let retry = client_message_id
+            .as_ref()
+            .map(|key| (key.clone(), content.clone()));
         let new = NewMessage {
             id: MessageId::new(),
             conversation_id,
@@ -124,7 +130,14 @@ impl MessageService {
                 };
                 let direct = outcome.kind == ConversationKind::Direct;
                 let (message, created) = match outcome.appended {
-                    Appended::Existing(message) => (message, false),
+                    Appended::Existing(stored) => match retry {
+                        Some((key, content)) if content != stored.content => {
+                            return done(Err(DomainError::IdempotencyConflict {
+                                client_message_id: key.as_str().to_owned(),
+                            }));
+                        }
+                        _ => (stored, false),
+                    },
                     Appended::Created(message) => (message, true),
                 };
                 if created {
@@ -383,6 +396,68 @@ mod tests {
         let (bobs, bob_created) = messages.send(chat.bob, chat.group, request).unwrap();
         assert!(bob_created);
         assert_ne!(bobs.message.id, first.message.id);
+    }
+
+    #[test]
+    fn a_client_message_id_used_in_another_conversation_is_another_message() {
+        let chat = chat();
+        let direct = chat
+            .world
+            .services
+            .conversations
+            .create(
+                chat.alice,
+                CreateConversation {
+                    participant_ids: vec![chat.bob],
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .0
+            .conversation
+            .id;
+        let request = SendMessage {
+            content: "same words".into(),
+            client_message_id: Some("same".into()),
+        };
+        let messages = &chat.world.services.messages;
+        let (in_group, _) = messages
+            .send(chat.alice, chat.group, request.clone())
+            .unwrap();
+        let (in_direct, created) = messages.send(chat.alice, direct, request).unwrap();
+        assert!(created);
+        assert_ne!(in_direct.message.id, in_group.message.id);
+        assert_eq!(in_direct.message.conversation_id, direct);
+        assert_eq!(chat.world.store.message_count(), 2);
+    }
+
+    #[test]
+    fn a_retry_key_reused_for_other_content_is_refused_and_stores_nothing() {
+        let chat = chat();
+        let messages = &chat.world.services.messages;
+        let send_as = |content: &str| {
+            messages.send(
+                chat.alice,
+                chat.group,
+                SendMessage {
+                    content: content.into(),
+                    client_message_id: Some("k-1".into()),
+                },
+            )
+        };
+        let (first, _) = send_as("first words").unwrap();
+        chat.world.events.take();
+        let refused = send_as("other words");
+        assert!(
+            matches!(&refused, Err(DomainError::IdempotencyConflict { client_message_id }) if client_message_id == "k-1"),
+            "{refused:?}"
+        );
+        assert_eq!(chat.world.store.message_count(), 1);
+        assert!(chat.world.events.take().is_empty());
+        // The real retry still gets the stored message.
+        let (again, created) = send_as("first words").unwrap();
+        assert!(!created);
+        assert_eq!(again.message.id, first.message.id);
     }
 
     #[test]

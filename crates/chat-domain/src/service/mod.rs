@@ -6,7 +6,7 @@ mod messages;
 
 use std::sync::Arc;
 
-pub use accounts::{AccountService, Authenticated, ProfileChanges, SignupRequest};
+pub use accounts::{AccountService, Authenticated, LoggedIn, ProfileChanges, SignupRequest};
 pub use conversations::{ConversationService, CreateConversation};
 pub use messages::{MessageService, SendMessage};
 
@@ -14,8 +14,8 @@ use crate::conversation::Member;
 use crate::limits::{Limits, Quota};
 use crate::message::{Message, MessageView};
 use crate::ports::{
-    Clock, ConversationStore, EventPublisher, MessageStore, PasswordHasher, RateLimiter,
-    ReadReceiptStore, TokenIssuer, TokenRevocations, UserStore,
+    Clock, ConversationStore, DeviceTokens, EventPublisher, MessageStore, PasswordHasher,
+    RateLimiter, ReadReceiptStore, TokenIssuer, TokenRevocations, UserStore,
 };
 use crate::{ConversationId, DomainError, Resource, UserId};
 
@@ -33,6 +33,7 @@ pub struct Ports {
     pub events: Arc<dyn EventPublisher>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenIssuer>,
+    pub devices: Arc<dyn DeviceTokens>,
     pub clock: Arc<dyn Clock>,
 }
 

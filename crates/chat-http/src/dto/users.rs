@@ -1,8 +1,7 @@
 //! Accounts, tokens and profiles.
 
-use chat_domain::ports::AccessToken;
-use chat_domain::service::{ProfileChanges, SignupRequest};
-use chat_domain::user::User;
+use chat_domain::service::{LoggedIn, ProfileChanges, SignupRequest};
+use chat_domain::user::{PublicProfile, User};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -56,6 +55,9 @@ pub struct LoginBody {
     pub username: String,
     #[schema(example = "correct horse battery", min_length = 1)]
     pub password: String,
+    /// The `device_token` of this client's last successful login to this account, if it
+    /// has one. It spares the client the lockout that others' failed attempts cause.
+    pub device_token: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,18 +69,23 @@ pub struct TokenResponse {
     /// Seconds until the token expires.
     #[schema(example = 86400)]
     pub expires_in: i64,
+    /// Keep this and send it with this account's next login: failed logins by others do
+    /// not lock out a client that presents it. Not an access token; it grants nothing else.
+    pub device_token: String,
 }
 
-impl From<AccessToken> for TokenResponse {
-    fn from(token: AccessToken) -> Self {
+impl From<LoggedIn> for TokenResponse {
+    fn from(login: LoggedIn) -> Self {
         Self {
-            access_token: token.token,
+            access_token: login.access.token,
             token_type: "bearer",
-            expires_in: token.expires_in.num_seconds(),
+            expires_in: login.access.expires_in.num_seconds(),
+            device_token: login.device_token,
         }
     }
 }
 
+/// Your own account, as only you see it: with your email address.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserResponse {
     pub id: Uuid,
@@ -104,6 +111,34 @@ impl From<User> for UserResponse {
             is_active: user.is_active,
             created_at: user.created_at,
             updated_at: user.updated_at,
+        }
+    }
+}
+
+/// Another user as every signed-in user sees them. Email addresses are shown to their owner
+/// only.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PublicUserResponse {
+    pub id: Uuid,
+    pub username: String,
+    pub full_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub bio: Option<String>,
+    /// `false` once the user deactivated their account.
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<PublicProfile> for PublicUserResponse {
+    fn from(user: PublicProfile) -> Self {
+        Self {
+            id: user.id.as_uuid(),
+            username: user.username.as_str().to_owned(),
+            full_name: user.full_name,
+            avatar_url: user.avatar_url,
+            bio: user.bio,
+            is_active: user.is_active,
+            created_at: user.created_at,
         }
     }
 }
@@ -158,7 +193,8 @@ pub struct DeactivateBody {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UserListParams {
-    /// A case-insensitive substring of the username or full name.
+    /// A case-insensitive substring of the username or full name, or a whole email address
+    /// (a part of an address matches nothing).
     pub q: Option<String>,
     /// 1–200, default 50.
     #[param(minimum = 1, maximum = 200)]

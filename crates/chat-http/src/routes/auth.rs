@@ -47,6 +47,9 @@ pub async fn signup(
 /// Exchange a username (or email) and password for a bearer token.
 ///
 /// Accepts a JSON body or the OAuth2 password-grant form, so the docs' Authorize button works.
+/// The answer carries a `device_token`: send it with your next login to this account and
+/// failed logins by others (which lock the account for clients without one) do not stop
+/// you; your own failures then count against that device alone.
 #[utoipa::path(
     post, path = "/api/v1/auth/login", tag = "auth",
     request_body(
@@ -62,7 +65,7 @@ pub async fn signup(
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
         (status = 422, description = "Missing fields", body = ErrorBody),
-        (status = 429, description = "Too many failed logins for this account or address; see Retry-After", body = ErrorBody),
+        (status = 429, description = "Too many failed logins for this account or address (or, with a device token, for this device); see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn login(
@@ -78,6 +81,7 @@ pub async fn login(
                 &credentials.username,
                 &credentials.password,
                 client.as_deref(),
+                credentials.device_token.as_deref(),
             )
         })
         .await?;
@@ -163,6 +167,6 @@ pub async fn me(
     CurrentUser(user): CurrentUser,
 ) -> Result<web::Json<UserResponse>, ApiError> {
     // The caller's identity may come from the token cache; the profile is read fresh.
-    let user = state.run(move |s| s.accounts.user(user.id)).await?;
+    let user = state.run(move |s| s.accounts.own_account(user.id)).await?;
     Ok(web::Json(user.into()))
 }

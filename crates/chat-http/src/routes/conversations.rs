@@ -62,11 +62,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 201, description = "Created", body = ConversationResponse),
         (status = 200, description = "The pair's existing direct conversation", body = ConversationResponse),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
-        (status = 404, description = "A participant does not exist", body = ErrorBody),
+        (status = 404, description = "A participant does not exist or is deactivated", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid request", body = ErrorBody),
+        (status = 429, description = "Too many conversations created or members added; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn create_conversation(
@@ -145,6 +146,7 @@ pub async fn get_conversation(
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "Not an owner or admin", body = ErrorBody),
         (status = 404, description = "No such conversation, or you are not in it", body = ErrorBody),
+        (status = 409, description = "client_message_id already used here for other content (`idempotency_conflict`)", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
@@ -175,11 +177,12 @@ pub async fn rename_conversation(
         (status = 200, description = "The group with its members", body = ConversationResponse),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 403, description = "Not an owner or admin", body = ErrorBody),
-        (status = 404, description = "No such conversation or user", body = ErrorBody),
+        (status = 404, description = "No such conversation, or a user does not exist or is deactivated", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid request, or a direct conversation", body = ErrorBody),
+        (status = 429, description = "Too many conversations created or members added; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn add_members(
@@ -262,7 +265,9 @@ pub async fn set_role(
 
 /// Send a message.
 ///
-/// A retry with a `client_message_id` you already used returns the stored message with 200.
+/// A retry with a `client_message_id` you already used in this conversation returns the
+/// stored message with 200 and uses up no `seq`; the same id with other content is 409
+/// `idempotency_conflict`. In another conversation the same id is another message.
 #[utoipa::path(
     post, path = "/api/v1/conversations/{conversation_id}/messages", tag = "messages",
     params(("conversation_id" = Uuid, Path,)),
@@ -273,6 +278,7 @@ pub async fn set_role(
         (status = 200, description = "Already stored by an earlier send with this client_message_id", body = MessageResponse),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 404, description = "No such conversation, or you are not in it", body = ErrorBody),
+        (status = 409, description = "client_message_id already used here for other content (`idempotency_conflict`)", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),

@@ -8,10 +8,13 @@ use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
-    /// `ok` or `unavailable`.
+    /// `ok`, `degraded` (reads work, writes fail) or `unavailable`.
     pub status: &'static str,
-    /// `ok`, or what failed.
+    /// `ok`, `degraded`, or `unavailable: ` and what failed.
     pub database: String,
+    /// Why the database is degraded, e.g. "writes are failing: the disk is full".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub version: &'static str,
     /// Open, authenticated WebSocket connections on this node.
     pub connections: usize,
@@ -33,32 +36,44 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     get, path = "/health", tag = "health",
     responses(
         (status = 200, description = "Serving, database reachable", body = HealthResponse),
-        (status = 503, description = "The database cannot be reached", body = HealthResponse),
+        (status = 503, description = "The database cannot be reached, or its writes fail", body = HealthResponse),
     )
 )]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let probe = state.health.clone();
-    let database = match web::block(move || probe.check()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e),
+    let database = match web::block(move || probe.check().map(|()| probe.degraded())).await {
+        Ok(result) => result,
         Err(_) => Err("health check did not complete".to_owned()),
     };
     let connections = state.hub.connection_count();
     let pending_connections = state.hub.pending_count();
     let version = env!("CARGO_PKG_VERSION");
     match database {
-        Ok(()) => HttpResponse::Ok().json(HealthResponse {
+        Ok(None) => HttpResponse::Ok().json(HealthResponse {
             status: "ok",
             database: "ok".into(),
+            reason: None,
             version,
             connections,
             pending_connections,
         }),
+        Ok(Some(reason)) => {
+            tracing::warn!(%reason, "health check: the database is degraded");
+            HttpResponse::ServiceUnavailable().json(HealthResponse {
+                status: "degraded",
+                database: "degraded".into(),
+                reason: Some(reason),
+                version,
+                connections,
+                pending_connections,
+            })
+        }
         Err(error) => {
             tracing::warn!(%error, "health check failed");
             HttpResponse::ServiceUnavailable().json(HealthResponse {
                 status: "unavailable",
                 database: format!("unavailable: {error}"),
+                reason: None,
                 version,
                 connections,
                 pending_connections,

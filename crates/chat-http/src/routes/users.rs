@@ -7,7 +7,9 @@ use chat_domain::user::UserQuery;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
-use crate::dto::users::{DeactivateBody, UpdateMeBody, UserListParams, UserResponse};
+use crate::dto::users::{
+    DeactivateBody, PublicUserResponse, UpdateMeBody, UserListParams, UserResponse,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Query};
 use crate::routes::resource;
@@ -25,13 +27,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/users/{user_id}", "GET").route(web::get().to(get_user)));
 }
 
-/// Search users.
+/// Search users by part of the username or full name, or by a whole email address. Answers
+/// public profiles: nobody's email.
 #[utoipa::path(
     get, path = "/api/v1/users", tag = "users",
     params(UserListParams),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
-        (status = 200, description = "Users ordered by username", body = [UserResponse]),
+        (status = 200, description = "Users ordered by username", body = [PublicUserResponse]),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 422, description = "Bad paging parameters", body = ErrorBody),
     )
@@ -40,7 +43,7 @@ pub async fn list_users(
     state: web::Data<AppState>,
     _caller: CurrentUser,
     params: Query<UserListParams>,
-) -> Result<web::Json<Vec<UserResponse>>, ApiError> {
+) -> Result<web::Json<Vec<PublicUserResponse>>, ApiError> {
     let params = params.into_inner();
     let page = Page::parse(params.limit, params.offset)
         .map_err(|e| ApiError::validation(e.field, e.message))?;
@@ -55,13 +58,13 @@ pub async fn list_users(
     Ok(web::Json(users.into_iter().map(Into::into).collect()))
 }
 
-/// One user.
+/// One user's public profile (no email, even your own: see `/users/me`).
 #[utoipa::path(
     get, path = "/api/v1/users/{user_id}", tag = "users",
     params(("user_id" = Uuid, Path, description = "The user's id")),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
-        (status = 200, description = "The user", body = UserResponse),
+        (status = 200, description = "The user's public profile", body = PublicUserResponse),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
         (status = 422, description = "The id is not a UUID", body = ErrorBody),
@@ -71,9 +74,9 @@ pub async fn get_user(
     state: web::Data<AppState>,
     _caller: CurrentUser,
     path: web::Path<Uuid>,
-) -> Result<web::Json<UserResponse>, ApiError> {
+) -> Result<web::Json<PublicUserResponse>, ApiError> {
     let id = UserId::from(path.into_inner());
-    let user = state.run(move |s| s.accounts.user(id)).await?;
+    let user = state.run(move |s| s.accounts.profile(id)).await?;
     Ok(web::Json(user.into()))
 }
 

@@ -322,46 +322,169 @@ mod tests {
         assert_eq!(value["ref"], "r");
     }
 
+    /// Properties against the protocol as docs/websocket.md states it, written here again
+    /// rather than taken from the decoder: the frame types, each field's JSON type, which
+    /// fields may be left out, and that fields a frame does not use are ignored.
     mod props {
         use super::*;
         use proptest::prelude::*;
+        use serde_json::{Map, json};
 
-        fn frame_value() -> impl Strategy<Value = Value> {
-            let leaf = prop_oneof![
-                Just(Value::Null),
-                any::<bool>().prop_map(Value::Bool),
-                any::<i64>().prop_map(Value::from),
-                "\\PC{0,12}".prop_map(Value::String),
-                Just(Value::String(Uuid::new_v4().to_string())),
-            ];
-            let keys = prop_oneof![
-                Just("type".to_owned()),
-                Just("conversation_id".to_owned()),
-                Just("recipient_id".to_owned()),
-                Just("message_id".to_owned()),
-                Just("content".to_owned()),
-                Just("since_seq".to_owned()),
-                Just("is_typing".to_owned()),
-                "[a-z_]{1,8}",
-            ];
-            let kinds = prop_oneof![
-                Just("message"),
-                Just("mark_read"),
-                Just("typing"),
-                Just("sync"),
-                Just("ping"),
-                Just("other"),
-            ];
-            (proptest::collection::btree_map(keys, leaf, 0..6), kinds).prop_map(|(fields, kind)| {
-                let mut object: serde_json::Map<String, Value> = fields.into_iter().collect();
-                object
-                    .entry("type")
-                    .or_insert(Value::String(kind.to_owned()));
+        /// The client frame types, as docs/websocket.md lists them.
+        const DOCUMENTED_TYPES: [&str; 5] = ["message", "mark_read", "typing", "sync", "ping"];
+
+        /// Every field name some client frame uses, and `ref`.
+        const FIELDS: [&str; 8] = [
+            "conversation_id",
+            "recipient_id",
+            "content",
+            "client_message_id",
+            "message_id",
+            "is_typing",
+            "since_seq",
+            "ref",
+        ];
+
+        /// Any JSON value a field might hold: right for one field, wrong for another.
+        fn field_value() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                2 => Just(Value::String(Uuid::new_v4().to_string())),
+                1 => any::<u128>().prop_map(|n| Value::String(Uuid::from_u128(n).hyphenated().to_string())),
+                1 => Just(json!("not-a-uuid")),
+                2 => "\\PC{0,12}".prop_map(Value::String),
+                1 => Just(Value::Null),
+                1 => any::<bool>().prop_map(Value::Bool),
+                2 => any::<i64>().prop_map(Value::from),
+                1 => Just(json!(u64::MAX)),
+                1 => Just(json!(1.5)),
+                1 => Just(json!([1, "a"])),
+                1 => Just(json!({"nested": true})),
+            ]
+        }
+
+        /// A `type`: a documented one (most often), another word, another case, or not a
+        /// string at all.
+        fn type_value() -> impl Strategy<Value = Option<Value>> {
+            prop_oneof![
+                8 => proptest::sample::select(&DOCUMENTED_TYPES[..]).prop_map(|t| Some(json!(t))),
+                1 => "[a-z_]{1,10}".prop_map(|t| Some(json!(t))),
+                1 => proptest::sample::select(vec!["Message", "PING", "mark-read", "sync ", ""])
+                    .prop_map(|t| Some(json!(t))),
+                1 => prop_oneof![Just(json!(null)), Just(json!(1)), Just(json!(["ping"]))].prop_map(Some),
+                1 => Just(None),
+            ]
+        }
+
+        /// A JSON object with a type, any of the protocol's fields (each present or not, of the
+        /// right type or not), and now and then a field no frame uses.
+        fn frame_object() -> impl Strategy<Value = Value> {
+            let fields =
+                proptest::collection::vec(proptest::option::of(field_value()), FIELDS.len());
+            let extra = proptest::option::weighted(0.3, ("[a-z]{1,8}", field_value()));
+            (type_value(), fields, extra).prop_map(|(kind, fields, extra)| {
+                let mut object = Map::new();
+                if let Some((name, value)) = extra {
+                    object.insert(format!("x_{name}"), value);
+                }
+                for (name, value) in FIELDS.iter().zip(fields) {
+                    if let Some(value) = value {
+                        object.insert((*name).to_owned(), value);
+                    }
+                }
+                if let Some(kind) = kind {
+                    object.insert("type".into(), kind);
+                }
                 Value::Object(object)
             })
         }
 
+        /// What the protocol says a field of each kind accepts; `Err` when it is mistyped.
+        fn uuid(
+            object: &Map<String, Value>,
+            name: &str,
+            required: bool,
+        ) -> Result<Option<Uuid>, ()> {
+            match object.get(name) {
+                None | Some(Value::Null) if !required => Ok(None),
+                Some(Value::String(text)) => Uuid::parse_str(text).map(Some).map_err(|_| ()),
+                _ => Err(()),
+            }
+        }
+
+        fn string(
+            object: &Map<String, Value>,
+            name: &str,
+            required: bool,
+        ) -> Result<Option<String>, ()> {
+            match object.get(name) {
+                None | Some(Value::Null) if !required => Ok(None),
+                Some(Value::String(text)) => Ok(Some(text.clone())),
+                _ => Err(()),
+            }
+        }
+
+        /// The frame a text decodes to, or the error code it gets, by the documented rules.
+        fn documented_outcome(value: &Value) -> Result<ClientFrame, &'static str> {
+            let Value::Object(object) = value else {
+                return Err("invalid_frame");
+            };
+            let Some(Value::String(kind)) = object.get("type") else {
+                return Err("invalid_frame");
+            };
+            let mistyped = |()| "invalid_frame";
+            match kind.as_str() {
+                "message" => Ok(ClientFrame::Message {
+                    conversation_id: uuid(object, "conversation_id", false).map_err(mistyped)?,
+                    recipient_id: uuid(object, "recipient_id", false).map_err(mistyped)?,
+                    content: string(object, "content", true)
+                        .map_err(mistyped)?
+                        .unwrap_or_default(),
+                    client_message_id: string(object, "client_message_id", false)
+                        .map_err(mistyped)?,
+                }),
+                "mark_read" => Ok(ClientFrame::MarkRead {
+                    message_id: uuid(object, "message_id", true)
+                        .map_err(mistyped)?
+                        .unwrap_or_default(),
+                }),
+                "typing" => Ok(ClientFrame::Typing {
+                    conversation_id: uuid(object, "conversation_id", true)
+                        .map_err(mistyped)?
+                        .unwrap_or_default(),
+                    // Defaults to true when left out; present, it must be a boolean.
+                    is_typing: match object.get("is_typing") {
+                        None => true,
+                        Some(Value::Bool(b)) => *b,
+                        Some(_) => return Err("invalid_frame"),
+                    },
+                }),
+                "sync" => Ok(ClientFrame::Sync {
+                    since_seq: object
+                        .get("since_seq")
+                        .and_then(Value::as_i64)
+                        .ok_or("invalid_frame")?,
+                }),
+                "ping" => Ok(ClientFrame::Ping),
+                _ => Err("unknown_type"),
+            }
+        }
+
+        /// The reference an error carries back: the frame's `ref`, or when it has none its
+        /// `client_message_id`; a string as it is, a number as its text, anything else none.
+        fn documented_reference(value: &Value) -> Option<String> {
+            match value
+                .get("ref")
+                .or_else(|| value.get("client_message_id"))?
+            {
+                Value::String(text) => Some(text.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        }
+
         proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
             #[test]
             fn decoding_never_panics_on_any_text(text in any::<String>()) {
                 let _ = decode(&text);
@@ -369,17 +492,44 @@ mod tests {
             }
 
             #[test]
-            fn an_object_frame_decodes_or_gets_a_documented_error_code(value in frame_value()) {
-                match decode(&value.to_string()) {
-                    Ok((frame, _)) => {
-                        let kind = value["type"].as_str().unwrap_or_default();
-                        prop_assert!(CLIENT_TYPES.contains(&kind), "{frame:?}");
+            fn an_object_frame_decodes_exactly_as_the_protocol_documents(value in frame_object()) {
+                let documented = documented_outcome(&value);
+                match (decode(&value.to_string()), documented) {
+                    (Ok((frame, _)), Ok(expected)) => prop_assert_eq!(frame, expected),
+                    (Err(error), Err(code)) => {
+                        prop_assert_eq!(error.code, code, "{:?}", error);
+                        prop_assert_eq!(error.reference, documented_reference(&value));
                     }
-                    Err(error) => prop_assert!(
-                        ["invalid_frame", "unknown_type"].contains(&error.code),
-                        "{error:?}"
+                    (got, expected) => prop_assert!(
+                        false,
+                        "{value} decoded to {got:?}, but the protocol says {expected:?}"
                     ),
                 }
+            }
+
+            #[test]
+            fn json_that_is_not_an_object_is_an_invalid_frame(
+                value in prop_oneof![
+                    Just(Value::Null),
+                    any::<bool>().prop_map(Value::Bool),
+                    any::<i64>().prop_map(Value::from),
+                    "\\PC{0,12}".prop_map(Value::String),
+                    proptest::collection::vec(frame_object(), 0..3).prop_map(Value::Array),
+                ]
+            ) {
+                let error = decode(&value.to_string()).unwrap_err();
+                prop_assert_eq!(error.code, "invalid_frame");
+                prop_assert_eq!(error.reference, None);
+            }
+
+            #[test]
+            fn a_frame_cut_short_is_not_json(value in frame_object(), keep in any::<proptest::sample::Index>()) {
+                let text = value.to_string();
+                // Any proper prefix of an object's text is incomplete JSON.
+                let cut = text.char_indices().map(|(i, _)| i).nth(keep.index(text.chars().count())).unwrap_or(0);
+                let error = decode(&text[..cut]).unwrap_err();
+                prop_assert_eq!(error.code, "invalid_json");
+                prop_assert_eq!(error.reference, None);
             }
         }
     }

@@ -258,6 +258,8 @@ async fn migrate_applies_the_migrations_and_reads_a_dot_env_file() {
         "DATABASE_URL=sqlite://from-dotenv.db\n",
     )
     .unwrap();
+    // An empty file is an empty SQLite database; migrate never creates one (see below).
+    std::fs::write(dir.path().join("from-dotenv.db"), "").unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .arg("migrate")
         .current_dir(dir.path())
@@ -267,11 +269,87 @@ async fn migrate_applies_the_migrations_and_reads_a_dot_env_file() {
         .unwrap();
     assert!(status.success());
     let db = dir.path().join("from-dotenv.db");
-    assert!(db.exists(), "the database named in .env was created");
     let database = chat_sqlite::Database::open(db.to_str().unwrap(), &Default::default()).unwrap();
     assert_eq!(
         database.migrate().unwrap(),
         0,
         "every migration was already applied"
     );
+}
+
+/// Runs `chat-server` with `args` against `db` and returns its exit status and stderr.
+fn run_command(args: &[&str], db: &Path) -> (std::process::ExitStatus, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(args)
+        .env("CHAT_BIND", format!("127.0.0.1:{}", free_port()))
+        .env("DATABASE_URL", db)
+        .env("CHAT_JWT_SECRET", SECRET)
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_second_server_or_migrate_on_the_same_file_refuses_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let mut server = start(&db).await;
+
+    let (second, stderr) = run_command(&[], &db);
+    assert!(!second.success(), "a second server must not start");
+    assert!(
+        stderr.contains("run one server per database file") && stderr.contains("chat.db"),
+        "stderr says why: {stderr}"
+    );
+    let (migrate, stderr) = run_command(&["migrate"], &db);
+    assert!(!migrate.success(), "migrate must not write under a server");
+    assert!(
+        stderr.contains("run one server per database file"),
+        "{stderr}"
+    );
+    // The first server is unaffected, and a backup still works beside it.
+    let health = reqwest::get(format!("{}/health", server.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let (backup, stderr) = run_command(
+        &["backup", dir.path().join("copy.db").to_str().unwrap()],
+        &db,
+    );
+    assert!(backup.success(), "{stderr}");
+
+    // A killed server leaves no lock behind.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut next = start(&db).await;
+    next.child.kill().unwrap();
+    next.child.wait().unwrap();
+}
+
+#[test]
+fn commands_other_than_serve_refuse_a_database_that_does_not_exist() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    for args in [&["backup", "copy.db"][..], &["migrate"][..]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(args)
+            .current_dir(elsewhere.path())
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} must fail");
+        let expected = elsewhere.path().canonicalize().unwrap().join("chat.db");
+        assert!(
+            stderr.contains(&format!("no database at {}", expected.display())),
+            "{args:?} names the absolute path: {stderr}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(elsewhere.path()).unwrap().collect();
+    assert!(left.is_empty(), "nothing was created: {left:?}");
 }

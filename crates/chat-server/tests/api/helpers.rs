@@ -37,6 +37,7 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         // Tests of other behaviour send faster than a person; limits have their own tests.
         rate_limits: false,
         messages_per_second: 20,
+        conversations_per_minute: 20,
         max_connections: None,
         max_connections_per_user: 20,
         allowed_origins: Vec::new(),
