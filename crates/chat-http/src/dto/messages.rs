@@ -12,7 +12,12 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct SendMessageBody {
     /// 1–4000 characters after trimming.
-    #[schema(example = "Hello!", min_length = 1, max_length = 4000, pattern = "\\S")]
+    #[schema(
+        example = "Hello!",
+        min_length = 1,
+        max_length = 4000,
+        pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$"
+    )]
     pub content: String,
     /// Your own id for this message: sending again with the same id returns the stored
     /// message (200) instead of storing a duplicate.

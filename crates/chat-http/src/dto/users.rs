@@ -27,11 +27,11 @@ pub struct SignupBody {
     /// 8 characters to 72 bytes.
     #[schema(example = "correct horse battery", min_length = 8, max_length = 72)]
     pub password: String,
-    /// At most 100 characters, no control characters.
+    /// At most 100 characters on one line, no control or text-direction characters.
     #[schema(
         example = "Alice Liddell",
         max_length = 100,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]*$"
     )]
     pub full_name: Option<String>,
 }
@@ -152,8 +152,11 @@ pub struct UpdateMeBody {
         pattern = "^[\\x21-\\x3F\\x41-\\x7E]{1,64}@([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\\.)+[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$"
     )]
     pub email: Option<String>,
-    /// At most 100 characters, no control characters.
-    #[schema(max_length = 100, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
+    /// At most 100 characters on one line, no control or text-direction characters.
+    #[schema(
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]*$"
+    )]
     pub full_name: Option<String>,
     /// An absolute http(s) URL.
     #[schema(
