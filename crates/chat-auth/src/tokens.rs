@@ -1,7 +1,7 @@
 //! [`TokenIssuer`] with HS256 JSON Web Tokens.
 
 use chat_domain::UserId;
-use chat_domain::ports::{AccessToken, TokenClaims, TokenIssuer};
+use chat_domain::ports::{AccessToken, TokenClaims, TokenError, TokenIssuer};
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
@@ -94,13 +94,26 @@ impl TokenIssuer for JwtIssuer {
         })
     }
 
-    fn verify(&self, token: &str) -> Result<TokenClaims, String> {
+    fn verify(&self, token: &str) -> Result<TokenClaims, TokenError> {
+        // `decode` checks the signature before the claims, so only a genuine token can be
+        // reported expired.
         let data =
-            decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| e.to_string())?;
+            decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+                match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid(e.to_string()),
+                }
+            })?;
         let claims = data.claims;
-        let at = |secs| DateTime::from_timestamp(secs, 0).ok_or("timestamp out of range");
+        let invalid = |why: &str| TokenError::Invalid(why.to_owned());
+        let at = |secs| {
+            DateTime::from_timestamp(secs, 0).ok_or_else(|| invalid("timestamp out of range"))
+        };
         Ok(TokenClaims {
-            user_id: claims.sub.parse().map_err(|_| "sub is not a user id")?,
+            user_id: claims
+                .sub
+                .parse()
+                .map_err(|_| invalid("sub is not a user id"))?,
             generation: claims.generation,
             token_id: claims.jti,
             issued_at: at(claims.iat)?,
@@ -149,7 +162,18 @@ mod tests {
         let issued = tokens
             .issue(UserId::new(), 0, Utc::now() - Duration::hours(2))
             .unwrap();
-        assert!(tokens.verify(&issued.token).is_err());
+        assert_eq!(tokens.verify(&issued.token), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn an_expired_token_with_a_wrong_signature_is_invalid_not_expired() {
+        let issued = issuer(b"another secret that is long enough!!")
+            .issue(UserId::new(), 0, Utc::now() - Duration::hours(2))
+            .unwrap();
+        assert!(matches!(
+            issuer(SECRET).verify(&issued.token),
+            Err(TokenError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -34,9 +34,12 @@ pub enum DomainError {
     /// Login failed. Deliberately says nothing about which part was wrong.
     #[error("incorrect username or password")]
     InvalidCredentials,
-    /// The access token is missing, malformed, expired, or names a user who cannot act.
+    /// The access token is missing, malformed, or names a user who cannot act.
     #[error("{0}")]
     Unauthenticated(String),
+    /// The access token was genuine but its lifetime is over: log in again.
+    #[error("token has expired; log in again")]
+    TokenExpired,
     /// The caller is known but not allowed to do this.
     #[error("{0}")]
     Forbidden(String),

@@ -616,6 +616,7 @@ impl PasswordHasher for FakeHasher {
 }
 
 /// Tokens of the form `token:<user id>:<generation>:<serial>`; the serial is the token id.
+/// Any token starting `expired:` verifies as expired.
 #[derive(Default)]
 pub struct FakeTokens(AtomicUsize);
 
@@ -633,16 +634,22 @@ impl TokenIssuer for FakeTokens {
         })
     }
 
-    fn verify(&self, token: &str) -> Result<TokenClaims, String> {
-        let rest = token.strip_prefix("token:").ok_or("not a fake token")?;
+    fn verify(&self, token: &str) -> Result<TokenClaims, TokenError> {
+        let invalid = |why: &str| TokenError::Invalid(why.to_owned());
+        if token.starts_with("expired:") {
+            return Err(TokenError::Expired);
+        }
+        let rest = token
+            .strip_prefix("token:")
+            .ok_or_else(|| invalid("not a fake token"))?;
         let parts: Vec<&str> = rest.split(':').collect();
         let [id, generation, serial] = parts.as_slice() else {
-            return Err("not a fake token".into());
+            return Err(invalid("not a fake token"));
         };
         let now = fixed_now();
         Ok(TokenClaims {
-            user_id: id.parse().map_err(|_| "bad id")?,
-            generation: generation.parse().map_err(|_| "bad generation")?,
+            user_id: id.parse().map_err(|_| invalid("bad id"))?,
+            generation: generation.parse().map_err(|_| invalid("bad generation"))?,
             token_id: (*serial).to_owned(),
             issued_at: now,
             expires_at: now + Duration::hours(1),

@@ -201,6 +201,18 @@ pub struct TokenClaims {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Why an access token was refused. Expiry is told apart so that a client knows to log in
+/// again; every other reason is the same to a client and is only detailed for logs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// A genuine token whose lifetime is over.
+    #[error("token has expired")]
+    Expired,
+    /// Malformed, forged, signed for someone else, or otherwise not ours.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
 /// Issues and verifies access tokens.
 pub trait TokenIssuer: Send + Sync {
     fn issue(
@@ -209,8 +221,9 @@ pub trait TokenIssuer: Send + Sync {
         generation: i64,
         now: DateTime<Utc>,
     ) -> Result<AccessToken, String>;
-    /// Checks signature, algorithm and expiry. The error says why, for logs, not for clients.
-    fn verify(&self, token: &str) -> Result<TokenClaims, String>;
+    /// Checks signature, algorithm and expiry. Only a token whose signature holds may be
+    /// reported [`TokenError::Expired`]; the detail of `Invalid` is for logs, not clients.
+    fn verify(&self, token: &str) -> Result<TokenClaims, TokenError>;
 }
 
 /// What a verified device token says.

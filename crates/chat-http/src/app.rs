@@ -2,8 +2,8 @@
 //! gateway, the docs, and the fallback that keeps every error JSON.
 
 use actix_web::body::MessageBody;
-use actix_web::dev::ServiceResponse;
-use actix_web::http::{StatusCode, header};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{StatusCode, Uri, header};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
@@ -35,6 +35,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::redirect("/docs", "/docs/"))
     .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
     .default_service(web::to(not_found));
+}
+
+/// Serves `/api/v1/conversations/` as `/api/v1/conversations` (and `/health/` as `/health`):
+/// a client that adds a slash gets the endpoint, not a 404. The docs keep their own slash,
+/// which the Swagger UI's relative links depend on (`/docs` redirects to `/docs/`).
+pub fn trim_trailing_slash(req: &mut ServiceRequest) {
+    let path = req.path();
+    if path.len() <= 1 || !path.ends_with('/') || path == "/docs/" || path.starts_with("/docs/") {
+        return;
+    }
+    let trimmed = path.trim_end_matches('/');
+    let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+    let uri = match req.query_string() {
+        "" => trimmed.to_owned(),
+        query => format!("{trimmed}?{query}"),
+    };
+    if let Ok(uri) = uri.parse::<Uri>() {
+        req.match_info_mut().get_mut().update(&uri);
+        req.head_mut().uri = uri;
+    }
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

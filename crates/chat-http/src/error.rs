@@ -101,7 +101,16 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         if self.status == StatusCode::UNAUTHORIZED {
-            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            // RFC 6750 §3: an expired token is an `invalid_token`; say so for generic clients.
+            let challenge = if self.code == "token_expired" {
+                "Bearer error=\"invalid_token\", error_description=\"the access token expired\""
+            } else {
+                "Bearer"
+            };
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            ));
         }
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds));
@@ -139,6 +148,9 @@ impl From<DomainError> for ApiError {
                 "incorrect username or password",
             ),
             DomainError::Unauthenticated(detail) => Self::unauthorized(detail),
+            e @ DomainError::TokenExpired => {
+                Self::new(S::UNAUTHORIZED, "token_expired", e.to_string())
+            }
             DomainError::Forbidden(detail) => Self::new(S::FORBIDDEN, "forbidden", detail),
             e @ DomainError::NotFound { resource, .. } => {
                 let code = match resource {
@@ -202,7 +214,8 @@ impl From<actix_web::error::BlockingError> for ApiError {
     }
 }
 
-/// A JSON body that could not be read: malformed, not JSON, too large, or of the wrong shape.
+/// A JSON body that could not be read by `web::Json` (the routes use
+/// [`crate::extract::Json`], whose errors name the field; this covers any other use).
 pub fn json_error(
     error: actix_web::error::JsonPayloadError,
     _req: &HttpRequest,
@@ -215,28 +228,54 @@ pub fn json_error(
             "unsupported_media_type",
             "the body must be JSON (Content-Type: application/json)",
         ),
-        E::Deserialize(e) if e.is_data() => ApiError::validation("body", e.to_string()),
-        E::Deserialize(e) => ApiError::new(
+        E::Deserialize(e) if e.is_data() => {
+            ApiError::validation("body", crate::extract::client_message(&e.to_string()))
+        }
+        E::Deserialize(_) => ApiError::new(
             StatusCode::BAD_REQUEST,
             "malformed_json",
-            format!("the body is not valid JSON: {e}"),
+            "the body is not valid JSON",
         ),
-        other => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", other.to_string()),
+        _ => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the body could not be read",
+        ),
     };
     api.into()
 }
 
-/// A query string that does not parse: a number that is not a number, say.
+/// A query string that does not parse (the routes use [`crate::extract::Query`], whose
+/// errors name the parameter; this covers any other use).
 pub fn query_error(
     error: actix_web::error::QueryPayloadError,
     _req: &HttpRequest,
 ) -> actix_web::Error {
-    ApiError::validation("query", error.to_string()).into()
+    use actix_web::error::QueryPayloadError as E;
+    let message = match &error {
+        E::Deserialize(e) => crate::extract::client_message(&e.to_string()),
+        _ => "the query string could not be read".to_owned(),
+    };
+    ApiError::validation("query", message).into()
 }
 
-/// A path parameter that does not parse, such as an id that is not a UUID.
-pub fn path_error(error: actix_web::error::PathError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::validation("path", error.to_string()).into()
+/// A path parameter that does not parse. Every parameter of this API is a UUID, so the
+/// first one that is not is named (`conversation_id`).
+pub fn path_error(error: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {
+    let bad = req
+        .match_info()
+        .iter()
+        .find(|(_, value)| uuid::Uuid::parse_str(value).is_err());
+    match bad {
+        Some((name, _)) => ApiError::validation(name, "invalid UUID"),
+        None => {
+            let actix_web::error::PathError::Deserialize(e) = &error else {
+                return ApiError::validation("path", "invalid path parameter").into();
+            };
+            ApiError::validation("path", crate::extract::client_message(&e.to_string()))
+        }
+    }
+    .into()
 }
 
 /// A form body that could not be read.
@@ -252,7 +291,12 @@ pub fn form_error(
             "unsupported_media_type",
             "the body must be a form (application/x-www-form-urlencoded)",
         ),
-        other => ApiError::validation("body", other.to_string()),
+        E::Parse(e) => ApiError::validation("body", crate::extract::client_message(&e.to_string())),
+        _ => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the body could not be read",
+        ),
     };
     api.into()
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod auth_cache;
 pub mod dto;
 pub mod error;
+pub mod extract;
 pub mod openapi;
 pub mod rate_limit;
 pub mod routes;

@@ -40,6 +40,8 @@ use crate::ws;
         messages::unread_count,
         ws::connect,
     ),
+    // Referenced only from a parameter, which utoipa does not collect by itself.
+    components(schemas(crate::dto::messages::HistoryCursorParams)),
     modifiers(&Security),
     tags(
         (name = "auth", description = "Sign-up and tokens"),

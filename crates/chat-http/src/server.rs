@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix_http::error::DispatchError;
 use actix_http::{HttpService, KeepAlive};
 use actix_server::GracefulShutdownSignal;
-use actix_service::{IntoServiceFactory, ServiceFactory, ServiceFactoryExt, map_config};
+use actix_service::{IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt, map_config};
 use actix_web::dev::AppConfig;
 use actix_web::middleware::Logger;
 use actix_web::{App, web};
@@ -19,6 +19,63 @@ use tokio::net::TcpStream;
 
 use crate::state::AppState;
 use crate::ws::upgrade;
+
+/// The request logger: one line a request with its status, size and duration. Its request
+/// line has the values of token query parameters redacted (see [`redact_query`]).
+pub fn request_logger() -> Logger {
+    Logger::new("%a \"%{request_line}xi\" %s %b %Dms").custom_request_replace(
+        "request_line",
+        |req| {
+            let query = req.query_string();
+            if query.is_empty() {
+                format!("{} {} {:?}", req.method(), req.path(), req.version())
+            } else {
+                let query = redact_query(query);
+                format!(
+                    "{} {}?{query} {:?}",
+                    req.method(),
+                    req.path(),
+                    req.version()
+                )
+            }
+        },
+    )
+}
+
+/// Query parameters whose values are credentials, compared without regard to case.
+const SECRET_PARAMS: &[&str] = &["token", "access_token", "device_token", "refresh_token"];
+
+/// A query string fit for a log: the value of every credential parameter (`token`,
+/// `access_token`, `device_token`, ...) replaced by `REDACTED`. Names are compared after
+/// percent-decoding, so `%74oken=` is caught too.
+pub fn redact_query(query: &str) -> std::borrow::Cow<'_, str> {
+    let is_secret = |pair: &str| {
+        let name = pair.split('=').next().unwrap_or_default();
+        form_urlencoded::parse(name.as_bytes())
+            .next()
+            .is_some_and(|(name, _)| {
+                SECRET_PARAMS
+                    .iter()
+                    .any(|secret| name.eq_ignore_ascii_case(secret))
+            })
+    };
+    if !query.split(['&', ';']).any(is_secret) {
+        return query.into();
+    }
+    query
+        .split('&')
+        .map(|pair| {
+            if pair.split(';').any(is_secret) {
+                let name = pair.split('=').next().unwrap_or_default();
+                format!("{name}=REDACTED")
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+        .into()
+}
 
 /// The service for connections accepted on `local_addr`.
 pub fn service(
@@ -29,7 +86,11 @@ pub fn service(
 {
     let app = App::new()
         .wrap(crate::json_errors())
-        .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+        .wrap(request_logger())
+        .wrap_fn(|mut req, service| {
+            crate::app::trim_trailing_slash(&mut req);
+            service.call(req)
+        })
         .app_data(state.clone())
         .configure(crate::configure)
         .into_factory()
@@ -52,4 +113,69 @@ pub fn service(
         // requests without one) is actix-web's default.
         .finish(map_config(app, |()| AppConfig::default()))
         .tcp()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Mutex, OnceLock};
+
+    use actix_web::test as actix_test;
+
+    use super::*;
+
+    #[test]
+    fn token_parameters_are_redacted_and_others_kept() {
+        assert_eq!(redact_query("limit=5&offset=10"), "limit=5&offset=10");
+        assert_eq!(redact_query("token=eyJ.abc.def"), "token=REDACTED");
+        assert_eq!(
+            redact_query("a=1&access_token=s3cret&Device_Token=x&b=2"),
+            "a=1&access_token=REDACTED&Device_Token=REDACTED&b=2"
+        );
+        assert_eq!(redact_query("%74oken=s3cret"), "%74oken=REDACTED");
+        // A `;`-separated pair is redacted whole: better too much than a leaked token.
+        assert_eq!(redact_query("x=1;token=s3cret&y=2"), "x=REDACTED&y=2");
+        assert_eq!(redact_query("token"), "token=REDACTED");
+    }
+
+    /// Every `log` record this test binary writes (actix-web's logger writes through `log`).
+    fn captured() -> &'static Mutex<Vec<String>> {
+        static LINES: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+        LINES.get_or_init(|| {
+            struct Capture;
+            impl log::Log for Capture {
+                fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+                    true
+                }
+                fn log(&self, record: &log::Record<'_>) {
+                    captured().lock().unwrap().push(record.args().to_string());
+                }
+                fn flush(&self) {}
+            }
+            static CAPTURE: Capture = Capture;
+            let _ = log::set_logger(&CAPTURE);
+            log::set_max_level(log::LevelFilter::Info);
+            Mutex::default()
+        })
+    }
+
+    #[actix_web::test]
+    async fn the_request_log_never_shows_a_token_from_the_query() {
+        let lines = captured();
+        let app = actix_test::init_service(App::new().wrap(request_logger()).route(
+            "/api/v1/ws",
+            web::get().to(actix_web::HttpResponse::BadRequest),
+        ))
+        .await;
+        let request = actix_test::TestRequest::get()
+            .uri("/api/v1/ws?token=eyJhbGciOi.SECRETPAYLOAD.sig&x=1")
+            .to_request();
+        let _ = actix_test::call_service(&app, request).await;
+        let lines = lines.lock().unwrap();
+        let line = lines
+            .iter()
+            .find(|line| line.contains("GET /api/v1/ws?"))
+            .unwrap_or_else(|| panic!("no request line in {lines:?}"));
+        assert!(!line.contains("SECRETPAYLOAD"), "{line}");
+        assert!(line.contains("token=REDACTED&x=1"), "{line}");
+    }
 }

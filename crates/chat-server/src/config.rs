@@ -86,6 +86,16 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
+    /// WebSocket connections opened without a token that have not sent their token frame
+    /// yet, over the whole node. They have this budget of their own and never take one of
+    /// `CHAT_MAX_CONNECTIONS`.
+    #[arg(long, env = "CHAT_MAX_PENDING_CONNECTIONS", default_value_t = chat_http::ws::DEFAULT_MAX_PENDING)]
+    pub max_pending_connections: usize,
+
+    /// WebSocket connections that have not sent their token yet, from one client address.
+    #[arg(long, env = "CHAT_MAX_PENDING_CONNECTIONS_PER_ADDRESS", default_value_t = chat_http::ws::DEFAULT_MAX_PENDING_PER_ADDRESS)]
+    pub max_pending_connections_per_address: usize,
+
     /// WebSocket connections one user may hold at once.
     #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_USER", default_value_t = 20)]
     pub max_connections_per_user: usize,
@@ -94,6 +104,10 @@ pub struct Config {
     /// (comma-separated, `*` for any). Empty: same-origin and non-browser clients only.
     #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+
+    /// Log lines as `text` (coloured only on a terminal) or `json` (one object a line).
+    #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 impl Config {
@@ -116,6 +130,12 @@ impl Config {
             ..Limits::default()
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -153,6 +173,9 @@ mod tests {
         assert!(cli.config.rate_limits);
         assert_eq!(cli.config.max_connections_per_user, 20);
         assert!(cli.config.allowed_origins.is_empty());
+        assert_eq!(cli.config.log_format, LogFormat::Text);
+        assert_eq!(cli.config.max_pending_connections, 1024);
+        assert_eq!(cli.config.max_pending_connections_per_address, 32);
         assert_eq!(cli.config.conversations_per_minute, 20);
     }
 

@@ -7,7 +7,7 @@ mod secret;
 pub mod startup;
 pub mod telemetry;
 
-pub use config::{Cli, Command, Config, SyncMode};
+pub use config::{Cli, Command, Config, LogFormat, SyncMode};
 pub use startup::{
     Application, Shutdown, StartupError, backup_database, migrate_database, open_database,
 };

@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
     // A `.env` in the working directory fills in variables that are not set already.
     let dotenv = dotenvy::dotenv();
     let cli = Cli::parse();
-    telemetry::init();
+    telemetry::init(cli.config.log_format);
     if let Ok(path) = dotenv {
         tracing::info!(path = %path.display(), "read environment from .env");
     }

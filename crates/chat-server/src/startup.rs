@@ -91,10 +91,12 @@ fn hashing_threads() -> usize {
 }
 
 /// Raises this process's open-file limit to its hard limit and leaves 512 descriptors for
-/// the database, listeners and logs: every WebSocket is one descriptor.
-fn default_max_connections() -> usize {
+/// the database, listeners and logs, and `pending` for sockets not authenticated yet: every
+/// WebSocket is one descriptor.
+fn default_max_connections(pending: usize) -> usize {
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
-    usize::try_from(limit.saturating_sub(512).max(64)).unwrap_or(usize::MAX)
+    let reserved = 512 + u64::try_from(pending).unwrap_or(u64::MAX);
+    usize::try_from(limit.saturating_sub(reserved).max(64)).unwrap_or(usize::MAX)
 }
 
 struct DatabaseHealth(Arc<Database>);
@@ -150,7 +152,9 @@ impl Application {
             client_timeout: config.ws_ping_interval * 2,
             max_connections: config
                 .max_connections
-                .unwrap_or_else(default_max_connections),
+                .unwrap_or_else(|| default_max_connections(config.max_pending_connections)),
+            max_pending_connections: config.max_pending_connections,
+            max_pending_per_address: config.max_pending_connections_per_address,
             max_connections_per_user: config.max_connections_per_user,
             frame_quota: defaults.frame_quota.filter(|_| config.rate_limits),
             allowed_origins: config.allowed_origins.clone(),

@@ -4,8 +4,8 @@ use std::sync::{Arc, OnceLock};
 
 use crate::events::DomainEvent;
 use crate::ports::{
-    AccessToken, Clock, DeviceTokens, EventPublisher, PasswordHasher, TokenClaims, TokenIssuer,
-    TokenRevocations, UserStore,
+    AccessToken, Clock, DeviceTokens, EventPublisher, PasswordHasher, TokenClaims, TokenError,
+    TokenIssuer, TokenRevocations, UserStore,
 };
 use crate::user::{
     BIO_MAX, Email, FULL_NAME_MAX, NewUser, Password, PasswordHash, ProfileUpdate, PublicProfile,
@@ -230,10 +230,10 @@ impl AccountService {
     /// The active user an access token was issued to. Refuses a token that is malformed,
     /// expired, logged out, or older than the user's last password change or deactivation.
     pub fn authenticate(&self, token: &str) -> Result<Authenticated, DomainError> {
-        let claims = self
-            .tokens
-            .verify(token)
-            .map_err(|_| DomainError::Unauthenticated("invalid or expired token".into()))?;
+        let claims = self.tokens.verify(token).map_err(|error| match error {
+            TokenError::Expired => DomainError::TokenExpired,
+            TokenError::Invalid(_) => DomainError::Unauthenticated("invalid token".into()),
+        })?;
         let user = match self.users.find(claims.user_id)? {
             Some(user) if user.is_active => user,
             Some(_) => {
@@ -602,6 +602,20 @@ mod tests {
         assert_eq!(updated.bio.as_deref(), Some("hello"));
         assert_eq!(updated.full_name, None);
         assert_eq!(updated.email, alice.email);
+    }
+
+    #[test]
+    fn an_expired_token_is_told_apart_from_an_invalid_one() {
+        let world = World::new();
+        let accounts = &world.services.accounts;
+        assert!(matches!(
+            accounts.authenticate("expired:whatever"),
+            Err(DomainError::TokenExpired)
+        ));
+        assert!(matches!(
+            accounts.authenticate("forged"),
+            Err(DomainError::Unauthenticated(_))
+        ));
     }
 
     #[test]

@@ -13,8 +13,14 @@ use super::messages::MessageResponse;
 #[serde(deny_unknown_fields)]
 pub struct CreateConversationBody {
     /// The other members; you are always a member. Duplicates are ignored.
+    #[schema(max_items = 999)]
     pub participant_ids: Vec<Uuid>,
-    /// Required for a group.
+    /// Required for a group: 1–100 characters after trimming, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]*[^\\s\\x00-\\x1F\\x7F-\\x9F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069][^\\x00-\\x1F\\x7F-\\x9F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]*$"
+    )]
     pub name: Option<String>,
     /// Defaults to `false` with exactly one other participant and no name (a direct
     /// conversation), and `true` otherwise.
@@ -34,6 +40,12 @@ impl From<CreateConversationBody> for CreateConversation {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameConversationBody {
+    /// 1–100 characters after trimming, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]*[^\\s\\x00-\\x1F\\x7F-\\x9F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069][^\\x00-\\x1F\\x7F-\\x9F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]*$"
+    )]
     pub name: String,
 }
 
@@ -41,13 +53,15 @@ pub struct RenameConversationBody {
 #[serde(deny_unknown_fields)]
 pub struct SetRoleBody {
     /// `owner` (hands ownership over; you become an admin), `admin` or `member`.
-    #[schema(example = "admin")]
+    #[schema(example = "admin", pattern = "^(owner|admin|member)$")]
     pub role: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMembersBody {
+    /// Users to add; a group has at most 1000 members.
+    #[schema(min_items = 1, max_items = 999)]
     pub user_ids: Vec<Uuid>,
 }
 

@@ -5,18 +5,28 @@ use chat_domain::read_state::{ReadReceipt, UnreadCounts};
 use chat_domain::service::SendMessage;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessageBody {
     /// 1–4000 characters after trimming.
-    #[schema(example = "Hello!")]
+    #[schema(
+        example = "Hello!",
+        min_length = 1,
+        max_length = 4000,
+        pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$"
+    )]
     pub content: String,
     /// Your own id for this message: sending again with the same id returns the stored
     /// message (200) instead of storing a duplicate.
-    #[schema(example = "7d1c2f0e-tab-3")]
+    #[schema(
+        example = "7d1c2f0e-tab-3",
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     pub client_message_id: Option<String>,
 }
 
@@ -68,16 +78,32 @@ impl From<MessageView> for MessageResponse {
     }
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+/// The query of a history page; documented through [`HistoryCursorParams`].
+#[derive(Debug, Deserialize)]
 pub struct HistoryParams {
     /// 1–200, default 50.
-    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// Return the `limit` messages just before this seq.
     pub before: Option<i64>,
     /// Return the `limit` messages just after this seq.
     pub after: Option<i64>,
+}
+
+// `before` and `after` are query parameters that exclude each other, which a list of
+// separate parameters cannot say; the document declares them as one exploded object
+// parameter with at most one property, so that generated clients and fuzzers know that
+// giving both is a 422. `HistoryParams` is what the handler reads.
+/// Where the page starts: `before=<seq>` or `after=<seq>`, not both. Neither: the latest.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(max_properties = 1)]
+pub struct HistoryCursorParams {
+    /// Return the `limit` messages just before this seq.
+    #[serde(default)]
+    pub before: i64,
+    /// Return the `limit` messages just after this seq.
+    #[serde(default)]
+    pub after: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

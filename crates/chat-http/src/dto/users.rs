@@ -11,14 +11,28 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct SignupBody {
     /// 3–32 letters, digits, `_`, `.` or `-`; unique ignoring case.
-    #[schema(example = "alice")]
+    #[schema(
+        example = "alice",
+        min_length = 3,
+        max_length = 32,
+        pattern = "^[A-Za-z0-9_.-]{3,32}$"
+    )]
     pub username: String,
-    #[schema(example = "alice@example.com")]
+    #[schema(
+        example = "alice@example.com",
+        max_length = 254,
+        pattern = "^[\\x21-\\x3F\\x41-\\x7E]{1,64}@([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\\.)+[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$"
+    )]
     pub email: String,
     /// 8 characters to 72 bytes.
-    #[schema(example = "correct horse battery")]
+    #[schema(example = "correct horse battery", min_length = 8, max_length = 72)]
     pub password: String,
-    #[schema(example = "Alice Liddell")]
+    /// At most 100 characters on one line, no control or text-direction characters.
+    #[schema(
+        example = "Alice Liddell",
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]*$"
+    )]
     pub full_name: Option<String>,
 }
 
@@ -37,9 +51,9 @@ impl From<SignupBody> for SignupRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginBody {
     /// The username or the email address.
-    #[schema(example = "alice")]
+    #[schema(example = "alice", min_length = 1, max_length = 254)]
     pub username: String,
-    #[schema(example = "correct horse battery")]
+    #[schema(example = "correct horse battery", min_length = 1)]
     pub password: String,
     /// The `device_token` of this client's last successful login to this account, if it
     /// has one. It spares the client the lockout that others' failed attempts cause.
@@ -133,12 +147,28 @@ impl From<PublicProfile> for PublicUserResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeBody {
+    #[schema(
+        max_length = 254,
+        pattern = "^[\\x21-\\x3F\\x41-\\x7E]{1,64}@([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\\.)+[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$"
+    )]
     pub email: Option<String>,
+    /// At most 100 characters on one line, no control or text-direction characters.
+    #[schema(
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]*$"
+    )]
     pub full_name: Option<String>,
     /// An absolute http(s) URL.
+    #[schema(
+        max_length = 2048,
+        pattern = "^(|https?://[^\\s\\x00-\\x1F\\x7F-\\x9F]+)$"
+    )]
     pub avatar_url: Option<String>,
+    /// At most 500 characters; line breaks are the only control characters allowed.
+    #[schema(max_length = 500, pattern = "^[^\\x00-\\x09\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub bio: Option<String>,
-    /// A new password; requires `current_password`.
+    /// A new password (8 characters to 72 bytes); requires `current_password`.
+    #[schema(min_length = 8, max_length = 72)]
     pub password: Option<String>,
     pub current_password: Option<String>,
 }

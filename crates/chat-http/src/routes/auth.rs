@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::auth::{CurrentSession, CurrentUser};
 use crate::dto::users::{LoginBody, SignupBody, TokenResponse, UserResponse};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, form_from_bytes, json_from_slice};
 use crate::routes::resource;
 use crate::state::AppState;
 
@@ -33,7 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub async fn signup(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<SignupBody>,
+    body: Json<SignupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner().into();
     let client = client_address(&req);
@@ -60,7 +61,7 @@ pub async fn signup(
     responses(
         (status = 200, description = "A bearer token", body = TokenResponse),
         (status = 401, description = "Wrong username or password", body = ErrorBody),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or a form whose `grant_type` is not `password` (`unsupported_grant_type`)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
         (status = 422, description = "Missing fields", body = ErrorBody),
@@ -103,25 +104,33 @@ fn parse_login(req: &HttpRequest, body: &[u8]) -> Result<LoginBody, ApiError> {
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase());
     match mime.as_deref() {
-        Some("application/x-www-form-urlencoded") => serde_urlencoded::from_bytes(body)
-            .map_err(|e| ApiError::validation("body", e.to_string())),
+        Some("application/x-www-form-urlencoded") => {
+            check_grant_type(body)?;
+            form_from_bytes(body)
+        }
         Some(m) if m == ContentType::json().0.essence_str() || m.ends_with("+json") => {
-            serde_json::from_slice(body).map_err(|e| {
-                if e.is_data() {
-                    ApiError::validation("body", e.to_string())
-                } else {
-                    ApiError::new(
-                        actix_web::http::StatusCode::BAD_REQUEST,
-                        "malformed_json",
-                        format!("the body is not valid JSON: {e}"),
-                    )
-                }
-            })
+            json_from_slice(body)
         }
         _ => Err(ApiError::new(
             actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "send JSON or an application/x-www-form-urlencoded form",
+        )),
+    }
+}
+
+/// An OAuth2 form may name its grant; only the password grant (or none) is served here, and
+/// any other gets OAuth2's `unsupported_grant_type` (RFC 6749 §5.2) rather than a login
+/// attempt with whatever fields it carries.
+fn check_grant_type(body: &[u8]) -> Result<(), ApiError> {
+    let grant = form_urlencoded::parse(body).find(|(key, _)| key == "grant_type");
+    match grant {
+        None => Ok(()),
+        Some((_, value)) if value == "password" => Ok(()),
+        Some(_) => Err(ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only the OAuth2 password grant (grant_type=password) is supported",
         )),
     }
 }

@@ -12,8 +12,9 @@ use crate::dto::conversations::{
     AddMembersBody, ConversationResponse, ConversationSummaryResponse, CreateConversationBody,
     PageParams, RenameConversationBody, SetRoleBody,
 };
-use crate::dto::messages::{HistoryParams, MessageResponse, SendMessageBody};
+use crate::dto::messages::{HistoryCursorParams, HistoryParams, MessageResponse, SendMessageBody};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Query};
 use crate::routes::resource;
 use crate::state::AppState;
 
@@ -72,7 +73,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub async fn create_conversation(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
-    body: web::Json<CreateConversationBody>,
+    body: Json<CreateConversationBody>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner().into();
     let (details, created) = state
@@ -100,7 +101,7 @@ pub async fn create_conversation(
 pub async fn list_conversations(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
-    params: web::Query<PageParams>,
+    params: Query<PageParams>,
 ) -> Result<web::Json<Vec<ConversationSummaryResponse>>, ApiError> {
     let page = Page::parse(params.limit, params.offset)
         .map_err(|e| ApiError::validation(e.field, e.message))?;
@@ -156,7 +157,7 @@ pub async fn rename_conversation(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
     path: web::Path<Uuid>,
-    body: web::Json<RenameConversationBody>,
+    body: Json<RenameConversationBody>,
 ) -> Result<web::Json<ConversationResponse>, ApiError> {
     let id = ConversationId::from(path.into_inner());
     let name = body.into_inner().name;
@@ -188,7 +189,7 @@ pub async fn add_members(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
     path: web::Path<Uuid>,
-    body: web::Json<AddMembersBody>,
+    body: Json<AddMembersBody>,
 ) -> Result<web::Json<ConversationResponse>, ApiError> {
     let id = ConversationId::from(path.into_inner());
     let user_ids = body
@@ -250,7 +251,7 @@ pub async fn set_role(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<SetRoleBody>,
+    body: Json<SetRoleBody>,
 ) -> Result<web::Json<ConversationResponse>, ApiError> {
     let (conversation, target) = path.into_inner();
     let role = Role::parse(&body.role)
@@ -289,7 +290,7 @@ pub async fn send_message(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
     path: web::Path<Uuid>,
-    body: web::Json<SendMessageBody>,
+    body: Json<SendMessageBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ConversationId::from(path.into_inner());
     let request = body.into_inner().into();
@@ -308,7 +309,12 @@ pub async fn send_message(
 /// `limit` just after it.
 #[utoipa::path(
     get, path = "/api/v1/conversations/{conversation_id}/messages", tag = "messages",
-    params(("conversation_id" = Uuid, Path,), HistoryParams),
+    params(
+        ("conversation_id" = Uuid, Path,),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "1–200, default 50."),
+        ("cursor" = Option<HistoryCursorParams>, Query, style = Form, explode,
+            description = "`before=<seq>` or `after=<seq>`, not both (422)"),
+    ),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "Messages in ascending seq order", body = [MessageResponse]),
@@ -321,7 +327,7 @@ pub async fn list_messages(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
     path: web::Path<Uuid>,
-    params: web::Query<HistoryParams>,
+    params: Query<HistoryParams>,
 ) -> Result<web::Json<Vec<MessageResponse>>, ApiError> {
     let id = ConversationId::from(path.into_inner());
     let limit = parse_limit(params.limit).map_err(|e| ApiError::validation(e.field, e.message))?;

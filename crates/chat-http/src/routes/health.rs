@@ -16,12 +16,19 @@ pub struct HealthResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub version: &'static str,
-    /// Open WebSocket connections on this node.
+    /// Open, authenticated WebSocket connections on this node.
     pub connections: usize,
+    /// Open WebSocket connections that have not authenticated yet.
+    pub pending_connections: usize,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(crate::routes::resource("/health", "GET").route(web::get().to(health)));
+    // HEAD answers as GET does, without the body (actix-http drops it for HEAD).
+    cfg.service(
+        crate::routes::resource("/health", "GET, HEAD")
+            .route(web::get().to(health))
+            .route(web::head().to(health)),
+    );
 }
 
 /// Health check.
@@ -39,6 +46,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         Err(_) => Err("health check did not complete".to_owned()),
     };
     let connections = state.hub.connection_count();
+    let pending_connections = state.hub.pending_count();
     let version = env!("CARGO_PKG_VERSION");
     match database {
         Ok(None) => HttpResponse::Ok().json(HealthResponse {
@@ -47,6 +55,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             reason: None,
             version,
             connections,
+            pending_connections,
         }),
         Ok(Some(reason)) => {
             tracing::warn!(%reason, "health check: the database is degraded");
@@ -56,6 +65,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 reason: Some(reason),
                 version,
                 connections,
+                pending_connections,
             })
         }
         Err(error) => {
@@ -66,6 +76,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
                 reason: None,
                 version,
                 connections,
+                pending_connections,
             })
         }
     }

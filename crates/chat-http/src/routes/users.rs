@@ -11,6 +11,7 @@ use crate::dto::users::{
     DeactivateBody, PublicUserResponse, UpdateMeBody, UserListParams, UserResponse,
 };
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Query};
 use crate::routes::resource;
 use crate::state::AppState;
 
@@ -41,7 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub async fn list_users(
     state: web::Data<AppState>,
     _caller: CurrentUser,
-    params: web::Query<UserListParams>,
+    params: Query<UserListParams>,
 ) -> Result<web::Json<Vec<PublicUserResponse>>, ApiError> {
     let params = params.into_inner();
     let page = Page::parse(params.limit, params.offset)
@@ -114,7 +115,7 @@ pub async fn get_me(
 pub async fn update_me(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
-    body: web::Json<UpdateMeBody>,
+    body: Json<UpdateMeBody>,
 ) -> Result<web::Json<UserResponse>, ApiError> {
     let changes = body.into_inner().into();
     let updated = state
@@ -142,7 +143,7 @@ pub async fn update_me(
 pub async fn deactivate_me(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
-    body: web::Json<DeactivateBody>,
+    body: Json<DeactivateBody>,
 ) -> Result<web::Json<UserResponse>, ApiError> {
     let password = body.into_inner().password;
     let user = state

@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytestring::ByteString;
 use chat_domain::UserId;
@@ -38,7 +39,14 @@ pub struct Hub {
     hasher: RandomState,
     next_id: AtomicU64,
     count: AtomicUsize,
+    /// Every open socket, pending or authenticated: a graceful stop waits for them all.
     sockets: AtomicUsize,
+    /// Sockets that authenticated, held against `max_connections`.
+    authenticated: AtomicUsize,
+    /// Sockets that have not authenticated yet, in total and by client address. They have
+    /// their own budget, so that handshakes that never send a token cannot lock real users
+    /// out of the node.
+    pending: Mutex<Pending>,
     /// Woken when the last socket closes.
     drained: Notify,
     shutdown: watch::Sender<bool>,
@@ -64,6 +72,8 @@ impl Hub {
             next_id: AtomicU64::new(1),
             count: AtomicUsize::new(0),
             sockets: AtomicUsize::new(0),
+            authenticated: AtomicUsize::new(0),
+            pending: Mutex::default(),
             drained: Notify::new(),
             shutdown: watch::Sender::new(false),
             config,
@@ -79,18 +89,86 @@ impl Hub {
         self.count.load(Ordering::Relaxed)
     }
 
-    /// Claims a socket slot, authenticated or not, if the node is below its limit.
-    pub fn open_socket(self: &Arc<Self>) -> Option<Socket> {
+    /// Open sockets that have not authenticated yet.
+    pub fn pending_count(&self) -> usize {
+        self.lock_pending().total
+    }
+
+    /// Claims a slot for a new socket. One whose handshake carries a token is settled at
+    /// once (accepted or refused in the time it takes to check the token), so it takes an
+    /// authenticated slot straight away, released if the token fails. One that will send its
+    /// token in a frame takes a slot of `peer`'s share of the pending budget until it does.
+    /// Refused while shutting down, when every authenticated slot is taken (the socket could
+    /// not be served once it authenticated), or when the pending budget, the node's or the
+    /// address's, is spent.
+    pub fn open_socket(
+        self: &Arc<Self>,
+        peer: Option<IpAddr>,
+        has_token: bool,
+    ) -> Result<Socket, OpenRefused> {
         if *self.shutdown.borrow() {
-            return None;
+            return Err(OpenRefused::Full);
         }
+        if has_token {
+            if !self.claim_authenticated() {
+                return Err(OpenRefused::Full);
+            }
+            self.sockets.fetch_add(1, Ordering::AcqRel);
+            return Ok(Socket {
+                hub: self.clone(),
+                state: SlotState::Authenticated,
+            });
+        }
+        if self.authenticated.load(Ordering::Acquire) >= self.config.max_connections {
+            return Err(OpenRefused::Full);
+        }
+        {
+            let mut pending = self.lock_pending();
+            if pending.total >= self.config.max_pending_connections {
+                return Err(OpenRefused::TooManyPending);
+            }
+            if let Some(ip) = peer {
+                let mine = pending.by_address.entry(ip).or_default();
+                if *mine >= self.config.max_pending_per_address {
+                    return Err(OpenRefused::TooManyPendingFromAddress);
+                }
+                *mine += 1;
+            }
+            pending.total += 1;
+        }
+        self.sockets.fetch_add(1, Ordering::AcqRel);
+        Ok(Socket {
+            hub: self.clone(),
+            state: SlotState::Pending(peer),
+        })
+    }
+
+    fn claim_authenticated(&self) -> bool {
         let max = self.config.max_connections;
-        self.sockets
+        self.authenticated
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
-            .ok()
-            .map(|_| Socket { hub: self.clone() })
+            .is_ok()
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn release_pending(&self, peer: Option<IpAddr>) {
+        let mut pending = self.lock_pending();
+        pending.total -= 1;
+        if let Some(ip) = peer
+            && let Some(count) = pending.by_address.get_mut(&ip)
+        {
+            *count -= 1;
+            if *count == 0 {
+                pending.by_address.remove(&ip);
+            }
+        }
     }
 
     /// Adds a connection for `user`, authenticated with the token `token_id`; events for the
@@ -221,13 +299,60 @@ impl Hub {
     }
 }
 
-/// A claimed socket slot, released on drop.
+/// Sockets that have not authenticated yet.
+#[derive(Default)]
+struct Pending {
+    total: usize,
+    by_address: HashMap<IpAddr, usize>,
+}
+
+/// Why a handshake gets no socket slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenRefused {
+    /// Every authenticated slot is taken, or the node is shutting down.
+    Full,
+    /// The node's budget of not-yet-authenticated sockets is spent.
+    TooManyPending,
+    /// This client address holds its share of not-yet-authenticated sockets.
+    TooManyPendingFromAddress,
+}
+
+enum SlotState {
+    Pending(Option<IpAddr>),
+    Authenticated,
+}
+
+/// A claimed socket slot, pending until [`Socket::authenticated`], released on drop.
 pub struct Socket {
     hub: Arc<Hub>,
+    state: SlotState,
+}
+
+impl Socket {
+    /// Moves the socket from the pending budget to an authenticated slot. `false` when the
+    /// node has no authenticated slot left (another socket took the last one since the
+    /// handshake); the socket stays pending and should be closed.
+    pub fn authenticated(&mut self) -> bool {
+        let SlotState::Pending(peer) = self.state else {
+            return true;
+        };
+        let claimed = self.hub.claim_authenticated();
+        if claimed {
+            self.hub.release_pending(peer);
+            self.state = SlotState::Authenticated;
+        }
+        claimed
+    }
 }
 
 impl Drop for Socket {
     fn drop(&mut self) {
+        match self.state {
+            SlotState::Pending(peer) => self.hub.release_pending(peer),
+            SlotState::Authenticated => {
+                self.hub.authenticated.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
         if self.hub.sockets.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.hub.drained.notify_waiters();
         }
@@ -361,14 +486,75 @@ mod tests {
     }
 
     #[test]
-    fn socket_slots_stop_at_the_node_limit_and_come_back() {
+    fn authenticated_slots_stop_at_the_node_limit_and_come_back() {
         let hub = Arc::new(Hub::new(WsConfig {
             max_connections: 1,
             ..WsConfig::default()
         }));
-        let slot = hub.open_socket().unwrap();
-        assert!(hub.open_socket().is_none());
+        let mut slot = hub.open_socket(None, false).unwrap();
+        assert!(slot.authenticated());
+        assert_eq!(hub.open_socket(None, false).err(), Some(OpenRefused::Full));
         drop(slot);
-        assert!(hub.open_socket().is_some());
+        assert!(hub.open_socket(None, false).is_ok());
+    }
+
+    #[test]
+    fn pending_sockets_have_their_own_budget_in_total_and_per_address() {
+        let hub = Arc::new(Hub::new(WsConfig {
+            max_connections: 2,
+            max_pending_connections: 3,
+            max_pending_per_address: 2,
+            ..WsConfig::default()
+        }));
+        let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            "10.0.0.3".parse().unwrap(),
+        );
+        // More pending sockets than the node has authenticated slots.
+        let a1 = hub.open_socket(Some(a), false).unwrap();
+        let _a2 = hub.open_socket(Some(a), false).unwrap();
+        assert_eq!(
+            hub.open_socket(Some(a), false).err(),
+            Some(OpenRefused::TooManyPendingFromAddress)
+        );
+        let mut b1 = hub.open_socket(Some(b), false).unwrap();
+        assert_eq!(
+            hub.open_socket(Some(c), false).err(),
+            Some(OpenRefused::TooManyPending)
+        );
+        assert_eq!(hub.pending_count(), 3);
+        // Authenticating leaves the pending budget.
+        assert!(b1.authenticated());
+        assert_eq!(hub.pending_count(), 2);
+        let mut c1 = hub.open_socket(Some(c), false).unwrap();
+        assert!(c1.authenticated());
+        // Both authenticated slots are taken: pending ones cannot be served.
+        assert_eq!(
+            hub.open_socket(Some(b), false).err(),
+            Some(OpenRefused::Full)
+        );
+        drop(a1);
+        assert_eq!(hub.pending_count(), 1);
+        drop(c1);
+        assert!(hub.open_socket(Some(a), false).is_ok());
+    }
+
+    #[test]
+    fn a_handshake_with_a_token_takes_an_authenticated_slot_not_a_pending_one() {
+        let hub = Arc::new(Hub::new(WsConfig {
+            max_connections: 1,
+            max_pending_per_address: 1,
+            ..WsConfig::default()
+        }));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let _idle = hub.open_socket(Some(ip), false).unwrap();
+        // The address's pending share is spent; a socket with its token still gets in.
+        let mut with_token = hub.open_socket(Some(ip), true).unwrap();
+        assert!(with_token.authenticated());
+        assert_eq!(hub.pending_count(), 1);
+        assert_eq!(hub.open_socket(None, true).err(), Some(OpenRefused::Full));
+        drop(with_token);
+        assert!(hub.open_socket(None, true).is_ok());
     }
 }

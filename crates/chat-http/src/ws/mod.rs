@@ -18,7 +18,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use chat_domain::limits::Quota;
 
-pub use hub::{Hub, Registration, Socket};
+pub use hub::{Hub, OpenRefused, Registration, Socket};
 
 use crate::error::ApiError;
 
@@ -35,8 +35,13 @@ pub struct WsConfig {
     pub outbound_queue: usize,
     /// The largest frame accepted from a client; larger ones close the connection (1009).
     pub max_frame_bytes: usize,
-    /// Open sockets this node accepts; beyond it the handshake is refused with 503.
+    /// Authenticated sockets this node serves; beyond it the handshake is refused with 503.
     pub max_connections: usize,
+    /// Sockets opened without a token that have not sent their token frame yet, over the
+    /// whole node. A budget of their own: they never take an authenticated slot.
+    pub max_pending_connections: usize,
+    /// Sockets not authenticated yet from one client address.
+    pub max_pending_per_address: usize,
     /// Authenticated connections one user may hold (devices, tabs).
     pub max_connections_per_user: usize,
     /// Frames a connection may send; `None` for no limit.
@@ -56,12 +61,20 @@ impl Default for WsConfig {
             outbound_queue: 1024,
             max_frame_bytes: 64 * 1024,
             max_connections: 10_000,
+            max_pending_connections: DEFAULT_MAX_PENDING,
+            max_pending_per_address: DEFAULT_MAX_PENDING_PER_ADDRESS,
             max_connections_per_user: 20,
             frame_quota: Some(Quota::per_second(30, 60)),
             allowed_origins: Vec::new(),
         }
     }
 }
+
+/// Default budget of sockets not authenticated yet: a client sends its token within
+/// milliseconds, so these are few at any moment unless someone holds sockets open on purpose.
+pub const DEFAULT_MAX_PENDING: usize = 1024;
+/// Default share of that budget for one client address.
+pub const DEFAULT_MAX_PENDING_PER_ADDRESS: usize = 32;
 
 /// Where clients open the WebSocket.
 pub const PATH: &str = "/api/v1/ws";
@@ -82,7 +95,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 101, description = "Switching to the WebSocket protocol described in docs/websocket.md"),
         (status = 400, description = "Not a WebSocket handshake", body = crate::error::ErrorBody),
         (status = 403, description = "The browser origin is not allowed", body = crate::error::ErrorBody),
-        (status = 503, description = "The server is at its connection limit", body = crate::error::ErrorBody),
+        (status = 503, description = "The server is at its connection limit (`too_many_connections`), or holds too many sockets that have not authenticated yet, from everyone or from your address (`too_many_pending_connections`)", body = crate::error::ErrorBody),
     )
 )]
 pub async fn connect() -> Result<HttpResponse, ApiError> {

@@ -76,8 +76,10 @@ pub fn decode(text: &str) -> Result<(ClientFrame, Option<String>), FrameError> {
     if !CLIENT_TYPES.contains(&kind) {
         return Err(fail("unknown_type", format!("unknown frame type {kind:?}")));
     }
-    let frame = serde_json::from_value(value.clone())
-        .map_err(|e| fail("invalid_frame", format!("invalid {kind} frame: {e}")))?;
+    let frame = serde_json::from_value(value.clone()).map_err(|e| {
+        let why = crate::extract::client_message(&e.to_string());
+        fail("invalid_frame", format!("invalid {kind} frame: {why}"))
+    })?;
     Ok((frame, reference))
 }
 
@@ -281,6 +283,29 @@ mod tests {
         assert_eq!(missing.code, "invalid_frame");
         assert_eq!(missing.reference.as_deref(), Some("c9"));
         assert!(missing.detail.contains("content"));
+    }
+
+    #[test]
+    fn bad_frames_never_name_a_rust_type() {
+        for text in [
+            r#"{"type":"sync","since_seq":1.5}"#,
+            r#"{"type":"sync","since_seq":99999999999999999999}"#,
+            r#"{"type":"mark_read","message_id":"nope"}"#,
+            r#"{"type":"typing","conversation_id":5}"#,
+        ] {
+            let error = decode(text).unwrap_err();
+            assert_eq!(error.code, "invalid_frame", "{text}");
+            for internal in [
+                "i64",
+                "u64",
+                "::",
+                "struct",
+                "line 1",
+                "UUID parsing failed",
+            ] {
+                assert!(!error.detail.contains(internal), "{text}: {}", error.detail);
+            }
+        }
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub async fn run(
     state: Arc<AppState>,
     mut ws: WsSocket,
     upgrade_token: Option<Result<String, ApiError>>,
-    _slot: Socket,
+    mut slot: Socket,
 ) {
     let (authenticated, token) = match Box::pin(authenticate(&state, &mut ws, upgrade_token)).await
     {
@@ -51,6 +51,15 @@ pub async fn run(
             return;
         }
     };
+    // Leave the pending budget for an authenticated slot; the last one may have gone to
+    // another socket since the handshake.
+    if !slot.authenticated() {
+        let detail = "the server is at its connection limit; retry later";
+        let _ = send_error(&mut ws, "too_many_connections", detail, None).await;
+        let reason = close(CloseCode::Again, "server at its connection limit");
+        let _ = tokio::time::timeout(CLOSE_GRACE, ws.close(reason)).await;
+        return;
+    }
     let user = authenticated.user.id;
     let token = Token {
         id: authenticated.claims.token_id,
@@ -112,17 +121,18 @@ async fn authenticate(
             .authenticate(token.clone())
             .await
             .map(|session| (session, token))
-            .map_err(|e| e.detail),
-        None => Err(
+            .map_err(|e| (e.code, e.detail)),
+        None => Err((
+            "unauthorized",
             "a token is required: ?token=, an Authorization header, or a first frame {\"token\": ...}"
                 .to_owned(),
-        ),
+        )),
     };
     match authenticated {
         Ok(authenticated) => Ok(authenticated),
-        Err(detail) => {
-            let _ = send_error(ws, "unauthorized", &detail, None).await;
-            Err(close(CloseCode::Policy, "unauthorized"))
+        Err((code, detail)) => {
+            let _ = send_error(ws, code, &detail, None).await;
+            Err(close(CloseCode::Policy, code))
         }
     }
 }
@@ -268,7 +278,7 @@ async fn check_in(
     if let Err(error) = still_valid
         && error.status == actix_web::http::StatusCode::UNAUTHORIZED
     {
-        let _ = send_error(ws, "unauthorized", &error.detail, None).await;
+        let _ = send_error(ws, error.code, &error.detail, None).await;
         return Err(close(CloseCode::Policy, "token no longer valid"));
     }
     match tokio::time::timeout(client_timeout, ws.ping(b"")).await {

@@ -20,7 +20,7 @@ use futures_util::future::LocalBoxFuture;
 use tokio::net::TcpStream;
 
 use super::socket::WsSocket;
-use super::{Socket, session};
+use super::{OpenRefused, Socket, session};
 use crate::auth::bearer_token;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -79,7 +79,7 @@ fn accept(
     state: &AppState,
     req: &Request,
 ) -> Result<(Option<Result<String, ApiError>>, Socket), ApiError> {
-    if req.path() != super::PATH {
+    if req.path().trim_end_matches('/') != super::PATH {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -102,13 +102,28 @@ fn accept(
         ));
     }
     let token = query_token(req.uri().query()).or_else(|| bearer_token(&req.head().headers));
-    let socket = state.hub.open_socket().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
-            "the server is at its connection limit; retry later",
-        )
-    })?;
+    let peer = req.peer_addr().map(|addr| addr.ip());
+    let socket = state
+        .hub
+        .open_socket(peer, token.is_some())
+        .map_err(|refused| {
+            let (code, detail) = match refused {
+                OpenRefused::Full => (
+                    "too_many_connections",
+                    "the server is at its connection limit; retry later",
+                ),
+                OpenRefused::TooManyPending => (
+                    "too_many_pending_connections",
+                    "too many connections are waiting to authenticate; retry later",
+                ),
+                OpenRefused::TooManyPendingFromAddress => (
+                    "too_many_pending_connections",
+                    "your address holds too many connections that have not authenticated; \
+                 authenticate or close them first",
+                ),
+            };
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
+        })?;
     Ok((token, socket))
 }
 

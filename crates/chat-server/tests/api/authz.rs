@@ -8,9 +8,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, Ws, spawn_app_with, test_config};
-
-const SECRET: &str = "authorization-matrix-secret-long-enough-0123456789";
+use crate::helpers::{TestApp, TestUser, Ws, expired_token, spawn_app_with, with_known_secret};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Caller {
@@ -63,9 +61,7 @@ struct World {
 impl World {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = test_config(&dir);
-        config.jwt_secret = Some(SECRET.into());
-        let app = spawn_app_with(config, dir).await;
+        let app = spawn_app_with(with_known_secret(&dir), dir).await;
         let cast = Cast {
             owner: app.user("owner").await,
             admin: app.user("admin").await,
@@ -188,21 +184,6 @@ impl World {
             "unread": unread,
         })
     }
-}
-
-/// A correctly signed token for `user` that expired an hour ago.
-fn expired_token(user: &str) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let claims = json!({
-        "sub": user, "iat": now - 7200, "exp": now - 3600, "jti": "expired",
-        "iss": "chatd", "aud": "chatd-api", "gen": 0,
-    });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
 }
 
 /// One endpoint: how to call it on a fresh group, and the status each authenticated kind of
@@ -523,6 +504,17 @@ async fn every_endpoint_gives_each_kind_of_caller_the_documented_status() {
             let body: Value = response.json().await.unwrap_or(Value::Null);
             if !(body["detail"].is_string() && body["code"].is_string()) {
                 mismatches.push(format!("{what}: not a JSON error: {body}"));
+            }
+            // A client must tell an expired token (log in again) from a bad one.
+            let code = match caller {
+                Caller::ExpiredToken => Some("token_expired"),
+                Caller::NoToken | Caller::BadToken => Some("unauthorized"),
+                _ => None,
+            };
+            if let Some(code) = code
+                && body["code"] != code
+            {
+                mismatches.push(format!("{what}: expected code {code}, got {body}"));
             }
             // A refused request changes nothing.
             let after = world.snapshot(cast, &group).await;

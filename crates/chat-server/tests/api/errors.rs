@@ -130,7 +130,7 @@ async fn bad_ids_are_422_unknown_methods_405_and_unknown_routes_a_json_404() {
     error_body(bad_id).await;
     let wrong_method = app.request(Method::DELETE, "/health", None, None).await;
     assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(wrong_method.headers()["allow"], "GET");
+    assert_eq!(wrong_method.headers()["allow"], "GET, HEAD");
     assert_eq!(error_body(wrong_method).await["code"], "method_not_allowed");
     let nowhere = app.get("/api/v1/nowhere", &alice.token).await;
     assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);

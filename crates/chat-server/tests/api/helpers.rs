@@ -41,6 +41,9 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         max_connections: None,
         max_connections_per_user: 20,
         allowed_origins: Vec::new(),
+        max_pending_connections: chat_http::ws::DEFAULT_MAX_PENDING,
+        max_pending_connections_per_address: chat_http::ws::DEFAULT_MAX_PENDING_PER_ADDRESS,
+        log_format: chat_server::LogFormat::Text,
     }
 }
 
@@ -290,4 +293,30 @@ impl Ws {
             }
         }
     }
+}
+
+/// The token secret of apps built with [`with_known_secret`], so tests can sign tokens.
+pub const TEST_SECRET: &str = "authorization-matrix-secret-long-enough-0123456789";
+
+/// A test configuration whose token secret is [`TEST_SECRET`].
+pub fn with_known_secret(dir: &tempfile::TempDir) -> Config {
+    Config {
+        jwt_secret: Some(TEST_SECRET.into()),
+        ..test_config(dir)
+    }
+}
+
+/// A correctly signed token (with [`TEST_SECRET`]) for `user` that expired an hour ago.
+pub fn expired_token(user: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "sub": user, "iat": now - 7200, "exp": now - 3600, "jti": "expired",
+        "iss": "chatd", "aud": "chatd-api", "gen": 0,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes()),
+    )
+    .unwrap()
 }

@@ -7,6 +7,7 @@ mod accounts;
 mod authz;
 mod binary;
 mod conversations;
+mod edge;
 mod errors;
 mod idempotency;
 mod limits;
