@@ -627,7 +627,12 @@ async fn the_websocket_endpoint_admits_signed_in_callers_and_refuses_the_rest() 
             }
             None => {
                 assert_eq!(first["type"], "error", "{caller:?}: {first}");
-                assert_eq!(first["code"], "unauthorized", "{caller:?}: {first}");
+                let code = if caller == Caller::ExpiredToken {
+                    "token_expired"
+                } else {
+                    "unauthorized"
+                };
+                assert_eq!(first["code"], code, "{caller:?}: {first}");
                 assert_eq!(ws.close_code().await, Some(1008), "{caller:?}");
             }
         }

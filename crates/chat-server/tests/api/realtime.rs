@@ -931,10 +931,10 @@ async fn the_server_pings_and_a_client_that_answers_stays_connected() {
     assert_alive(&mut ws).await;
 }
 
-/// Waits for the refusal that ends a connection whose token no longer holds: an
-/// `unauthorized` error frame, then close 1008 `token no longer valid`. Pings are answered
+/// Waits for the refusal that ends a connection whose token no longer holds: an error frame
+/// with `code` and `detail`, then close 1008 `token no longer valid`. Pings are answered
 /// while waiting, so the heartbeat itself keeps the connection alive until then.
-async fn assert_dropped_at_a_heartbeat(ws: &mut Ws, detail: &str) {
+async fn assert_dropped_at_a_heartbeat(ws: &mut Ws, code: &str, detail: &str) {
     let mut error = None;
     let until = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -949,7 +949,7 @@ async fn assert_dropped_at_a_heartbeat(ws: &mut Ws, detail: &str) {
                 let frame: Value = serde_json::from_str(&text).unwrap();
                 assert_eq!(
                     frame,
-                    json!({"type": "error", "code": "unauthorized", "detail": detail})
+                    json!({"type": "error", "code": code, "detail": detail})
                 );
                 error = Some(frame);
             }
@@ -999,8 +999,8 @@ async fn a_token_withdrawn_behind_the_servers_back_is_noticed_at_the_next_heartb
             alice.id, bob.id
         ),
     );
-    assert_dropped_at_a_heartbeat(&mut alice_ws, "token has been revoked").await;
-    assert_dropped_at_a_heartbeat(&mut bob_ws, "account is deactivated").await;
+    assert_dropped_at_a_heartbeat(&mut alice_ws, "unauthorized", "token has been revoked").await;
+    assert_dropped_at_a_heartbeat(&mut bob_ws, "unauthorized", "account is deactivated").await;
     // Carol's token still holds: her connection goes through heartbeats untouched.
     for _ in 0..3 {
         let message = tokio::time::timeout(Duration::from_secs(10), carol_ws.stream.next())
@@ -1024,7 +1024,8 @@ async fn a_token_that_expires_while_connected_is_noticed_at_the_next_heartbeat()
     let app = spawn_app_with(config, dir).await;
     let alice = app.user("alice").await;
     let mut ws = app.ws(&alice).await;
-    assert_dropped_at_a_heartbeat(&mut ws, "invalid or expired token").await;
+    assert_dropped_at_a_heartbeat(&mut ws, "token_expired", "token has expired; log in again")
+        .await;
 }
 
 #[tokio::test]
