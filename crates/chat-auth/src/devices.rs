@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::JwtIssuer;
+use crate::tokens::{ISSUER, strict_validation};
 
-const ISSUER: &str = "chatd";
 const AUDIENCE: &str = "chatd-device";
+
 /// The HKDF `info` naming what the derived key is for; a new purpose gets a new label.
 const KEY_LABEL: &[u8] = b"chatd device token signing key v1";
 
@@ -59,11 +60,7 @@ impl JwtDeviceTokens {
         hkdf::Hkdf::<sha2::Sha256>::new(None, secret)
             .expand(KEY_LABEL, &mut key)
             .map_err(|e| format!("deriving the device token key: {e}"))?;
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+        let validation = strict_validation(AUDIENCE);
         Ok(Self {
             encoding: EncodingKey::from_secret(&key),
             decoding: DecodingKey::from_secret(&key),

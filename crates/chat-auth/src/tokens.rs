@@ -9,8 +9,20 @@ use uuid::Uuid;
 
 /// What every token is issued by and for; a token minted for another service with the same
 /// secret is refused.
-const ISSUER: &str = "chatd";
+pub(crate) const ISSUER: &str = "chatd";
 const AUDIENCE: &str = "chatd-api";
+
+/// What every token this server signs must satisfy: HS256 only (the algorithm comes from here,
+/// never from the token), our issuer, the given audience, and every standard claim present,
+/// with no leeway on expiry.
+pub(crate) fn strict_validation(audience: &str) -> Validation {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.leeway = 0;
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+    validation
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -56,11 +68,7 @@ impl JwtIssuer {
         if config.ttl <= Duration::zero() {
             return Err("the token lifetime must be positive".into());
         }
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+        let validation = strict_validation(AUDIENCE);
         Ok(Self {
             encoding: EncodingKey::from_secret(&config.secret),
             decoding: DecodingKey::from_secret(&config.secret),

@@ -202,7 +202,7 @@ fn escape_like(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::temp_db;
+    use crate::test_support::{TempDb, temp_db};
     use chat_domain::paging::Page;
     use chat_domain::user::{Email, Username};
 
@@ -252,23 +252,26 @@ mod tests {
         assert!(db.store.find_credentials("nobody").unwrap().is_none());
     }
 
+    /// The usernames a search for `text` finds, in order.
+    fn usernames_found(db: &TempDb, text: &str) -> Vec<String> {
+        db.store
+            .search(&UserQuery {
+                text: Some(text.into()),
+                page: Page::default(),
+            })
+            .unwrap()
+            .into_iter()
+            .map(|u| u.username.as_str().to_owned())
+            .collect()
+    }
+
     #[test]
     fn search_matches_substrings_literally() {
         let db = temp_db();
         for name in ["alice", "malik", "bob", "a_b"] {
             db.store.insert(&new_user(name)).unwrap();
         }
-        let search = |text: &str| {
-            db.store
-                .search(&UserQuery {
-                    text: Some(text.into()),
-                    page: Page::default(),
-                })
-                .unwrap()
-                .into_iter()
-                .map(|u| u.username.as_str().to_owned())
-                .collect::<Vec<_>>()
-        };
+        let search = |text: &str| usernames_found(&db, text);
         assert_eq!(search("LI"), ["alice", "malik"]);
         assert_eq!(search("_"), ["a_b"]);
         assert_eq!(search("%"), Vec::<String>::new());
@@ -280,17 +283,7 @@ mod tests {
         for name in ["alice", "bob"] {
             db.store.insert(&new_user(name)).unwrap();
         }
-        let search = |text: &str| {
-            db.store
-                .search(&UserQuery {
-                    text: Some(text.into()),
-                    page: Page::default(),
-                })
-                .unwrap()
-                .into_iter()
-                .map(|u| u.username.as_str().to_owned())
-                .collect::<Vec<_>>()
-        };
+        let search = |text: &str| usernames_found(&db, text);
         assert_eq!(search("Bob@Example.COM"), ["bob"]);
         assert_eq!(search("@example.com"), Vec::<String>::new());
         assert_eq!(search("bob@example"), Vec::<String>::new());

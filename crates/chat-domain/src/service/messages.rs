@@ -349,6 +349,24 @@ mod tests {
         }
     }
 
+    /// Alice's direct conversation with Bob.
+    fn direct_with_bob(chat: &Chat) -> ConversationId {
+        chat.world
+            .services
+            .conversations
+            .create(
+                chat.alice,
+                CreateConversation {
+                    participant_ids: vec![chat.bob],
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .0
+            .conversation
+            .id
+    }
+
     fn send(chat: &Chat, from: UserId, text: &str) -> MessageView {
         chat.world
             .services
@@ -407,21 +425,7 @@ mod tests {
     #[test]
     fn a_client_message_id_used_in_another_conversation_is_another_message() {
         let chat = chat();
-        let direct = chat
-            .world
-            .services
-            .conversations
-            .create(
-                chat.alice,
-                CreateConversation {
-                    participant_ids: vec![chat.bob],
-                    ..Default::default()
-                },
-            )
-            .unwrap()
-            .0
-            .conversation
-            .id;
+        let direct = direct_with_bob(&chat);
         let request = SendMessage {
             content: "same words".into(),
             client_message_id: Some("same".into()),
@@ -469,21 +473,7 @@ mod tests {
     #[test]
     fn a_deactivated_user_cannot_be_messaged_in_an_existing_direct_conversation() {
         let chat = chat();
-        let direct = chat
-            .world
-            .services
-            .conversations
-            .create(
-                chat.alice,
-                CreateConversation {
-                    participant_ids: vec![chat.bob],
-                    ..Default::default()
-                },
-            )
-            .unwrap()
-            .0
-            .conversation
-            .id;
+        let direct = direct_with_bob(&chat);
         chat.world.store.deactivate(chat.bob, Utc::now()).unwrap();
         let refused = chat.world.services.messages.send(
             chat.alice,

@@ -237,15 +237,7 @@ async fn a_form_login_with_another_grant_type_is_unsupported_grant_type() {
 #[tokio::test]
 async fn the_openapi_document_carries_the_input_limits_as_constraints() {
     let app = spawn_app().await;
-    let doc: Value = app
-        .client
-        .get(format!("{}/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi().await;
     let schemas = &doc["components"]["schemas"];
     let field = |schema: &str, name: &str| schemas[schema]["properties"][name].clone();
     let content = field("SendMessageBody", "content");

@@ -174,12 +174,7 @@ async fn health_reports_the_database_after_a_real_query() {
 #[tokio::test]
 async fn the_openapi_document_describes_every_endpoint_and_the_docs_page_is_served() {
     let app = spawn_app().await;
-    let spec: Value = app
-        .request(Method::GET, "/openapi.json", None, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let spec = app.openapi().await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     let paths = spec["paths"].as_object().unwrap();
     for path in [
@@ -222,12 +217,7 @@ async fn the_openapi_document_describes_every_endpoint_and_the_docs_page_is_serv
 
 /// Every operation of the OpenAPI document, as `(METHOD, path template, documented statuses)`.
 async fn documented_operations(app: &TestApp) -> Vec<(Method, String, Vec<u16>)> {
-    let spec: Value = app
-        .request(Method::GET, "/openapi.json", None, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let spec = app.openapi().await;
     let mut operations = Vec::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {

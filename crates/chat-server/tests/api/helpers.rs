@@ -89,6 +89,15 @@ impl TestApp {
             .expect("the request reaches the server")
     }
 
+    /// The server's OpenAPI document.
+    pub async fn openapi(&self) -> Value {
+        self.request(Method::GET, "/openapi.json", None, None)
+            .await
+            .json()
+            .await
+            .expect("the OpenAPI document is JSON")
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
         self.request(Method::GET, path, Some(token), None).await
     }

@@ -160,15 +160,7 @@ async fn search_finds_a_user_by_their_whole_email_but_never_by_part_of_it() {
 #[tokio::test]
 async fn the_openapi_schema_of_another_user_has_no_email() {
     let app = spawn_app().await;
-    let doc: Value = app
-        .client
-        .get(format!("{}/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi().await;
     let schemas = &doc["components"]["schemas"];
     let public = &schemas["PublicUserResponse"]["properties"];
     assert!(public.get("username").is_some(), "{public}");
