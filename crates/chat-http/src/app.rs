@@ -6,11 +6,10 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{StatusCode, Uri, header};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{HttpResponse, web};
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{self, ApiError, ErrorBody};
-use crate::openapi::ApiDoc;
+use crate::openapi;
 use crate::routes;
 
 /// The largest request body accepted, JSON or form.
@@ -33,7 +32,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(web::PathConfig::default().error_handler(error::path_error))
     .configure(routes::configure)
     .service(web::redirect("/docs", "/docs/"))
-    .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
+    .service(
+        SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/openapi.json", openapi::document()),
+    )
     .default_service(web::to(not_found));
 }
 

@@ -54,6 +54,42 @@ use crate::ws;
 )]
 pub struct ApiDoc;
 
+/// The document as served. utoipa 5 writes the fields of a response's Link Object in snake
+/// case (`operation_id`), where OpenAPI names them in camel case (`operationId`); clients and
+/// fuzzers that follow links (schemathesis's stateful phase) would not see them. The names are
+/// put right here, once, until utoipa does.
+pub fn document() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi())
+        .unwrap_or_else(|_| unreachable!("an OpenAPI document always serializes"));
+    camel_case_links(&mut document);
+    document
+}
+
+fn camel_case_links(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(links)) = map.get_mut("links") {
+                for link in links.values_mut() {
+                    let Value::Object(link) = link else { continue };
+                    for (snake, camel) in [
+                        ("operation_id", "operationId"),
+                        ("operation_ref", "operationRef"),
+                        ("request_body", "requestBody"),
+                    ] {
+                        if let Some(field) = link.remove(snake) {
+                            link.insert(camel.to_owned(), field);
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(camel_case_links);
+        }
+        Value::Array(items) => items.iter_mut().for_each(camel_case_links),
+        _ => {}
+    }
+}
+
 /// Declares the two ways to present a token: a bearer header, and the OAuth2 password flow
 /// that the docs page's Authorize button uses against the login endpoint.
 struct Security;

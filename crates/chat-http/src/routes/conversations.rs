@@ -59,8 +59,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     request_body = CreateConversationBody,
     security(("bearer" = []), ("oauth2" = [])),
     responses(
-        (status = 201, description = "Created", body = ConversationResponse),
-        (status = 200, description = "The pair's existing direct conversation", body = ConversationResponse),
+        (status = 201, description = "Created", body = ConversationResponse, links(
+            ("History" = (operation_id = "list_messages", parameters(("conversation_id" = "$response.body#/id")))),
+            ("Send" = (operation_id = "send_message", parameters(("conversation_id" = "$response.body#/id")))),
+            ("AddMembers" = (operation_id = "add_members", parameters(("conversation_id" = "$response.body#/id")))),
+            ("SetRole" = (operation_id = "set_role", parameters(("conversation_id" = "$response.body#/id"), ("user_id" = "$response.body#/participants/1/id")))),
+            ("RemoveMember" = (operation_id = "remove_member", parameters(("conversation_id" = "$response.body#/id"), ("user_id" = "$response.body#/participants/1/id")))),
+        )),
+        (status = 200, description = "The pair's existing direct conversation", body = ConversationResponse, links(
+            ("History" = (operation_id = "list_messages", parameters(("conversation_id" = "$response.body#/id")))),
+            ("Send" = (operation_id = "send_message", parameters(("conversation_id" = "$response.body#/id")))),
+            ("AddMembers" = (operation_id = "add_members", parameters(("conversation_id" = "$response.body#/id")))),
+            ("SetRole" = (operation_id = "set_role", parameters(("conversation_id" = "$response.body#/id"), ("user_id" = "$response.body#/participants/1/id")))),
+            ("RemoveMember" = (operation_id = "remove_member", parameters(("conversation_id" = "$response.body#/id"), ("user_id" = "$response.body#/participants/1/id")))),
+        )),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 404, description = "A participant does not exist or is deactivated", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
@@ -274,7 +286,9 @@ pub async fn set_role(
     request_body = SendMessageBody,
     security(("bearer" = []), ("oauth2" = [])),
     responses(
-        (status = 201, description = "Stored", body = MessageResponse),
+        (status = 201, description = "Stored", body = MessageResponse, links(
+            ("MarkRead" = (operation_id = "mark_read", parameters(("message_id" = "$response.body#/id")))),
+        )),
         (status = 200, description = "Already stored by an earlier send with this client_message_id", body = MessageResponse),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 404, description = "No such conversation, or you are not in it", body = ErrorBody),

@@ -215,6 +215,59 @@ async fn the_openapi_document_describes_every_endpoint_and_the_docs_page_is_serv
     assert!(docs.text().await.unwrap().contains("swagger"));
 }
 
+#[tokio::test]
+async fn every_response_link_names_an_operation_and_its_parameters_as_openapi_spells_them() {
+    let app = spawn_app().await;
+    let spec = app.openapi().await;
+    // operationId -> the names of its parameters.
+    let mut operations = std::collections::HashMap::new();
+    for item in spec["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            let names: Vec<String> = operation["parameters"]
+                .as_array()
+                .map(|params| {
+                    params
+                        .iter()
+                        .map(|p| p["name"].as_str().unwrap().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            operations.insert(operation["operationId"].as_str().unwrap().to_owned(), names);
+        }
+    }
+    let mut links = Vec::new();
+    for item in spec["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            for response in operation["responses"].as_object().unwrap().values() {
+                if let Some(found) = response["links"].as_object() {
+                    links.extend(
+                        found
+                            .iter()
+                            .map(|(name, link)| (name.clone(), link.clone())),
+                    );
+                }
+            }
+        }
+    }
+    // Creating a conversation leads to its messages and members; sending, to marking read.
+    assert!(links.len() >= 6, "{links:?}");
+    for (name, link) in links {
+        assert!(link.get("operation_id").is_none(), "{name}: {link}");
+        let target = link["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: {link}"));
+        let parameters = operations
+            .get(target)
+            .unwrap_or_else(|| panic!("{name} links to unknown operation {target}"));
+        for parameter in link["parameters"].as_object().unwrap().keys() {
+            assert!(
+                parameters.contains(parameter),
+                "{name}: {target} has no {parameter}"
+            );
+        }
+    }
+}
+
 /// Every operation of the OpenAPI document, as `(METHOD, path template, documented statuses)`.
 async fn documented_operations(app: &TestApp) -> Vec<(Method, String, Vec<u16>)> {
     let spec = app.openapi().await;
