@@ -397,21 +397,6 @@ impl MemoryStore {
         if !is_member {
             return Err(StoreError::Missing);
         }
-        if kind == ConversationKind::Direct {
-            let deactivated = state.members[&new.conversation_id]
-                .iter()
-                .map(|m| m.user_id)
-                .filter(|&id| id != new.sender_id)
-                .find(|&id| {
-                    state
-                        .users
-                        .iter()
-                        .any(|(user, _)| user.id == id && !user.is_active)
-                });
-            if let Some(user) = deactivated {
-                return Err(StoreError::Deactivated(user));
-            }
-        }
         let existing = new.client_message_id.as_ref().and_then(|cmid| {
             state.messages.iter().find(|m| {
                 m.conversation_id == new.conversation_id
@@ -422,6 +407,21 @@ impl MemoryStore {
         let appended = match existing {
             Some(existing) => Appended::Existing(existing.clone()),
             None => {
+                if kind == ConversationKind::Direct {
+                    let deactivated = state.members[&new.conversation_id]
+                        .iter()
+                        .map(|m| m.user_id)
+                        .filter(|&id| id != new.sender_id)
+                        .find(|&id| {
+                            state
+                                .users
+                                .iter()
+                                .any(|(user, _)| user.id == id && !user.is_active)
+                        });
+                    if let Some(user) = deactivated {
+                        return Err(StoreError::Deactivated(user));
+                    }
+                }
                 let seq = Seq(state.messages.len() as i64 + 1);
                 let members = state.members.get_mut(&new.conversation_id);
                 if let Some(sender) =

@@ -109,7 +109,8 @@ pub trait MessageStore: Send + Sync {
     /// is not stored again: the earlier one comes back as [`Appended::Existing`]. A sender
     /// who is not a member when the write commits is [`StoreError::Missing`]; a message to a
     /// direct conversation whose other member's account is deactivated is
-    /// [`StoreError::Deactivated`] and is not stored.
+    /// [`StoreError::Deactivated`] and is not stored (a retry of one stored before still gets
+    /// it back).
     ///
     /// The store calls `done` exactly once with the outcome: once the write has committed
     /// (or failed), and before the commit of any later append. Callers announce messages

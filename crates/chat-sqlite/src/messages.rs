@@ -111,8 +111,8 @@ impl MessageStore for SqliteStore {
 ///
 /// Work that messages of one batch share is done once: each conversation's kind and members
 /// are read once, and its activity and the senders' read markers are written once, at the
-/// end, with the batch's last values. Each message itself costs one insert (a retried client
-/// message id costs a lookup instead). A message whose insert fails gets that error without
+/// end, with the batch's last values. Each message itself costs one insert, and a lookup first
+/// when it carries a client message id. A message whose insert fails gets that error without
 /// affecting the others; a failure of the shared writes fails the whole transaction.
 pub(crate) fn append_batch(
     conn: &mut SqliteConnection,
@@ -143,46 +143,52 @@ pub(crate) fn append_batch(
             results.push(Ok(Err(StoreError::Missing)));
             continue;
         }
-        if *kind == ConversationKind::Direct
-            && let Some(gone) = deactivated.iter().find(|&&user| user != new.sender_id)
-        {
-            results.push(Ok(Err(StoreError::Deactivated(*gone))));
-            continue;
-        }
-        let appended = match insert_or_find(conn, new) {
-            Ok(appended) => appended,
+        // A retry gets the stored message back whatever has happened since.
+        let retried = match find_retried(conn, new) {
+            Ok(retried) => retried,
             Err(error) => {
                 results.push(Err(error));
                 continue;
             }
         };
-        if let Appended::Existing(_) = &appended {
+        if let Some(stored) = retried {
             // A retry reports whether the earlier message has been read since, which the
             // remembered read markers may not know yet: read them again.
             let ConversationState { kind, members, .. } =
                 conversation_state(conn, new.conversation_id)?
                     .ok_or_else(|| StorageError::corrupt("conversation", "gone while appending"))?;
             results.push(Ok(Ok(AppendOutcome {
-                appended,
+                appended: Appended::Existing(stored),
                 kind,
                 members,
             })));
             continue;
         }
-        if let Appended::Created(message) = &appended {
-            let at = ts(message.created_at);
-            activity.insert(message.conversation_id, (message.seq.0, at));
-            markers.insert(
-                (message.conversation_id, message.sender_id),
-                (message.seq.0, at),
-            );
-            // Sending is reading: the sender has seen everything up to their own message.
-            for member in members.iter_mut().filter(|m| m.user_id == new.sender_id) {
-                member.last_read_seq = member.last_read_seq.max(message.seq);
+        if *kind == ConversationKind::Direct
+            && let Some(gone) = deactivated.iter().find(|&&user| user != new.sender_id)
+        {
+            results.push(Ok(Err(StoreError::Deactivated(*gone))));
+            continue;
+        }
+        let message = match insert(conn, new) {
+            Ok(message) => message,
+            Err(error) => {
+                results.push(Err(error));
+                continue;
             }
+        };
+        let at = ts(message.created_at);
+        activity.insert(message.conversation_id, (message.seq.0, at));
+        markers.insert(
+            (message.conversation_id, message.sender_id),
+            (message.seq.0, at),
+        );
+        // Sending is reading: the sender has seen everything up to their own message.
+        for member in members.iter_mut().filter(|m| m.user_id == new.sender_id) {
+            member.last_read_seq = member.last_read_seq.max(message.seq);
         }
         results.push(Ok(Ok(AppendOutcome {
-            appended,
+            appended: Appended::Created(message),
             kind: *kind,
             members: members.clone(),
         })));
@@ -303,31 +309,33 @@ fn conversation_state(
     }))
 }
 
-/// Inserts the message, or finds the one its sender already stored in the same conversation
-/// with the same client message id.
+/// The message its sender already stored in this conversation with the same client message
+/// id, if the new one carries an id.
 ///
-/// The lookup comes first, under the writer lock, rather than an insert that the unique index
-/// turns into a no-op: SQLite's `AUTOINCREMENT` spends a seq on an insert it then ignores, and
-/// a retry must not leave a gap in the conversation's numbering.
-fn insert_or_find(conn: &mut SqliteConnection, new: &NewMessage) -> StorageResult<Appended> {
-    let conversation_id = new.conversation_id.to_string();
-    let sender_id = new.sender_id.to_string();
-    if let Some(client_message_id) = &new.client_message_id {
-        let existing = messages::table
-            .filter(messages::conversation_id.eq(&conversation_id))
-            .filter(messages::sender_id.eq(&sender_id))
-            .filter(messages::client_message_id.eq(client_message_id.as_str()))
-            .select(MessageRow::as_select())
-            .first(conn)
-            .optional()?;
-        if let Some(existing) = existing {
-            return Ok(Appended::Existing(existing.try_into()?));
-        }
-    }
+/// The lookup comes before the insert, under the writer lock, rather than an insert that the
+/// unique index turns into a no-op: SQLite's `AUTOINCREMENT` spends a seq on an insert it then
+/// ignores, and a retry must not leave a gap in the numbering.
+fn find_retried(conn: &mut SqliteConnection, new: &NewMessage) -> StorageResult<Option<Message>> {
+    let Some(client_message_id) = &new.client_message_id else {
+        return Ok(None);
+    };
+    messages::table
+        .filter(messages::conversation_id.eq(new.conversation_id.to_string()))
+        .filter(messages::sender_id.eq(new.sender_id.to_string()))
+        .filter(messages::client_message_id.eq(client_message_id.as_str()))
+        .select(MessageRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Message::try_from)
+        .transpose()
+}
+
+/// Inserts a new message and returns it with the seq it was given.
+fn insert(conn: &mut SqliteConnection, new: &NewMessage) -> StorageResult<Message> {
     let row = NewMessageRow {
         id: new.id.to_string(),
-        conversation_id,
-        sender_id,
+        conversation_id: new.conversation_id.to_string(),
+        sender_id: new.sender_id.to_string(),
         content: new.content.as_str(),
         client_message_id: new.client_message_id.as_ref().map(|c| c.as_str()),
         created_at: ts(new.created_at),
@@ -339,5 +347,5 @@ fn insert_or_find(conn: &mut SqliteConnection, new: &NewMessage) -> StorageResul
         .values(&row)
         .returning(messages::seq)
         .get_result(conn)?;
-    Ok(Appended::Created(new.stored_as(Seq(seq))))
+    Ok(new.stored_as(Seq(seq)))
 }

@@ -424,7 +424,14 @@ async fn a_direct_conversation_with_a_user_who_deactivated_takes_no_more_message
     let app = spawn_app().await;
     let [alice, carol] = app.users(["alice", "carol"]).await;
     let direct = app.direct(&alice, &carol).await;
-    let before = app.send(&alice, &direct, "still there?").await;
+    let path = format!("/api/v1/conversations/{direct}/messages");
+    let asked = json!({"content": "still there?", "client_message_id": "k-1"});
+    let before: Value = app
+        .post(&path, &alice.token, asked.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
     // The commit thread has this conversation's members in memory now: deactivation must
     // reach it too.
     let deactivated = app
@@ -436,7 +443,11 @@ async fn a_direct_conversation_with_a_user_who_deactivated_takes_no_more_message
         .await;
     assert_eq!(deactivated.status(), StatusCode::OK);
 
-    let path = format!("/api/v1/conversations/{direct}/messages");
+    // A retry of what was stored before still gets it back.
+    let retried = app.post(&path, &alice.token, asked).await;
+    assert_eq!(retried.status(), StatusCode::OK);
+    assert_eq!(retried.json::<Value>().await.unwrap()["id"], before["id"]);
+
     let refused = app
         .post(&path, &alice.token, json!({"content": "hello?"}))
         .await;
