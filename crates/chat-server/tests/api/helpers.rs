@@ -47,6 +47,28 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
     }
 }
 
+/// A server with the abuse limits on, as in production, after `change` to its configuration.
+pub async fn spawn_limited_app(change: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = test_config(&dir);
+    config.rate_limits = true;
+    change(&mut config);
+    spawn_app_with(config, dir).await
+}
+
+/// Asserts a 429 `rate_limited` whose `Retry-After` is between 1 and `max_seconds`.
+pub async fn assert_rate_limited(response: reqwest::Response, max_seconds: u64) {
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .expect("Retry-After is text")
+        .parse()
+        .expect("Retry-After is whole seconds");
+    assert!((1..=max_seconds).contains(&retry_after), "{retry_after}");
+    let body: Value = response.json().await.expect("a JSON error");
+    assert_eq!(body["code"], "rate_limited", "{body}");
+}
+
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().expect("temporary directory");
     spawn_app_with(test_config(&dir), dir).await
@@ -137,6 +159,18 @@ impl TestApp {
             id: user["id"].as_str().unwrap().to_owned(),
             token: self.login(name, "correct horse").await,
         }
+    }
+
+    /// Deactivates `user`'s account (their password is "correct horse").
+    pub async fn deactivate(&self, user: &TestUser) {
+        let response = self
+            .post(
+                "/api/v1/users/me/deactivate",
+                &user.token,
+                json!({"password": "correct horse"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
     }
 
     /// Several users signed up and logged in, in the order named.

@@ -5,15 +5,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{TestApp, spawn_app_with, test_config};
-
-async fn app_with(change: impl FnOnce(&mut chat_server::Config)) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(&dir);
-    config.rate_limits = true;
-    change(&mut config);
-    spawn_app_with(config, dir).await
-}
+use crate::helpers::{TestApp, assert_rate_limited, spawn_limited_app};
 
 async fn login(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
     app.request(
@@ -27,7 +19,7 @@ async fn login(app: &TestApp, username: &str, password: &str) -> reqwest::Respon
 
 #[tokio::test]
 async fn after_ten_failed_logins_the_account_is_refused_with_429_even_for_the_right_password() {
-    let app = app_with(|_| {}).await;
+    let app = spawn_limited_app(|_| {}).await;
     app.user("alice").await;
     for _ in 0..10 {
         assert_eq!(
@@ -36,22 +28,12 @@ async fn after_ten_failed_logins_the_account_is_refused_with_429_even_for_the_ri
         );
     }
     let refused = login(&app, "alice", "correct horse").await;
-    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=90).contains(&retry_after), "{retry_after}");
-    assert_eq!(
-        refused.json::<Value>().await.unwrap()["code"],
-        "rate_limited"
-    );
+    assert_rate_limited(refused, 90).await;
 }
 
 #[tokio::test]
 async fn after_ten_failed_logins_from_one_address_its_logins_are_refused_for_every_account() {
-    let app = app_with(|_| {}).await;
+    let app = spawn_limited_app(|_| {}).await;
     app.user("alice").await;
     // Ten guesses, each at a different account, so no account's own budget runs out.
     for i in 0..10 {
@@ -71,7 +53,7 @@ async fn after_ten_failed_logins_from_one_address_its_logins_are_refused_for_eve
 
 #[tokio::test]
 async fn a_sender_past_the_message_rate_gets_429_and_nothing_is_stored() {
-    let app = app_with(|config| config.messages_per_second = 5).await;
+    let app = spawn_limited_app(|config| config.messages_per_second = 5).await;
     let [alice, bob] = app.users(["alice", "bob"]).await;
     let direct = app.direct(&alice, &bob).await;
     let path = format!("/api/v1/conversations/{direct}/messages");
@@ -99,7 +81,9 @@ async fn a_sender_past_the_message_rate_gets_429_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn a_browser_handshake_from_another_origin_is_refused_with_403() {
-    let app = app_with(|config| config.allowed_origins = vec!["https://app.example".into()]).await;
+    let app =
+        spawn_limited_app(|config| config.allowed_origins = vec!["https://app.example".into()])
+            .await;
     let alice = app.user("alice").await;
     let handshake = |origin: &str| {
         let mut request = format!("{}?token={}", app.ws_url, alice.token)
@@ -125,7 +109,7 @@ async fn a_browser_handshake_from_another_origin_is_refused_with_403() {
 
 #[tokio::test]
 async fn a_handshake_anywhere_but_the_websocket_endpoint_gets_a_json_404() {
-    let app = app_with(|_| {}).await;
+    let app = spawn_limited_app(|_| {}).await;
     let alice = app.user("alice").await;
     let elsewhere = app.ws_url.replace("/api/v1/ws", "/api/v1/conversations");
     match connect_async(format!("{elsewhere}?token={}", alice.token)).await {
@@ -140,7 +124,7 @@ async fn a_handshake_anywhere_but_the_websocket_endpoint_gets_a_json_404() {
 
 #[tokio::test]
 async fn a_user_past_the_connection_limit_is_told_and_closed_with_1013() {
-    let app = app_with(|config| config.max_connections_per_user = 2).await;
+    let app = spawn_limited_app(|config| config.max_connections_per_user = 2).await;
     let alice = app.user("alice").await;
     let _first = app.ws(&alice).await;
     let _second = app.ws(&alice).await;
@@ -156,7 +140,7 @@ async fn a_user_past_the_connection_limit_is_told_and_closed_with_1013() {
 
 #[tokio::test]
 async fn a_full_server_refuses_the_handshake_cleanly_and_health_counts_connections() {
-    let app = app_with(|config| config.max_connections = Some(1)).await;
+    let app = spawn_limited_app(|config| config.max_connections = Some(1)).await;
     let alice = app.user("alice").await;
     let _only = app.ws(&alice).await;
     let health: Value = app
@@ -181,7 +165,7 @@ async fn a_full_server_refuses_the_handshake_cleanly_and_health_counts_connectio
 
 #[tokio::test]
 async fn a_connection_sending_frames_too_fast_gets_rate_limited_errors_and_stays_open() {
-    let app = app_with(|_| {}).await;
+    let app = spawn_limited_app(|_| {}).await;
     let alice = app.user("alice").await;
     let mut ws = app.ws(&alice).await;
     // The default frame budget is 60 at once, refilled at 30 a second.
@@ -209,7 +193,7 @@ async fn a_connection_sending_frames_too_fast_gets_rate_limited_errors_and_stays
 
 #[tokio::test]
 async fn an_address_past_ten_sign_ups_an_hour_is_refused_with_429_and_nothing_is_created() {
-    let app = app_with(|_| {}).await;
+    let app = spawn_limited_app(|_| {}).await;
     let signup = |name: String| {
         app.request(
             Method::POST,
@@ -230,18 +214,8 @@ async fn an_address_past_ten_sign_ups_an_hour_is_refused_with_429_and_nothing_is
         );
     }
     let refused = signup("user10".into()).await;
-    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
     // One sign-up comes back every six minutes.
-    assert!((1..=360).contains(&retry_after), "{retry_after}");
-    assert_eq!(
-        refused.json::<Value>().await.unwrap()["code"],
-        "rate_limited"
-    );
+    assert_rate_limited(refused, 360).await;
 
     let token = app.login("user0", "correct horse").await;
     let search = |name: &'static str| {
@@ -273,7 +247,7 @@ async fn an_address_past_ten_sign_ups_an_hour_is_refused_with_429_and_nothing_is
 
 #[tokio::test]
 async fn typing_past_five_a_second_is_refused_and_the_refused_signals_reach_nobody() {
-    let app = app_with(|_| {}).await;
+    let app = spawn_limited_app(|_| {}).await;
     let [alice, bob] = app.users(["alice", "bob"]).await;
     let direct = app.direct(&alice, &bob).await;
     let mut alice_ws = app.ws(&alice).await;

@@ -4,16 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with, test_config};
-
-/// A server with the abuse limits on, as in production.
-async fn limited_app(change: impl FnOnce(&mut chat_server::Config)) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(&dir);
-    config.rate_limits = true;
-    change(&mut config);
-    spawn_app_with(config, dir).await
-}
+use crate::helpers::{TestApp, assert_rate_limited, spawn_app, spawn_limited_app};
 
 async fn login(app: &TestApp, body: Value) -> reqwest::Response {
     app.request(Method::POST, "/api/v1/auth/login", None, Some(body))
@@ -75,14 +66,7 @@ async fn no_other_user_sees_an_email_address_anywhere() {
     app.direct(&alice, &bob).await;
     app.send(&alice, &group, "hello").await;
     // A deactivated user's address is no more visible than anyone else's.
-    let deactivated = app
-        .post(
-            "/api/v1/users/me/deactivate",
-            &carol.token,
-            json!({"password": "correct horse"}),
-        )
-        .await;
-    assert_eq!(deactivated.status(), StatusCode::OK);
+    app.deactivate(&carol).await;
 
     for path in [
         "/api/v1/users".to_owned(),
@@ -180,7 +164,7 @@ async fn the_openapi_schema_of_another_user_has_no_email() {
 
 #[tokio::test]
 async fn a_locked_out_account_still_lets_in_a_client_with_its_device_token() {
-    let app = limited_app(|_| {}).await;
+    let app = spawn_limited_app(|_| {}).await;
     app.user("alice").await;
     let device = device_token(&app, "alice").await;
     lock_out(&app, "alice").await;
@@ -222,7 +206,7 @@ async fn a_locked_out_account_still_lets_in_a_client_with_its_device_token() {
 
 #[tokio::test]
 async fn a_forged_device_token_or_one_for_another_account_does_not_lift_the_lockout() {
-    let app = limited_app(|_| {}).await;
+    let app = spawn_limited_app(|_| {}).await;
     app.users(["alice", "bob"]).await;
     let bobs = device_token(&app, "bob").await;
     let alices = device_token(&app, "alice").await;
@@ -250,7 +234,7 @@ async fn a_forged_device_token_or_one_for_another_account_does_not_lift_the_lock
 
 #[tokio::test]
 async fn a_device_past_its_own_budget_of_failures_is_refused_too() {
-    let app = limited_app(|_| {}).await;
+    let app = spawn_limited_app(|_| {}).await;
     app.user("alice").await;
     let device = device_token(&app, "alice").await;
     for _ in 0..5 {
@@ -301,14 +285,7 @@ async fn a_deactivated_owner_stays_a_member_and_the_group_passes_to_the_next_mem
         )
         .await;
     assert_eq!(added.status(), StatusCode::OK);
-    let deactivated = app
-        .post(
-            "/api/v1/users/me/deactivate",
-            &alice.token,
-            json!({"password": "correct horse"}),
-        )
-        .await;
-    assert_eq!(deactivated.status(), StatusCode::OK);
+    app.deactivate(&alice).await;
     assert_eq!(role_of(&app, &bob, &group, &bob.id).await, "owner");
     assert_eq!(role_of(&app, &bob, &group, &alice.id).await, "member");
     // The new owner manages the group.
@@ -327,14 +304,7 @@ async fn a_deactivated_user_cannot_be_messaged_added_or_put_in_a_conversation() 
     let app = spawn_app().await;
     let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
     let group = app.group(&alice, &[&bob]).await;
-    let deactivated = app
-        .post(
-            "/api/v1/users/me/deactivate",
-            &carol.token,
-            json!({"password": "correct horse"}),
-        )
-        .await;
-    assert_eq!(deactivated.status(), StatusCode::OK);
+    app.deactivate(&carol).await;
 
     let attempts = [
         app.post(
@@ -378,7 +348,7 @@ async fn a_deactivated_user_cannot_be_messaged_added_or_put_in_a_conversation() 
 
 #[tokio::test]
 async fn creating_conversations_and_adding_members_fast_gets_429_with_retry_after() {
-    let app = limited_app(|config| config.conversations_per_minute = 3).await;
+    let app = spawn_limited_app(|config| config.conversations_per_minute = 3).await;
     let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
     let group = app.group(&alice, &[&bob]).await;
     app.group(&alice, &[&bob]).await;
@@ -397,17 +367,7 @@ async fn creating_conversations_and_adding_members_fast_gets_429_with_retry_afte
             json!({"participant_ids": [carol.id], "name": "one more", "is_group": true}),
         )
         .await;
-    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=20).contains(&retry_after), "{retry_after}");
-    assert_eq!(
-        refused.json::<Value>().await.unwrap()["code"],
-        "rate_limited"
-    );
+    assert_rate_limited(refused, 20).await;
     // Bob was not pulled into anything more, and has a budget of his own.
     let bobs: Vec<Value> = app
         .get("/api/v1/conversations", &bob.token)
@@ -434,14 +394,7 @@ async fn a_direct_conversation_with_a_user_who_deactivated_takes_no_more_message
         .unwrap();
     // The commit thread has this conversation's members in memory now: deactivation must
     // reach it too.
-    let deactivated = app
-        .post(
-            "/api/v1/users/me/deactivate",
-            &carol.token,
-            json!({"password": "correct horse"}),
-        )
-        .await;
-    assert_eq!(deactivated.status(), StatusCode::OK);
+    app.deactivate(&carol).await;
 
     // A retry of what was stored before still gets it back.
     let retried = app.post(&path, &alice.token, asked).await;
