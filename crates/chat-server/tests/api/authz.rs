@@ -203,6 +203,25 @@ struct Case {
     owner: u16,
 }
 
+impl Case {
+    /// Calls the endpoint about `group` with `token`.
+    async fn call(
+        &self,
+        app: &TestApp,
+        cast: &Cast,
+        group: &Group,
+        token: Option<&str>,
+    ) -> reqwest::Response {
+        app.request(
+            self.method.clone(),
+            &(self.path)(cast, group),
+            token,
+            (self.body)(cast),
+        )
+        .await
+    }
+}
+
 fn no_body(_: &Cast) -> Option<Value> {
     None
 }
@@ -486,15 +505,7 @@ async fn every_endpoint_gives_each_kind_of_caller_the_documented_status() {
             } else {
                 None
             };
-            let response = world
-                .app
-                .request(
-                    case.method.clone(),
-                    &(case.path)(cast, &group),
-                    token.as_deref(),
-                    (case.body)(cast),
-                )
-                .await;
+            let response = case.call(&world.app, cast, &group, token.as_deref()).await;
             let status = response.status().as_u16();
             if status != expected {
                 mismatches.push(format!("{what}: expected {expected}, got {status}"));
@@ -529,15 +540,7 @@ async fn every_endpoint_gives_each_kind_of_caller_the_documented_status() {
                     message: uuid::Uuid::new_v4().to_string(),
                     seq: 0,
                 };
-                let unknown = world
-                    .app
-                    .request(
-                        case.method.clone(),
-                        &(case.path)(cast, &ghost),
-                        token.as_deref(),
-                        (case.body)(cast),
-                    )
-                    .await;
+                let unknown = case.call(&world.app, cast, &ghost, token.as_deref()).await;
                 let unknown_status = unknown.status().as_u16();
                 let unknown: Value = unknown.json().await.unwrap_or(Value::Null);
                 let ids = [

@@ -82,6 +82,21 @@ async fn token(client: &reqwest::Client, base: &str, name: &str) -> (String, Str
     )
 }
 
+/// The id of the direct conversation the holder of `token` starts with `other`.
+async fn direct(client: &reqwest::Client, base: &str, token: &str, other: &str) -> String {
+    let conversation: Value = client
+        .post(format!("{base}/api/v1/conversations"))
+        .bearer_auth(token)
+        .json(&json!({"participant_ids": [other]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    conversation["id"].as_str().unwrap().to_owned()
+}
+
 /// A message the server acknowledged, and who sent it with which counter.
 #[derive(Debug, Clone)]
 struct Ack {
@@ -213,20 +228,8 @@ async fn acknowledged_messages_survive_sigkills_early_mid_load_and_during_a_chec
     let client = reqwest::Client::new();
     let (_, alice) = token(&client, &server.base, "alice").await;
     let (bob_id, _) = token(&client, &server.base, "bob").await;
-    let conversation: Value = client
-        .post(format!("{}/api/v1/conversations", server.base))
-        .bearer_auth(&alice)
-        .json(&json!({"participant_ids": [bob_id]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let messages = format!(
-        "/api/v1/conversations/{}/messages",
-        conversation["id"].as_str().unwrap()
-    );
+    let conversation = direct(&client, &server.base, &alice, &bob_id).await;
+    let messages = format!("/api/v1/conversations/{}/messages", conversation);
 
     let mut acknowledged: Vec<Ack> = Vec::new();
     for (round, point) in [
@@ -338,20 +341,10 @@ async fn a_backup_taken_while_messages_are_written_is_consistent_and_complete() 
     let client = reqwest::Client::new();
     let (alice_id, alice) = token(&client, &server.base, "alice").await;
     let (bob_id, _) = token(&client, &server.base, "bob").await;
-    let conversation: Value = client
-        .post(format!("{}/api/v1/conversations", server.base))
-        .bearer_auth(&alice)
-        .json(&json!({"participant_ids": [bob_id]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let conversation = direct(&client, &server.base, &alice, &bob_id).await;
     let path = format!(
         "{}/api/v1/conversations/{}/messages",
-        server.base,
-        conversation["id"].as_str().unwrap()
+        server.base, conversation
     );
 
     // Writers run before, during and after the backup.

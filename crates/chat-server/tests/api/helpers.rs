@@ -138,21 +138,39 @@ impl TestApp {
         self.request(Method::DELETE, path, Some(token), None).await
     }
 
+    /// Asks to sign up `name` (password "correct horse"), whatever the answer.
+    pub async fn signup(&self, name: &str) -> reqwest::Response {
+        self.request(
+            Method::POST,
+            "/api/v1/auth/signup",
+            None,
+            Some(json!({
+                "username": name,
+                "email": format!("{name}@example.com"),
+                "password": "correct horse",
+                "full_name": format!("{name} Example"),
+            })),
+        )
+        .await
+    }
+
+    /// The usernames a user search for `query` (URL-encoded) finds, as `token` sees them.
+    pub async fn search_usernames(&self, token: &str, query: &str) -> Vec<String> {
+        let found: Vec<Value> = self
+            .get(&format!("/api/v1/users?q={query}"), token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        found
+            .iter()
+            .map(|u| u["username"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// Signs up `name` (password "correct horse") and logs in.
     pub async fn user(&self, name: &str) -> TestUser {
-        let response = self
-            .request(
-                Method::POST,
-                "/api/v1/auth/signup",
-                None,
-                Some(json!({
-                    "username": name,
-                    "email": format!("{name}@example.com"),
-                    "password": "correct horse",
-                    "full_name": format!("{name} Example"),
-                })),
-            )
-            .await;
+        let response = self.signup(name).await;
         assert_eq!(response.status(), StatusCode::CREATED);
         let user: Value = response.json().await.unwrap();
         TestUser {

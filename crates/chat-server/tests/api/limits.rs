@@ -194,46 +194,19 @@ async fn a_connection_sending_frames_too_fast_gets_rate_limited_errors_and_stays
 #[tokio::test]
 async fn an_address_past_ten_sign_ups_an_hour_is_refused_with_429_and_nothing_is_created() {
     let app = spawn_limited_app(|_| {}).await;
-    let signup = |name: String| {
-        app.request(
-            Method::POST,
-            "/api/v1/auth/signup",
-            None,
-            Some(json!({
-                "username": name,
-                "email": format!("{name}@example.com"),
-                "password": "correct horse",
-            })),
-        )
-    };
     for i in 0..10 {
         assert_eq!(
-            signup(format!("user{i}")).await.status(),
+            app.signup(&format!("user{i}")).await.status(),
             StatusCode::CREATED,
             "sign-up {i} of the hour's ten"
         );
     }
-    let refused = signup("user10".into()).await;
+    let refused = app.signup("user10").await;
     // One sign-up comes back every six minutes.
     assert_rate_limited(refused, 360).await;
 
     let token = app.login("user0", "correct horse").await;
-    let search = |name: &'static str| {
-        let token = token.clone();
-        let app = &app;
-        async move {
-            let found: Vec<Value> = app
-                .get(&format!("/api/v1/users?q={name}"), &token)
-                .await
-                .json()
-                .await
-                .unwrap();
-            found
-                .iter()
-                .map(|u| u["username"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>()
-        }
-    };
+    let search = |name: &'static str| app.search_usernames(&token, name);
     assert_eq!(
         search("user9").await,
         ["user9"],

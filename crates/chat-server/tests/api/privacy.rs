@@ -119,22 +119,7 @@ async fn the_owner_sees_their_own_email_where_they_read_or_edit_their_account() 
 async fn search_finds_a_user_by_their_whole_email_but_never_by_part_of_it() {
     let app = spawn_app().await;
     let [alice, _bob] = app.users(["alice", "bob"]).await;
-    let search = |q: &'static str| {
-        let app = &app;
-        let token = alice.token.clone();
-        async move {
-            let found: Vec<Value> = app
-                .get(&format!("/api/v1/users?q={q}"), &token)
-                .await
-                .json()
-                .await
-                .unwrap();
-            found
-                .iter()
-                .map(|u| u["username"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>()
-        }
-    };
+    let search = |q: &'static str| app.search_usernames(&alice.token, q);
     assert_eq!(search("BOB%40example.com").await, ["bob"]);
     assert!(search("%40example.com").await.is_empty());
     assert!(search("bob%40exam").await.is_empty());
