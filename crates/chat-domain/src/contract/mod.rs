@@ -9,8 +9,9 @@
 //! behind the `contract` feature; it uses no test-only crate, so the feature adds nothing to
 //! the dependency tree.
 //!
-//! Timestamps given to the store carry whole microseconds, the finest both SQLite and
-//! PostgreSQL keep, so values read back compare equal to those written.
+//! The rules fill the store through [`Fixture`], which an adapter's own tests may use too. Its
+//! timestamps are whole milliseconds, coarser than SQLite and PostgreSQL keep, so values read
+//! back compare equal to those written; only revocation expiries follow the wall clock.
 
 pub mod conversations;
 pub mod messages;
@@ -50,8 +51,10 @@ impl<T> Stores for T where
 /// The argument is an expression evaluated once per test that yields a guard dereferencing
 /// to an empty store implementing every storage port (see [`contract::Stores`]): a temporary
 /// SQLite file, a freshly created PostgreSQL database, or `Box::new(MemoryStore::default())`.
-/// The guard is dropped when its test ends, which is where it should clean up. Invoke the
-/// macro in a module of its own, as it defines a function per rule, named after the rule:
+/// The guard is dropped when its test ends, which is where it should clean up (`&*guard` is
+/// what the rules get, so the guard implements `Deref`). Some rules append from several
+/// threads at once. Invoke the macro in a module of its own, as it defines a function per
+/// rule, named after the rule:
 ///
 /// ```ignore
 /// #[cfg(test)]
