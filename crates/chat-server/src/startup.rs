@@ -8,8 +8,12 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtDeviceTokens, JwtIssuer};
 use chat_domain::clock::SystemClock;
+use chat_domain::ports::EventPublisher;
 use chat_domain::service::{ChatServices, Ports};
-use chat_http::{AppState, AuthCache, HealthProbe, Hub, MemoryRateLimiter, PublishAll, WsConfig};
+use chat_http::{
+    AppState, AuthCache, BusProbe, HealthProbe, Hub, MemoryRateLimiter, PublishAll, WsConfig,
+};
+use chat_nats::{BusError, BusOptions, ClusterPublisher, ResyncHook};
 use chat_sqlite::{Database, ExclusiveLock, SqliteOptions, SqliteStore, StorageError, Synchronous};
 
 use crate::config::{Config, SyncMode};
@@ -29,6 +33,14 @@ pub enum StartupError {
         .0.display()
     )]
     MissingDatabase(std::path::PathBuf),
+    #[error("event bus: {0}")]
+    Bus(#[from] BusError),
+    #[error(
+        "CHAT_BUS_URL is set, but the database is a SQLite file: a SQLite database has one \
+         writer process, so a server on it cannot join a cluster. Use PostgreSQL \
+         (DATABASE_URL=postgres://...) for a cluster, or unset CHAT_BUS_URL for one node"
+    )]
+    BusNeedsSharedDatabase,
 }
 
 /// Opens the database, creating it if needed, and applies pending migrations.
@@ -113,6 +125,44 @@ impl HealthProbe for DatabaseHealth {
     }
 }
 
+/// Whether `database_url` names a database every node can share (PostgreSQL), not a file.
+fn is_shared_database(database_url: &str) -> bool {
+    ["postgres://", "postgresql://"]
+        .iter()
+        .any(|scheme| database_url.starts_with(scheme))
+}
+
+/// This node's event publisher: the WebSocket hub and the token cache, and, on a node of a
+/// cluster (`CHAT_BUS_URL`), the event bus to and from the other nodes, with what /health
+/// reports of it. When the node may have missed events, every socket is told to `resync`
+/// and the token cache forgets what it verified (a revocation may have been missed).
+async fn event_publisher(
+    config: &Config,
+    hub: &Arc<Hub>,
+    auth_cache: &Arc<AuthCache>,
+) -> Result<(Arc<dyn EventPublisher>, Option<Arc<dyn BusProbe>>), StartupError> {
+    let local: Arc<dyn EventPublisher> =
+        Arc::new(PublishAll(vec![hub.clone(), auth_cache.clone()]));
+    let Some(url) = &config.bus_url else {
+        return Ok((local, None));
+    };
+    let (hub, auth_cache) = (hub.clone(), auth_cache.clone());
+    let resync: ResyncHook = Arc::new(move || {
+        hub.resync_all();
+        auth_cache.clear();
+    });
+    let bus = ClusterPublisher::start(BusOptions::new(url.clone()), local, resync).await?;
+    Ok((bus.clone(), Some(Arc::new(BusHealth(bus)))))
+}
+
+struct BusHealth(Arc<ClusterPublisher>);
+
+impl BusProbe for BusHealth {
+    fn connected(&self) -> bool {
+        self.0.is_connected()
+    }
+}
+
 /// A built server, bound to its port and ready to run.
 pub struct Application {
     port: u16,
@@ -129,6 +179,9 @@ impl Application {
     /// Takes the database's exclusive lock (another server on the same file is an error),
     /// opens and migrates it, wires every adapter and binds the listener.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        if config.bus_url.is_some() && !is_shared_database(&config.database_url) {
+            return Err(StartupError::BusNeedsSharedDatabase);
+        }
         let hasher = BcryptHasher::new(config.bcrypt_cost).map_err(StartupError::Config)?;
         let ttl = chrono::Duration::from_std(config.token_ttl)
             .map_err(|e| StartupError::Config(format!("token lifetime: {e}")))?;
@@ -162,6 +215,7 @@ impl Application {
         }));
         let limiter = Arc::new(MemoryRateLimiter::default());
         let auth_cache = Arc::new(AuthCache::new(AUTH_CACHE_TTL));
+        let (events, bus) = event_publisher(&config, &hub, &auth_cache).await?;
         let store = Arc::new(SqliteStore::new(db.clone())?);
         let services = ChatServices::new(Ports {
             users: store.clone(),
@@ -169,7 +223,7 @@ impl Application {
             messages: store.clone(),
             read_receipts: store.clone(),
             revocations: store,
-            events: Arc::new(PublishAll(vec![hub.clone(), auth_cache.clone()])),
+            events,
             hasher: Arc::new(BoundedHasher::new(hasher, hashing_threads())),
             tokens: Arc::new(tokens),
             devices: Arc::new(devices),
@@ -182,6 +236,7 @@ impl Application {
             limiter,
             auth_cache,
             health: Arc::new(DatabaseHealth(db.clone())),
+            bus,
             hub: hub.clone(),
         });
 

@@ -1,4 +1,10 @@
-//! `GET /health`: liveness with a real database round trip.
+//! `GET /health`: liveness with a real database round trip, and the event bus on a node of a
+//! cluster.
+//!
+//! A node that has lost its bus answers 503 (`degraded`) while it keeps serving the sockets it
+//! has: its clients miss what other nodes publish until it is back (then they are told to
+//! `resync`), so a load balancer should send new clients to a node that hears the whole
+//! cluster. When the broker itself is down every node says so, and every node still serves.
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
@@ -8,11 +14,16 @@ use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
-    /// `ok`, `degraded` (reads work, writes fail) or `unavailable`.
+    /// `ok`, `degraded` (reads work, writes fail; or the node lost its event bus) or
+    /// `unavailable`.
     pub status: &'static str,
     /// `ok`, `degraded`, or `unavailable: ` and what failed.
     pub database: String,
-    /// Why the database is degraded, e.g. "writes are failing: the disk is full".
+    /// On a node of a cluster: `ok` or `down` (the node has lost its event bus); absent on a
+    /// single node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bus: Option<&'static str>,
+    /// Why the node is degraded, e.g. "writes are failing: the disk is full".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub version: &'static str,
@@ -36,7 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     get, path = "/health", tag = "health",
     responses(
         (status = 200, description = "Serving, database reachable", body = HealthResponse),
-        (status = 503, description = "The database cannot be reached, or its writes fail", body = HealthResponse),
+        (status = 503, description = "The database cannot be reached, its writes fail, or the node has lost its event bus", body = HealthResponse),
     )
 )]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
@@ -48,10 +59,29 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let connections = state.hub.connection_count();
     let pending_connections = state.hub.pending_count();
     let version = env!("CARGO_PKG_VERSION");
+    let bus_up = state.bus.as_ref().map(|bus| bus.connected());
+    let bus = bus_up.map(|up| if up { "ok" } else { "down" });
     match database {
+        Ok(None) if bus_up == Some(false) => {
+            tracing::warn!("health check: the event bus is down");
+            HttpResponse::ServiceUnavailable().json(HealthResponse {
+                status: "degraded",
+                database: "ok".into(),
+                bus,
+                reason: Some(
+                    "the event bus is down: this node's clients miss what other nodes publish \
+                     until it is back"
+                        .into(),
+                ),
+                version,
+                connections,
+                pending_connections,
+            })
+        }
         Ok(None) => HttpResponse::Ok().json(HealthResponse {
             status: "ok",
             database: "ok".into(),
+            bus,
             reason: None,
             version,
             connections,
@@ -62,6 +92,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             HttpResponse::ServiceUnavailable().json(HealthResponse {
                 status: "degraded",
                 database: "degraded".into(),
+                bus,
                 reason: Some(reason),
                 version,
                 connections,
@@ -73,6 +104,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             HttpResponse::ServiceUnavailable().json(HealthResponse {
                 status: "unavailable",
                 database: format!("unavailable: {error}"),
+                bus,
                 reason: None,
                 version,
                 connections,

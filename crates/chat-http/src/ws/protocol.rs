@@ -142,6 +142,9 @@ pub enum ServerFrame {
     Synced {
         last_seq: i64,
     },
+    /// Events may have been missed (the node lost its event bus for a while): the client
+    /// sends `sync` with the highest seq it has.
+    Resync,
     Pong,
     Error {
         code: &'static str,
@@ -246,6 +249,11 @@ impl ServerFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_resync_frame_is_its_type_alone() {
+        assert_eq!(ServerFrame::Resync.to_text(), r#"{"type":"resync"}"#);
+    }
 
     #[test]
     fn known_frames_decode() {
