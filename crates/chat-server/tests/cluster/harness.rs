@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use chat_postgres::testing::TestDatabase;
 use reqwest::StatusCode;
 
 /// The token secret every node of a cluster shares, so a token from one is good on all.
@@ -21,22 +21,13 @@ const SECRET: &str = "cluster-test-secret-that-is-long-enough-0123456789";
 /// How long a node or the broker may take to start answering.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Why the cluster tests cannot run on this machine, if they cannot.
-fn missing_service() -> Option<String> {
-    if std::env::var_os("CHAT_TEST_POSTGRES_URL").is_none() {
-        return Some(
-            "set CHAT_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres) \
-             and put nats-server on PATH to run them"
-                .into(),
-        );
-    }
+/// Why the cluster tests cannot run on this machine, if they cannot (PostgreSQL is checked
+/// by [`TestDatabase::create`]).
+fn missing_broker() -> Option<&'static str> {
     let on_path = std::env::var_os("PATH").is_some_and(|path| {
         std::env::split_paths(&path).any(|dir| dir.join("nats-server").is_file())
     });
-    if !on_path {
-        return Some("nats-server is not on PATH".into());
-    }
-    None
+    (!on_path).then_some("nats-server is not on PATH")
 }
 
 fn free_port() -> u16 {
@@ -45,48 +36,6 @@ fn free_port() -> u16 {
         .local_addr()
         .expect("the port bound")
         .port()
-}
-
-/// A database of its own on the server `CHAT_TEST_POSTGRES_URL` names, dropped on drop.
-struct TestDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    /// Blocking: creates the database through the admin URL.
-    fn create(admin_url: &str) -> Self {
-        let name = format!("chatd_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::establish(admin_url)
-            .unwrap_or_else(|e| panic!("cannot connect to CHAT_TEST_POSTGRES_URL: {e}"));
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .unwrap_or_else(|e| panic!("cannot create the test database: {e}"));
-        let mut url = reqwest::Url::parse(admin_url).expect("CHAT_TEST_POSTGRES_URL is a URL");
-        url.set_path(&name);
-        Self {
-            admin_url: admin_url.to_owned(),
-            name,
-            url: url.into(),
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let dropped = PgConnection::establish(&self.admin_url).and_then(|mut admin| {
-            diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut admin)
-            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))
-        });
-        if let Err(error) = dropped {
-            eprintln!("could not drop the test database {}: {error}", self.name);
-        }
-    }
 }
 
 /// Waits until something listens on the loopback `port`.
@@ -272,25 +221,24 @@ impl Cluster {
     /// Starts a cluster of three nodes, or prints why it cannot and returns `None` (only when
     /// `CHAT_TEST_POSTGRES_URL` is unset or `nats-server` is missing; CI checks both first).
     pub async fn start() -> Option<Self> {
-        if let Some(reason) = missing_service() {
+        if let Some(reason) = missing_broker() {
             // Straight to the process's stderr, past the test harness's capture, so that a
             // plain `cargo test` shows what it did not run.
             let _ = writeln!(std::io::stderr(), "SKIPPED: cluster tests: {reason}");
             return None;
         }
-        let admin_url = std::env::var("CHAT_TEST_POSTGRES_URL").expect("checked above");
-        let database = tokio::task::spawn_blocking(move || TestDatabase::create(&admin_url))
+        let database = tokio::task::spawn_blocking(|| TestDatabase::create("cluster tests"))
             .await
-            .expect("the database is created");
+            .expect("the database is created or skipped")?;
         let broker = Broker::start().await;
         let logs = tempfile::tempdir().expect("a directory for the node logs");
         let log = |i: usize| logs.path().join(format!("node-{}.log", node_name(i)));
         // The first node applies the migrations; the others start once it has.
         let bus_url = broker.url();
-        let first = Node::start(&database.url, &bus_url, log(0)).await;
+        let first = Node::start(database.url(), &bus_url, log(0)).await;
         let (second, third) = tokio::join!(
-            Node::start(&database.url, &bus_url, log(1)),
-            Node::start(&database.url, &bus_url, log(2)),
+            Node::start(database.url(), &bus_url, log(1)),
+            Node::start(database.url(), &bus_url, log(2)),
         );
         Some(Self {
             nodes: vec![first, second, third],
@@ -323,7 +271,7 @@ impl Drop for Cluster {
             eprintln!(
                 "--- broker log ---\n{}\n(database {})",
                 log_tail(&self.broker.dir.path().join("nats.log")),
-                self.database.name
+                self.database.url()
             );
         }
     }
