@@ -14,4 +14,4 @@
 mod cluster;
 pub mod wire;
 
-pub use cluster::{BusError, BusOptions, ClusterPublisher, ResyncHook};
+pub use cluster::{BusError, BusOptions, ClusterPublisher, ResyncHook, SEQ_LAG};

@@ -33,8 +33,9 @@ pub enum Body {
     /// A domain event for the receiving node's sockets and caches.
     Event(WireEvent),
     /// "Events from me may not have reached you": the sending node was off the bus, or
-    /// dropped events it could not publish. Every receiver makes its sockets whole again.
-    Resync,
+    /// dropped events it could not publish. Every receiver makes its sockets whole again,
+    /// from `since_seq` when it is given (see [`crate::ClusterPublisher`]).
+    Resync { since_seq: Option<i64> },
 }
 
 /// Why bytes from the bus are not an envelope.
@@ -54,10 +55,10 @@ impl Envelope {
         }
     }
 
-    pub fn resync(node: Uuid) -> Self {
+    pub fn resync(node: Uuid, since_seq: Option<i64>) -> Self {
         Self {
             node,
-            body: Body::Resync,
+            body: Body::Resync { since_seq },
         }
     }
 
@@ -600,9 +601,9 @@ mod tests {
     #[test]
     fn a_resync_envelope_names_its_node() {
         let node = Uuid::new_v4();
-        let envelope = Envelope::decode(&Envelope::resync(node).encode()).unwrap();
+        let envelope = Envelope::decode(&Envelope::resync(node, Some(7)).encode()).unwrap();
         assert_eq!(envelope.node, node);
-        assert!(matches!(envelope.body, Body::Resync));
+        assert!(matches!(envelope.body, Body::Resync { since_seq: Some(7) }));
     }
 
     #[test]

@@ -73,7 +73,7 @@ async fn node(url: &str, subject: &str, queue: usize) -> Node {
     let bus = ClusterPublisher::start(
         options,
         local.clone(),
-        Arc::new(move || {
+        Arc::new(move |_since_seq| {
             counter.fetch_add(1, Ordering::SeqCst);
         }),
     )

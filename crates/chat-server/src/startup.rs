@@ -143,8 +143,8 @@ async fn event_publisher(
         return Ok((local, None));
     };
     let (hub, auth_cache) = (hub.clone(), auth_cache.clone());
-    let resync: ResyncHook = Arc::new(move || {
-        hub.resync_all();
+    let resync: ResyncHook = Arc::new(move |since_seq| {
+        hub.resync_all(since_seq);
         auth_cache.clear();
     });
     let bus = ClusterPublisher::start(BusOptions::new(url.clone()), local, resync).await?;

@@ -262,11 +262,12 @@ impl Hub {
         }
     }
 
-    /// Tells every open connection on this node to `sync`: events may have been missed (the
-    /// node was off its event bus). Never waits: a connection whose queue is full is told to
-    /// close, and its client syncs when it reconnects.
-    pub fn resync_all(&self) {
-        let frame = ServerFrame::Resync.to_text();
+    /// Tells every open connection on this node to `sync`, from `since_seq` if that is lower
+    /// than the client's highest seq: events may have been missed (the node was off its event
+    /// bus). Never waits: a connection whose queue is full is told to close, and its client
+    /// syncs when it reconnects.
+    pub fn resync_all(&self, since_seq: Option<i64>) {
+        let frame = ServerFrame::Resync { since_seq }.to_text();
         for shard in &self.shards {
             let shard = shard
                 .read()
@@ -444,16 +445,16 @@ mod tests {
             .map(|_| hub.register(alice, "t").unwrap())
             .chain((0..40).map(|_| hub.register(UserId::new(), "t").unwrap()))
             .collect();
-        hub.resync_all();
+        hub.resync_all(Some(7));
         for registration in &mut connections {
             assert_eq!(
                 registration.outbound.try_recv().unwrap(),
-                r#"{"type":"resync"}"#
+                r#"{"type":"resync","since_seq":7}"#
             );
             assert!(registration.outbound.try_recv().is_err(), "sent once");
         }
         // A connection whose queue is full is closed rather than left behind.
-        hub.resync_all();
+        hub.resync_all(None);
         let flagged = tokio::time::timeout(
             std::time::Duration::from_millis(50),
             connections[0].overflowed.notified(),
@@ -462,7 +463,7 @@ mod tests {
             flagged.await.is_err(),
             "the queue had room for the second resync"
         );
-        hub.resync_all();
+        hub.resync_all(None);
         let flagged = tokio::time::timeout(
             std::time::Duration::from_millis(50),
             connections[0].overflowed.notified(),

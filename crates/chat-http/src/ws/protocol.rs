@@ -143,8 +143,11 @@ pub enum ServerFrame {
         last_seq: i64,
     },
     /// Events may have been missed (the node lost its event bus for a while): the client
-    /// sends `sync` with the highest seq it has.
-    Resync,
+    /// sends `sync` with the highest seq it has, or with `since_seq` when that is lower.
+    Resync {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        since_seq: Option<i64>,
+    },
     Pong,
     Error {
         code: &'static str,
@@ -251,8 +254,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_resync_frame_is_its_type_alone() {
-        assert_eq!(ServerFrame::Resync.to_text(), r#"{"type":"resync"}"#);
+    fn the_resync_frame_names_a_seq_only_when_it_has_one() {
+        let frame = ServerFrame::Resync { since_seq: None };
+        assert_eq!(frame.to_text(), r#"{"type":"resync"}"#);
+        let frame = ServerFrame::Resync {
+            since_seq: Some(41),
+        };
+        assert_eq!(frame.to_text(), r#"{"type":"resync","since_seq":41}"#);
     }
 
     #[test]
