@@ -36,6 +36,11 @@ async fn after_a_broker_cut_every_client_that_resyncs_ends_with_every_message() 
         }
     };
     send_round(&cluster, "before").await;
+    // A node names where its clients must sync from after a loss: the highest seq it had
+    // seen chat_nats::SEQ_LAG before it (a node up for less than that names none). Let the
+    // nodes run that long, as nodes in service have.
+    tokio::time::sleep(chat_nats::SEQ_LAG + Duration::from_secs(2)).await;
+    send_round(&cluster, "settled").await;
     cluster.broker.kill();
     for round in ["cut-1", "cut-2", "cut-3"] {
         send_round(&cluster, round).await;

@@ -291,10 +291,11 @@ impl Device {
     /// `sending`, it sends one message after another over its WebSocket, each once the
     /// previous one was acknowledged, until [`Device::stop_sending`]; a message in flight when
     /// the connection dropped is sent again, with the same client message id, after the
-    /// reconnect. Returns once the first connection is open.
+    /// reconnect. Sending starts with [`Device::start_sending`]. Returns once the first
+    /// connection is open.
     pub async fn start(user: &User, urls: Vec<String>, sending: Option<Sending>) -> Self {
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let sending_on = Arc::new(AtomicBool::new(sending.is_some()));
+        let sending_on = Arc::new(AtomicBool::new(false));
         let finish = Arc::new(AtomicBool::new(false));
         let first = connect(&urls[0], user)
             .await
@@ -314,6 +315,11 @@ impl Device {
             finish,
             task: tokio::spawn(run.run(first)),
         }
+    }
+
+    /// Starts sending (a device started with something to send).
+    pub fn start_sending(&self) {
+        self.sending.store(true, Ordering::Relaxed);
     }
 
     /// Sends no new message; the one in flight is still seen through to its acknowledgement.
@@ -475,10 +481,14 @@ impl Run {
             match frame["type"].as_str() {
                 Some("new_message") => self.record(&frame["message"]),
                 Some("resync") => {
+                    // From the node's watermark when it names one below ours: events from
+                    // several nodes may have arrived out of seq order.
                     let since = {
                         let mut seen = self.seen.lock().unwrap();
                         seen.resyncs += 1;
-                        seen.highest_seq
+                        frame["since_seq"]
+                            .as_i64()
+                            .map_or(seen.highest_seq, |since| since.min(seen.highest_seq))
                     };
                     if send(socket, json!({"type": "sync", "since_seq": since}))
                         .await

@@ -25,7 +25,10 @@ async fn sigkilling_a_node_under_send_load_loses_no_acknowledged_message() {
         };
         devices.push(Device::start(user, cluster.ws_urls_from(i % 3), Some(sending)).await);
     }
-
+    // Everyone is connected before anyone sends: each client must see every message.
+    for device in &devices {
+        device.start_sending();
+    }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let acked_before_kill: Vec<usize> = devices
         .iter()

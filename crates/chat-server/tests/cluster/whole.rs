@@ -1,7 +1,7 @@
 //! The end state every loss test checks: each client's message store holds every
 //! acknowledged message exactly once, and so does the database.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -19,20 +19,28 @@ pub async fn finish_when_whole(
 ) -> Vec<(String, Seen)> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
+        // The seq of every message some device holds, to name what the others miss.
+        let known: HashMap<String, i64> = devices
+            .iter()
+            .flat_map(|d| d.seen.lock().unwrap().messages.clone())
+            .collect();
         let short: Vec<String> = devices
             .iter()
             .filter_map(|device| {
                 let seen = device.seen.lock().unwrap();
-                let missing: Vec<&String> = expected
+                let mut missing: Vec<Option<i64>> = expected
                     .iter()
                     .filter(|id| !seen.messages.contains_key(*id))
+                    .map(|id| known.get(id).copied())
                     .collect();
+                missing.sort_unstable();
                 (!missing.is_empty()).then(|| {
                     format!(
-                        "{} misses {} of {} (highest seq {}, {} reconnects, {} resyncs, gave up: {:?})",
+                        "{} misses {} of {}: seqs {:?} (highest seq {}, {} reconnects, {} resyncs, gave up: {:?})",
                         device.name,
                         missing.len(),
                         expected.len(),
+                        &missing[..missing.len().min(10)],
                         seen.highest_seq,
                         seen.reconnects,
                         seen.resyncs,
