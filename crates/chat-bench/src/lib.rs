@@ -20,6 +20,7 @@ pub mod stats;
 pub mod users;
 
 pub use report::Report;
+pub use scenario::bus::{BusOptions, BusReport};
 pub use scenario::chat::{ChatOptions, ChatReport};
 pub use scenario::connections::{ConnectionsOptions, ConnectionsReport};
 pub use scenario::fanout::{FanoutOptions, FanoutReport};
@@ -157,6 +158,9 @@ pub enum Scenario {
     Connections(ConnectionsOptions),
     /// A storm of logins while /health is polled alongside.
     Login(LoginOptions),
+    /// A broker alone (NATS or Redis pub/sub): publish→receive latency at a fixed rate and
+    /// the highest rate it sustains. Needs no chatd server.
+    Bus(BusOptions),
     /// Internal: holds a share of the `connections` scenario in a child process.
     #[command(hide = true)]
     ConnectionsWorker,
@@ -173,6 +177,7 @@ pub async fn run(cli: &Cli) -> Result<Report, BenchError> {
             Report::Connections(scenario::connections::run(common, o).await?)
         }
         Scenario::Login(o) => Report::Login(scenario::login::run(common, o).await?),
+        Scenario::Bus(o) => Report::Bus(scenario::bus::run(common, o).await?),
         Scenario::ConnectionsWorker => {
             return Err(BenchError::Invalid(
                 "connections-worker is run by the connections scenario itself".into(),

@@ -248,6 +248,12 @@ impl ClusterPublisher {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 
+    /// Messages from the bus this node could not read (not an envelope, or an event that
+    /// breaks the domain's rules) since it started; each was logged and ignored.
+    pub fn undecodable(&self) -> u64 {
+        self.shared.undecodable.load(Ordering::Relaxed)
+    }
+
     /// Times this node told its sockets to resync since it started.
     pub fn resyncs(&self) -> u64 {
         self.shared.resyncs.load(Ordering::Relaxed)

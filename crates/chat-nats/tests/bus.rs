@@ -188,6 +188,24 @@ async fn a_node_that_drops_events_asks_the_others_to_resync() {
     );
 }
 
+#[tokio::test]
+async fn bytes_on_the_subject_that_are_not_an_event_are_ignored() {
+    let Some(url) = nats_url() else { return };
+    let subject = subject();
+    let a = node(&url, &subject, 1024).await;
+    let stranger = async_nats::connect(url.as_str()).await.expect("connects");
+    stranger
+        .publish(subject.clone(), "not an envelope".into())
+        .await
+        .unwrap();
+    stranger.flush().await.unwrap();
+    wait_until("the node has read it", || a.bus.undecodable() == 1).await;
+    let b = node(&url, &subject, 1024).await;
+    let event = sample_events().remove(0);
+    b.bus.publish(event.clone());
+    assert_eq!(a.local.wait_for(1).await, vec![format!("{event:?}")]);
+}
+
 /// A private `nats-server` on a fixed port, which a test may kill and start again.
 struct PrivateBroker {
     port: u16,

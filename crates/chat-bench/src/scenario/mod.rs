@@ -1,6 +1,7 @@
 //! One module per scenario: its options (the subcommand's flags), its run function and its
 //! report. The run functions are what `chat-bench` calls and what the smoke test calls.
 
+pub mod bus;
 pub mod chat;
 pub mod connections;
 pub mod fanout;

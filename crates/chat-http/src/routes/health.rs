@@ -56,60 +56,86 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         Ok(result) => result,
         Err(_) => Err("health check did not complete".to_owned()),
     };
-    let connections = state.hub.connection_count();
-    let pending_connections = state.hub.pending_count();
-    let version = env!("CARGO_PKG_VERSION");
-    let bus_up = state.bus.as_ref().map(|bus| bus.connected());
+    let bus = state.bus.as_ref().map(|bus| bus.connected());
+    let (healthy, body) = report(
+        database,
+        bus,
+        state.hub.connection_count(),
+        state.hub.pending_count(),
+    );
+    if healthy {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// The answer for a database check's outcome (`Ok(Some(reason))`: degraded) and the bus's
+/// state (`None`: no bus), with whether it is healthy (200) or not (503).
+fn report(
+    database: Result<Option<String>, String>,
+    bus_up: Option<bool>,
+    connections: usize,
+    pending_connections: usize,
+) -> (bool, HealthResponse) {
     let bus = bus_up.map(|up| if up { "ok" } else { "down" });
+    let body = |status, database, reason| HealthResponse {
+        status,
+        database,
+        bus,
+        reason,
+        version: env!("CARGO_PKG_VERSION"),
+        connections,
+        pending_connections,
+    };
     match database {
         Ok(None) if bus_up == Some(false) => {
             tracing::warn!("health check: the event bus is down");
-            HttpResponse::ServiceUnavailable().json(HealthResponse {
-                status: "degraded",
-                database: "ok".into(),
-                bus,
-                reason: Some(
-                    "the event bus is down: this node's clients miss what other nodes publish \
-                     until it is back"
-                        .into(),
-                ),
-                version,
-                connections,
-                pending_connections,
-            })
+            let reason = "the event bus is down: this node's clients miss what other nodes \
+                          publish until it is back";
+            (false, body("degraded", "ok".into(), Some(reason.into())))
         }
-        Ok(None) => HttpResponse::Ok().json(HealthResponse {
-            status: "ok",
-            database: "ok".into(),
-            bus,
-            reason: None,
-            version,
-            connections,
-            pending_connections,
-        }),
+        Ok(None) => (true, body("ok", "ok".into(), None)),
         Ok(Some(reason)) => {
             tracing::warn!(%reason, "health check: the database is degraded");
-            HttpResponse::ServiceUnavailable().json(HealthResponse {
-                status: "degraded",
-                database: "degraded".into(),
-                bus,
-                reason: Some(reason),
-                version,
-                connections,
-                pending_connections,
-            })
+            (false, body("degraded", "degraded".into(), Some(reason)))
         }
         Err(error) => {
             tracing::warn!(%error, "health check failed");
-            HttpResponse::ServiceUnavailable().json(HealthResponse {
-                status: "unavailable",
-                database: format!("unavailable: {error}"),
-                bus,
-                reason: None,
-                version,
-                connections,
-                pending_connections,
-            })
+            let database = format!("unavailable: {error}");
+            (false, body("unavailable", database, None))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_without_its_bus_is_degraded_and_says_so() {
+        let (healthy, body) = report(Ok(None), Some(false), 3, 0);
+        assert!(!healthy);
+        assert_eq!((body.status, body.bus), ("degraded", Some("down")));
+        assert_eq!(body.database, "ok");
+        assert_eq!(body.connections, 3, "it still serves its sockets");
+    }
+
+    #[test]
+    fn the_bus_field_is_there_only_on_a_node_with_a_bus() {
+        let (healthy, body) = report(Ok(None), Some(true), 0, 0);
+        assert!(healthy);
+        assert_eq!((body.status, body.bus), ("ok", Some("ok")));
+        let (healthy, body) = report(Ok(None), None, 0, 0);
+        assert!(healthy);
+        let json = serde_json::to_value(&body).unwrap();
+        assert!(json.get("bus").is_none(), "{json}");
+    }
+
+    #[test]
+    fn a_database_problem_shows_beside_the_bus() {
+        let (healthy, body) = report(Err("gone".into()), Some(true), 0, 0);
+        assert!(!healthy);
+        assert_eq!((body.status, body.bus), ("unavailable", Some("ok")));
     }
 }
