@@ -20,6 +20,7 @@ pub mod stats;
 pub mod users;
 
 pub use report::Report;
+pub use scenario::bus::{BusOptions, BusReport};
 pub use scenario::chat::{ChatOptions, ChatReport};
 pub use scenario::connections::{ConnectionsOptions, ConnectionsReport};
 pub use scenario::fanout::{FanoutOptions, FanoutReport};
@@ -54,9 +55,16 @@ pub struct Cli {
 /// Flags every scenario takes.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// Base URL of the server under test.
-    #[arg(long, global = true, default_value = "http://127.0.0.1:8000")]
-    pub url: String,
+    /// Base URL of the server under test. For a cluster, give each node's (repeat `--url`, or
+    /// separate them with commas): users are spread over the nodes round-robin (user `i` signs
+    /// up and connects to node `i % nodes`), so a group's members sit on different nodes.
+    #[arg(
+        long = "url",
+        global = true,
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8000"
+    )]
+    pub urls: Vec<String>,
     /// Print the figures as JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -79,7 +87,7 @@ impl Common {
     /// The defaults of the command line, against `url`.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
-            url: url.into(),
+            urls: vec![url.into()],
             json: false,
             duration: Duration::from_secs(10),
             user_prefix: None,
@@ -88,8 +96,15 @@ impl Common {
         }
     }
 
-    pub fn target(&self) -> Result<client::Target, BenchError> {
-        client::Target::new(&self.url, self.timeout)
+    /// Every node named by `--url`, in the order given (at least one).
+    pub fn targets(&self) -> Result<Vec<client::Target>, BenchError> {
+        if self.urls.is_empty() {
+            return Err(BenchError::Invalid("give at least one --url".into()));
+        }
+        self.urls
+            .iter()
+            .map(|url| client::Target::new(url, self.timeout))
+            .collect()
     }
 
     /// The user-name prefix for a run tagged `tag`.
@@ -99,25 +114,33 @@ impl Common {
             .unwrap_or_else(|| format!("b{tag}-"))
     }
 
-    /// What every scenario starts from: the server, a fresh run tag, and `count` users signed
-    /// up and logged in.
+    /// What every scenario starts from: the nodes, a fresh run tag, and `count` users signed
+    /// up and logged in (user `i` on node `i % nodes`).
     pub async fn setup(&self, count: usize) -> Result<Setup, BenchError> {
-        let target = self.target()?;
+        let targets = self.targets()?;
         let tag = users::run_tag();
         let users = users::create_users(
-            &target,
+            &targets,
             &self.user_prefix(&tag),
             count,
             self.setup_concurrency,
         )
         .await?;
-        Ok(Setup { target, tag, users })
+        Ok(Setup {
+            target: targets[0].clone(),
+            targets,
+            tag,
+            users,
+        })
     }
 }
 
 /// See [`Common::setup`].
 pub struct Setup {
+    /// The first node: where a scenario's own REST traffic goes.
     pub target: client::Target,
+    /// Every node; user `i` belongs to node `i % targets.len()`.
+    pub targets: Vec<client::Target>,
     /// Names this run's conversations and client message ids.
     pub tag: String,
     pub users: Vec<client::User>,
@@ -135,6 +158,9 @@ pub enum Scenario {
     Connections(ConnectionsOptions),
     /// A storm of logins while /health is polled alongside.
     Login(LoginOptions),
+    /// A broker alone (NATS or Redis pub/sub): publish→receive latency at a fixed rate and
+    /// the highest rate it sustains. Needs no chatd server.
+    Bus(BusOptions),
     /// Internal: holds a share of the `connections` scenario in a child process.
     #[command(hide = true)]
     ConnectionsWorker,
@@ -151,6 +177,7 @@ pub async fn run(cli: &Cli) -> Result<Report, BenchError> {
             Report::Connections(scenario::connections::run(common, o).await?)
         }
         Scenario::Login(o) => Report::Login(scenario::login::run(common, o).await?),
+        Scenario::Bus(o) => Report::Bus(scenario::bus::run(common, o).await?),
         Scenario::ConnectionsWorker => {
             return Err(BenchError::Invalid(
                 "connections-worker is run by the connections scenario itself".into(),
@@ -203,7 +230,7 @@ mod tests {
         .unwrap();
         assert!(cli.common.json);
         assert_eq!(cli.common.duration, Duration::from_secs(2));
-        assert_eq!(cli.common.url, "http://127.0.0.1:9");
+        assert_eq!(cli.common.urls, ["http://127.0.0.1:9"]);
         let Scenario::Chat(chat) = cli.scenario else {
             panic!("not the chat scenario")
         };
@@ -212,10 +239,32 @@ mod tests {
     }
 
     #[test]
+    fn several_urls_name_the_nodes_of_a_cluster_in_order() {
+        let cli = Cli::try_parse_from([
+            "chat-bench",
+            "chat",
+            "--url",
+            "http://127.0.0.1:1",
+            "--url",
+            "http://127.0.0.1:2,http://127.0.0.1:3",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.common.urls,
+            [
+                "http://127.0.0.1:1",
+                "http://127.0.0.1:2",
+                "http://127.0.0.1:3"
+            ]
+        );
+        assert_eq!(cli.common.targets().unwrap().len(), 3);
+    }
+
+    #[test]
     fn the_library_defaults_are_the_command_lines() {
         let cli = Cli::try_parse_from(["chat-bench", "login"]).unwrap();
         let defaults = Common::new("http://127.0.0.1:8000");
-        assert_eq!(cli.common.url, defaults.url);
+        assert_eq!(cli.common.urls, defaults.urls);
         assert_eq!(cli.common.duration, defaults.duration);
         assert_eq!(cli.common.timeout, defaults.timeout);
         assert_eq!(cli.common.setup_concurrency, defaults.setup_concurrency);

@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use crate::scenario::{
-    chat::ChatReport, connections::ConnectionsReport, fanout::FanoutReport, login::LoginReport,
-    rest::RestReport,
+    bus::BusReport, chat::ChatReport, connections::ConnectionsReport, fanout::FanoutReport,
+    login::LoginReport, rest::RestReport,
 };
 
 /// One line of a report table: what was measured and its value.
@@ -20,6 +20,7 @@ pub enum Report {
     Fanout(FanoutReport),
     Connections(ConnectionsReport),
     Login(LoginReport),
+    Bus(BusReport),
 }
 
 impl Report {
@@ -32,6 +33,7 @@ impl Report {
             Report::Fanout(r) => r.failure_count(),
             Report::Connections(r) => r.failures.total(),
             Report::Login(r) => r.failures.total(),
+            Report::Bus(r) => r.failure_count(),
         }
     }
 
@@ -42,6 +44,7 @@ impl Report {
             Report::Fanout(r) => r.title(),
             Report::Connections(r) => r.title(),
             Report::Login(r) => r.title(),
+            Report::Bus(r) => r.title(),
         }
     }
 
@@ -52,6 +55,7 @@ impl Report {
             Report::Fanout(r) => r.rows(),
             Report::Connections(r) => r.rows(),
             Report::Login(r) => r.rows(),
+            Report::Bus(r) => r.rows(),
         }
     }
 

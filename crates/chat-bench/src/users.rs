@@ -9,9 +9,10 @@ use futures_util::{StreamExt, stream};
 use crate::BenchError;
 use crate::client::{Target, User};
 
-/// Signs up and logs in users `{prefix}0` .. `{prefix}{count-1}`, `concurrency` at a time.
+/// Signs up and logs in users `{prefix}0` .. `{prefix}{count-1}`, `concurrency` at a time,
+/// user `i` on `targets[i % targets.len()]`.
 pub async fn create_users(
-    target: &Target,
+    targets: &[Target],
     prefix: &str,
     count: usize,
     concurrency: usize,
@@ -34,6 +35,7 @@ pub async fn create_users(
     let users: Vec<User> = stream::iter(0..count)
         .map(|i| {
             let name = format!("{prefix}{i}");
+            let target = &targets[i % targets.len()];
             async move { target.signup_and_login(&name).await }
         })
         .buffered(concurrency.max(1))

@@ -74,6 +74,37 @@ async fn chat_stores_and_delivers_every_message_to_every_member() {
     server.shutdown.stop().await;
 }
 
+/// Two `--url`s naming the same server: the users are spread over both "nodes" and the
+/// deliveries between users of different ones are reported apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_over_several_urls_reports_the_cross_node_deliveries_apart() {
+    let server = start_server().await;
+    let options = ChatOptions {
+        users: 6,
+        group_size: 3,
+        rate: 20.0,
+        drain: Duration::from_secs(5),
+    };
+    let common = Common {
+        urls: vec![server.url.clone(), server.url.clone()],
+        ..common(&server)
+    };
+    let report = chat_bench::scenario::chat::run(&common, &options)
+        .await
+        .expect("the scenario runs");
+    assert_eq!(report.nodes, 2);
+    assert_eq!(report.deliveries, report.sent * 2, "{report:#?}");
+    // Groups [0 1 2] and [3 4 5] on nodes [0 1 0] and [1 0 1]: of each group's six
+    // sender-receiver pairs, four cross nodes.
+    let cross = report
+        .cross_node_delivery_latency
+        .as_ref()
+        .expect("a cross-node figure on two nodes");
+    assert_eq!(cross.count * 6, report.deliveries * 4, "{report:#?}");
+    assert_eq!(report.failure_count(), 0, "{report:#?}");
+    server.shutdown.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_reaches_every_member_of_the_group() {
     let server = start_server().await;

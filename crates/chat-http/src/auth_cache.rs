@@ -41,6 +41,15 @@ impl AuthCache {
         self.insert_at(token, session, Instant::now());
     }
 
+    /// Forgets every verified token: revocations may have been missed (the node was off its
+    /// event bus), so each token is checked against the store again on its next use.
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     /// [`Self::get`] as of `now`, so that tests can drive time.
     fn get_at(&self, token: &str, now: Instant) -> Option<Authenticated> {
         let entries = self
@@ -155,6 +164,16 @@ mod tests {
         assert_eq!(cache.get_at("t1", almost).unwrap().user.id, alice);
         assert!(cache.get_at("t1", verified + ttl).is_none());
         assert!(cache.get_at("t1", verified + 2 * ttl).is_none());
+    }
+
+    #[test]
+    fn clearing_forgets_every_verified_token() {
+        let cache = AuthCache::new(Duration::from_secs(30));
+        cache.insert("t1".into(), session(UserId::new(), "j1"));
+        cache.insert("t2".into(), session(UserId::new(), "j2"));
+        cache.clear();
+        assert!(cache.get("t1").is_none());
+        assert!(cache.get("t2").is_none());
     }
 
     #[test]

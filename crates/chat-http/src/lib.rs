@@ -20,5 +20,5 @@ pub mod ws;
 pub use app::{configure, json_errors};
 pub use auth_cache::{AuthCache, PublishAll};
 pub use rate_limit::MemoryRateLimiter;
-pub use state::{AppState, HealthProbe};
+pub use state::{AppState, BusProbe, HealthProbe};
 pub use ws::{Hub, WsConfig};

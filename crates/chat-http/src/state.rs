@@ -25,6 +25,12 @@ pub trait HealthProbe: Send + Sync {
     }
 }
 
+/// The cluster's event bus, on a node that has one.
+pub trait BusProbe: Send + Sync {
+    /// Whether the node is connected to its broker now.
+    fn connected(&self) -> bool;
+}
+
 pub struct AppState {
     pub services: ChatServices,
     /// Budgets the edge itself enforces (WebSocket frames), shared with the services'.
@@ -32,6 +38,8 @@ pub struct AppState {
     /// Recently verified tokens; also subscribed to revocations.
     pub auth_cache: Arc<AuthCache>,
     pub health: Arc<dyn HealthProbe>,
+    /// The event bus, on a node of a cluster; `None` for a single node (in-process events).
+    pub bus: Option<Arc<dyn BusProbe>>,
     pub hub: Arc<Hub>,
 }
 

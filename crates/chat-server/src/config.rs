@@ -38,7 +38,9 @@ pub struct Config {
     #[arg(long, env = "CHAT_BIND", default_value = "127.0.0.1:8000")]
     pub bind: String,
 
-    /// SQLite database file; a `sqlite://` prefix is accepted.
+    /// Where data lives. A `postgres://` or `postgresql://` URL selects PostgreSQL (the
+    /// database must exist; several servers may share it). Anything else is a SQLite database
+    /// file, created if needed and held by one server alone; a `sqlite://` prefix is accepted.
     #[arg(long, env = "DATABASE_URL", default_value = "chat.db")]
     pub database_url: String,
 
@@ -108,6 +110,14 @@ pub struct Config {
     /// Log lines as `text` (coloured only on a terminal) or `json` (one object a line).
     #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// The cluster's event bus, `nats://host:port` (several servers of one NATS cluster:
+    /// comma-separated). Unset: one node, events stay in this process. A node on a bus needs
+    /// a database every node shares (PostgreSQL): a SQLite server refuses to start with it.
+    /// The server does not start if the broker cannot be reached; later losses of the broker
+    /// are survived (clients are told to `resync`).
+    #[arg(long, env = "CHAT_BUS_URL")]
+    pub bus_url: Option<String>,
 }
 
 impl Config {
@@ -177,6 +187,7 @@ mod tests {
         assert_eq!(cli.config.max_pending_connections, 1024);
         assert_eq!(cli.config.max_pending_connections_per_address, 32);
         assert_eq!(cli.config.conversations_per_minute, 20);
+        assert_eq!(cli.config.bus_url, None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod config;
 mod secret;
 pub mod startup;
+mod storage;
 pub mod telemetry;
 
 pub use config::{Cli, Command, Config, LogFormat, SyncMode};

@@ -6,6 +6,10 @@
 //! member's connection, the sender's included (the echo, which is how a client learns its
 //! message is stored). Every receiver checks off what it got; after sending stops, whatever a
 //! member has not received within `--drain` is lost.
+//!
+//! Against several nodes (`--url` repeated) user `i` is on node `i % nodes`, so the members
+//! of a group sit on different nodes; deliveries between users on different nodes are also
+//! reported on their own (cross-node latency).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -66,6 +70,11 @@ pub struct ChatReport {
     pub deliveries_per_s: f64,
     /// Sent → received by another member, per delivery.
     pub delivery_latency: LatencySummary,
+    /// The nodes the users were spread over (`--url`s).
+    pub nodes: usize,
+    /// Of `delivery_latency`, the deliveries whose sender sat on another node than the
+    /// receiver; `None` on one node.
+    pub cross_node_delivery_latency: Option<LatencySummary>,
     /// Sent → echoed back to the sender, per message.
     pub echo_latency: LatencySummary,
     /// Messages whose echo never reached the sender within the drain time.
@@ -88,8 +97,13 @@ impl ChatReport {
     }
 
     pub fn title(&self) -> String {
+        let nodes = if self.nodes > 1 {
+            format!(" on {} nodes", self.nodes)
+        } else {
+            String::new()
+        };
         format!(
-            "chat: {} users in {} groups of {}, {}/s each (offered {:.0} msg/s) for {}s",
+            "chat: {} users{nodes} in {} groups of {}, {}/s each (offered {:.0} msg/s) for {}s",
             self.users,
             self.conversations,
             self.group_size,
@@ -100,7 +114,7 @@ impl ChatReport {
     }
 
     pub fn rows(&self) -> Vec<Row> {
-        vec![
+        let mut rows = vec![
             ("messages sent", count_rate(self.sent, self.sent_per_s)),
             (
                 "messages stored (echoed)",
@@ -111,13 +125,23 @@ impl ChatReport {
                 count_rate(self.deliveries, self.deliveries_per_s),
             ),
             ("delivery latency p50/p99/max", self.delivery_latency.cell()),
+            (
+                "cross-node delivery p50/p99/max",
+                self.cross_node_delivery_latency
+                    .as_ref()
+                    .map_or_else(|| "-".into(), LatencySummary::cell),
+            ),
             ("echo latency p50/p99/max", self.echo_latency.cell()),
             ("lost echoes", self.lost_echoes.to_string()),
             ("lost deliveries", self.lost_deliveries.to_string()),
             ("duplicated deliveries", self.duplicates.to_string()),
             ("errors", self.failures.cell()),
             ("setup (not measured)", format!("{:.1}s", self.setup_s)),
-        ]
+        ];
+        if self.cross_node_delivery_latency.is_none() {
+            rows.retain(|(label, _)| !label.starts_with("cross-node"));
+        }
+        rows
     }
 }
 
@@ -130,6 +154,8 @@ struct Shared {
     expected: AtomicI64,
     /// First receipts so far (a duplicate does not count).
     received: AtomicI64,
+    /// User `i` is on node `i % nodes`.
+    nodes: usize,
 }
 
 struct SenderResult {
@@ -148,12 +174,14 @@ struct ReaderResult {
     duplicates: u64,
     echo: Latency,
     delivery: Latency,
+    /// The deliveries from a sender on another node.
+    cross_node: Latency,
     last_echo: Option<Instant>,
     last_delivery: Option<Instant>,
     failures: Failures,
 }
 
-/// Runs the `chat` scenario against `common.url`.
+/// Runs the `chat` scenario against the nodes of `common.urls` (users spread round-robin).
 pub async fn run(common: &Common, opts: &ChatOptions) -> Result<ChatReport, BenchError> {
     if opts.users < 2 || !(2..=1000).contains(&opts.group_size) || opts.group_size > opts.users {
         return Err(BenchError::Invalid(
@@ -164,7 +192,12 @@ pub async fn run(common: &Common, opts: &ChatOptions) -> Result<ChatReport, Benc
         return Err(BenchError::Invalid("--rate must be above 0".into()));
     }
     let setup_started = Instant::now();
-    let Setup { target, tag, users } = common.setup(opts.users).await?;
+    let Setup {
+        target,
+        targets,
+        tag,
+        users,
+    } = common.setup(opts.users).await?;
 
     let groups = partition(opts.users, opts.group_size);
     let conversations: Vec<String> = stream::iter(groups.iter().enumerate())
@@ -187,8 +220,7 @@ pub async fn run(common: &Common, opts: &ChatOptions) -> Result<ChatReport, Benc
         }
     }
 
-    let addr = target.socket_addr().await?;
-    let sockets = super::connect_all(&target, addr, &users.iter().collect::<Vec<_>>(), 64).await?;
+    let sockets = super::connect_all(&targets, &users.iter().collect::<Vec<_>>(), 64).await?;
     let setup = setup_started.elapsed();
 
     let shared = Arc::new(Shared {
@@ -196,6 +228,7 @@ pub async fn run(common: &Common, opts: &ChatOptions) -> Result<ChatReport, Benc
         epoch: Instant::now(),
         expected: AtomicI64::new(0),
         received: AtomicI64::new(0),
+        nodes: targets.len(),
     });
     let (stop, stopped) = watch::channel(false);
     let start = tokio::time::Instant::now() + Duration::from_millis(200);
@@ -279,11 +312,13 @@ pub async fn run(common: &Common, opts: &ChatOptions) -> Result<ChatReport, Benc
     let measured_start = start.into_std();
     let mut echo = Latency::new();
     let mut delivery = Latency::new();
+    let mut cross_node = Latency::new();
     let (mut stored, mut deliveries, mut duplicates, mut refused) = (0, 0, 0, 0);
     let (mut last_echo, mut last_delivery) = (measured_start, measured_start);
     for r in &results {
         echo.merge(&r.echo);
         delivery.merge(&r.delivery);
+        cross_node.merge(&r.cross_node);
         stored += r.echoes;
         deliveries += r.deliveries;
         duplicates += r.duplicates;
@@ -307,6 +342,8 @@ pub async fn run(common: &Common, opts: &ChatOptions) -> Result<ChatReport, Benc
         deliveries,
         deliveries_per_s: per_second(deliveries, last_delivery - measured_start),
         delivery_latency: delivery.summary(),
+        nodes: targets.len(),
+        cross_node_delivery_latency: (targets.len() > 1).then(|| cross_node.summary()),
         echo_latency: echo.summary(),
         lost_echoes,
         lost_deliveries,
@@ -413,6 +450,10 @@ async fn read(
                 } else {
                     r.deliveries += 1;
                     r.delivery.record_micros(micros);
+                    let nodes = u32::try_from(shared.nodes).unwrap_or(1);
+                    if m.sender % nodes != me % nodes {
+                        r.cross_node.record_micros(micros);
+                    }
                     r.last_delivery = Some(now);
                 }
             }

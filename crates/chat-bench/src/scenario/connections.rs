@@ -141,7 +141,9 @@ impl ConnectionsReport {
 /// A share of the connections, as handed to a worker process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerJob {
-    pub url: String,
+    /// Every node; the share's connection `j` goes to node `(first + j) % urls.len()`.
+    pub urls: Vec<String>,
+    pub first: usize,
     pub timeout_ms: u64,
     /// One token per connection.
     pub tokens: Vec<String>,
@@ -173,14 +175,19 @@ pub struct Share {
 }
 
 impl Share {
-    /// Opens one connection per token, spread round-robin over `sources`.
+    /// Opens one connection per token, spread round-robin over `sources`, and over the nodes
+    /// `targets` starting with node `first`.
     pub async fn open(
-        target: &Target,
+        targets: &[Target],
+        first: usize,
         tokens: &[String],
         sources: &[IpAddr],
         concurrency: usize,
     ) -> Result<Self, BenchError> {
-        let addr = target.socket_addr().await?;
+        let mut addrs = Vec::with_capacity(targets.len());
+        for target in targets {
+            addrs.push(target.socket_addr().await?);
+        }
         let (stop, stopped) = watch::channel(false);
         let dropped = Arc::new(AtomicU64::new(0));
         let mut share = Self {
@@ -196,6 +203,8 @@ impl Share {
         let mut attempts = stream::iter(tokens.iter().enumerate())
             .map(|(i, token)| {
                 let source = (!sources.is_empty()).then(|| sources[i % sources.len()]);
+                let node = (first + i) % targets.len();
+                let (target, addr) = (&targets[node], addrs[node]);
                 async move {
                     let began = Instant::now();
                     let ws = target.connect_ws(addr, token, source).await;
@@ -263,7 +272,7 @@ async fn hold(mut ws: Ws, mut stop: watch::Receiver<bool>, dropped: Arc<AtomicU6
     .await;
 }
 
-/// Runs the `connections` scenario against `common.url`.
+/// Runs the `connections` scenario against the nodes of `common.urls` (connections spread round-robin).
 pub async fn run(
     common: &Common,
     opts: &ConnectionsOptions,
@@ -283,7 +292,7 @@ pub async fn run(
     };
     let setup_started = Instant::now();
     let user_count = opts.count.div_ceil(opts.per_user);
-    let Setup { target, users, .. } = common.setup(user_count).await?;
+    let Setup { targets, users, .. } = common.setup(user_count).await?;
     let tokens: Vec<String> = (0..opts.count)
         .map(|i| users[i / opts.per_user].token.clone())
         .collect();
@@ -296,7 +305,7 @@ pub async fn run(
 
     // Connect, in this process or in workers.
     let connect_started = Instant::now();
-    let mut holders = Holders::start(common, opts, &target, &tokens, &sources, processes).await?;
+    let mut holders = Holders::start(common, opts, &targets, &tokens, &sources, processes).await?;
     let connect_elapsed = connect_started.elapsed();
     let mut failures = Failures::default();
     let mut connect = Latency::new();
@@ -311,7 +320,7 @@ pub async fn run(
 
     // Hold them all, idle.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let server_reported = server_connections(&target).await;
+    let server_reported = server_connections(&targets).await;
     let rss_connected = rss(opts.server_pid);
     let held_started = Instant::now();
     tokio::time::sleep(common.duration.saturating_sub(Duration::from_secs(1))).await;
@@ -377,13 +386,13 @@ impl Holders {
     async fn start(
         common: &Common,
         opts: &ConnectionsOptions,
-        target: &Target,
+        targets: &[Target],
         tokens: &[String],
         sources: &[IpAddr],
         processes: usize,
     ) -> Result<Self, BenchError> {
         if processes == 1 {
-            let share = Share::open(target, tokens, sources, opts.connect_concurrency).await?;
+            let share = Share::open(targets, 0, tokens, sources, opts.connect_concurrency).await?;
             return Ok(Self::Here(share));
         }
         let exe = std::env::current_exe()
@@ -391,7 +400,7 @@ impl Holders {
         let per_process = tokens.len().div_ceil(processes);
         let mut workers = Vec::with_capacity(processes);
         // Start every worker first, so that they all connect at once.
-        for share in tokens.chunks(per_process) {
+        for (k, share) in tokens.chunks(per_process).enumerate() {
             let mut child = Command::new(&exe)
                 .arg("connections-worker")
                 .stdin(Stdio::piped())
@@ -404,7 +413,8 @@ impl Holders {
                 return Err(BenchError::Worker("worker without pipes".into()));
             };
             let job = WorkerJob {
-                url: common.url.clone(),
+                urls: common.urls.clone(),
+                first: k * per_process,
                 timeout_ms: u64::try_from(common.timeout.as_millis()).unwrap_or(u64::MAX),
                 tokens: share.to_vec(),
                 sources: sources.to_vec(),
@@ -492,8 +502,22 @@ pub async fn worker_main() -> Result<(), BenchError> {
         .ok_or_else(|| BenchError::Worker("no job on stdin".into()))?;
     let job: WorkerJob = serde_json::from_str(&line)
         .map_err(|e| BenchError::Worker(format!("reading the job: {e}")))?;
-    let target = Target::new(&job.url, Duration::from_millis(job.timeout_ms))?;
-    let share = Share::open(&target, &job.tokens, &job.sources, job.concurrency).await?;
+    let targets = job
+        .urls
+        .iter()
+        .map(|url| Target::new(url, Duration::from_millis(job.timeout_ms)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if targets.is_empty() {
+        return Err(BenchError::Worker("a job without a node".into()));
+    }
+    let share = Share::open(
+        &targets,
+        job.first,
+        &job.tokens,
+        &job.sources,
+        job.concurrency,
+    )
+    .await?;
     let mut stdout = tokio::io::stdout();
     report_line(&mut stdout, share.opened()).await?;
     let _ = stdin.next_line().await;
@@ -535,18 +559,23 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
         .ok()
 }
 
-/// The `connections` figure of `/health`.
-async fn server_connections(target: &Target) -> Option<u64> {
-    let body: serde_json::Value = target
-        .http()
-        .get(target.url("/health"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    body["connections"].as_u64()
+/// The `connections` figures of every node's `/health`, added up (`None` if a node does not
+/// report one).
+async fn server_connections(targets: &[Target]) -> Option<u64> {
+    let mut total = 0;
+    for target in targets {
+        let body: serde_json::Value = target
+            .http()
+            .get(target.url("/health"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        total += body["connections"].as_u64()?;
+    }
+    Some(total)
 }
 
 #[cfg(test)]

@@ -104,7 +104,7 @@ impl FanoutReport {
 /// An arrival, as a member's reader reports it: member, message number, when.
 type Arrival = (u32, u32, Instant);
 
-/// Runs the `fanout` scenario against `common.url`.
+/// Runs the `fanout` scenario against the nodes of `common.urls` (members spread round-robin; the sender is on the first).
 pub async fn run(common: &Common, opts: &FanoutOptions) -> Result<FanoutReport, BenchError> {
     if !(2..=MAX_GROUP).contains(&opts.members) {
         return Err(BenchError::Invalid(format!(
@@ -112,13 +112,17 @@ pub async fn run(common: &Common, opts: &FanoutOptions) -> Result<FanoutReport, 
         )));
     }
     let setup_started = Instant::now();
-    let Setup { target, tag, users } = common.setup(opts.members).await?;
+    let Setup {
+        target,
+        targets,
+        tag,
+        users,
+    } = common.setup(opts.members).await?;
     let others: Vec<_> = users[1..].iter().collect();
     let conversation = target
         .create_group(&users[0], &others, &format!("bench {tag} fanout"))
         .await?;
-    let addr = target.socket_addr().await?;
-    let sockets = super::connect_all(&target, addr, &users.iter().collect::<Vec<_>>(), 64).await?;
+    let sockets = super::connect_all(&targets, &users.iter().collect::<Vec<_>>(), 64).await?;
     let setup = setup_started.elapsed();
 
     let epoch = Instant::now();

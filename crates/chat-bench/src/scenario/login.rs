@@ -128,7 +128,7 @@ impl LoginReport {
     }
 }
 
-/// Runs the `login` scenario against `common.url`.
+/// Runs the `login` scenario against the first node of `common.urls`.
 pub async fn run(common: &Common, opts: &LoginOptions) -> Result<LoginReport, BenchError> {
     if opts.concurrency == 0 {
         return Err(BenchError::Invalid("--concurrency must be above 0".into()));
@@ -145,6 +145,7 @@ pub async fn run(common: &Common, opts: &LoginOptions) -> Result<LoginReport, Be
         target,
         tag,
         mut users,
+        ..
     } = common.setup(count + 2).await?;
     let probe_users = users.split_off(count);
     let probe = WsProbe::connect(&target, &probe_users, &tag).await?;
@@ -325,8 +326,8 @@ impl WsProbe {
         let conversation_id = target
             .create_group(sender, &[receiver], &format!("bench {tag} login probe"))
             .await?;
-        let addr = target.socket_addr().await?;
-        let mut sockets = super::connect_all(target, addr, &[sender, receiver], 2).await?;
+        let mut sockets =
+            super::connect_all(std::slice::from_ref(target), &[sender, receiver], 2).await?;
         let (Some(receiver), Some(sender)) = (sockets.pop(), sockets.pop()) else {
             return Err(BenchError::Setup(
                 "the WebSocket probe's connections went missing".into(),

@@ -1,33 +1,42 @@
 //! One module per scenario: its options (the subcommand's flags), its run function and its
 //! report. The run functions are what `chat-bench` calls and what the smoke test calls.
 
+pub mod bus;
 pub mod chat;
 pub mod connections;
 pub mod fanout;
 pub mod login;
 pub mod rest;
 
-use std::net::SocketAddr;
-
 use futures_util::{StreamExt, stream};
 
 use crate::BenchError;
 use crate::client::{Target, User, Ws};
 
-/// One WebSocket per user, `concurrency` handshakes at a time, in the users' order. Any
-/// failure stops the setup: a scenario that cannot connect its clients has nothing to measure.
+/// One WebSocket per user, the `i`th to `targets[i % targets.len()]`, `concurrency`
+/// handshakes at a time, in the users' order. Any failure stops the setup: a scenario that
+/// cannot connect its clients has nothing to measure.
 pub(crate) async fn connect_all(
-    target: &Target,
-    addr: SocketAddr,
+    targets: &[Target],
     users: &[&User],
     concurrency: usize,
 ) -> Result<Vec<Ws>, BenchError> {
-    stream::iter(users)
-        .map(|user| async move {
-            target
-                .connect_ws(addr, &user.token, None)
-                .await
-                .map_err(|f| BenchError::Setup(format!("WebSocket of {}: {}", user.username, f.0)))
+    let mut addrs = Vec::with_capacity(targets.len());
+    for target in targets {
+        addrs.push(target.socket_addr().await?);
+    }
+    stream::iter(users.iter().enumerate())
+        .map(|(i, user)| {
+            let node = i % targets.len();
+            let (target, addr) = (&targets[node], addrs[node]);
+            async move {
+                target
+                    .connect_ws(addr, &user.token, None)
+                    .await
+                    .map_err(|f| {
+                        BenchError::Setup(format!("WebSocket of {}: {}", user.username, f.0))
+                    })
+            }
         })
         .buffered(concurrency.max(1))
         .collect::<Vec<_>>()

@@ -107,7 +107,7 @@ struct ClientResult {
     failures: Failures,
 }
 
-/// Runs the `rest` scenario against `common.url`.
+/// Runs the `rest` scenario against the first node of `common.urls`.
 pub async fn run(common: &Common, opts: &RestOptions) -> Result<RestReport, BenchError> {
     if opts.concurrency == 0
         || opts.users == 0
@@ -128,7 +128,9 @@ pub async fn run(common: &Common, opts: &RestOptions) -> Result<RestReport, Benc
         ));
     }
     let setup_started = Instant::now();
-    let Setup { target, tag, users } = common.setup(opts.users.max(2)).await?;
+    let Setup {
+        target, tag, users, ..
+    } = common.setup(opts.users.max(2)).await?;
     let others: Vec<_> = users[1..].iter().collect();
     let conversation = target
         .create_group(&users[0], &others, &format!("bench {tag} rest"))

@@ -262,6 +262,25 @@ impl Hub {
         }
     }
 
+    /// Tells every open connection on this node to `sync`, from `since_seq` if that is lower
+    /// than the client's highest seq: events may have been missed (the node was off its event
+    /// bus). Never waits: a connection whose queue is full is told to close, and its client
+    /// syncs when it reconnects.
+    pub fn resync_all(&self, since_seq: Option<i64>) {
+        let frame = ServerFrame::Resync { since_seq }.to_text();
+        for shard in &self.shards {
+            let shard = shard
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for connection in shard.values().flatten() {
+                match connection.outbound.try_send(frame.clone()) {
+                    Ok(()) | Err(TrySendError::Closed(_)) => {}
+                    Err(TrySendError::Full(_)) => connection.overflowed.notify_one(),
+                }
+            }
+        }
+    }
+
     /// Tells the user's connections that used `token_id` (or all of them, for `None`) that
     /// their access is gone.
     fn revoke(&self, user: UserId, token_id: Option<&str>) {
@@ -416,6 +435,40 @@ mod tests {
         }
         assert!(e.outbound.try_recv().is_err());
         assert_eq!(hub.connection_count(), 4);
+    }
+
+    #[tokio::test]
+    async fn resync_reaches_every_open_connection_once() {
+        let hub = hub(1);
+        let alice = UserId::new();
+        let mut connections: Vec<_> = (0..3)
+            .map(|_| hub.register(alice, "t").unwrap())
+            .chain((0..40).map(|_| hub.register(UserId::new(), "t").unwrap()))
+            .collect();
+        hub.resync_all(Some(7));
+        for registration in &mut connections {
+            assert_eq!(
+                registration.outbound.try_recv().unwrap(),
+                r#"{"type":"resync","since_seq":7}"#
+            );
+            assert!(registration.outbound.try_recv().is_err(), "sent once");
+        }
+        // A connection whose queue is full is closed rather than left behind.
+        hub.resync_all(None);
+        let flagged = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            connections[0].overflowed.notified(),
+        );
+        assert!(
+            flagged.await.is_err(),
+            "the queue had room for the second resync"
+        );
+        hub.resync_all(None);
+        let flagged = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            connections[0].overflowed.notified(),
+        );
+        assert!(flagged.await.is_ok(), "a full queue is flagged");
     }
 
     #[tokio::test]

@@ -142,6 +142,12 @@ pub enum ServerFrame {
     Synced {
         last_seq: i64,
     },
+    /// Events may have been missed (the node lost its event bus for a while): the client
+    /// sends `sync` with the highest seq it has, or with `since_seq` when that is lower.
+    Resync {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        since_seq: Option<i64>,
+    },
     Pong,
     Error {
         code: &'static str,
@@ -246,6 +252,16 @@ impl ServerFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_resync_frame_names_a_seq_only_when_it_has_one() {
+        let frame = ServerFrame::Resync { since_seq: None };
+        assert_eq!(frame.to_text(), r#"{"type":"resync"}"#);
+        let frame = ServerFrame::Resync {
+            since_seq: Some(41),
+        };
+        assert_eq!(frame.to_text(), r#"{"type":"resync","since_seq":41}"#);
+    }
 
     #[test]
     fn known_frames_decode() {

@@ -44,6 +44,7 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         max_pending_connections: chat_http::ws::DEFAULT_MAX_PENDING,
         max_pending_connections_per_address: chat_http::ws::DEFAULT_MAX_PENDING_PER_ADDRESS,
         log_format: chat_server::LogFormat::Text,
+        bus_url: None,
     }
 }
 

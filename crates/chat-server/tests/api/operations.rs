@@ -33,12 +33,38 @@ async fn a_second_server_on_the_same_database_file_refuses_to_start() {
 }
 
 #[tokio::test]
+async fn a_sqlite_server_refuses_to_join_an_event_bus() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = chat_server::Config {
+        // Never dialled: the refusal comes before any connection.
+        bus_url: Some("nats://127.0.0.1:1".into()),
+        ..test_config(&dir)
+    };
+    let Err(error) = chat_server::Application::build(config).await else {
+        panic!("a SQLite server started on an event bus");
+    };
+    assert!(
+        matches!(error, chat_server::StartupError::BusNeedsSharedDatabase),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("CHAT_BUS_URL") && message.contains("SQLite"),
+        "{message}"
+    );
+    assert!(
+        !dir.path().join("chat.db").exists(),
+        "no database was created"
+    );
+}
+
+#[tokio::test]
 async fn health_is_degraded_while_writes_find_the_disk_full_and_recovers_after() {
     let dir = tempfile::tempdir().unwrap();
     let server = chat_server::Application::build(test_config(&dir))
         .await
         .unwrap();
-    let database = server.database().clone();
+    let database = server.database().expect("a SQLite server").clone();
     let app = TestApp {
         address: format!("http://127.0.0.1:{}", server.port()),
         ws_url: format!("ws://127.0.0.1:{}/api/v1/ws", server.port()),

@@ -1,0 +1,142 @@
+//! Live events cross nodes: what happens on node A reaches the sockets held by B and C, and a
+//! revocation on A closes the affected sockets wherever they are.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::client::{PASSWORD, User};
+use crate::harness::Cluster;
+
+/// alice, bob and carol in one group made on node A.
+async fn three_in_a_group(cluster: &Cluster) -> ([User; 3], String) {
+    let a = &cluster.nodes[0];
+    let alice = a.user("alice").await;
+    let bob = cluster.nodes[1].user("bob").await;
+    let carol = cluster.nodes[2].user("carol").await;
+    let group = a.group(&alice, &[bob.clone(), carol.clone()]).await;
+    ([alice, bob, carol], group)
+}
+
+#[tokio::test]
+async fn a_message_sent_on_one_node_is_delivered_live_on_the_other_two() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let ([alice, bob, carol], group) = three_in_a_group(&cluster).await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let mut alice_ws = a.ws(&alice).await;
+    let mut bob_ws = b.ws(&bob).await;
+    let mut carol_ws = c.ws(&carol).await;
+
+    alice_ws
+        .send_json(json!({"type": "message", "conversation_id": group,
+                          "content": "hello from A", "client_message_id": "a-1"}))
+        .await;
+    let sent = alice_ws.next_of_type("new_message").await;
+    for ws in [&mut bob_ws, &mut carol_ws] {
+        let delivered = ws.next_of_type("new_message").await;
+        assert_eq!(delivered["message"]["id"], sent["message"]["id"]);
+        assert_eq!(delivered["message"]["content"], "hello from A");
+    }
+}
+
+#[tokio::test]
+async fn typing_on_one_node_is_shown_on_the_other_two() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let ([alice, bob, carol], group) = three_in_a_group(&cluster).await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let mut alice_ws = a.ws(&alice).await;
+    let mut bob_ws = b.ws(&bob).await;
+    let mut carol_ws = c.ws(&carol).await;
+
+    bob_ws
+        .send_json(json!({"type": "typing", "conversation_id": group, "is_typing": true}))
+        .await;
+    for ws in [&mut alice_ws, &mut carol_ws] {
+        let typing = ws.next_of_type("user_typing").await;
+        assert_eq!(typing["user_id"], bob.id.as_str());
+        assert_eq!(typing["conversation_id"], group.as_str());
+        assert_eq!(typing["is_typing"], true);
+    }
+}
+
+#[tokio::test]
+async fn a_read_receipt_on_one_node_reaches_the_other_two() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let ([alice, bob, carol], group) = three_in_a_group(&cluster).await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let message = a
+        .try_send(&alice, &group, "read me", "a-1")
+        .await
+        .expect("the message is stored");
+    let mut alice_ws = a.ws(&alice).await;
+    let mut bob_ws = b.ws(&bob).await;
+    let mut carol_ws = c.ws(&carol).await;
+
+    carol_ws
+        .send_json(json!({"type": "mark_read", "message_id": message["id"]}))
+        .await;
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let read = ws.next_of_type("message_read").await;
+        assert_eq!(read["user_id"], carol.id.as_str());
+        assert_eq!(read["message_id"], message["id"]);
+        assert_eq!(read["last_read_seq"], message["seq"]);
+    }
+}
+
+#[tokio::test]
+async fn a_logout_on_one_node_closes_that_tokens_socket_on_another_and_no_other() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let alice = a.user("alice").await;
+    let laptop = User {
+        token: b.login("alice", PASSWORD).await,
+        ..alice.clone()
+    };
+    let mut phone_ws = c.ws(&alice).await;
+    let mut laptop_ws = b.ws(&laptop).await;
+
+    let logout = a
+        .http
+        .post(format!("{}/api/v1/auth/logout", a.base))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .expect("the logout reaches node A");
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+
+    assert_eq!(phone_ws.next_json().await["code"], "unauthorized");
+    assert_eq!(phone_ws.close_code().await, Some(1008));
+    laptop_ws.assert_open().await;
+}
+
+#[tokio::test]
+async fn a_password_change_on_one_node_closes_the_users_sockets_on_the_others() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let alice = a.user("alice").await;
+    let mut on_b = b.ws(&alice).await;
+    let mut on_c = c.ws(&alice).await;
+
+    let changed = a
+        .put(
+            "/api/v1/users/me",
+            &alice.token,
+            json!({"password": "new password!", "current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+
+    for ws in [&mut on_b, &mut on_c] {
+        assert_eq!(ws.next_json().await["code"], "unauthorized");
+        assert_eq!(ws.close_code().await, Some(1008));
+    }
+}
