@@ -5,6 +5,8 @@
 //! SQLite adapter. Where SQLite relies on its single writer, this adapter relies on row locks
 //! that hold across nodes; each module says which.
 
+#[cfg(test)]
+mod cluster_tests;
 mod conversations;
 mod error;
 mod group_commit;
