@@ -91,3 +91,11 @@ mod sql {
         fn lower_nullable(text: Nullable<Text>) -> Nullable<Text>;
     }
 }
+
+/// The storage ports' contract, against a fresh PostgreSQL database per rule.
+#[cfg(test)]
+mod contract {
+    chat_domain::contract_tests!(
+        optional crate::testing::TestStore::create("chat-postgres contract")
+    );
+}
