@@ -9,7 +9,10 @@ use actix_web::web;
 use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtDeviceTokens, JwtIssuer};
 use chat_domain::clock::SystemClock;
 use chat_domain::service::{ChatServices, Ports};
-use chat_http::{AppState, AuthCache, HealthProbe, Hub, MemoryRateLimiter, PublishAll, WsConfig};
+use chat_http::{
+    AppState, AuthCache, HealthProbe, Hub, MemoryConnectionCap, MemoryRateLimiter, PublishAll,
+    WsConfig,
+};
 use chat_sqlite::{Database, ExclusiveLock, SqliteOptions, SqliteStore, StorageError, Synchronous};
 
 use crate::config::{Config, SyncMode};
@@ -174,12 +177,13 @@ impl Application {
             tokens: Arc::new(tokens),
             devices: Arc::new(devices),
             clock: Arc::new(SystemClock),
-            limiter: limiter.clone(),
+            limiter,
             limits: config.limits(),
         });
         let state = web::Data::new(AppState {
             services,
-            limiter,
+            frame_limiter: Arc::new(MemoryRateLimiter::default()),
+            user_connections: Arc::new(MemoryConnectionCap::default()),
             auth_cache,
             health: Arc::new(DatabaseHealth(db.clone())),
             hub: hub.clone(),
