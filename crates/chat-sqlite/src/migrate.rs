@@ -1,11 +1,11 @@
-//! The schema migrations in the workspace's `migrations/`, embedded in the binary.
+//! The schema migrations in the workspace's `migrations/sqlite/`, embedded in the binary.
 
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::{StorageError, StorageResult};
 use crate::pool::Database;
 
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
 impl Database {
     /// Applies every pending migration; returns how many ran.

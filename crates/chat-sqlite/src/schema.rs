@@ -1,4 +1,4 @@
-//! Diesel's view of the tables in `migrations/`.
+//! Diesel's view of the tables in `migrations/sqlite/`.
 
 diesel::table! {
     users (id) {

@@ -1,0 +1,91 @@
+//! Diesel's view of the tables in `migrations/postgres/`.
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        username -> Text,
+        email -> Text,
+        password_hash -> Text,
+        full_name -> Nullable<Text>,
+        avatar_url -> Nullable<Text>,
+        bio -> Nullable<Text>,
+        is_active -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        token_generation -> BigInt,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (token_id) {
+        token_id -> Text,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    server_settings (key) {
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    conversations (id) {
+        id -> Uuid,
+        kind -> Text,
+        name -> Nullable<Text>,
+        direct_key -> Nullable<Text>,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        last_message_seq -> Nullable<BigInt>,
+        last_activity_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    conversation_members (conversation_id, user_id) {
+        conversation_id -> Uuid,
+        user_id -> Uuid,
+        role -> Text,
+        joined_at -> Timestamptz,
+        last_read_seq -> BigInt,
+        read_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    messages (seq) {
+        seq -> BigInt,
+        id -> Uuid,
+        conversation_id -> Uuid,
+        sender_id -> Uuid,
+        content -> Text,
+        client_message_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// One row: the last seq handed out.
+    message_seq (only_row) {
+        only_row -> Bool,
+        last -> BigInt,
+    }
+}
+
+diesel::joinable!(conversation_members -> conversations (conversation_id));
+diesel::joinable!(conversation_members -> users (user_id));
+diesel::joinable!(messages -> conversations (conversation_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    server_settings,
+    revoked_tokens,
+    conversations,
+    conversation_members,
+    messages,
+    message_seq,
+);
