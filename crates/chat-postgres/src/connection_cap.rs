@@ -133,8 +133,9 @@ struct Work {
 impl PgConnectionCap {
     /// Registers this node (`node`, new at every start) on `db` (migrated), with no
     /// connections, and starts its heartbeat thread.
-    pub fn start(db: &PgDatabase, node: Uuid, options: CapOptions) -> StorageResult<Self> {
-        let pool = shared_pool(db, options.pool_size, options.timeout)?;
+    pub fn start(db: &PgDatabase, node: Uuid, options: CapOptions) -> std::io::Result<Self> {
+        let pool =
+            shared_pool(db, options.pool_size, options.timeout).map_err(std::io::Error::other)?;
         let shared = Arc::new(Shared {
             pool,
             node,
@@ -145,7 +146,7 @@ impl PgConnectionCap {
             failures: FailureLog::new(),
         });
         {
-            let mut conn = shared.pool.get()?;
+            let mut conn = shared.pool.get().map_err(std::io::Error::other)?;
             conn.transaction(|conn| {
                 diesel::sql_query("DELETE FROM user_connections WHERE node_id = $1")
                     .bind::<SqlUuid, _>(node)
@@ -153,13 +154,13 @@ impl PgConnectionCap {
                 diesel::sql_query(HEARTBEAT)
                     .bind::<SqlUuid, _>(node)
                     .execute(conn)
-            })?;
+            })
+            .map_err(std::io::Error::other)?;
         }
         let background = shared.clone();
         std::thread::Builder::new()
             .name("connection-cap".into())
-            .spawn(move || background.run())
-            .map_err(|e| crate::StorageError::corrupt("heartbeat thread", e))?;
+            .spawn(move || background.run())?;
         Ok(Self { shared })
     }
 

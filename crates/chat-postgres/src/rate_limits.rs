@@ -3,16 +3,23 @@
 //! hold for the cluster, not per node.
 //!
 //! Each key keeps one number, its GCRA "theoretical arrival time" (TAT), exactly as the
-//! in-memory limiter does, and each decision is one statement: an upsert that moves the TAT
-//! only when the action is allowed, on the database's clock (the nodes' clocks never enter).
-//! PostgreSQL's row lock on the key makes concurrent takers on any node queue for the row,
-//! so a budget of N gives exactly N. A key whose TAT has passed has its whole budget back;
-//! a sweeper thread deletes such keys every minute.
+//! in-memory limiter does, and a decision is an upsert that moves the TAT only when the
+//! action is allowed, on the database's clock (the nodes' clocks never enter). PostgreSQL's
+//! row lock on the key makes concurrent takers on any node queue for the row, so a budget
+//! of N gives exactly N. A key whose TAT has passed has its whole budget back; a sweeper
+//! thread deletes such keys every minute.
 //!
-//! Every call is a round trip to the database: callers on an async executor must make it
-//! on a blocking thread ([`RateLimiter::is_remote`] says so). The limiter has its own small
-//! pool, with a statement timeout, so that a slow limiter cannot starve the stores of
-//! connections, nor a slow store the limiter.
+//! Taking is the busy path (every message sent takes from its sender's budget), so takes
+//! are batched the way messages are committed: one thread sends every take waiting at that
+//! moment as one statement (one row per key, keys in one order on every node so that two
+//! nodes' batches never deadlock), and while it runs the next batch gathers. A quiet node
+//! pays one round trip per take; a busy one, one per batch. Checks (login attempts) are rare
+//! and go alone.
+//!
+//! Every call waits on the database: callers on an async executor must make it on a blocking
+//! thread ([`RateLimiter::is_remote`] says so). The limiter has its own small pool, with a
+//! statement timeout, so that a slow limiter cannot starve the stores of connections, nor a
+//! slow store the limiter.
 //!
 //! When the database does not answer in time (down, overloaded, a lock held too long), the
 //! limiter **fails open**: the action is allowed and a warning logged (at most every 10 s).
@@ -21,8 +28,9 @@
 //! for the wrong reason; and password guessing stays slow regardless, since password checks
 //! are bounded to one per core.
 
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chat_domain::limits::Quota;
@@ -31,9 +39,9 @@ use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
-use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Text};
 
-use crate::error::StorageResult;
+use crate::error::{StorageError, StorageResult};
 use crate::pool::PgDatabase;
 
 /// The pool, timeouts and sweeping of a shared limiter.
@@ -112,28 +120,37 @@ impl FailureLog {
 /// The domain's [`RateLimiter`] on PostgreSQL; see the module's documentation.
 pub struct PgRateLimiter {
     pool: SharedPool,
+    takes: Arc<Takes>,
+    /// How long a take waits for its batch's answer before it fails open.
+    timeout: Duration,
     failures: FailureLog,
     /// Dropped with the limiter, which stops the sweeper thread.
     _stop_sweeping: mpsc::Sender<()>,
 }
 
-/// Takes an action if the key's TAT is no further ahead of now than the quota's tolerance,
-/// moving it one interval on; otherwise leaves it. `$1` key, `$2` interval and `$3`
-/// tolerance in microseconds. `wait` is read from the statement's snapshot: a refusal's
-/// time to wait, which another node's take in the same instant may make a little short.
-const ACQUIRE: &str = "\
+/// Takes one action from each of the distinct keys `$1`, whose quotas are `$2` (step: one
+/// action's refill time) and `$3` (tolerance), in microseconds: a key whose TAT is no
+/// further ahead of now than its tolerance moves one step on, the others are left as they
+/// are. Rows are locked in key order. `wait` is read from the statement's snapshot: for a
+/// refusal, the time until an action comes back, which another node's take in the same
+/// instant may make a little short.
+const TAKE: &str = "\
 WITH clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now),
+asked AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS a (key, step, tolerance)),
 taken AS (
-    INSERT INTO rate_limits AS r (key, tat)
-    SELECT $1, clock.now + $2 FROM clock
+    INSERT INTO rate_limits AS r (key, tat, step, tolerance)
+    SELECT asked.key, clock.now + asked.step, asked.step, asked.tolerance
+    FROM asked CROSS JOIN clock ORDER BY asked.key
     ON CONFLICT (key) DO UPDATE
-        SET tat = greatest(r.tat, excluded.tat - $2) + $2
-        WHERE r.tat - (excluded.tat - $2) <= $3
-    RETURNING 1
+        SET tat = greatest(r.tat, excluded.tat - excluded.step) + excluded.step,
+            step = excluded.step, tolerance = excluded.tolerance
+        WHERE r.tat - (excluded.tat - excluded.step) <= excluded.tolerance
+    RETURNING r.key
 )
-SELECT EXISTS (SELECT 1 FROM taken) AS taken,
-       coalesce((SELECT tat FROM rate_limits WHERE key = $1), 0)
-           - (SELECT now FROM clock) - $3 AS wait";
+SELECT asked.key,
+       asked.key IN (SELECT key FROM taken) AS taken,
+       coalesce(r.tat, 0) - clock.now - asked.tolerance AS wait
+FROM asked CROSS JOIN clock LEFT JOIN rate_limits r ON r.key = asked.key";
 
 /// How far the key's TAT is past the tolerance (not positive: an action is available).
 const CHECK: &str = "\
@@ -145,11 +162,116 @@ const SWEEP: &str = "\
 DELETE FROM rate_limits WHERE tat < (extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
 
 #[derive(QueryableByName)]
-struct Acquired {
+struct Taken {
+    #[diesel(sql_type = Text)]
+    key: String,
     #[diesel(sql_type = Bool)]
     taken: bool,
     #[diesel(sql_type = BigInt)]
     wait: i64,
+}
+
+/// A take's answer; `Err` says why the database gave none, for the log.
+type Decision = Result<Result<(), Duration>, String>;
+
+/// Keys in one statement at most.
+const MAX_BATCH: usize = 512;
+
+/// A take waiting for the batch thread.
+struct Take {
+    key: String,
+    step: i64,
+    tolerance: i64,
+    answer: mpsc::SyncSender<Decision>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Take>,
+    stopping: bool,
+}
+
+/// The takes waiting for the batch thread, and its wake-up call.
+#[derive(Default)]
+struct Takes {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+impl Takes {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The next batch: the first take of each key, in arrival order, up to [`MAX_BATCH`].
+    /// A later take of a key already in the batch waits for the next one, in its order.
+    /// `None` once the limiter is dropped.
+    fn next_batch(&self) -> Option<Vec<Take>> {
+        let mut queue = self.queue();
+        while queue.waiting.is_empty() {
+            if queue.stopping {
+                return None;
+            }
+            queue = self
+                .wake
+                .wait(queue)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        let mut keys = HashSet::new();
+        let mut batch = Vec::new();
+        let mut later = VecDeque::new();
+        while let Some(take) = queue.waiting.pop_front() {
+            if batch.len() < MAX_BATCH && keys.insert(take.key.clone()) {
+                batch.push(take);
+            } else {
+                later.push_back(take);
+            }
+        }
+        queue.waiting = later;
+        Some(batch)
+    }
+
+    /// Decides a batch in one statement and answers each take.
+    fn run_batch(&self, pool: &SharedPool, batch: Vec<Take>) {
+        let keys: Vec<&str> = batch.iter().map(|t| t.key.as_str()).collect();
+        let steps: Vec<i64> = batch.iter().map(|t| t.step).collect();
+        let tolerances: Vec<i64> = batch.iter().map(|t| t.tolerance).collect();
+        let decided = pool.get().map_err(StorageError::from).and_then(|mut conn| {
+            diesel::sql_query(TAKE)
+                .bind::<Array<Text>, _>(&keys)
+                .bind::<Array<BigInt>, _>(&steps)
+                .bind::<Array<BigInt>, _>(&tolerances)
+                .load::<Taken>(&mut conn)
+                .map_err(StorageError::from)
+        });
+        let mut decided: HashMap<String, (bool, i64)> = match decided {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|row| (row.key, (row.taken, row.wait)))
+                .collect(),
+            Err(error) => {
+                let error = error.to_string();
+                for take in batch {
+                    let _ = take.answer.send(Err(error.clone()));
+                }
+                return;
+            }
+        };
+        for take in batch {
+            let answer = match decided.remove(&take.key) {
+                Some((true, _)) => Ok(Ok(())),
+                // Another node took the last action in the same instant, after the snapshot
+                // the wait was read from: a whole step is a safe answer.
+                Some((false, wait)) => Ok(Err(Duration::from_micros(
+                    (if wait > 0 { wait } else { take.step }).unsigned_abs(),
+                ))),
+                None => Err("the batch's answer left a key out".to_owned()),
+            };
+            let _ = take.answer.send(answer);
+        }
+    }
 }
 
 #[derive(QueryableByName)]
@@ -163,9 +285,10 @@ fn micros(duration: Duration) -> i64 {
 }
 
 impl PgRateLimiter {
-    /// Opens the limiter's pool on `db` (migrated) and starts its sweeper thread.
-    pub fn new(db: &PgDatabase, options: &SharedLimitOptions) -> StorageResult<Self> {
-        let pool = shared_pool(db, options.pool_size, options.timeout)?;
+    /// Opens the limiter's pool on `db` (migrated) and starts its batch and sweeper threads.
+    pub fn new(db: &PgDatabase, options: &SharedLimitOptions) -> std::io::Result<Self> {
+        let pool =
+            shared_pool(db, options.pool_size, options.timeout).map_err(std::io::Error::other)?;
         let (stop, stopped) = mpsc::channel::<()>();
         let sweeper = Sweeper {
             pool: pool.clone(),
@@ -178,10 +301,20 @@ impl PgRateLimiter {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     sweeper.sweep_logged();
                 }
-            })
-            .map_err(|e| crate::StorageError::corrupt("sweeper thread", e))?;
+            })?;
+        let takes = Arc::new(Takes::default());
+        let (batcher, batch_pool) = (takes.clone(), pool.clone());
+        std::thread::Builder::new()
+            .name("rate-limit-batch".into())
+            .spawn(move || {
+                while let Some(batch) = batcher.next_batch() {
+                    batcher.run_batch(&batch_pool, batch);
+                }
+            })?;
         Ok(Self {
             pool,
+            takes,
+            timeout: options.timeout,
             failures: FailureLog::new(),
             _stop_sweeping: stop,
         })
@@ -192,38 +325,35 @@ impl PgRateLimiter {
         sweep(&self.pool)
     }
 
-    fn decide(&self, key: &str, quota: Quota, take: bool) -> StorageResult<Result<(), Duration>> {
+    fn decide(&self, key: &str, quota: Quota, take: bool) -> Decision {
         let interval = quota.refill_interval();
         let tolerance = micros(interval * quota.burst.saturating_sub(1));
         let interval = micros(interval);
-        let mut conn = self.pool.get()?;
-        let wait = if take {
-            let acquired: Acquired = diesel::sql_query(ACQUIRE)
-                .bind::<Text, _>(key)
-                .bind::<BigInt, _>(interval)
-                .bind::<BigInt, _>(tolerance)
-                .get_result(&mut conn)?;
-            if acquired.taken {
-                return Ok(Ok(()));
-            }
-            // Another node took the last action in the same instant, after the snapshot the
-            // wait was read from: a whole interval is a safe answer.
-            if acquired.wait > 0 {
-                acquired.wait
-            } else {
-                interval
-            }
-        } else {
-            let checked: Checked = diesel::sql_query(CHECK)
-                .bind::<Text, _>(key)
-                .bind::<BigInt, _>(tolerance)
-                .get_result(&mut conn)?;
-            if checked.wait <= 0 {
-                return Ok(Ok(()));
-            }
-            checked.wait
-        };
-        Ok(Err(Duration::from_micros(wait.unsigned_abs())))
+        if take {
+            let (answer, answered) = mpsc::sync_channel(1);
+            self.takes.queue().waiting.push_back(Take {
+                key: key.to_owned(),
+                step: interval,
+                tolerance,
+                answer,
+            });
+            self.takes.wake.notify_one();
+            // The statement itself gives up after the timeout; waiting for the batch before
+            // it adds at most one more.
+            return answered
+                .recv_timeout(self.timeout * 2)
+                .unwrap_or_else(|_| Err("no answer in time".to_owned()));
+        }
+        let mut conn = self.pool.get().map_err(|e| e.to_string())?;
+        let checked: Checked = diesel::sql_query(CHECK)
+            .bind::<Text, _>(key)
+            .bind::<BigInt, _>(tolerance)
+            .get_result(&mut conn)
+            .map_err(|e| e.to_string())?;
+        if checked.wait <= 0 {
+            return Ok(Ok(()));
+        }
+        Ok(Err(Duration::from_micros(checked.wait.unsigned_abs())))
     }
 
     fn decide_or_allow(&self, key: &str, quota: Quota, take: bool) -> Result<(), Duration> {
@@ -231,6 +361,13 @@ impl PgRateLimiter {
             self.failures.warn("a shared rate limit", &error);
             Ok(())
         })
+    }
+}
+
+impl Drop for PgRateLimiter {
+    fn drop(&mut self) {
+        self.takes.queue().stopping = true;
+        self.takes.wake.notify_all();
     }
 }
 
@@ -344,6 +481,50 @@ mod tests {
             }
         });
         assert_eq!(granted.into_inner(), 25);
+    }
+
+    #[test]
+    fn batches_naming_the_same_keys_in_opposite_orders_do_not_deadlock() {
+        use diesel::connection::SimpleConnection;
+        let Some(a) = limiter() else { return };
+        let b = a.another();
+        let quota = Quota::new(100, Duration::from_secs(600));
+        a.acquire("k1", quota).unwrap();
+        a.acquire("k2", quota).unwrap();
+        // Another transaction holds k1, so both batches queue on it with what they hold.
+        let mut blocker = a.db.conn().unwrap();
+        blocker
+            .batch_execute("BEGIN; SELECT * FROM rate_limits WHERE key = 'k1' FOR UPDATE")
+            .unwrap();
+        let batch = |keys: [&str; 2]| {
+            let (takes, answers): (Vec<Take>, Vec<_>) = keys
+                .iter()
+                .map(|key| {
+                    let (answer, answered) = mpsc::sync_channel(1);
+                    let take = Take {
+                        key: (*key).to_owned(),
+                        step: micros(quota.refill_interval()),
+                        tolerance: micros(quota.refill_interval() * 99),
+                        answer,
+                    };
+                    (take, answered)
+                })
+                .unzip();
+            (takes, answers)
+        };
+        let answers = std::thread::scope(|scope| {
+            let (first, first_answers) = batch(["k1", "k2"]);
+            let (second, second_answers) = batch(["k2", "k1"]);
+            scope.spawn(|| a.takes.run_batch(&a.pool, first));
+            std::thread::sleep(Duration::from_millis(100));
+            scope.spawn(|| b.takes.run_batch(&b.pool, second));
+            std::thread::sleep(Duration::from_millis(100));
+            blocker.batch_execute("COMMIT").unwrap();
+            [first_answers, second_answers]
+        });
+        for answered in answers.into_iter().flatten() {
+            assert_eq!(answered.recv().unwrap(), Ok(Ok(())));
+        }
     }
 
     #[test]

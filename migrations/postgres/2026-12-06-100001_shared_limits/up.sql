@@ -7,11 +7,15 @@
 -- One row per budget key ("send:<user id>", "login:alice", ...): its GCRA "theoretical
 -- arrival time", in microseconds since the epoch on the database's clock, so that the
 -- nodes' clocks never matter. A key whose time has passed has its whole budget back and is
--- swept. The fill factor leaves room on each page for the update every action makes, so
--- updates stay HOT (no index is touched but the primary key's, and that one is not).
+-- swept. `step` (one action's refill time) and `tolerance` (how far ahead of now the time
+-- may run) are the quota of the latest action, in microseconds: a batch of actions names
+-- each one's quota in the row it upserts. The fill factor leaves room on each page for the
+-- update every action makes, so updates stay HOT (no indexed column changes).
 CREATE UNLOGGED TABLE rate_limits (
-    key TEXT COLLATE "C" PRIMARY KEY,
-    tat BIGINT NOT NULL
+    key       TEXT COLLATE "C" PRIMARY KEY,
+    tat       BIGINT NOT NULL,
+    step      BIGINT NOT NULL,
+    tolerance BIGINT NOT NULL
 ) WITH (fillfactor = 50);
 
 -- The nodes that are alive: each writes its heartbeat every few seconds. A node silent for
