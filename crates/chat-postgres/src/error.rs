@@ -11,6 +11,8 @@ pub enum StorageError {
     Pool(#[from] diesel::r2d2::PoolError),
     #[error("database connection failed: {0}")]
     Connection(#[from] diesel::ConnectionError),
+    #[error("cannot start the commit thread: {0}")]
+    Thread(#[from] std::io::Error),
     #[error("migrations failed: {0}")]
     Migration(String),
     /// A bug: code that should have returned an error panicked instead.

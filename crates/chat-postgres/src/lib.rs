@@ -7,16 +7,28 @@
 //! [`PgConnectionCap`] keep abuse limits and per-user connection caps for the whole cluster.
 
 mod connection_cap;
+mod conversations;
 mod error;
+mod group_commit;
+mod messages;
 mod migrate;
+mod models;
 mod pool;
 mod rate_limits;
+mod read_receipts;
+mod revocations;
 pub mod schema;
 mod settings;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod users;
 
 use std::sync::Arc;
+
+use chat_domain::StoreError;
+use diesel::pg::PgConnection;
+
+use group_commit::GroupCommit;
 
 pub use connection_cap::{CapOptions, PgConnectionCap};
 pub use error::{StorageError, StorageResult};
@@ -29,15 +41,56 @@ pub use rate_limits::{PgRateLimiter, SharedLimitOptions};
 #[derive(Clone)]
 pub struct PgStore {
     db: Arc<PgDatabase>,
+    commits: Arc<GroupCommit>,
 }
 
 impl PgStore {
-    /// Wraps the database.
+    /// Wraps the database, starting the thread that commits message appends in groups.
     pub fn new(db: Arc<PgDatabase>) -> std::io::Result<Self> {
-        Ok(Self { db })
+        let commits = Arc::new(GroupCommit::start(db.clone())?);
+        Ok(Self { db, commits })
+    }
+
+    /// Connects to `url` with default options, applies pending migrations and starts the
+    /// store: what a test or a tool needs in one call.
+    pub fn open(url: &str) -> Result<Self, StorageError> {
+        let db = PgDatabase::connect(url, &PgOptions::default())?;
+        db.migrate()?;
+        Ok(Self::new(Arc::new(db))?)
     }
 
     pub fn database(&self) -> &Arc<PgDatabase> {
         &self.db
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut PgConnection) -> StorageResult<T>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.db.conn()?;
+        Ok(f(&mut conn)?)
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut PgConnection) -> StorageResult<T>,
+    ) -> Result<T, StoreError> {
+        Ok(self.db.write(f)?)
+    }
+}
+
+/// SQL functions the queries use.
+mod sql {
+    use diesel::sql_types::{Nullable, Text};
+
+    diesel::define_sql_function! {
+        /// `lower(text)`: on this schema's `COLLATE "C"` columns it folds ASCII letters only.
+        fn lower(text: Text) -> Text;
+    }
+
+    diesel::define_sql_function! {
+        /// [`lower`] of a nullable column.
+        #[sql_name = "lower"]
+        fn lower_nullable(text: Nullable<Text>) -> Nullable<Text>;
     }
 }

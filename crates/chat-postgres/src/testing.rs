@@ -82,6 +82,50 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
+/// A migrated store on a database of its own, dropped after the store when the guard is.
+pub struct TestStore {
+    store: Option<crate::PgStore>,
+    database: TestDatabase,
+}
+
+impl TestStore {
+    /// A fresh migrated store, or `None` after the `SKIPPED` line of [`TestDatabase::create`].
+    pub fn create(suite: &str) -> Option<Self> {
+        let database = TestDatabase::create(suite)?;
+        let store = crate::PgStore::open(database.url()).expect("a migrated test store");
+        Some(Self {
+            store: Some(store),
+            database,
+        })
+    }
+
+    /// Another store ("node") on the same database, with its own pool and commit thread.
+    pub fn another_node(&self) -> crate::PgStore {
+        crate::PgStore::open(self.database.url()).expect("another store on the test database")
+    }
+
+    pub fn database(&self) -> &TestDatabase {
+        &self.database
+    }
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = crate::PgStore;
+
+    fn deref(&self) -> &crate::PgStore {
+        self.store
+            .as_ref()
+            .expect("the store lives as long as its guard")
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        // The store's connections close first, then the database goes.
+        self.store.take();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

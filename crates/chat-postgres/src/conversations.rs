@@ -1,0 +1,327 @@
+//! [`ConversationStore`] over the `conversations` and `conversation_members` tables.
+//!
+//! Every write that changes who belongs to a conversation (or their role) first locks the
+//! conversation's row. Appends lock the same rows before they read the members, so on every
+//! node an append sees a membership change either whole or not at all, and a sender removed
+//! before an append commits is refused, as with SQLite's single writer. The lock also makes
+//! the member limit of [`ConversationStore::add_members`] hold against other nodes.
+
+use chat_domain::conversation::{
+    Conversation, ConversationKind, ConversationName, InboxEntry, Member, NewConversation, Role,
+};
+use chat_domain::message::Message;
+use chat_domain::paging::Page;
+use chat_domain::ports::{ConversationStore, StoreResult};
+use chat_domain::{ConversationId, StoreError, UserId};
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Uuid as SqlUuid};
+use uuid::Uuid;
+
+use crate::PgStore;
+use crate::error::StorageResult;
+use crate::models::{ConversationRow, MemberRow, MessageRow, convert};
+use crate::schema::{conversation_members, conversations, messages};
+
+/// The key that makes a direct conversation unique per pair, whichever of the two started it.
+fn direct_key(a: UserId, b: UserId) -> String {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    format!("{low}:{high}")
+}
+
+/// Locks the conversation's row until the transaction ends; see the module's doc.
+fn lock_conversation(conn: &mut PgConnection, id: Uuid) -> StorageResult<()> {
+    conversations::table
+        .find(id)
+        .select(conversations::id)
+        .for_no_key_update()
+        .load::<Uuid>(conn)?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct InboxRow {
+    #[diesel(embed)]
+    conversation: ConversationRow,
+    #[diesel(sql_type = BigInt)]
+    unread_count: i64,
+}
+
+impl ConversationStore for PgStore {
+    fn create(&self, new: &NewConversation) -> StoreResult<()> {
+        let c = &new.conversation;
+        let key = match (c.kind, new.members.as_slice()) {
+            (ConversationKind::Direct, [(a, _), (b, _)]) => Some(direct_key(*a, *b)),
+            (ConversationKind::Direct, _) => {
+                return Err(StoreError::Unavailable(
+                    "a direct conversation needs exactly two members".into(),
+                ));
+            }
+            (ConversationKind::Group, _) => None,
+        };
+        let row = ConversationRow::new(c, key);
+        let members: Vec<MemberRow> = new
+            .members
+            .iter()
+            .map(|(user, role)| {
+                MemberRow::joining(c.id.into(), (*user).into(), *role, c.created_at)
+            })
+            .collect();
+        self.write(|conn| {
+            diesel::insert_into(conversations::table)
+                .values(&row)
+                .execute(conn)?;
+            // PostgreSQL takes at most 65535 parameters per statement; a member row has six.
+            for chunk in members.chunks(1000) {
+                diesel::insert_into(conversation_members::table)
+                    .values(chunk)
+                    .execute(conn)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn find(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
+        self.read(|conn| {
+            conversations::table
+                .find(Uuid::from(id))
+                .select(ConversationRow::as_select())
+                .first(conn)
+                .optional()?
+                .map(Conversation::try_from)
+                .transpose()
+        })
+    }
+
+    fn find_direct(&self, a: UserId, b: UserId) -> StoreResult<Option<Conversation>> {
+        self.read(|conn| {
+            conversations::table
+                .filter(conversations::direct_key.eq(direct_key(a, b)))
+                .select(ConversationRow::as_select())
+                .first(conn)
+                .optional()?
+                .map(Conversation::try_from)
+                .transpose()
+        })
+    }
+
+    fn members_of(&self, ids: &[ConversationId]) -> StoreResult<Vec<Vec<Member>>> {
+        let keys = crate::models::uuids(ids);
+        self.read(|conn| members_of(conn, &keys))
+    }
+
+    fn members(&self, id: ConversationId) -> StoreResult<Vec<Member>> {
+        self.read(|conn| {
+            convert(
+                conversation_members::table
+                    .filter(conversation_members::conversation_id.eq(Uuid::from(id)))
+                    .order((
+                        conversation_members::joined_at.asc(),
+                        conversation_members::user_id.asc(),
+                    ))
+                    .select(MemberRow::as_select())
+                    .load(conn)?,
+            )
+        })
+    }
+
+    fn membership(&self, id: ConversationId, user: UserId) -> StoreResult<Option<Member>> {
+        self.read(|conn| {
+            conversation_members::table
+                .find((Uuid::from(id), Uuid::from(user)))
+                .select(MemberRow::as_select())
+                .first(conn)
+                .optional()?
+                .map(Member::try_from)
+                .transpose()
+        })
+    }
+
+    fn with_role(&self, user: UserId, role: Role) -> StoreResult<Vec<ConversationId>> {
+        self.read(|conn| {
+            let ids: Vec<Uuid> = conversation_members::table
+                .filter(conversation_members::user_id.eq(Uuid::from(user)))
+                .filter(conversation_members::role.eq(role.as_str()))
+                .select(conversation_members::conversation_id)
+                .load(conn)?;
+            Ok(ids.into_iter().map(ConversationId::from).collect())
+        })
+    }
+
+    fn inbox(&self, user: UserId, page: Page) -> StoreResult<Vec<InboxEntry>> {
+        self.read(|conn| {
+            // One row per membership of the user; each unread count is a range scan of the
+            // (conversation_id, seq) index past the user's marker, so the cost follows the
+            // user's conversations and unread messages, not the messages stored.
+            let rows: Vec<InboxRow> = diesel::sql_query(
+                "SELECT c.*, \
+                   (SELECT COUNT(*) FROM messages m \
+                     WHERE m.conversation_id = c.id AND m.seq > cm.last_read_seq \
+                       AND m.sender_id <> cm.user_id) AS unread_count \
+                 FROM conversation_members cm \
+                 JOIN conversations c ON c.id = cm.conversation_id \
+                 WHERE cm.user_id = $1 \
+                 ORDER BY c.last_activity_at DESC, c.id DESC \
+                 LIMIT $2 OFFSET $3",
+            )
+            .bind::<SqlUuid, _>(Uuid::from(user))
+            .bind::<BigInt, _>(i64::from(page.limit))
+            .bind::<BigInt, _>(i64::from(page.offset))
+            .load(conn)?;
+
+            let last_seqs: Vec<i64> = rows
+                .iter()
+                .filter_map(|r| r.conversation.last_message_seq)
+                .collect();
+            let mut last_messages: Vec<Message> = convert(
+                messages::table
+                    .filter(messages::seq.eq_any(&last_seqs))
+                    .select(MessageRow::as_select())
+                    .load(conn)?,
+            )?;
+            rows.into_iter()
+                .map(|row| {
+                    let last_seq = row.conversation.last_message_seq;
+                    let last_activity_at = row.conversation.last_activity_at;
+                    let last_message = last_seq.and_then(|seq| {
+                        let at = last_messages.iter().position(|m| m.seq.0 == seq)?;
+                        Some(last_messages.swap_remove(at))
+                    });
+                    Ok(InboxEntry {
+                        conversation: Conversation::try_from(row.conversation)?,
+                        last_message,
+                        unread_count: u64::try_from(row.unread_count).unwrap_or(0),
+                        last_activity_at,
+                    })
+                })
+                .collect::<StorageResult<Vec<_>>>()
+        })
+    }
+
+    fn rename(
+        &self,
+        id: ConversationId,
+        name: &ConversationName,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Conversation> {
+        self.write(|conn| {
+            let row = diesel::update(conversations::table.find(Uuid::from(id)))
+                .set((
+                    conversations::name.eq(name.as_str()),
+                    conversations::updated_at.eq(at),
+                ))
+                .returning(ConversationRow::as_returning())
+                .get_result(conn)
+                .optional()?;
+            row.map(Conversation::try_from).transpose()
+        })?
+        .ok_or(StoreError::Missing)
+    }
+
+    fn add_members(
+        &self,
+        id: ConversationId,
+        users: &[UserId],
+        role: Role,
+        max_members: usize,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<UserId>> {
+        let conversation_id = Uuid::from(id);
+        self.write(|conn| {
+            lock_conversation(conn, conversation_id)?;
+            let current: Vec<Uuid> = conversation_members::table
+                .filter(conversation_members::conversation_id.eq(conversation_id))
+                .select(conversation_members::user_id)
+                .load(conn)?;
+            let added: Vec<UserId> = users
+                .iter()
+                .copied()
+                .filter(|&u| !current.contains(&u.into()))
+                .collect();
+            if current.len() + added.len() > max_members {
+                return Ok(Err(StoreError::Conflict { field: "members" }));
+            }
+            let rows: Vec<MemberRow> = added
+                .iter()
+                .map(|&user| MemberRow::joining(conversation_id, user.into(), role, at))
+                .collect();
+            for chunk in rows.chunks(1000) {
+                diesel::insert_into(conversation_members::table)
+                    .values(chunk)
+                    .execute(conn)?;
+            }
+            diesel::update(conversations::table.find(conversation_id))
+                .set(conversations::updated_at.eq(at))
+                .execute(conn)?;
+            Ok(Ok(added))
+        })?
+    }
+
+    fn remove_member(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let conversation_id = Uuid::from(id);
+        self.write(|conn| {
+            lock_conversation(conn, conversation_id)?;
+            let removed = diesel::delete(
+                conversation_members::table.find((conversation_id, Uuid::from(user))),
+            )
+            .execute(conn)?;
+            diesel::update(conversations::table.find(conversation_id))
+                .set(conversations::updated_at.eq(at))
+                .execute(conn)?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<()> {
+        let conversation_id = Uuid::from(id);
+        let updated = self.write(|conn| {
+            lock_conversation(conn, conversation_id)?;
+            Ok(diesel::update(
+                conversation_members::table.find((conversation_id, Uuid::from(user))),
+            )
+            .set(conversation_members::role.eq(role.as_str()))
+            .execute(conn)?)
+        })?;
+        if updated == 0 {
+            return Err(StoreError::Missing);
+        }
+        Ok(())
+    }
+}
+
+/// The members of several conversations, one list per key in the order of `keys` (a key
+/// given twice gets its members twice), each list in joining order.
+pub(crate) fn members_of(
+    conn: &mut PgConnection,
+    keys: &[Uuid],
+) -> StorageResult<Vec<Vec<Member>>> {
+    let mut slots: std::collections::HashMap<Uuid, Vec<usize>> = Default::default();
+    for (i, &key) in keys.iter().enumerate() {
+        slots.entry(key).or_default().push(i);
+    }
+    let unique: Vec<Uuid> = slots.keys().copied().collect();
+    let rows: Vec<MemberRow> = conversation_members::table
+        .filter(conversation_members::conversation_id.eq_any(&unique))
+        .order((
+            conversation_members::joined_at.asc(),
+            conversation_members::user_id.asc(),
+        ))
+        .select(MemberRow::as_select())
+        .load(conn)?;
+    let mut grouped: Vec<Vec<Member>> = vec![Vec::new(); keys.len()];
+    for row in rows {
+        if let Some(indexes) = slots.get(&row.conversation_id) {
+            let member = Member::try_from(row)?;
+            for &index in indexes {
+                grouped[index].push(member.clone());
+            }
+        }
+    }
+    Ok(grouped)
+}

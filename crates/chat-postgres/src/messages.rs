@@ -1,0 +1,555 @@
+//! [`MessageStore`] over the `messages` table, and the batch append the group commit runs.
+//!
+//! # Why seqs stay exact across nodes
+//!
+//! A client catches up with "every message after seq N", so once any reader has seen seq N,
+//! no message with a seq at or below N may appear later. A PostgreSQL sequence cannot promise
+//! that: transaction A takes seq 7, transaction B takes seq 8 and commits first, a reader sees
+//! 8, then A commits 7 behind the reader's back, and the reader never catches up on it.
+//!
+//! So seqs come from the one row of `message_seq`, taken with
+//! `UPDATE message_seq SET last = last + n RETURNING last`. The update locks the row until the
+//! transaction ends, so the next transaction (on any node) gets its seqs only once this one
+//! has committed (or rolled back, giving them back), and PostgreSQL makes a committed
+//! transaction visible before it releases its locks. Seqs are therefore handed out in commit
+//! order: whatever any snapshot sees is exactly seqs 1..=M for some M, with no holes to fill
+//! later. To keep that lock short, a batch takes it as late as it can, after every check and
+//! lookup, and holds it only for its inserts, the conversation and read-marker updates that go
+//! with them, and the commit. One batch carries up to 512 messages, so one lock (and one
+//! commit) serves many appends.
+//!
+//! # Checks that must hold when the append commits
+//!
+//! The batch locks its conversations' rows (in id order, `FOR NO KEY UPDATE`) before reading
+//! their members and, for direct conversations, whether the other member is still active.
+//! Membership changes and deactivations lock the same rows first, so on every node an append
+//! is refused exactly when its sender is not a member (or its direct partner is deactivated)
+//! as it commits. Nothing read is kept from one batch to the next: another node may have
+//! changed it in between.
+//!
+//! # Retries
+//!
+//! A message whose client message id its sender already used in the conversation is not
+//! stored again: the stored one comes back. The lookup comes first, as with SQLite, and it is
+//! exact across nodes: it runs once the batch holds its conversations' locks, which every
+//! append to them takes too, so whatever stored the key before has committed and is seen.
+//! The unique index keeps the last word all the same: inserts are `ON CONFLICT DO NOTHING`,
+//! and should one be skipped (a writer that does not follow this protocol), the batch takes
+//! its inserts back, gives their seqs back, answers the skipped appends with the stored
+//! messages and inserts the rest again. A retry never spends a seq.
+
+use std::collections::HashMap;
+
+use chat_domain::conversation::{ConversationKind, Member};
+use chat_domain::message::{AppendOutcome, Appended, HistoryCursor, Message, NewMessage, Seq};
+use chat_domain::ports::{MessageStore, OnAppended, StoreResult};
+use chat_domain::{ConversationId, MessageId, StoreError, UserId};
+use chrono::{DateTime, Utc};
+use diesel::dsl::max;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Text, Timestamptz, Uuid as SqlUuid};
+use uuid::Uuid;
+
+use crate::PgStore;
+use crate::conversations::members_of;
+use crate::error::{StorageError, StorageResult};
+use crate::models::{MessageRow, convert, kind};
+use crate::schema::{conversation_members, conversations, message_seq, messages, users};
+
+impl MessageStore for PgStore {
+    fn submit(&self, new: NewMessage, done: OnAppended) {
+        self.commits.submit(new, done);
+    }
+
+    fn find(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        self.read(|conn| {
+            messages::table
+                .filter(messages::id.eq(Uuid::from(id)))
+                .select(MessageRow::as_select())
+                .first(conn)
+                .optional()?
+                .map(Message::try_from)
+                .transpose()
+        })
+    }
+
+    fn history(
+        &self,
+        conversation: ConversationId,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        self.read(|conn| {
+            let base = messages::table
+                .filter(messages::conversation_id.eq(Uuid::from(conversation)))
+                .select(MessageRow::as_select())
+                .limit(i64::from(limit))
+                .into_boxed();
+            let mut rows: Vec<MessageRow> = match cursor {
+                HistoryCursor::Latest => base.order(messages::seq.desc()).load(conn)?,
+                HistoryCursor::Before(Seq(seq)) => base
+                    .filter(messages::seq.lt(seq))
+                    .order(messages::seq.desc())
+                    .load(conn)?,
+                HistoryCursor::After(Seq(seq)) => base
+                    .filter(messages::seq.gt(seq))
+                    .order(messages::seq.asc())
+                    .load(conn)?,
+            };
+            if !matches!(cursor, HistoryCursor::After(_)) {
+                rows.reverse();
+            }
+            convert(rows)
+        })
+    }
+
+    fn since(&self, user: UserId, since: Seq, limit: u32) -> StoreResult<Vec<Message>> {
+        self.read(|conn| {
+            let mine = conversation_members::table
+                .filter(conversation_members::user_id.eq(Uuid::from(user)))
+                .select(conversation_members::conversation_id);
+            convert(
+                messages::table
+                    .filter(messages::seq.gt(since.0))
+                    .filter(messages::conversation_id.eq_any(mine))
+                    .order(messages::seq.asc())
+                    .limit(i64::from(limit))
+                    .select(MessageRow::as_select())
+                    .load(conn)?,
+            )
+        })
+    }
+
+    fn last_seq_for(&self, user: UserId) -> StoreResult<Seq> {
+        self.read(|conn| {
+            let last: Option<i64> = conversation_members::table
+                .inner_join(conversations::table)
+                .filter(conversation_members::user_id.eq(Uuid::from(user)))
+                .select(max(conversations::last_message_seq))
+                .first(conn)?;
+            Ok(Seq(last.unwrap_or(0)))
+        })
+    }
+}
+
+/// What an append needs to know of its conversation, read once per batch.
+struct ConversationState {
+    kind: ConversationKind,
+    /// In joining order; senders' read markers move as the batch's messages are stored.
+    members: Vec<Member>,
+    /// Members whose accounts are deactivated (read for direct conversations only): a direct
+    /// conversation with one of them takes no more messages.
+    deactivated: Vec<UserId>,
+}
+
+/// Where one append of a batch stands while the batch is being written.
+enum Pending {
+    /// Refused, or answered with a message stored before.
+    Done(StoreResult<AppendOutcome>),
+    /// To be inserted.
+    New,
+    /// A retry of the message at this index of the batch, itself [`Pending::New`].
+    SameAs(usize),
+}
+
+/// A seq and the time of the message that has it.
+type Stamp = (i64, DateTime<Utc>);
+
+/// A retry key: conversation, sender and client message id.
+type RetryKey = (Uuid, Uuid, String);
+
+fn retry_key(new: &NewMessage) -> Option<RetryKey> {
+    let client_message_id = new.client_message_id.as_ref()?;
+    Some((
+        new.conversation_id.into(),
+        new.sender_id.into(),
+        client_message_id.as_str().to_owned(),
+    ))
+}
+
+/// Appends a batch of messages inside the caller's transaction, in order, and returns one
+/// result per message: the port's refusal ([`StoreError::Missing`] for a sender who is not a
+/// member, [`StoreError::Deactivated`] for a direct message to a deactivated account) or the
+/// outcome. A failing statement fails the whole transaction (PostgreSQL aborts it), so a
+/// storage failure is the batch's error, and every append of it fails.
+///
+/// See the module's doc for the order of the steps and why.
+pub(crate) fn append_batch(
+    conn: &mut PgConnection,
+    batch: &[&NewMessage],
+) -> StorageResult<Vec<StoreResult<AppendOutcome>>> {
+    let mut states = conversation_states(conn, batch)?;
+    let stored = stored_retries(conn, batch)?;
+
+    let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
+    let mut new_in_batch: HashMap<RetryKey, usize> = HashMap::new();
+    for (index, new) in batch.iter().enumerate() {
+        let Some(state) = states.get(&new.conversation_id) else {
+            pending.push(Pending::Done(Err(StoreError::Missing)));
+            continue;
+        };
+        if !state.members.iter().any(|m| m.user_id == new.sender_id) {
+            pending.push(Pending::Done(Err(StoreError::Missing)));
+            continue;
+        }
+        // A retry gets the stored message back whatever has happened since.
+        let key = retry_key(new);
+        if let Some(key) = &key {
+            if let Some(message) = stored.get(key) {
+                pending.push(Pending::Done(Ok(AppendOutcome {
+                    appended: Appended::Existing(message.clone()),
+                    kind: state.kind,
+                    members: state.members.clone(),
+                })));
+                continue;
+            }
+            if let Some(&first) = new_in_batch.get(key) {
+                pending.push(Pending::SameAs(first));
+                continue;
+            }
+        }
+        if state.kind == ConversationKind::Direct
+            && let Some(gone) = state.deactivated.iter().find(|&&u| u != new.sender_id)
+        {
+            pending.push(Pending::Done(Err(StoreError::Deactivated(*gone))));
+            continue;
+        }
+        if let Some(key) = key {
+            new_in_batch.insert(key, index);
+        }
+        pending.push(Pending::New);
+    }
+
+    let seqs = insert_fresh(conn, batch, &mut pending, &states)?;
+
+    // Record the conversations' activity and the senders' read markers, once per conversation
+    // and sender, with the batch's last values; and build the outcomes in batch order, each
+    // with the members as they stand after its own message.
+    let mut activity: HashMap<Uuid, Stamp> = HashMap::new();
+    let mut markers: HashMap<(Uuid, Uuid), Stamp> = HashMap::new();
+    let mut results = Vec::with_capacity(batch.len());
+    for (index, state) in pending.into_iter().enumerate() {
+        let new = batch[index];
+        let result = match state {
+            Pending::Done(result) => result,
+            Pending::New => {
+                let seq = seqs[&index];
+                let message = new.stored_as(seq);
+                activity.insert(new.conversation_id.into(), (seq.0, new.created_at));
+                markers.insert(
+                    (new.conversation_id.into(), new.sender_id.into()),
+                    (seq.0, new.created_at),
+                );
+                let state = states
+                    .get_mut(&new.conversation_id)
+                    .ok_or_else(|| StorageError::corrupt("conversation", "gone while appending"))?;
+                // Sending is reading: the sender has seen everything up to their own message.
+                for member in state
+                    .members
+                    .iter_mut()
+                    .filter(|m| m.user_id == new.sender_id)
+                {
+                    member.last_read_seq = member.last_read_seq.max(seq);
+                }
+                Ok(AppendOutcome {
+                    appended: Appended::Created(message),
+                    kind: state.kind,
+                    members: state.members.clone(),
+                })
+            }
+            Pending::SameAs(first) => {
+                let state = &states[&new.conversation_id];
+                match &results[first] {
+                    Ok(AppendOutcome {
+                        appended: Appended::Created(message) | Appended::Existing(message),
+                        ..
+                    }) => Ok(AppendOutcome {
+                        appended: Appended::Existing(message.clone()),
+                        kind: state.kind,
+                        members: state.members.clone(),
+                    }),
+                    Err(_) => {
+                        return Err(StorageError::corrupt(
+                            "append batch",
+                            "a message to store came out refused",
+                        ));
+                    }
+                }
+            }
+        };
+        results.push(result);
+    }
+    record_activity(conn, &activity)?;
+    record_markers(conn, &markers)?;
+    Ok(results)
+}
+
+/// Inserts the batch's [`Pending::New`] appends with seqs taken in commit order, and returns
+/// each one's seq by index. One whose retry key turns out taken after all (by a writer that
+/// did not lock the conversation first) is answered with the stored message instead, and
+/// spends no seq: the batch's inserts are taken back and the rest inserted again.
+fn insert_fresh(
+    conn: &mut PgConnection,
+    batch: &[&NewMessage],
+    pending: &mut [Pending],
+    states: &HashMap<ConversationId, ConversationState>,
+) -> StorageResult<HashMap<usize, Seq>> {
+    let mut fresh: Vec<usize> = (0..batch.len())
+        .filter(|&i| matches!(pending[i], Pending::New))
+        .collect();
+    let mut inserted = insert_in_commit_order(conn, batch, &fresh)?;
+    let lost: Vec<usize> = fresh
+        .iter()
+        .copied()
+        .filter(|i| !inserted.seqs.contains_key(i))
+        .collect();
+    if !lost.is_empty() {
+        // Something stored these retry keys after the lookup: answer with its messages and
+        // store the rest with seqs of their own (see the module's doc).
+        inserted.take_back(conn)?;
+        let lost_messages: Vec<&NewMessage> = lost.iter().map(|&i| batch[i]).collect();
+        let winners = stored_retries(conn, &lost_messages)?;
+        for &i in &lost {
+            let message = retry_key(batch[i])
+                .and_then(|key| winners.get(&key))
+                .ok_or_else(|| {
+                    StorageError::corrupt("message", "a skipped insert has no stored message")
+                })?;
+            let state = &states[&batch[i].conversation_id];
+            pending[i] = Pending::Done(Ok(AppendOutcome {
+                appended: Appended::Existing(message.clone()),
+                kind: state.kind,
+                members: state.members.clone(),
+            }));
+        }
+        fresh.retain(|i| !lost.contains(i));
+        inserted = insert_in_commit_order(conn, batch, &fresh)?;
+        if inserted.seqs.len() != fresh.len() {
+            return Err(StorageError::corrupt(
+                "message",
+                "an insert was skipped while holding the seq lock",
+            ));
+        }
+    }
+    Ok(inserted.seqs)
+}
+
+/// Locks the batch's conversations and reads their kinds, members and deactivated direct
+/// partners: three queries for the whole batch.
+fn conversation_states(
+    conn: &mut PgConnection,
+    batch: &[&NewMessage],
+) -> StorageResult<HashMap<ConversationId, ConversationState>> {
+    let mut ids: Vec<Uuid> = batch.iter().map(|m| m.conversation_id.into()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    // In id order, as every writer that locks several conversations does: no deadlocks.
+    let kinds: Vec<(Uuid, String)> = conversations::table
+        .filter(conversations::id.eq_any(&ids))
+        .order(conversations::id.asc())
+        .select((conversations::id, conversations::kind))
+        .for_no_key_update()
+        .load(conn)?;
+    let found: Vec<Uuid> = kinds.iter().map(|(id, _)| *id).collect();
+    let members = members_of(conn, &found)?;
+    let direct_members: Vec<Uuid> = kinds
+        .iter()
+        .zip(&members)
+        .filter(|((_, kind), _)| kind == ConversationKind::Direct.as_str())
+        .flat_map(|(_, members)| members.iter().map(|m| m.user_id.into()))
+        .collect();
+    let inactive: Vec<Uuid> = if direct_members.is_empty() {
+        Vec::new()
+    } else {
+        users::table
+            .filter(users::id.eq_any(&direct_members))
+            .filter(users::is_active.eq(false))
+            .select(users::id)
+            .load(conn)?
+    };
+    kinds
+        .into_iter()
+        .zip(members)
+        .map(|((id, raw_kind), members)| {
+            let kind = kind(&raw_kind)?;
+            let deactivated = if kind == ConversationKind::Direct {
+                members
+                    .iter()
+                    .map(|m| m.user_id)
+                    .filter(|&u| inactive.contains(&u.into()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Ok((
+                ConversationId::from(id),
+                ConversationState {
+                    kind,
+                    members,
+                    deactivated,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The messages already stored under the retry keys the batch carries, in one query.
+fn stored_retries(
+    conn: &mut PgConnection,
+    batch: &[&NewMessage],
+) -> StorageResult<HashMap<RetryKey, Message>> {
+    let keys: Vec<RetryKey> = batch.iter().filter_map(|m| retry_key(m)).collect();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (conversations, senders, client_ids): (Vec<Uuid>, Vec<Uuid>, Vec<String>) =
+        keys.into_iter().fold(
+            (Vec::new(), Vec::new(), Vec::new()),
+            |(mut c, mut s, mut k), (conversation, sender, key)| {
+                c.push(conversation);
+                s.push(sender);
+                k.push(key);
+                (c, s, k)
+            },
+        );
+    let rows: Vec<MessageRow> = diesel::sql_query(
+        "SELECT m.* FROM messages m \
+         JOIN unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(conversation_id, sender_id, key) \
+           ON m.conversation_id = k.conversation_id AND m.sender_id = k.sender_id \
+          AND m.client_message_id = k.key",
+    )
+    .bind::<Array<SqlUuid>, _>(conversations)
+    .bind::<Array<SqlUuid>, _>(senders)
+    .bind::<Array<Text>, _>(client_ids)
+    .load(conn)?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let message = Message::try_from(row)?;
+        if let Some(key) = message.client_message_id.as_ref().map(|c| {
+            (
+                Uuid::from(message.conversation_id),
+                Uuid::from(message.sender_id),
+                c.as_str().to_owned(),
+            )
+        }) {
+            found.insert(key, message);
+        }
+    }
+    Ok(found)
+}
+
+/// The seqs one batch took and the appends it inserted with them.
+struct Inserted {
+    /// The first seq taken and how many.
+    first: i64,
+    count: i64,
+    /// The seq of each append inserted, by its index in the batch.
+    seqs: HashMap<usize, Seq>,
+}
+
+impl Inserted {
+    /// Deletes the messages just inserted and gives every seq taken back. Only while the
+    /// transaction still holds the `message_seq` lock it took them under: nobody else has
+    /// seen them, nor taken seqs since.
+    fn take_back(&self, conn: &mut PgConnection) -> StorageResult<()> {
+        let last = self.first + self.count - 1;
+        diesel::delete(messages::table.filter(messages::seq.between(self.first, last)))
+            .execute(conn)?;
+        diesel::update(message_seq::table)
+            .set(message_seq::last.eq(message_seq::last - self.count))
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+/// Takes seqs for the appends at `indexes` of the batch (locking `message_seq` until the
+/// transaction ends) and inserts them, skipping any whose retry key is taken.
+fn insert_in_commit_order(
+    conn: &mut PgConnection,
+    batch: &[&NewMessage],
+    indexes: &[usize],
+) -> StorageResult<Inserted> {
+    let count = i64::try_from(indexes.len()).map_err(|e| StorageError::corrupt("batch", e))?;
+    if count == 0 {
+        return Ok(Inserted {
+            first: 0,
+            count,
+            seqs: HashMap::new(),
+        });
+    }
+    let last: i64 = diesel::update(message_seq::table)
+        .set(message_seq::last.eq(message_seq::last + count))
+        .returning(message_seq::last)
+        .get_result(conn)?;
+    let first = last - count + 1;
+    let rows: Vec<MessageRow> = indexes
+        .iter()
+        .zip(first..)
+        .map(|(&i, seq)| MessageRow::of(&batch[i].stored_as(Seq(seq))))
+        .collect();
+    let mut stored: Vec<i64> = Vec::with_capacity(rows.len());
+    // PostgreSQL takes at most 65535 parameters per statement; a message row has eight.
+    for chunk in rows.chunks(4096) {
+        stored.extend(
+            diesel::insert_into(messages::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .returning(messages::seq)
+                .get_results::<i64>(conn)?,
+        );
+    }
+    let stored: std::collections::HashSet<i64> = stored.into_iter().collect();
+    let seqs = indexes
+        .iter()
+        .zip(first..)
+        .filter(|(_, seq)| stored.contains(seq))
+        .map(|(&i, seq)| (i, Seq(seq)))
+        .collect();
+    Ok(Inserted { first, count, seqs })
+}
+
+/// Each conversation's last message and activity time, in one statement.
+fn record_activity(conn: &mut PgConnection, activity: &HashMap<Uuid, Stamp>) -> StorageResult<()> {
+    if activity.is_empty() {
+        return Ok(());
+    }
+    let mut rows: Vec<_> = activity.iter().collect();
+    rows.sort_unstable_by_key(|(id, _)| **id);
+    diesel::sql_query(
+        "UPDATE conversations c SET last_message_seq = v.seq, last_activity_at = v.at \
+         FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS v(id, seq, at) \
+         WHERE c.id = v.id",
+    )
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|(id, _)| **id).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(rows.iter().map(|(_, (seq, _))| *seq).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|(_, (_, at))| *at).collect::<Vec<_>>())
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Moves each sender's read marker to their last message of the batch (never back), in one
+/// statement.
+fn record_markers(
+    conn: &mut PgConnection,
+    markers: &HashMap<(Uuid, Uuid), Stamp>,
+) -> StorageResult<()> {
+    if markers.is_empty() {
+        return Ok(());
+    }
+    let mut rows: Vec<_> = markers.iter().collect();
+    rows.sort_unstable_by_key(|(key, _)| **key);
+    diesel::sql_query(
+        "UPDATE conversation_members cm SET last_read_seq = v.seq, read_at = v.at \
+         FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::timestamptz[]) \
+           AS v(conversation_id, user_id, seq, at) \
+         WHERE cm.conversation_id = v.conversation_id AND cm.user_id = v.user_id \
+           AND cm.last_read_seq < v.seq",
+    )
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|((c, _), _)| *c).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|((_, u), _)| *u).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(rows.iter().map(|(_, (seq, _))| *seq).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|(_, (_, at))| *at).collect::<Vec<_>>())
+    .execute(conn)?;
+    Ok(())
+}
