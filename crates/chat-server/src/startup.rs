@@ -9,13 +9,11 @@ use actix_web::web;
 use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtDeviceTokens, JwtIssuer};
 use chat_domain::clock::SystemClock;
 use chat_domain::service::{ChatServices, Ports};
-use chat_http::{
-    AppState, AuthCache, HealthProbe, Hub, MemoryConnectionCap, MemoryRateLimiter, PublishAll,
-    WsConfig,
-};
+use chat_http::{AppState, AuthCache, HealthProbe, Hub, MemoryRateLimiter, PublishAll, WsConfig};
 use chat_sqlite::{Database, ExclusiveLock, SqliteOptions, SqliteStore, StorageError, Synchronous};
 
 use crate::config::{Config, SyncMode};
+use crate::limits::Limits;
 use crate::secret::token_secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +161,7 @@ impl Application {
             allowed_origins: config.allowed_origins.clone(),
             ..defaults
         }));
-        let limiter = Arc::new(MemoryRateLimiter::default());
+        let limits = Limits::in_memory();
         let auth_cache = Arc::new(AuthCache::new(AUTH_CACHE_TTL));
         let store = Arc::new(SqliteStore::new(db.clone())?);
         let services = ChatServices::new(Ports {
@@ -177,13 +175,13 @@ impl Application {
             tokens: Arc::new(tokens),
             devices: Arc::new(devices),
             clock: Arc::new(SystemClock),
-            limiter,
+            limiter: limits.limiter,
             limits: config.limits(),
         });
         let state = web::Data::new(AppState {
             services,
             frame_limiter: Arc::new(MemoryRateLimiter::default()),
-            user_connections: Arc::new(MemoryConnectionCap::default()),
+            user_connections: limits.user_connections,
             auth_cache,
             health: Arc::new(DatabaseHealth(db.clone())),
             hub: hub.clone(),
