@@ -38,7 +38,9 @@ pub struct Config {
     #[arg(long, env = "CHAT_BIND", default_value = "127.0.0.1:8000")]
     pub bind: String,
 
-    /// SQLite database file; a `sqlite://` prefix is accepted.
+    /// Where data lives. A `postgres://` or `postgresql://` URL selects PostgreSQL (the
+    /// database must exist; several servers may share it). Anything else is a SQLite database
+    /// file, created if needed and held by one server alone; a `sqlite://` prefix is accepted.
     #[arg(long, env = "DATABASE_URL", default_value = "chat.db")]
     pub database_url: String,
 

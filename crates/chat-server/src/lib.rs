@@ -6,6 +6,7 @@ pub mod config;
 mod limits;
 mod secret;
 pub mod startup;
+mod storage;
 pub mod telemetry;
 
 pub use config::{Cli, Command, Config, LogFormat, SyncMode};

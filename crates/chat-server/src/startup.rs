@@ -9,17 +9,20 @@ use actix_web::web;
 use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtDeviceTokens, JwtIssuer};
 use chat_domain::clock::SystemClock;
 use chat_domain::service::{ChatServices, Ports};
-use chat_http::{AppState, AuthCache, HealthProbe, Hub, MemoryRateLimiter, PublishAll, WsConfig};
-use chat_sqlite::{Database, ExclusiveLock, SqliteOptions, SqliteStore, StorageError, Synchronous};
+use chat_http::{AppState, AuthCache, Hub, MemoryRateLimiter, PublishAll, WsConfig};
+use chat_sqlite::{Database, ExclusiveLock, SqliteOptions, StorageError, Synchronous};
 
 use crate::config::{Config, SyncMode};
 use crate::limits::Limits;
 use crate::secret::token_secret;
+use crate::storage::{Storage, connect_postgres, uses_postgres};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("database: {0}")]
     Storage(#[from] StorageError),
+    #[error("database: {0}")]
+    Postgres(#[from] chat_postgres::StorageError),
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
     #[error("configuration: {0}")]
@@ -32,7 +35,7 @@ pub enum StartupError {
     MissingDatabase(std::path::PathBuf),
 }
 
-/// Opens the database, creating it if needed, and applies pending migrations.
+/// Opens the SQLite database, creating it if needed, and applies pending migrations.
 pub fn open_database(config: &Config) -> Result<Arc<Database>, StartupError> {
     let db = Database::open(&config.database_url, &sqlite_options(config))?;
     db.migrate()?;
@@ -53,6 +56,10 @@ fn require_existing_database(config: &Config) -> Result<(), StartupError> {
 /// `chat-server migrate`: applies pending migrations to an existing database that no server
 /// is running on; returns how many ran.
 pub fn migrate_database(config: &Config) -> Result<usize, StartupError> {
+    if uses_postgres(config) {
+        // Safe beside running nodes: they and this take turns under one advisory lock.
+        return Ok(connect_postgres(config)?.migrate()?);
+    }
     require_existing_database(config)?;
     let _lock = ExclusiveLock::acquire(&config.database_url)?;
     let db = Database::open(&config.database_url, &sqlite_options(config))?;
@@ -62,6 +69,11 @@ pub fn migrate_database(config: &Config) -> Result<usize, StartupError> {
 /// `chat-server backup`: a consistent copy of an existing database, taken beside a running
 /// server (it reads only: no lock, no migrations).
 pub fn backup_database(config: &Config, target: &std::path::Path) -> Result<(), StartupError> {
+    if uses_postgres(config) {
+        return Err(StartupError::Config(
+            "`chat-server backup` copies a SQLite file; back up PostgreSQL with pg_dump".into(),
+        ));
+    }
     require_existing_database(config)?;
     let db = Database::open(&config.database_url, &sqlite_options(config))?;
     Ok(db.backup_to(target)?)
@@ -100,46 +112,30 @@ fn default_max_connections(pending: usize) -> usize {
     usize::try_from(limit.saturating_sub(reserved).max(64)).unwrap_or(usize::MAX)
 }
 
-struct DatabaseHealth(Arc<Database>);
-
-impl HealthProbe for DatabaseHealth {
-    fn check(&self) -> Result<(), String> {
-        self.0.ping().map_err(|e| e.to_string())
-    }
-
-    fn degraded(&self) -> Option<String> {
-        self.0
-            .write_failure()
-            .map(|failure| format!("writes are failing: {failure}"))
-    }
-}
-
 /// A built server, bound to its port and ready to run.
 pub struct Application {
     port: u16,
     server: Server,
     hub: Arc<Hub>,
-    db: Arc<Database>,
-    /// Held until the server has stopped and checkpointed: no other server starts on the file.
-    lock: ExclusiveLock,
+    storage: Storage,
     /// Set once the lock is let go; dropped unset if the server never runs.
     released: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
-    /// Takes the database's exclusive lock (another server on the same file is an error),
-    /// opens and migrates it, wires every adapter and binds the listener.
+    /// Opens and migrates the storage (for SQLite, taking the file's exclusive lock first:
+    /// another server on the same file is an error), wires every adapter and binds the
+    /// listener.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let hasher = BcryptHasher::new(config.bcrypt_cost).map_err(StartupError::Config)?;
         let ttl = chrono::Duration::from_std(config.token_ttl)
             .map_err(|e| StartupError::Config(format!("token lifetime: {e}")))?;
 
         let setup_config = config.clone();
-        let (lock, db, secret) = tokio::task::spawn_blocking(move || {
-            let lock = ExclusiveLock::acquire(&setup_config.database_url)?;
-            let db = open_database(&setup_config)?;
-            let secret = token_secret(setup_config.jwt_secret.as_deref(), &db)?;
-            Ok::<_, StartupError>((lock, db, secret))
+        let (storage, secret) = tokio::task::spawn_blocking(move || {
+            let storage = Storage::open(&setup_config)?;
+            let secret = token_secret(setup_config.jwt_secret.as_deref(), &storage)?;
+            Ok::<_, StartupError>((storage, secret))
         })
         .await
         .map_err(|e| StartupError::Config(format!("start-up task failed: {e}")))??;
@@ -163,13 +159,13 @@ impl Application {
         }));
         let limits = Limits::in_memory();
         let auth_cache = Arc::new(AuthCache::new(AUTH_CACHE_TTL));
-        let store = Arc::new(SqliteStore::new(db.clone())?);
+        let stores = storage.stores()?;
         let services = ChatServices::new(Ports {
-            users: store.clone(),
-            conversations: store.clone(),
-            messages: store.clone(),
-            read_receipts: store.clone(),
-            revocations: store,
+            users: stores.users,
+            conversations: stores.conversations,
+            messages: stores.messages,
+            read_receipts: stores.read_receipts,
+            revocations: stores.revocations,
             events: Arc::new(PublishAll(vec![hub.clone(), auth_cache.clone()])),
             hasher: Arc::new(BoundedHasher::new(hasher, hashing_threads())),
             tokens: Arc::new(tokens),
@@ -183,7 +179,7 @@ impl Application {
             frame_limiter: Arc::new(MemoryRateLimiter::default()),
             user_connections: limits.user_connections,
             auth_cache,
-            health: Arc::new(DatabaseHealth(db.clone())),
+            health: storage.health(),
             hub: hub.clone(),
         });
 
@@ -206,8 +202,7 @@ impl Application {
             port,
             server,
             hub,
-            db,
-            lock,
+            storage,
             released: tokio::sync::watch::Sender::new(false),
         })
     }
@@ -216,9 +211,9 @@ impl Application {
         self.port
     }
 
-    /// The database the server runs on.
-    pub fn database(&self) -> &Arc<Database> {
-        &self.db
+    /// The SQLite database the server runs on; `None` on PostgreSQL.
+    pub fn database(&self) -> Option<&Arc<Database>> {
+        self.storage.sqlite()
     }
 
     /// A handle that stops the server gracefully.
@@ -235,13 +230,14 @@ impl Application {
     /// so that a stopped server leaves one self-contained file behind.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await?;
-        let db = self.db;
-        match actix_web::rt::task::spawn_blocking(move || db.checkpoint()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "the final checkpoint failed"),
-            Err(error) => tracing::warn!(%error, "the final checkpoint did not run"),
+        if let Some(db) = self.storage.sqlite().cloned() {
+            match actix_web::rt::task::spawn_blocking(move || db.checkpoint()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "the final checkpoint failed"),
+                Err(error) => tracing::warn!(%error, "the final checkpoint did not run"),
+            }
         }
-        drop(self.lock);
+        drop(self.storage);
         self.released.send_replace(true);
         Ok(())
     }

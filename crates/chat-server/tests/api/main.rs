@@ -13,5 +13,6 @@ mod idempotency;
 mod limits;
 mod messages;
 mod operations;
+mod postgres;
 mod privacy;
 mod realtime;

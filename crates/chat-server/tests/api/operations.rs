@@ -38,7 +38,7 @@ async fn health_is_degraded_while_writes_find_the_disk_full_and_recovers_after()
     let server = chat_server::Application::build(test_config(&dir))
         .await
         .unwrap();
-    let database = server.database().clone();
+    let database = server.database().expect("a SQLite server").clone();
     let app = TestApp {
         address: format!("http://127.0.0.1:{}", server.port()),
         ws_url: format!("ws://127.0.0.1:{}/api/v1/ws", server.port()),
