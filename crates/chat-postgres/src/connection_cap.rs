@@ -58,7 +58,8 @@ impl Default for CapOptions {
         Self {
             stale_after: Duration::from_secs(30),
             heartbeat_every: Duration::from_secs(10),
-            timeout: Duration::from_millis(500),
+            // Once per connection: it can afford to wait out a busy moment.
+            timeout: Duration::from_secs(2),
             pool_size: 4,
         }
     }

@@ -11,6 +11,8 @@ use chat_domain::ports::RateLimiter;
 use chat_http::{MemoryConnectionCap, MemoryRateLimiter, UserConnectionCap};
 use chat_postgres::{CapOptions, PgConnectionCap, PgDatabase, PgRateLimiter, SharedLimitOptions};
 
+use crate::storage::Storage;
+
 /// The budgets the services take from and the per-user connection cap the gateway claims.
 pub struct Limits {
     pub limiter: Arc<dyn RateLimiter>,
@@ -18,6 +20,14 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Shared when the storage is shared (PostgreSQL), else this node's own. Blocks.
+    pub fn for_storage(storage: &Storage) -> std::io::Result<Self> {
+        match storage {
+            Storage::Postgres(db) => Self::shared(db),
+            Storage::Sqlite { .. } => Ok(Self::in_memory()),
+        }
+    }
+
     /// This node's own: a node alone on its database.
     pub fn in_memory() -> Self {
         Self {

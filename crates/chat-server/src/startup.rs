@@ -132,10 +132,11 @@ impl Application {
             .map_err(|e| StartupError::Config(format!("token lifetime: {e}")))?;
 
         let setup_config = config.clone();
-        let (storage, secret) = tokio::task::spawn_blocking(move || {
+        let (storage, secret, limits) = tokio::task::spawn_blocking(move || {
             let storage = Storage::open(&setup_config)?;
             let secret = token_secret(setup_config.jwt_secret.as_deref(), &storage)?;
-            Ok::<_, StartupError>((storage, secret))
+            let limits = Limits::for_storage(&storage)?;
+            Ok::<_, StartupError>((storage, secret, limits))
         })
         .await
         .map_err(|e| StartupError::Config(format!("start-up task failed: {e}")))??;
@@ -157,7 +158,6 @@ impl Application {
             allowed_origins: config.allowed_origins.clone(),
             ..defaults
         }));
-        let limits = Limits::in_memory();
         let auth_cache = Arc::new(AuthCache::new(AUTH_CACHE_TTL));
         let stores = storage.stores()?;
         let services = ChatServices::new(Ports {

@@ -315,7 +315,7 @@ impl UserSlot {
         } else {
             cap.claim(user, limit)
         };
-        Ok(claimed.then_some(Self { cap, user }))
+        Ok(claimed.then(|| Self { cap, user }))
     }
 }
 
