@@ -6,6 +6,9 @@
 
 use std::time::Duration;
 
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
+
 /// A budget of `burst` actions, refilled at one action per `period / burst` (a token
 /// bucket). `Quota::new(10, 15 min)` allows 10 at once, then one more every 90 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -256,6 +256,12 @@ pub trait RateLimiter: Send + Sync {
     fn acquire(&self, key: &str, quota: Quota) -> Result<(), std::time::Duration>;
     /// Whether an action is available, without taking it.
     fn check(&self, key: &str, quota: Quota) -> Result<(), std::time::Duration>;
+    /// Whether a call may wait on another process (budgets shared through a database): a
+    /// caller on an async executor must then make it on a blocking thread. In-process
+    /// budgets answer in well under a microsecond and say `false`.
+    fn is_remote(&self) -> bool {
+        false
+    }
 }
 
 /// The current time.

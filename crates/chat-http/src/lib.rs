@@ -21,4 +21,4 @@ pub use app::{configure, json_errors};
 pub use auth_cache::{AuthCache, PublishAll};
 pub use rate_limit::MemoryRateLimiter;
 pub use state::{AppState, BusProbe, HealthProbe};
-pub use ws::{Hub, WsConfig};
+pub use ws::{Hub, MemoryConnectionCap, UserConnectionCap, WsConfig};

@@ -67,30 +67,7 @@ impl RateLimiter for MemoryRateLimiter {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::MemoryRateLimiter;
 
-    #[test]
-    fn a_burst_is_allowed_then_refused_until_the_budget_refills() {
-        let limiter = MemoryRateLimiter::default();
-        let quota = Quota::new(3, Duration::from_millis(300));
-        for _ in 0..3 {
-            limiter.acquire("k", quota).unwrap();
-        }
-        let wait = limiter.acquire("k", quota).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(100));
-        assert!(limiter.acquire("other", quota).is_ok());
-        std::thread::sleep(wait + Duration::from_millis(5));
-        assert!(limiter.acquire("k", quota).is_ok());
-    }
-
-    #[test]
-    fn checking_never_spends_the_budget() {
-        let limiter = MemoryRateLimiter::default();
-        let quota = Quota::new(1, Duration::from_secs(60));
-        for _ in 0..5 {
-            limiter.check("k", quota).unwrap();
-        }
-        limiter.acquire("k", quota).unwrap();
-        assert!(limiter.check("k", quota).is_err());
-    }
+    chat_domain::rate_limiter_contract_tests!(Some(Box::new(MemoryRateLimiter::default())));
 }

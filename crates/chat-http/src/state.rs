@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use actix_web::web;
 use chat_domain::message::MessageView;
-use chat_domain::ports::RateLimiter;
 use chat_domain::service::ChatServices;
 use chat_domain::service::{Authenticated, SendMessage};
 use chat_domain::{ConversationId, DomainError, StoreError, UserId};
 
 use crate::auth_cache::AuthCache;
 use crate::error::ApiError;
-use crate::ws::Hub;
+use crate::rate_limit::MemoryRateLimiter;
+use crate::ws::{Hub, UserConnectionCap};
 
 /// Checks a dependency the server cannot work without (the database).
 pub trait HealthProbe: Send + Sync {
@@ -33,8 +33,12 @@ pub trait BusProbe: Send + Sync {
 
 pub struct AppState {
     pub services: ChatServices,
-    /// Budgets the edge itself enforces (WebSocket frames), shared with the services'.
-    pub limiter: Arc<dyn RateLimiter>,
+    /// The frame budget of each WebSocket. Always this node's memory, never shared: a
+    /// socket's frame rate concerns one socket on one node, and it is taken on the async
+    /// worker for every frame, where no database call may run.
+    pub frame_limiter: Arc<MemoryRateLimiter>,
+    /// How many WebSockets each user holds, on this node or across the cluster.
+    pub user_connections: Arc<dyn UserConnectionCap>,
     /// Recently verified tokens; also subscribed to revocations.
     pub auth_cache: Arc<AuthCache>,
     pub health: Arc<dyn HealthProbe>,
@@ -78,16 +82,46 @@ impl AppState {
         request: SendMessage,
     ) -> Result<(MessageView, bool), ApiError> {
         let (reply, outcome) = tokio::sync::oneshot::channel();
-        self.services
-            .messages
-            .submit(sender, conversation, request, move |result| {
-                let _ = reply.send(result);
-            });
+        self.submit_message(sender, conversation, request, move |result| {
+            let _ = reply.send(result);
+        })
+        .await?;
         let outcome = outcome.await.map_err(|_| {
             DomainError::from(StoreError::Unavailable(
                 "the store dropped a message without an answer".into(),
             ))
         });
         Ok(outcome??)
+    }
+
+    /// Hands a message to [`MessageService::submit`] and returns once it is handed over;
+    /// `done` gets the outcome when it is stored. Where the sender's message budget lives
+    /// in another process (a database shared by the nodes), taking from it waits on that
+    /// process, so the hand-over runs on the blocking pool; in-process budgets are taken
+    /// right here. Either way, messages handed over one after another keep their order.
+    /// `Err` only when the blocking pool is gone (the server is stopping).
+    ///
+    /// [`MessageService::submit`]: chat_domain::service::MessageService::submit
+    pub async fn submit_message(
+        &self,
+        sender: UserId,
+        conversation: ConversationId,
+        request: SendMessage,
+        done: impl FnOnce(Result<(MessageView, bool), DomainError>) + Send + 'static,
+    ) -> Result<(), ApiError> {
+        if !self.services.messages.submit_may_block() {
+            self.services
+                .messages
+                .submit(sender, conversation, request, done);
+            return Ok(());
+        }
+        let services = self.services.clone();
+        web::block(move || {
+            services
+                .messages
+                .submit(sender, conversation, request, done)
+        })
+        .await?;
+        Ok(())
     }
 }

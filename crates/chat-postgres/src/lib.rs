@@ -3,10 +3,12 @@
 //!
 //! [`PgStore`] implements every storage port of `chat-domain` with the semantics of the
 //! SQLite adapter. Where SQLite relies on its single writer, this adapter relies on row locks
-//! that hold across nodes; each module says which.
+//! that hold across nodes; each module says which. [`PgRateLimiter`] and
+//! [`PgConnectionCap`] keep abuse limits and per-user connection caps for the whole cluster.
 
 #[cfg(test)]
 mod cluster_tests;
+mod connection_cap;
 mod conversations;
 mod error;
 mod group_commit;
@@ -14,6 +16,7 @@ mod messages;
 mod migrate;
 mod models;
 mod pool;
+mod rate_limits;
 mod read_receipts;
 mod revocations;
 pub mod schema;
@@ -29,9 +32,11 @@ use diesel::pg::PgConnection;
 
 use group_commit::GroupCommit;
 
+pub use connection_cap::{CapOptions, PgConnectionCap};
 pub use error::{StorageError, StorageResult};
 pub use migrate::MIGRATIONS;
 pub use pool::{Connection, PgDatabase, PgOptions, is_postgres_url};
+pub use rate_limits::{PgRateLimiter, SharedLimitOptions};
 
 /// The storage adapter: one PostgreSQL database behind the user, conversation, message and
 /// read-receipt ports. Cheap to clone.

@@ -3,6 +3,7 @@
 //! use to start real servers on random ports.
 
 pub mod config;
+mod limits;
 mod secret;
 pub mod startup;
 mod storage;

@@ -15,6 +15,7 @@ use chat_nats::{BusError, BusOptions, ClusterPublisher, ResyncHook};
 use chat_sqlite::{Database, ExclusiveLock, SqliteOptions, StorageError, Synchronous};
 
 use crate::config::{Config, SyncMode};
+use crate::limits::Limits;
 use crate::secret::token_secret;
 use crate::storage::{Storage, connect_postgres, uses_postgres};
 
@@ -182,10 +183,11 @@ impl Application {
             .map_err(|e| StartupError::Config(format!("token lifetime: {e}")))?;
 
         let setup_config = config.clone();
-        let (storage, secret) = tokio::task::spawn_blocking(move || {
+        let (storage, secret, limits) = tokio::task::spawn_blocking(move || {
             let storage = Storage::open(&setup_config)?;
             let secret = token_secret(setup_config.jwt_secret.as_deref(), &storage)?;
-            Ok::<_, StartupError>((storage, secret))
+            let limits = Limits::for_storage(&storage)?;
+            Ok::<_, StartupError>((storage, secret, limits))
         })
         .await
         .map_err(|e| StartupError::Config(format!("start-up task failed: {e}")))??;
@@ -207,7 +209,6 @@ impl Application {
             allowed_origins: config.allowed_origins.clone(),
             ..defaults
         }));
-        let limiter = Arc::new(MemoryRateLimiter::default());
         let auth_cache = Arc::new(AuthCache::new(AUTH_CACHE_TTL));
         let (events, bus) = event_publisher(&config, &hub, &auth_cache).await?;
         let stores = storage.stores()?;
@@ -222,12 +223,13 @@ impl Application {
             tokens: Arc::new(tokens),
             devices: Arc::new(devices),
             clock: Arc::new(SystemClock),
-            limiter: limiter.clone(),
+            limiter: limits.limiter,
             limits: config.limits(),
         });
         let state = web::Data::new(AppState {
             services,
-            limiter,
+            frame_limiter: Arc::new(MemoryRateLimiter::default()),
+            user_connections: limits.user_connections,
             auth_cache,
             health: storage.health(),
             bus,

@@ -79,6 +79,14 @@ impl MessageService {
         })
     }
 
+    /// Whether [`Self::submit`] may block: it takes from the sender's message budget, and
+    /// that budget may live in another process. An async caller then makes the call on a
+    /// blocking thread (and waits for it to return before it submits the next message, so
+    /// the order holds); otherwise `submit` only hands the message over and returns.
+    pub fn submit_may_block(&self) -> bool {
+        self.limits.messages_per_user.is_some() && self.throttle.is_remote()
+    }
+
     /// [`Self::send`] without waiting: checks the message, hands it to the store and returns;
     /// `done` gets the outcome once the message is stored (or refused), on whichever thread
     /// the store chooses, so it must not block. Messages submitted one after another are

@@ -79,6 +79,11 @@ impl Throttle {
         }
     }
 
+    /// Whether the budgets live in another process, so a call may wait on it.
+    fn is_remote(&self) -> bool {
+        self.limiter.is_remote()
+    }
+
     /// Refuses when the budget is spent, without taking from it.
     fn check(&self, key: &str, quota: Option<Quota>) -> Result<(), DomainError> {
         match quota {

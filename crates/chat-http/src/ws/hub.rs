@@ -172,9 +172,9 @@ impl Hub {
     }
 
     /// Adds a connection for `user`, authenticated with the token `token_id`; events for the
-    /// user are queued from this moment. `None` when the user already holds as many
-    /// connections as allowed.
-    pub fn register(self: &Arc<Self>, user: UserId, token_id: &str) -> Option<Registration> {
+    /// user are queued from this moment. The per-user cap is not the hub's: the session
+    /// claims a slot from its [`UserConnectionCap`](super::UserConnectionCap) first.
+    pub fn register(self: &Arc<Self>, user: UserId, token_id: &str) -> Registration {
         let (tx, rx) = mpsc::channel(self.config.outbound_queue.max(1));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let overflowed = Arc::new(Notify::new());
@@ -191,11 +191,7 @@ impl Hub {
                 .shard(user)
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let connections = shard.entry(user).or_default();
-            if connections.len() >= self.config.max_connections_per_user {
-                return None;
-            }
-            connections.push(connection);
+            shard.entry(user).or_default().push(connection);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         let mut shutdown = self.shutdown.subscribe();
@@ -203,7 +199,7 @@ impl Hub {
         if *shutdown.borrow() {
             shutdown.mark_changed();
         }
-        Some(Registration {
+        Registration {
             hub: self.clone(),
             user,
             id,
@@ -211,7 +207,7 @@ impl Hub {
             overflowed,
             revoked,
             shutdown,
-        })
+        }
     }
 
     /// Asks every session to close with 1001 (going away).
@@ -425,10 +421,10 @@ mod tests {
     async fn every_connection_of_every_audience_member_gets_the_frame() {
         let hub = hub(8);
         let (alice, bob, eve) = (UserId::new(), UserId::new(), UserId::new());
-        let mut a1 = hub.register(alice, "t").unwrap();
-        let mut a2 = hub.register(alice, "t").unwrap();
-        let mut b = hub.register(bob, "t").unwrap();
-        let mut e = hub.register(eve, "t").unwrap();
+        let mut a1 = hub.register(alice, "t");
+        let mut a2 = hub.register(alice, "t");
+        let mut b = hub.register(bob, "t");
+        let mut e = hub.register(eve, "t");
         hub.deliver(&[alice, bob], &ByteString::from_static("hi"));
         for r in [&mut a1, &mut a2, &mut b] {
             assert_eq!(r.outbound.recv().await.unwrap(), "hi");
@@ -475,7 +471,7 @@ mod tests {
     async fn a_full_queue_flags_the_connection_instead_of_waiting() {
         let hub = hub(1);
         let alice = UserId::new();
-        let registration = hub.register(alice, "t").unwrap();
+        let registration = hub.register(alice, "t");
         let frame = ByteString::from_static("x");
         let flagged = || {
             tokio::time::timeout(
@@ -493,7 +489,7 @@ mod tests {
     async fn dropping_a_registration_leaves_the_hub() {
         let hub = hub(4);
         let alice = UserId::new();
-        let registration = hub.register(alice, "t").unwrap();
+        let registration = hub.register(alice, "t");
         assert_eq!(hub.connection_count(), 1);
         drop(registration);
         assert_eq!(hub.connection_count(), 0);
@@ -504,8 +500,8 @@ mod tests {
     async fn revoking_a_token_reaches_only_the_connections_that_used_it() {
         let hub = hub(4);
         let alice = UserId::new();
-        let phone = hub.register(alice, "phone").unwrap();
-        let laptop = hub.register(alice, "laptop").unwrap();
+        let phone = hub.register(alice, "phone");
+        let laptop = hub.register(alice, "laptop");
         hub.publish(DomainEvent::AccessRevoked {
             user_id: alice,
             token_id: Some("phone".into()),
@@ -521,21 +517,6 @@ mod tests {
             laptop.revoked.notified(),
         );
         assert!(laptop_told.await.is_err());
-    }
-
-    #[tokio::test]
-    async fn a_user_cannot_hold_more_connections_than_allowed() {
-        let hub = Arc::new(Hub::new(WsConfig {
-            max_connections_per_user: 2,
-            ..WsConfig::default()
-        }));
-        let alice = UserId::new();
-        let first = hub.register(alice, "t").unwrap();
-        let _second = hub.register(alice, "t").unwrap();
-        assert!(hub.register(alice, "t").is_none());
-        assert!(hub.register(UserId::new(), "t").is_some());
-        drop(first);
-        assert!(hub.register(alice, "t").is_some());
     }
 
     #[test]

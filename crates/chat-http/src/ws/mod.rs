@@ -4,13 +4,15 @@
 //! every state change a service makes reaches the right sockets. [`upgrade`] answers the
 //! handshake and takes the connection out of the HTTP server; [`socket`] frames it;
 //! [`session`] runs it: authentication, client frames, and the outbound queue. [`protocol`]
-//! holds the frame shapes. The protocol is documented in `docs/websocket.md`.
+//! holds the frame shapes; [`UserConnectionCap`] counts each user's connections (per node,
+//! or across the cluster). The protocol is documented in `docs/websocket.md`.
 
 mod hub;
 pub mod protocol;
 mod session;
 mod socket;
 pub mod upgrade;
+mod user_cap;
 
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use actix_web::{HttpResponse, web};
 use chat_domain::limits::Quota;
 
 pub use hub::{Hub, OpenRefused, Registration, Socket};
+pub use user_cap::{MemoryConnectionCap, UserConnectionCap};
 
 use crate::error::ApiError;
 

@@ -8,13 +8,14 @@ use actix_http::ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 use chat_domain::limits::Quota;
 use chat_domain::message::Seq;
+use chat_domain::ports::RateLimiter as _;
 use chat_domain::service::{Authenticated, CreateConversation, MessageService, SendMessage};
 use chat_domain::{ConversationId, DomainError, MessageId, UserId};
 use tokio::sync::mpsc;
 
 use super::protocol::{ClientFrame, FrameError, ServerFrame, decode, decode_auth};
 use super::socket::{Closed, Incoming, ReceiveError, WsSocket};
-use super::{Registration, Socket};
+use super::{Registration, Socket, UserConnectionCap};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -151,13 +152,22 @@ async fn serve(
         config.client_timeout,
         config.frame_quota,
     );
-    // Register before reading `last_seq`: anything stored after that read is queued for us.
-    let Some(mut registration) = state.hub.register(user, &token.id) else {
-        let limit = state.hub.config().max_connections_per_user;
-        let detail = format!("at most {limit} connections per user; close another first");
-        let _ = send_error(ws, "too_many_connections", &detail, None).await;
-        return close(CloseCode::Again, "too many connections for this user");
+    // Held until the connection ends, on this node or across the cluster.
+    let _user_slot = match UserSlot::claim(state, user).await {
+        Ok(Some(slot)) => slot,
+        Ok(None) => {
+            let limit = state.hub.config().max_connections_per_user;
+            let detail = format!("at most {limit} connections per user; close another first");
+            let _ = send_error(ws, "too_many_connections", &detail, None).await;
+            return close(CloseCode::Again, "too many connections for this user");
+        }
+        Err(error) => {
+            let _ = send_error(ws, error.code, &error.detail, None).await;
+            return close(CloseCode::Error, "could not claim a connection slot");
+        }
     };
+    // Register before reading `last_seq`: anything stored after that read is queued for us.
+    let mut registration = state.hub.register(user, &token.id);
     let frames_key = format!("ws-frames:{}", registration.id());
     let last_seq = match state.run(move |s| s.messages.last_seq(user)).await {
         Ok(seq) => seq,
@@ -287,11 +297,40 @@ async fn check_in(
     }
 }
 
-/// Takes one frame from the connection's budget.
+/// One of a user's connection slots, given back when dropped.
+struct UserSlot {
+    cap: Arc<dyn UserConnectionCap>,
+    user: UserId,
+}
+
+impl UserSlot {
+    /// Claims a slot for `user`, or `None` when they hold as many connections as allowed.
+    /// A cap shared through a database is asked on the blocking pool.
+    async fn claim(state: &AppState, user: UserId) -> Result<Option<Self>, ApiError> {
+        let cap = state.user_connections.clone();
+        let limit = state.hub.config().max_connections_per_user;
+        let claimed = if cap.may_block() {
+            let remote = cap.clone();
+            actix_web::web::block(move || remote.claim(user, limit)).await?
+        } else {
+            cap.claim(user, limit)
+        };
+        Ok(claimed.then(|| Self { cap, user }))
+    }
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        self.cap.release(self.user);
+    }
+}
+
+/// Takes one frame from the connection's budget (this node's memory: see
+/// [`AppState::frame_limiter`]).
 fn frame_budget(state: &AppState, key: &str, quota: Option<Quota>) -> Result<(), String> {
     match quota {
         Some(quota) => state
-            .limiter
+            .frame_limiter
             .acquire(key, quota)
             .map_err(|wait| format!("too many frames; retry in {} ms", wait.as_millis().max(1))),
         None => Ok(()),
@@ -334,21 +373,21 @@ impl Sends {
         }
     }
 
-    fn submit(
+    /// Hands the message over; returns once it is handed over (which may take a round trip
+    /// to the database that holds the sender's message budget), so the next frame's message
+    /// cannot overtake it. `Err` when it could not be handed over at all.
+    async fn submit(
         &mut self,
         state: &AppState,
         user: UserId,
         conversation: ConversationId,
         request: SendMessage,
         reference: Option<String>,
-    ) {
-        self.in_flight += 1;
+    ) -> Result<(), ApiError> {
         let (answers, _) = self.answers.get_or_insert_with(mpsc::unbounded_channel);
         let answers = answers.clone();
         state
-            .services
-            .messages
-            .submit(user, conversation, request, move |result| {
+            .submit_message(user, conversation, request, move |result| {
                 let outcome = result.map_err(ApiError::from).map(|(view, created)| {
                     (!created).then(|| ServerFrame::NewMessage {
                         timestamp: view.message.created_at,
@@ -356,7 +395,10 @@ impl Sends {
                     })
                 });
                 let _ = answers.send(Answer { outcome, reference });
-            });
+            })
+            .await?;
+        self.in_flight += 1;
+        Ok(())
     }
 }
 
@@ -402,8 +444,13 @@ async fn handle_text(
             };
             match conversation {
                 Ok(conversation) => {
-                    sends.submit(state, user, conversation, request, reference);
-                    return Ok(());
+                    match sends
+                        .submit(state, user, conversation, request, reference.clone())
+                        .await
+                    {
+                        Ok(()) => return Ok(()),
+                        Err(error) => Err(error),
+                    }
                 }
                 Err(error) => Err(error),
             }

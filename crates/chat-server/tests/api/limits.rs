@@ -136,6 +136,12 @@ async fn a_user_past_the_connection_limit_is_told_and_closed_with_1013() {
     assert_eq!(error["type"], "error");
     assert_eq!(error["code"], "too_many_connections");
     assert_eq!(third.close_code().await, Some(1013));
+    // A refusal gives back no one's slot.
+    let (stream, _) = connect_async(format!("{}?token={}", app.ws_url, alice.token))
+        .await
+        .unwrap();
+    let mut fourth = crate::helpers::Ws { stream };
+    assert_eq!(fourth.next_json().await["code"], "too_many_connections");
 }
 
 #[tokio::test]

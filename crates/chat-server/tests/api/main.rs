@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod authz;
 mod binary;
+mod cluster_limits;
 mod conversations;
 mod edge;
 mod errors;
