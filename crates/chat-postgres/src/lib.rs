@@ -6,6 +6,8 @@
 //! that hold across nodes; each module says which. [`PgRateLimiter`] and
 //! [`PgConnectionCap`] keep abuse limits and per-user connection caps for the whole cluster.
 
+#[cfg(test)]
+mod cluster_tests;
 mod connection_cap;
 mod conversations;
 mod error;
@@ -93,4 +95,12 @@ mod sql {
         #[sql_name = "lower"]
         fn lower_nullable(text: Nullable<Text>) -> Nullable<Text>;
     }
+}
+
+/// The storage ports' contract, against a fresh PostgreSQL database per rule.
+#[cfg(test)]
+mod contract {
+    chat_domain::contract_tests!(
+        optional crate::testing::TestStore::create("chat-postgres contract")
+    );
 }
