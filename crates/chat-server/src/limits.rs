@@ -14,12 +14,12 @@ use chat_postgres::{CapOptions, PgConnectionCap, PgDatabase, PgRateLimiter, Shar
 use crate::storage::Storage;
 
 /// The budgets the services take from and the per-user connection cap the gateway claims.
-pub struct Limits {
+pub struct Budgets {
     pub limiter: Arc<dyn RateLimiter>,
     pub user_connections: Arc<dyn UserConnectionCap>,
 }
 
-impl Limits {
+impl Budgets {
     /// Shared when the storage is shared (PostgreSQL), else this node's own. Blocks.
     pub fn for_storage(storage: &Storage) -> std::io::Result<Self> {
         match storage {

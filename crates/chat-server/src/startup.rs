@@ -15,7 +15,7 @@ use chat_nats::{BusError, BusOptions, ClusterPublisher, ResyncHook};
 use chat_sqlite::{Database, ExclusiveLock, SqliteOptions, StorageError, Synchronous};
 
 use crate::config::{Config, SyncMode};
-use crate::limits::Limits;
+use crate::limits::Budgets;
 use crate::secret::token_secret;
 use crate::storage::{Storage, connect_postgres, uses_postgres};
 
@@ -186,7 +186,7 @@ impl Application {
         let (storage, secret, limits) = tokio::task::spawn_blocking(move || {
             let storage = Storage::open(&setup_config)?;
             let secret = token_secret(setup_config.jwt_secret.as_deref(), &storage)?;
-            let limits = Limits::for_storage(&storage)?;
+            let limits = Budgets::for_storage(&storage)?;
             Ok::<_, StartupError>((storage, secret, limits))
         })
         .await
