@@ -9,8 +9,14 @@
 //! event reaches the bus well within the lag after its commit, so every message at or below
 //! that seq had reached this node before the loss; clients sync from the smaller of it and
 //! their own highest seq. A node that has not run for the lag yet names none.
+//!
+//! **A node that dies.** A node killed between committing a message and publishing it takes
+//! the event with it: its own clients reconnect elsewhere and sync, but the other nodes'
+//! clients would hear nothing. So every node publishes a heartbeat once a
+//! [`HEARTBEAT_EVERY`], and a node that has heard nothing from another for [`NODE_SILENT`]
+//! resyncs its sockets from the seq it had seen [`SEQ_LAG`] before it last heard from it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +38,13 @@ pub type ResyncHook = Arc<dyn Fn(Option<i64>) + Send + Sync>;
 
 /// How long after its commit an event is taken to have reached every node on the bus.
 pub const SEQ_LAG: Duration = Duration::from_secs(5);
+/// How often a node tells the others it is alive.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// How long another node may stay silent before it is taken for dead.
+pub const NODE_SILENT: Duration = Duration::from_secs(3);
+/// How often the silence of the other nodes is checked.
+const SILENCE_CHECK_EVERY: Duration = Duration::from_millis(500);
+
 /// How often the highest seen seq is sampled, and how long samples are kept.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 const SAMPLES_KEPT: usize = 60;
@@ -101,6 +114,8 @@ struct Shared {
     samples: Mutex<VecDeque<(Instant, i64)>>,
     /// When this node first dropped an event since its last resync request went out.
     first_drop: Mutex<Option<Instant>>,
+    /// The other nodes on the bus, and when each was last heard from.
+    peers: Mutex<HashMap<Uuid, Instant>>,
 }
 
 impl Shared {
@@ -132,6 +147,33 @@ impl Shared {
         self.resync_since
             .fetch_min(since_seq.unwrap_or(NO_BOUND), Ordering::AcqRel);
         self.resync.notify_one();
+    }
+
+    /// Notes that `node` is alive.
+    fn heard_from(&self, node: Uuid) {
+        self.peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(node, Instant::now());
+    }
+
+    /// Forgets the nodes silent for longer than [`NODE_SILENT`] as of `now`, and returns when
+    /// the earliest of them was last heard from.
+    fn departed(&self, now: Instant) -> Option<Instant> {
+        let mut peers = self
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut earliest: Option<Instant> = None;
+        peers.retain(|node, heard| {
+            let silent = now.saturating_duration_since(*heard) > NODE_SILENT;
+            if silent {
+                tracing::warn!(%node, "a node fell silent on the event bus; resyncing");
+                earliest = Some(earliest.map_or(*heard, |e| e.min(*heard)));
+            }
+            !silent
+        });
+        earliest
     }
 
     fn dropped_one(&self) {
@@ -172,6 +214,7 @@ impl ClusterPublisher {
             highest_seq: AtomicI64::new(0),
             samples: Mutex::default(),
             first_drop: Mutex::default(),
+            peers: Mutex::default(),
         });
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let client = async_nats::ConnectOptions::new()
@@ -224,6 +267,8 @@ impl ClusterPublisher {
             shared.clone(),
         ));
         tokio::spawn(sample_loop(shared.clone()));
+        tokio::spawn(heartbeat_loop(outbound.clone(), shared.clone()));
+        tokio::spawn(silence_watch(shared.clone()));
         tracing::info!(%node, url = %options.url, subject = %options.subject, "joined the event bus");
         Ok(Arc::new(Self {
             local,
@@ -331,6 +376,7 @@ async fn subscribe_loop(
         if envelope.node == shared.node {
             continue;
         }
+        shared.heard_from(envelope.node);
         match envelope.body {
             Body::Event(wire) => match DomainEvent::try_from(wire) {
                 Ok(event) => {
@@ -346,6 +392,7 @@ async fn subscribe_loop(
                 tracing::info!(from = %envelope.node, ?since_seq, "another node asked for a resync");
                 shared.request_resync(since_seq);
             }
+            Body::Heartbeat => {}
         }
     }
     tracing::warn!("the event bus subscription ended");
@@ -405,6 +452,30 @@ async fn resync_loop(hook: ResyncHook, coalesce: Duration, shared: Arc<Shared>) 
     }
 }
 
+/// Tells the other nodes this one is alive, through the same queue as its events: a node
+/// whose events cannot get out is not taken for alive either.
+async fn heartbeat_loop(outbound: mpsc::Sender<Vec<u8>>, shared: Arc<Shared>) {
+    let beat = Envelope::heartbeat(shared.node).encode();
+    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        tick.tick().await;
+        // A full queue already owes the others a resync; the beat can wait for the next tick.
+        let _ = outbound.try_send(beat.clone());
+    }
+}
+
+/// Resyncs this node's sockets when another node falls silent: it may have died with
+/// committed messages it never published.
+async fn silence_watch(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(SILENCE_CHECK_EVERY);
+    loop {
+        tick.tick().await;
+        if let Some(last_heard) = shared.departed(Instant::now()) {
+            shared.request_resync(shared.watermark(last_heard));
+        }
+    }
+}
+
 /// Samples the highest seen seq, for [`Shared::watermark`].
 async fn sample_loop(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
@@ -438,6 +509,7 @@ mod tests {
             highest_seq: AtomicI64::new(0),
             samples: Mutex::default(),
             first_drop: Mutex::default(),
+            peers: Mutex::default(),
         }
     }
 
@@ -454,6 +526,23 @@ mod tests {
         assert_eq!(shared.watermark(now), Some(30));
         assert_eq!(shared.watermark(at(2)), Some(20));
         assert_eq!(shared.watermark(at(5)), None, "no sample is old enough");
+    }
+
+    #[test]
+    fn a_node_silent_too_long_is_departed_once_from_when_it_was_last_heard() {
+        let shared = shared();
+        let (gone, alive) = (Uuid::new_v4(), Uuid::new_v4());
+        let now = Instant::now();
+        shared.peers.lock().unwrap().extend([
+            (gone, now.checked_sub(NODE_SILENT * 2).unwrap()),
+            (alive, now),
+        ]);
+        assert_eq!(
+            shared.departed(now),
+            Some(now.checked_sub(NODE_SILENT * 2).unwrap())
+        );
+        assert_eq!(shared.departed(now), None, "a departed node is forgotten");
+        assert!(shared.peers.lock().unwrap().contains_key(&alive));
     }
 
     #[test]

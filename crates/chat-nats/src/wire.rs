@@ -36,6 +36,9 @@ pub enum Body {
     /// dropped events it could not publish. Every receiver makes its sockets whole again,
     /// from `since_seq` when it is given (see [`crate::ClusterPublisher`]).
     Resync { since_seq: Option<i64> },
+    /// "I am alive", once a [`crate::cluster::HEARTBEAT_EVERY`]: a node that falls silent may
+    /// have died between committing messages and publishing them, so the others resync.
+    Heartbeat,
 }
 
 /// Why bytes from the bus are not an envelope.
@@ -52,6 +55,13 @@ impl Envelope {
         Self {
             node,
             body: Body::Event(WireEvent::from(event)),
+        }
+    }
+
+    pub fn heartbeat(node: Uuid) -> Self {
+        Self {
+            node,
+            body: Body::Heartbeat,
         }
     }
 

@@ -206,6 +206,35 @@ async fn bytes_on_the_subject_that_are_not_an_event_are_ignored() {
     assert_eq!(a.local.wait_for(1).await, vec![format!("{event:?}")]);
 }
 
+#[tokio::test]
+async fn a_node_that_falls_silent_makes_the_others_resync() {
+    let Some(url) = nats_url() else { return };
+    let subject = subject();
+    let a = node(&url, &subject, 1024).await;
+    // A node that says it is alive once and then dies (as a SIGKILLed one does), perhaps
+    // with committed messages it never published.
+    let doomed = async_nats::connect(url.as_str()).await.expect("connects");
+    let beat = chat_nats::wire::Envelope::heartbeat(uuid::Uuid::new_v4()).encode();
+    doomed.publish(subject.clone(), beat.into()).await.unwrap();
+    doomed.flush().await.unwrap();
+    drop(doomed);
+    tokio::time::sleep(chat_nats::NODE_SILENT / 2).await;
+    assert_eq!(
+        a.resyncs.load(Ordering::SeqCst),
+        0,
+        "a node is not taken for dead before it has been silent for NODE_SILENT"
+    );
+    wait_until("the other node resyncs", || {
+        a.resyncs.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // A live peer keeps beating and is never taken for dead.
+    let b = node(&url, &subject, 1024).await;
+    tokio::time::sleep(chat_nats::NODE_SILENT * 2).await;
+    assert_eq!(a.resyncs.load(Ordering::SeqCst), 1);
+    assert_eq!(b.resyncs.load(Ordering::SeqCst), 0);
+}
+
 /// A private `nats-server` on a fixed port, which a test may kill and start again.
 struct PrivateBroker {
     port: u16,
