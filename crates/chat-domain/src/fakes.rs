@@ -26,16 +26,22 @@ struct State {
     members: HashMap<ConversationId, Vec<Member>>,
     messages: Vec<Message>,
     activity: HashMap<ConversationId, DateTime<Utc>>,
+    /// When each read marker last moved.
+    read_at: HashMap<(ConversationId, UserId), DateTime<Utc>>,
     revoked: Vec<String>,
 }
 
 /// One in-memory store behind every storage port.
 #[derive(Default)]
-pub struct MemoryStore(Mutex<State>);
+pub struct MemoryStore {
+    state: Mutex<State>,
+    /// Held from an append until its callback has run, so callbacks run in seq order.
+    commits: Mutex<()>,
+}
 
 impl MemoryStore {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap()
+        self.state.lock().unwrap()
     }
 
     pub fn message_count(&self) -> usize {
@@ -213,10 +219,27 @@ fn taken(state: &State, username: &str, email: &str) -> (bool, bool) {
     )
 }
 
+/// The direct conversation between two users, if they have one.
+fn direct_between(state: &State, a: UserId, b: UserId) -> Option<&Conversation> {
+    state.conversations.iter().find(|c| {
+        c.kind == ConversationKind::Direct && {
+            let m = &state.members[&c.id];
+            m.iter().any(|m| m.user_id == a) && m.iter().any(|m| m.user_id == b)
+        }
+    })
+}
+
 impl ConversationStore for MemoryStore {
     fn create(&self, new: &NewConversation) -> StoreResult<()> {
         let mut state = self.state();
         let c = &new.conversation;
+        if let (ConversationKind::Direct, [(a, _), (b, _)]) = (c.kind, new.members.as_slice())
+            && direct_between(&state, *a, *b).is_some()
+        {
+            return Err(StoreError::Conflict {
+                field: "direct_conversation",
+            });
+        }
         state.conversations.push(c.clone());
         state.activity.insert(c.id, c.created_at);
         let members = new
@@ -243,17 +266,7 @@ impl ConversationStore for MemoryStore {
     }
 
     fn find_direct(&self, a: UserId, b: UserId) -> StoreResult<Option<Conversation>> {
-        let state = self.state();
-        Ok(state
-            .conversations
-            .iter()
-            .find(|c| {
-                c.kind == ConversationKind::Direct && {
-                    let m = &state.members[&c.id];
-                    m.iter().any(|m| m.user_id == a) && m.iter().any(|m| m.user_id == b)
-                }
-            })
-            .cloned())
+        Ok(direct_between(&self.state(), a, b).cloned())
     }
 
     fn members_of(&self, ids: &[ConversationId]) -> StoreResult<Vec<Vec<Member>>> {
@@ -363,7 +376,9 @@ impl ConversationStore for MemoryStore {
         _at: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let mut state = self.state();
-        let members = state.members.get_mut(&id).ok_or(StoreError::Missing)?;
+        let Some(members) = state.members.get_mut(&id) else {
+            return Ok(false);
+        };
         let before = members.len();
         members.retain(|m| m.user_id != user);
         Ok(members.len() < before)
@@ -429,6 +444,9 @@ impl MemoryStore {
                 {
                     sender.last_read_seq = seq;
                 }
+                state
+                    .read_at
+                    .insert((new.conversation_id, new.sender_id), new.created_at);
                 let message = new.stored_as(seq);
                 state.messages.push(message.clone());
                 state.activity.insert(new.conversation_id, new.created_at);
@@ -446,6 +464,7 @@ impl MemoryStore {
 
 impl MessageStore for MemoryStore {
     fn submit(&self, new: NewMessage, done: OnAppended) {
+        let _in_order = self.commits.lock().unwrap();
         done(self.append_now(&new));
     }
 
@@ -527,12 +546,24 @@ impl ReadReceiptStore for MemoryStore {
             .get_mut(&conversation)
             .and_then(|m| m.iter_mut().find(|m| m.user_id == user))
             .ok_or(StoreError::Missing)?;
+        let moved = seq > member.last_read_seq;
         member.last_read_seq = member.last_read_seq.max(seq);
+        let last_read_seq = member.last_read_seq;
+        let read_at = if moved {
+            state.read_at.insert((conversation, user), at);
+            at
+        } else {
+            state
+                .read_at
+                .get(&(conversation, user))
+                .copied()
+                .unwrap_or(at)
+        };
         Ok(ReadMarker {
             conversation_id: conversation,
             user_id: user,
-            last_read_seq: member.last_read_seq,
-            read_at: at,
+            last_read_seq,
+            read_at,
         })
     }
 

@@ -8,6 +8,8 @@
 //! blocking pool.
 
 pub mod clock;
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 pub mod conversation;
 pub mod error;
 pub mod events;

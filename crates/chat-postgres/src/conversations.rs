@@ -264,18 +264,7 @@ impl ConversationStore for PgStore {
         user: UserId,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let conversation_id = Uuid::from(id);
-        self.write(|conn| {
-            lock_conversation(conn, conversation_id)?;
-            let removed = diesel::delete(
-                conversation_members::table.find((conversation_id, Uuid::from(user))),
-            )
-            .execute(conn)?;
-            diesel::update(conversations::table.find(conversation_id))
-                .set(conversations::updated_at.eq(at))
-                .execute(conn)?;
-            Ok(removed > 0)
-        })
+        self.write(|conn| remove_member(conn, id.into(), user.into(), at))
     }
 
     fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<()> {
@@ -293,6 +282,22 @@ impl ConversationStore for PgStore {
         }
         Ok(())
     }
+}
+
+/// [`ConversationStore::remove_member`] inside the caller's transaction.
+pub(crate) fn remove_member(
+    conn: &mut PgConnection,
+    conversation_id: Uuid,
+    user: Uuid,
+    at: DateTime<Utc>,
+) -> StorageResult<bool> {
+    lock_conversation(conn, conversation_id)?;
+    let removed =
+        diesel::delete(conversation_members::table.find((conversation_id, user))).execute(conn)?;
+    diesel::update(conversations::table.find(conversation_id))
+        .set(conversations::updated_at.eq(at))
+        .execute(conn)?;
+    Ok(removed > 0)
 }
 
 /// The members of several conversations, one list per key in the order of `keys` (a key

@@ -5,6 +5,8 @@
 //! SQLite adapter. Where SQLite relies on its single writer, this adapter relies on row locks
 //! that hold across nodes; each module says which.
 
+#[cfg(test)]
+mod cluster_tests;
 mod conversations;
 mod error;
 mod group_commit;
@@ -88,4 +90,12 @@ mod sql {
         #[sql_name = "lower"]
         fn lower_nullable(text: Nullable<Text>) -> Nullable<Text>;
     }
+}
+
+/// The storage ports' contract, against a fresh PostgreSQL database per rule.
+#[cfg(test)]
+mod contract {
+    chat_domain::contract_tests!(
+        optional crate::testing::TestStore::create("chat-postgres contract")
+    );
 }

@@ -134,7 +134,7 @@ impl MessageStore for PgStore {
 }
 
 /// What an append needs to know of its conversation, read once per batch.
-struct ConversationState {
+pub(crate) struct ConversationState {
     kind: ConversationKind,
     /// In joining order; senders' read markers move as the batch's messages are stored.
     members: Vec<Member>,
@@ -144,7 +144,7 @@ struct ConversationState {
 }
 
 /// Where one append of a batch stands while the batch is being written.
-enum Pending {
+pub(crate) enum Pending {
     /// Refused, or answered with a message stored before.
     Done(StoreResult<AppendOutcome>),
     /// To be inserted.
@@ -289,7 +289,7 @@ pub(crate) fn append_batch(
 /// each one's seq by index. One whose retry key turns out taken after all (by a writer that
 /// did not lock the conversation first) is answered with the stored message instead, and
 /// spends no seq: the batch's inserts are taken back and the rest inserted again.
-fn insert_fresh(
+pub(crate) fn insert_fresh(
     conn: &mut PgConnection,
     batch: &[&NewMessage],
     pending: &mut [Pending],
@@ -337,7 +337,7 @@ fn insert_fresh(
 
 /// Locks the batch's conversations and reads their kinds, members and deactivated direct
 /// partners: three queries for the whole batch.
-fn conversation_states(
+pub(crate) fn conversation_states(
     conn: &mut PgConnection,
     batch: &[&NewMessage],
 ) -> StorageResult<HashMap<ConversationId, ConversationState>> {
@@ -440,7 +440,7 @@ fn stored_retries(
 }
 
 /// The seqs one batch took and the appends it inserted with them.
-struct Inserted {
+pub(crate) struct Inserted {
     /// The first seq taken and how many.
     first: i64,
     count: i64,
@@ -465,7 +465,7 @@ impl Inserted {
 
 /// Takes seqs for the appends at `indexes` of the batch (locking `message_seq` until the
 /// transaction ends) and inserts them, skipping any whose retry key is taken.
-fn insert_in_commit_order(
+pub(crate) fn insert_in_commit_order(
     conn: &mut PgConnection,
     batch: &[&NewMessage],
     indexes: &[usize],

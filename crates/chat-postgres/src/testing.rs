@@ -104,7 +104,8 @@ impl TestStore {
         crate::PgStore::open(self.database.url()).expect("another store on the test database")
     }
 
-    pub fn database(&self) -> &TestDatabase {
+    /// The database under the store (its URL, say).
+    pub fn test_database(&self) -> &TestDatabase {
         &self.database
     }
 }

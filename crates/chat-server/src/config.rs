@@ -21,11 +21,11 @@ pub struct Cli {
 pub enum Command {
     /// Start the server (the default).
     Serve,
-    /// Apply pending migrations to an existing database and exit; refused while a server
-    /// runs on it.
+    /// Apply pending migrations to an existing database and exit. On SQLite it is refused
+    /// while a server runs on the file; on PostgreSQL it may run beside the servers.
     Migrate,
-    /// Write a consistent copy of an existing database to a new file; safe while the server
-    /// runs.
+    /// Write a consistent copy of an existing SQLite database to a new file; safe while the
+    /// server runs. (On PostgreSQL it refuses: use pg_dump.)
     Backup {
         /// Where to write the copy; must not exist yet.
         path: std::path::PathBuf,

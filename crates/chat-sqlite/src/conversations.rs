@@ -94,10 +94,16 @@ impl ConversationStore for SqliteStore {
 
     fn members_of(&self, ids: &[ConversationId]) -> StoreResult<Vec<Vec<Member>>> {
         let keys: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        // Where each conversation's members go; an id asked for twice gets them twice.
+        let mut slots: std::collections::HashMap<&str, Vec<usize>> = Default::default();
+        for (i, key) in keys.iter().enumerate() {
+            slots.entry(key.as_str()).or_default().push(i);
+        }
+        let unique: Vec<&str> = slots.keys().copied().collect();
         self.read(|conn| {
             let mut rows: Vec<MemberRow> = Vec::new();
             // SQLite caps bound parameters per statement; stay well below it.
-            for chunk in keys.chunks(500) {
+            for chunk in unique.chunks(500) {
                 rows.extend(
                     conversation_members::table
                         .filter(conversation_members::conversation_id.eq_any(chunk))
@@ -106,15 +112,13 @@ impl ConversationStore for SqliteStore {
                         .load(conn)?,
                 );
             }
-            let slot: std::collections::HashMap<&str, usize> = keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| (k.as_str(), i))
-                .collect();
             let mut grouped: Vec<Vec<Member>> = vec![Vec::new(); ids.len()];
             for row in rows {
-                if let Some(&index) = slot.get(row.conversation_id.as_str()) {
-                    grouped[index].push(Member::try_from(row)?);
+                if let Some(indexes) = slots.get(row.conversation_id.as_str()) {
+                    let member = Member::try_from(row)?;
+                    for &index in indexes {
+                        grouped[index].push(member.clone());
+                    }
                 }
             }
             Ok(grouped)

@@ -131,6 +131,15 @@ mod test_support {
         }
     }
 
+    /// The store, so a `TempDb` is the guard the ports' contract suite runs against.
+    impl std::ops::Deref for TempDb {
+        type Target = SqliteStore;
+
+        fn deref(&self) -> &SqliteStore {
+            &self.store
+        }
+    }
+
     pub fn temp_db() -> TempDb {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("test.db");

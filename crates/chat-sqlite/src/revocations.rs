@@ -35,19 +35,3 @@ impl TokenRevocations for SqliteStore {
         })
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::test_support::temp_db;
-
-    #[test]
-    fn a_revoked_token_stays_revoked_and_others_are_not() {
-        let db = temp_db();
-        let later = Utc::now() + chrono::Duration::hours(1);
-        db.store.revoke("a", later).unwrap();
-        db.store.revoke("a", later).unwrap();
-        assert!(db.store.is_revoked("a").unwrap());
-        assert!(!db.store.is_revoked("b").unwrap());
-    }
-}

@@ -1,0 +1,299 @@
+//! The contract of the storage ports: every rule a store must keep, written once as plain
+//! functions over any store, so the in-memory fakes, SQLite and PostgreSQL are held to the
+//! same rules and none can drift.
+//!
+//! The doc comments in [`crate::ports`] are the specification; each function here pins one
+//! rule of it. A rule takes a fresh, empty store and panics when the store breaks the rule.
+//! An adapter runs them all with [`contract_tests!`](crate::contract_tests), which expands to
+//! one `#[test]` per rule. Compiled for chat-domain's own tests and, for adapters' tests,
+//! behind the `contract` feature; it uses no test-only crate, so the feature adds nothing to
+//! the dependency tree.
+//!
+//! The rules fill the store through [`Fixture`], which an adapter's own tests may use too. Its
+//! timestamps are whole milliseconds, coarser than SQLite and PostgreSQL keep, so values read
+//! back compare equal to those written; only revocation expiries follow the wall clock.
+
+pub mod conversations;
+pub mod messages;
+pub mod read_receipts;
+pub mod revocations;
+pub mod users;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+
+use crate::conversation::{
+    Conversation, ConversationKind, ConversationName, NewConversation, Role,
+};
+use crate::message::{AppendOutcome, Appended, Message, MessageContent, NewMessage};
+use crate::ports::{
+    ConversationStore, MessageStore, ReadReceiptStore, StoreResult, TokenRevocations, UserStore,
+};
+use crate::user::{Email, NewUser, PasswordHash, Username};
+use crate::{ConversationId, MessageId, UserId};
+
+/// A store behind every storage port: what the contract runs against. Any type implementing
+/// all five ports is one.
+pub trait Stores:
+    UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations
+{
+}
+
+impl<T> Stores for T where
+    T: UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations + ?Sized
+{
+}
+
+/// Expands to one `#[test]` per rule of the storage ports' contract, each run against a
+/// fresh store.
+///
+/// The argument is an expression evaluated once per test that yields a guard dereferencing
+/// to an empty store implementing every storage port (see [`contract::Stores`]): a temporary
+/// SQLite file, a freshly created PostgreSQL database, or `Box::new(MemoryStore::default())`.
+/// The guard is dropped when its test ends, which is where it should clean up (`&*guard` is
+/// what the rules get, so the guard implements `Deref`). Some rules append from several
+/// threads at once. Invoke the macro in a module of its own, as it defines a function per
+/// rule, named after the rule:
+///
+/// ```ignore
+/// #[cfg(test)]
+/// mod contract {
+///     chat_domain::contract_tests!(crate::test_support::temp_db());
+/// }
+/// ```
+///
+/// For an adapter whose server may be absent, write `optional` before an expression that
+/// yields an `Option` of such a guard: on `None` the test returns at once, so the expression
+/// must say why on stderr itself (`SKIPPED: <suite>: set <VAR> to run it`):
+///
+/// ```ignore
+/// #[cfg(test)]
+/// mod contract {
+///     chat_domain::contract_tests!(optional crate::test_support::temp_database());
+/// }
+/// ```
+///
+/// The crate running it dev-depends on chat-domain with `features = ["contract"]`.
+///
+/// [`contract::Stores`]: crate::contract::Stores
+#[macro_export]
+macro_rules! contract_tests {
+    (@rules $fresh:tt) => {
+        $crate::contract_tests!(@each $fresh;
+            users::usernames_and_emails_are_unique_ignoring_case_and_a_conflict_names_the_field,
+            users::a_user_reads_back_as_written_and_is_found_by_username_or_email_ignoring_case,
+            users::search_matches_substrings_of_username_or_full_name_literally_in_username_order,
+            users::search_finds_an_email_only_by_the_whole_address,
+            users::an_update_changes_only_what_it_names_and_a_taken_email_is_a_conflict,
+            users::a_new_password_or_deactivation_raises_the_token_generation,
+            users::updating_or_deactivating_a_missing_user_is_missing,
+            revocations::a_revoked_token_stays_revoked_and_others_are_not,
+            conversations::a_conversation_reads_back_as_created_with_its_members,
+            conversations::a_pair_can_have_only_one_direct_conversation_whichever_order,
+            conversations::members_are_listed_in_the_order_they_joined,
+            conversations::members_of_several_conversations_come_back_grouped_in_the_order_asked,
+            conversations::adding_members_skips_existing_ones_and_respects_the_cap,
+            conversations::removing_a_member_hides_the_conversation_and_its_messages_from_them,
+            conversations::roles_can_be_changed_and_found_by_role,
+            conversations::renaming_changes_the_name_and_a_missing_conversation_is_missing,
+            messages::appended_messages_get_increasing_seqs_across_conversations,
+            messages::a_sender_who_is_not_a_member_cannot_append,
+            messages::a_client_message_id_is_stored_once_per_sender_and_conversation,
+            messages::a_retry_uses_up_no_seq,
+            messages::a_retry_with_other_content_gets_the_stored_message_back_unchanged,
+            messages::sending_is_reading,
+            messages::history_pages_are_cut_by_seq,
+            messages::since_and_last_seq_for_cover_only_the_users_conversations,
+            messages::an_append_sees_members_added_removed_or_changed_before_it,
+            messages::a_deactivated_user_takes_no_new_direct_message_but_a_retry_gets_its_message,
+            messages::submitted_appends_are_stored_and_answered_in_the_order_submitted,
+            messages::commit_callbacks_run_in_seq_order_even_for_appends_committed_together,
+            messages::concurrent_appends_lose_nothing_and_never_share_a_seq,
+            read_receipts::a_read_marker_only_moves_forward,
+            read_receipts::the_inbox_lists_recent_activity_first_with_last_message_and_unread_count,
+            read_receipts::unread_counts_are_messages_from_others_past_the_marker,
+        );
+    };
+    (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $rule() {
+                $crate::contract_tests!(@run $fresh, $module::$rule);
+            }
+        )*
+    };
+    (@run (always $fresh:expr), $module:ident :: $rule:ident) => {
+        let store = $fresh;
+        $crate::contract::$module::$rule(&*store);
+    };
+    (@run (optional $fresh:expr), $module:ident :: $rule:ident) => {
+        if let Some(store) = $fresh {
+            $crate::contract::$module::$rule(&*store);
+        }
+    };
+    (optional $fresh:expr) => {
+        $crate::contract_tests!(@rules (optional $fresh));
+    };
+    ($fresh:expr) => {
+        $crate::contract_tests!(@rules (always $fresh));
+    };
+}
+
+/// A store under test with the means to fill it: users, conversations and messages made
+/// with valid values and strictly increasing timestamps.
+pub struct Fixture<'s, S: ?Sized> {
+    pub store: &'s S,
+    start: DateTime<Utc>,
+    ticks: AtomicI64,
+}
+
+impl<'s, S: Stores + ?Sized> Fixture<'s, S> {
+    pub fn new(store: &'s S) -> Self {
+        let start = Utc::now()
+            .duration_trunc(Duration::milliseconds(1))
+            .unwrap_or_else(|_| Utc::now());
+        Self {
+            store,
+            start,
+            ticks: AtomicI64::new(0),
+        }
+    }
+
+    /// A moment later than every one handed out before, in whole milliseconds.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.start + Duration::milliseconds(self.ticks.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// A new account named `name`, with the email `<name>@example.com` and no full name.
+    pub fn user(&self, name: &str) -> UserId {
+        self.user_with(name, &format!("{name}@example.com"), None)
+    }
+
+    pub fn user_with(&self, name: &str, email: &str, full_name: Option<&str>) -> UserId {
+        let id = UserId::new();
+        self.store
+            .insert(&self.new_user(id, name, email, full_name))
+            .expect("a new user is stored");
+        id
+    }
+
+    pub fn new_user(
+        &self,
+        id: UserId,
+        name: &str,
+        email: &str,
+        full_name: Option<&str>,
+    ) -> NewUser {
+        NewUser {
+            id,
+            username: Username::parse(name).expect("a valid username"),
+            email: Email::parse(email).expect("a valid email"),
+            full_name: full_name.map(str::to_owned),
+            password_hash: PasswordHash(format!("hash of {name}")),
+            created_at: self.now(),
+        }
+    }
+
+    /// Creates a conversation of `kind` with `members`: in a group the first owns it and the
+    /// rest are plain members; both members of a direct conversation are plain members.
+    pub fn create(
+        &self,
+        kind: ConversationKind,
+        members: &[UserId],
+    ) -> StoreResult<ConversationId> {
+        let conversation = self.conversation(kind, members[0]);
+        let id = conversation.id;
+        let members = members
+            .iter()
+            .enumerate()
+            .map(|(i, user)| {
+                let owns = i == 0 && kind == ConversationKind::Group;
+                (*user, if owns { Role::Owner } else { Role::Member })
+            })
+            .collect();
+        self.store.create(&NewConversation {
+            conversation,
+            members,
+        })?;
+        Ok(id)
+    }
+
+    /// A conversation not yet stored, created by `creator` now.
+    pub fn conversation(&self, kind: ConversationKind, creator: UserId) -> Conversation {
+        let now = self.now();
+        Conversation {
+            id: ConversationId::new(),
+            kind,
+            name: (kind == ConversationKind::Group)
+                .then(|| ConversationName::parse("team").expect("a valid name")),
+            created_by: creator,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn group(&self, members: &[UserId]) -> ConversationId {
+        self.create(ConversationKind::Group, members)
+            .expect("a group is created")
+    }
+
+    pub fn direct(&self, a: UserId, b: UserId) -> ConversationId {
+        self.create(ConversationKind::Direct, &[a, b])
+            .expect("a direct conversation is created")
+    }
+
+    /// A message from `sender` to `conversation`, written now, without a client message id.
+    pub fn message(&self, conversation: ConversationId, sender: UserId, text: &str) -> NewMessage {
+        NewMessage {
+            id: MessageId::new(),
+            conversation_id: conversation,
+            sender_id: sender,
+            content: MessageContent::parse(text).expect("valid content"),
+            client_message_id: None,
+            created_at: self.now(),
+        }
+    }
+
+    /// Appends through [`MessageStore::append`] with no commit callback.
+    pub fn append(&self, message: &NewMessage) -> StoreResult<AppendOutcome> {
+        self.store.append(message, Box::new(|_| {}))
+    }
+
+    /// Sends a message that must be stored as a new one, and returns it as stored.
+    pub fn send(&self, conversation: ConversationId, sender: UserId, text: &str) -> Message {
+        created(
+            self.append(&self.message(conversation, sender, text))
+                .expect("the message is stored"),
+        )
+    }
+}
+
+/// The message an append stored; panics if it returned an earlier one instead.
+pub fn created(outcome: AppendOutcome) -> Message {
+    match outcome.appended {
+        Appended::Created(message) => message,
+        Appended::Existing(message) => panic!("expected a new message, got {message:?} again"),
+    }
+}
+
+/// The message an append returned as already stored; panics if it stored a new one.
+pub fn existing(outcome: AppendOutcome) -> Message {
+    match outcome.appended {
+        Appended::Existing(message) => message,
+        Appended::Created(message) => panic!("a retry stored a second message: {message:?}"),
+    }
+}
+
+/// `ids` sorted, to compare sets of ids whose order a port leaves open.
+pub fn sorted<T: Ord + Clone>(ids: &[T]) -> Vec<T> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids
+}
+
+#[cfg(test)]
+mod against_the_fakes {
+    //! The contract run against the in-memory fakes the services' unit tests use.
+    crate::contract_tests!(Box::new(crate::fakes::MemoryStore::default()));
+}
