@@ -86,9 +86,10 @@ fn shortfall(devices: &[Device], expected: &HashSet<String>) -> String {
     lines.join("\n")
 }
 
-/// Asserts that each device's store is exactly `expected` (nothing missing, nothing that was
-/// never acknowledged), that no seq came with two ids and that no device saw an error frame.
-pub fn assert_each_has_exactly(seen: &[(String, Seen)], expected: &HashSet<String>) {
+/// Asserts that each device holds nothing but messages of `expected` (with
+/// [`finish_when_whole`]: exactly those), that no seq came with two ids and that no device
+/// saw an error frame.
+pub fn assert_only_acknowledged(seen: &[(String, Seen)], expected: &HashSet<String>) {
     for (name, seen) in seen {
         let got: HashSet<String> = seen.messages.keys().cloned().collect();
         let extra: Vec<&String> = got.difference(expected).collect();
