@@ -188,6 +188,10 @@ pub fn id_of(message: &Value) -> String {
         .to_owned()
 }
 
+/// How long a test waits for a frame: generous, for nine clusters of debug builds sharing two
+/// cores. The revocation tests stay meaningful: the heartbeat fallback would take 30 s.
+const PATIENCE: Duration = Duration::from_secs(10);
+
 /// A plain WebSocket.
 pub struct Ws {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -201,12 +205,12 @@ impl Ws {
             .expect("the frame is sent");
     }
 
-    /// The next text frame as JSON; fails the test after 5 s of silence.
+    /// The next text frame as JSON; fails the test after [`PATIENCE`] of silence.
     pub async fn next_json(&mut self) -> Value {
         loop {
-            let message = tokio::time::timeout(Duration::from_secs(5), self.stream.next())
+            let message = tokio::time::timeout(PATIENCE, self.stream.next())
                 .await
-                .expect("a frame arrives within 5 s")
+                .expect("a frame arrives in time")
                 .expect("the connection is open")
                 .expect("the frame is valid");
             match message {
@@ -227,14 +231,15 @@ impl Ws {
         }
     }
 
-    /// Waits (5 s at most) for the close frame, skipping other frames, and returns its code.
+    /// Waits ([`PATIENCE`] at most) for the close frame, skipping other frames, and returns
+    /// its code.
     pub async fn close_code(&mut self) -> Option<u16> {
         loop {
-            match tokio::time::timeout(Duration::from_secs(5), self.stream.next()).await {
+            match tokio::time::timeout(PATIENCE, self.stream.next()).await {
                 Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
                 Ok(Some(Ok(_))) => continue,
                 Ok(Some(Err(_)) | None) => return None,
-                Err(_) => panic!("no close within 5 s"),
+                Err(_) => panic!("no close within {PATIENCE:?}"),
             }
         }
     }
