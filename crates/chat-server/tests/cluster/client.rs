@@ -1,12 +1,15 @@
 //! How the cluster tests talk to the nodes: REST calls on a chosen node, a plain WebSocket,
 //! and [`Device`], a client app that behaves as docs/websocket.md asks (it reconnects to
-//! another node when its own goes away, `sync`s from the highest seq it has seen, and
-//! answers `resync` with `sync`).
+//! another node when its own goes away and `sync`s from the highest seq it had received
+//! [`SEQ_LAG`] before the connection ended, and answers `resync` with `sync` from its highest
+//! seq, or from the resync's `since_seq` if lower).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use chat_nats::SEQ_LAG;
 
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
@@ -185,6 +188,10 @@ pub fn id_of(message: &Value) -> String {
         .to_owned()
 }
 
+/// How long a test waits for a frame: generous, for nine clusters of debug builds sharing two
+/// cores. The revocation tests stay meaningful: the heartbeat fallback would take 30 s.
+const PATIENCE: Duration = Duration::from_secs(10);
+
 /// A plain WebSocket.
 pub struct Ws {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -198,12 +205,12 @@ impl Ws {
             .expect("the frame is sent");
     }
 
-    /// The next text frame as JSON; fails the test after 5 s of silence.
+    /// The next text frame as JSON; fails the test after [`PATIENCE`] of silence.
     pub async fn next_json(&mut self) -> Value {
         loop {
-            let message = tokio::time::timeout(Duration::from_secs(5), self.stream.next())
+            let message = tokio::time::timeout(PATIENCE, self.stream.next())
                 .await
-                .expect("a frame arrives within 5 s")
+                .expect("a frame arrives in time")
                 .expect("the connection is open")
                 .expect("the frame is valid");
             match message {
@@ -224,14 +231,15 @@ impl Ws {
         }
     }
 
-    /// Waits (5 s at most) for the close frame, skipping other frames, and returns its code.
+    /// Waits ([`PATIENCE`] at most) for the close frame, skipping other frames, and returns
+    /// its code.
     pub async fn close_code(&mut self) -> Option<u16> {
         loop {
-            match tokio::time::timeout(Duration::from_secs(5), self.stream.next()).await {
+            match tokio::time::timeout(PATIENCE, self.stream.next()).await {
                 Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
                 Ok(Some(Ok(_))) => continue,
                 Ok(Some(Err(_)) | None) => return None,
-                Err(_) => panic!("no close within 5 s"),
+                Err(_) => panic!("no close within {PATIENCE:?}"),
             }
         }
     }
@@ -253,8 +261,12 @@ pub struct Seen {
     by_seq: HashMap<i64, String>,
     /// Two different message ids that arrived with the same seq.
     pub seq_clashes: Vec<(i64, String, String)>,
-    /// The highest seq received; what `sync` asks from.
+    /// The highest seq received; what a `resync` without a `since_seq` syncs from.
     pub highest_seq: i64,
+    /// `highest_seq` about once a second, newest last: after a reconnect a cluster client
+    /// syncs from the one [`SEQ_LAG`] old (messages through different nodes may arrive out of
+    /// seq order by up to that much).
+    samples: VecDeque<(Instant, i64)>,
     /// Ids of this device's own messages the server acknowledged (their `new_message` came
     /// back to this connection).
     pub acked: Vec<String>,
@@ -268,6 +280,31 @@ pub struct Seen {
     pub errors: Vec<Value>,
     /// Set when the device gave up reconnecting.
     pub gave_up: Option<String>,
+}
+
+impl Seen {
+    /// Keeps a sample of `highest_seq` if the last one is a second old.
+    fn sample(&mut self, now: Instant) {
+        if self
+            .samples
+            .back()
+            .is_none_or(|(at, _)| now.duration_since(*at) >= Duration::from_secs(1))
+        {
+            self.samples.push_back((now, self.highest_seq));
+        }
+    }
+
+    /// Where to sync from after a connection lost at `lost_at`: the highest seq received
+    /// [`SEQ_LAG`] before, or 0 when the client has not run that long.
+    fn sync_point(&self, lost_at: Instant) -> i64 {
+        lost_at.checked_sub(SEQ_LAG).map_or(0, |cutoff| {
+            self.samples
+                .iter()
+                .rev()
+                .find(|(at, _)| *at <= cutoff)
+                .map_or(0, |(_, seq)| *seq)
+        })
+    }
 }
 
 /// A client app on one user's account, running as a task until [`Device::finish`].
@@ -391,6 +428,7 @@ impl Run {
                 Ended::Finished => return,
                 Ended::Dropped => {}
             }
+            let lost_at = Instant::now();
             // Reconnect: the next node in turn, with a little backoff, for 30 s at most.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
             let mut last_error = String::new();
@@ -409,7 +447,7 @@ impl Run {
             let since = {
                 let mut seen = self.seen.lock().unwrap();
                 seen.reconnects += 1;
-                seen.highest_seq
+                seen.sync_point(lost_at)
             };
             if send(&mut socket, json!({"type": "sync", "since_seq": since}))
                 .await
@@ -453,6 +491,7 @@ impl Run {
             }
             let next = {
                 let mut seen = self.seen.lock().unwrap();
+                seen.sample(Instant::now());
                 if seen.pending.is_none()
                     && self.sending.is_some()
                     && self.sending_on.load(Ordering::Relaxed)

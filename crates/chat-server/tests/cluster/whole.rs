@@ -19,43 +19,17 @@ pub async fn finish_when_whole(
 ) -> Vec<(String, Seen)> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        // The seq of every message some device holds, to name what the others miss.
-        let known: HashMap<String, i64> = devices
-            .iter()
-            .flat_map(|d| d.seen.lock().unwrap().messages.clone())
-            .collect();
-        let short: Vec<String> = devices
-            .iter()
-            .filter_map(|device| {
-                let seen = device.seen.lock().unwrap();
-                let mut missing: Vec<Option<i64>> = expected
-                    .iter()
-                    .filter(|id| !seen.messages.contains_key(*id))
-                    .map(|id| known.get(id).copied())
-                    .collect();
-                missing.sort_unstable();
-                (!missing.is_empty()).then(|| {
-                    format!(
-                        "{} misses {} of {}: seqs {:?} (highest seq {}, {} reconnects, {} resyncs, gave up: {:?})",
-                        device.name,
-                        missing.len(),
-                        expected.len(),
-                        &missing[..missing.len().min(10)],
-                        seen.highest_seq,
-                        seen.reconnects,
-                        seen.resyncs,
-                        seen.gave_up,
-                    )
-                })
-            })
-            .collect();
-        if short.is_empty() {
+        let whole = devices.iter().all(|device| {
+            let seen = device.seen.lock().unwrap();
+            expected.iter().all(|id| seen.messages.contains_key(id))
+        });
+        if whole {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "after {within:?}:\n{}",
-            short.join("\n")
+            shortfall(&devices, expected)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -67,9 +41,55 @@ pub async fn finish_when_whole(
     seen
 }
 
-/// Asserts that each device's store is exactly `expected` (nothing missing, nothing that was
-/// never acknowledged), that no seq came with two ids and that no device saw an error frame.
-pub fn assert_each_has_exactly(seen: &[(String, Seen)], expected: &HashSet<String>) {
+/// What each device misses of `expected`: the seqs, and which devices hold each.
+fn shortfall(devices: &[Device], expected: &HashSet<String>) -> String {
+    let mut holders: HashMap<&String, (i64, Vec<&str>)> = HashMap::new();
+    for device in devices {
+        let seen = device.seen.lock().unwrap();
+        for id in expected {
+            if let Some(&seq) = seen.messages.get(id) {
+                holders
+                    .entry(id)
+                    .or_insert((seq, Vec::new()))
+                    .1
+                    .push(&device.name);
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    for device in devices {
+        let seen = device.seen.lock().unwrap();
+        let mut missing: Vec<String> = expected
+            .iter()
+            .filter(|id| !seen.messages.contains_key(*id))
+            .map(|id| match holders.get(id) {
+                Some((seq, names)) => format!("seq {seq} (held by {})", names.join(", ")),
+                None => format!("{id} (held by nobody)"),
+            })
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        missing.sort_unstable();
+        lines.push(format!(
+            "{} misses {} of {}: {} (highest seq {}, {} reconnects, {} resyncs, gave up: {:?})",
+            device.name,
+            missing.len(),
+            expected.len(),
+            missing[..missing.len().min(10)].join("; "),
+            seen.highest_seq,
+            seen.reconnects,
+            seen.resyncs,
+            seen.gave_up,
+        ));
+    }
+    lines.join("\n")
+}
+
+/// Asserts that each device holds nothing but messages of `expected` (with
+/// [`finish_when_whole`]: exactly those), that no seq came with two ids and that no device
+/// saw an error frame.
+pub fn assert_only_acknowledged(seen: &[(String, Seen)], expected: &HashSet<String>) {
     for (name, seen) in seen {
         let got: HashSet<String> = seen.messages.keys().cloned().collect();
         let extra: Vec<&String> = got.difference(expected).collect();
