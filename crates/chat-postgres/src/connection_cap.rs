@@ -12,9 +12,11 @@
 //! the database for longer than the stale time) writes all its counts again as soon as its
 //! heartbeat gets through.
 //!
-//! Claims are race-free across nodes: each runs in a transaction holding a transaction-level
-//! advisory lock on the user, so two nodes never both see the last free slot. A claim is a
-//! round trip, which the WebSocket session makes on the blocking pool (chat-server plugs this
+//! Claims are race-free across nodes: each is one call of the database function
+//! `chatd_claim_connection` (its migration says how), which counts the other nodes' connections
+//! under a transaction-level advisory lock on the user, so two nodes never both see the last
+//! free slot; on one node, claims for one user take turns. A claim is one round trip, which the
+//! WebSocket session makes on the blocking pool (chat-server plugs this
 //! type into chat-http's `UserConnectionCap`, whose `may_block` says so). A release never
 //! blocks: it changes the node's own count in memory and a
 //! background thread writes it moments later; until then another node may still see the
@@ -75,12 +77,13 @@ const CLAIM_LOCK_CLASS: i32 = i32::from_be_bytes(*b"\0cap");
 /// The transaction-level lock on one user's slots; the lock is released at commit.
 const LOCK_USER: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2::text))";
 
-/// Connections the user holds on other live nodes. `$3`: the stale time in milliseconds.
-const HELD_ELSEWHERE: &str = "\
-SELECT coalesce(sum(c.connections), 0)::bigint AS held
-FROM user_connections c JOIN chat_nodes n ON n.id = c.node_id
-WHERE c.user_id = $1 AND c.node_id <> $2
-  AND n.heartbeat_at > clock_timestamp() - $3 * interval '1 millisecond'";
+/// Takes a slot when the user's connections on the other live nodes plus `$3` (this node's)
+/// are under `$4`, writing this node's new count.
+const CLAIM: &str = "SELECT chatd_claim_connection($1, $2, $3, $4, $5, $6) AS granted";
+
+/// Claims of one user on this node take turns (the count they start from is this node's),
+/// in one of this many lanes picked by the user.
+const CLAIM_LANES: usize = 64;
 
 const WRITE_COUNT: &str = "\
 INSERT INTO user_connections (user_id, node_id, connections) VALUES ($1, $2, $3)
@@ -98,9 +101,9 @@ const SWEEP_DEAD: &str = "\
 DELETE FROM chat_nodes WHERE heartbeat_at < clock_timestamp() - $1 * interval '1 millisecond'";
 
 #[derive(QueryableByName)]
-struct Held {
-    #[diesel(sql_type = BigInt)]
-    held: i64,
+struct Claimed {
+    #[diesel(sql_type = Bool)]
+    granted: bool,
 }
 
 #[derive(QueryableByName)]
@@ -121,6 +124,9 @@ struct Shared {
     options: CapOptions,
     /// This node's connections per user.
     held: Mutex<HashMap<UserId, i32>>,
+    /// Lanes in which one user's claims on this node take turns.
+    lanes: Box<[Mutex<()>]>,
+    lane_hasher: std::hash::RandomState,
     /// What the background thread has to do.
     work: Mutex<Work>,
     wake: Condvar,
@@ -145,6 +151,8 @@ impl PgConnectionCap {
             node,
             options,
             held: Mutex::default(),
+            lanes: (0..CLAIM_LANES).map(|_| Mutex::new(())).collect(),
+            lane_hasher: std::hash::RandomState::new(),
             work: Mutex::default(),
             wake: Condvar::new(),
             failures: FailureLog::new(),
@@ -250,31 +258,28 @@ impl Shared {
     /// `counted` turns true once this node's count holds the new connection (from then
     /// on, a failure to write it still leaves it counted here, to be written later).
     fn try_claim(&self, user: UserId, limit: i64, counted: &mut bool) -> StorageResult<bool> {
+        use std::hash::BuildHasher;
+        let lane = &self.lanes[self.lane_hasher.hash_one(user) as usize % self.lanes.len()];
+        let _turn = lane
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A release meanwhile only makes this count too high: the claim errs on the safe side,
+        // and the release's own write corrects the stored count.
+        let mine = self.held().get(&user).copied().unwrap_or(0);
         let mut conn = self.pool.get()?;
-        let granted = conn.transaction(|conn| {
-            lock_user(conn, user)?;
-            let elsewhere: Held = diesel::sql_query(HELD_ELSEWHERE)
-                .bind::<SqlUuid, _>(user.as_uuid())
-                .bind::<SqlUuid, _>(self.node)
-                .bind::<BigInt, _>(self.stale_millis())
-                .get_result(conn)?;
-            let mine = {
-                let mut held = self.held();
-                let mine = held.entry(user).or_default();
-                if elsewhere.held + i64::from(*mine) >= limit {
-                    if *mine == 0 {
-                        held.remove(&user);
-                    }
-                    return Ok(false);
-                }
-                *mine += 1;
-                *counted = true;
-                *mine
-            };
-            write_count(conn, self.node, user, mine)?;
-            Ok::<_, crate::StorageError>(true)
-        })?;
-        Ok(granted)
+        let claimed: Claimed = diesel::sql_query(CLAIM)
+            .bind::<SqlUuid, _>(user.as_uuid())
+            .bind::<SqlUuid, _>(self.node)
+            .bind::<Integer, _>(mine)
+            .bind::<BigInt, _>(limit)
+            .bind::<Integer, _>(CLAIM_LOCK_CLASS)
+            .bind::<BigInt, _>(self.stale_millis())
+            .get_result(&mut conn)?;
+        if claimed.granted {
+            *self.held().entry(user).or_default() += 1;
+            *counted = true;
+        }
+        Ok(claimed.granted)
     }
 
     /// Writes this node's current count for `user`, under the user's lock so that it never
@@ -501,6 +506,37 @@ mod tests {
             }
         });
         assert_eq!(granted.into_inner(), 7);
+    }
+
+    #[test]
+    fn the_last_slot_goes_to_exactly_one_of_many_claims_made_at_the_same_moment() {
+        let Some(cluster) = cluster() else { return };
+        let nodes: Vec<_> = (0..3)
+            .map(|_| cluster.node(CapOptions::default()))
+            .collect();
+        const CLAIMS_PER_NODE: usize = 4;
+        for round in 0..40 {
+            let user = UserId::new();
+            let start = std::sync::Barrier::new(nodes.len() * CLAIMS_PER_NODE);
+            let granted = std::sync::atomic::AtomicUsize::new(0);
+            std::thread::scope(|scope| {
+                for node in &nodes {
+                    for _ in 0..CLAIMS_PER_NODE {
+                        scope.spawn(|| {
+                            start.wait();
+                            if node.claim(user, 1) {
+                                granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        });
+                    }
+                }
+            });
+            assert_eq!(
+                granted.into_inner(),
+                1,
+                "round {round}: one slot, one claim"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,1 @@
+DROP FUNCTION chatd_claim_connection(UUID, UUID, INTEGER, BIGINT, INTEGER, BIGINT);
