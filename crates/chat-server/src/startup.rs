@@ -122,13 +122,6 @@ fn default_max_connections(pending: usize) -> usize {
     usize::try_from(limit.saturating_sub(reserved).max(64)).unwrap_or(usize::MAX)
 }
 
-/// Whether `database_url` names a database every node can share (PostgreSQL), not a file.
-fn is_shared_database(database_url: &str) -> bool {
-    ["postgres://", "postgresql://"]
-        .iter()
-        .any(|scheme| database_url.starts_with(scheme))
-}
-
 /// This node's event publisher: the WebSocket hub and the token cache, and, on a node of a
 /// cluster (`CHAT_BUS_URL`), the event bus to and from the other nodes, with what /health
 /// reports of it. When the node may have missed events, every socket is told to `resync`
@@ -175,7 +168,8 @@ impl Application {
     /// another server on the same file is an error), wires every adapter and binds the
     /// listener.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        if config.bus_url.is_some() && !is_shared_database(&config.database_url) {
+        // Only a database every node can share (PostgreSQL) may join a cluster, not a file.
+        if config.bus_url.is_some() && !crate::storage::uses_postgres(&config) {
             return Err(StartupError::BusNeedsSharedDatabase);
         }
         let hasher = BcryptHasher::new(config.bcrypt_cost).map_err(StartupError::Config)?;
