@@ -246,6 +246,12 @@ impl ClusterPublisher {
                 subject: options.subject.clone(),
                 reason: e.to_string(),
             })?;
+        // A round trip to the broker: once it is back, the broker has the subscription, and
+        // every event another node publishes from now on reaches this one.
+        client.flush().await.map_err(|e| BusError::Subscribe {
+            subject: options.subject.clone(),
+            reason: e.to_string(),
+        })?;
         let (outbound, outbound_rx) = mpsc::channel(options.queue.max(1));
 
         tokio::spawn(publish_loop(
