@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 use crate::harness::Node;
+pub use crate::ws::Ws;
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -186,69 +187,6 @@ pub fn id_of(message: &Value) -> String {
         .as_str()
         .expect("a message has an id")
         .to_owned()
-}
-
-/// How long a test waits for a frame: generous, for nine clusters of debug builds sharing two
-/// cores. The revocation tests stay meaningful: the heartbeat fallback would take 30 s.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// A plain WebSocket.
-pub struct Ws {
-    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-impl Ws {
-    pub async fn send_json(&mut self, value: Value) {
-        self.stream
-            .send(Message::text(value.to_string()))
-            .await
-            .expect("the frame is sent");
-    }
-
-    /// The next text frame as JSON; fails the test after [`PATIENCE`] of silence.
-    pub async fn next_json(&mut self) -> Value {
-        loop {
-            let message = tokio::time::timeout(PATIENCE, self.stream.next())
-                .await
-                .expect("a frame arrives in time")
-                .expect("the connection is open")
-                .expect("the frame is valid");
-            match message {
-                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
-                Message::Ping(_) | Message::Pong(_) => continue,
-                other => panic!("expected a text frame, got {other:?}"),
-            }
-        }
-    }
-
-    /// The next frame of the given type, skipping others.
-    pub async fn next_of_type(&mut self, kind: &str) -> Value {
-        loop {
-            let frame = self.next_json().await;
-            if frame["type"] == kind {
-                return frame;
-            }
-        }
-    }
-
-    /// Waits ([`PATIENCE`] at most) for the close frame, skipping other frames, and returns
-    /// its code.
-    pub async fn close_code(&mut self) -> Option<u16> {
-        loop {
-            match tokio::time::timeout(PATIENCE, self.stream.next()).await {
-                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
-                Ok(Some(Ok(_))) => continue,
-                Ok(Some(Err(_)) | None) => return None,
-                Err(_) => panic!("no close within {PATIENCE:?}"),
-            }
-        }
-    }
-
-    /// Asserts that the connection is still open and answers a `ping`.
-    pub async fn assert_open(&mut self) {
-        self.send_json(json!({"type": "ping"})).await;
-        assert_eq!(self.next_of_type("pong").await["type"], "pong");
-    }
 }
 
 /// What a [`Device`] has seen so far.

@@ -10,6 +10,8 @@
 mod client;
 mod harness;
 mod whole;
+#[path = "../support/ws.rs"]
+mod ws;
 
 mod broker;
 mod delivery;
