@@ -530,6 +530,16 @@ impl MessageStore for MemoryStore {
             .max()
             .unwrap_or(Seq::ZERO))
     }
+
+    fn latest_seq(&self) -> StoreResult<Seq> {
+        let state = self.state();
+        Ok(state
+            .messages
+            .iter()
+            .map(|m| m.seq)
+            .max()
+            .unwrap_or(Seq::ZERO))
+    }
 }
 
 impl ReadReceiptStore for MemoryStore {

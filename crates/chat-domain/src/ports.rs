@@ -153,6 +153,9 @@ pub trait MessageStore: Send + Sync {
     fn since(&self, user: UserId, since: Seq, limit: u32) -> StoreResult<Vec<Message>>;
     /// The highest seq in any conversation the user is a member of.
     fn last_seq_for(&self, user: UserId) -> StoreResult<Seq>;
+    /// The highest seq handed out and committed, in any conversation: everything at or below
+    /// it is visible to every reader. [`Seq::ZERO`] before the first.
+    fn latest_seq(&self) -> StoreResult<Seq>;
 }
 
 /// Read markers and the unread counts derived from them.

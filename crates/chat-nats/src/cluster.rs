@@ -8,7 +8,9 @@
 //! [`SEQ_LAG`] before the events were lost. The store makes seqs visible in order, and an
 //! event reaches the bus well within the lag after its commit, so every message at or below
 //! that seq had reached this node before the loss; clients sync from the smaller of it and
-//! their own highest seq. A node that has not run for the lag yet names none.
+//! their own highest seq. A node that has not run for the lag yet names the highest seq
+//! committed before it joined the bus ([`BusOptions::start_seq`]): its sockets all connected
+//! later, and each caught up from its own position when it did.
 //!
 //! **A node that dies.** A node killed between committing a message and publishing it takes
 //! the event with it: its own clients reconnect elsewhere and sync, but the other nodes'
@@ -67,6 +69,10 @@ pub struct BusOptions {
     pub ping_interval: Duration,
     /// Resync requests closer together than this are run once.
     pub resync_coalesce: Duration,
+    /// The highest seq committed before this node joins the bus (the store's latest). A
+    /// resync never names a lower one: everything up to it was there for a socket to catch
+    /// up on when it connected.
+    pub start_seq: i64,
 }
 
 impl BusOptions {
@@ -80,6 +86,7 @@ impl BusOptions {
             connect_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(5),
             resync_coalesce: Duration::from_millis(200),
+            start_seq: 0,
         }
     }
 }
@@ -127,18 +134,23 @@ impl Shared {
     }
 
     /// The highest seq seen [`SEQ_LAG`] before `lost_at`: every message up to it had reached
-    /// this node before then. `None` when the node has not run that long.
+    /// this node before then. A node that has not run that long has only its first sample,
+    /// the seq committed before it joined. `None` only before that sample is taken.
     fn watermark(&self, lost_at: Instant) -> Option<i64> {
-        let cutoff = lost_at.checked_sub(SEQ_LAG)?;
         let samples = self
             .samples
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let oldest = samples.front().map(|(_, seq)| *seq);
+        let Some(cutoff) = lost_at.checked_sub(SEQ_LAG) else {
+            return oldest;
+        };
         samples
             .iter()
             .rev()
             .find(|(at, _)| *at <= cutoff)
             .map(|(_, seq)| *seq)
+            .or(oldest)
     }
 
     /// Asks for a resync of this node's sockets; requests close together run once, from the
@@ -211,8 +223,8 @@ impl ClusterPublisher {
             resync: Notify::new(),
             resync_since: AtomicI64::new(NO_BOUND),
             resyncs: AtomicU64::new(0),
-            highest_seq: AtomicI64::new(0),
-            samples: Mutex::default(),
+            highest_seq: AtomicI64::new(options.start_seq),
+            samples: Mutex::new(VecDeque::from([(Instant::now(), options.start_seq)])),
             first_drop: Mutex::default(),
             peers: Mutex::default(),
         });
@@ -531,7 +543,23 @@ mod tests {
             .extend([(at(9), 10), (at(7), 20), (at(5), 30), (at(1), 40)]);
         assert_eq!(shared.watermark(now), Some(30));
         assert_eq!(shared.watermark(at(2)), Some(20));
-        assert_eq!(shared.watermark(at(5)), None, "no sample is old enough");
+        assert_eq!(
+            shared.watermark(at(5)),
+            Some(10),
+            "no sample is old enough: the oldest, taken when the node joined"
+        );
+    }
+
+    #[test]
+    fn a_node_younger_than_the_lag_resyncs_from_the_seq_committed_before_it_joined() {
+        let young = shared();
+        young
+            .samples
+            .lock()
+            .unwrap()
+            .push_back((Instant::now(), 77));
+        assert_eq!(young.watermark(Instant::now()), Some(77));
+        assert_eq!(shared().watermark(Instant::now()), None, "no sample at all");
     }
 
     #[test]

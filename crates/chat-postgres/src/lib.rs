@@ -20,6 +20,7 @@ mod rate_limits;
 mod read_receipts;
 mod revocations;
 pub mod schema;
+mod seq;
 mod settings;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -131,6 +131,10 @@ impl MessageStore for PgStore {
             Ok(Seq(last.unwrap_or(0)))
         })
     }
+
+    fn latest_seq(&self) -> StoreResult<Seq> {
+        self.read(crate::seq::latest)
+    }
 }
 
 /// What an append needs to know of its conversation, read once per batch.

@@ -8,7 +8,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtDeviceTokens, JwtIssuer};
 use chat_domain::clock::SystemClock;
-use chat_domain::ports::EventPublisher;
+use chat_domain::ports::{EventPublisher, MessageStore};
 use chat_domain::service::{ChatServices, Ports};
 use chat_http::{AppState, AuthCache, BusProbe, Hub, MemoryRateLimiter, PublishAll, WsConfig};
 use chat_nats::{BusError, BusOptions, ClusterPublisher, ResyncHook};
@@ -130,6 +130,7 @@ async fn event_publisher(
     config: &Config,
     hub: &Arc<Hub>,
     auth_cache: &Arc<AuthCache>,
+    messages: &Arc<dyn MessageStore>,
 ) -> Result<(Arc<dyn EventPublisher>, Option<Arc<dyn BusProbe>>), StartupError> {
     let local: Arc<dyn EventPublisher> =
         Arc::new(PublishAll(vec![hub.clone(), auth_cache.clone()]));
@@ -141,7 +142,16 @@ async fn event_publisher(
         hub.resync_all(since_seq);
         auth_cache.clear();
     });
-    let bus = ClusterPublisher::start(BusOptions::new(url.clone()), local, resync).await?;
+    let messages = messages.clone();
+    let start_seq = tokio::task::spawn_blocking(move || messages.latest_seq())
+        .await
+        .map_err(|e| StartupError::Config(format!("start-up task failed: {e}")))?
+        .map_err(|e| StartupError::Config(format!("cannot read the latest seq: {e}")))?;
+    let options = BusOptions {
+        start_seq: start_seq.0,
+        ..BusOptions::new(url.clone())
+    };
+    let bus = ClusterPublisher::start(options, local, resync).await?;
     Ok((bus.clone(), Some(Arc::new(BusHealth(bus)))))
 }
 
@@ -204,8 +214,8 @@ impl Application {
             ..defaults
         }));
         let auth_cache = Arc::new(AuthCache::new(AUTH_CACHE_TTL));
-        let (events, bus) = event_publisher(&config, &hub, &auth_cache).await?;
         let stores = storage.stores()?;
+        let (events, bus) = event_publisher(&config, &hub, &auth_cache, &stores.messages).await?;
         let services = ChatServices::new(Ports {
             users: stores.users,
             conversations: stores.conversations,

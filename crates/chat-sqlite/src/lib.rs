@@ -17,6 +17,7 @@ mod read_receipts;
 mod recent;
 mod revocations;
 pub mod schema;
+mod seq;
 mod settings;
 #[cfg(test)]
 mod store_tests;

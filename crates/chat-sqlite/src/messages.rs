@@ -102,6 +102,10 @@ impl MessageStore for SqliteStore {
             Ok(Seq(last.unwrap_or(0)))
         })
     }
+
+    fn latest_seq(&self) -> StoreResult<Seq> {
+        self.read(crate::seq::latest)
+    }
 }
 
 /// Appends a batch of messages inside the caller's transaction, in order, and returns one

@@ -96,3 +96,21 @@ fn the_latest_page_kept_in_memory_stays_what_the_database_holds() {
         }
     }
 }
+
+#[test]
+fn a_change_takes_its_seq_from_the_counter_new_messages_take_theirs_from() {
+    let db = temp_db();
+    let mut conn = db.store.database().conn().unwrap();
+    assert_eq!(
+        crate::seq::take(&mut conn).unwrap(),
+        Seq(1),
+        "before any message"
+    );
+    let f = Fixture::new(&*db);
+    let (a, b) = (f.user("alice"), f.user("bob"));
+    let c = f.direct(a, b);
+    assert_eq!(f.send(c, a, "after a change").seq, Seq(2));
+    assert_eq!(crate::seq::take(&mut conn).unwrap(), Seq(3));
+    assert_eq!(f.send(c, b, "after another").seq, Seq(4));
+    assert_eq!(db.store.latest_seq().unwrap(), Seq(4));
+}

@@ -465,3 +465,23 @@ pub fn concurrent_appends_lose_nothing_and_never_share_a_seq<S: Stores + ?Sized>
     assert_eq!((stored(c), stored(d)), (200, 200));
     assert_eq!(store.since(a, Seq::ZERO, 500).unwrap().len(), 400);
 }
+
+/// The latest seq is the highest handed out in any conversation, whoever can see it: zero
+/// before the first message, and never lowered by a retry.
+pub fn the_latest_seq_is_the_highest_handed_out<S: Stores + ?Sized>(store: &S) {
+    let f = Fixture::new(store);
+    assert_eq!(store.latest_seq().unwrap(), Seq::ZERO);
+    let (a, b, c) = (f.user("alice"), f.user("bob"), f.user("carol"));
+    let ab = f.direct(a, b);
+    let bc = f.direct(b, c);
+    let first = f.send(ab, a, "1");
+    assert_eq!(store.latest_seq().unwrap(), first.seq);
+    let second = f.send(bc, c, "2");
+    assert_eq!(store.latest_seq().unwrap(), second.seq);
+    let mut retried = f.message(ab, a, "3");
+    retried.client_message_id = Some(ClientMessageId::parse("once").unwrap());
+    let third = created(f.append(&retried).unwrap());
+    retried.id = MessageId::new();
+    existing(f.append(&retried).unwrap());
+    assert_eq!(store.latest_seq().unwrap(), third.seq);
+}

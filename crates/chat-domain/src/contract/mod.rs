@@ -110,6 +110,7 @@ macro_rules! contract_tests {
             messages::submitted_appends_are_stored_and_answered_in_the_order_submitted,
             messages::commit_callbacks_run_in_seq_order_even_for_appends_committed_together,
             messages::concurrent_appends_lose_nothing_and_never_share_a_seq,
+            messages::the_latest_seq_is_the_highest_handed_out,
             read_receipts::a_read_marker_only_moves_forward,
             read_receipts::the_inbox_lists_recent_activity_first_with_last_message_and_unread_count,
             read_receipts::unread_counts_are_messages_from_others_past_the_marker,
