@@ -41,6 +41,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         last_message_seq -> Nullable<BigInt>,
         last_activity_at -> Timestamptz,
+        change_seq -> Nullable<BigInt>,
     }
 }
 
@@ -52,6 +53,10 @@ diesel::table! {
         joined_at -> Timestamptz,
         last_read_seq -> BigInt,
         read_at -> Nullable<Timestamptz>,
+        marker_seq -> Nullable<BigInt>,
+        settings_seq -> Nullable<BigInt>,
+        muted_until -> Nullable<Timestamptz>,
+        archived -> Bool,
     }
 }
 
@@ -65,6 +70,39 @@ diesel::table! {
         client_message_id -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        change_seq -> Nullable<BigInt>,
+        edited_at -> Nullable<Timestamptz>,
+        deleted_at -> Nullable<Timestamptz>,
+        deleted_by -> Nullable<Uuid>,
+        pinned_at -> Nullable<Timestamptz>,
+        pinned_by -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    reactions (message_id, emoji, user_id) {
+        message_id -> Uuid,
+        emoji -> Text,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    hidden_messages (user_id, message_id) {
+        user_id -> Uuid,
+        message_id -> Uuid,
+        conversation_id -> Uuid,
+        seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    departures (conversation_id, user_id) {
+        conversation_id -> Uuid,
+        user_id -> Uuid,
+        seq -> BigInt,
+        departed_at -> Timestamptz,
     }
 }
 
@@ -79,6 +117,8 @@ diesel::table! {
 diesel::joinable!(conversation_members -> conversations (conversation_id));
 diesel::joinable!(conversation_members -> users (user_id));
 diesel::joinable!(messages -> conversations (conversation_id));
+diesel::joinable!(hidden_messages -> conversations (conversation_id));
+diesel::joinable!(departures -> conversations (conversation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -87,5 +127,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     conversations,
     conversation_members,
     messages,
+    reactions,
+    hidden_messages,
+    departures,
     message_seq,
 );

@@ -41,6 +41,7 @@ diesel::table! {
         updated_at -> Timestamp,
         last_message_seq -> Nullable<BigInt>,
         last_activity_at -> Timestamp,
+        change_seq -> Nullable<BigInt>,
     }
 }
 
@@ -52,6 +53,10 @@ diesel::table! {
         joined_at -> Timestamp,
         last_read_seq -> BigInt,
         read_at -> Nullable<Timestamp>,
+        marker_seq -> Nullable<BigInt>,
+        settings_seq -> Nullable<BigInt>,
+        muted_until -> Nullable<Timestamp>,
+        archived -> Bool,
     }
 }
 
@@ -65,12 +70,47 @@ diesel::table! {
         client_message_id -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        change_seq -> Nullable<BigInt>,
+        edited_at -> Nullable<Timestamp>,
+        deleted_at -> Nullable<Timestamp>,
+        deleted_by -> Nullable<Text>,
+        pinned_at -> Nullable<Timestamp>,
+        pinned_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    reactions (message_id, emoji, user_id) {
+        message_id -> Text,
+        emoji -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    hidden_messages (user_id, message_id) {
+        user_id -> Text,
+        message_id -> Text,
+        conversation_id -> Text,
+        seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    departures (conversation_id, user_id) {
+        conversation_id -> Text,
+        user_id -> Text,
+        seq -> BigInt,
+        departed_at -> Timestamp,
     }
 }
 
 diesel::joinable!(conversation_members -> conversations (conversation_id));
 diesel::joinable!(conversation_members -> users (user_id));
 diesel::joinable!(messages -> conversations (conversation_id));
+diesel::joinable!(hidden_messages -> conversations (conversation_id));
+diesel::joinable!(departures -> conversations (conversation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -79,4 +119,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     conversations,
     conversation_members,
     messages,
+    reactions,
+    hidden_messages,
+    departures,
 );

@@ -1,0 +1,16 @@
+DROP TABLE departures;
+ALTER TABLE conversations DROP COLUMN change_seq;
+ALTER TABLE conversation_members DROP COLUMN archived;
+ALTER TABLE conversation_members DROP COLUMN muted_until;
+ALTER TABLE conversation_members DROP COLUMN settings_seq;
+ALTER TABLE conversation_members DROP COLUMN marker_seq;
+DROP TABLE hidden_messages;
+DROP TABLE reactions;
+DROP INDEX messages_pinned;
+DROP INDEX messages_by_change;
+ALTER TABLE messages DROP COLUMN pinned_by;
+ALTER TABLE messages DROP COLUMN pinned_at;
+ALTER TABLE messages DROP COLUMN deleted_by;
+ALTER TABLE messages DROP COLUMN deleted_at;
+ALTER TABLE messages DROP COLUMN edited_at;
+ALTER TABLE messages DROP COLUMN change_seq;
