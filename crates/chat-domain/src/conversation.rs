@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::message::{Message, MessageView, Seq};
+use crate::read_state::MemberSettings;
 use crate::user::PublicProfile;
 use crate::validation::{FieldError, allowed_in_line};
 use crate::{ConversationId, UserId};
@@ -148,6 +149,8 @@ pub struct Participant {
 pub struct ConversationDetails {
     pub conversation: Conversation,
     pub participants: Vec<Participant>,
+    /// The caller's own settings (mute, archive); the defaults where no caller reads it.
+    pub settings: MemberSettings,
 }
 
 /// A conversation as it appears in a member's inbox.
@@ -159,6 +162,8 @@ pub struct ConversationSummary {
     pub last_message: Option<MessageView>,
     pub unread_count: u64,
     pub last_activity_at: DateTime<Utc>,
+    /// The caller's own settings (mute, archive).
+    pub settings: MemberSettings,
 }
 
 /// One row of the inbox as a store returns it, before participants are attached.
@@ -168,6 +173,27 @@ pub struct InboxEntry {
     pub last_message: Option<Message>,
     pub unread_count: u64,
     pub last_activity_at: DateTime<Utc>,
+    /// The user's own settings, `archived` as it stands at the filter's `now`.
+    pub settings: MemberSettings,
+}
+
+/// Which of a user's conversations an inbox lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxFilter {
+    /// `Some(true)`: only the archived ones; `Some(false)`: only the others; `None`: all.
+    pub archived: Option<bool>,
+    /// The time mutes are judged at (a muted archive holds, see [`MemberSettings`]).
+    pub now: DateTime<Utc>,
+}
+
+impl InboxFilter {
+    /// Every conversation, whatever its settings.
+    pub fn all(now: DateTime<Utc>) -> Self {
+        Self {
+            archived: None,
+            now,
+        }
+    }
 }
 
 /// What to create: the conversation and its first members.

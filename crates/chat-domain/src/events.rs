@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::conversation::{Conversation, ConversationChange};
 use crate::message::MessageView;
-use crate::read_state::ReadReceipt;
+use crate::read_state::{MarkerSet, ReadReceipt, SettingsChanged};
 use crate::{ConversationId, UserId};
 
 #[derive(Debug, Clone)]
@@ -23,6 +23,19 @@ pub enum DomainEvent {
     /// A member's read marker moved forward.
     MessageRead {
         receipt: ReadReceipt,
+        audience: Vec<UserId>,
+        at: DateTime<Utc>,
+    },
+    /// A member set their own read marker explicitly ("mark unread", or forward). Only the
+    /// member's own devices hear of it; a move forward is also a [`Self::MessageRead`].
+    ReadMarkerSet {
+        set: MarkerSet,
+        audience: Vec<UserId>,
+        at: DateTime<Utc>,
+    },
+    /// A member changed their own settings (mute, archive). Only their own devices hear of it.
+    SettingsChanged {
+        change: SettingsChanged,
         audience: Vec<UserId>,
         at: DateTime<Utc>,
     },
@@ -59,6 +72,8 @@ impl DomainEvent {
         match self {
             DomainEvent::MessageCreated { audience, .. }
             | DomainEvent::MessageRead { audience, .. }
+            | DomainEvent::ReadMarkerSet { audience, .. }
+            | DomainEvent::SettingsChanged { audience, .. }
             | DomainEvent::Typing { audience, .. }
             | DomainEvent::ConversationUpdated { audience, .. }
             | DomainEvent::AccessRevoked { audience, .. } => audience,

@@ -7,14 +7,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::conversation::{
-    Conversation, ConversationKind, ConversationName, InboxEntry, Member, NewConversation, Role,
+    Conversation, ConversationKind, ConversationName, InboxEntry, InboxFilter, Member,
+    NewConversation, Role,
 };
 use crate::events::DomainEvent;
 use crate::limits::{Limits, Quota};
 use crate::message::{AppendOutcome, Appended, HistoryCursor, Message, NewMessage, Seq};
 use crate::paging::Page;
 use crate::ports::*;
-use crate::read_state::ReadMarker;
+use crate::read_state::{MarkerSet, MemberSettings, ReadMarker, SettingsChanged, SettingsUpdate};
 use crate::service::{ChatServices, Ports};
 use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
 use crate::{ConversationId, MessageId, StoreError, UserId};
@@ -28,7 +29,67 @@ struct State {
     activity: HashMap<ConversationId, DateTime<Utc>>,
     /// When each read marker last moved.
     read_at: HashMap<(ConversationId, UserId), DateTime<Utc>>,
+    /// The seq of each read marker's latest move by marking read or setting it.
+    marker_seq: HashMap<(ConversationId, UserId), Seq>,
+    /// Each member's own settings; none: the defaults.
+    settings: HashMap<(ConversationId, UserId), StoredSettings>,
+    /// The last seq handed out, to a message or a change.
+    last_seq: i64,
     revoked: Vec<String>,
+}
+
+/// A member's settings as a store keeps them.
+#[derive(Debug, Clone, Default)]
+struct StoredSettings {
+    muted_until: Option<DateTime<Utc>>,
+    /// Where the archive holds from; `None`: not archived.
+    archived_seq: Option<Seq>,
+    seq: Option<Seq>,
+}
+
+impl State {
+    /// Takes the next seq, as messages and every change do.
+    fn take_seq(&mut self) -> Seq {
+        self.last_seq += 1;
+        Seq(self.last_seq)
+    }
+
+    fn last_seq_in(&self, conversation: ConversationId) -> Seq {
+        self.messages
+            .iter()
+            .filter(|m| m.conversation_id == conversation)
+            .map(|m| m.seq)
+            .max()
+            .unwrap_or(Seq::ZERO)
+    }
+
+    fn settings_of(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> MemberSettings {
+        let stored = self
+            .settings
+            .get(&(conversation, user))
+            .cloned()
+            .unwrap_or_default();
+        MemberSettings {
+            archived: MemberSettings::still_archived(
+                stored.archived_seq,
+                self.last_seq_in(conversation),
+                stored.muted_until,
+                now,
+            ),
+            muted_until: stored.muted_until,
+        }
+    }
+
+    fn is_member(&self, conversation: ConversationId, user: UserId) -> bool {
+        self.members
+            .get(&conversation)
+            .is_some_and(|m| m.iter().any(|m| m.user_id == user))
+    }
 }
 
 /// One in-memory store behind every storage port.
@@ -297,7 +358,12 @@ impl ConversationStore for MemoryStore {
             .collect())
     }
 
-    fn inbox(&self, user: UserId, page: Page) -> StoreResult<Vec<InboxEntry>> {
+    fn inbox(
+        &self,
+        user: UserId,
+        page: Page,
+        filter: InboxFilter,
+    ) -> StoreResult<Vec<InboxEntry>> {
         let state = self.state();
         let mut entries: Vec<InboxEntry> = state
             .conversations
@@ -309,11 +375,16 @@ impl ConversationStore for MemoryStore {
                     .clone()
                     .filter(|m| m.seq > me.last_read_seq && m.sender_id != user)
                     .count() as u64;
+                let settings = state.settings_of(c.id, user, filter.now);
+                if filter.archived.is_some_and(|wanted| wanted != settings.archived) {
+                    return None;
+                }
                 Some(InboxEntry {
                     conversation: c.clone(),
                     last_message: in_conv.clone().next_back().cloned(),
                     unread_count: unread,
                     last_activity_at: state.activity[&c.id],
+                    settings,
                 })
             })
             .collect();
@@ -381,7 +452,11 @@ impl ConversationStore for MemoryStore {
         };
         let before = members.len();
         members.retain(|m| m.user_id != user);
-        Ok(members.len() < before)
+        let removed = members.len() < before;
+        // The membership row goes, and with it what the member set for themselves.
+        state.settings.remove(&(id, user));
+        state.marker_seq.remove(&(id, user));
+        Ok(removed)
     }
 
     fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<()> {
@@ -393,6 +468,59 @@ impl ConversationStore for MemoryStore {
             .ok_or(StoreError::Missing)?;
         member.role = role;
         Ok(())
+    }
+
+    fn settings(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<MemberSettings>> {
+        let state = self.state();
+        Ok(state
+            .is_member(id, user)
+            .then(|| state.settings_of(id, user, now)))
+    }
+
+    fn update_settings(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        update: &SettingsUpdate,
+        at: DateTime<Utc>,
+    ) -> StoreResult<SettingsChanged> {
+        let mut state = self.state();
+        if !state.is_member(id, user) {
+            return Err(StoreError::Missing);
+        }
+        let seq = state.take_seq();
+        let stored = state.settings.entry((id, user)).or_default();
+        if let Some(muted_until) = update.muted_until {
+            stored.muted_until = muted_until;
+        }
+        match update.archived {
+            Some(true) => stored.archived_seq = Some(seq),
+            Some(false) => stored.archived_seq = None,
+            None => {}
+        }
+        stored.seq = Some(seq);
+        Ok(SettingsChanged {
+            conversation_id: id,
+            user_id: user,
+            settings: state.settings_of(id, user, at),
+            seq,
+        })
+    }
+
+    fn muted(&self, user: UserId, now: DateTime<Utc>) -> StoreResult<Vec<ConversationId>> {
+        let state = self.state();
+        Ok(state
+            .settings
+            .iter()
+            .filter(|((_, u), s)| *u == user && s.muted_until.is_some_and(|t| t > now))
+            .map(|((c, _), _)| *c)
+            .filter(|c| state.is_member(*c, user))
+            .collect())
     }
 }
 
@@ -437,7 +565,7 @@ impl MemoryStore {
                         return Err(StoreError::Deactivated(user));
                     }
                 }
-                let seq = Seq(state.messages.len() as i64 + 1);
+                let seq = state.take_seq();
                 let members = state.members.get_mut(&new.conversation_id);
                 if let Some(sender) =
                     members.and_then(|m| m.iter_mut().find(|m| m.user_id == new.sender_id))
@@ -532,13 +660,7 @@ impl MessageStore for MemoryStore {
     }
 
     fn latest_seq(&self) -> StoreResult<Seq> {
-        let state = self.state();
-        Ok(state
-            .messages
-            .iter()
-            .map(|m| m.seq)
-            .max()
-            .unwrap_or(Seq::ZERO))
+        Ok(Seq(self.state().last_seq))
     }
 }
 
@@ -560,6 +682,8 @@ impl ReadReceiptStore for MemoryStore {
         member.last_read_seq = member.last_read_seq.max(seq);
         let last_read_seq = member.last_read_seq;
         let read_at = if moved {
+            let change = state.take_seq();
+            state.marker_seq.insert((conversation, user), change);
             state.read_at.insert((conversation, user), at);
             at
         } else {
@@ -574,6 +698,56 @@ impl ReadReceiptStore for MemoryStore {
             user_id: user,
             last_read_seq,
             read_at,
+            seq: state.marker_seq.get(&(conversation, user)).copied(),
+        })
+    }
+
+    fn set_marker(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        seq: Seq,
+        at: DateTime<Utc>,
+    ) -> StoreResult<MarkerSet> {
+        let mut state = self.state();
+        if !state.is_member(conversation, user) {
+            return Err(StoreError::Missing);
+        }
+        let onto = state
+            .messages
+            .iter()
+            .filter(|m| m.conversation_id == conversation && m.seq <= seq)
+            .next_back()
+            .map(|m| (m.seq, m.id));
+        let last_read_seq = onto.map_or(Seq::ZERO, |(seq, _)| seq);
+        let change = state.take_seq();
+        let member = state
+            .members
+            .get_mut(&conversation)
+            .and_then(|m| m.iter_mut().find(|m| m.user_id == user))
+            .ok_or(StoreError::Missing)?;
+        let previous = member.last_read_seq;
+        member.last_read_seq = last_read_seq;
+        state.marker_seq.insert((conversation, user), change);
+        state.read_at.insert((conversation, user), at);
+        let unread_count = state
+            .messages
+            .iter()
+            .filter(|m| {
+                m.conversation_id == conversation && m.seq > last_read_seq && m.sender_id != user
+            })
+            .count() as u64;
+        Ok(MarkerSet {
+            marker: ReadMarker {
+                conversation_id: conversation,
+                user_id: user,
+                last_read_seq,
+                read_at: at,
+                seq: Some(change),
+            },
+            message_id: onto.map(|(_, id)| id),
+            previous,
+            unread_count,
         })
     }
 
@@ -585,6 +759,7 @@ impl ReadReceiptStore for MemoryStore {
                     limit: u32::MAX,
                     offset: 0,
                 },
+                InboxFilter::all(Utc::now()),
             )?
             .into_iter()
             .filter(|e| e.unread_count > 0)

@@ -8,14 +8,14 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::conversation::{
-    Conversation, ConversationName, InboxEntry, Member, NewConversation, Role,
+    Conversation, ConversationName, InboxEntry, InboxFilter, Member, NewConversation, Role,
 };
 use crate::error::StoreError;
 use crate::events::DomainEvent;
 use crate::limits::Quota;
 use crate::message::{AppendOutcome, HistoryCursor, Message, NewMessage, Seq};
 use crate::paging::Page;
-use crate::read_state::ReadMarker;
+use crate::read_state::{MarkerSet, MemberSettings, ReadMarker, SettingsChanged, SettingsUpdate};
 use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
 use crate::{ConversationId, MessageId, UserId};
 
@@ -71,9 +71,31 @@ pub trait ConversationStore: Send + Sync {
     fn membership(&self, id: ConversationId, user: UserId) -> StoreResult<Option<Member>>;
     /// The conversations in which the user holds `role` (e.g. the groups they own).
     fn with_role(&self, user: UserId, role: Role) -> StoreResult<Vec<ConversationId>>;
-    /// The user's conversations, most recent activity first, each with its last message and
-    /// the user's unread count.
-    fn inbox(&self, user: UserId, page: Page) -> StoreResult<Vec<InboxEntry>>;
+    /// The user's conversations that pass the filter, most recent activity first, each with
+    /// its last message, the user's unread count and the user's settings. A conversation is
+    /// archived for the filter as [`MemberSettings::still_archived`] says, at `filter.now`.
+    fn inbox(&self, user: UserId, page: Page, filter: InboxFilter)
+    -> StoreResult<Vec<InboxEntry>>;
+    /// The member's own settings, `archived` as it stands at `now`; `None` for a non-member.
+    fn settings(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<MemberSettings>>;
+    /// Changes the member's settings, taking the change's seq in the same transaction and
+    /// keeping it as the member's `settings_seq`; archiving remembers that seq as the point
+    /// the archive holds from. Returns the settings as they stand at `at`. A non-member is
+    /// [`StoreError::Missing`].
+    fn update_settings(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        update: &SettingsUpdate,
+        at: DateTime<Utc>,
+    ) -> StoreResult<SettingsChanged>;
+    /// The user's conversations muted at `now`.
+    fn muted(&self, user: UserId, now: DateTime<Utc>) -> StoreResult<Vec<ConversationId>>;
     fn rename(
         &self,
         id: ConversationId,
@@ -161,7 +183,9 @@ pub trait MessageStore: Send + Sync {
 /// Read markers and the unread counts derived from them.
 pub trait ReadReceiptStore: Send + Sync {
     /// Moves the user's marker to `seq` if that is further than where it stands; never back.
-    /// Returns the marker as it now stands. A non-member is [`StoreError::Missing`].
+    /// A move takes a seq in the same transaction and keeps it as the member's `marker_seq`
+    /// (the marker's `seq`); no move takes none. Returns the marker as it now stands. A
+    /// non-member is [`StoreError::Missing`].
     fn advance(
         &self,
         conversation: ConversationId,
@@ -169,6 +193,18 @@ pub trait ReadReceiptStore: Send + Sync {
         seq: Seq,
         at: DateTime<Utc>,
     ) -> StoreResult<ReadMarker>;
+    /// Sets the user's marker, back or forward ("mark unread"), onto the conversation's newest
+    /// message with a seq at or below `seq` (zero when there is none: nothing read), taking
+    /// a seq for it as [`Self::advance`] does (always, even when it stays). Returns the
+    /// marker, that message, where the marker stood before, and the user's unread count in
+    /// the conversation after the change. A non-member is [`StoreError::Missing`].
+    fn set_marker(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        seq: Seq,
+        at: DateTime<Utc>,
+    ) -> StoreResult<MarkerSet>;
     /// For each of the user's conversations with unread messages: how many messages from
     /// others lie after the user's marker.
     fn unread_counts(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>>;

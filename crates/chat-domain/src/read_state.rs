@@ -1,4 +1,5 @@
-//! Read markers: how far each member has read each conversation.
+//! Read markers (how far each member has read each conversation) and the settings each
+//! member keeps for themselves: mute and archive.
 
 use chrono::{DateTime, Utc};
 
@@ -6,13 +7,87 @@ use crate::message::Seq;
 use crate::{ConversationId, MessageId, UserId};
 
 /// A member's read position. Marking a message read marks it and every earlier message of
-/// the conversation read, and the marker never moves back.
+/// the conversation read and never moves the marker back; only setting the marker
+/// explicitly ("mark unread") does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadMarker {
     pub conversation_id: ConversationId,
     pub user_id: UserId,
     pub last_read_seq: Seq,
     pub read_at: DateTime<Utc>,
+    /// The position in the change feed of the marker's latest move by marking read or by
+    /// setting it; `None` while it only ever moved by the member sending (sending is reading,
+    /// and the message itself is that change).
+    pub seq: Option<Seq>,
+}
+
+/// The outcome of setting a marker explicitly: the marker as it now stands (its `seq` is
+/// always set), the message it stands on, where it stood before, and the member's unread
+/// count in the conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkerSet {
+    pub marker: ReadMarker,
+    /// The conversation's message at `marker.last_read_seq`; `None` at zero (nothing read).
+    pub message_id: Option<MessageId>,
+    pub previous: Seq,
+    pub unread_count: u64,
+}
+
+impl MarkerSet {
+    /// Whether the marker moved forward: only then do the other members hear of it.
+    pub fn moved_forward(&self) -> bool {
+        self.marker.last_read_seq > self.previous
+    }
+}
+
+/// What a member set for themselves in one conversation, as it now stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberSettings {
+    /// Notifications stay off until then; `None`: not muted. A time in the past reads as
+    /// not muted (the stores keep what was set; [`MemberSettings::is_muted`] decides).
+    pub muted_until: Option<DateTime<Utc>>,
+    /// Archived and still out of the inbox: a member's archive lasts until a message newer
+    /// than the archiving arrives, unless the conversation is muted then.
+    pub archived: bool,
+}
+
+impl MemberSettings {
+    pub fn is_muted(&self, now: DateTime<Utc>) -> bool {
+        self.muted_until.is_some_and(|until| until > now)
+    }
+
+    /// Whether an archive taken at `archived_seq` still holds in a conversation whose newest
+    /// message is `last_seq`: the rule every store applies when it reads `archived`.
+    pub fn still_archived(
+        archived_seq: Option<Seq>,
+        last_seq: Seq,
+        muted_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        match archived_seq {
+            None => false,
+            Some(at) => last_seq <= at || muted_until.is_some_and(|until| until > now),
+        }
+    }
+}
+
+/// A change to a member's settings; a field left `None` stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsUpdate {
+    /// `Some(None)` unmutes; `Some(Some(t))` mutes until `t`.
+    pub muted_until: Option<Option<DateTime<Utc>>>,
+    /// `Some(true)` archives as of now, even when already archived (so a conversation a new
+    /// message brought back goes away again); `Some(false)` unarchives.
+    pub archived: Option<bool>,
+}
+
+/// A member's settings right after a change, and the change's position in the feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsChanged {
+    pub conversation_id: ConversationId,
+    pub user_id: UserId,
+    pub settings: MemberSettings,
+    pub seq: Seq,
 }
 
 /// The answer to "mark this message read": the marker as it now stands.
@@ -25,6 +100,9 @@ pub struct ReadReceipt {
 /// Messages from others after the caller's marker, per conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UnreadCounts {
+    /// The badge: the sum over the conversations that are not muted.
     pub total: u64,
     pub conversations: Vec<(ConversationId, u64)>,
+    /// Which of `conversations` are muted, and so left out of `total`.
+    pub muted: Vec<ConversationId>,
 }

@@ -14,6 +14,7 @@
 //! back compare equal to those written; only revocation expiries follow the wall clock.
 
 pub mod conversations;
+pub mod member_state;
 pub mod messages;
 pub mod read_receipts;
 pub mod revocations;
@@ -24,7 +25,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
 use crate::conversation::{
-    Conversation, ConversationKind, ConversationName, NewConversation, Role,
+    Conversation, ConversationKind, ConversationName, InboxFilter, NewConversation, Role,
 };
 use crate::message::{AppendOutcome, Appended, Message, MessageContent, NewMessage};
 use crate::ports::{
@@ -114,6 +115,12 @@ macro_rules! contract_tests {
             read_receipts::a_read_marker_only_moves_forward,
             read_receipts::the_inbox_lists_recent_activity_first_with_last_message_and_unread_count,
             read_receipts::unread_counts_are_messages_from_others_past_the_marker,
+            member_state::advancing_a_marker_takes_a_position_only_when_it_moves,
+            member_state::setting_a_marker_moves_it_either_way_onto_a_message_with_a_position,
+            member_state::settings_change_only_what_they_name_and_each_change_takes_a_position,
+            member_state::a_mute_lasts_until_its_time_and_keeps_the_unread_count,
+            member_state::an_archive_holds_until_a_newer_message_unless_muted,
+            member_state::a_removed_member_keeps_no_settings,
         );
     };
     (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {
@@ -284,6 +291,11 @@ pub fn existing(outcome: AppendOutcome) -> Message {
         Appended::Existing(message) => message,
         Appended::Created(message) => panic!("a retry stored a second message: {message:?}"),
     }
+}
+
+/// The inbox filter that lets every conversation through.
+pub fn everything() -> InboxFilter {
+    InboxFilter::all(Utc::now())
 }
 
 /// `ids` sorted, to compare sets of ids whose order a port leaves open.

@@ -1,7 +1,7 @@
 //! The rules of [`ReadReceiptStore`](crate::ports::ReadReceiptStore) and of what the inbox
 //! derives from read markers.
 
-use crate::contract::{Fixture, Stores, sorted};
+use crate::contract::{everything, Fixture, Stores, sorted};
 use crate::message::Seq;
 use crate::paging::Page;
 use crate::ports::ConversationStore;
@@ -66,7 +66,7 @@ pub fn the_inbox_lists_recent_activity_first_with_last_message_and_unread_count<
         .unwrap()
         .created_at;
 
-    let inbox = store.inbox(a, Page::default()).unwrap();
+    let inbox = store.inbox(a, Page::default(), everything()).unwrap();
     let order: Vec<ConversationId> = inbox.iter().map(|e| e.conversation.id).collect();
     assert_eq!(order, [newest, ab, ac, quiet]);
     assert_eq!(inbox[0].last_message, None);
@@ -83,7 +83,7 @@ pub fn the_inbox_lists_recent_activity_first_with_last_message_and_unread_count<
         Some(&inbox[1].conversation)
     );
 
-    let bobs = store.inbox(b, Page::default()).unwrap();
+    let bobs = store.inbox(b, Page::default(), everything()).unwrap();
     assert_eq!(
         bobs.iter()
             .map(|e| (e.conversation.id, e.unread_count))
@@ -92,7 +92,7 @@ pub fn the_inbox_lists_recent_activity_first_with_last_message_and_unread_count<
     );
     let page = |limit, offset| -> Vec<ConversationId> {
         store
-            .inbox(a, Page { limit, offset })
+            .inbox(a, Page { limit, offset }, everything())
             .unwrap()
             .iter()
             .map(|e| e.conversation.id)
@@ -103,7 +103,7 @@ pub fn the_inbox_lists_recent_activity_first_with_last_message_and_unread_count<
     assert!(page(2, 4).is_empty());
     assert!(
         store
-            .inbox(UserId::new(), Page::default())
+            .inbox(UserId::new(), Page::default(), everything())
             .unwrap()
             .is_empty()
     );

@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use crate::conversation::{
     Conversation, ConversationChange, ConversationDetails, ConversationKind, ConversationName,
-    ConversationSummary, MAX_GROUP_MEMBERS, Member, NewConversation, Participant, Role,
+    ConversationSummary, InboxFilter, MAX_GROUP_MEMBERS, Member, NewConversation, Participant,
+    Role,
 };
 use crate::events::DomainEvent;
 use crate::paging::Page;
 use crate::ports::{Clock, ConversationStore, EventPublisher, UserStore};
+use crate::read_state::{SettingsChanged, SettingsUpdate};
 use crate::user::PublicProfile;
 use crate::{ConversationId, DomainError, Resource, StoreError, UserId};
 
@@ -107,7 +109,7 @@ impl ConversationService {
 
         let other = others[0];
         if let Some(existing) = self.conversations.find_direct(creator, other)? {
-            return Ok((self.details_of(existing)?, false));
+            return Ok((self.details_of(existing, creator)?, false));
         }
         // Only a conversation actually made costs budget: reusing the pair's existing one
         // (every `recipient_id` message does) is free.
@@ -125,15 +127,26 @@ impl ConversationService {
                     .conversations
                     .find_direct(creator, other)?
                     .ok_or(StoreError::Missing)?;
-                Ok((self.details_of(existing)?, false))
+                Ok((self.details_of(existing, creator)?, false))
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    /// The caller's conversations, most recent activity first.
-    pub fn inbox(&self, user: UserId, page: Page) -> Result<Vec<ConversationSummary>, DomainError> {
-        let entries = self.conversations.inbox(user, page)?;
+    /// The caller's conversations, most recent activity first: with `archived` `None` all of
+    /// them, else only those archived (`Some(true)`) or not (`Some(false)`). A conversation
+    /// stays archived until a message newer than the archiving arrives, unless muted.
+    pub fn inbox(
+        &self,
+        user: UserId,
+        page: Page,
+        archived: Option<bool>,
+    ) -> Result<Vec<ConversationSummary>, DomainError> {
+        let filter = InboxFilter {
+            archived,
+            now: self.clock.now(),
+        };
+        let entries = self.conversations.inbox(user, page, filter)?;
         let ids: Vec<ConversationId> = entries.iter().map(|e| e.conversation.id).collect();
         let memberships = self.conversations.members_of(&ids)?;
         let profiles = self.profiles(memberships.iter().flatten())?;
@@ -149,6 +162,7 @@ impl ConversationService {
                 conversation: entry.conversation,
                 unread_count: entry.unread_count,
                 last_activity_at: entry.last_activity_at,
+                settings: entry.settings,
             })
             .collect())
     }
@@ -161,7 +175,37 @@ impl ConversationService {
     ) -> Result<ConversationDetails, DomainError> {
         require_member(self.conversations.as_ref(), id, user)?;
         let conversation = self.find(id)?;
-        self.details_of(conversation)
+        self.details_of(conversation, user)
+    }
+
+    /// Changes the caller's own settings in a conversation (mute, archive); fields left out
+    /// stay as they are, and a mute that has already ended is stored as no mute. Only the
+    /// caller's own devices hear of it. A non-member gets "not found".
+    pub fn update_settings(
+        &self,
+        user: UserId,
+        id: ConversationId,
+        mut update: SettingsUpdate,
+    ) -> Result<SettingsChanged, DomainError> {
+        let now = self.clock.now();
+        if let Some(Some(until)) = update.muted_until
+            && until <= now
+        {
+            update.muted_until = Some(None);
+        }
+        let change = self
+            .conversations
+            .update_settings(id, user, &update, now)
+            .map_err(|e| match e {
+                StoreError::Missing => DomainError::not_found(Resource::Conversation, id),
+                other => other.into(),
+            })?;
+        self.events.publish(DomainEvent::SettingsChanged {
+            change: change.clone(),
+            audience: vec![user],
+            at: now,
+        });
+        Ok(change)
     }
 
     /// Renames a group. Owners and admins only; a direct conversation has no name.
@@ -176,7 +220,7 @@ impl ConversationService {
         let renamed = self
             .conversations
             .rename(conversation.id, &name, self.clock.now())?;
-        let details = self.details_of(renamed)?;
+        let details = self.details_of(renamed, actor)?;
         self.announce(&details, ConversationChange::Renamed { name }, actor);
         Ok(details)
     }
@@ -215,7 +259,7 @@ impl ConversationService {
                 ),
                 other => other.into(),
             })?;
-        let details = self.details_of(conversation)?;
+        let details = self.details_of(conversation, actor)?;
         if !added.is_empty() {
             self.announce(
                 &details,
@@ -309,7 +353,7 @@ impl ConversationService {
             if role == Role::Owner {
                 self.conversations.set_role(id, actor, Role::Admin)?;
             }
-            let details = self.details_of(conversation)?;
+            let details = self.details_of(conversation, actor)?;
             self.announce(
                 &details,
                 ConversationChange::RoleChanged {
@@ -320,7 +364,7 @@ impl ConversationService {
             );
             return Ok(details);
         }
-        self.details_of(conversation)
+        self.details_of(conversation, actor)
     }
 
     /// Passes on the ownership of every group `departing` owns, as when an owner leaves, to
@@ -341,7 +385,7 @@ impl ConversationService {
             };
             self.conversations.set_role(id, successor, Role::Owner)?;
             self.conversations.set_role(id, departing, Role::Member)?;
-            let details = self.details_of(conversation)?;
+            let details = self.details_of(conversation, departing)?;
             for (user_id, role) in [(successor, Role::Owner), (departing, Role::Member)] {
                 self.announce(
                     &details,
@@ -475,12 +519,23 @@ impl ConversationService {
         )
     }
 
-    fn details_of(&self, conversation: Conversation) -> Result<ConversationDetails, DomainError> {
+    /// The conversation in full, with `viewer`'s own settings (the defaults if they are not
+    /// a member).
+    fn details_of(
+        &self,
+        conversation: Conversation,
+        viewer: UserId,
+    ) -> Result<ConversationDetails, DomainError> {
         let members = self.conversations.members(conversation.id)?;
         let profiles = self.profiles(members.iter())?;
+        let settings = self
+            .conversations
+            .settings(conversation.id, viewer, self.clock.now())?
+            .unwrap_or_default();
         Ok(ConversationDetails {
             participants: participants(&members, &profiles),
             conversation,
+            settings,
         })
     }
 
@@ -507,7 +562,7 @@ impl ConversationService {
         conversation: Conversation,
         creator: UserId,
     ) -> Result<ConversationDetails, DomainError> {
-        let details = self.details_of(conversation)?;
+        let details = self.details_of(conversation, creator)?;
         self.announce(&details, ConversationChange::Created, creator);
         Ok(details)
     }

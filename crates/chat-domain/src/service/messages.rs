@@ -10,7 +10,7 @@ use crate::message::{
     Appended, ClientMessageId, HistoryCursor, MessageContent, MessageView, NewMessage, Seq,
 };
 use crate::ports::{Clock, ConversationStore, EventPublisher, MessageStore, ReadReceiptStore};
-use crate::read_state::{ReadReceipt, UnreadCounts};
+use crate::read_state::{MarkerSet, ReadReceipt, UnreadCounts};
 use crate::validation::Validator;
 use crate::{ConversationId, DomainError, MessageId, Resource, StoreError, UserId};
 
@@ -251,12 +251,79 @@ impl MessageService {
         Ok((receipt, moved))
     }
 
-    /// Messages from others after the user's marker, in total and per conversation.
+    /// Sets the caller's read marker in a conversation explicitly, back ("mark unread") or
+    /// forward, onto the newest message at or below `last_read_seq` (zero: nothing read; a
+    /// seq past the newest message means all read). The caller's own devices hear of every
+    /// set; the other members hear of a move forward only, as a read receipt, and of a move
+    /// back nothing. A negative seq is invalid; a non-member gets "not found".
+    pub fn set_read_marker(
+        &self,
+        user: UserId,
+        conversation_id: ConversationId,
+        last_read_seq: i64,
+    ) -> Result<MarkerSet, DomainError> {
+        if last_read_seq < 0 {
+            return Err(DomainError::invalid(
+                "last_read_seq",
+                "must be a non-negative integer",
+            ));
+        }
+        let not_found = || DomainError::not_found(Resource::Conversation, conversation_id);
+        let now = self.clock.now();
+        let set = self
+            .read_receipts
+            .set_marker(conversation_id, user, Seq(last_read_seq), now)
+            .map_err(|e| match e {
+                StoreError::Missing => not_found(),
+                other => other.into(),
+            })?;
+        self.events.publish(DomainEvent::ReadMarkerSet {
+            set: set.clone(),
+            audience: vec![user],
+            at: now,
+        });
+        if let (true, Some(message_id)) = (set.moved_forward(), set.message_id) {
+            let audience = self
+                .conversations
+                .members(conversation_id)?
+                .into_iter()
+                .map(|m| m.user_id)
+                .filter(|member| *member != user)
+                .collect();
+            self.events.publish(DomainEvent::MessageRead {
+                receipt: ReadReceipt {
+                    message_id,
+                    marker: set.marker.clone(),
+                },
+                audience,
+                at: now,
+            });
+        }
+        Ok(set)
+    }
+
+    /// Messages from others after the user's marker, per conversation, and in total over the
+    /// conversations the user has not muted (the badge).
     pub fn unread_counts(&self, user: UserId) -> Result<UnreadCounts, DomainError> {
         let conversations = self.read_receipts.unread_counts(user)?;
+        let muted = if conversations.is_empty() {
+            Vec::new()
+        } else {
+            let all_muted = self.conversations.muted(user, self.clock.now())?;
+            conversations
+                .iter()
+                .map(|(id, _)| *id)
+                .filter(|id| all_muted.contains(id))
+                .collect()
+        };
         Ok(UnreadCounts {
-            total: conversations.iter().map(|(_, n)| n).sum(),
+            total: conversations
+                .iter()
+                .filter(|(id, _)| !muted.contains(id))
+                .map(|(_, n)| n)
+                .sum(),
             conversations,
+            muted,
         })
     }
 
