@@ -57,6 +57,7 @@ diesel::table! {
         settings_seq -> Nullable<BigInt>,
         muted_until -> Nullable<Timestamptz>,
         archived -> Bool,
+        archived_seq -> Nullable<BigInt>,
     }
 }
 

@@ -1,20 +1,24 @@
 //! [`ConversationStore`] over the `conversations` and `conversation_members` tables.
 
 use chat_domain::conversation::{
-    Conversation, ConversationKind, ConversationName, InboxEntry, Member, NewConversation, Role,
+    Conversation, ConversationKind, ConversationName, InboxEntry, InboxFilter, Member,
+    NewConversation, Role,
 };
-use chat_domain::message::Message;
+use chat_domain::message::{Message, Seq};
 use chat_domain::paging::Page;
 use chat_domain::ports::{ConversationStore, StoreResult};
+use chat_domain::read_state::{MemberSettings, SettingsChanged, SettingsUpdate};
 use chat_domain::{ConversationId, StoreError, UserId};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
+use diesel::sqlite::SqliteConnection;
 
 use crate::SqliteStore;
 use crate::error::StorageResult;
-use crate::models::{ConversationRow, MemberRow, MessageRow, convert, ts};
+use crate::models::{ConversationRow, MemberRow, MessageRow, convert, id, ts, utc};
 use crate::schema::{conversation_members, conversations, messages};
+use crate::seq;
 
 /// The key that makes a direct conversation unique per pair, whichever of the two started it.
 fn direct_key(a: UserId, b: UserId) -> String {
@@ -28,6 +32,63 @@ struct InboxRow {
     conversation: ConversationRow,
     #[diesel(sql_type = BigInt)]
     unread_count: i64,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    muted_until: Option<NaiveDateTime>,
+    #[diesel(sql_type = Bool)]
+    is_archived: bool,
+}
+
+/// Whether the member `cm` has `c` archived at the bound time: archived, and either no
+/// message newer than the archiving or muted then ([`MemberSettings::still_archived`]).
+const STILL_ARCHIVED_SQL: &str = "(cm.archived_seq IS NOT NULL \
+     AND (COALESCE(c.last_message_seq, 0) <= cm.archived_seq \
+          OR (cm.muted_until IS NOT NULL AND cm.muted_until > ?)))";
+
+/// A member's settings as stored, and the newest message of the conversation.
+type StoredSettings = (Option<NaiveDateTime>, Option<i64>, Option<i64>);
+
+fn stored_settings(
+    conn: &mut SqliteConnection,
+    id: &str,
+    user: &str,
+) -> StorageResult<Option<StoredSettings>> {
+    Ok(conversation_members::table
+        .inner_join(conversations::table)
+        .filter(conversation_members::conversation_id.eq(id))
+        .filter(conversation_members::user_id.eq(user))
+        .select((
+            conversation_members::muted_until,
+            conversation_members::archived_seq,
+            conversations::last_message_seq,
+        ))
+        .first(conn)
+        .optional()?)
+}
+
+fn settings_at(
+    (muted_until, archived_seq, last_seq): StoredSettings,
+    now: DateTime<Utc>,
+) -> MemberSettings {
+    let muted_until = muted_until.map(utc);
+    MemberSettings {
+        archived: MemberSettings::still_archived(
+            archived_seq.map(Seq),
+            Seq(last_seq.unwrap_or(0)),
+            muted_until,
+            now,
+        ),
+        muted_until,
+    }
+}
+
+/// The columns a settings update writes; `None` leaves a column as it is.
+#[derive(AsChangeset)]
+#[diesel(table_name = conversation_members)]
+struct SettingsChangeset {
+    settings_seq: i64,
+    muted_until: Option<Option<NaiveDateTime>>,
+    archived: Option<bool>,
+    archived_seq: Option<Option<i64>>,
 }
 
 impl ConversationStore for SqliteStore {
@@ -162,22 +223,37 @@ impl ConversationStore for SqliteStore {
         })
     }
 
-    fn inbox(&self, user: UserId, page: Page) -> StoreResult<Vec<InboxEntry>> {
+    fn inbox(
+        &self,
+        user: UserId,
+        page: Page,
+        filter: InboxFilter,
+    ) -> StoreResult<Vec<InboxEntry>> {
+        let wanted = match filter.archived {
+            None => "",
+            Some(true) => "AND is_archived ",
+            Some(false) => "AND NOT is_archived ",
+        };
+        let now = ts(filter.now);
         self.read(|conn| {
             // One row per membership of the user; each unread count is a range scan of the
             // (conversation_id, seq) index past the user's marker, so the cost follows the
             // user's conversations and unread messages, not the messages stored.
-            let rows: Vec<InboxRow> = diesel::sql_query(
-                "SELECT c.*, \
+            let rows: Vec<InboxRow> = diesel::sql_query(format!(
+                "SELECT * FROM (SELECT c.*, \
                    (SELECT COUNT(*) FROM messages m \
                      WHERE m.conversation_id = c.id AND m.seq > cm.last_read_seq \
-                       AND m.sender_id <> cm.user_id) AS unread_count \
+                       AND m.sender_id <> cm.user_id) AS unread_count, \
+                   cm.muted_until AS muted_until, \
+                   {STILL_ARCHIVED_SQL} AS is_archived \
                  FROM conversation_members cm \
                  JOIN conversations c ON c.id = cm.conversation_id \
-                 WHERE cm.user_id = ? \
-                 ORDER BY c.last_activity_at DESC, c.id DESC \
+                 WHERE cm.user_id = ?) \
+                 WHERE 1 {wanted}\
+                 ORDER BY last_activity_at DESC, id DESC \
                  LIMIT ? OFFSET ?",
-            )
+            ))
+            .bind::<Timestamp, _>(now)
             .bind::<Text, _>(user.to_string())
             .bind::<BigInt, _>(i64::from(page.limit))
             .bind::<BigInt, _>(i64::from(page.offset))
@@ -206,6 +282,10 @@ impl ConversationStore for SqliteStore {
                         last_message,
                         unread_count: u64::try_from(row.unread_count).unwrap_or(0),
                         last_activity_at,
+                        settings: MemberSettings {
+                            muted_until: row.muted_until.map(utc),
+                            archived: row.is_archived,
+                        },
                     })
                 })
                 .collect::<StorageResult<Vec<_>>>()
@@ -308,5 +388,66 @@ impl ConversationStore for SqliteStore {
             return Err(StoreError::Missing);
         }
         Ok(())
+    }
+
+    fn settings(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<MemberSettings>> {
+        let stored = self.read(|conn| stored_settings(conn, &id.to_string(), &user.to_string()))?;
+        Ok(stored.map(|stored| settings_at(stored, now)))
+    }
+
+    fn update_settings(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        update: &SettingsUpdate,
+        at: DateTime<Utc>,
+    ) -> StoreResult<SettingsChanged> {
+        let (conversation_key, user_key) = (id.to_string(), user.to_string());
+        let changed = self.write(|conn| {
+            let key = (&conversation_key, &user_key);
+            let exists = conversation_members::table
+                .find(key)
+                .select(conversation_members::user_id)
+                .first::<String>(conn)
+                .optional()?
+                .is_some();
+            if !exists {
+                return Ok(None);
+            }
+            let change = seq::take(conn)?;
+            diesel::update(conversation_members::table.find(key))
+                .set(SettingsChangeset {
+                    settings_seq: change.0,
+                    muted_until: update.muted_until.map(|until| until.map(ts)),
+                    archived: update.archived,
+                    archived_seq: update.archived.map(|archived| archived.then_some(change.0)),
+                })
+                .execute(conn)?;
+            let stored = stored_settings(conn, &conversation_key, &user_key)?;
+            Ok(stored.map(|stored| (stored, change)))
+        })?;
+        let (stored, seq) = changed.ok_or(StoreError::Missing)?;
+        Ok(SettingsChanged {
+            conversation_id: id,
+            user_id: user,
+            settings: settings_at(stored, at),
+            seq,
+        })
+    }
+
+    fn muted(&self, user: UserId, now: DateTime<Utc>) -> StoreResult<Vec<ConversationId>> {
+        self.read(|conn| {
+            let ids: Vec<String> = conversation_members::table
+                .filter(conversation_members::user_id.eq(user.to_string()))
+                .filter(conversation_members::muted_until.gt(ts(now)))
+                .select(conversation_members::conversation_id)
+                .load(conn)?;
+            ids.iter().map(|raw| id("conversation id", raw)).collect()
+        })
     }
 }

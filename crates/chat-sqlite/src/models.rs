@@ -15,7 +15,7 @@ pub fn ts(at: DateTime<Utc>) -> NaiveDateTime {
     at.naive_utc()
 }
 
-fn utc(at: NaiveDateTime) -> DateTime<Utc> {
+pub fn utc(at: NaiveDateTime) -> DateTime<Utc> {
     at.and_utc()
 }
 

@@ -2,7 +2,7 @@
 
 use chat_domain::message::Seq;
 use chat_domain::ports::{ReadReceiptStore, StoreResult};
-use chat_domain::read_state::ReadMarker;
+use chat_domain::read_state::{MarkerSet, ReadMarker};
 use chat_domain::{ConversationId, StoreError, UserId};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -10,7 +10,8 @@ use diesel::sql_types::{BigInt, Text};
 
 use crate::SqliteStore;
 use crate::models::{MemberRow, id, ts};
-use crate::schema::conversation_members;
+use crate::schema::{conversation_members, messages};
+use crate::seq;
 
 #[derive(QueryableByName)]
 struct UnreadRow {
@@ -39,26 +40,94 @@ impl ReadReceiptStore for SqliteStore {
         let (conversation_key, user_key) = (conversation.to_string(), user.to_string());
         let key = (&conversation_key, &user_key);
         let row = self.write(|conn| {
-            diesel::update(conversation_members::table.find(key))
+            let moved = diesel::update(conversation_members::table.find(key))
                 .filter(conversation_members::last_read_seq.lt(seq.0))
                 .set((
                     conversation_members::last_read_seq.eq(seq.0),
                     conversation_members::read_at.eq(ts(at)),
                 ))
                 .execute(conn)?;
+            // Only a move takes a position: a repeated or older receipt costs no write.
+            if moved > 0 {
+                let change = seq::take(conn)?;
+                diesel::update(conversation_members::table.find(key))
+                    .set(conversation_members::marker_seq.eq(change.0))
+                    .execute(conn)?;
+            }
             Ok(conversation_members::table
                 .find(key)
-                .select(MemberRow::as_select())
+                .select((MemberRow::as_select(), conversation_members::marker_seq))
                 .first(conn)
                 .optional()?)
         })?;
-        let row = row.ok_or(StoreError::Missing)?;
+        let (row, marker_seq): (MemberRow, Option<i64>) = row.ok_or(StoreError::Missing)?;
         Ok(ReadMarker {
             conversation_id: conversation,
             user_id: user,
             last_read_seq: Seq(row.last_read_seq),
             read_at: row.read_at().unwrap_or(at),
+            seq: marker_seq.map(Seq),
         })
+    }
+
+    fn set_marker(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        seq: Seq,
+        at: DateTime<Utc>,
+    ) -> StoreResult<MarkerSet> {
+        let (conversation_key, user_key) = (conversation.to_string(), user.to_string());
+        let key = (&conversation_key, &user_key);
+        let set = self.write(|conn| {
+            let Some(previous) = conversation_members::table
+                .find(key)
+                .select(conversation_members::last_read_seq)
+                .first::<i64>(conn)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            // The newest message at or below `seq`: a range scan of (conversation_id, seq).
+            let onto: Option<(i64, String)> = messages::table
+                .filter(messages::conversation_id.eq(&conversation_key))
+                .filter(messages::seq.le(seq.0))
+                .order(messages::seq.desc())
+                .select((messages::seq, messages::id))
+                .first(conn)
+                .optional()?;
+            let last_read_seq = onto.as_ref().map_or(0, |(seq, _)| *seq);
+            let change = seq::take(conn)?;
+            diesel::update(conversation_members::table.find(key))
+                .set((
+                    conversation_members::last_read_seq.eq(last_read_seq),
+                    conversation_members::read_at.eq(ts(at)),
+                    conversation_members::marker_seq.eq(change.0),
+                ))
+                .execute(conn)?;
+            let unread: i64 = messages::table
+                .filter(messages::conversation_id.eq(&conversation_key))
+                .filter(messages::seq.gt(last_read_seq))
+                .filter(messages::sender_id.ne(&user_key))
+                .count()
+                .get_result(conn)?;
+            let message_id = onto
+                .map(|(_, raw)| id("message id", &raw))
+                .transpose()?;
+            Ok(Some(MarkerSet {
+                marker: ReadMarker {
+                    conversation_id: conversation,
+                    user_id: user,
+                    last_read_seq: Seq(last_read_seq),
+                    read_at: at,
+                    seq: Some(change),
+                },
+                message_id,
+                previous: Seq(previous),
+                unread_count: u64::try_from(unread).unwrap_or(0),
+            }))
+        })?;
+        set.ok_or(StoreError::Missing)
     }
 
     fn unread_counts(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
