@@ -7,22 +7,25 @@
 //! the member limit of [`ConversationStore::add_members`] hold against other nodes.
 
 use chat_domain::conversation::{
-    Conversation, ConversationKind, ConversationName, InboxEntry, Member, NewConversation, Role,
+    Conversation, ConversationKind, ConversationName, InboxEntry, InboxFilter, Member,
+    NewConversation, Role,
 };
-use chat_domain::message::Message;
+use chat_domain::message::{Message, Seq};
 use chat_domain::paging::Page;
 use chat_domain::ports::{ConversationStore, StoreResult};
+use chat_domain::read_state::{MemberSettings, SettingsChanged, SettingsUpdate};
 use chat_domain::{ConversationId, StoreError, UserId};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Bool, Nullable, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use crate::PgStore;
 use crate::error::StorageResult;
 use crate::models::{ConversationRow, MemberRow, MessageRow, convert};
 use crate::schema::{conversation_members, conversations, messages};
+use crate::seq;
 
 /// The key that makes a direct conversation unique per pair, whichever of the two started it.
 fn direct_key(a: UserId, b: UserId) -> String {
@@ -46,6 +49,62 @@ struct InboxRow {
     conversation: ConversationRow,
     #[diesel(sql_type = BigInt)]
     unread_count: i64,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    muted_until: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Bool)]
+    is_archived: bool,
+}
+
+/// Whether the member `cm` has `c` archived at `$2`: archived, and either no message newer
+/// than the archiving or muted then ([`MemberSettings::still_archived`]).
+const STILL_ARCHIVED_SQL: &str = "(cm.archived_seq IS NOT NULL \
+     AND (COALESCE(c.last_message_seq, 0) <= cm.archived_seq \
+          OR (cm.muted_until IS NOT NULL AND cm.muted_until > $2)))";
+
+/// A member's settings as stored, and the newest message of the conversation.
+type StoredSettings = (Option<DateTime<Utc>>, Option<i64>, Option<i64>);
+
+fn stored_settings(
+    conn: &mut PgConnection,
+    id: Uuid,
+    user: Uuid,
+) -> StorageResult<Option<StoredSettings>> {
+    Ok(conversation_members::table
+        .inner_join(conversations::table)
+        .filter(conversation_members::conversation_id.eq(id))
+        .filter(conversation_members::user_id.eq(user))
+        .select((
+            conversation_members::muted_until,
+            conversation_members::archived_seq,
+            conversations::last_message_seq,
+        ))
+        .first(conn)
+        .optional()?)
+}
+
+fn settings_at(
+    (muted_until, archived_seq, last_seq): StoredSettings,
+    now: DateTime<Utc>,
+) -> MemberSettings {
+    MemberSettings {
+        archived: MemberSettings::still_archived(
+            archived_seq.map(Seq),
+            Seq(last_seq.unwrap_or(0)),
+            muted_until,
+            now,
+        ),
+        muted_until,
+    }
+}
+
+/// The columns a settings update writes; `None` leaves a column as it is.
+#[derive(AsChangeset)]
+#[diesel(table_name = conversation_members)]
+struct SettingsChangeset {
+    settings_seq: i64,
+    muted_until: Option<Option<DateTime<Utc>>>,
+    archived: Option<bool>,
+    archived_seq: Option<Option<i64>>,
 }
 
 impl ConversationStore for PgStore {
@@ -149,23 +208,37 @@ impl ConversationStore for PgStore {
         })
     }
 
-    fn inbox(&self, user: UserId, page: Page) -> StoreResult<Vec<InboxEntry>> {
+    fn inbox(
+        &self,
+        user: UserId,
+        page: Page,
+        filter: InboxFilter,
+    ) -> StoreResult<Vec<InboxEntry>> {
+        let wanted = match filter.archived {
+            None => "",
+            Some(true) => "WHERE is_archived ",
+            Some(false) => "WHERE NOT is_archived ",
+        };
         self.read(|conn| {
             // One row per membership of the user; each unread count is a range scan of the
             // (conversation_id, seq) index past the user's marker, so the cost follows the
             // user's conversations and unread messages, not the messages stored.
-            let rows: Vec<InboxRow> = diesel::sql_query(
-                "SELECT c.*, \
+            let rows: Vec<InboxRow> = diesel::sql_query(format!(
+                "SELECT * FROM (SELECT c.*, \
                    (SELECT COUNT(*) FROM messages m \
                      WHERE m.conversation_id = c.id AND m.seq > cm.last_read_seq \
-                       AND m.sender_id <> cm.user_id) AS unread_count \
+                       AND m.sender_id <> cm.user_id) AS unread_count, \
+                   cm.muted_until AS muted_until, \
+                   {STILL_ARCHIVED_SQL} AS is_archived \
                  FROM conversation_members cm \
                  JOIN conversations c ON c.id = cm.conversation_id \
-                 WHERE cm.user_id = $1 \
-                 ORDER BY c.last_activity_at DESC, c.id DESC \
-                 LIMIT $2 OFFSET $3",
-            )
+                 WHERE cm.user_id = $1) inbox \
+                 {wanted}\
+                 ORDER BY last_activity_at DESC, id DESC \
+                 LIMIT $3 OFFSET $4",
+            ))
             .bind::<SqlUuid, _>(Uuid::from(user))
+            .bind::<Timestamptz, _>(filter.now)
             .bind::<BigInt, _>(i64::from(page.limit))
             .bind::<BigInt, _>(i64::from(page.offset))
             .load(conn)?;
@@ -193,6 +266,10 @@ impl ConversationStore for PgStore {
                         last_message,
                         unread_count: u64::try_from(row.unread_count).unwrap_or(0),
                         last_activity_at,
+                        settings: MemberSettings {
+                            muted_until: row.muted_until,
+                            archived: row.is_archived,
+                        },
                     })
                 })
                 .collect::<StorageResult<Vec<_>>>()
@@ -281,6 +358,71 @@ impl ConversationStore for PgStore {
             return Err(StoreError::Missing);
         }
         Ok(())
+    }
+
+    fn settings(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<MemberSettings>> {
+        let stored = self.read(|conn| stored_settings(conn, id.into(), user.into()))?;
+        Ok(stored.map(|stored| settings_at(stored, now)))
+    }
+
+    fn update_settings(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        update: &SettingsUpdate,
+        at: DateTime<Utc>,
+    ) -> StoreResult<SettingsChanged> {
+        let key = (Uuid::from(id), Uuid::from(user));
+        let changed = self.write(|conn| {
+            let exists = conversation_members::table
+                .find(key)
+                .select(conversation_members::user_id)
+                .first::<Uuid>(conn)
+                .optional()?
+                .is_some();
+            if !exists {
+                return Ok(None);
+            }
+            // The counter before the membership row, as appends take them: no deadlock.
+            let change = seq::take(conn)?;
+            let updated = diesel::update(conversation_members::table.find(key))
+                .set(SettingsChangeset {
+                    settings_seq: change.0,
+                    muted_until: update.muted_until,
+                    archived: update.archived,
+                    archived_seq: update.archived.map(|archived| archived.then_some(change.0)),
+                })
+                .execute(conn)?;
+            if updated == 0 {
+                // Removed in between: the seq stays a gap, which the feed skips.
+                return Ok(None);
+            }
+            let stored = stored_settings(conn, key.0, key.1)?;
+            Ok(stored.map(|stored| (stored, change)))
+        })?;
+        let (stored, seq) = changed.ok_or(StoreError::Missing)?;
+        Ok(SettingsChanged {
+            conversation_id: id,
+            user_id: user,
+            settings: settings_at(stored, at),
+            seq,
+        })
+    }
+
+    fn muted(&self, user: UserId, now: DateTime<Utc>) -> StoreResult<Vec<ConversationId>> {
+        self.read(|conn| {
+            let ids: Vec<Uuid> = conversation_members::table
+                .filter(conversation_members::user_id.eq(Uuid::from(user)))
+                .filter(conversation_members::muted_until.gt(now))
+                .select(conversation_members::conversation_id)
+                .load(conn)?;
+            Ok(ids.into_iter().map(ConversationId::from).collect())
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 
 use chat_domain::message::Seq;
 use chat_domain::ports::{ReadReceiptStore, StoreResult};
-use chat_domain::read_state::ReadMarker;
+use chat_domain::read_state::{MarkerSet, ReadMarker};
 use chat_domain::{ConversationId, StoreError, UserId};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use crate::PgStore;
 use crate::models::MemberRow;
-use crate::schema::conversation_members;
+use crate::schema::{conversation_members, messages};
+use crate::seq;
 
 #[derive(QueryableByName)]
 struct UnreadRow {
@@ -39,28 +40,101 @@ impl ReadReceiptStore for PgStore {
     ) -> StoreResult<ReadMarker> {
         let key = (Uuid::from(conversation), Uuid::from(user));
         let row = self.write(|conn| {
-            // Only forward: the row is re-checked under its lock, so of two nodes moving one
-            // marker at once the further move wins.
-            diesel::update(conversation_members::table.find(key))
-                .filter(conversation_members::last_read_seq.lt(seq.0))
-                .set((
-                    conversation_members::last_read_seq.eq(seq.0),
-                    conversation_members::read_at.eq(at),
-                ))
-                .execute(conn)?;
+            // A marker already there takes no seq and writes nothing.
+            let current: Option<i64> = conversation_members::table
+                .find(key)
+                .select(conversation_members::last_read_seq)
+                .first(conn)
+                .optional()?;
+            if current.is_some_and(|current| current < seq.0) {
+                // The counter before the membership row, as appends take them (an append
+                // moves its sender's marker): no deadlock. Only forward: the row is
+                // re-checked under its lock, so of two nodes moving one marker at once the
+                // further move wins (the nearer one's seq stays a gap).
+                let change = seq::take(conn)?;
+                diesel::update(conversation_members::table.find(key))
+                    .filter(conversation_members::last_read_seq.lt(seq.0))
+                    .set((
+                        conversation_members::last_read_seq.eq(seq.0),
+                        conversation_members::read_at.eq(at),
+                        conversation_members::marker_seq.eq(change.0),
+                    ))
+                    .execute(conn)?;
+            }
             Ok(conversation_members::table
                 .find(key)
-                .select(MemberRow::as_select())
+                .select((MemberRow::as_select(), conversation_members::marker_seq))
                 .first(conn)
                 .optional()?)
         })?;
-        let row = row.ok_or(StoreError::Missing)?;
+        let (row, marker_seq): (MemberRow, Option<i64>) = row.ok_or(StoreError::Missing)?;
         Ok(ReadMarker {
             conversation_id: conversation,
             user_id: user,
             last_read_seq: Seq(row.last_read_seq),
             read_at: row.read_at.unwrap_or(at),
+            seq: marker_seq.map(Seq),
         })
+    }
+
+    fn set_marker(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        seq: Seq,
+        at: DateTime<Utc>,
+    ) -> StoreResult<MarkerSet> {
+        let key = (Uuid::from(conversation), Uuid::from(user));
+        let set = self.write(|conn| {
+            // The newest message at or below `seq`: a range scan of (conversation_id, seq).
+            let onto: Option<(i64, Uuid)> = messages::table
+                .filter(messages::conversation_id.eq(key.0))
+                .filter(messages::seq.le(seq.0))
+                .order(messages::seq.desc())
+                .select((messages::seq, messages::id))
+                .first(conn)
+                .optional()?;
+            let last_read_seq = onto.map_or(0, |(seq, _)| seq);
+            let unread: i64 = messages::table
+                .filter(messages::conversation_id.eq(key.0))
+                .filter(messages::seq.gt(last_read_seq))
+                .filter(messages::sender_id.ne(key.1))
+                .count()
+                .get_result(conn)?;
+            // The counter before the membership row, as appends take them: no deadlock.
+            let change = seq::take(conn)?;
+            let previous: Option<i64> = conversation_members::table
+                .find(key)
+                .select(conversation_members::last_read_seq)
+                .for_update()
+                .first(conn)
+                .optional()?;
+            if previous.is_some() {
+                diesel::update(conversation_members::table.find(key))
+                    .set((
+                        conversation_members::last_read_seq.eq(last_read_seq),
+                        conversation_members::read_at.eq(at),
+                        conversation_members::marker_seq.eq(change.0),
+                    ))
+                    .execute(conn)?;
+            }
+            let Some(previous) = previous else {
+                return Ok(None);
+            };
+            Ok(Some(MarkerSet {
+                marker: ReadMarker {
+                    conversation_id: conversation,
+                    user_id: user,
+                    last_read_seq: Seq(last_read_seq),
+                    read_at: at,
+                    seq: Some(change),
+                },
+                message_id: onto.map(|(_, id)| id.into()),
+                previous: Seq(previous),
+                unread_count: u64::try_from(unread).unwrap_or(0),
+            }))
+        })?;
+        set.ok_or(StoreError::Missing)
     }
 
     fn unread_counts(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
