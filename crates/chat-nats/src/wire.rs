@@ -12,7 +12,9 @@ use chat_domain::conversation::{
 };
 use chat_domain::events::DomainEvent;
 use chat_domain::message::{ClientMessageId, Message, MessageContent, MessageView, Seq};
-use chat_domain::read_state::{ReadMarker, ReadReceipt};
+use chat_domain::read_state::{
+    MarkerSet, MemberSettings, ReadMarker, ReadReceipt, SettingsChanged,
+};
 use chat_domain::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -96,6 +98,20 @@ pub enum WireEvent {
         audience: Vec<Uuid>,
         at: DateTime<Utc>,
     },
+    ReadMarkerSet {
+        set: WireMarkerSet,
+        audience: Vec<Uuid>,
+        at: DateTime<Utc>,
+    },
+    SettingsChanged {
+        conversation_id: Uuid,
+        user_id: Uuid,
+        muted_until: Option<DateTime<Utc>>,
+        archived: bool,
+        seq: i64,
+        audience: Vec<Uuid>,
+        at: DateTime<Utc>,
+    },
     Typing {
         conversation_id: Uuid,
         user_id: Uuid,
@@ -138,6 +154,9 @@ pub struct WireReceipt {
     pub user_id: Uuid,
     pub last_read_seq: i64,
     pub read_at: DateTime<Utc>,
+    /// The move's place in the change feed; absent from nodes older than the feed.
+    #[serde(default)]
+    pub seq: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -204,6 +223,24 @@ impl From<&DomainEvent> for WireEvent {
                 audience: uuids(audience),
                 at: *at,
             },
+            DomainEvent::ReadMarkerSet { set, audience, at } => WireEvent::ReadMarkerSet {
+                set: set.into(),
+                audience: uuids(audience),
+                at: *at,
+            },
+            DomainEvent::SettingsChanged {
+                change,
+                audience,
+                at,
+            } => WireEvent::SettingsChanged {
+                conversation_id: change.conversation_id.as_uuid(),
+                user_id: change.user_id.as_uuid(),
+                muted_until: change.settings.muted_until,
+                archived: change.settings.archived,
+                seq: change.seq.0,
+                audience: uuids(audience),
+                at: *at,
+            },
             DomainEvent::Typing {
                 conversation_id,
                 user_id,
@@ -263,6 +300,32 @@ impl TryFrom<WireEvent> for DomainEvent {
                 at,
             } => DomainEvent::MessageRead {
                 receipt: receipt.into(),
+                audience: users(audience),
+                at,
+            },
+            WireEvent::ReadMarkerSet { set, audience, at } => DomainEvent::ReadMarkerSet {
+                set: set.into(),
+                audience: users(audience),
+                at,
+            },
+            WireEvent::SettingsChanged {
+                conversation_id,
+                user_id,
+                muted_until,
+                archived,
+                seq,
+                audience,
+                at,
+            } => DomainEvent::SettingsChanged {
+                change: SettingsChanged {
+                    conversation_id: conversation_id.into(),
+                    user_id: user_id.into(),
+                    settings: MemberSettings {
+                        muted_until,
+                        archived,
+                    },
+                    seq: Seq(seq),
+                },
                 audience: users(audience),
                 at,
             },
@@ -356,6 +419,51 @@ impl TryFrom<WireMessageView> for MessageView {
     }
 }
 
+/// [`MarkerSet`] on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireMarkerSet {
+    pub conversation_id: Uuid,
+    pub user_id: Uuid,
+    pub last_read_seq: i64,
+    pub read_at: DateTime<Utc>,
+    pub seq: Option<i64>,
+    pub message_id: Option<Uuid>,
+    pub previous: i64,
+    pub unread_count: u64,
+}
+
+impl From<&MarkerSet> for WireMarkerSet {
+    fn from(set: &MarkerSet) -> Self {
+        Self {
+            conversation_id: set.marker.conversation_id.as_uuid(),
+            user_id: set.marker.user_id.as_uuid(),
+            last_read_seq: set.marker.last_read_seq.0,
+            read_at: set.marker.read_at,
+            seq: set.marker.seq.map(|seq| seq.0),
+            message_id: set.message_id.map(|id| id.as_uuid()),
+            previous: set.previous.0,
+            unread_count: set.unread_count,
+        }
+    }
+}
+
+impl From<WireMarkerSet> for MarkerSet {
+    fn from(w: WireMarkerSet) -> Self {
+        MarkerSet {
+            marker: ReadMarker {
+                conversation_id: w.conversation_id.into(),
+                user_id: w.user_id.into(),
+                last_read_seq: Seq(w.last_read_seq),
+                read_at: w.read_at,
+                seq: w.seq.map(Seq),
+            },
+            message_id: w.message_id.map(MessageId::from),
+            previous: Seq(w.previous),
+            unread_count: w.unread_count,
+        }
+    }
+}
+
 impl From<&ReadReceipt> for WireReceipt {
     fn from(r: &ReadReceipt) -> Self {
         Self {
@@ -364,6 +472,7 @@ impl From<&ReadReceipt> for WireReceipt {
             user_id: r.marker.user_id.as_uuid(),
             last_read_seq: r.marker.last_read_seq.0,
             read_at: r.marker.read_at,
+            seq: r.marker.seq.map(|seq| seq.0),
         }
     }
 }
@@ -377,6 +486,7 @@ impl From<WireReceipt> for ReadReceipt {
                 user_id: w.user_id.into(),
                 last_read_seq: Seq(w.last_read_seq),
                 read_at: w.read_at,
+                seq: w.seq.map(Seq),
             },
         }
     }
@@ -538,9 +648,65 @@ pub fn sample_events() -> Vec<DomainEvent> {
                     user_id: bob,
                     last_read_seq: Seq(42),
                     read_at: now,
+                    seq: Some(Seq(43)),
                 },
             },
             audience: vec![alice, bob],
+            at: now,
+        },
+        DomainEvent::ReadMarkerSet {
+            set: MarkerSet {
+                marker: ReadMarker {
+                    conversation_id,
+                    user_id: bob,
+                    last_read_seq: Seq(40),
+                    read_at: now,
+                    seq: Some(Seq(44)),
+                },
+                message_id: Some(MessageId::new()),
+                previous: Seq(42),
+                unread_count: 2,
+            },
+            audience: vec![bob],
+            at: now,
+        },
+        DomainEvent::ReadMarkerSet {
+            set: MarkerSet {
+                marker: ReadMarker {
+                    conversation_id,
+                    user_id: bob,
+                    last_read_seq: Seq::ZERO,
+                    read_at: now,
+                    seq: Some(Seq(45)),
+                },
+                message_id: None,
+                previous: Seq(40),
+                unread_count: 3,
+            },
+            audience: vec![bob],
+            at: now,
+        },
+        DomainEvent::SettingsChanged {
+            change: SettingsChanged {
+                conversation_id,
+                user_id: bob,
+                settings: MemberSettings {
+                    muted_until: Some(now),
+                    archived: true,
+                },
+                seq: Seq(46),
+            },
+            audience: vec![bob],
+            at: now,
+        },
+        DomainEvent::SettingsChanged {
+            change: SettingsChanged {
+                conversation_id,
+                user_id: bob,
+                settings: MemberSettings::default(),
+                seq: Seq(47),
+            },
+            audience: vec![bob],
             at: now,
         },
         DomainEvent::Typing {
@@ -605,7 +771,27 @@ mod tests {
             // is in its Debug output, so equal Debug output is equal events.
             assert_eq!(format!("{:?}", round_trip(event)), format!("{event:?}"));
         }
-        assert_eq!(kinds.len(), 5, "every DomainEvent variant is sampled");
+        assert_eq!(kinds.len(), 7, "every DomainEvent variant is sampled");
+    }
+
+    #[test]
+    fn a_read_receipt_from_a_node_older_than_the_change_feed_decodes_without_a_seq() {
+        let old = format!(
+            r#"{{"node":"{node}","body":{{"event":{{"type":"message_read","receipt":{{
+                "message_id":"{id}","conversation_id":"{id}","user_id":"{id}",
+                "last_read_seq":3,"read_at":"2026-12-06T10:00:00Z"}},
+                "audience":[],"at":"2026-12-06T10:00:00Z"}}}}}}"#,
+            node = Uuid::nil(),
+            id = Uuid::new_v4(),
+        );
+        let Body::Event(wire) = Envelope::decode(old.as_bytes()).expect("decodes").body else {
+            panic!("not an event envelope")
+        };
+        let Ok(DomainEvent::MessageRead { receipt, .. }) = DomainEvent::try_from(wire) else {
+            panic!("not a read receipt")
+        };
+        assert_eq!(receipt.marker.seq, None);
+        assert_eq!(receipt.marker.last_read_seq, Seq(3));
     }
 
     #[test]
