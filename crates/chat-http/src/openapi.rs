@@ -5,7 +5,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, conversations, health, messages, users};
+use crate::routes::{auth, conversations, health, member_state, messages, users};
 use crate::ws;
 
 #[derive(OpenApi)]
@@ -36,6 +36,8 @@ use crate::ws;
         conversations::remove_member,
         conversations::send_message,
         conversations::list_messages,
+        member_state::set_read_marker,
+        member_state::update_settings,
         messages::mark_read,
         messages::unread_count,
         ws::connect,

@@ -104,6 +104,10 @@ pub struct ConversationResponse {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub participants: Vec<ParticipantResponse>,
+    /// Your own mute: muted until then; null: not muted.
+    pub muted_until: Option<DateTime<Utc>>,
+    /// Whether you archived it (and no message arrived since, unless you muted it).
+    pub archived: bool,
 }
 
 impl From<ConversationDetails> for ConversationResponse {
@@ -118,6 +122,8 @@ impl From<ConversationDetails> for ConversationResponse {
             created_at: c.created_at,
             updated_at: c.updated_at,
             participants: details.participants.into_iter().map(Into::into).collect(),
+            muted_until: details.settings.muted_until,
+            archived: details.settings.archived,
         }
     }
 }
@@ -139,6 +145,7 @@ impl From<ConversationSummary> for ConversationSummaryResponse {
             conversation: ConversationDetails {
                 conversation: s.conversation,
                 participants: s.participants,
+                settings: s.settings,
             }
             .into(),
             last_message: s.last_message.map(Into::into),

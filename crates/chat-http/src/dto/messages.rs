@@ -115,6 +115,10 @@ pub struct ReadReceiptResponse {
     pub last_read_seq: i64,
     #[serde(serialize_with = "super::time::rfc3339")]
     pub read_at: DateTime<Utc>,
+    /// The place in the change feed of the marker's latest move by marking read or setting
+    /// it; absent while it only ever moved by you sending.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub seq: Option<i64>,
 }
 
 impl From<ReadReceipt> for ReadReceiptResponse {
@@ -125,14 +129,25 @@ impl From<ReadReceipt> for ReadReceiptResponse {
             user_id: receipt.marker.user_id.as_uuid(),
             last_read_seq: receipt.marker.last_read_seq.0,
             read_at: receipt.marker.read_at,
+            seq: receipt.marker.seq.map(|seq| seq.0),
         }
     }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "unread_count": 2,
+    "conversations": [
+        {"conversation_id": "7d6b4c2e-3f0a-4f8e-9a51-2c1d0e9b8a77", "unread_count": 2, "muted": false},
+        {"conversation_id": "1c3e5a7b-9d0f-4b2a-8c6e-4f1a3b5c7d99", "unread_count": 5, "muted": true}
+    ]
+}))]
 pub struct UnreadCountResponse {
+    /// The badge: the sum of `unread_count` over the conversations that are not muted.
+    /// A muted conversation's unread messages are left out here and counted only in its own
+    /// entry below.
     pub unread_count: u64,
-    /// Only conversations with unread messages.
+    /// Only conversations with unread messages, muted ones included.
     pub conversations: Vec<ConversationUnread>,
 }
 
@@ -140,6 +155,8 @@ pub struct UnreadCountResponse {
 pub struct ConversationUnread {
     pub conversation_id: Uuid,
     pub unread_count: u64,
+    /// You muted the conversation: its count is not in the total.
+    pub muted: bool,
 }
 
 impl From<UnreadCounts> for UnreadCountResponse {
@@ -152,6 +169,7 @@ impl From<UnreadCounts> for UnreadCountResponse {
                 .map(|(id, n)| ConversationUnread {
                     conversation_id: id.as_uuid(),
                     unread_count: n,
+                    muted: counts.muted.contains(&id),
                 })
                 .collect(),
         }

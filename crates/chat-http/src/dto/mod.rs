@@ -2,6 +2,7 @@
 //! domain types. Field names here are the public contract.
 
 pub mod conversations;
+pub mod member_state;
 pub mod messages;
 mod time;
 pub mod users;

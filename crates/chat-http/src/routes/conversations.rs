@@ -10,8 +10,9 @@ use uuid::Uuid;
 use crate::auth::CurrentUser;
 use crate::dto::conversations::{
     AddMembersBody, ConversationResponse, ConversationSummaryResponse, CreateConversationBody,
-    PageParams, RenameConversationBody, SetRoleBody,
+    RenameConversationBody, SetRoleBody,
 };
+use crate::dto::member_state::InboxParams;
 use crate::dto::messages::{HistoryCursorParams, HistoryParams, MessageResponse, SendMessageBody};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Query};
@@ -100,9 +101,13 @@ pub async fn create_conversation(
 }
 
 /// Your conversations, most recent activity first.
+///
+/// `?archived=false` is the inbox proper, `?archived=true` the archive; left out, every
+/// conversation is listed, archived or not. Each carries your own `muted_until` and
+/// `archived`.
 #[utoipa::path(
     get, path = "/api/v1/conversations", tag = "conversations",
-    params(PageParams),
+    params(InboxParams),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "Your inbox", body = [ConversationSummaryResponse]),
@@ -113,12 +118,13 @@ pub async fn create_conversation(
 pub async fn list_conversations(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
-    params: Query<PageParams>,
+    params: Query<InboxParams>,
 ) -> Result<web::Json<Vec<ConversationSummaryResponse>>, ApiError> {
     let page = Page::parse(params.limit, params.offset)
         .map_err(|e| ApiError::validation(e.field, e.message))?;
+    let archived = params.archived;
     let inbox = state
-        .run(move |s| s.conversations.inbox(user.id, page))
+        .run(move |s| s.conversations.inbox(user.id, page, archived))
         .await?;
     Ok(web::Json(inbox.into_iter().map(Into::into).collect()))
 }

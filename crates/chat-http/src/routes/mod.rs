@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod conversations;
 pub mod health;
+pub mod member_state;
 pub mod messages;
 pub mod users;
 
@@ -18,6 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // Most traffic is conversations and messages: their routes are tried first.
         web::scope("/api/v1")
             .configure(conversations::configure)
+            .configure(member_state::configure)
             .configure(messages::configure)
             .configure(auth::configure)
             .configure(users::configure)

@@ -27,6 +27,11 @@ pub enum ClientFrame {
     MarkRead {
         message_id: Uuid,
     },
+    /// Set your read marker in a conversation, back ("mark unread") or forward.
+    SetReadMarker {
+        conversation_id: Uuid,
+        last_read_seq: i64,
+    },
     Typing {
         conversation_id: Uuid,
         #[serde(default = "default_true")]
@@ -43,7 +48,14 @@ fn default_true() -> bool {
     true
 }
 
-const CLIENT_TYPES: &[&str] = &["message", "mark_read", "typing", "sync", "ping"];
+const CLIENT_TYPES: &[&str] = &[
+    "message",
+    "mark_read",
+    "set_read_marker",
+    "typing",
+    "sync",
+    "ping",
+];
 
 /// Why a client frame was refused; sent back as an `error` frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,10 +125,30 @@ pub enum ServerFrame {
         timestamp: DateTime<Utc>,
     },
     MessageRead {
+        /// The move's place in the change feed; absent on the answer to a `mark_read` that
+        /// moved nothing, when the marker never moved but by sending.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<i64>,
         message_id: Uuid,
         conversation_id: Uuid,
         user_id: Uuid,
         last_read_seq: i64,
+        timestamp: DateTime<Utc>,
+    },
+    /// Your own read marker was set (by you, on any of your devices).
+    ReadMarkerUpdated {
+        seq: i64,
+        conversation_id: Uuid,
+        last_read_seq: i64,
+        unread_count: u64,
+        timestamp: DateTime<Utc>,
+    },
+    /// Your own settings of a conversation changed (on any of your devices).
+    ConversationSettingsUpdated {
+        seq: i64,
+        conversation_id: Uuid,
+        muted_until: Option<DateTime<Utc>>,
+        archived: bool,
         timestamp: DateTime<Utc>,
     },
     UserTyping {
@@ -182,6 +214,7 @@ impl ServerFrame {
     /// A read marker as it now stands.
     pub fn message_read(receipt: &ReadReceipt, timestamp: DateTime<Utc>) -> Self {
         ServerFrame::MessageRead {
+            seq: receipt.marker.seq.map(|seq| seq.0),
             message_id: receipt.message_id.as_uuid(),
             conversation_id: receipt.marker.conversation_id.as_uuid(),
             user_id: receipt.marker.user_id.as_uuid(),
@@ -200,6 +233,22 @@ impl ServerFrame {
                 timestamp: *at,
             },
             DomainEvent::MessageRead { receipt, at, .. } => Self::message_read(receipt, *at),
+            DomainEvent::ReadMarkerSet { set, at, .. } => ServerFrame::ReadMarkerUpdated {
+                seq: set.marker.seq.map_or(0, |seq| seq.0),
+                conversation_id: set.marker.conversation_id.as_uuid(),
+                last_read_seq: set.marker.last_read_seq.0,
+                unread_count: set.unread_count,
+                timestamp: *at,
+            },
+            DomainEvent::SettingsChanged { change, at, .. } => {
+                ServerFrame::ConversationSettingsUpdated {
+                    seq: change.seq.0,
+                    conversation_id: change.conversation_id.as_uuid(),
+                    muted_until: change.settings.muted_until,
+                    archived: change.settings.archived,
+                    timestamp: *at,
+                }
+            }
             DomainEvent::Typing {
                 conversation_id,
                 user_id,
@@ -347,10 +396,18 @@ mod tests {
         use serde_json::{Map, json};
 
         /// The client frame types, as docs/websocket.md lists them.
-        const DOCUMENTED_TYPES: [&str; 5] = ["message", "mark_read", "typing", "sync", "ping"];
+        const DOCUMENTED_TYPES: [&str; 6] = [
+            "message",
+            "mark_read",
+            "set_read_marker",
+            "typing",
+            "sync",
+            "ping",
+        ];
 
         /// Every field name some client frame uses, and `ref`.
-        const FIELDS: [&str; 8] = [
+        const FIELDS: [&str; 9] = [
+            "last_read_seq",
             "conversation_id",
             "recipient_id",
             "content",
@@ -462,6 +519,15 @@ mod tests {
                     message_id: uuid(object, "message_id", true)
                         .map_err(mistyped)?
                         .unwrap_or_default(),
+                }),
+                "set_read_marker" => Ok(ClientFrame::SetReadMarker {
+                    conversation_id: uuid(object, "conversation_id", true)
+                        .map_err(mistyped)?
+                        .unwrap_or_default(),
+                    last_read_seq: object
+                        .get("last_read_seq")
+                        .and_then(Value::as_i64)
+                        .ok_or("invalid_frame")?,
                 }),
                 "typing" => Ok(ClientFrame::Typing {
                     conversation_id: uuid(object, "conversation_id", true)

@@ -466,6 +466,18 @@ async fn handle_text(
                     (!moved).then(|| ServerFrame::message_read(&receipt, receipt.marker.read_at))
                 })
         }
+        ClientFrame::SetReadMarker {
+            conversation_id,
+            last_read_seq,
+        } => {
+            let id = ConversationId::from(conversation_id);
+            // The answer is `read_marker_updated`, which reaches every connection of the
+            // user, this one included, through the hub.
+            state
+                .run(move |s| s.messages.set_read_marker(user, id, last_read_seq))
+                .await
+                .map(|_| None)
+        }
         ClientFrame::Typing {
             conversation_id,
             is_typing,
