@@ -411,6 +411,30 @@ fn cases() -> Vec<Case> {
             owner: 200,
         },
         Case {
+            name: "set read marker",
+            method: Method::PUT,
+            template: "/api/v1/conversations/{conversation_id}/read",
+            path: |_, g| format!("/api/v1/conversations/{}/read", g.id),
+            body: |_| Some(json!({"last_read_seq": 0})),
+            fresh_cast: false,
+            outsider: 404,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
+            name: "settings",
+            method: Method::PUT,
+            template: "/api/v1/conversations/{conversation_id}/settings",
+            path: |_, g| format!("/api/v1/conversations/{}/settings", g.id),
+            body: |_| Some(json!({"archived": true, "muted_until": "2099-01-01T00:00:00Z"})),
+            fresh_cast: false,
+            outsider: 404,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
             name: "unread count",
             method: Method::GET,
             template: "/api/v1/messages/unread/count",
@@ -652,6 +676,7 @@ async fn every_websocket_frame_about_a_conversation_is_refused_to_outsiders_and_
     let frames = [
         json!({"type": "message", "conversation_id": group.id, "content": "hi", "client_message_id": "authz"}),
         json!({"type": "mark_read", "message_id": group.message}),
+        json!({"type": "set_read_marker", "conversation_id": group.id, "last_read_seq": 0}),
         json!({"type": "typing", "conversation_id": group.id}),
         json!({"type": "typing", "conversation_id": group.id, "is_typing": false}),
     ];

@@ -14,6 +14,7 @@ mod edge;
 mod errors;
 mod idempotency;
 mod limits;
+mod member_state;
 mod messages;
 mod operations;
 mod postgres;
