@@ -386,7 +386,7 @@ mod tests {
     use crate::fakes::World;
     use crate::ports::UserStore;
     use crate::service::CreateConversation;
-    use chrono::Utc;
+    use chrono::{DateTime, Utc};
 
     struct Chat {
         world: World,
@@ -753,6 +753,113 @@ mod tests {
             chat.world.events.take().len(),
             1,
             "only the stored one is announced"
+        );
+    }
+
+    #[test]
+    fn setting_the_marker_back_tells_only_the_readers_devices_and_forward_the_others_too() {
+        let chat = chat();
+        let first = send(&chat, chat.alice, "one");
+        let second = send(&chat, chat.alice, "two");
+        let messages = &chat.world.services.messages;
+        messages.mark_read(chat.bob, second.message.id).unwrap();
+        chat.world.events.take();
+
+        let back = messages
+            .set_read_marker(chat.bob, chat.group, first.message.seq.0)
+            .unwrap();
+        assert_eq!(back.marker.last_read_seq, first.message.seq);
+        assert_eq!(back.unread_count, 1);
+        let events = chat.world.events.take();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(matches!(&events[0], DomainEvent::ReadMarkerSet { set, audience, .. }
+            if *set == back && *audience == vec![chat.bob]));
+
+        let forward = messages
+            .set_read_marker(chat.bob, chat.group, i64::MAX)
+            .unwrap();
+        assert_eq!(forward.marker.last_read_seq, second.message.seq);
+        assert_eq!(forward.message_id, Some(second.message.id));
+        let events = chat.world.events.take();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(matches!(&events[0], DomainEvent::ReadMarkerSet { audience, .. }
+            if *audience == vec![chat.bob]));
+        let DomainEvent::MessageRead {
+            receipt, audience, ..
+        } = &events[1]
+        else {
+            panic!("a move forward is a read receipt: {events:?}")
+        };
+        assert_eq!(receipt.message_id, second.message.id);
+        assert_eq!(receipt.marker.seq, forward.marker.seq);
+        let mut audience = audience.clone();
+        audience.sort();
+        let mut others = vec![chat.alice, chat.carol];
+        others.sort();
+        assert_eq!(audience, others, "the reader's own devices got the marker");
+    }
+
+    #[test]
+    fn a_negative_marker_is_invalid_and_an_outsider_has_no_marker_to_set() {
+        let chat = chat();
+        send(&chat, chat.alice, "one");
+        let outsider = chat.world.user("dave");
+        chat.world.events.take();
+        let messages = &chat.world.services.messages;
+        assert!(matches!(
+            messages.set_read_marker(chat.bob, chat.group, -1),
+            Err(DomainError::Validation(_))
+        ));
+        assert!(matches!(
+            messages.set_read_marker(outsider, chat.group, 0),
+            Err(DomainError::NotFound {
+                resource: Resource::Conversation,
+                ..
+            })
+        ));
+        assert!(chat.world.events.take().is_empty());
+    }
+
+    #[test]
+    fn muted_conversations_stay_out_of_the_total_but_keep_their_count() {
+        let chat = chat();
+        let direct = direct_with_bob(&chat);
+        send(&chat, chat.alice, "group one");
+        send(&chat, chat.alice, "group two");
+        chat.world
+            .services
+            .messages
+            .send(chat.alice, direct, SendMessage {
+                content: "direct".into(),
+                client_message_id: None,
+            })
+            .unwrap();
+        let mute = |until| {
+            chat.world
+                .services
+                .conversations
+                .update_settings(
+                    chat.bob,
+                    chat.group,
+                    crate::read_state::SettingsUpdate {
+                        muted_until: Some(until),
+                        archived: None,
+                    },
+                )
+                .unwrap()
+        };
+        let muted = mute(Some(Utc::now() + chrono::Duration::days(36500)));
+        assert!(muted.settings.muted_until.is_some());
+        let counts = chat.world.services.messages.unread_counts(chat.bob).unwrap();
+        assert_eq!(counts.total, 1);
+        assert_eq!(counts.muted, vec![chat.group]);
+        assert_eq!(counts.conversations.len(), 2);
+        // A mute that already ended is no mute.
+        let ended = mute(Some(DateTime::<Utc>::MIN_UTC));
+        assert_eq!(ended.settings.muted_until, None);
+        assert_eq!(
+            chat.world.services.messages.unread_counts(chat.bob).unwrap().total,
+            3
         );
     }
 }
