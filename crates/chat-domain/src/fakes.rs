@@ -358,12 +358,7 @@ impl ConversationStore for MemoryStore {
             .collect())
     }
 
-    fn inbox(
-        &self,
-        user: UserId,
-        page: Page,
-        filter: InboxFilter,
-    ) -> StoreResult<Vec<InboxEntry>> {
+    fn inbox(&self, user: UserId, page: Page, filter: InboxFilter) -> StoreResult<Vec<InboxEntry>> {
         let state = self.state();
         let mut entries: Vec<InboxEntry> = state
             .conversations
@@ -376,7 +371,10 @@ impl ConversationStore for MemoryStore {
                     .filter(|m| m.seq > me.last_read_seq && m.sender_id != user)
                     .count() as u64;
                 let settings = state.settings_of(c.id, user, filter.now);
-                if filter.archived.is_some_and(|wanted| wanted != settings.archived) {
+                if filter
+                    .archived
+                    .is_some_and(|wanted| wanted != settings.archived)
+                {
                     return None;
                 }
                 Some(InboxEntry {
@@ -716,8 +714,7 @@ impl ReadReceiptStore for MemoryStore {
         let onto = state
             .messages
             .iter()
-            .filter(|m| m.conversation_id == conversation && m.seq <= seq)
-            .next_back()
+            .rfind(|m| m.conversation_id == conversation && m.seq <= seq)
             .map(|m| (m.seq, m.id));
         let last_read_seq = onto.map_or(Seq::ZERO, |(seq, _)| seq);
         let change = state.take_seq();

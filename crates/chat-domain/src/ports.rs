@@ -74,8 +74,7 @@ pub trait ConversationStore: Send + Sync {
     /// The user's conversations that pass the filter, most recent activity first, each with
     /// its last message, the user's unread count and the user's settings. A conversation is
     /// archived for the filter as [`MemberSettings::still_archived`] says, at `filter.now`.
-    fn inbox(&self, user: UserId, page: Page, filter: InboxFilter)
-    -> StoreResult<Vec<InboxEntry>>;
+    fn inbox(&self, user: UserId, page: Page, filter: InboxFilter) -> StoreResult<Vec<InboxEntry>>;
     /// The member's own settings, `archived` as it stands at `now`; `None` for a non-member.
     fn settings(
         &self,

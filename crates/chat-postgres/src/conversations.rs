@@ -208,12 +208,7 @@ impl ConversationStore for PgStore {
         })
     }
 
-    fn inbox(
-        &self,
-        user: UserId,
-        page: Page,
-        filter: InboxFilter,
-    ) -> StoreResult<Vec<InboxEntry>> {
+    fn inbox(&self, user: UserId, page: Page, filter: InboxFilter) -> StoreResult<Vec<InboxEntry>> {
         let wanted = match filter.archived {
             None => "",
             Some(true) => "WHERE is_archived ",

@@ -223,12 +223,7 @@ impl ConversationStore for SqliteStore {
         })
     }
 
-    fn inbox(
-        &self,
-        user: UserId,
-        page: Page,
-        filter: InboxFilter,
-    ) -> StoreResult<Vec<InboxEntry>> {
+    fn inbox(&self, user: UserId, page: Page, filter: InboxFilter) -> StoreResult<Vec<InboxEntry>> {
         let wanted = match filter.archived {
             None => "",
             Some(true) => "AND is_archived ",

@@ -111,9 +111,7 @@ impl ReadReceiptStore for SqliteStore {
                 .filter(messages::sender_id.ne(&user_key))
                 .count()
                 .get_result(conn)?;
-            let message_id = onto
-                .map(|(_, raw)| id("message id", &raw))
-                .transpose()?;
+            let message_id = onto.map(|(_, raw)| id("message id", &raw)).transpose()?;
             Ok(Some(MarkerSet {
                 marker: ReadMarker {
                     conversation_id: conversation,

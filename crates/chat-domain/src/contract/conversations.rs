@@ -4,7 +4,7 @@
 use crate::ConversationId;
 use crate::StoreError;
 use crate::UserId;
-use crate::contract::{everything, Fixture, Stores, sorted};
+use crate::contract::{Fixture, Stores, everything, sorted};
 use crate::conversation::{ConversationKind, ConversationName, Member, NewConversation, Role};
 use crate::message::Seq;
 use crate::paging::Page;
@@ -203,7 +203,12 @@ pub fn removing_a_member_hides_the_conversation_and_its_messages_from_them<S: St
         .map(|m| m.user_id)
         .collect();
     assert_eq!(ids, [a]);
-    assert!(store.inbox(b, Page::default(), everything()).unwrap().is_empty());
+    assert!(
+        store
+            .inbox(b, Page::default(), everything())
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.since(b, Seq::ZERO, 10).unwrap().is_empty());
     assert_eq!(store.last_seq_for(b).unwrap(), Seq::ZERO);
     assert!(store.unread_counts(b).unwrap().is_empty());
@@ -211,7 +216,10 @@ pub fn removing_a_member_hides_the_conversation_and_its_messages_from_them<S: St
         f.append(&f.message(g, b, "late")),
         Err(StoreError::Missing)
     ));
-    assert_eq!(store.inbox(a, Page::default(), everything()).unwrap().len(), 1);
+    assert_eq!(
+        store.inbox(a, Page::default(), everything()).unwrap().len(),
+        1
+    );
 }
 
 /// `set_role` changes a member's role and `with_role` finds the conversations where a user

@@ -1,7 +1,7 @@
 //! The rules of [`ReadReceiptStore`](crate::ports::ReadReceiptStore) and of what the inbox
 //! derives from read markers.
 
-use crate::contract::{everything, Fixture, Stores, sorted};
+use crate::contract::{Fixture, Stores, everything, sorted};
 use crate::message::Seq;
 use crate::paging::Page;
 use crate::ports::ConversationStore;

@@ -772,8 +772,10 @@ mod tests {
         assert_eq!(back.unread_count, 1);
         let events = chat.world.events.take();
         assert_eq!(events.len(), 1, "{events:?}");
-        assert!(matches!(&events[0], DomainEvent::ReadMarkerSet { set, audience, .. }
-            if *set == back && *audience == vec![chat.bob]));
+        assert!(
+            matches!(&events[0], DomainEvent::ReadMarkerSet { set, audience, .. }
+            if *set == back && *audience == vec![chat.bob])
+        );
 
         let forward = messages
             .set_read_marker(chat.bob, chat.group, i64::MAX)
@@ -782,8 +784,10 @@ mod tests {
         assert_eq!(forward.message_id, Some(second.message.id));
         let events = chat.world.events.take();
         assert_eq!(events.len(), 2, "{events:?}");
-        assert!(matches!(&events[0], DomainEvent::ReadMarkerSet { audience, .. }
-            if *audience == vec![chat.bob]));
+        assert!(
+            matches!(&events[0], DomainEvent::ReadMarkerSet { audience, .. }
+            if *audience == vec![chat.bob])
+        );
         let DomainEvent::MessageRead {
             receipt, audience, ..
         } = &events[1]
@@ -829,10 +833,14 @@ mod tests {
         chat.world
             .services
             .messages
-            .send(chat.alice, direct, SendMessage {
-                content: "direct".into(),
-                client_message_id: None,
-            })
+            .send(
+                chat.alice,
+                direct,
+                SendMessage {
+                    content: "direct".into(),
+                    client_message_id: None,
+                },
+            )
             .unwrap();
         let mute = |until| {
             chat.world
@@ -850,7 +858,12 @@ mod tests {
         };
         let muted = mute(Some(Utc::now() + chrono::Duration::days(36500)));
         assert!(muted.settings.muted_until.is_some());
-        let counts = chat.world.services.messages.unread_counts(chat.bob).unwrap();
+        let counts = chat
+            .world
+            .services
+            .messages
+            .unread_counts(chat.bob)
+            .unwrap();
         assert_eq!(counts.total, 1);
         assert_eq!(counts.muted, vec![chat.group]);
         assert_eq!(counts.conversations.len(), 2);
@@ -858,7 +871,12 @@ mod tests {
         let ended = mute(Some(DateTime::<Utc>::MIN_UTC));
         assert_eq!(ended.settings.muted_until, None);
         assert_eq!(
-            chat.world.services.messages.unread_counts(chat.bob).unwrap().total,
+            chat.world
+                .services
+                .messages
+                .unread_counts(chat.bob)
+                .unwrap()
+                .total,
             3
         );
     }

@@ -12,7 +12,12 @@ use crate::helpers::{TestApp, TestUser, spawn_app};
 
 const SILENCE: Duration = Duration::from_millis(300);
 
-async fn set_marker(app: &TestApp, user: &TestUser, conversation: &str, seq: Value) -> reqwest::Response {
+async fn set_marker(
+    app: &TestApp,
+    user: &TestUser,
+    conversation: &str,
+    seq: Value,
+) -> reqwest::Response {
     app.put(
         &format!("/api/v1/conversations/{conversation}/read"),
         &user.token,
@@ -56,14 +61,19 @@ async fn inbox(app: &TestApp, user: &TestUser, query: &str) -> Vec<String> {
 
 async fn details(app: &TestApp, user: &TestUser, conversation: &str) -> Value {
     let response = app
-        .get(&format!("/api/v1/conversations/{conversation}"), &user.token)
+        .get(
+            &format!("/api/v1/conversations/{conversation}"),
+            &user.token,
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
 }
 
 fn seq(value: &Value) -> i64 {
-    value.as_i64().unwrap_or_else(|| panic!("{value} is not a seq"))
+    value
+        .as_i64()
+        .unwrap_or_else(|| panic!("{value} is not a seq"))
 }
 
 #[tokio::test]
@@ -117,7 +127,10 @@ async fn marking_unread_moves_the_marker_back_and_tells_only_the_readers_own_dev
 
     assert_eq!(unread(&app, &bob).await["unread_count"], 2);
     let history: Vec<Value> = app
-        .get(&format!("/api/v1/conversations/{direct}/messages"), &bob.token)
+        .get(
+            &format!("/api/v1/conversations/{direct}/messages"),
+            &bob.token,
+        )
         .await
         .json()
         .await
@@ -126,9 +139,17 @@ async fn marking_unread_moves_the_marker_back_and_tells_only_the_readers_own_dev
     assert_eq!(read, [true, false, false]);
 
     // Zero marks everything unread.
-    let none: Value = set_marker(&app, &bob, &direct, json!(0)).await.json().await.unwrap();
+    let none: Value = set_marker(&app, &bob, &direct, json!(0))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
-        (&none["last_read_seq"], &none["message_id"], &none["unread_count"]),
+        (
+            &none["last_read_seq"],
+            &none["message_id"],
+            &none["unread_count"]
+        ),
         (&json!(0), &Value::Null, &json!(3))
     );
     assert!(seq(&none["seq"]) > seq(&marker["seq"]));
@@ -297,17 +318,26 @@ async fn the_inbox_filter_follows_archiving_and_a_new_message_brings_a_conversat
 
     let archived = set_settings(&app, &bob, &with_alice, json!({"archived": true})).await;
     assert_eq!(archived.status(), StatusCode::OK);
-    assert_eq!(inbox(&app, &bob, "?archived=true").await, [with_alice.clone()]);
-    assert_eq!(inbox(&app, &bob, "?archived=false").await, [with_carol.clone()]);
+    assert_eq!(
+        inbox(&app, &bob, "?archived=true").await,
+        vec![with_alice.clone()]
+    );
+    assert_eq!(
+        inbox(&app, &bob, "?archived=false").await,
+        vec![with_carol.clone()]
+    );
     // Left out, the filter lists everything, as before archiving existed.
     assert_eq!(inbox(&app, &bob, "").await.len(), 2);
-    assert_eq!(inbox(&app, &alice, "?archived=false").await, [with_alice.clone()]);
+    assert_eq!(
+        inbox(&app, &alice, "?archived=false").await,
+        vec![with_alice.clone()]
+    );
 
     app.send(&alice, &with_alice, "are you there?").await;
     assert!(inbox(&app, &bob, "?archived=true").await.is_empty());
     assert_eq!(
         inbox(&app, &bob, "?archived=false&limit=1").await,
-        [with_alice.clone()]
+        vec![with_alice.clone()]
     );
 
     let until = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
@@ -319,7 +349,10 @@ async fn the_inbox_filter_follows_archiving_and_a_new_message_brings_a_conversat
     )
     .await;
     app.send(&alice, &with_alice, "still there?").await;
-    assert_eq!(inbox(&app, &bob, "?archived=true").await, [with_alice.clone()]);
+    assert_eq!(
+        inbox(&app, &bob, "?archived=true").await,
+        vec![with_alice.clone()]
+    );
     assert_eq!(details(&app, &bob, &with_alice).await["archived"], true);
 }
 
@@ -387,7 +420,11 @@ async fn outsiders_cannot_set_a_marker_or_settings_and_change_nothing() {
     let error = eve_ws.next_json().await;
     assert_eq!(
         (&error["type"], &error["code"], &error["ref"]),
-        (&json!("error"), &json!("conversation_not_found"), &json!("e-1"))
+        (
+            &json!("error"),
+            &json!("conversation_not_found"),
+            &json!("e-1")
+        )
     );
     alice_ws.assert_silent(SILENCE).await;
     bob_ws.assert_silent(SILENCE).await;
@@ -428,7 +465,11 @@ async fn bad_bodies_and_filters_are_422_validation_errors() {
         let response = app
             .get(&format!("/api/v1/conversations{query}"), &bob.token)
             .await;
-        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}"
+        );
     }
     assert_eq!(details(&app, &bob, &direct).await["archived"], false);
 }
