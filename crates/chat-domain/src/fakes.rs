@@ -11,7 +11,10 @@ use crate::conversation::{
 };
 use crate::events::DomainEvent;
 use crate::limits::{Limits, Quota};
-use crate::message::{AppendOutcome, Appended, HistoryCursor, Message, NewMessage, Seq};
+use crate::message::{
+    AppendOutcome, Appended, Deletion, HiddenMessage, HistoryCursor, Message, MessageChanged,
+    MessageContent, NewMessage, Seq,
+};
 use crate::paging::Page;
 use crate::ports::*;
 use crate::read_state::ReadMarker;
@@ -29,6 +32,57 @@ struct State {
     /// When each read marker last moved.
     read_at: HashMap<(ConversationId, UserId), DateTime<Utc>>,
     revoked: Vec<String>,
+    /// The last seq handed out, to a message or a change.
+    last_seq: i64,
+    /// Messages deleted for one user only.
+    hidden: Vec<HiddenMessage>,
+}
+
+impl State {
+    /// Takes the next seq, as a change or a new message does.
+    fn take_seq(&mut self) -> Seq {
+        self.last_seq += 1;
+        Seq(self.last_seq)
+    }
+
+    fn is_hidden(&self, user: UserId, message: MessageId) -> bool {
+        self.hidden
+            .iter()
+            .any(|h| h.user_id == user && h.message_id == message)
+    }
+
+    /// The message and its conversation's kind and members, if `user` is a member.
+    fn changing(&mut self, id: MessageId, user: UserId) -> StoreResult<(usize, MessageChanged)> {
+        let at = self
+            .messages
+            .iter()
+            .position(|m| m.id == id)
+            .ok_or(StoreError::Missing)?;
+        let message = self.messages[at].clone();
+        let members = self
+            .members
+            .get(&message.conversation_id)
+            .cloned()
+            .unwrap_or_default();
+        if !members.iter().any(|m| m.user_id == user) {
+            return Err(StoreError::Missing);
+        }
+        let kind = self
+            .conversations
+            .iter()
+            .find(|c| c.id == message.conversation_id)
+            .map(|c| c.kind)
+            .ok_or(StoreError::Missing)?;
+        Ok((
+            at,
+            MessageChanged {
+                message,
+                changed: false,
+                kind,
+                members,
+            },
+        ))
+    }
 }
 
 /// One in-memory store behind every storage port.
@@ -308,6 +362,7 @@ impl ConversationStore for MemoryStore {
                 let unread = in_conv
                     .clone()
                     .filter(|m| m.seq > me.last_read_seq && m.sender_id != user)
+                    .filter(|m| !m.is_deleted() && !state.is_hidden(user, m.id))
                     .count() as u64;
                 Some(InboxEntry {
                     conversation: c.clone(),
@@ -437,7 +492,7 @@ impl MemoryStore {
                         return Err(StoreError::Deactivated(user));
                     }
                 }
-                let seq = Seq(state.messages.len() as i64 + 1);
+                let seq = state.take_seq();
                 let members = state.members.get_mut(&new.conversation_id);
                 if let Some(sender) =
                     members.and_then(|m| m.iter_mut().find(|m| m.user_id == new.sender_id))
@@ -505,7 +560,7 @@ impl MessageStore for MemoryStore {
         Ok(state
             .messages
             .iter()
-            .filter(|m| m.seq > since)
+            .filter(|m| m.seq > since && !state.is_hidden(user, m.id))
             .filter(|m| {
                 state.members[&m.conversation_id]
                     .iter()
@@ -532,13 +587,76 @@ impl MessageStore for MemoryStore {
     }
 
     fn latest_seq(&self) -> StoreResult<Seq> {
-        let state = self.state();
-        Ok(state
-            .messages
+        Ok(Seq(self.state().last_seq))
+    }
+
+    fn edit(
+        &self,
+        id: MessageId,
+        editor: UserId,
+        content: &MessageContent,
+        at: DateTime<Utc>,
+    ) -> StoreResult<MessageChanged> {
+        let mut state = self.state();
+        let (index, mut changed) = state.changing(id, editor)?;
+        if changed.message.is_deleted() || changed.message.content.as_ref() == Some(content) {
+            return Ok(changed);
+        }
+        let seq = state.take_seq();
+        let message = &mut state.messages[index];
+        message.content = Some(content.clone());
+        message.edited_at = Some(at);
+        message.updated_at = at;
+        message.change_seq = Some(seq);
+        changed.message = message.clone();
+        changed.changed = true;
+        Ok(changed)
+    }
+
+    fn delete(&self, id: MessageId, by: UserId, at: DateTime<Utc>) -> StoreResult<MessageChanged> {
+        let mut state = self.state();
+        let (index, mut changed) = state.changing(id, by)?;
+        if changed.message.is_deleted() {
+            return Ok(changed);
+        }
+        let seq = state.take_seq();
+        let message = &mut state.messages[index];
+        message.content = None;
+        message.deletion = Some(Deletion { at, by });
+        message.updated_at = at;
+        message.change_seq = Some(seq);
+        changed.message = message.clone();
+        changed.changed = true;
+        Ok(changed)
+    }
+
+    fn hide(&self, id: MessageId, user: UserId) -> StoreResult<(HiddenMessage, bool)> {
+        let mut state = self.state();
+        let (_, changed) = state.changing(id, user)?;
+        if let Some(before) = state
+            .hidden
             .iter()
-            .map(|m| m.seq)
-            .max()
-            .unwrap_or(Seq::ZERO))
+            .find(|h| h.user_id == user && h.message_id == id)
+        {
+            return Ok((*before, false));
+        }
+        let hidden = HiddenMessage {
+            user_id: user,
+            message_id: id,
+            conversation_id: changed.message.conversation_id,
+            seq: state.take_seq(),
+        };
+        state.hidden.push(hidden);
+        Ok((hidden, true))
+    }
+
+    fn hidden_among(&self, user: UserId, ids: &[MessageId]) -> StoreResult<Vec<MessageId>> {
+        let state = self.state();
+        Ok(ids
+            .iter()
+            .copied()
+            .filter(|id| state.is_hidden(user, *id))
+            .collect())
     }
 }
 
