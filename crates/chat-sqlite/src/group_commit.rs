@@ -304,7 +304,7 @@ mod tests {
                 (message.id, message.conversation_id, message.sender_id),
                 (new.id, new.conversation_id, new.sender_id)
             );
-            assert_eq!(message.content, new.content);
+            assert_eq!(message.content.as_ref(), Some(&new.content));
             assert!(
                 message.seq > last_seq,
                 "seqs follow the order of the answers"
