@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use crate::conversation::{ConversationKind, Member, Role};
 use crate::events::DomainEvent;
 use crate::message::{
-    Appended, ClientMessageId, DeleteScope, HistoryCursor, Message, MessageChanged, MessageContent,
-    MessageView, NewMessage, Seq,
+    Appended, ClientMessageId, DeleteScope, HiddenMessage, HistoryCursor, Message, MessageChanged,
+    MessageContent, MessageView, NewMessage, Seq,
 };
 use crate::ports::{Clock, ConversationStore, EventPublisher, MessageStore, ReadReceiptStore};
 use crate::read_state::{ReadReceipt, UnreadCounts};
@@ -18,6 +18,16 @@ use crate::{ConversationId, DomainError, MessageId, Resource, StoreError, UserId
 
 use super::{Ports, Throttle, view_message};
 use crate::limits::Limits;
+
+/// What a delete did. `new`: this call made the change (and announced it); `false` for a
+/// repeat, which changes nothing.
+#[derive(Debug, Clone)]
+pub enum Deleted {
+    /// Deleted for everyone: the tombstone left in the message's place.
+    ForEveryone { tombstone: MessageView, new: bool },
+    /// Hidden for the caller only.
+    ForMe { hidden: HiddenMessage, new: bool },
+}
 
 /// A message as a client sends it.
 #[derive(Debug, Clone, Default)]
@@ -255,16 +265,17 @@ impl MessageService {
     }
 
     /// Replaces the content of a message the editor sent, and tells every member. Returns the
-    /// message as it now stands, with `edited_at`. Content equal to the stored content
-    /// changes nothing and announces nothing. A message the editor cannot read (or that does
-    /// not exist) is [`DomainError::NotFound`]; someone else's is
-    /// [`DomainError::NotTheSender`]; a deleted one is [`DomainError::MessageDeleted`].
+    /// message as it now stands, with `edited_at`, and whether this call changed it: content
+    /// equal to the stored content changes nothing and announces nothing. A message the
+    /// editor cannot read (or that does not exist) is [`DomainError::NotFound`]; someone
+    /// else's is [`DomainError::NotTheSender`]; a deleted one is
+    /// [`DomainError::MessageDeleted`].
     pub fn edit(
         &self,
         editor: UserId,
         message_id: MessageId,
         content: &str,
-    ) -> Result<MessageView, DomainError> {
+    ) -> Result<(MessageView, bool), DomainError> {
         let content =
             MessageContent::parse(content).map_err(|e| DomainError::Validation(vec![e]))?;
         let (message, _) = self.readable(editor, message_id)?;
@@ -284,13 +295,15 @@ impl MessageService {
             // Deleted between the check above and the write.
             return Err(DomainError::MessageDeleted(message_id));
         }
-        Ok(self.announce(changed, editor, |message, audience, at| {
+        let new = changed.changed;
+        let view = self.announce(changed, editor, |message, audience, at| {
             DomainEvent::MessageUpdated {
                 message,
                 audience,
                 at,
             }
-        }))
+        });
+        Ok((view, new))
     }
 
     /// Deletes a message for everyone or for the caller only.
@@ -298,10 +311,10 @@ impl MessageService {
     /// For everyone: its sender may, and in a group so may an owner or admin (moderation);
     /// the other member of a direct conversation may not ([`DomainError::NotTheSender`]).
     /// The content is purged and every member gets the tombstone; deleting again changes
-    /// nothing. Returns the tombstone.
+    /// nothing and announces nothing.
     ///
     /// For the caller only: any member may; the message disappears from the caller's history,
-    /// catch-up and unread counts, and the caller's devices hear of it. Returns `None`.
+    /// catch-up and unread counts, and the caller's devices hear of it (once).
     ///
     /// A message the caller cannot read (or that does not exist) is
     /// [`DomainError::NotFound`].
@@ -310,7 +323,7 @@ impl MessageService {
         actor: UserId,
         message_id: MessageId,
         scope: DeleteScope,
-    ) -> Result<Option<MessageView>, DomainError> {
+    ) -> Result<Deleted, DomainError> {
         let (message, me) = self.readable(actor, message_id)?;
         if scope == DeleteScope::Me {
             let (hidden, new) = self
@@ -324,7 +337,7 @@ impl MessageService {
                     at: self.clock.now(),
                 });
             }
-            return Ok(None);
+            return Ok(Deleted::ForMe { hidden, new });
         }
         let moderates = matches!(me.role, Role::Owner | Role::Admin)
             && self.kind_of(message.conversation_id)? == ConversationKind::Group;
@@ -338,15 +351,15 @@ impl MessageService {
             .messages
             .delete(message_id, actor, self.clock.now())
             .map_err(|e| Self::gone(e, message_id))?;
-        Ok(Some(self.announce(
-            changed,
-            actor,
-            |message, audience, at| DomainEvent::MessageDeleted {
+        let new = changed.changed;
+        let tombstone = self.announce(changed, actor, |message, audience, at| {
+            DomainEvent::MessageDeleted {
                 message,
                 audience,
                 at,
-            },
-        )))
+            }
+        });
+        Ok(Deleted::ForEveryone { tombstone, new })
     }
 
     /// A message and the caller's membership of its conversation, or "not found" when the
@@ -891,7 +904,8 @@ mod tests {
             messages.edit(chat.alice, sent.message.id, "  "),
             Err(DomainError::Validation(_))
         ));
-        let edited = messages.edit(chat.alice, sent.message.id, "hello").unwrap();
+        let (edited, changed) = messages.edit(chat.alice, sent.message.id, "hello").unwrap();
+        assert!(changed);
         assert_eq!(edited.message.text(), Some("hello"));
         assert!(edited.message.edited_at.is_some());
         let events = chat.world.events.take();
@@ -899,7 +913,8 @@ mod tests {
             panic!("one update announced: {events:?}");
         };
         assert_eq!(audience.len(), 3);
-        let same = messages.edit(chat.alice, sent.message.id, "hello").unwrap();
+        let (same, changed) = messages.edit(chat.alice, sent.message.id, "hello").unwrap();
+        assert!(!changed);
         assert_eq!(same.message.change_seq, edited.message.change_seq);
         assert!(chat.world.events.take().is_empty(), "no change, no event");
     }
@@ -915,10 +930,15 @@ mod tests {
         ));
         chat.world.events.take();
         // Alice owns the group.
-        let tombstone = messages
+        let Deleted::ForEveryone {
+            tombstone,
+            new: true,
+        } = messages
             .delete(chat.alice, from_bob.message.id, DeleteScope::Everyone)
             .unwrap()
-            .unwrap();
+        else {
+            panic!("deleted for everyone");
+        };
         assert_eq!(tombstone.message.content, None);
         assert_eq!(tombstone.message.deletion.unwrap().by, chat.alice);
         assert!(matches!(
@@ -929,10 +949,15 @@ mod tests {
             messages.edit(chat.bob, from_bob.message.id, "again"),
             Err(DomainError::MessageDeleted(_))
         ));
-        let again = messages
+        let Deleted::ForEveryone {
+            tombstone: again,
+            new: false,
+        } = messages
             .delete(chat.bob, from_bob.message.id, DeleteScope::Everyone)
             .unwrap()
-            .unwrap();
+        else {
+            panic!("a second delete changes nothing");
+        };
         assert_eq!(again.message.change_seq, tombstone.message.change_seq);
         assert!(chat.world.events.take().is_empty());
 
@@ -962,14 +987,11 @@ mod tests {
             .collect();
         chat.world.events.take();
         for id in &ids[2..4] {
-            assert!(
-                messages
-                    .delete(chat.bob, *id, DeleteScope::Me)
-                    .unwrap()
-                    .is_none()
-            );
+            let deleted = messages.delete(chat.bob, *id, DeleteScope::Me).unwrap();
+            assert!(matches!(deleted, Deleted::ForMe { new: true, .. }));
         }
-        messages.delete(chat.bob, ids[3], DeleteScope::Me).unwrap();
+        let again = messages.delete(chat.bob, ids[3], DeleteScope::Me).unwrap();
+        assert!(matches!(again, Deleted::ForMe { new: false, .. }));
         let events = chat.world.events.take();
         assert_eq!(events.len(), 2, "one event per new hiding: {events:?}");
         assert!(events.iter().all(|e| e.audience() == [chat.bob]));
