@@ -36,6 +36,8 @@ use crate::ws;
         conversations::remove_member,
         conversations::send_message,
         conversations::list_messages,
+        messages::edit_message,
+        messages::delete_message,
         messages::mark_read,
         messages::unread_count,
         ws::connect,
