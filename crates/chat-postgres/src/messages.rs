@@ -313,6 +313,10 @@ pub(crate) struct ConversationState {
 }
 
 /// Where one append of a batch stands while the batch is being written.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per append of a batch (at most 512), in one vector that lives for the batch"
+)]
 pub(crate) enum Pending {
     /// Refused, or answered with a message stored before.
     Done(StoreResult<AppendOutcome>),
