@@ -596,7 +596,9 @@ impl MessageStore for MemoryStore {
         editor: UserId,
         content: &MessageContent,
         at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
     ) -> StoreResult<MessageChanged> {
+        let _in_order = self.commits.lock().unwrap();
         let mut state = self.state();
         let (index, mut changed) = state.changing(id, editor)?;
         if changed.message.is_deleted() || changed.message.content.as_ref() == Some(content) {
@@ -610,10 +612,19 @@ impl MessageStore for MemoryStore {
         message.change_seq = Some(seq);
         changed.message = message.clone();
         changed.changed = true;
+        drop(state);
+        on_commit(&changed);
         Ok(changed)
     }
 
-    fn delete(&self, id: MessageId, by: UserId, at: DateTime<Utc>) -> StoreResult<MessageChanged> {
+    fn delete(
+        &self,
+        id: MessageId,
+        by: UserId,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged> {
+        let _in_order = self.commits.lock().unwrap();
         let mut state = self.state();
         let (index, mut changed) = state.changing(id, by)?;
         if changed.message.is_deleted() {
@@ -627,10 +638,18 @@ impl MessageStore for MemoryStore {
         message.change_seq = Some(seq);
         changed.message = message.clone();
         changed.changed = true;
+        drop(state);
+        on_commit(&changed);
         Ok(changed)
     }
 
-    fn hide(&self, id: MessageId, user: UserId) -> StoreResult<(HiddenMessage, bool)> {
+    fn hide(
+        &self,
+        id: MessageId,
+        user: UserId,
+        on_commit: &mut dyn FnMut(&HiddenMessage),
+    ) -> StoreResult<(HiddenMessage, bool)> {
+        let _in_order = self.commits.lock().unwrap();
         let mut state = self.state();
         let (_, changed) = state.changing(id, user)?;
         if let Some(before) = state
@@ -647,6 +666,8 @@ impl MessageStore for MemoryStore {
             seq: state.take_seq(),
         };
         state.hidden.push(hidden);
+        drop(state);
+        on_commit(&hidden);
         Ok((hidden, true))
     }
 

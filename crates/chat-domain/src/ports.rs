@@ -30,6 +30,9 @@ pub type OnCommit = Box<dyn FnOnce(&AppendOutcome) + Send>;
 /// What to do with the outcome of a submitted append; see [`MessageStore::submit`].
 pub type OnAppended = Box<dyn FnOnce(StoreResult<AppendOutcome>) + Send>;
 
+/// What to do once a change to a stored message has committed; see [`MessageStore::edit`].
+pub type OnChanged<'a> = &'a mut dyn FnMut(&MessageChanged);
+
 /// User accounts.
 pub trait UserStore: Send + Sync {
     /// Stores a new account. A taken username (ignoring case) or email is
@@ -166,7 +169,10 @@ pub trait MessageStore: Send + Sync {
     // Whether the caller may make the change (its sender; a moderator) is the service's
     // decision; the store checks, as the write commits, that the caller is still a member
     // of the message's conversation, and answers [`StoreError::Missing`] if not, or if there
-    // is no such message.
+    // is no such message. A change that changed something calls `on_commit` once it has
+    // committed and before any later append's or change's callback runs, as appends do
+    // (see [`Self::submit`]): callers announce changes there, so a node announces messages
+    // and changes in seq order.
 
     /// Replaces a message's content, sets `edited_at` and `updated_at` to `at`, and takes a
     /// seq for its `change_seq`. Content equal to the stored content, or a deleted message,
@@ -177,20 +183,32 @@ pub trait MessageStore: Send + Sync {
         editor: UserId,
         content: &MessageContent,
         at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
     ) -> StoreResult<MessageChanged>;
 
     /// Deletes a message for everyone: purges its content (overwritten, not just flagged),
     /// drops its reactions and its pin, records `deleted_at`/`deleted_by`, sets `updated_at`
     /// and takes a seq for its `change_seq`. The message keeps its place (id, seq, sender).
     /// A message already deleted is left as it is (`changed: false`, no seq taken).
-    fn delete(&self, id: MessageId, by: UserId, at: DateTime<Utc>) -> StoreResult<MessageChanged>;
+    fn delete(
+        &self,
+        id: MessageId,
+        by: UserId,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged>;
 
     /// Hides a message from one member only ("delete for me"), taking a seq for the hiding:
     /// from then on [`Self::since`] leaves it out for that user, [`Self::hidden_among`] names
     /// it, and it counts in none of the user's unread counts; nobody else's view changes.
     /// Returns the hiding and whether this call made it (`false`: hidden before, with the
     /// seq it took then).
-    fn hide(&self, id: MessageId, user: UserId) -> StoreResult<(HiddenMessage, bool)>;
+    fn hide(
+        &self,
+        id: MessageId,
+        user: UserId,
+        on_commit: &mut dyn FnMut(&HiddenMessage),
+    ) -> StoreResult<(HiddenMessage, bool)>;
 
     /// Which of `ids` the user has hidden, in no particular order.
     fn hidden_among(&self, user: UserId, ids: &[MessageId]) -> StoreResult<Vec<MessageId>>;

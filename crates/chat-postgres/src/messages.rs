@@ -45,7 +45,7 @@ use chat_domain::message::{
     AppendOutcome, Appended, Deletion, HiddenMessage, HistoryCursor, Message, MessageChanged,
     MessageContent, NewMessage, Seq,
 };
-use chat_domain::ports::{MessageStore, OnAppended, StoreResult};
+use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
 use chrono::{DateTime, Utc};
 use diesel::dsl::{exists, max, not};
@@ -54,13 +54,13 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
-use crate::PgStore;
 use crate::conversations::members_of;
 use crate::error::{StorageError, StorageResult};
 use crate::models::{MessageRow, NewMessageRow, convert, kind};
 use crate::schema::{
     conversation_members, conversations, hidden_messages, message_seq, messages, reactions, users,
 };
+use crate::{PgStore, announce_in_order};
 
 impl MessageStore for PgStore {
     fn submit(&self, new: NewMessage, done: OnAppended) {
@@ -151,8 +151,10 @@ impl MessageStore for PgStore {
         editor: UserId,
         content: &MessageContent,
         at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
     ) -> StoreResult<MessageChanged> {
-        self.write(|conn| {
+        let _in_order = announce_in_order(&self.announcing);
+        let changed = self.write(|conn| {
             let Some(mut changed) = changing(conn, id, editor)? else {
                 return Ok(Err(StoreError::Missing));
             };
@@ -175,11 +177,22 @@ impl MessageStore for PgStore {
             message.change_seq = Some(seq);
             changed.changed = true;
             Ok(Ok(changed))
-        })?
+        })??;
+        if changed.changed {
+            on_commit(&changed);
+        }
+        Ok(changed)
     }
 
-    fn delete(&self, id: MessageId, by: UserId, at: DateTime<Utc>) -> StoreResult<MessageChanged> {
-        self.write(|conn| {
+    fn delete(
+        &self,
+        id: MessageId,
+        by: UserId,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged> {
+        let _in_order = announce_in_order(&self.announcing);
+        let changed = self.write(|conn| {
             let Some(mut changed) = changing(conn, id, by)? else {
                 return Ok(Err(StoreError::Missing));
             };
@@ -209,11 +222,21 @@ impl MessageStore for PgStore {
             message.change_seq = Some(seq);
             changed.changed = true;
             Ok(Ok(changed))
-        })?
+        })??;
+        if changed.changed {
+            on_commit(&changed);
+        }
+        Ok(changed)
     }
 
-    fn hide(&self, id: MessageId, user: UserId) -> StoreResult<(HiddenMessage, bool)> {
-        self.write(|conn| {
+    fn hide(
+        &self,
+        id: MessageId,
+        user: UserId,
+        on_commit: &mut dyn FnMut(&HiddenMessage),
+    ) -> StoreResult<(HiddenMessage, bool)> {
+        let _in_order = announce_in_order(&self.announcing);
+        let hidden = self.write(|conn| {
             let Some(changed) = changing(conn, id, user)? else {
                 return Ok(Err(StoreError::Missing));
             };
@@ -241,7 +264,11 @@ impl MessageStore for PgStore {
                 ))
                 .execute(conn)?;
             Ok(Ok((hidden, true)))
-        })?
+        })??;
+        if hidden.1 {
+            on_commit(&hidden.0);
+        }
+        Ok(hidden)
     }
 
     fn hidden_among(&self, user: UserId, ids: &[MessageId]) -> StoreResult<Vec<MessageId>> {

@@ -9,7 +9,7 @@ use chat_domain::message::{
     AppendOutcome, Appended, Deletion, HiddenMessage, HistoryCursor, Message, MessageChanged,
     MessageContent, NewMessage, Seq,
 };
-use chat_domain::ports::{MessageStore, OnAppended, StoreResult};
+use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::dsl::{exists, max, not};
@@ -21,7 +21,7 @@ use crate::models::{MemberRow, MessageRow, NewMessageRow, convert, id, ts};
 use crate::schema::{
     conversation_members, conversations, hidden_messages, messages, reactions, users,
 };
-use crate::{MembershipEpoch, SqliteStore};
+use crate::{MembershipEpoch, SqliteStore, announce_in_order};
 
 impl MessageStore for SqliteStore {
     fn submit(&self, new: NewMessage, done: OnAppended) {
@@ -122,7 +122,9 @@ impl MessageStore for SqliteStore {
         editor: UserId,
         content: &MessageContent,
         at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
     ) -> StoreResult<MessageChanged> {
+        let _in_order = announce_in_order(&self.announcing);
         let changed = self.write(|conn| {
             let Some(mut changed) = changing(conn, id, editor)? else {
                 return Ok(Err(StoreError::Missing));
@@ -149,11 +151,19 @@ impl MessageStore for SqliteStore {
         })??;
         if changed.changed {
             self.recent.changed(&changed.message);
+            on_commit(&changed);
         }
         Ok(changed)
     }
 
-    fn delete(&self, id: MessageId, by: UserId, at: DateTime<Utc>) -> StoreResult<MessageChanged> {
+    fn delete(
+        &self,
+        id: MessageId,
+        by: UserId,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged> {
+        let _in_order = announce_in_order(&self.announcing);
         let changed = self.write(|conn| {
             let Some(mut changed) = changing(conn, id, by)? else {
                 return Ok(Err(StoreError::Missing));
@@ -188,12 +198,19 @@ impl MessageStore for SqliteStore {
         })??;
         if changed.changed {
             self.recent.changed(&changed.message);
+            on_commit(&changed);
         }
         Ok(changed)
     }
 
-    fn hide(&self, id: MessageId, user: UserId) -> StoreResult<(HiddenMessage, bool)> {
-        self.write(|conn| {
+    fn hide(
+        &self,
+        id: MessageId,
+        user: UserId,
+        on_commit: &mut dyn FnMut(&HiddenMessage),
+    ) -> StoreResult<(HiddenMessage, bool)> {
+        let _in_order = announce_in_order(&self.announcing);
+        let hidden = self.write(|conn| {
             let Some(changed) = changing(conn, id, user)? else {
                 return Ok(Err(StoreError::Missing));
             };
@@ -222,7 +239,11 @@ impl MessageStore for SqliteStore {
                 ))
                 .execute(conn)?;
             Ok(Ok((hidden, true)))
-        })?
+        })??;
+        if hidden.1 {
+            on_commit(&hidden.0);
+        }
+        Ok(hidden)
     }
 
     fn hidden_among(&self, user: UserId, ids: &[MessageId]) -> StoreResult<Vec<MessageId>> {

@@ -157,7 +157,7 @@ fn a_message_deleted_for_everyone_is_gone_from_the_database_files_after_a_checkp
             .len(),
         3
     );
-    let deleted = db.store.delete(secret.id, a, f.now()).unwrap();
+    let deleted = db.store.delete(secret.id, a, f.now(), &mut |_| {}).unwrap();
     assert!(deleted.changed);
     db.store.database().checkpoint().unwrap();
     assert!(

@@ -117,6 +117,7 @@ macro_rules! contract_tests {
             changes::a_delete_purges_the_content_and_leaves_a_tombstone_in_place,
             changes::a_removed_member_can_neither_edit_nor_delete_nor_hide,
             changes::hiding_affects_only_that_users_catch_up_and_unread_counts,
+            changes::change_callbacks_run_once_per_real_change_in_seq_order_with_appends,
             read_receipts::a_read_marker_only_moves_forward,
             read_receipts::the_inbox_lists_recent_activity_first_with_last_message_and_unread_count,
             read_receipts::unread_counts_are_messages_from_others_past_the_marker,

@@ -289,21 +289,28 @@ impl MessageService {
         }
         let changed = self
             .messages
-            .edit(message_id, editor, &content, self.clock.now())
+            .edit(
+                message_id,
+                editor,
+                &content,
+                self.clock.now(),
+                &mut |changed| {
+                    let (message, audience) = Self::audience_view(changed, editor);
+                    let at = message.message.updated_at;
+                    self.events.publish(DomainEvent::MessageUpdated {
+                        message,
+                        audience,
+                        at,
+                    });
+                },
+            )
             .map_err(|e| Self::gone(e, message_id))?;
         if changed.message.is_deleted() {
             // Deleted between the check above and the write.
             return Err(DomainError::MessageDeleted(message_id));
         }
-        let new = changed.changed;
-        let view = self.announce(changed, editor, |message, audience, at| {
-            DomainEvent::MessageUpdated {
-                message,
-                audience,
-                at,
-            }
-        });
-        Ok((view, new))
+        let (view, _) = Self::audience_view(&changed, editor);
+        Ok((view, changed.changed))
     }
 
     /// Deletes a message for everyone or for the caller only.
@@ -328,15 +335,14 @@ impl MessageService {
         if scope == DeleteScope::Me {
             let (hidden, new) = self
                 .messages
-                .hide(message_id, actor)
+                .hide(message_id, actor, &mut |hidden| {
+                    self.events.publish(DomainEvent::MessageHidden {
+                        hidden: *hidden,
+                        audience: vec![actor],
+                        at: self.clock.now(),
+                    });
+                })
                 .map_err(|e| Self::gone(e, message_id))?;
-            if new {
-                self.events.publish(DomainEvent::MessageHidden {
-                    hidden,
-                    audience: vec![actor],
-                    at: self.clock.now(),
-                });
-            }
             return Ok(Deleted::ForMe { hidden, new });
         }
         let moderates = matches!(me.role, Role::Owner | Role::Admin)
@@ -349,17 +355,21 @@ impl MessageService {
         }
         let changed = self
             .messages
-            .delete(message_id, actor, self.clock.now())
+            .delete(message_id, actor, self.clock.now(), &mut |changed| {
+                let (message, audience) = Self::audience_view(changed, actor);
+                let at = message.message.updated_at;
+                self.events.publish(DomainEvent::MessageDeleted {
+                    message,
+                    audience,
+                    at,
+                });
+            })
             .map_err(|e| Self::gone(e, message_id))?;
-        let new = changed.changed;
-        let tombstone = self.announce(changed, actor, |message, audience, at| {
-            DomainEvent::MessageDeleted {
-                message,
-                audience,
-                at,
-            }
-        });
-        Ok(Deleted::ForEveryone { tombstone, new })
+        let (tombstone, _) = Self::audience_view(&changed, actor);
+        Ok(Deleted::ForEveryone {
+            tombstone,
+            new: changed.changed,
+        })
     }
 
     /// A message and the caller's membership of its conversation, or "not found" when the
@@ -386,22 +396,12 @@ impl MessageService {
         }
     }
 
-    /// Tells every member of a change that took effect, and returns the message from the
-    /// actor's side.
-    fn announce(
-        &self,
-        changed: MessageChanged,
-        actor: UserId,
-        event: impl FnOnce(MessageView, Vec<UserId>, chrono::DateTime<chrono::Utc>) -> DomainEvent,
-    ) -> MessageView {
+    /// A changed message from the actor's side, and who hears of the change: the members
+    /// when it committed.
+    fn audience_view(changed: &MessageChanged, actor: UserId) -> (MessageView, Vec<UserId>) {
         let direct = changed.kind == ConversationKind::Direct;
-        let view = view_message(changed.message, &changed.members, direct, actor);
-        if changed.changed {
-            let audience = changed.members.iter().map(|m| m.user_id).collect();
-            self.events
-                .publish(event(view.clone(), audience, view.message.updated_at));
-        }
-        view
+        let view = view_message(changed.message.clone(), &changed.members, direct, actor);
+        (view, changed.members.iter().map(|m| m.user_id).collect())
     }
 
     /// Marks a message, and with it every earlier message of its conversation, read for the
