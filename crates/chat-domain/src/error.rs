@@ -43,6 +43,13 @@ pub enum DomainError {
     /// The caller is known but not allowed to do this.
     #[error("{0}")]
     Forbidden(String),
+    /// Only a message's sender may do this to it (edit it; delete it, unless a group's owner
+    /// or admin moderates).
+    #[error("{0}")]
+    NotTheSender(String),
+    /// The message was deleted for everyone; there is nothing left to change.
+    #[error("message {0} was deleted")]
+    MessageDeleted(crate::MessageId),
     /// The thing does not exist, or the caller may not know that it does.
     #[error("{} {id} not found", .resource.as_str())]
     NotFound { resource: Resource, id: String },

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::conversation::{Conversation, ConversationChange};
-use crate::message::MessageView;
+use crate::message::{HiddenMessage, MessageView};
 use crate::read_state::{MarkerSet, ReadReceipt, SettingsChanged};
 use crate::{ConversationId, UserId};
 
@@ -17,6 +17,27 @@ pub enum DomainEvent {
     /// devices stay in step.
     MessageCreated {
         message: MessageView,
+        audience: Vec<UserId>,
+        at: DateTime<Utc>,
+    },
+    /// Its sender edited a message. Every member hears of it; the message is as it now
+    /// stands, and its `change_seq` is the edit's place in the order.
+    MessageUpdated {
+        message: MessageView,
+        audience: Vec<UserId>,
+        at: DateTime<Utc>,
+    },
+    /// A message was deleted for everyone: every member gets its tombstone, whose
+    /// `change_seq` is the delete's place in the order.
+    MessageDeleted {
+        message: MessageView,
+        audience: Vec<UserId>,
+        at: DateTime<Utc>,
+    },
+    /// A user deleted a message for themselves only; only that user hears of it (their
+    /// other devices).
+    MessageHidden {
+        hidden: HiddenMessage,
         audience: Vec<UserId>,
         at: DateTime<Utc>,
     },
@@ -71,6 +92,9 @@ impl DomainEvent {
     pub fn audience(&self) -> &[UserId] {
         match self {
             DomainEvent::MessageCreated { audience, .. }
+            | DomainEvent::MessageUpdated { audience, .. }
+            | DomainEvent::MessageDeleted { audience, .. }
+            | DomainEvent::MessageHidden { audience, .. }
             | DomainEvent::MessageRead { audience, .. }
             | DomainEvent::ReadMarkerSet { audience, .. }
             | DomainEvent::SettingsChanged { audience, .. }

@@ -12,7 +12,10 @@ use crate::conversation::{
 };
 use crate::events::DomainEvent;
 use crate::limits::{Limits, Quota};
-use crate::message::{AppendOutcome, Appended, HistoryCursor, Message, NewMessage, Seq};
+use crate::message::{
+    AppendOutcome, Appended, Deletion, HiddenMessage, HistoryCursor, Message, MessageChanged,
+    MessageContent, NewMessage, Seq,
+};
 use crate::paging::Page;
 use crate::ports::*;
 use crate::read_state::{MarkerSet, MemberSettings, ReadMarker, SettingsChanged, SettingsUpdate};
@@ -36,6 +39,55 @@ struct State {
     /// The last seq handed out, to a message or a change.
     last_seq: i64,
     revoked: Vec<String>,
+    /// Messages deleted for one user only.
+    hidden: Vec<HiddenMessage>,
+}
+
+impl State {
+    /// Takes the next seq, as a change or a new message does.
+    fn take_seq(&mut self) -> Seq {
+        self.last_seq += 1;
+        Seq(self.last_seq)
+    }
+
+    fn is_hidden(&self, user: UserId, message: MessageId) -> bool {
+        self.hidden
+            .iter()
+            .any(|h| h.user_id == user && h.message_id == message)
+    }
+
+    /// The message and its conversation's kind and members, if `user` is a member.
+    fn changing(&mut self, id: MessageId, user: UserId) -> StoreResult<(usize, MessageChanged)> {
+        let at = self
+            .messages
+            .iter()
+            .position(|m| m.id == id)
+            .ok_or(StoreError::Missing)?;
+        let message = self.messages[at].clone();
+        let members = self
+            .members
+            .get(&message.conversation_id)
+            .cloned()
+            .unwrap_or_default();
+        if !members.iter().any(|m| m.user_id == user) {
+            return Err(StoreError::Missing);
+        }
+        let kind = self
+            .conversations
+            .iter()
+            .find(|c| c.id == message.conversation_id)
+            .map(|c| c.kind)
+            .ok_or(StoreError::Missing)?;
+        Ok((
+            at,
+            MessageChanged {
+                message,
+                changed: false,
+                kind,
+                members,
+            },
+        ))
+    }
 }
 
 /// A member's settings as a store keeps them.
@@ -48,12 +100,6 @@ struct StoredSettings {
 }
 
 impl State {
-    /// Takes the next seq, as messages and every change do.
-    fn take_seq(&mut self) -> Seq {
-        self.last_seq += 1;
-        Seq(self.last_seq)
-    }
-
     fn last_seq_in(&self, conversation: ConversationId) -> Seq {
         self.messages
             .iter()
@@ -369,6 +415,7 @@ impl ConversationStore for MemoryStore {
                 let unread = in_conv
                     .clone()
                     .filter(|m| m.seq > me.last_read_seq && m.sender_id != user)
+                    .filter(|m| !m.is_deleted() && !state.is_hidden(user, m.id))
                     .count() as u64;
                 let settings = state.settings_of(c.id, user, filter.now);
                 if filter
@@ -631,7 +678,7 @@ impl MessageStore for MemoryStore {
         Ok(state
             .messages
             .iter()
-            .filter(|m| m.seq > since)
+            .filter(|m| m.seq > since && !state.is_hidden(user, m.id))
             .filter(|m| {
                 state.members[&m.conversation_id]
                     .iter()
@@ -659,6 +706,96 @@ impl MessageStore for MemoryStore {
 
     fn latest_seq(&self) -> StoreResult<Seq> {
         Ok(Seq(self.state().last_seq))
+    }
+
+    fn edit(
+        &self,
+        id: MessageId,
+        editor: UserId,
+        content: &MessageContent,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged> {
+        let _in_order = self.commits.lock().unwrap();
+        let mut state = self.state();
+        let (index, mut changed) = state.changing(id, editor)?;
+        if changed.message.is_deleted() || changed.message.content.as_ref() == Some(content) {
+            return Ok(changed);
+        }
+        let seq = state.take_seq();
+        let message = &mut state.messages[index];
+        message.content = Some(content.clone());
+        message.edited_at = Some(at);
+        message.updated_at = at;
+        message.change_seq = Some(seq);
+        changed.message = message.clone();
+        changed.changed = true;
+        drop(state);
+        on_commit(&changed);
+        Ok(changed)
+    }
+
+    fn delete(
+        &self,
+        id: MessageId,
+        by: UserId,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged> {
+        let _in_order = self.commits.lock().unwrap();
+        let mut state = self.state();
+        let (index, mut changed) = state.changing(id, by)?;
+        if changed.message.is_deleted() {
+            return Ok(changed);
+        }
+        let seq = state.take_seq();
+        let message = &mut state.messages[index];
+        message.content = None;
+        message.deletion = Some(Deletion { at, by });
+        message.updated_at = at;
+        message.change_seq = Some(seq);
+        changed.message = message.clone();
+        changed.changed = true;
+        drop(state);
+        on_commit(&changed);
+        Ok(changed)
+    }
+
+    fn hide(
+        &self,
+        id: MessageId,
+        user: UserId,
+        on_commit: &mut dyn FnMut(&HiddenMessage),
+    ) -> StoreResult<(HiddenMessage, bool)> {
+        let _in_order = self.commits.lock().unwrap();
+        let mut state = self.state();
+        let (_, changed) = state.changing(id, user)?;
+        if let Some(before) = state
+            .hidden
+            .iter()
+            .find(|h| h.user_id == user && h.message_id == id)
+        {
+            return Ok((*before, false));
+        }
+        let hidden = HiddenMessage {
+            user_id: user,
+            message_id: id,
+            conversation_id: changed.message.conversation_id,
+            seq: state.take_seq(),
+        };
+        state.hidden.push(hidden);
+        drop(state);
+        on_commit(&hidden);
+        Ok((hidden, true))
+    }
+
+    fn hidden_among(&self, user: UserId, ids: &[MessageId]) -> StoreResult<Vec<MessageId>> {
+        let state = self.state();
+        Ok(ids
+            .iter()
+            .copied()
+            .filter(|id| state.is_hidden(user, *id))
+            .collect())
     }
 }
 

@@ -91,10 +91,82 @@ pub struct Message {
     pub seq: Seq,
     pub conversation_id: ConversationId,
     pub sender_id: UserId,
-    pub content: MessageContent,
+    /// `None` once the message is deleted for everyone: its content is purged from storage
+    /// and never comes back.
+    pub content: Option<MessageContent>,
     pub client_message_id: Option<ClientMessageId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    // What happened to the message after it was sent: edits and deletes.
+    /// When its sender last changed its content; `None` if never edited.
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Set once the message is deleted for everyone (a tombstone).
+    pub deletion: Option<Deletion>,
+    /// The seq of the message's latest change (edit, delete, ...), taken from the counter
+    /// new messages take theirs from; `None` if it never changed.
+    pub change_seq: Option<Seq>,
+}
+
+impl Message {
+    pub fn is_deleted(&self) -> bool {
+        self.deletion.is_some()
+    }
+
+    /// The content's text; `None` once deleted.
+    pub fn text(&self) -> Option<&str> {
+        self.content.as_ref().map(MessageContent::as_str)
+    }
+}
+
+/// Who deleted a message for everyone, and when: all that is left of it but its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deletion {
+    pub at: DateTime<Utc>,
+    pub by: UserId,
+}
+
+/// What an edit or a delete for everyone did, with the conversation as it stood when the
+/// write committed: who should hear of it.
+#[derive(Debug, Clone)]
+pub struct MessageChanged {
+    /// The message as it now stands.
+    pub message: Message,
+    /// Whether this call changed it: an edit to the same content, an edit of a deleted
+    /// message and a second delete change nothing and take no seq.
+    pub changed: bool,
+    pub kind: crate::conversation::ConversationKind,
+    pub members: Vec<crate::conversation::Member>,
+}
+
+/// A message one user deleted for themselves only ("delete for me"): hidden from their
+/// history, catch-up and unread counts, and from nobody else's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HiddenMessage {
+    pub user_id: UserId,
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    /// The hiding's place in the user's catch-up.
+    pub seq: Seq,
+}
+
+/// Whose copy of a message a delete removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeleteScope {
+    /// Everyone's: the content is purged and a tombstone stays in its place.
+    #[default]
+    Everyone,
+    /// The caller's own: hidden for them, untouched for everyone else.
+    Me,
+}
+
+impl DeleteScope {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        match raw {
+            "everyone" => Ok(Self::Everyone),
+            "me" => Ok(Self::Me),
+            _ => Err(FieldError::new("scope", "must be \"everyone\" or \"me\"")),
+        }
+    }
 }
 
 /// A message to store; the store assigns its [`Seq`].
@@ -117,10 +189,13 @@ impl NewMessage {
             seq,
             conversation_id: self.conversation_id,
             sender_id: self.sender_id,
-            content: self.content.clone(),
+            content: Some(self.content.clone()),
             client_message_id: self.client_message_id.clone(),
             created_at: self.created_at,
             updated_at: self.created_at,
+            edited_at: None,
+            deletion: None,
+            change_seq: None,
         }
     }
 }

@@ -13,7 +13,10 @@ use crate::conversation::{
 use crate::error::StoreError;
 use crate::events::DomainEvent;
 use crate::limits::Quota;
-use crate::message::{AppendOutcome, HistoryCursor, Message, NewMessage, Seq};
+use crate::message::{
+    AppendOutcome, HiddenMessage, HistoryCursor, Message, MessageChanged, MessageContent,
+    NewMessage, Seq,
+};
 use crate::paging::Page;
 use crate::read_state::{MarkerSet, MemberSettings, ReadMarker, SettingsChanged, SettingsUpdate};
 use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
@@ -26,6 +29,9 @@ pub type OnCommit = Box<dyn FnOnce(&AppendOutcome) + Send>;
 
 /// What to do with the outcome of a submitted append; see [`MessageStore::submit`].
 pub type OnAppended = Box<dyn FnOnce(StoreResult<AppendOutcome>) + Send>;
+
+/// What to do once a change to a stored message has committed; see [`MessageStore::edit`].
+pub type OnChanged<'a> = &'a mut dyn FnMut(&MessageChanged);
 
 /// User accounts.
 pub trait UserStore: Send + Sync {
@@ -72,7 +78,8 @@ pub trait ConversationStore: Send + Sync {
     /// The conversations in which the user holds `role` (e.g. the groups they own).
     fn with_role(&self, user: UserId, role: Role) -> StoreResult<Vec<ConversationId>>;
     /// The user's conversations that pass the filter, most recent activity first, each with
-    /// its last message, the user's unread count and the user's settings. A conversation is
+    /// its last message, the user's unread count (counted as [`ReadReceiptStore::unread_counts`]
+    /// does) and the user's settings. A conversation is
     /// archived for the filter as [`MemberSettings::still_archived`] says, at `filter.now`.
     fn inbox(&self, user: UserId, page: Page, filter: InboxFilter) -> StoreResult<Vec<InboxEntry>>;
     /// The member's own settings, `archived` as it stands at `now`; `None` for a non-member.
@@ -170,13 +177,63 @@ pub trait MessageStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
     /// Messages with `seq > since` in every conversation the user is a member of, ascending,
-    /// at most `limit`: the catch-up after a reconnect.
+    /// at most `limit`, but those the user hid ([`Self::hide`]): the catch-up after a
+    /// reconnect.
     fn since(&self, user: UserId, since: Seq, limit: u32) -> StoreResult<Vec<Message>>;
     /// The highest seq in any conversation the user is a member of.
     fn last_seq_for(&self, user: UserId) -> StoreResult<Seq>;
     /// The highest seq handed out and committed, in any conversation: everything at or below
     /// it is visible to every reader. [`Seq::ZERO`] before the first.
     fn latest_seq(&self) -> StoreResult<Seq>;
+
+    // Changes to a stored message. Each takes the next seq (the counter appends take theirs
+    // from) inside its write, so a change is ordered after everything committed before it.
+    // Whether the caller may make the change (its sender; a moderator) is the service's
+    // decision; the store checks, as the write commits, that the caller is still a member
+    // of the message's conversation, and answers [`StoreError::Missing`] if not, or if there
+    // is no such message. A change that changed something calls `on_commit` once it has
+    // committed and before any later append's or change's callback runs, as appends do
+    // (see [`Self::submit`]): callers announce changes there, so a node announces messages
+    // and changes in seq order.
+
+    /// Replaces a message's content, sets `edited_at` and `updated_at` to `at`, and takes a
+    /// seq for its `change_seq`. Content equal to the stored content, or a deleted message,
+    /// is left as it is (`changed: false`, no seq taken).
+    fn edit(
+        &self,
+        id: MessageId,
+        editor: UserId,
+        content: &MessageContent,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged>;
+
+    /// Deletes a message for everyone: purges its content (overwritten, not just flagged),
+    /// drops its reactions and its pin, records `deleted_at`/`deleted_by`, sets `updated_at`
+    /// and takes a seq for its `change_seq`. The message keeps its place (id, seq, sender).
+    /// A message already deleted is left as it is (`changed: false`, no seq taken).
+    fn delete(
+        &self,
+        id: MessageId,
+        by: UserId,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged>;
+
+    /// Hides a message from one member only ("delete for me"), taking a seq for the hiding:
+    /// from then on [`Self::since`] leaves it out for that user, [`Self::hidden_among`] names
+    /// it, and it counts in none of the user's unread counts; nobody else's view changes.
+    /// Returns the hiding and whether this call made it (`false`: hidden before, with the
+    /// seq it took then).
+    fn hide(
+        &self,
+        id: MessageId,
+        user: UserId,
+        on_commit: &mut dyn FnMut(&HiddenMessage),
+    ) -> StoreResult<(HiddenMessage, bool)>;
+
+    /// Which of `ids` the user has hidden, in no particular order.
+    fn hidden_among(&self, user: UserId, ids: &[MessageId]) -> StoreResult<Vec<MessageId>>;
 }
 
 /// Read markers and the unread counts derived from them.
@@ -205,7 +262,8 @@ pub trait ReadReceiptStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> StoreResult<MarkerSet>;
     /// For each of the user's conversations with unread messages: how many messages from
-    /// others lie after the user's marker.
+    /// others lie after the user's marker, leaving out messages deleted for everyone and
+    /// those the user hid.
     fn unread_counts(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>>;
 }
 

@@ -152,6 +152,10 @@ impl From<DomainError> for ApiError {
                 Self::new(S::UNAUTHORIZED, "token_expired", e.to_string())
             }
             DomainError::Forbidden(detail) => Self::new(S::FORBIDDEN, "forbidden", detail),
+            DomainError::NotTheSender(detail) => Self::new(S::FORBIDDEN, "not_the_sender", detail),
+            e @ DomainError::MessageDeleted(_) => {
+                Self::new(S::CONFLICT, "message_deleted", e.to_string())
+            }
             e @ DomainError::NotFound { resource, .. } => {
                 let code = match resource {
                     chat_domain::Resource::User => "user_not_found",

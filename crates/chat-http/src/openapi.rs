@@ -38,6 +38,8 @@ use crate::ws;
         conversations::list_messages,
         member_state::set_read_marker,
         member_state::update_settings,
+        messages::edit_message,
+        messages::delete_message,
         messages::mark_read,
         messages::unread_count,
         ws::connect,

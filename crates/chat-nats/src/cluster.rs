@@ -126,11 +126,18 @@ struct Shared {
 }
 
 impl Shared {
+    /// Notes the seq of an event that took one: a new message's, or a change's.
     fn saw(&self, event: &DomainEvent) {
-        if let DomainEvent::MessageCreated { message, .. } = event {
-            self.highest_seq
-                .fetch_max(message.message.seq.0, Ordering::Relaxed);
-        }
+        let seq = match event {
+            DomainEvent::MessageCreated { message, .. } => message.message.seq,
+            DomainEvent::MessageUpdated { message, .. }
+            | DomainEvent::MessageDeleted { message, .. } => {
+                message.message.change_seq.unwrap_or(message.message.seq)
+            }
+            DomainEvent::MessageHidden { hidden, .. } => hidden.seq,
+            _ => return,
+        };
+        self.highest_seq.fetch_max(seq.0, Ordering::Relaxed);
     }
 
     /// The highest seq seen [`SEQ_LAG`] before `lost_at`: every message up to it had reached
@@ -586,5 +593,31 @@ mod tests {
         shared.request_resync(Some(12));
         shared.request_resync(None);
         assert_eq!(shared.resync_since.load(Ordering::Acquire), 12);
+    }
+
+    #[test]
+    fn the_highest_seq_seen_counts_edits_deletes_and_hidings_too() {
+        let shared = shared();
+        let seq_of = |event: &DomainEvent| match event {
+            DomainEvent::MessageCreated { message, .. } => Some(message.message.seq.0),
+            DomainEvent::MessageUpdated { message, .. }
+            | DomainEvent::MessageDeleted { message, .. } => {
+                message.message.change_seq.map(|s| s.0)
+            }
+            DomainEvent::MessageHidden { hidden, .. } => Some(hidden.seq.0),
+            _ => None,
+        };
+        let mut highest = 0;
+        for event in crate::wire::sample_events() {
+            shared.saw(&event);
+            highest = highest.max(seq_of(&event).unwrap_or(0));
+            assert_eq!(
+                shared.highest_seq.load(Ordering::Relaxed),
+                highest,
+                "{event:?}"
+            );
+        }
+        // The samples' changes (43, 44, 45) come after their message (42).
+        assert_eq!(highest, 45);
     }
 }

@@ -11,7 +11,9 @@ use chat_domain::conversation::{
     Conversation, ConversationChange, ConversationKind, ConversationName, Role,
 };
 use chat_domain::events::DomainEvent;
-use chat_domain::message::{ClientMessageId, Message, MessageContent, MessageView, Seq};
+use chat_domain::message::{
+    ClientMessageId, Deletion, HiddenMessage, Message, MessageContent, MessageView, Seq,
+};
 use chat_domain::read_state::{
     MarkerSet, MemberSettings, ReadMarker, ReadReceipt, SettingsChanged,
 };
@@ -29,6 +31,10 @@ pub struct Envelope {
 }
 
 /// What a bus message carries.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one envelope per bus message, made and dropped at once; never held in bulk"
+)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Body {
@@ -93,6 +99,21 @@ pub enum WireEvent {
         audience: Vec<Uuid>,
         at: DateTime<Utc>,
     },
+    MessageUpdated {
+        message: WireMessageView,
+        audience: Vec<Uuid>,
+        at: DateTime<Utc>,
+    },
+    MessageDeleted {
+        message: WireMessageView,
+        audience: Vec<Uuid>,
+        at: DateTime<Utc>,
+    },
+    MessageHidden {
+        hidden: WireHidden,
+        audience: Vec<Uuid>,
+        at: DateTime<Utc>,
+    },
     MessageRead {
         receipt: WireReceipt,
         audience: Vec<Uuid>,
@@ -139,12 +160,30 @@ pub struct WireMessageView {
     pub seq: i64,
     pub conversation_id: Uuid,
     pub sender_id: Uuid,
-    pub content: String,
+    /// `null` for a tombstone.
+    pub content: Option<String>,
     pub client_message_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub recipient_id: Option<Uuid>,
     pub is_read: bool,
+    // A node from before edits and deletes sends none of these.
+    #[serde(default)]
+    pub edited_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub deleted_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub deleted_by: Option<Uuid>,
+    #[serde(default)]
+    pub change_seq: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireHidden {
+    pub user_id: Uuid,
+    pub message_id: Uuid,
+    pub conversation_id: Uuid,
+    pub seq: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -211,6 +250,38 @@ impl From<&DomainEvent> for WireEvent {
                 at,
             } => WireEvent::MessageCreated {
                 message: message.into(),
+                audience: uuids(audience),
+                at: *at,
+            },
+            DomainEvent::MessageUpdated {
+                message,
+                audience,
+                at,
+            } => WireEvent::MessageUpdated {
+                message: message.into(),
+                audience: uuids(audience),
+                at: *at,
+            },
+            DomainEvent::MessageDeleted {
+                message,
+                audience,
+                at,
+            } => WireEvent::MessageDeleted {
+                message: message.into(),
+                audience: uuids(audience),
+                at: *at,
+            },
+            DomainEvent::MessageHidden {
+                hidden,
+                audience,
+                at,
+            } => WireEvent::MessageHidden {
+                hidden: WireHidden {
+                    user_id: hidden.user_id.as_uuid(),
+                    message_id: hidden.message_id.as_uuid(),
+                    conversation_id: hidden.conversation_id.as_uuid(),
+                    seq: hidden.seq.0,
+                },
                 audience: uuids(audience),
                 at: *at,
             },
@@ -291,6 +362,38 @@ impl TryFrom<WireEvent> for DomainEvent {
                 at,
             } => DomainEvent::MessageCreated {
                 message: message.try_into()?,
+                audience: users(audience),
+                at,
+            },
+            WireEvent::MessageUpdated {
+                message,
+                audience,
+                at,
+            } => DomainEvent::MessageUpdated {
+                message: message.try_into()?,
+                audience: users(audience),
+                at,
+            },
+            WireEvent::MessageDeleted {
+                message,
+                audience,
+                at,
+            } => DomainEvent::MessageDeleted {
+                message: message.try_into()?,
+                audience: users(audience),
+                at,
+            },
+            WireEvent::MessageHidden {
+                hidden,
+                audience,
+                at,
+            } => DomainEvent::MessageHidden {
+                hidden: HiddenMessage {
+                    user_id: hidden.user_id.into(),
+                    message_id: hidden.message_id.into(),
+                    conversation_id: hidden.conversation_id.into(),
+                    seq: Seq(hidden.seq),
+                },
                 audience: users(audience),
                 at,
             },
@@ -376,12 +479,16 @@ impl From<&MessageView> for WireMessageView {
             seq: m.seq.0,
             conversation_id: m.conversation_id.as_uuid(),
             sender_id: m.sender_id.as_uuid(),
-            content: m.content.as_str().to_owned(),
+            content: m.text().map(str::to_owned),
             client_message_id: m.client_message_id.as_ref().map(|c| c.as_str().to_owned()),
             created_at: m.created_at,
             updated_at: m.updated_at,
             recipient_id: view.recipient_id.map(|u| u.as_uuid()),
             is_read: view.is_read,
+            edited_at: m.edited_at,
+            deleted_at: m.deletion.map(|d| d.at),
+            deleted_by: m.deletion.map(|d| d.by.as_uuid()),
+            change_seq: m.change_seq.map(|s| s.0),
         }
     }
 }
@@ -397,13 +504,30 @@ impl TryFrom<WireMessageView> for MessageView {
     type Error = WireError;
 
     fn try_from(w: WireMessageView) -> Result<Self, WireError> {
+        // A tombstone has no content; any other message must have valid content.
+        let (content, deletion) = match (w.deleted_at, w.deleted_by) {
+            (Some(at), Some(by)) => (
+                None,
+                Some(Deletion {
+                    at,
+                    by: UserId::from(by),
+                }),
+            ),
+            _ => (
+                Some(
+                    MessageContent::parse_stored(w.content.as_deref().unwrap_or_default())
+                        .map_err(invalid("content"))?,
+                ),
+                None,
+            ),
+        };
         Ok(MessageView {
             message: Message {
                 id: MessageId::from(w.id),
                 seq: Seq(w.seq),
                 conversation_id: ConversationId::from(w.conversation_id),
                 sender_id: UserId::from(w.sender_id),
-                content: MessageContent::parse_stored(&w.content).map_err(invalid("content"))?,
+                content,
                 client_message_id: w
                     .client_message_id
                     .as_deref()
@@ -412,6 +536,9 @@ impl TryFrom<WireMessageView> for MessageView {
                     .map_err(invalid("client_message_id"))?,
                 created_at: w.created_at,
                 updated_at: w.updated_at,
+                edited_at: w.edited_at,
+                deletion,
+                change_seq: w.change_seq.map(Seq),
             },
             recipient_id: w.recipient_id.map(UserId::from),
             is_read: w.is_read,
@@ -629,15 +756,70 @@ pub fn sample_events() -> Vec<DomainEvent> {
                     seq: Seq(42),
                     conversation_id,
                     sender_id: alice,
-                    content: MessageContent::parse("hello\nthere").expect("valid content"),
+                    content: Some(MessageContent::parse("hello\nthere").expect("valid content")),
                     client_message_id: ClientMessageId::parse("c-1").ok(),
                     created_at: now,
                     updated_at: now,
+                    edited_at: None,
+                    deletion: None,
+                    change_seq: None,
                 },
                 recipient_id: Some(bob),
                 is_read: true,
             },
             audience: vec![alice, bob],
+            at: now,
+        },
+        DomainEvent::MessageUpdated {
+            message: MessageView {
+                message: Message {
+                    id: MessageId::new(),
+                    seq: Seq(40),
+                    conversation_id,
+                    sender_id: alice,
+                    content: Some(MessageContent::parse("edited").expect("valid content")),
+                    client_message_id: None,
+                    created_at: now,
+                    updated_at: now,
+                    edited_at: Some(now),
+                    deletion: None,
+                    change_seq: Some(Seq(43)),
+                },
+                recipient_id: None,
+                is_read: false,
+            },
+            audience: vec![alice, bob],
+            at: now,
+        },
+        DomainEvent::MessageDeleted {
+            message: MessageView {
+                message: Message {
+                    id: MessageId::new(),
+                    seq: Seq(41),
+                    conversation_id,
+                    sender_id: bob,
+                    content: None,
+                    client_message_id: ClientMessageId::parse("c-2").ok(),
+                    created_at: now,
+                    updated_at: now,
+                    edited_at: Some(now),
+                    deletion: Some(Deletion { at: now, by: alice }),
+                    change_seq: Some(Seq(44)),
+                },
+                recipient_id: None,
+                is_read: true,
+            },
+            audience: vec![alice, bob],
+            at: now,
+        },
+        DomainEvent::MessageHidden {
+            hidden: HiddenMessage {
+                user_id: bob,
+                message_id: MessageId::new(),
+                conversation_id,
+                seq: Seq(45),
+            },
+            audience: vec![bob],
             at: now,
         },
         DomainEvent::MessageRead {
@@ -771,7 +953,7 @@ mod tests {
             // is in its Debug output, so equal Debug output is equal events.
             assert_eq!(format!("{:?}", round_trip(event)), format!("{event:?}"));
         }
-        assert_eq!(kinds.len(), 7, "every DomainEvent variant is sampled");
+        assert_eq!(kinds.len(), 10, "every DomainEvent variant is sampled");
     }
 
     #[test]
@@ -795,6 +977,27 @@ mod tests {
     }
 
     #[test]
+    fn a_message_from_a_node_before_edits_and_deletes_still_decodes() {
+        let id = Uuid::new_v4();
+        let old = format!(
+            r#"{{"id":"{id}","seq":7,"conversation_id":"{id}","sender_id":"{id}","content":"hi",
+               "client_message_id":null,"created_at":"2026-12-06T16:00:00Z",
+               "updated_at":"2026-12-06T16:00:00Z","recipient_id":null,"is_read":false}}"#
+        );
+        let wire: WireMessageView = serde_json::from_str(&old).unwrap();
+        let view = MessageView::try_from(wire).unwrap();
+        assert_eq!(view.message.text(), Some("hi"));
+        assert_eq!(
+            (
+                view.message.edited_at,
+                view.message.deletion,
+                view.message.change_seq
+            ),
+            (None, None, None)
+        );
+    }
+
+    #[test]
     fn a_resync_envelope_names_its_node() {
         let node = Uuid::new_v4();
         let envelope = Envelope::decode(&Envelope::resync(node, Some(7)).encode()).unwrap();
@@ -815,7 +1018,10 @@ mod tests {
             panic!("the first sample is a message")
         };
         let mut wire = WireMessageView::from(&message);
-        wire.content = "   ".into();
+        wire.content = Some("   ".into());
+        assert!(MessageView::try_from(wire.clone()).is_err());
+        // Only a tombstone may come without content.
+        wire.content = None;
         assert!(MessageView::try_from(wire).is_err());
         let mut conversation = WireConversation::from(&Conversation {
             id: ConversationId::new(),

@@ -222,7 +222,10 @@ impl ConversationStore for PgStore {
                 "SELECT * FROM (SELECT c.*, \
                    (SELECT COUNT(*) FROM messages m \
                      WHERE m.conversation_id = c.id AND m.seq > cm.last_read_seq \
-                       AND m.sender_id <> cm.user_id) AS unread_count, \
+                       AND m.sender_id <> cm.user_id AND m.deleted_at IS NULL \
+                       AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
+                                        WHERE h.user_id = cm.user_id \
+                                          AND h.message_id = m.id)) AS unread_count, \
                    cm.muted_until AS muted_until, \
                    {STILL_ARCHIVED_SQL} AS is_archived \
                  FROM conversation_members cm \

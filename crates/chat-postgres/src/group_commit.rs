@@ -19,6 +19,7 @@ use chat_domain::ports::{OnAppended, StoreResult};
 use crate::error::StorageError;
 use crate::messages::append_batch;
 use crate::pool::PgDatabase;
+use crate::{Announcing, announce_in_order};
 
 /// The most appends one transaction carries.
 pub(crate) const MAX_BATCH: usize = 512;
@@ -38,13 +39,13 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub(crate) fn start(db: Arc<PgDatabase>) -> std::io::Result<Self> {
+    pub(crate) fn start(db: Arc<PgDatabase>, announcing: Arc<Announcing>) -> std::io::Result<Self> {
         let (jobs, queue) = channel();
         let waiting = Arc::new(AtomicUsize::new(0));
         let counter = waiting.clone();
         std::thread::Builder::new()
             .name("chat-postgres-commit".into())
-            .spawn(move || commit_loop(&db, &queue, &counter))?;
+            .spawn(move || commit_loop(&db, &queue, &counter, &announcing))?;
         Ok(Self { jobs, waiting })
     }
 
@@ -66,7 +67,12 @@ impl GroupCommit {
     }
 }
 
-fn commit_loop(db: &PgDatabase, queue: &Receiver<Job>, waiting: &AtomicUsize) {
+fn commit_loop(
+    db: &PgDatabase,
+    queue: &Receiver<Job>,
+    waiting: &AtomicUsize,
+    announcing: &Announcing,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -78,6 +84,9 @@ fn commit_loop(db: &PgDatabase, queue: &Receiver<Job>, waiting: &AtomicUsize) {
         waiting.fetch_sub(batch.len(), Ordering::AcqRel);
         let started = std::time::Instant::now();
         let messages: Vec<&NewMessage> = batch.iter().map(|job| &job.message).collect();
+        // Until every completion has run: a change this node commits after this batch is
+        // announced after it.
+        let _in_order = announce_in_order(announcing);
         // A bug that panics mid-batch must fail this batch (the transaction rolls back with
         // its connection), not stop every later send.
         let written = catch_unwind(AssertUnwindSafe(|| {

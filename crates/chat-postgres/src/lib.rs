@@ -45,13 +45,32 @@ pub use rate_limits::{PgRateLimiter, SharedLimitOptions};
 pub struct PgStore {
     db: Arc<PgDatabase>,
     commits: Arc<GroupCommit>,
+    /// Held from a write this node announces (an append batch, a change to a message) until
+    /// its callbacks have run, so that this node announces in the order the `message_seq`
+    /// lock gave seqs: appends announce from the commit thread, changes from the caller's.
+    announcing: Arc<Announcing>,
+}
+
+/// See [`PgStore`]'s `announcing`.
+pub(crate) type Announcing = std::sync::Mutex<()>;
+
+/// Takes the announcement order; nothing is left half done under it by a panic.
+pub(crate) fn announce_in_order(announcing: &Announcing) -> std::sync::MutexGuard<'_, ()> {
+    announcing
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl PgStore {
     /// Wraps the database, starting the thread that commits message appends in groups.
     pub fn new(db: Arc<PgDatabase>) -> std::io::Result<Self> {
-        let commits = Arc::new(GroupCommit::start(db.clone())?);
-        Ok(Self { db, commits })
+        let announcing = Arc::new(Announcing::default());
+        let commits = Arc::new(GroupCommit::start(db.clone(), announcing.clone())?);
+        Ok(Self {
+            db,
+            commits,
+            announcing,
+        })
     }
 
     /// Connects to `url` with default options, applies pending migrations and starts the

@@ -41,21 +41,26 @@
 use std::collections::HashMap;
 
 use chat_domain::conversation::{ConversationKind, Member};
-use chat_domain::message::{AppendOutcome, Appended, HistoryCursor, Message, NewMessage, Seq};
-use chat_domain::ports::{MessageStore, OnAppended, StoreResult};
+use chat_domain::message::{
+    AppendOutcome, Appended, Deletion, HiddenMessage, HistoryCursor, Message, MessageChanged,
+    MessageContent, NewMessage, Seq,
+};
+use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
 use chrono::{DateTime, Utc};
-use diesel::dsl::max;
+use diesel::dsl::{exists, max, not};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
-use crate::PgStore;
 use crate::conversations::members_of;
 use crate::error::{StorageError, StorageResult};
-use crate::models::{MessageRow, convert, kind};
-use crate::schema::{conversation_members, conversations, message_seq, messages, users};
+use crate::models::{MessageRow, NewMessageRow, convert, kind};
+use crate::schema::{
+    conversation_members, conversations, hidden_messages, message_seq, messages, reactions, users,
+};
+use crate::{PgStore, announce_in_order};
 
 impl MessageStore for PgStore {
     fn submit(&self, new: NewMessage, done: OnAppended) {
@@ -109,10 +114,14 @@ impl MessageStore for PgStore {
             let mine = conversation_members::table
                 .filter(conversation_members::user_id.eq(Uuid::from(user)))
                 .select(conversation_members::conversation_id);
+            let hidden = hidden_messages::table
+                .filter(hidden_messages::user_id.eq(Uuid::from(user)))
+                .filter(hidden_messages::message_id.eq(messages::id));
             convert(
                 messages::table
                     .filter(messages::seq.gt(since.0))
                     .filter(messages::conversation_id.eq_any(mine))
+                    .filter(not(exists(hidden)))
                     .order(messages::seq.asc())
                     .limit(i64::from(limit))
                     .select(MessageRow::as_select())
@@ -135,6 +144,189 @@ impl MessageStore for PgStore {
     fn latest_seq(&self) -> StoreResult<Seq> {
         self.read(crate::seq::latest)
     }
+
+    fn edit(
+        &self,
+        id: MessageId,
+        editor: UserId,
+        content: &MessageContent,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged> {
+        let _in_order = announce_in_order(&self.announcing);
+        let changed = self.write(|conn| {
+            let Some(mut changed) = changing(conn, id, editor)? else {
+                return Ok(Err(StoreError::Missing));
+            };
+            let message = &mut changed.message;
+            if message.is_deleted() || message.content.as_ref() == Some(content) {
+                return Ok(Ok(changed));
+            }
+            let seq = crate::seq::take(conn)?;
+            diesel::update(messages::table.filter(messages::id.eq(Uuid::from(id))))
+                .set((
+                    messages::content.eq(content.as_str()),
+                    messages::edited_at.eq(at),
+                    messages::updated_at.eq(at),
+                    messages::change_seq.eq(seq.0),
+                ))
+                .execute(conn)?;
+            message.content = Some(content.clone());
+            message.edited_at = Some(at);
+            message.updated_at = at;
+            message.change_seq = Some(seq);
+            changed.changed = true;
+            Ok(Ok(changed))
+        })??;
+        if changed.changed {
+            on_commit(&changed);
+        }
+        Ok(changed)
+    }
+
+    fn delete(
+        &self,
+        id: MessageId,
+        by: UserId,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged> {
+        let _in_order = announce_in_order(&self.announcing);
+        let changed = self.write(|conn| {
+            let Some(mut changed) = changing(conn, id, by)? else {
+                return Ok(Err(StoreError::Missing));
+            };
+            let message = &mut changed.message;
+            if message.is_deleted() {
+                return Ok(Ok(changed));
+            }
+            let seq = crate::seq::take(conn)?;
+            // The old row version stays in the table file as a dead tuple until VACUUM
+            // reclaims it (docs/security.md says what "purged" means here).
+            diesel::update(messages::table.filter(messages::id.eq(Uuid::from(id))))
+                .set((
+                    messages::content.eq(""),
+                    messages::deleted_at.eq(at),
+                    messages::deleted_by.eq(Uuid::from(by)),
+                    messages::pinned_at.eq(None::<DateTime<Utc>>),
+                    messages::pinned_by.eq(None::<Uuid>),
+                    messages::updated_at.eq(at),
+                    messages::change_seq.eq(seq.0),
+                ))
+                .execute(conn)?;
+            diesel::delete(reactions::table.filter(reactions::message_id.eq(Uuid::from(id))))
+                .execute(conn)?;
+            message.content = None;
+            message.deletion = Some(Deletion { at, by });
+            message.updated_at = at;
+            message.change_seq = Some(seq);
+            changed.changed = true;
+            Ok(Ok(changed))
+        })??;
+        if changed.changed {
+            on_commit(&changed);
+        }
+        Ok(changed)
+    }
+
+    fn hide(
+        &self,
+        id: MessageId,
+        user: UserId,
+        on_commit: &mut dyn FnMut(&HiddenMessage),
+    ) -> StoreResult<(HiddenMessage, bool)> {
+        let _in_order = announce_in_order(&self.announcing);
+        let hidden = self.write(|conn| {
+            let Some(changed) = changing(conn, id, user)? else {
+                return Ok(Err(StoreError::Missing));
+            };
+            let before: Option<i64> = hidden_messages::table
+                .find((Uuid::from(user), Uuid::from(id)))
+                .select(hidden_messages::seq)
+                .first(conn)
+                .optional()?;
+            let mut hidden = HiddenMessage {
+                user_id: user,
+                message_id: id,
+                conversation_id: changed.message.conversation_id,
+                seq: Seq(before.unwrap_or(0)),
+            };
+            if before.is_some() {
+                return Ok(Ok((hidden, false)));
+            }
+            hidden.seq = crate::seq::take(conn)?;
+            diesel::insert_into(hidden_messages::table)
+                .values((
+                    hidden_messages::user_id.eq(Uuid::from(user)),
+                    hidden_messages::message_id.eq(Uuid::from(id)),
+                    hidden_messages::conversation_id.eq(Uuid::from(hidden.conversation_id)),
+                    hidden_messages::seq.eq(hidden.seq.0),
+                ))
+                .execute(conn)?;
+            Ok(Ok((hidden, true)))
+        })??;
+        if hidden.1 {
+            on_commit(&hidden.0);
+        }
+        Ok(hidden)
+    }
+
+    fn hidden_among(&self, user: UserId, ids: &[MessageId]) -> StoreResult<Vec<MessageId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<Uuid> = ids.iter().map(|&id| Uuid::from(id)).collect();
+        self.read(|conn| {
+            let hidden: Vec<Uuid> = hidden_messages::table
+                .filter(hidden_messages::user_id.eq(Uuid::from(user)))
+                .filter(hidden_messages::message_id.eq_any(&keys))
+                .select(hidden_messages::message_id)
+                .load(conn)?;
+            Ok(hidden.into_iter().map(MessageId::from).collect())
+        })
+    }
+}
+
+/// The message a change is about, with its conversation's kind and members, read inside the
+/// change's transaction; `None` if there is no such message or `user` is not a member of its
+/// conversation as the change commits. The conversation's row is locked first
+/// (`FOR NO KEY UPDATE`, as appends and membership changes lock it), so a member removed on
+/// another node either is removed before this reads the members or waits for it to commit.
+fn changing(
+    conn: &mut PgConnection,
+    id: MessageId,
+    user: UserId,
+) -> StorageResult<Option<MessageChanged>> {
+    let conversation: Option<Uuid> = messages::table
+        .filter(messages::id.eq(Uuid::from(id)))
+        .select(messages::conversation_id)
+        .first(conn)
+        .optional()?;
+    let Some(conversation) = conversation else {
+        return Ok(None);
+    };
+    let raw_kind: String = conversations::table
+        .find(conversation)
+        .select(conversations::kind)
+        .for_no_key_update()
+        .first(conn)?;
+    // Read after the lock: another change to the message has committed by now.
+    let message = Message::try_from(
+        messages::table
+            .filter(messages::id.eq(Uuid::from(id)))
+            .select(MessageRow::as_select())
+            .first(conn)?,
+    )?;
+    let members = members_of(conn, &[conversation])?.pop().unwrap_or_default();
+    if !members.iter().any(|m| m.user_id == user) {
+        return Ok(None);
+    }
+    Ok(Some(MessageChanged {
+        message,
+        changed: false,
+        kind: kind(&raw_kind)?,
+        members,
+    }))
 }
 
 /// What an append needs to know of its conversation, read once per batch.
@@ -148,6 +340,10 @@ pub(crate) struct ConversationState {
 }
 
 /// Where one append of a batch stands while the batch is being written.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per append of a batch (at most 512), in one vector that lives for the batch"
+)]
 pub(crate) enum Pending {
     /// Refused, or answered with a message stored before.
     Done(StoreResult<AppendOutcome>),
@@ -487,10 +683,10 @@ pub(crate) fn insert_in_commit_order(
         .returning(message_seq::last)
         .get_result(conn)?;
     let first = last - count + 1;
-    let rows: Vec<MessageRow> = indexes
+    let rows: Vec<NewMessageRow> = indexes
         .iter()
         .zip(first..)
-        .map(|(&i, seq)| MessageRow::of(&batch[i].stored_as(Seq(seq))))
+        .map(|(&i, seq)| NewMessageRow::of(batch[i], Seq(seq)))
         .collect();
     let mut stored: Vec<i64> = Vec::with_capacity(rows.len());
     // PostgreSQL takes at most 65535 parameters per statement; a message row has eight.

@@ -1,7 +1,7 @@
 //! Row structs, and their conversions to and from domain types in one place.
 
 use chat_domain::conversation::{Conversation, ConversationKind, ConversationName, Member, Role};
-use chat_domain::message::{ClientMessageId, Message, MessageContent, Seq};
+use chat_domain::message::{ClientMessageId, Deletion, Message, MessageContent, NewMessage, Seq};
 use chat_domain::user::{Email, User, Username};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -138,7 +138,7 @@ impl TryFrom<MemberRow> for Member {
     }
 }
 
-#[derive(Queryable, Selectable, QueryableByName, Insertable)]
+#[derive(Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
 pub struct MessageRow {
     pub seq: i64,
@@ -149,13 +149,31 @@ pub struct MessageRow {
     pub client_message_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub change_seq: Option<i64>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub deleted_by: Option<Uuid>,
 }
 
-impl MessageRow {
-    /// The row for a message as stored with its seq.
-    pub fn of(message: &Message) -> Self {
+/// A new message's row: only the columns an append writes (the change columns start NULL).
+#[derive(Insertable)]
+#[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
+pub struct NewMessageRow {
+    pub seq: i64,
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub sender_id: Uuid,
+    pub content: String,
+    pub client_message_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl NewMessageRow {
+    /// The row for a new message as stored with its seq.
+    pub fn of(message: &NewMessage, seq: Seq) -> Self {
         Self {
-            seq: message.seq.0,
+            seq: seq.0,
             id: message.id.into(),
             conversation_id: message.conversation_id.into(),
             sender_id: message.sender_id.into(),
@@ -165,7 +183,7 @@ impl MessageRow {
                 .as_ref()
                 .map(|c| c.as_str().to_owned()),
             created_at: message.created_at,
-            updated_at: message.updated_at,
+            updated_at: message.created_at,
         }
     }
 }
@@ -174,13 +192,23 @@ impl TryFrom<MessageRow> for Message {
     type Error = StorageError;
 
     fn try_from(row: MessageRow) -> StorageResult<Self> {
+        // A deleted message's content is purged (stored as ''): only the tombstone remains.
+        let (content, deletion) = match (row.deleted_at, row.deleted_by) {
+            (Some(at), Some(by)) => (None, Some(Deletion { at, by: by.into() })),
+            _ => (
+                Some(
+                    MessageContent::parse_stored(&row.content)
+                        .map_err(|e| StorageError::corrupt("message content", e))?,
+                ),
+                None,
+            ),
+        };
         Ok(Message {
             id: row.id.into(),
             seq: Seq(row.seq),
             conversation_id: row.conversation_id.into(),
             sender_id: row.sender_id.into(),
-            content: MessageContent::parse_stored(&row.content)
-                .map_err(|e| StorageError::corrupt("message content", e))?,
+            content,
             client_message_id: row
                 .client_message_id
                 .as_deref()
@@ -189,6 +217,9 @@ impl TryFrom<MessageRow> for Message {
                 .map_err(|e| StorageError::corrupt("client message id", e))?,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            edited_at: row.edited_at,
+            deletion,
+            change_seq: row.change_seq.map(Seq),
         })
     }
 }

@@ -23,11 +23,15 @@ struct UnreadRow {
 }
 
 /// Unread messages per conversation of one user: a range scan of the (conversation_id, seq)
-/// index past each of the user's markers.
+/// index past each of the user's markers. Tombstones and messages the user hid are no unread
+/// messages; the hidden check is a primary-key probe per unread message.
 const UNREAD_COUNTS_SQL: &str = "SELECT cm.conversation_id, \
        (SELECT COUNT(*) FROM messages m \
          WHERE m.conversation_id = cm.conversation_id AND m.seq > cm.last_read_seq \
-           AND m.sender_id <> cm.user_id) AS unread_count \
+           AND m.sender_id <> cm.user_id AND m.deleted_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
+                            WHERE h.user_id = cm.user_id AND h.message_id = m.id)) \
+       AS unread_count \
      FROM conversation_members cm WHERE cm.user_id = $1";
 
 impl ReadReceiptStore for PgStore {

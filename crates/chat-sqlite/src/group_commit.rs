@@ -15,11 +15,11 @@ use chat_domain::StoreError;
 use chat_domain::message::{AppendOutcome, Appended, NewMessage};
 use chat_domain::ports::{OnAppended, StoreResult};
 
-use crate::MembershipEpoch;
 use crate::error::StorageError;
 use crate::messages::{KnownConversations, append_batch};
 use crate::pool::Database;
 use crate::recent::RecentMessages;
+use crate::{Announcing, MembershipEpoch, announce_in_order};
 
 /// The most appends one transaction carries.
 const MAX_BATCH: usize = 512;
@@ -43,6 +43,7 @@ impl GroupCommit {
         db: Arc<Database>,
         memberships: Arc<MembershipEpoch>,
         recent: Arc<RecentMessages>,
+        announcing: Arc<Announcing>,
     ) -> std::io::Result<Self> {
         let (jobs, queue) = channel();
         let waiting = Arc::new(AtomicUsize::new(0));
@@ -50,7 +51,7 @@ impl GroupCommit {
         let counter = waiting.clone();
         std::thread::Builder::new()
             .name("chat-sqlite-commit".into())
-            .spawn(move || commit_loop(&db, &queue, &counter, known, &recent))?;
+            .spawn(move || commit_loop(&db, &queue, &counter, known, &recent, &announcing))?;
         Ok(Self { jobs, waiting })
     }
 
@@ -78,6 +79,7 @@ fn commit_loop(
     waiting: &AtomicUsize,
     mut known: KnownConversations,
     recent: &RecentMessages,
+    announcing: &Announcing,
 ) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
@@ -90,6 +92,9 @@ fn commit_loop(
         waiting.fetch_sub(batch.len(), Ordering::AcqRel);
         let started = std::time::Instant::now();
         let messages: Vec<&NewMessage> = batch.iter().map(|job| &job.message).collect();
+        // Until every completion has run: a change committed after this batch is announced
+        // after it.
+        let _in_order = announce_in_order(announcing);
         // A bug that panics mid-batch must fail this batch (Diesel rolls the transaction
         // back), not stop every later send.
         let written = catch_unwind(AssertUnwindSafe(|| {
@@ -304,7 +309,7 @@ mod tests {
                 (message.id, message.conversation_id, message.sender_id),
                 (new.id, new.conversation_id, new.sender_id)
             );
-            assert_eq!(message.content, new.content);
+            assert_eq!(message.content.as_ref(), Some(&new.content));
             assert!(
                 message.seq > last_seq,
                 "seqs follow the order of the answers"

@@ -47,6 +47,21 @@ pub struct SqliteStore {
     commits: Arc<GroupCommit>,
     memberships: Arc<MembershipEpoch>,
     recent: Arc<RecentMessages>,
+    /// Held from a write that is announced (an append batch, a change to a message) until its
+    /// callbacks have run: the one writer commits in seq order, and this keeps announcements
+    /// in that order too, although appends announce from the commit thread and changes from
+    /// the caller's.
+    announcing: Arc<Announcing>,
+}
+
+/// See [`SqliteStore`]'s `announcing`.
+pub(crate) type Announcing = std::sync::Mutex<()>;
+
+/// Takes the announcement order; nothing is left half done under it by a panic.
+pub(crate) fn announce_in_order(announcing: &Announcing) -> std::sync::MutexGuard<'_, ()> {
+    announcing
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Counts the writes that change who belongs to a conversation, so the commit thread knows
@@ -70,10 +85,12 @@ impl SqliteStore {
     pub fn new(db: Arc<Database>) -> std::io::Result<Self> {
         let memberships = Arc::new(MembershipEpoch::default());
         let recent = Arc::new(RecentMessages::default());
+        let announcing = Arc::new(Announcing::default());
         let commits = Arc::new(GroupCommit::start(
             db.clone(),
             memberships.clone(),
             recent.clone(),
+            announcing.clone(),
         )?);
         checkpoint::start(&db)?;
         Ok(Self {
@@ -81,6 +98,7 @@ impl SqliteStore {
             commits,
             memberships,
             recent,
+            announcing,
         })
     }
 

@@ -5,18 +5,23 @@ use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use chat_domain::conversation::{ConversationKind, Member};
-use chat_domain::message::{AppendOutcome, Appended, HistoryCursor, Message, NewMessage, Seq};
-use chat_domain::ports::{MessageStore, OnAppended, StoreResult};
+use chat_domain::message::{
+    AppendOutcome, Appended, Deletion, HiddenMessage, HistoryCursor, Message, MessageChanged,
+    MessageContent, NewMessage, Seq,
+};
+use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
-use chrono::NaiveDateTime;
-use diesel::dsl::max;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::dsl::{exists, max, not};
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
 use crate::error::{StorageError, StorageResult};
-use crate::models::{MemberRow, MessageRow, NewMessageRow, convert, ts};
-use crate::schema::{conversation_members, conversations, messages, users};
-use crate::{MembershipEpoch, SqliteStore};
+use crate::models::{MemberRow, MessageRow, NewMessageRow, convert, id, ts};
+use crate::schema::{
+    conversation_members, conversations, hidden_messages, messages, reactions, users,
+};
+use crate::{MembershipEpoch, SqliteStore, announce_in_order};
 
 impl MessageStore for SqliteStore {
     fn submit(&self, new: NewMessage, done: OnAppended) {
@@ -80,10 +85,14 @@ impl MessageStore for SqliteStore {
             let mine = conversation_members::table
                 .filter(conversation_members::user_id.eq(user.to_string()))
                 .select(conversation_members::conversation_id);
+            let hidden = hidden_messages::table
+                .filter(hidden_messages::user_id.eq(user.to_string()))
+                .filter(hidden_messages::message_id.eq(messages::id));
             convert(
                 messages::table
                     .filter(messages::seq.gt(since.0))
                     .filter(messages::conversation_id.eq_any(mine))
+                    .filter(not(exists(hidden)))
                     .order(messages::seq.asc())
                     .limit(i64::from(limit))
                     .select(MessageRow::as_select())
@@ -106,6 +115,181 @@ impl MessageStore for SqliteStore {
     fn latest_seq(&self) -> StoreResult<Seq> {
         self.read(crate::seq::latest)
     }
+
+    fn edit(
+        &self,
+        id: MessageId,
+        editor: UserId,
+        content: &MessageContent,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged> {
+        let _in_order = announce_in_order(&self.announcing);
+        let changed = self.write(|conn| {
+            let Some(mut changed) = changing(conn, id, editor)? else {
+                return Ok(Err(StoreError::Missing));
+            };
+            let message = &mut changed.message;
+            if message.is_deleted() || message.content.as_ref() == Some(content) {
+                return Ok(Ok(changed));
+            }
+            let seq = crate::seq::take(conn)?;
+            diesel::update(messages::table.find(message.seq.0))
+                .set((
+                    messages::content.eq(content.as_str()),
+                    messages::edited_at.eq(ts(at)),
+                    messages::updated_at.eq(ts(at)),
+                    messages::change_seq.eq(seq.0),
+                ))
+                .execute(conn)?;
+            message.content = Some(content.clone());
+            message.edited_at = Some(at);
+            message.updated_at = at;
+            message.change_seq = Some(seq);
+            changed.changed = true;
+            Ok(Ok(changed))
+        })??;
+        if changed.changed {
+            self.recent.changed(&changed.message);
+            on_commit(&changed);
+        }
+        Ok(changed)
+    }
+
+    fn delete(
+        &self,
+        id: MessageId,
+        by: UserId,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged> {
+        let _in_order = announce_in_order(&self.announcing);
+        let changed = self.write(|conn| {
+            let Some(mut changed) = changing(conn, id, by)? else {
+                return Ok(Err(StoreError::Missing));
+            };
+            let message = &mut changed.message;
+            if message.is_deleted() {
+                return Ok(Ok(changed));
+            }
+            let seq = crate::seq::take(conn)?;
+            // The content is overwritten, and `secure_delete` (see pool.rs) zeroes the bytes
+            // the old row leaves behind, so the text is gone from the file once the log is
+            // checkpointed, not just flagged.
+            diesel::update(messages::table.find(message.seq.0))
+                .set((
+                    messages::content.eq(""),
+                    messages::deleted_at.eq(ts(at)),
+                    messages::deleted_by.eq(by.to_string()),
+                    messages::pinned_at.eq(None::<NaiveDateTime>),
+                    messages::pinned_by.eq(None::<String>),
+                    messages::updated_at.eq(ts(at)),
+                    messages::change_seq.eq(seq.0),
+                ))
+                .execute(conn)?;
+            diesel::delete(reactions::table.filter(reactions::message_id.eq(id.to_string())))
+                .execute(conn)?;
+            message.content = None;
+            message.deletion = Some(Deletion { at, by });
+            message.updated_at = at;
+            message.change_seq = Some(seq);
+            changed.changed = true;
+            Ok(Ok(changed))
+        })??;
+        if changed.changed {
+            self.recent.changed(&changed.message);
+            on_commit(&changed);
+        }
+        Ok(changed)
+    }
+
+    fn hide(
+        &self,
+        id: MessageId,
+        user: UserId,
+        on_commit: &mut dyn FnMut(&HiddenMessage),
+    ) -> StoreResult<(HiddenMessage, bool)> {
+        let _in_order = announce_in_order(&self.announcing);
+        let hidden = self.write(|conn| {
+            let Some(changed) = changing(conn, id, user)? else {
+                return Ok(Err(StoreError::Missing));
+            };
+            let key = (user.to_string(), id.to_string());
+            let before: Option<i64> = hidden_messages::table
+                .find((&key.0, &key.1))
+                .select(hidden_messages::seq)
+                .first(conn)
+                .optional()?;
+            let mut hidden = HiddenMessage {
+                user_id: user,
+                message_id: id,
+                conversation_id: changed.message.conversation_id,
+                seq: Seq(before.unwrap_or(0)),
+            };
+            if before.is_some() {
+                return Ok(Ok((hidden, false)));
+            }
+            hidden.seq = crate::seq::take(conn)?;
+            diesel::insert_into(hidden_messages::table)
+                .values((
+                    hidden_messages::user_id.eq(&key.0),
+                    hidden_messages::message_id.eq(&key.1),
+                    hidden_messages::conversation_id.eq(hidden.conversation_id.to_string()),
+                    hidden_messages::seq.eq(hidden.seq.0),
+                ))
+                .execute(conn)?;
+            Ok(Ok((hidden, true)))
+        })??;
+        if hidden.1 {
+            on_commit(&hidden.0);
+        }
+        Ok(hidden)
+    }
+
+    fn hidden_among(&self, user: UserId, ids: &[MessageId]) -> StoreResult<Vec<MessageId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(|conn| {
+            let hidden: Vec<String> = hidden_messages::table
+                .filter(hidden_messages::user_id.eq(user.to_string()))
+                .filter(hidden_messages::message_id.eq_any(ids.iter().map(ToString::to_string)))
+                .select(hidden_messages::message_id)
+                .load(conn)?;
+            hidden.iter().map(|raw| id("message id", raw)).collect()
+        })
+    }
+}
+
+/// The message a change is about, with its conversation's kind and members, read inside the
+/// change's write transaction; `None` if there is no such message or `user` is not a member
+/// of its conversation as the write commits.
+fn changing(
+    conn: &mut SqliteConnection,
+    id: MessageId,
+    user: UserId,
+) -> StorageResult<Option<MessageChanged>> {
+    let Some(message) = messages::table
+        .filter(messages::id.eq(id.to_string()))
+        .select(MessageRow::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let message = Message::try_from(message)?;
+    let Some(state) = conversation_state(conn, message.conversation_id)? else {
+        return Ok(None);
+    };
+    if !state.members.iter().any(|m| m.user_id == user) {
+        return Ok(None);
+    }
+    Ok(Some(MessageChanged {
+        message,
+        changed: false,
+        kind: state.kind,
+        members: state.members,
+    }))
 }
 
 /// Appends a batch of messages inside the caller's transaction, in order, and returns one

@@ -1,7 +1,7 @@
 //! Row structs, and their conversions to and from domain types in one place.
 
 use chat_domain::conversation::{Conversation, ConversationKind, ConversationName, Member, Role};
-use chat_domain::message::{ClientMessageId, Message, MessageContent, Seq};
+use chat_domain::message::{ClientMessageId, Deletion, Message, MessageContent, Seq};
 use chat_domain::user::{Email, User, Username};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -153,6 +153,10 @@ pub struct MessageRow {
     pub client_message_id: Option<String>,
     pub created_at: Stored,
     pub updated_at: Stored,
+    pub change_seq: Option<i64>,
+    pub edited_at: Option<Stored>,
+    pub deleted_at: Option<Stored>,
+    pub deleted_by: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -171,13 +175,29 @@ impl TryFrom<MessageRow> for Message {
     type Error = StorageError;
 
     fn try_from(row: MessageRow) -> StorageResult<Self> {
+        // A deleted message's content is purged (stored as ''): only the tombstone remains.
+        let (content, deletion) = match (row.deleted_at, row.deleted_by.as_deref()) {
+            (Some(at), Some(by)) => (
+                None,
+                Some(Deletion {
+                    at: at.utc(),
+                    by: id("user id", by)?,
+                }),
+            ),
+            _ => (
+                Some(
+                    MessageContent::parse_stored(&row.content)
+                        .map_err(|e| StorageError::corrupt("message content", e))?,
+                ),
+                None,
+            ),
+        };
         Ok(Message {
             id: id("message id", &row.id)?,
             seq: Seq(row.seq),
             conversation_id: id("conversation id", &row.conversation_id)?,
             sender_id: id("user id", &row.sender_id)?,
-            content: MessageContent::parse_stored(&row.content)
-                .map_err(|e| StorageError::corrupt("message content", e))?,
+            content,
             client_message_id: row
                 .client_message_id
                 .as_deref()
@@ -186,6 +206,9 @@ impl TryFrom<MessageRow> for Message {
                 .map_err(|e| StorageError::corrupt("client message id", e))?,
             created_at: row.created_at.utc(),
             updated_at: row.updated_at.utc(),
+            edited_at: row.edited_at.map(Stored::utc),
+            deletion,
+            change_seq: row.change_seq.map(Seq),
         })
     }
 }

@@ -153,6 +153,27 @@ impl RecentMessages {
         }
         inner.make_room(self.budget);
     }
+
+    /// Records a change to a message already stored (an edit, a delete): a kept copy is
+    /// replaced, unless it already shows a later change, and a page read before the change
+    /// committed is not kept (its copy may be the old one).
+    pub(crate) fn changed(&self, message: &Message) {
+        let mut inner = self.inner();
+        inner.epoch += 1;
+        let Some(kept) = inner.pages.get_mut(&message.conversation_id) else {
+            return;
+        };
+        let Ok(at) = kept.messages.binary_search_by_key(&message.seq, |m| m.seq) else {
+            return;
+        };
+        let old = &mut kept.messages[at];
+        if old.change_seq >= message.change_seq {
+            return;
+        }
+        let (before, after) = (footprint(old), footprint(message));
+        *old = message.clone();
+        inner.bytes = (inner.bytes + after).saturating_sub(before);
+    }
 }
 
 impl Inner {
@@ -167,7 +188,7 @@ impl Inner {
 /// Roughly what a kept message costs in memory.
 fn footprint(message: &Message) -> usize {
     std::mem::size_of::<Message>()
-        + message.content.as_str().len()
+        + message.text().map_or(0, str::len)
         + message
             .client_message_id
             .as_ref()

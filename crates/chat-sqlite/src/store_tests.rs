@@ -114,3 +114,72 @@ fn a_change_takes_its_seq_from_the_counter_new_messages_take_theirs_from() {
     assert_eq!(f.send(c, b, "after another").seq, Seq(4));
     assert_eq!(db.store.latest_seq().unwrap(), Seq(4));
 }
+
+#[test]
+fn a_message_deleted_for_everyone_is_gone_from_the_database_files_after_a_checkpoint() {
+    let db = temp_db();
+    let f = Fixture::new(&*db);
+    let (a, b) = (f.user("alice"), f.user("bob"));
+    let c = f.direct(a, b);
+    let marker = format!("purge-marker-{}", uuid::Uuid::new_v4().simple());
+    f.send(c, a, "before");
+    // The marker sits in the middle of a long text: an updated row's new, shorter cell may be
+    // written over the tail of the old one, but not over all of it.
+    let secret = f.send(
+        c,
+        a,
+        &format!("the secret is {marker}, {}", "and it goes on. ".repeat(20)),
+    );
+    f.send(c, b, "after");
+    let files = || -> Vec<u8> {
+        let mut bytes = std::fs::read(db.path()).unwrap();
+        if let Ok(log) = std::fs::read(db.path().with_extension("db-wal")) {
+            bytes.extend(log);
+        }
+        bytes
+    };
+    let holds_marker = |bytes: &[u8]| {
+        bytes
+            .windows(marker.len())
+            .any(|window| window == marker.as_bytes())
+    };
+    db.store.database().checkpoint().unwrap();
+    assert!(
+        holds_marker(&files()),
+        "the message was written to the file"
+    );
+
+    // The latest page is now kept in memory: the delete must reach that copy too.
+    assert_eq!(
+        db.store
+            .history(c, HistoryCursor::Latest, 10)
+            .unwrap()
+            .len(),
+        3
+    );
+    let deleted = db.store.delete(secret.id, a, f.now(), &mut |_| {}).unwrap();
+    assert!(deleted.changed);
+    db.store.database().checkpoint().unwrap();
+    assert!(
+        !holds_marker(&files()),
+        "the deleted content is still in the database file or its log"
+    );
+    // The other messages are intact, in the page kept in memory as in the database.
+    let texts: Vec<Option<String>> = db
+        .store
+        .history(c, HistoryCursor::Latest, 10)
+        .unwrap()
+        .iter()
+        .map(|m| m.text().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        texts,
+        vec![Some("before".into()), None, Some("after".into())]
+    );
+    assert_eq!(
+        db.store
+            .history(c, HistoryCursor::Before(Seq(i64::MAX)), 10)
+            .unwrap(),
+        db.store.history(c, HistoryCursor::Latest, 10).unwrap()
+    );
+}

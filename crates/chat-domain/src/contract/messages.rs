@@ -130,7 +130,7 @@ pub fn a_retry_with_other_content_gets_the_stored_message_back_unchanged<S: Stor
     other.client_message_id = new.client_message_id.clone();
     let back = existing(f.append(&other).unwrap());
     assert_eq!(back, first);
-    assert_eq!(back.content.as_str(), "hello");
+    assert_eq!(back.text(), Some("hello"));
     assert_eq!(
         store.history(c, HistoryCursor::Latest, 10).unwrap(),
         vec![first]

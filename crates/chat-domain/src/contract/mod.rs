@@ -13,6 +13,7 @@
 //! timestamps are whole milliseconds, coarser than SQLite and PostgreSQL keep, so values read
 //! back compare equal to those written; only revocation expiries follow the wall clock.
 
+pub mod changes;
 pub mod conversations;
 pub mod member_state;
 pub mod messages;
@@ -112,6 +113,12 @@ macro_rules! contract_tests {
             messages::commit_callbacks_run_in_seq_order_even_for_appends_committed_together,
             messages::concurrent_appends_lose_nothing_and_never_share_a_seq,
             messages::the_latest_seq_is_the_highest_handed_out,
+            changes::an_edit_replaces_the_content_and_takes_a_seq_after_every_earlier_one,
+            changes::an_edit_to_the_same_content_or_of_a_deleted_message_changes_nothing,
+            changes::a_delete_purges_the_content_and_leaves_a_tombstone_in_place,
+            changes::a_removed_member_can_neither_edit_nor_delete_nor_hide,
+            changes::hiding_affects_only_that_users_catch_up_and_unread_counts,
+            changes::change_callbacks_run_once_per_real_change_in_seq_order_with_appends,
             read_receipts::a_read_marker_only_moves_forward,
             read_receipts::the_inbox_lists_recent_activity_first_with_last_message_and_unread_count,
             read_receipts::unread_counts_are_messages_from_others_past_the_marker,

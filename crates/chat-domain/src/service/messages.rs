@@ -1,13 +1,15 @@
-//! Sending messages, reading history, read markers and unread counts.
+//! Sending messages, editing and deleting them, reading history, read markers and unread
+//! counts.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 
-use crate::conversation::{ConversationKind, Member};
+use crate::conversation::{ConversationKind, Member, Role};
 use crate::events::DomainEvent;
 use crate::message::{
-    Appended, ClientMessageId, HistoryCursor, MessageContent, MessageView, NewMessage, Seq,
+    Appended, ClientMessageId, DeleteScope, HiddenMessage, HistoryCursor, Message, MessageChanged,
+    MessageContent, MessageView, NewMessage, Seq,
 };
 use crate::ports::{Clock, ConversationStore, EventPublisher, MessageStore, ReadReceiptStore};
 use crate::read_state::{MarkerSet, ReadReceipt, UnreadCounts};
@@ -16,6 +18,16 @@ use crate::{ConversationId, DomainError, MessageId, Resource, StoreError, UserId
 
 use super::{Ports, Throttle, view_message};
 use crate::limits::Limits;
+
+/// What a delete did. `new`: this call made the change (and announced it); `false` for a
+/// repeat, which changes nothing.
+#[derive(Debug, Clone)]
+pub enum Deleted {
+    /// Deleted for everyone: the tombstone left in the message's place.
+    ForEveryone { tombstone: MessageView, new: bool },
+    /// Hidden for the caller only.
+    ForMe { hidden: HiddenMessage, new: bool },
+}
 
 /// A message as a client sends it.
 #[derive(Debug, Clone, Default)]
@@ -143,7 +155,7 @@ impl MessageService {
                 let direct = outcome.kind == ConversationKind::Direct;
                 let (message, created) = match outcome.appended {
                     Appended::Existing(stored) => match retry {
-                        Some((key, content)) if content != stored.content => {
+                        Some((key, content)) if Some(&content) != stored.content.as_ref() => {
                             return done(Err(DomainError::IdempotencyConflict {
                                 client_message_id: key.as_str().to_owned(),
                             }));
@@ -204,11 +216,192 @@ impl MessageService {
             ));
         }
         let direct = self.kind_of(conversation_id)? == ConversationKind::Direct;
-        let page = self.messages.history(conversation_id, cursor, limit)?;
+        let page = self.visible_page(viewer, conversation_id, cursor, limit)?;
         Ok(page
             .into_iter()
             .map(|m| view_message(m, &members, direct, viewer))
             .collect())
+    }
+
+    /// A page of history without the messages the viewer hid, topped up from beyond the
+    /// page so that a page is short only where the history ends.
+    fn visible_page(
+        &self,
+        viewer: UserId,
+        conversation_id: ConversationId,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> Result<Vec<Message>, DomainError> {
+        let mut page: Vec<Message> = Vec::new();
+        let mut cursor = cursor;
+        loop {
+            let wanted = limit.saturating_sub(page.len() as u32);
+            let mut chunk = self.messages.history(conversation_id, cursor, wanted)?;
+            let exhausted = chunk.len() < wanted as usize;
+            let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
+                return Ok(page);
+            };
+            // Where the next chunk starts, should this one lose messages to hiding.
+            cursor = match cursor {
+                HistoryCursor::After(_) => HistoryCursor::After(last.seq),
+                HistoryCursor::Latest | HistoryCursor::Before(_) => {
+                    HistoryCursor::Before(first.seq)
+                }
+            };
+            let ids: Vec<MessageId> = chunk.iter().map(|m| m.id).collect();
+            let hidden = self.messages.hidden_among(viewer, &ids)?;
+            chunk.retain(|m| !hidden.contains(&m.id));
+            match cursor {
+                HistoryCursor::After(_) => page.extend(chunk),
+                _ => {
+                    chunk.extend(page);
+                    page = chunk;
+                }
+            }
+            if exhausted || hidden.is_empty() || page.len() >= limit as usize {
+                return Ok(page);
+            }
+        }
+    }
+
+    /// Replaces the content of a message the editor sent, and tells every member. Returns the
+    /// message as it now stands, with `edited_at`, and whether this call changed it: content
+    /// equal to the stored content changes nothing and announces nothing. A message the
+    /// editor cannot read (or that does not exist) is [`DomainError::NotFound`]; someone
+    /// else's is [`DomainError::NotTheSender`]; a deleted one is
+    /// [`DomainError::MessageDeleted`].
+    pub fn edit(
+        &self,
+        editor: UserId,
+        message_id: MessageId,
+        content: &str,
+    ) -> Result<(MessageView, bool), DomainError> {
+        let content =
+            MessageContent::parse(content).map_err(|e| DomainError::Validation(vec![e]))?;
+        let (message, _) = self.readable(editor, message_id)?;
+        if message.sender_id != editor {
+            return Err(DomainError::NotTheSender(
+                "only its sender may edit a message".into(),
+            ));
+        }
+        if message.is_deleted() {
+            return Err(DomainError::MessageDeleted(message_id));
+        }
+        let changed = self
+            .messages
+            .edit(
+                message_id,
+                editor,
+                &content,
+                self.clock.now(),
+                &mut |changed| {
+                    let (message, audience) = Self::audience_view(changed, editor);
+                    let at = message.message.updated_at;
+                    self.events.publish(DomainEvent::MessageUpdated {
+                        message,
+                        audience,
+                        at,
+                    });
+                },
+            )
+            .map_err(|e| Self::gone(e, message_id))?;
+        if changed.message.is_deleted() {
+            // Deleted between the check above and the write.
+            return Err(DomainError::MessageDeleted(message_id));
+        }
+        let (view, _) = Self::audience_view(&changed, editor);
+        Ok((view, changed.changed))
+    }
+
+    /// Deletes a message for everyone or for the caller only.
+    ///
+    /// For everyone: its sender may, and in a group so may an owner or admin (moderation);
+    /// the other member of a direct conversation may not ([`DomainError::NotTheSender`]).
+    /// The content is purged and every member gets the tombstone; deleting again changes
+    /// nothing and announces nothing.
+    ///
+    /// For the caller only: any member may; the message disappears from the caller's history,
+    /// catch-up and unread counts, and the caller's devices hear of it (once).
+    ///
+    /// A message the caller cannot read (or that does not exist) is
+    /// [`DomainError::NotFound`].
+    pub fn delete(
+        &self,
+        actor: UserId,
+        message_id: MessageId,
+        scope: DeleteScope,
+    ) -> Result<Deleted, DomainError> {
+        let (message, me) = self.readable(actor, message_id)?;
+        if scope == DeleteScope::Me {
+            let (hidden, new) = self
+                .messages
+                .hide(message_id, actor, &mut |hidden| {
+                    self.events.publish(DomainEvent::MessageHidden {
+                        hidden: *hidden,
+                        audience: vec![actor],
+                        at: self.clock.now(),
+                    });
+                })
+                .map_err(|e| Self::gone(e, message_id))?;
+            return Ok(Deleted::ForMe { hidden, new });
+        }
+        let moderates = matches!(me.role, Role::Owner | Role::Admin)
+            && self.kind_of(message.conversation_id)? == ConversationKind::Group;
+        if message.sender_id != actor && !moderates {
+            return Err(DomainError::NotTheSender(
+                "only its sender, or a group's owner or admin, may delete a message for everyone"
+                    .into(),
+            ));
+        }
+        let changed = self
+            .messages
+            .delete(message_id, actor, self.clock.now(), &mut |changed| {
+                let (message, audience) = Self::audience_view(changed, actor);
+                let at = message.message.updated_at;
+                self.events.publish(DomainEvent::MessageDeleted {
+                    message,
+                    audience,
+                    at,
+                });
+            })
+            .map_err(|e| Self::gone(e, message_id))?;
+        let (tombstone, _) = Self::audience_view(&changed, actor);
+        Ok(Deleted::ForEveryone {
+            tombstone,
+            new: changed.changed,
+        })
+    }
+
+    /// A message and the caller's membership of its conversation, or "not found" when the
+    /// caller may not read it.
+    fn readable(
+        &self,
+        user: UserId,
+        message_id: MessageId,
+    ) -> Result<(Message, Member), DomainError> {
+        let not_found = || DomainError::not_found(Resource::Message, message_id);
+        let message = self.messages.find(message_id)?.ok_or_else(not_found)?;
+        let member = self
+            .conversations
+            .membership(message.conversation_id, user)?
+            .ok_or_else(not_found)?;
+        Ok((message, member))
+    }
+
+    /// A change the store refused because the message, or the caller's membership, is gone.
+    fn gone(error: StoreError, message_id: MessageId) -> DomainError {
+        match error {
+            StoreError::Missing => DomainError::not_found(Resource::Message, message_id),
+            other => other.into(),
+        }
+    }
+
+    /// A changed message from the actor's side, and who hears of the change: the members
+    /// when it committed.
+    fn audience_view(changed: &MessageChanged, actor: UserId) -> (MessageView, Vec<UserId>) {
+        let direct = changed.kind == ConversationKind::Direct;
+        let view = view_message(changed.message.clone(), &changed.members, direct, actor);
+        (view, changed.members.iter().map(|m| m.user_id).collect())
     }
 
     /// Marks a message, and with it every earlier message of its conversation, read for the
@@ -462,7 +655,7 @@ mod tests {
     fn a_sent_message_is_announced_to_every_member_the_sender_included() {
         let chat = chat();
         let sent = send(&chat, chat.alice, "  hello  ");
-        assert_eq!(sent.message.content.as_str(), "hello");
+        assert_eq!(sent.message.text(), Some("hello"));
         assert_eq!(sent.recipient_id, None);
         let events = chat.world.events.take();
         assert_eq!(events.len(), 1);
@@ -747,7 +940,7 @@ mod tests {
         let [Ok((view, true)), Err(DomainError::Validation(_))] = answers.as_slice() else {
             panic!("one stored message, then one refused: {answers:?}");
         };
-        assert_eq!(view.message.content.as_str(), "hello");
+        assert_eq!(view.message.text(), Some("hello"));
         assert_eq!(chat.world.store.message_count(), 1);
         assert_eq!(
             chat.world.events.take().len(),
@@ -879,5 +1072,144 @@ mod tests {
                 .total,
             3
         );
+    }
+
+    #[test]
+    fn only_the_sender_edits_and_every_member_hears_of_a_real_change_only() {
+        let chat = chat();
+        let sent = send(&chat, chat.alice, "helo");
+        chat.world.events.take();
+        let messages = &chat.world.services.messages;
+        assert!(matches!(
+            messages.edit(chat.bob, sent.message.id, "hello"),
+            Err(DomainError::NotTheSender(_))
+        ));
+        let eve = chat.world.user("eve");
+        assert!(matches!(
+            messages.edit(eve, sent.message.id, "hello"),
+            Err(DomainError::NotFound {
+                resource: Resource::Message,
+                ..
+            })
+        ));
+        assert!(matches!(
+            messages.edit(chat.alice, sent.message.id, "  "),
+            Err(DomainError::Validation(_))
+        ));
+        let (edited, changed) = messages.edit(chat.alice, sent.message.id, "hello").unwrap();
+        assert!(changed);
+        assert_eq!(edited.message.text(), Some("hello"));
+        assert!(edited.message.edited_at.is_some());
+        let events = chat.world.events.take();
+        let [DomainEvent::MessageUpdated { audience, .. }] = events.as_slice() else {
+            panic!("one update announced: {events:?}");
+        };
+        assert_eq!(audience.len(), 3);
+        let (same, changed) = messages.edit(chat.alice, sent.message.id, "hello").unwrap();
+        assert!(!changed);
+        assert_eq!(same.message.change_seq, edited.message.change_seq);
+        assert!(chat.world.events.take().is_empty(), "no change, no event");
+    }
+
+    #[test]
+    fn group_moderators_may_delete_for_everyone_but_a_direct_partner_may_not() {
+        let chat = chat();
+        let messages = &chat.world.services.messages;
+        let from_bob = send(&chat, chat.bob, "spam");
+        assert!(matches!(
+            messages.delete(chat.carol, from_bob.message.id, DeleteScope::Everyone),
+            Err(DomainError::NotTheSender(_))
+        ));
+        chat.world.events.take();
+        // Alice owns the group.
+        let Deleted::ForEveryone {
+            tombstone,
+            new: true,
+        } = messages
+            .delete(chat.alice, from_bob.message.id, DeleteScope::Everyone)
+            .unwrap()
+        else {
+            panic!("deleted for everyone");
+        };
+        assert_eq!(tombstone.message.content, None);
+        assert_eq!(tombstone.message.deletion.unwrap().by, chat.alice);
+        assert!(matches!(
+            chat.world.events.take().as_slice(),
+            [DomainEvent::MessageDeleted { .. }]
+        ));
+        assert!(matches!(
+            messages.edit(chat.bob, from_bob.message.id, "again"),
+            Err(DomainError::MessageDeleted(_))
+        ));
+        let Deleted::ForEveryone {
+            tombstone: again,
+            new: false,
+        } = messages
+            .delete(chat.bob, from_bob.message.id, DeleteScope::Everyone)
+            .unwrap()
+        else {
+            panic!("a second delete changes nothing");
+        };
+        assert_eq!(again.message.change_seq, tombstone.message.change_seq);
+        assert!(chat.world.events.take().is_empty());
+
+        let direct = direct_with_bob(&chat);
+        let (to_bob, _) = messages
+            .send(
+                chat.alice,
+                direct,
+                SendMessage {
+                    content: "hi".into(),
+                    client_message_id: None,
+                },
+            )
+            .unwrap();
+        assert!(matches!(
+            messages.delete(chat.bob, to_bob.message.id, DeleteScope::Everyone),
+            Err(DomainError::NotTheSender(_))
+        ));
+    }
+
+    #[test]
+    fn a_message_deleted_for_me_leaves_my_history_and_only_mine() {
+        let chat = chat();
+        let messages = &chat.world.services.messages;
+        let ids: Vec<MessageId> = (0..5)
+            .map(|i| send(&chat, chat.alice, &format!("m{i}")).message.id)
+            .collect();
+        chat.world.events.take();
+        for id in &ids[2..4] {
+            let deleted = messages.delete(chat.bob, *id, DeleteScope::Me).unwrap();
+            assert!(matches!(deleted, Deleted::ForMe { new: true, .. }));
+        }
+        let again = messages.delete(chat.bob, ids[3], DeleteScope::Me).unwrap();
+        assert!(matches!(again, Deleted::ForMe { new: false, .. }));
+        let events = chat.world.events.take();
+        assert_eq!(events.len(), 2, "one event per new hiding: {events:?}");
+        assert!(events.iter().all(|e| e.audience() == [chat.bob]));
+        let page = |viewer, cursor, limit| -> Vec<MessageId> {
+            messages
+                .history(viewer, chat.group, cursor, limit)
+                .unwrap()
+                .iter()
+                .map(|v| v.message.id)
+                .collect()
+        };
+        // Pages stay full: hidden messages are replaced by older ones.
+        assert_eq!(
+            page(chat.bob, HistoryCursor::Latest, 3),
+            vec![ids[0], ids[1], ids[4]]
+        );
+        assert_eq!(
+            page(chat.bob, HistoryCursor::After(Seq::ZERO), 3),
+            vec![ids[0], ids[1], ids[4]]
+        );
+        assert_eq!(
+            page(chat.carol, HistoryCursor::Latest, 3),
+            ids[2..].to_vec()
+        );
+        assert_eq!(messages.unread_counts(chat.bob).unwrap().total, 3);
+        assert_eq!(messages.unread_counts(chat.carol).unwrap().total, 5);
+        assert_eq!(messages.since(chat.bob, Seq::ZERO).unwrap().len(), 3);
     }
 }

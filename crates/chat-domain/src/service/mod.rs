@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 pub use accounts::{AccountService, Authenticated, LoggedIn, ProfileChanges, SignupRequest};
 pub use conversations::{ConversationService, CreateConversation};
-pub use messages::{MessageService, SendMessage};
+pub use messages::{Deleted, MessageService, SendMessage};
 
 use crate::conversation::Member;
 use crate::limits::{Limits, Quota};

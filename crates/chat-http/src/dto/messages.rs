@@ -39,6 +39,33 @@ impl From<SendMessageBody> for SendMessage {
     }
 }
 
+/// An edit: the message's new content.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"content": "Hello, everyone!"}))]
+pub struct EditMessageBody {
+    /// 1–4000 characters after trimming, as when sending.
+    #[schema(
+        example = "Hello, everyone!",
+        min_length = 1,
+        max_length = 4000,
+        pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$"
+    )]
+    pub content: String,
+}
+
+/// Whose copy of the message `DELETE` removes.
+#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// `everyone` (the default): its sender, or a group's owner or admin, deletes it for
+    /// every member, leaving a tombstone. `me`: any member hides it from their own history,
+    /// catch-up and unread counts.
+    #[param(example = "everyone", pattern = "^(everyone|me)$")]
+    pub scope: Option<String>,
+}
+
 /// A message from the caller's side.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MessageResponse {
@@ -49,7 +76,9 @@ pub struct MessageResponse {
     pub sender_id: Uuid,
     /// The other member of a direct conversation; null in a group.
     pub recipient_id: Option<Uuid>,
-    pub content: String,
+    /// Null once the message is deleted for everyone: the content is purged.
+    #[schema(example = "Hello!")]
+    pub content: Option<String>,
     pub client_message_id: Option<String>,
     /// For a message you received: you have read it. For one you sent: every other member
     /// has read it.
@@ -58,6 +87,14 @@ pub struct MessageResponse {
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "super::time::rfc3339")]
     pub updated_at: DateTime<Utc>,
+    /// When its sender last edited it; null if never.
+    #[serde(serialize_with = "super::time::rfc3339_opt")]
+    pub edited_at: Option<DateTime<Utc>>,
+    /// When it was deleted for everyone; null unless it is a tombstone.
+    #[serde(serialize_with = "super::time::rfc3339_opt")]
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Who deleted it for everyone: its sender, or a group's owner or admin.
+    pub deleted_by: Option<Uuid>,
 }
 
 impl From<MessageView> for MessageResponse {
@@ -69,11 +106,14 @@ impl From<MessageView> for MessageResponse {
             conversation_id: m.conversation_id.as_uuid(),
             sender_id: m.sender_id.as_uuid(),
             recipient_id: view.recipient_id.map(|r| r.as_uuid()),
-            content: m.content.as_str().to_owned(),
+            content: m.text().map(str::to_owned),
             client_message_id: m.client_message_id.map(|c| c.as_str().to_owned()),
             is_read: view.is_read,
             created_at: m.created_at,
             updated_at: m.updated_at,
+            edited_at: m.edited_at,
+            deleted_at: m.deletion.map(|d| d.at),
+            deleted_by: m.deletion.map(|d| d.by.as_uuid()),
         }
     }
 }

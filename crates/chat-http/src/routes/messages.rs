@@ -1,18 +1,124 @@
-//! Read receipts and unread counts.
+//! Editing and deleting messages, read receipts and unread counts.
 
-use actix_web::web;
-use chat_domain::MessageId;
+use actix_web::{HttpResponse, web};
+use chat_domain::message::DeleteScope;
+use chat_domain::service::Deleted;
+use chat_domain::{DomainError, MessageId};
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
-use crate::dto::messages::{ReadReceiptResponse, UnreadCountResponse};
+use crate::dto::messages::{
+    DeleteParams, EditMessageBody, MessageResponse, ReadReceiptResponse, UnreadCountResponse,
+};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Query};
 use crate::routes::resource;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/messages/unread/count", "GET").route(web::get().to(unread_count)))
+        .service(
+            resource("/messages/{message_id}", "PATCH, DELETE")
+                .route(web::patch().to(edit_message))
+                .route(web::delete().to(delete_message)),
+        )
         .service(resource("/messages/{message_id}/read", "PUT").route(web::put().to(mark_read)));
+}
+
+/// Edit a message you sent.
+///
+/// Replaces its content (checked as when sending) and sets `edited_at`; every member gets a
+/// `message_updated` frame. The same content again changes nothing and announces nothing.
+#[utoipa::path(
+    patch, path = "/api/v1/messages/{message_id}", tag = "messages",
+    params(("message_id" = Uuid, Path,)),
+    request_body(content = EditMessageBody, example = json!({"content": "Hello, everyone!"})),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The message as it now stands", body = MessageResponse,
+            example = json!({
+                "id": "0b7c6a4e-3f1d-4c7a-9a51-1f0e8b2d4c11", "seq": 42,
+                "conversation_id": "5d1e2f3a-4b5c-4d6e-8f70-81a2b3c4d5e6",
+                "sender_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "recipient_id": null,
+                "content": "Hello, everyone!", "client_message_id": null, "is_read": false,
+                "created_at": "2026-12-06T16:20:00Z", "updated_at": "2026-12-06T16:21:30Z",
+                "edited_at": "2026-12-06T16:21:30Z", "deleted_at": null, "deleted_by": null
+            })),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 403, description = "Someone else's message (`not_the_sender`)", body = ErrorBody),
+        (status = 404, description = "No such message, or not in your conversations", body = ErrorBody),
+        (status = 409, description = "The message was deleted (`message_deleted`)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid content, or the id is not a UUID", body = ErrorBody),
+    )
+)]
+pub async fn edit_message(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<Uuid>,
+    body: Json<EditMessageBody>,
+) -> Result<web::Json<MessageResponse>, ApiError> {
+    let id = MessageId::from(path.into_inner());
+    let content = body.into_inner().content;
+    let (view, _) = state
+        .run(move |s| s.messages.edit(user.id, id, &content))
+        .await?;
+    Ok(web::Json(view.into()))
+}
+
+/// Delete a message for everyone, or for yourself.
+///
+/// `scope=everyone` (the default): its sender may, and in a group so may an owner or admin;
+/// the other member of a direct chat may not. The content is purged and a tombstone stays in
+/// its place (`content: null`, `deleted_at`, `deleted_by`); every member gets a
+/// `message_deleted` frame. Deleting again changes nothing and returns the tombstone.
+///
+/// `scope=me`: any member; the message leaves your history, catch-up and unread counts only,
+/// and your own connections get a `message_hidden` frame. Repeating it changes nothing.
+#[utoipa::path(
+    delete, path = "/api/v1/messages/{message_id}", tag = "messages",
+    params(("message_id" = Uuid, Path,), DeleteParams),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "Deleted for everyone: the tombstone", body = MessageResponse,
+            example = json!({
+                "id": "0b7c6a4e-3f1d-4c7a-9a51-1f0e8b2d4c11", "seq": 42,
+                "conversation_id": "5d1e2f3a-4b5c-4d6e-8f70-81a2b3c4d5e6",
+                "sender_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "recipient_id": null,
+                "content": null, "client_message_id": null, "is_read": false,
+                "created_at": "2026-12-06T16:20:00Z", "updated_at": "2026-12-06T16:25:00Z",
+                "edited_at": null, "deleted_at": "2026-12-06T16:25:00Z",
+                "deleted_by": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+            })),
+        (status = 204, description = "Deleted for you (`scope=me`)"),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 403, description = "Neither its sender nor a moderator of the group (`not_the_sender`)", body = ErrorBody),
+        (status = 404, description = "No such message, or not in your conversations", body = ErrorBody),
+        (status = 422, description = "Unknown scope, or the id is not a UUID", body = ErrorBody),
+    )
+)]
+pub async fn delete_message(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<Uuid>,
+    params: Query<DeleteParams>,
+) -> Result<HttpResponse, ApiError> {
+    let id = MessageId::from(path.into_inner());
+    let scope = match params.into_inner().scope.as_deref() {
+        None => DeleteScope::Everyone,
+        Some(raw) => DeleteScope::parse(raw).map_err(|e| DomainError::Validation(vec![e]))?,
+    };
+    let deleted = state
+        .run(move |s| s.messages.delete(user.id, id, scope))
+        .await?;
+    Ok(match deleted {
+        Deleted::ForEveryone { tombstone, .. } => {
+            HttpResponse::Ok().json(MessageResponse::from(tombstone))
+        }
+        Deleted::ForMe { .. } => HttpResponse::NoContent().finish(),
+    })
 }
 
 /// Mark a message, and every earlier message of its conversation, read.

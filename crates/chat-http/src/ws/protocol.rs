@@ -4,6 +4,7 @@
 use bytestring::ByteString;
 use chat_domain::conversation::ConversationChange;
 use chat_domain::events::DomainEvent;
+use chat_domain::message::{HiddenMessage, MessageView};
 use chat_domain::read_state::ReadReceipt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,17 @@ pub enum ClientFrame {
         conversation_id: Uuid,
         last_read_seq: i64,
     },
+    /// Edit a message the client's user sent.
+    EditMessage {
+        message_id: Uuid,
+        content: String,
+    },
+    /// Delete a message for everyone (`scope` absent or `"everyone"`) or for the client's
+    /// user only (`"me"`).
+    DeleteMessage {
+        message_id: Uuid,
+        scope: Option<String>,
+    },
     Typing {
         conversation_id: Uuid,
         #[serde(default = "default_true")]
@@ -52,6 +64,8 @@ const CLIENT_TYPES: &[&str] = &[
     "message",
     "mark_read",
     "set_read_marker",
+    "edit_message",
+    "delete_message",
     "typing",
     "sync",
     "ping",
@@ -122,6 +136,25 @@ pub enum ServerFrame {
     },
     NewMessage {
         message: MessageResponse,
+        timestamp: DateTime<Utc>,
+    },
+    /// A message was edited (its `seq` is the edit's place in the order).
+    MessageUpdated {
+        seq: i64,
+        message: MessageResponse,
+        timestamp: DateTime<Utc>,
+    },
+    /// A message was deleted for everyone: its tombstone.
+    MessageDeleted {
+        seq: i64,
+        message: MessageResponse,
+        timestamp: DateTime<Utc>,
+    },
+    /// The user deleted a message for themselves; sent to their own connections only.
+    MessageHidden {
+        seq: i64,
+        message_id: Uuid,
+        conversation_id: Uuid,
         timestamp: DateTime<Utc>,
     },
     MessageRead {
@@ -223,6 +256,38 @@ impl ServerFrame {
         }
     }
 
+    /// A change to a message as it now stands: `message_updated`, or `message_deleted` for a
+    /// tombstone. `seq` is the change's place in the order (the message's own for one never
+    /// changed).
+    pub fn message_changed(message: &MessageView, timestamp: DateTime<Utc>) -> Self {
+        let seq = message.message.change_seq.unwrap_or(message.message.seq).0;
+        let deleted = message.message.is_deleted();
+        let message = MessageResponse::from(message.clone());
+        if deleted {
+            ServerFrame::MessageDeleted {
+                seq,
+                message,
+                timestamp,
+            }
+        } else {
+            ServerFrame::MessageUpdated {
+                seq,
+                message,
+                timestamp,
+            }
+        }
+    }
+
+    /// A message hidden for its user.
+    pub fn message_hidden(hidden: &HiddenMessage, timestamp: DateTime<Utc>) -> Self {
+        ServerFrame::MessageHidden {
+            seq: hidden.seq.0,
+            message_id: hidden.message_id.as_uuid(),
+            conversation_id: hidden.conversation_id.as_uuid(),
+            timestamp,
+        }
+    }
+
     /// The frame announcing a domain event, if clients are told of it at all (a revoked
     /// token closes connections instead).
     pub fn for_event(event: &DomainEvent) -> Option<Self> {
@@ -232,6 +297,11 @@ impl ServerFrame {
                 message: message.clone().into(),
                 timestamp: *at,
             },
+            DomainEvent::MessageUpdated { message, at, .. }
+            | DomainEvent::MessageDeleted { message, at, .. } => {
+                Self::message_changed(message, *at)
+            }
+            DomainEvent::MessageHidden { hidden, at, .. } => Self::message_hidden(hidden, *at),
             DomainEvent::MessageRead { receipt, at, .. } => Self::message_read(receipt, *at),
             DomainEvent::ReadMarkerSet { set, at, .. } => ServerFrame::ReadMarkerUpdated {
                 seq: set.marker.seq.map_or(0, |seq| seq.0),

@@ -7,10 +7,13 @@ use std::time::Instant;
 use actix_http::ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 use chat_domain::limits::Quota;
-use chat_domain::message::Seq;
+use chat_domain::message::{DeleteScope, Seq};
 use chat_domain::ports::RateLimiter as _;
-use chat_domain::service::{Authenticated, CreateConversation, MessageService, SendMessage};
+use chat_domain::service::{
+    Authenticated, CreateConversation, Deleted, MessageService, SendMessage,
+};
 use chat_domain::{ConversationId, DomainError, MessageId, UserId};
+use chrono::Utc;
 use tokio::sync::mpsc;
 
 use super::protocol::{ClientFrame, FrameError, ServerFrame, decode, decode_auth};
@@ -477,6 +480,38 @@ async fn handle_text(
                 .run(move |s| s.messages.set_read_marker(user, id, last_read_seq))
                 .await
                 .map(|_| None)
+        }
+        ClientFrame::EditMessage {
+            message_id,
+            content,
+        } => {
+            let id = MessageId::from(message_id);
+            state
+                .run(move |s| s.messages.edit(user, id, &content))
+                .await
+                .map(|(view, changed)| {
+                    // A change reaches every member's connections through the hub; an edit
+                    // that changed nothing still gets this connection an answer.
+                    (!changed).then(|| ServerFrame::message_changed(&view, view.message.updated_at))
+                })
+        }
+        ClientFrame::DeleteMessage { message_id, scope } => {
+            let id = MessageId::from(message_id);
+            match scope.as_deref().map(DeleteScope::parse).transpose() {
+                Err(invalid) => Err(DomainError::Validation(vec![invalid]).into()),
+                Ok(scope) => state
+                    .run(move |s| s.messages.delete(user, id, scope.unwrap_or_default()))
+                    .await
+                    .map(|deleted| match deleted {
+                        // As for edits: only a repeat is answered here.
+                        Deleted::ForEveryone { tombstone, new } => (!new).then(|| {
+                            ServerFrame::message_changed(&tombstone, tombstone.message.updated_at)
+                        }),
+                        Deleted::ForMe { hidden, new } => {
+                            (!new).then(|| ServerFrame::message_hidden(&hidden, Utc::now()))
+                        }
+                    }),
+            }
         }
         ClientFrame::Typing {
             conversation_id,

@@ -423,6 +423,30 @@ fn cases() -> Vec<Case> {
             owner: 200,
         },
         Case {
+            name: "edit the owner's message",
+            method: Method::PATCH,
+            template: "/api/v1/messages/{message_id}",
+            path: |_, g| format!("/api/v1/messages/{}", g.message),
+            body: |_| Some(json!({"content": "edited"})),
+            fresh_cast: false,
+            outsider: 404,
+            member: 403,
+            admin: 403,
+            owner: 200,
+        },
+        Case {
+            name: "delete the owner's message for everyone",
+            method: Method::DELETE,
+            template: "/api/v1/messages/{message_id}",
+            path: |_, g| format!("/api/v1/messages/{}", g.message),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 404,
+            member: 403,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
             name: "settings",
             method: Method::PUT,
             template: "/api/v1/conversations/{conversation_id}/settings",
@@ -433,6 +457,18 @@ fn cases() -> Vec<Case> {
             member: 200,
             admin: 200,
             owner: 200,
+        },
+        Case {
+            name: "delete the owner's message for me",
+            method: Method::DELETE,
+            template: "/api/v1/messages/{message_id}",
+            path: |_, g| format!("/api/v1/messages/{}?scope=me", g.message),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 404,
+            member: 204,
+            admin: 204,
+            owner: 204,
         },
         Case {
             name: "unread count",
@@ -677,6 +713,9 @@ async fn every_websocket_frame_about_a_conversation_is_refused_to_outsiders_and_
         json!({"type": "message", "conversation_id": group.id, "content": "hi", "client_message_id": "authz"}),
         json!({"type": "mark_read", "message_id": group.message}),
         json!({"type": "set_read_marker", "conversation_id": group.id, "last_read_seq": 0}),
+        json!({"type": "edit_message", "message_id": group.message, "content": "mine", "ref": "e"}),
+        json!({"type": "delete_message", "message_id": group.message, "ref": "d"}),
+        json!({"type": "delete_message", "message_id": group.message, "scope": "me", "ref": "h"}),
         json!({"type": "typing", "conversation_id": group.id}),
         json!({"type": "typing", "conversation_id": group.id, "is_typing": false}),
     ];
@@ -690,7 +729,8 @@ async fn every_websocket_frame_about_a_conversation_is_refused_to_outsiders_and_
             "{frame} as outsider: {reply}"
         );
     }
-    // Neither the outsider's message nor its typing nor a receipt reached the group.
+    // Neither the outsider's message nor its typing nor a receipt nor a change reached the
+    // group.
     listener.assert_silent(SILENCE).await;
     // Sync and ping concern only the caller: an outsider gets nothing of the group.
     outsider

@@ -533,3 +533,87 @@ fn commands_other_than_serve_refuse_a_database_that_does_not_exist() {
     let left: Vec<_> = std::fs::read_dir(elsewhere.path()).unwrap().collect();
     assert!(left.is_empty(), "nothing was created: {left:?}");
 }
+
+#[tokio::test]
+async fn an_acknowledged_edit_and_deletes_survive_a_sigkill_right_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let server = start(&db).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let (_, alice) = token(&client, &base, "alice").await;
+    let (bob_id, bob) = token(&client, &base, "bob").await;
+    let conversation = direct(&client, &base, &alice, &bob_id).await;
+    let path = format!("{base}/api/v1/conversations/{conversation}/messages");
+    let mut ids = Vec::new();
+    for text in ["to edit", "to delete", "to hide"] {
+        let sent: Value = client
+            .post(&path)
+            .bearer_auth(&alice)
+            .json(&json!({"content": text}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(sent["id"].as_str().unwrap().to_owned());
+    }
+    let message = |id: &str| format!("{base}/api/v1/messages/{id}");
+    let edited = client
+        .patch(message(&ids[0]))
+        .bearer_auth(&alice)
+        .json(&json!({"content": "edited"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), StatusCode::OK);
+    let deleted = client
+        .delete(message(&ids[1]))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::OK);
+    let hidden = client
+        .delete(format!("{}?scope=me", message(&ids[2])))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hidden.status(), StatusCode::NO_CONTENT);
+    let mut killed = server.child;
+    killed.kill().unwrap(); // SIGKILL the moment the last change is acknowledged
+    killed.wait().unwrap();
+    assert_eq!(integrity(&db), ["ok"]);
+
+    let mut restarted = start(&db).await;
+    let path = format!(
+        "{}/api/v1/conversations/{conversation}/messages",
+        restarted.base
+    );
+    let seen = |page: Vec<Value>| -> Vec<Value> {
+        page.iter()
+            .map(|m| {
+                json!([
+                    m["id"],
+                    m["content"],
+                    m["edited_at"].is_string(),
+                    m["deleted_at"].is_string()
+                ])
+            })
+            .collect()
+    };
+    assert_eq!(
+        seen(history(&client, &path, &alice).await),
+        vec![
+            json!([ids[0], "edited", true, false]),
+            json!([ids[1], null, false, true]),
+            json!([ids[2], "to hide", false, false]),
+        ]
+    );
+    let bobs: Vec<Value> = seen(history(&client, &path, &bob).await);
+    assert_eq!(bobs.len(), 2, "bob's hiding survived: {bobs:?}");
+    restarted.child.kill().unwrap();
+    restarted.child.wait().unwrap();
+}

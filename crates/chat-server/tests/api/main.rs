@@ -8,6 +8,7 @@ mod ws;
 mod accounts;
 mod authz;
 mod binary;
+mod changes;
 mod cluster_limits;
 mod conversations;
 mod edge;

@@ -13,7 +13,7 @@ use crate::helpers::{TestApp, spawn_app_with, test_config};
 const SUITE: &str = "chat-server on PostgreSQL";
 
 /// A server on the test database.
-async fn spawn_node(database: &TestDatabase) -> TestApp {
+pub(crate) async fn spawn_node(database: &TestDatabase) -> TestApp {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut config = test_config(&dir);
     config.database_url = database.url().to_owned();
