@@ -56,6 +56,15 @@ pub enum DomainError {
          message with other content"
     )]
     IdempotencyConflict { client_message_id: String },
+    /// The message was deleted for everyone: it takes no more changes such as reactions or
+    /// pins.
+    #[error("message {0} was deleted")]
+    MessageDeleted(crate::MessageId),
+    /// A cap on how many of something may exist was reached (distinct emoji on a message,
+    /// pins in a conversation). `code` names the cap for clients: `too_many_reactions`,
+    /// `too_many_pins`.
+    #[error("{detail}")]
+    CapReached { code: &'static str, detail: String },
     /// Too many attempts: the caller may try again after `retry_after`.
     #[error("too many requests; retry in {} s", .retry_after.as_secs().max(1))]
     RateLimited { retry_after: std::time::Duration },
