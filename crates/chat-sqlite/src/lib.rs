@@ -12,6 +12,7 @@ mod lock;
 mod messages;
 mod migrate;
 mod models;
+mod reactions;
 mod pool;
 mod read_receipts;
 mod recent;

@@ -5,16 +5,19 @@ use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use chat_domain::conversation::{ConversationKind, Member};
-use chat_domain::message::{AppendOutcome, Appended, HistoryCursor, Message, NewMessage, Seq};
+use chat_domain::message::{
+    AppendOutcome, Appended, Emoji, HistoryCursor, Marked, Message, NewMessage, Seq,
+};
 use chat_domain::ports::{MessageStore, OnAppended, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::dsl::max;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
 use crate::error::{StorageError, StorageResult};
 use crate::models::{MemberRow, MessageRow, NewMessageRow, convert, ts};
+use crate::reactions;
 use crate::schema::{conversation_members, conversations, messages, users};
 use crate::{MembershipEpoch, SqliteStore};
 
@@ -32,6 +35,7 @@ impl MessageStore for SqliteStore {
                 .optional()?
                 .map(Message::try_from)
                 .transpose()
+                .and_then(|message| reactions::one_with_reactions(conn, message))
         })
     }
 
@@ -66,7 +70,7 @@ impl MessageStore for SqliteStore {
             if !matches!(cursor, HistoryCursor::After(_)) {
                 rows.reverse();
             }
-            convert(rows)
+            reactions::with_reactions(conn, convert(rows)?)
         })?;
         if latest {
             let whole = page.len() < limit as usize;
@@ -80,7 +84,7 @@ impl MessageStore for SqliteStore {
             let mine = conversation_members::table
                 .filter(conversation_members::user_id.eq(user.to_string()))
                 .select(conversation_members::conversation_id);
-            convert(
+            let page = convert(
                 messages::table
                     .filter(messages::seq.gt(since.0))
                     .filter(messages::conversation_id.eq_any(mine))
@@ -88,7 +92,8 @@ impl MessageStore for SqliteStore {
                     .limit(i64::from(limit))
                     .select(MessageRow::as_select())
                     .load(conn)?,
-            )
+            )?;
+            reactions::with_reactions(conn, page)
         })
     }
 
@@ -105,6 +110,65 @@ impl MessageStore for SqliteStore {
 
     fn latest_seq(&self) -> StoreResult<Seq> {
         self.read(crate::seq::latest)
+    }
+
+    fn react(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+        max_emoji: usize,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Marked> {
+        let marked = self.write(|conn| reactions::react(conn, message, user, emoji, max_emoji, at));
+        self.marked(marked)
+    }
+
+    fn unreact(&self, message: MessageId, user: UserId, emoji: &Emoji) -> StoreResult<Marked> {
+        let marked = self.write(|conn| reactions::unreact(conn, message, user, emoji));
+        self.marked(marked)
+    }
+
+    fn pin(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        user: UserId,
+        max_pins: usize,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Marked> {
+        let marked =
+            self.write(|conn| reactions::pin(conn, conversation, message, user, max_pins, at));
+        self.marked(marked)
+    }
+
+    fn unpin(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        user: UserId,
+    ) -> StoreResult<Marked> {
+        let marked = self.write(|conn| reactions::unpin(conn, conversation, message, user));
+        self.marked(marked)
+    }
+
+    fn pins(&self, conversation: ConversationId) -> StoreResult<Vec<Message>> {
+        self.read(|conn| reactions::pins(conn, conversation))
+    }
+}
+
+impl SqliteStore {
+    /// The port's answer to a committed change of a message; a changed message's conversation
+    /// no longer serves its latest page from memory (see [`crate::recent`]).
+    fn marked(&self, marked: StoreResult<Option<Marked>>) -> StoreResult<Marked> {
+        let marked = marked?.ok_or(StoreError::Missing)?;
+        if let Marked::Changed {
+            conversation_id, ..
+        } = &marked
+        {
+            self.recent.changed(*conversation_id);
+        }
+        Ok(marked)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Row structs, and their conversions to and from domain types in one place.
 
 use chat_domain::conversation::{Conversation, ConversationKind, ConversationName, Member, Role};
-use chat_domain::message::{ClientMessageId, Message, MessageContent, Seq};
+use chat_domain::message::{ClientMessageId, Message, MessageContent, Pin, Seq};
 use chat_domain::user::{Email, User, Username};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -153,6 +153,8 @@ pub struct MessageRow {
     pub client_message_id: Option<String>,
     pub created_at: Stored,
     pub updated_at: Stored,
+    pub pinned_at: Option<Stored>,
+    pub pinned_by: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -186,6 +188,15 @@ impl TryFrom<MessageRow> for Message {
                 .map_err(|e| StorageError::corrupt("client message id", e))?,
             created_at: row.created_at.utc(),
             updated_at: row.updated_at.utc(),
+            // Filled in by `reactions::with_reactions`, one query for a whole page.
+            reactions: Vec::new(),
+            pin: match (row.pinned_at, row.pinned_by) {
+                (Some(at), Some(by)) => Some(Pin {
+                    pinned_at: at.utc(),
+                    pinned_by: id("user id", &by)?,
+                }),
+                _ => None,
+            },
         })
     }
 }

@@ -125,6 +125,18 @@ impl RecentMessages {
         inner.make_room(self.budget);
     }
 
+    /// Forgets the kept page of a conversation one of whose messages just changed (a
+    /// reaction, a pin), after the change committed. A read that began before the change
+    /// may hold the message as it was, so no read begun before this call is kept.
+    pub(crate) fn changed(&self, conversation: ConversationId) {
+        let mut inner = self.inner();
+        inner.epoch += 1;
+        if let Some(old) = inner.pages.remove(&conversation) {
+            let freed: usize = old.messages.iter().map(footprint).sum();
+            inner.bytes = inner.bytes.saturating_sub(freed);
+        }
+    }
+
     /// Records messages just committed, in seq order.
     pub(crate) fn appended<'a>(&self, messages: impl IntoIterator<Item = &'a Message>) {
         let mut inner = self.inner();
@@ -268,6 +280,20 @@ mod tests {
         // A read that saw seq 5 is current.
         recent.fill(c, &[message(c, 3), message(c, 5)], true, recent.epoch());
         assert_eq!(seqs(recent.latest(c, 1)), Some(vec![5]));
+    }
+
+    #[test]
+    fn a_changed_conversation_is_read_again_and_a_read_begun_before_the_change_is_not_kept() {
+        let recent = RecentMessages::default();
+        let c = ConversationId::new();
+        recent.fill(c, &[message(c, 1)], true, recent.epoch());
+        let before = recent.epoch();
+        recent.changed(c);
+        assert_eq!(seqs(recent.latest(c, 1)), None);
+        recent.fill(c, &[message(c, 1)], true, before);
+        assert_eq!(seqs(recent.latest(c, 1)), None);
+        recent.fill(c, &[message(c, 1)], true, recent.epoch());
+        assert_eq!(seqs(recent.latest(c, 1)), Some(vec![1]));
     }
 
     #[test]
