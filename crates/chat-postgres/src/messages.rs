@@ -41,7 +41,9 @@
 use std::collections::HashMap;
 
 use chat_domain::conversation::{ConversationKind, Member};
-use chat_domain::message::{AppendOutcome, Appended, HistoryCursor, Message, NewMessage, Seq};
+use chat_domain::message::{
+    AppendOutcome, Appended, Emoji, HistoryCursor, Marked, Message, NewMessage, Seq,
+};
 use chat_domain::ports::{MessageStore, OnAppended, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
 use chrono::{DateTime, Utc};
@@ -55,6 +57,7 @@ use crate::PgStore;
 use crate::conversations::members_of;
 use crate::error::{StorageError, StorageResult};
 use crate::models::{MessageRow, convert, kind};
+use crate::reactions;
 use crate::schema::{conversation_members, conversations, message_seq, messages, users};
 
 impl MessageStore for PgStore {
@@ -71,6 +74,7 @@ impl MessageStore for PgStore {
                 .optional()?
                 .map(Message::try_from)
                 .transpose()
+                .and_then(|message| reactions::one_with_reactions(conn, message))
         })
     }
 
@@ -100,7 +104,7 @@ impl MessageStore for PgStore {
             if !matches!(cursor, HistoryCursor::After(_)) {
                 rows.reverse();
             }
-            convert(rows)
+            reactions::with_reactions(conn, convert(rows)?)
         })
     }
 
@@ -109,7 +113,7 @@ impl MessageStore for PgStore {
             let mine = conversation_members::table
                 .filter(conversation_members::user_id.eq(Uuid::from(user)))
                 .select(conversation_members::conversation_id);
-            convert(
+            let page = convert(
                 messages::table
                     .filter(messages::seq.gt(since.0))
                     .filter(messages::conversation_id.eq_any(mine))
@@ -117,7 +121,8 @@ impl MessageStore for PgStore {
                     .limit(i64::from(limit))
                     .select(MessageRow::as_select())
                     .load(conn)?,
-            )
+            )?;
+            reactions::with_reactions(conn, page)
         })
     }
 
@@ -134,6 +139,49 @@ impl MessageStore for PgStore {
 
     fn latest_seq(&self) -> StoreResult<Seq> {
         self.read(crate::seq::latest)
+    }
+
+    fn react(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+        max_emoji: usize,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Marked> {
+        self.write(|conn| reactions::react(conn, message, user, emoji, max_emoji, at))?
+            .ok_or(StoreError::Missing)
+    }
+
+    fn unreact(&self, message: MessageId, user: UserId, emoji: &Emoji) -> StoreResult<Marked> {
+        self.write(|conn| reactions::unreact(conn, message, user, emoji))?
+            .ok_or(StoreError::Missing)
+    }
+
+    fn pin(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        user: UserId,
+        max_pins: usize,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Marked> {
+        self.write(|conn| reactions::pin(conn, conversation, message, user, max_pins, at))?
+            .ok_or(StoreError::Missing)
+    }
+
+    fn unpin(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        user: UserId,
+    ) -> StoreResult<Marked> {
+        self.write(|conn| reactions::unpin(conn, conversation, message, user))?
+            .ok_or(StoreError::Missing)
+    }
+
+    fn pins(&self, conversation: ConversationId) -> StoreResult<Vec<Message>> {
+        self.read(|conn| reactions::pins(conn, conversation))
     }
 }
 

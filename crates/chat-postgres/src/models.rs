@@ -1,7 +1,7 @@
 //! Row structs, and their conversions to and from domain types in one place.
 
 use chat_domain::conversation::{Conversation, ConversationKind, ConversationName, Member, Role};
-use chat_domain::message::{ClientMessageId, Message, MessageContent, Seq};
+use chat_domain::message::{ClientMessageId, Message, MessageContent, Pin, Seq};
 use chat_domain::user::{Email, User, Username};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -149,6 +149,11 @@ pub struct MessageRow {
     pub client_message_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Set by a pin, never by an append.
+    #[diesel(skip_insertion)]
+    pub pinned_at: Option<DateTime<Utc>>,
+    #[diesel(skip_insertion)]
+    pub pinned_by: Option<Uuid>,
 }
 
 impl MessageRow {
@@ -166,6 +171,8 @@ impl MessageRow {
                 .map(|c| c.as_str().to_owned()),
             created_at: message.created_at,
             updated_at: message.updated_at,
+            pinned_at: None,
+            pinned_by: None,
         }
     }
 }
@@ -189,6 +196,15 @@ impl TryFrom<MessageRow> for Message {
                 .map_err(|e| StorageError::corrupt("client message id", e))?,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            // Filled in by `reactions::with_reactions`, one query for a whole page.
+            reactions: Vec::new(),
+            pin: match (row.pinned_at, row.pinned_by) {
+                (Some(pinned_at), Some(by)) => Some(Pin {
+                    pinned_at,
+                    pinned_by: by.into(),
+                }),
+                _ => None,
+            },
         })
     }
 }
