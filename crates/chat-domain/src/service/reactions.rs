@@ -37,7 +37,8 @@ impl ReactionService {
 
     /// Adds the user's reaction `emoji` (one emoji, else a validation error on `emoji`) to a
     /// message of one of their conversations and announces it. Idempotent: a reaction the user
-    /// already has returns `None` and announces nothing. A message the user cannot see is
+    /// already has comes back without a change and announces nothing. Returns the message
+    /// as it now stands, from the user's side. A message the user cannot see is
     /// not found; a deleted one is [`DomainError::MessageDeleted`]; a new emoji past the cap
     /// of distinct emoji per message is `too_many_reactions`.
     pub fn react(
@@ -45,7 +46,7 @@ impl ReactionService {
         user: UserId,
         message_id: MessageId,
         emoji: &str,
-    ) -> Result<Option<ReactionChanged>, DomainError> {
+    ) -> Result<(MessageView, Option<ReactionChanged>), DomainError> {
         let emoji = Emoji::parse(emoji).map_err(|e| DomainError::Validation(vec![e]))?;
         self.visible(user, message_id)?;
         let at = self.clock.now();
@@ -71,7 +72,7 @@ impl ReactionService {
                 },
                 audience,
             ),
-            Marked::Unchanged => return Ok(None),
+            Marked::Unchanged => return Ok((self.view(user, message_id)?, None)),
             Marked::MessageDeleted => return Err(DomainError::MessageDeleted(message_id)),
             Marked::OverCap => {
                 return Err(DomainError::CapReached {
@@ -85,17 +86,17 @@ impl ReactionService {
             audience,
             at,
         });
-        Ok(Some(change))
+        Ok((self.view(user, message_id)?, Some(change)))
     }
 
     /// Takes the user's reaction `emoji` back and announces it. Idempotent: no such reaction
-    /// returns `None` and announces nothing. A message the user cannot see is not found.
+    /// comes back without a change and announces nothing. A message the user cannot see is not found.
     pub fn unreact(
         &self,
         user: UserId,
         message_id: MessageId,
         emoji: &str,
-    ) -> Result<Option<ReactionChanged>, DomainError> {
+    ) -> Result<(MessageView, Option<ReactionChanged>), DomainError> {
         let emoji = Emoji::parse(emoji).map_err(|e| DomainError::Validation(vec![e]))?;
         self.visible(user, message_id)?;
         let at = self.clock.now();
@@ -110,7 +111,7 @@ impl ReactionService {
             audience,
         } = marked
         else {
-            return Ok(None);
+            return Ok((self.view(user, message_id)?, None));
         };
         let change = ReactionChanged {
             seq,
@@ -125,12 +126,12 @@ impl ReactionService {
             audience,
             at,
         });
-        Ok(Some(change))
+        Ok((self.view(user, message_id)?, Some(change)))
     }
 
     /// Pins a message of a conversation for every member and announces it. In a group only an
     /// owner or admin may pin; in a direct conversation either member. Idempotent: an already
-    /// pinned message returns `None`. A message not in the conversation is not found; a
+    /// pinned message comes back without a change. A message not in the conversation is not found; a
     /// deleted one is [`DomainError::MessageDeleted`]; a conversation at its cap of pins is
     /// `too_many_pins`.
     pub fn pin(
@@ -138,7 +139,7 @@ impl ReactionService {
         user: UserId,
         conversation_id: ConversationId,
         message_id: MessageId,
-    ) -> Result<Option<PinChanged>, DomainError> {
+    ) -> Result<(MessageView, Option<PinChanged>), DomainError> {
         self.may_pin(user, conversation_id)?;
         let at = self.clock.now();
         let cap = self.limits.max_pins_per_conversation;
@@ -156,7 +157,7 @@ impl ReactionService {
                 },
                 audience,
             ),
-            Marked::Unchanged => return Ok(None),
+            Marked::Unchanged => return Ok((self.view(user, message_id)?, None)),
             Marked::MessageDeleted => return Err(DomainError::MessageDeleted(message_id)),
             Marked::OverCap => {
                 return Err(DomainError::CapReached {
@@ -170,17 +171,17 @@ impl ReactionService {
             audience,
             at,
         });
-        Ok(Some(change))
+        Ok((self.view(user, message_id)?, Some(change)))
     }
 
-    /// Unpins a message; who may is as for [`Self::pin`]. Idempotent: a message that is not
-    /// pinned returns `None`.
+    /// Unpins a message; who may is as for [`Self::pin`]. Idempotent: a message that is
+    /// not pinned comes back without a change.
     pub fn unpin(
         &self,
         user: UserId,
         conversation_id: ConversationId,
         message_id: MessageId,
-    ) -> Result<Option<PinChanged>, DomainError> {
+    ) -> Result<(MessageView, Option<PinChanged>), DomainError> {
         self.may_pin(user, conversation_id)?;
         let at = self.clock.now();
         let marked = self
@@ -188,7 +189,7 @@ impl ReactionService {
             .unpin(conversation_id, message_id, user)
             .map_err(|e| not_found_if_missing(e, message_id))?;
         let Marked::Changed { seq, audience, .. } = marked else {
-            return Ok(None);
+            return Ok((self.view(user, message_id)?, None));
         };
         let change = PinChanged {
             seq,
@@ -201,7 +202,7 @@ impl ReactionService {
             audience,
             at,
         });
-        Ok(Some(change))
+        Ok((self.view(user, message_id)?, Some(change)))
     }
 
     /// The pinned messages of one of the viewer's conversations, the latest pin first.
@@ -227,6 +228,18 @@ impl ReactionService {
             .into_iter()
             .map(|m| view_message(m, &members, direct, viewer))
             .collect())
+    }
+
+    /// The message as it now stands, from the viewer's side.
+    fn view(&self, viewer: UserId, message_id: MessageId) -> Result<MessageView, DomainError> {
+        let not_found = || DomainError::not_found(Resource::Message, message_id);
+        let message = self.messages.find(message_id)?.ok_or_else(not_found)?;
+        let members = self.conversations.members(message.conversation_id)?;
+        let direct = self
+            .conversations
+            .find(message.conversation_id)?
+            .is_some_and(|c| c.kind == ConversationKind::Direct);
+        Ok(view_message(message, &members, direct, viewer))
     }
 
     /// The message, if the user is a member of its conversation; otherwise not found.
@@ -329,19 +342,21 @@ mod tests {
     fn a_reaction_is_announced_once_to_every_member_with_its_count() {
         let chat = chat();
         let reactions = &chat.world.services.reactions;
-        let added = reactions.react(chat.bob, chat.message, "👍").unwrap().unwrap();
+        let added = reactions.react(chat.bob, chat.message, "👍").unwrap().1.unwrap();
         assert_eq!((added.count, added.user_id), (1, chat.bob));
-        assert_eq!(reactions.react(chat.bob, chat.message, "👍").unwrap(), None);
+        let (view, again) = reactions.react(chat.bob, chat.message, "👍").unwrap();
+        assert_eq!(again, None);
+        assert_eq!(view.reactions().count(), 1);
         let events = chat.world.events.take();
         let [DomainEvent::ReactionAdded { change, audience, .. }] = events.as_slice() else {
             panic!("one announcement: {events:?}");
         };
         assert_eq!(change, &added);
         assert_eq!(audience.len(), 2);
-        let removed = reactions.unreact(chat.bob, chat.message, "👍").unwrap().unwrap();
+        let removed = reactions.unreact(chat.bob, chat.message, "👍").unwrap().1.unwrap();
         assert!(removed.seq > added.seq);
         assert_eq!(removed.count, 0);
-        assert_eq!(reactions.unreact(chat.bob, chat.message, "👍").unwrap(), None);
+        assert_eq!(reactions.unreact(chat.bob, chat.message, "👍").unwrap().1, None);
         assert_eq!(chat.world.events.take().len(), 1);
     }
 
@@ -375,7 +390,7 @@ mod tests {
             "{refused:?}"
         );
         // Joining an emoji already there is always possible.
-        reactions.react(chat.bob, chat.message, all[0]).unwrap().unwrap();
+        reactions.react(chat.bob, chat.message, all[0]).unwrap().1.unwrap();
     }
 
     #[test]
@@ -424,9 +439,11 @@ mod tests {
         assert!(matches!(refused, Err(DomainError::Forbidden(_))), "{refused:?}");
         let refused = reactions.unpin(chat.bob, chat.group, chat.message);
         assert!(matches!(refused, Err(DomainError::Forbidden(_))), "{refused:?}");
-        let pinned = reactions.pin(chat.alice, chat.group, chat.message).unwrap().unwrap();
+        let (view, pinned) = reactions.pin(chat.alice, chat.group, chat.message).unwrap();
+        let pinned = pinned.unwrap();
+        assert_eq!(view.message.pin.unwrap().pinned_by, chat.alice);
         assert_eq!(pinned.user_id, chat.alice);
-        assert_eq!(reactions.pin(chat.alice, chat.group, chat.message).unwrap(), None);
+        assert_eq!(reactions.pin(chat.alice, chat.group, chat.message).unwrap().1, None);
         let pins = reactions.pins(chat.bob, chat.group).unwrap();
         assert_eq!(pins[0].message.id, chat.message);
         assert_eq!(pins[0].message.pin.as_ref().unwrap().pinned_by, chat.alice);
@@ -447,7 +464,7 @@ mod tests {
             .conversation
             .id;
         let in_direct = send(&chat.world, chat.alice, direct);
-        reactions.pin(chat.bob, direct, in_direct).unwrap().unwrap();
+        reactions.pin(chat.bob, direct, in_direct).unwrap().1.unwrap();
         // A message of another conversation cannot be pinned here.
         let refused = reactions.pin(chat.bob, direct, chat.message);
         assert!(matches!(refused, Err(DomainError::NotFound { .. })), "{refused:?}");
