@@ -127,10 +127,15 @@ struct Shared {
 
 impl Shared {
     fn saw(&self, event: &DomainEvent) {
-        if let DomainEvent::MessageCreated { message, .. } = event {
-            self.highest_seq
-                .fetch_max(message.message.seq.0, Ordering::Relaxed);
-        }
+        let seq = match event {
+            DomainEvent::MessageCreated { message, .. } => message.message.seq,
+            DomainEvent::ReactionAdded { change, .. }
+            | DomainEvent::ReactionRemoved { change, .. } => change.seq,
+            DomainEvent::MessagePinned { change, .. }
+            | DomainEvent::MessageUnpinned { change, .. } => change.seq,
+            _ => return,
+        };
+        self.highest_seq.fetch_max(seq.0, Ordering::Relaxed);
     }
 
     /// The highest seq seen [`SEQ_LAG`] before `lost_at`: every message up to it had reached
@@ -577,6 +582,24 @@ mod tests {
         );
         assert_eq!(shared.departed(now), None, "a departed node is forgotten");
         assert!(shared.peers.lock().unwrap().contains_key(&alive));
+    }
+
+    #[test]
+    fn the_highest_seq_seen_counts_reactions_and_pins_too() {
+        let shared = shared();
+        // The samples: a message at 42, a reaction change at 43, pin changes at 44.
+        let samples = crate::wire::sample_events();
+        let reactions_only = samples
+            .iter()
+            .filter(|e| matches!(e, DomainEvent::ReactionAdded { .. }));
+        for event in reactions_only {
+            shared.saw(event);
+        }
+        assert_eq!(shared.highest_seq.load(Ordering::Relaxed), 43);
+        for event in &samples {
+            shared.saw(event);
+        }
+        assert_eq!(shared.highest_seq.load(Ordering::Relaxed), 44);
     }
 
     #[test]
