@@ -31,6 +31,10 @@ pub struct Envelope {
 /// What a bus message carries.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "nearly every envelope is an event, decoded once and consumed at once"
+)]
 pub enum Body {
     /// A domain event for the receiving node's sockets and caches.
     Event(WireEvent),
@@ -806,7 +810,10 @@ pub fn sample_events() -> Vec<DomainEvent> {
             at: now,
         },
         DomainEvent::ReactionRemoved {
-            change: ReactionChanged { count: 0, ..reaction },
+            change: ReactionChanged {
+                count: 0,
+                ..reaction
+            },
             audience: vec![alice, bob],
             at: now,
         },

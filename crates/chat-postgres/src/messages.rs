@@ -197,12 +197,19 @@ pub(crate) struct ConversationState {
 
 /// Where one append of a batch stands while the batch is being written.
 pub(crate) enum Pending {
-    /// Refused, or answered with a message stored before.
-    Done(StoreResult<AppendOutcome>),
+    /// Refused, or answered with a message stored before: the rare case, boxed so that
+    /// every pending append does not take a whole message's room.
+    Done(Box<StoreResult<AppendOutcome>>),
     /// To be inserted.
     New,
     /// A retry of the message at this index of the batch, itself [`Pending::New`].
     SameAs(usize),
+}
+
+impl Pending {
+    fn done(result: StoreResult<AppendOutcome>) -> Self {
+        Pending::Done(Box::new(result))
+    }
 }
 
 /// A seq and the time of the message that has it.
@@ -238,18 +245,18 @@ pub(crate) fn append_batch(
     let mut new_in_batch: HashMap<RetryKey, usize> = HashMap::new();
     for (index, new) in batch.iter().enumerate() {
         let Some(state) = states.get(&new.conversation_id) else {
-            pending.push(Pending::Done(Err(StoreError::Missing)));
+            pending.push(Pending::done(Err(StoreError::Missing)));
             continue;
         };
         if !state.members.iter().any(|m| m.user_id == new.sender_id) {
-            pending.push(Pending::Done(Err(StoreError::Missing)));
+            pending.push(Pending::done(Err(StoreError::Missing)));
             continue;
         }
         // A retry gets the stored message back whatever has happened since.
         let key = retry_key(new);
         if let Some(key) = &key {
             if let Some(message) = stored.get(key) {
-                pending.push(Pending::Done(Ok(AppendOutcome {
+                pending.push(Pending::done(Ok(AppendOutcome {
                     appended: Appended::Existing(message.clone()),
                     kind: state.kind,
                     members: state.members.clone(),
@@ -264,7 +271,7 @@ pub(crate) fn append_batch(
         if state.kind == ConversationKind::Direct
             && let Some(gone) = state.deactivated.iter().find(|&&u| u != new.sender_id)
         {
-            pending.push(Pending::Done(Err(StoreError::Deactivated(*gone))));
+            pending.push(Pending::done(Err(StoreError::Deactivated(*gone))));
             continue;
         }
         if let Some(key) = key {
@@ -284,7 +291,7 @@ pub(crate) fn append_batch(
     for (index, state) in pending.into_iter().enumerate() {
         let new = batch[index];
         let result = match state {
-            Pending::Done(result) => result,
+            Pending::Done(result) => *result,
             Pending::New => {
                 let seq = seqs[&index];
                 let message = new.stored_as(seq);
@@ -369,7 +376,7 @@ pub(crate) fn insert_fresh(
                     StorageError::corrupt("message", "a skipped insert has no stored message")
                 })?;
             let state = &states[&batch[i].conversation_id];
-            pending[i] = Pending::Done(Ok(AppendOutcome {
+            pending[i] = Pending::done(Ok(AppendOutcome {
                 appended: Appended::Existing(message.clone()),
                 kind: state.kind,
                 members: state.members.clone(),

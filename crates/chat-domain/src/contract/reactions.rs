@@ -51,7 +51,10 @@ pub fn reacting_twice_stores_one_reaction_and_takes_one_seq<S: Stores + ?Sized>(
         panic!("the first reaction is a change: {first:?}");
     };
     assert_eq!((count, conversation_id), (1, g));
-    assert_eq!(crate::contract::sorted(&audience), crate::contract::sorted(&[a, b]));
+    assert_eq!(
+        crate::contract::sorted(&audience),
+        crate::contract::sorted(&[a, b])
+    );
     assert!(seq > m.seq);
     assert_eq!(
         store.react(m.id, b, &emoji("👍"), 20, f.now()).unwrap(),
@@ -79,10 +82,7 @@ pub fn reactions_and_pins_come_with_every_read_of_a_message<S: Stores + ?Sized>(
     }
     let pinned_at = f.now();
     changed_seq(store.pin(g, m.id, b, 50, pinned_at).unwrap());
-    let expected = [
-        ("🎉".to_owned(), vec![b, a]),
-        ("👍".to_owned(), vec![a]),
-    ];
+    let expected = [("🎉".to_owned(), vec![b, a]), ("👍".to_owned(), vec![a])];
     let check = |message: &Message, read: &str| {
         assert_eq!(reactions_of(message), expected, "{read}");
         let pin = message.pin.as_ref().expect(read);
@@ -92,7 +92,9 @@ pub fn reactions_and_pins_come_with_every_read_of_a_message<S: Stores + ?Sized>(
     let history = store.history(g, HistoryCursor::Latest, 10).unwrap();
     check(&history[0], "history");
     assert!(history[1].reactions.is_empty() && history[1].pin.is_none());
-    let after = store.history(g, HistoryCursor::After(Seq::ZERO), 10).unwrap();
+    let after = store
+        .history(g, HistoryCursor::After(Seq::ZERO), 10)
+        .unwrap();
     check(&after[0], "history after");
     check(&store.since(b, Seq::ZERO, 10).unwrap()[0], "since");
     check(&store.pins(g).unwrap()[0], "pins");
@@ -200,10 +202,7 @@ pub fn pins_are_listed_latest_first_within_the_cap<S: Stores + ?Sized>(store: &S
         Marked::OverCap
     );
     let ids = |pins: Vec<Message>| pins.iter().map(|p| p.id).collect::<Vec<_>>();
-    assert_eq!(
-        ids(store.pins(g).unwrap()),
-        [m[1].id, m[0].id, m[2].id]
-    );
+    assert_eq!(ids(store.pins(g).unwrap()), [m[1].id, m[0].id, m[2].id]);
     let (_, count) = changed_seq(store.unpin(g, m[0].id, b).unwrap());
     assert_eq!(count, 2);
     assert_eq!(store.unpin(g, m[0].id, b).unwrap(), Marked::Unchanged);

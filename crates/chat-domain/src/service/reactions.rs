@@ -342,21 +342,37 @@ mod tests {
     fn a_reaction_is_announced_once_to_every_member_with_its_count() {
         let chat = chat();
         let reactions = &chat.world.services.reactions;
-        let added = reactions.react(chat.bob, chat.message, "👍").unwrap().1.unwrap();
+        let added = reactions
+            .react(chat.bob, chat.message, "👍")
+            .unwrap()
+            .1
+            .unwrap();
         assert_eq!((added.count, added.user_id), (1, chat.bob));
         let (view, again) = reactions.react(chat.bob, chat.message, "👍").unwrap();
         assert_eq!(again, None);
         assert_eq!(view.reactions().count(), 1);
         let events = chat.world.events.take();
-        let [DomainEvent::ReactionAdded { change, audience, .. }] = events.as_slice() else {
+        let [
+            DomainEvent::ReactionAdded {
+                change, audience, ..
+            },
+        ] = events.as_slice()
+        else {
             panic!("one announcement: {events:?}");
         };
         assert_eq!(change, &added);
         assert_eq!(audience.len(), 2);
-        let removed = reactions.unreact(chat.bob, chat.message, "👍").unwrap().1.unwrap();
+        let removed = reactions
+            .unreact(chat.bob, chat.message, "👍")
+            .unwrap()
+            .1
+            .unwrap();
         assert!(removed.seq > added.seq);
         assert_eq!(removed.count, 0);
-        assert_eq!(reactions.unreact(chat.bob, chat.message, "👍").unwrap().1, None);
+        assert_eq!(
+            reactions.unreact(chat.bob, chat.message, "👍").unwrap().1,
+            None
+        );
         assert_eq!(chat.world.events.take().len(), 1);
     }
 
@@ -372,8 +388,12 @@ mod tests {
             );
         }
         let cap = Limits::default().max_reactions_per_message;
-        let many = ["😀", "😁", "😂", "🤣", "😃", "😄", "😅", "😆", "😉", "😊", "😋", "😎"];
-        let more = ["😍", "😘", "🥰", "😗", "😙", "😚", "🙂", "🤗", "🤩", "🤔", "🤨"];
+        let many = [
+            "😀", "😁", "😂", "🤣", "😃", "😄", "😅", "😆", "😉", "😊", "😋", "😎",
+        ];
+        let more = [
+            "😍", "😘", "🥰", "😗", "😙", "😚", "🙂", "🤗", "🤩", "🤔", "🤨",
+        ];
         let all: Vec<&str> = many.iter().chain(more.iter()).copied().collect();
         for e in &all[..cap] {
             reactions.react(chat.alice, chat.message, e).unwrap();
@@ -390,7 +410,11 @@ mod tests {
             "{refused:?}"
         );
         // Joining an emoji already there is always possible.
-        reactions.react(chat.bob, chat.message, all[0]).unwrap().1.unwrap();
+        reactions
+            .react(chat.bob, chat.message, all[0])
+            .unwrap()
+            .1
+            .unwrap();
     }
 
     #[test]
@@ -436,14 +460,26 @@ mod tests {
         let chat = chat();
         let reactions = &chat.world.services.reactions;
         let refused = reactions.pin(chat.bob, chat.group, chat.message);
-        assert!(matches!(refused, Err(DomainError::Forbidden(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Err(DomainError::Forbidden(_))),
+            "{refused:?}"
+        );
         let refused = reactions.unpin(chat.bob, chat.group, chat.message);
-        assert!(matches!(refused, Err(DomainError::Forbidden(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Err(DomainError::Forbidden(_))),
+            "{refused:?}"
+        );
         let (view, pinned) = reactions.pin(chat.alice, chat.group, chat.message).unwrap();
         let pinned = pinned.unwrap();
         assert_eq!(view.message.pin.unwrap().pinned_by, chat.alice);
         assert_eq!(pinned.user_id, chat.alice);
-        assert_eq!(reactions.pin(chat.alice, chat.group, chat.message).unwrap().1, None);
+        assert_eq!(
+            reactions
+                .pin(chat.alice, chat.group, chat.message)
+                .unwrap()
+                .1,
+            None
+        );
         let pins = reactions.pins(chat.bob, chat.group).unwrap();
         assert_eq!(pins[0].message.id, chat.message);
         assert_eq!(pins[0].message.pin.as_ref().unwrap().pinned_by, chat.alice);
@@ -464,10 +500,17 @@ mod tests {
             .conversation
             .id;
         let in_direct = send(&chat.world, chat.alice, direct);
-        reactions.pin(chat.bob, direct, in_direct).unwrap().1.unwrap();
+        reactions
+            .pin(chat.bob, direct, in_direct)
+            .unwrap()
+            .1
+            .unwrap();
         // A message of another conversation cannot be pinned here.
         let refused = reactions.pin(chat.bob, direct, chat.message);
-        assert!(matches!(refused, Err(DomainError::NotFound { .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(DomainError::NotFound { .. })),
+            "{refused:?}"
+        );
         let eve = chat.world.user("eve");
         for refused in [
             reactions.pin(eve, direct, in_direct).map(|_| ()),

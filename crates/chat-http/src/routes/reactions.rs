@@ -20,9 +20,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         resource("/conversations/{conversation_id}/pins", "GET").route(web::get().to(list_pins)),
     )
     .service(
-        resource("/conversations/{conversation_id}/pins/{message_id}", "PUT, DELETE")
-            .route(web::put().to(pin_message))
-            .route(web::delete().to(unpin_message)),
+        resource(
+            "/conversations/{conversation_id}/pins/{message_id}",
+            "PUT, DELETE",
+        )
+        .route(web::put().to(pin_message))
+        .route(web::delete().to(unpin_message)),
     );
 }
 

@@ -64,7 +64,15 @@ fn default_true() -> bool {
 }
 
 const CLIENT_TYPES: &[&str] = &[
-    "message", "mark_read", "typing", "react", "unreact", "pin", "unpin", "sync", "ping",
+    "message",
+    "mark_read",
+    "typing",
+    "react",
+    "unreact",
+    "pin",
+    "unpin",
+    "sync",
+    "ping",
 ];
 
 /// Why a client frame was refused; sent back as an `error` frame.

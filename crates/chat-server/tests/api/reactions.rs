@@ -35,7 +35,8 @@ async fn unreact(
     message: &Value,
     emoji: &str,
 ) -> reqwest::Response {
-    app.delete(&reaction_path(message, emoji), &user.token).await
+    app.delete(&reaction_path(message, emoji), &user.token)
+        .await
 }
 
 fn pin_path(conversation: &str, message: &Value) -> String {
@@ -77,7 +78,10 @@ async fn read_back(app: &TestApp, user: &TestUser, conversation: &str) -> Value 
 fn assert_reaction_frame(frame: &Value, kind: &str, message: &Value, user: &TestUser, count: u64) {
     assert_eq!(frame["type"], kind, "{frame}");
     assert_eq!(frame["message_id"], message["id"], "{frame}");
-    assert_eq!(frame["conversation_id"], message["conversation_id"], "{frame}");
+    assert_eq!(
+        frame["conversation_id"], message["conversation_id"],
+        "{frame}"
+    );
     assert_eq!(frame["user_id"], user.id.as_str(), "{frame}");
     assert_eq!(frame["count"], count, "{frame}");
     assert!(frame["seq"].as_i64().unwrap() > message["seq"].as_i64().unwrap());
@@ -135,8 +139,11 @@ async fn a_reaction_reaches_every_member_live_and_every_read_shows_it_with_me_pe
 
     // Every read shows the reactions, in the order each emoji was first used, with `me`
     // for whoever reads.
-    for (user, thumbs_me, party_me) in [(&alice, true, false), (&bob, true, false), (&carol, false, true)]
-    {
+    for (user, thumbs_me, party_me) in [
+        (&alice, true, false),
+        (&bob, true, false),
+        (&carol, false, true),
+    ] {
         let expected = json!([
             {"emoji": "👍", "count": 2, "me": thumbs_me},
             {"emoji": "🎉", "count": 1, "me": party_me},
@@ -317,7 +324,11 @@ async fn owners_and_admins_pin_in_a_group_either_member_in_a_direct_chat_and_mem
     // In a direct conversation either member pins, but only that conversation's messages.
     let direct = app.direct(&alice, &bob).await;
     let hello = app.send(&alice, &direct, "hello").await;
-    ok_json(app.put(&pin_path(&direct, &hello), &bob.token, Value::Null).await).await;
+    ok_json(
+        app.put(&pin_path(&direct, &hello), &bob.token, Value::Null)
+            .await,
+    )
+    .await;
     refused(
         app.put(&pin_path(&direct, &second), &bob.token, Value::Null)
             .await,
@@ -348,7 +359,9 @@ async fn websocket_frames_react_and_pin_like_rest_and_errors_carry_the_ref() {
     let mut bob_ws = app.ws(&bob).await;
 
     bob_ws
-        .send_json(json!({"type": "react", "message_id": message["id"], "emoji": "❤️", "ref": "r1"}))
+        .send_json(
+            json!({"type": "react", "message_id": message["id"], "emoji": "❤️", "ref": "r1"}),
+        )
         .await;
     for ws in [&mut bob_ws, &mut alice_ws] {
         let frame = ws.next_json().await;
@@ -391,7 +404,9 @@ async fn websocket_frames_react_and_pin_like_rest_and_errors_carry_the_ref() {
     }
     let mut eve_ws = app.ws(&eve).await;
     eve_ws
-        .send_json(json!({"type": "react", "message_id": message["id"], "emoji": "👍", "ref": "r5"}))
+        .send_json(
+            json!({"type": "react", "message_id": message["id"], "emoji": "👍", "ref": "r5"}),
+        )
         .await;
     let error = eve_ws.next_json().await;
     assert_eq!(
