@@ -7,6 +7,8 @@
 //! and stores it as the message's `change_seq`. Reads load a page's reactions with one extra
 //! query, `WHERE message_id = ANY(...)`.
 
+use std::collections::HashMap;
+
 use chat_domain::message::{Emoji, Marked, Message, Reaction};
 use chat_domain::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
@@ -40,18 +42,20 @@ pub(crate) fn with_reactions(
     if rows.is_empty() {
         return Ok(page);
     }
+    // One pass over the rows, in reaction order, then one lookup per message.
+    let mut by_message: HashMap<Uuid, Vec<(Emoji, UserId)>> = HashMap::new();
+    for (message, emoji, user) in rows {
+        let emoji =
+            Emoji::parse_stored(&emoji).map_err(|e| StorageError::corrupt("reaction emoji", e))?;
+        by_message
+            .entry(message)
+            .or_default()
+            .push((emoji, UserId::from(user)));
+    }
     for message in &mut page {
-        let key = Uuid::from(message.id);
-        let mine = rows
-            .iter()
-            .filter(|(m, _, _)| *m == key)
-            .map(|(_, emoji, user)| {
-                let emoji = Emoji::parse_stored(emoji)
-                    .map_err(|e| StorageError::corrupt("reaction emoji", e))?;
-                Ok((emoji, UserId::from(*user)))
-            })
-            .collect::<StorageResult<Vec<_>>>()?;
-        message.reactions = Reaction::group(mine);
+        if let Some(rows) = by_message.remove(&Uuid::from(message.id)) {
+            message.reactions = Reaction::group(rows);
+        }
     }
     Ok(page)
 }

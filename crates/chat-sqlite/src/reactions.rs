@@ -5,6 +5,8 @@
 //! one writer at a time, so what was checked still holds at commit. Reads load a page's
 //! reactions with one extra query, `WHERE message_id IN (...)`.
 
+use std::collections::HashMap;
+
 use chat_domain::message::{Emoji, Marked, Message, Reaction};
 use chat_domain::{ConversationId, MessageId, UserId};
 use diesel::dsl::{count, count_star};
@@ -37,18 +39,20 @@ pub(crate) fn with_reactions(
     if rows.is_empty() {
         return Ok(page);
     }
-    for message in &mut page {
-        let key = message.id.to_string();
-        let mine = rows
-            .iter()
-            .filter(|(m, _, _)| *m == key)
-            .map(|(_, emoji, user)| {
-                let emoji = Emoji::parse_stored(emoji)
-                    .map_err(|e| StorageError::corrupt("reaction emoji", e))?;
-                Ok((emoji, id("user id", user)?))
-            })
-            .collect::<StorageResult<Vec<_>>>()?;
-        message.reactions = Reaction::group(mine);
+    // One pass over the rows, in reaction order, then one lookup per message.
+    let mut by_message: HashMap<String, Vec<(Emoji, UserId)>> = HashMap::new();
+    for (message, emoji, user) in rows {
+        let emoji =
+            Emoji::parse_stored(&emoji).map_err(|e| StorageError::corrupt("reaction emoji", e))?;
+        by_message
+            .entry(message)
+            .or_default()
+            .push((emoji, id("user id", &user)?));
+    }
+    for (message, key) in page.iter_mut().zip(&ids) {
+        if let Some(rows) = by_message.remove(key) {
+            message.reactions = Reaction::group(rows);
+        }
     }
     Ok(page)
 }
