@@ -308,7 +308,9 @@ mod tests {
         for good in ["👍", "👍🏽", "❤️", "👨‍👩‍👧", "🇫🇷"] {
             assert_eq!(Emoji::parse(good).unwrap().as_str(), good, "{good:?}");
         }
-        for bad in ["", "a", "👍👍", " 👍", "👍 ", ":+1:", "<b>"] {
+        for bad in [
+            "", "a", "1", "#", "👍👍", " 👍", "👍 ", ":+1:", "<b>", "\u{200d}",
+        ] {
             assert_eq!(Emoji::parse(bad).unwrap_err().field, "emoji", "{bad:?}");
         }
     }
