@@ -184,6 +184,15 @@ fn footprint(message: &Message) -> usize {
             .client_message_id
             .as_ref()
             .map_or(0, |c| c.as_str().len())
+        + message
+            .reactions
+            .iter()
+            .map(|r| {
+                std::mem::size_of_val(r)
+                    + r.emoji.as_str().len()
+                    + std::mem::size_of_val(r.user_ids.as_slice())
+            })
+            .sum::<usize>()
 }
 
 #[cfg(test)]

@@ -13,10 +13,11 @@ use crate::message::{Emoji, Marked, MessageView};
 use crate::ports::{Clock, ConversationStore, EventPublisher, MessageStore};
 use crate::{ConversationId, DomainError, MessageId, Resource, StoreError, UserId};
 
-use super::{Ports, require_member, view_message};
+use super::{Ports, Throttle, require_member, view_message};
 
 #[derive(Clone)]
 pub struct ReactionService {
+    throttle: Throttle,
     limits: Limits,
     conversations: Arc<dyn ConversationStore>,
     messages: Arc<dyn MessageStore>,
@@ -27,6 +28,7 @@ pub struct ReactionService {
 impl ReactionService {
     pub fn new(ports: &Ports) -> Self {
         Self {
+            throttle: Throttle::new(ports),
             limits: ports.limits,
             conversations: ports.conversations.clone(),
             messages: ports.messages.clone(),
@@ -49,6 +51,7 @@ impl ReactionService {
     ) -> Result<(MessageView, Option<ReactionChanged>), DomainError> {
         let emoji = Emoji::parse(emoji).map_err(|e| DomainError::Validation(vec![e]))?;
         self.visible(user, message_id)?;
+        self.take_budget(user)?;
         let at = self.clock.now();
         let cap = self.limits.max_reactions_per_message;
         let marked = self
@@ -99,6 +102,7 @@ impl ReactionService {
     ) -> Result<(MessageView, Option<ReactionChanged>), DomainError> {
         let emoji = Emoji::parse(emoji).map_err(|e| DomainError::Validation(vec![e]))?;
         self.visible(user, message_id)?;
+        self.take_budget(user)?;
         let at = self.clock.now();
         let marked = self
             .messages
@@ -141,6 +145,7 @@ impl ReactionService {
         message_id: MessageId,
     ) -> Result<(MessageView, Option<PinChanged>), DomainError> {
         self.may_pin(user, conversation_id)?;
+        self.take_budget(user)?;
         let at = self.clock.now();
         let cap = self.limits.max_pins_per_conversation;
         let marked = self
@@ -183,6 +188,7 @@ impl ReactionService {
         message_id: MessageId,
     ) -> Result<(MessageView, Option<PinChanged>), DomainError> {
         self.may_pin(user, conversation_id)?;
+        self.take_budget(user)?;
         let at = self.clock.now();
         let marked = self
             .messages
@@ -228,6 +234,13 @@ impl ReactionService {
             .into_iter()
             .map(|m| view_message(m, &members, direct, viewer))
             .collect())
+    }
+
+    /// Every reaction and pin change is announced to every member, like a message: it takes
+    /// from a budget of the size of the user's message budget, a budget of its own.
+    fn take_budget(&self, user: UserId) -> Result<(), DomainError> {
+        self.throttle
+            .acquire(&format!("mark:{user}"), self.limits.messages_per_user)
     }
 
     /// The message as it now stands, from the viewer's side.
@@ -530,6 +543,28 @@ mod tests {
     }
 
     #[test]
+    fn reacting_and_pinning_faster_than_the_message_budget_is_refused() {
+        let chat = chat();
+        let reactions = &chat.world.services.reactions;
+        let burst = Limits::default().messages_per_user.unwrap().burst;
+        for i in 0..burst {
+            if i % 2 == 0 {
+                reactions.react(chat.bob, chat.message, "👍").unwrap();
+            } else {
+                reactions.unreact(chat.bob, chat.message, "👍").unwrap();
+            }
+        }
+        let refused = reactions.react(chat.bob, chat.message, "🎉");
+        assert!(
+            matches!(refused, Err(DomainError::RateLimited { .. })),
+            "{refused:?}"
+        );
+        // The budget is the user's own, and apart from their messages.
+        reactions.react(chat.alice, chat.message, "🎉").unwrap();
+        send(&chat.world, chat.bob, chat.group);
+    }
+
+    #[test]
     fn pins_past_the_cap_are_refused() {
         let chat = chat();
         let reactions = &chat.world.services.reactions;
@@ -538,7 +573,13 @@ mod tests {
             // Both send, each within their own message budget.
             let from = if i % 2 == 0 { chat.alice } else { chat.bob };
             let id = send(&chat.world, from, chat.group);
-            reactions.pin(chat.alice, chat.group, id).unwrap();
+            // Through the store: one admin pinning fifty at once would pass their budget.
+            let marked = chat
+                .world
+                .store
+                .pin(chat.group, id, chat.alice, cap, chrono::Utc::now())
+                .unwrap();
+            assert!(matches!(marked, Marked::Changed { .. }));
         }
         reactions.pin(chat.alice, chat.group, chat.message).unwrap();
         let one_more = send(&chat.world, chat.bob, chat.group);

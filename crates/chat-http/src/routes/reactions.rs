@@ -61,6 +61,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 422, description = "The id is not a UUID, or `emoji` is not exactly one emoji", body = ErrorBody,
             example = json!({"detail": "the request has invalid fields", "code": "validation_error",
                 "errors": [{"field": "emoji", "message": "must be exactly one emoji"}]})),
+        (status = 429, description = "Reacting or pinning too fast; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn add_reaction(
@@ -93,6 +94,7 @@ pub async fn add_reaction(
         (status = 404, description = "No such message, or not in your conversations", body = ErrorBody,
             example = json!({"detail": "message 0193a5c2-7f1e-7c3a-9d8e-2b4f6a1c0e55 not found", "code": "message_not_found"})),
         (status = 422, description = "The id is not a UUID, or `emoji` is not exactly one emoji", body = ErrorBody),
+        (status = 429, description = "Reacting or pinning too fast; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn remove_reaction(
@@ -159,6 +161,7 @@ pub async fn list_pins(
         (status = 409, description = "The message was deleted (`message_deleted`), or the conversation has the most pins allowed (`too_many_pins`)", body = ErrorBody,
             example = json!({"detail": "a conversation holds at most 50 pinned messages", "code": "too_many_pins"})),
         (status = 422, description = "An id is not a UUID", body = ErrorBody),
+        (status = 429, description = "Reacting or pinning too fast; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn pin_message(
@@ -189,6 +192,7 @@ pub async fn pin_message(
             example = json!({"detail": "only an owner or admin can pin messages in a group", "code": "forbidden"})),
         (status = 404, description = "No such conversation (or you are not in it), or the message is not in it", body = ErrorBody),
         (status = 422, description = "An id is not a UUID", body = ErrorBody),
+        (status = 429, description = "Reacting or pinning too fast; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn unpin_message(
