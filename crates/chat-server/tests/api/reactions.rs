@@ -6,7 +6,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, spawn_app, spawn_app_with, test_config};
+use crate::helpers::{
+    TestApp, TestUser, assert_rate_limited, spawn_app, spawn_app_with, spawn_limited_app,
+    test_config,
+};
 
 /// How long a connection must stay quiet to count as "got nothing".
 const SILENCE: Duration = Duration::from_millis(300);
@@ -432,4 +435,17 @@ async fn websocket_frames_react_and_pin_like_rest_and_errors_carry_the_ref() {
         assert_eq!(frame["type"], "message_unpinned", "{frame}");
         assert_eq!(frame["message_id"], message["id"]);
     }
+}
+
+#[tokio::test]
+async fn reacting_faster_than_the_budget_is_429_and_leaves_sending_alone() {
+    let app = spawn_limited_app(|config| config.messages_per_second = 1).await;
+    let [alice, bob] = app.users(["alice", "bob"]).await;
+    let direct = app.direct(&alice, &bob).await;
+    let message = app.send(&alice, &direct, "hi").await;
+    // A budget of 1 a second with room for 2 at once.
+    ok_json(react(&app, &bob, &message, "👍").await).await;
+    ok_json(unreact(&app, &bob, &message, "👍").await).await;
+    assert_rate_limited(react(&app, &bob, &message, "👍").await, 1).await;
+    app.send(&bob, &direct, "sending still works").await;
 }
