@@ -47,7 +47,8 @@ pub enum DomainError {
     /// or admin moderates).
     #[error("{0}")]
     NotTheSender(String),
-    /// The message was deleted for everyone; there is nothing left to change.
+    /// The message was deleted for everyone; it takes no more changes (edits, reactions,
+    /// pins).
     #[error("message {0} was deleted")]
     MessageDeleted(crate::MessageId),
     /// The thing does not exist, or the caller may not know that it does.
@@ -63,6 +64,11 @@ pub enum DomainError {
          message with other content"
     )]
     IdempotencyConflict { client_message_id: String },
+    /// A cap on how many of something may exist was reached (distinct emoji on a message,
+    /// pins in a conversation). `code` names the cap for clients: `too_many_reactions`,
+    /// `too_many_pins`.
+    #[error("{detail}")]
+    CapReached { code: &'static str, detail: String },
     /// Too many attempts: the caller may try again after `retry_after`.
     #[error("too many requests; retry in {} s", .retry_after.as_secs().max(1))]
     RateLimited { retry_after: std::time::Duration },

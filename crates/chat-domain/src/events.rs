@@ -7,9 +7,34 @@
 use chrono::{DateTime, Utc};
 
 use crate::conversation::{Conversation, ConversationChange};
-use crate::message::{HiddenMessage, MessageView};
+use crate::message::{Emoji, HiddenMessage, MessageView, Seq};
 use crate::read_state::{MarkerSet, ReadReceipt, SettingsChanged};
-use crate::{ConversationId, UserId};
+use crate::{ConversationId, MessageId, UserId};
+
+/// A reaction added to or removed from a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReactionChanged {
+    /// The change's place in the feed: the message's `change_seq` after it.
+    pub seq: Seq,
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    pub emoji: Emoji,
+    /// Who reacted, or took their reaction back.
+    pub user_id: UserId,
+    /// How many users hold this emoji on the message after the change.
+    pub count: usize,
+}
+
+/// A message pinned or unpinned in its conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinChanged {
+    /// The change's place in the feed: the message's `change_seq` after it.
+    pub seq: Seq,
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    /// Who pinned or unpinned it.
+    pub user_id: UserId,
+}
 
 #[derive(Debug, Clone)]
 pub enum DomainEvent {
@@ -77,6 +102,30 @@ pub enum DomainEvent {
         audience: Vec<UserId>,
         at: DateTime<Utc>,
     },
+    /// A member reacted to a message. Every member hears of it, the reactor too.
+    ReactionAdded {
+        change: ReactionChanged,
+        audience: Vec<UserId>,
+        at: DateTime<Utc>,
+    },
+    /// A member took a reaction back.
+    ReactionRemoved {
+        change: ReactionChanged,
+        audience: Vec<UserId>,
+        at: DateTime<Utc>,
+    },
+    /// A message was pinned in its conversation.
+    MessagePinned {
+        change: PinChanged,
+        audience: Vec<UserId>,
+        at: DateTime<Utc>,
+    },
+    /// A message was unpinned.
+    MessageUnpinned {
+        change: PinChanged,
+        audience: Vec<UserId>,
+        at: DateTime<Utc>,
+    },
     /// Access was withdrawn: one token (logout), or every token of the user (password
     /// change, deactivation). Connections opened with a withdrawn token must close.
     AccessRevoked {
@@ -100,6 +149,10 @@ impl DomainEvent {
             | DomainEvent::SettingsChanged { audience, .. }
             | DomainEvent::Typing { audience, .. }
             | DomainEvent::ConversationUpdated { audience, .. }
+            | DomainEvent::ReactionAdded { audience, .. }
+            | DomainEvent::ReactionRemoved { audience, .. }
+            | DomainEvent::MessagePinned { audience, .. }
+            | DomainEvent::MessageUnpinned { audience, .. }
             | DomainEvent::AccessRevoked { audience, .. } => audience,
         }
     }

@@ -13,8 +13,8 @@ use crate::conversation::{
 use crate::events::DomainEvent;
 use crate::limits::{Limits, Quota};
 use crate::message::{
-    AppendOutcome, Appended, Deletion, HiddenMessage, HistoryCursor, Message, MessageChanged,
-    MessageContent, NewMessage, Seq,
+    AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
+    MessageChanged, MessageContent, NewMessage, Pin, Reaction, Seq,
 };
 use crate::paging::Page;
 use crate::ports::*;
@@ -41,6 +41,8 @@ struct State {
     revoked: Vec<String>,
     /// Messages deleted for one user only.
     hidden: Vec<HiddenMessage>,
+    /// The seq of each message's latest change.
+    change_seq: HashMap<MessageId, Seq>,
 }
 
 impl State {
@@ -135,6 +137,13 @@ impl State {
         self.members
             .get(&conversation)
             .is_some_and(|m| m.iter().any(|m| m.user_id == user))
+    }
+
+    fn audience(&self, conversation: ConversationId) -> Vec<UserId> {
+        self.members[&conversation]
+            .iter()
+            .map(|m| m.user_id)
+            .collect()
     }
 }
 
@@ -796,6 +805,175 @@ impl MessageStore for MemoryStore {
             .copied()
             .filter(|id| state.is_hidden(user, *id))
             .collect())
+    }
+
+    fn react(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+        max_emoji: usize,
+        _at: DateTime<Utc>,
+    ) -> StoreResult<Marked> {
+        let mut state = self.state();
+        let index = state
+            .messages
+            .iter()
+            .position(|m| m.id == message)
+            .ok_or(StoreError::Missing)?;
+        let conversation = state.messages[index].conversation_id;
+        if !state.is_member(conversation, user) {
+            return Err(StoreError::Missing);
+        }
+        let reactions = &state.messages[index].reactions;
+        let count = match reactions.iter().find(|r| &r.emoji == emoji) {
+            Some(r) if r.user_ids.contains(&user) => return Ok(Marked::Unchanged),
+            Some(r) => r.count() + 1,
+            None if reactions.len() >= max_emoji => return Ok(Marked::OverCap),
+            None => 1,
+        };
+        let seq = state.take_seq();
+        let reactions = &mut state.messages[index].reactions;
+        match reactions.iter_mut().find(|r| &r.emoji == emoji) {
+            Some(r) => r.user_ids.push(user),
+            None => reactions.push(Reaction {
+                emoji: emoji.clone(),
+                user_ids: vec![user],
+            }),
+        }
+        state.change_seq.insert(message, seq);
+        Ok(Marked::Changed {
+            seq,
+            count,
+            conversation_id: conversation,
+            audience: state.audience(conversation),
+        })
+    }
+
+    fn unreact(&self, message: MessageId, user: UserId, emoji: &Emoji) -> StoreResult<Marked> {
+        let mut state = self.state();
+        let index = state
+            .messages
+            .iter()
+            .position(|m| m.id == message)
+            .ok_or(StoreError::Missing)?;
+        let conversation = state.messages[index].conversation_id;
+        if !state.is_member(conversation, user) {
+            return Err(StoreError::Missing);
+        }
+        let held = state.messages[index]
+            .reactions
+            .iter()
+            .any(|r| &r.emoji == emoji && r.user_ids.contains(&user));
+        if !held {
+            return Ok(Marked::Unchanged);
+        }
+        let seq = state.take_seq();
+        let reactions = &mut state.messages[index].reactions;
+        let mut count = 0;
+        for r in reactions.iter_mut().filter(|r| &r.emoji == emoji) {
+            r.user_ids.retain(|&u| u != user);
+            count = r.count();
+        }
+        reactions.retain(|r| r.count() > 0);
+        state.change_seq.insert(message, seq);
+        Ok(Marked::Changed {
+            seq,
+            count,
+            conversation_id: conversation,
+            audience: state.audience(conversation),
+        })
+    }
+
+    fn pin(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        user: UserId,
+        max_pins: usize,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Marked> {
+        let mut state = self.state();
+        let index = state
+            .messages
+            .iter()
+            .position(|m| m.id == message && m.conversation_id == conversation)
+            .ok_or(StoreError::Missing)?;
+        if !state.is_member(conversation, user) {
+            return Err(StoreError::Missing);
+        }
+        if state.messages[index].pin.is_some() {
+            return Ok(Marked::Unchanged);
+        }
+        let pinned = state
+            .messages
+            .iter()
+            .filter(|m| m.conversation_id == conversation && m.pin.is_some())
+            .count();
+        if pinned >= max_pins {
+            return Ok(Marked::OverCap);
+        }
+        let seq = state.take_seq();
+        state.messages[index].pin = Some(Pin {
+            pinned_at: at,
+            pinned_by: user,
+        });
+        state.change_seq.insert(message, seq);
+        Ok(Marked::Changed {
+            seq,
+            count: pinned + 1,
+            conversation_id: conversation,
+            audience: state.audience(conversation),
+        })
+    }
+
+    fn unpin(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        user: UserId,
+    ) -> StoreResult<Marked> {
+        let mut state = self.state();
+        let index = state
+            .messages
+            .iter()
+            .position(|m| m.id == message && m.conversation_id == conversation)
+            .ok_or(StoreError::Missing)?;
+        if !state.is_member(conversation, user) {
+            return Err(StoreError::Missing);
+        }
+        if state.messages[index].pin.take().is_none() {
+            return Ok(Marked::Unchanged);
+        }
+        let seq = state.take_seq();
+        state.change_seq.insert(message, seq);
+        let count = state
+            .messages
+            .iter()
+            .filter(|m| m.conversation_id == conversation && m.pin.is_some())
+            .count();
+        Ok(Marked::Changed {
+            seq,
+            count,
+            conversation_id: conversation,
+            audience: state.audience(conversation),
+        })
+    }
+
+    fn pins(&self, conversation: ConversationId) -> StoreResult<Vec<Message>> {
+        let state = self.state();
+        let mut pinned: Vec<Message> = state
+            .messages
+            .iter()
+            .filter(|m| m.conversation_id == conversation && m.pin.is_some())
+            .cloned()
+            .collect();
+        let change = |m: &Message| state.change_seq.get(&m.id).copied();
+        pinned.sort_by(|a, b| {
+            let key = |m: &Message| (m.pin.as_ref().map(|p| p.pinned_at), change(m));
+            key(b).cmp(&key(a))
+        });
+        Ok(pinned)
     }
 }
 

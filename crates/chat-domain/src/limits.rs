@@ -58,6 +58,11 @@ pub struct Limits {
     /// Conversations a user creates plus member additions they make: each pulls others in,
     /// so one user cannot drag another into a hundred groups in a second.
     pub conversations_per_user: Option<Quota>,
+    /// The most distinct emoji one message may carry: a product rule rather than an abuse
+    /// limit, so [`Limits::none`] keeps it.
+    pub max_reactions_per_message: usize,
+    /// The most messages one conversation may have pinned at once; kept by [`Limits::none`].
+    pub max_pins_per_conversation: usize,
 }
 
 impl Default for Limits {
@@ -73,6 +78,8 @@ impl Default for Limits {
             messages_per_user: Some(Quota::per_second(20, 40)),
             typing_per_user: Some(Quota::per_second(5, 10)),
             conversations_per_user: Some(Quota::new(Self::CONVERSATIONS_PER_MINUTE, MINUTE)),
+            max_reactions_per_message: Self::MAX_REACTIONS_PER_MESSAGE,
+            max_pins_per_conversation: Self::MAX_PINS_PER_CONVERSATION,
         }
     }
 }
@@ -81,6 +88,10 @@ impl Limits {
     /// The default of [`Self::conversations_per_user`]: conversations created plus member
     /// additions per user and minute, all of which may come at once.
     pub const CONVERSATIONS_PER_MINUTE: u32 = 20;
+    /// The default of [`Self::max_reactions_per_message`].
+    pub const MAX_REACTIONS_PER_MESSAGE: usize = 20;
+    /// The default of [`Self::max_pins_per_conversation`].
+    pub const MAX_PINS_PER_CONVERSATION: usize = 50;
 
     /// Every limit off, for benchmarks and tests of other behaviour.
     pub const fn none() -> Self {
@@ -93,6 +104,8 @@ impl Limits {
             messages_per_user: None,
             typing_per_user: None,
             conversations_per_user: None,
+            max_reactions_per_message: Self::MAX_REACTIONS_PER_MESSAGE,
+            max_pins_per_conversation: Self::MAX_PINS_PER_CONVERSATION,
         }
     }
 }

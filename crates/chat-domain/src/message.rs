@@ -105,6 +105,10 @@ pub struct Message {
     /// The seq of the message's latest change (edit, delete, ...), taken from the counter
     /// new messages take theirs from; `None` if it never changed.
     pub change_seq: Option<Seq>,
+    /// The reactions, one entry per emoji, in the order each emoji was first used.
+    pub reactions: Vec<Reaction>,
+    /// Whether, since when and by whom the message is pinned in its conversation.
+    pub pin: Option<Pin>,
 }
 
 impl Message {
@@ -169,6 +173,90 @@ impl DeleteScope {
     }
 }
 
+/// One emoji: exactly one emoji grapheme as Unicode lists it (skin tones and other
+/// sequences included), nothing around it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Emoji(String);
+
+impl Emoji {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        match emojis::get(raw) {
+            Some(_) => Ok(Self(raw.to_owned())),
+            None => Err(FieldError::new("emoji", "must be exactly one emoji")),
+        }
+    }
+
+    /// An emoji read back from storage, checked when it was stored: a later Unicode version
+    /// must not make stored reactions unreadable. Never for input.
+    pub fn parse_stored(raw: &str) -> Result<Self, FieldError> {
+        if raw.is_empty() {
+            return Err(FieldError::new("emoji", "must not be empty"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The users who reacted to a message with one emoji, in the order they reacted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaction {
+    pub emoji: Emoji,
+    pub user_ids: Vec<UserId>,
+}
+
+impl Reaction {
+    pub fn count(&self) -> usize {
+        self.user_ids.len()
+    }
+
+    /// Groups `(emoji, user)` rows, given in the order they were made, into one reaction per
+    /// emoji ordered by its first use.
+    pub fn group(rows: impl IntoIterator<Item = (Emoji, UserId)>) -> Vec<Reaction> {
+        let mut reactions: Vec<Reaction> = Vec::new();
+        for (emoji, user) in rows {
+            match reactions.iter_mut().find(|r| r.emoji == emoji) {
+                Some(reaction) => reaction.user_ids.push(user),
+                None => reactions.push(Reaction {
+                    emoji,
+                    user_ids: vec![user],
+                }),
+            }
+        }
+        reactions
+    }
+}
+
+/// A message pinned in its conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub pinned_at: DateTime<Utc>,
+    pub pinned_by: UserId,
+}
+
+/// What a store did with a reaction or a pin (see [`crate::ports::MessageStore::react`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Marked {
+    /// Stored at `seq` (the message's new `change_seq`). `count`: for a reaction, the users
+    /// now holding that emoji on the message; for a pin, the messages now pinned in the
+    /// conversation. `audience`: the conversation's members when the change committed.
+    Changed {
+        seq: Seq,
+        count: usize,
+        conversation_id: ConversationId,
+        audience: Vec<UserId>,
+    },
+    /// Already so (a reaction held, a pin already there, or nothing to remove): nothing was
+    /// stored and no seq taken.
+    Unchanged,
+    /// The message was deleted for everyone: it takes no new reaction or pin.
+    MessageDeleted,
+    /// Adding would pass the cap (distinct emoji per message, or pins per conversation).
+    OverCap,
+}
+
 /// A message to store; the store assigns its [`Seq`].
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -196,6 +284,8 @@ impl NewMessage {
             edited_at: None,
             deletion: None,
             change_seq: None,
+            reactions: Vec::new(),
+            pin: None,
         }
     }
 }
@@ -227,6 +317,19 @@ pub struct MessageView {
     /// For a message the viewer received: the viewer has read it. For one the viewer sent:
     /// every other member has read it.
     pub is_read: bool,
+    /// Whom the view is for: the reactions' `me` is theirs.
+    pub viewer: UserId,
+}
+
+impl MessageView {
+    /// The message's reactions as this viewer sees them: `(emoji, count, whether the viewer
+    /// is among them)`, in the order each emoji was first used.
+    pub fn reactions(&self) -> impl Iterator<Item = (&Emoji, usize, bool)> {
+        self.message
+            .reactions
+            .iter()
+            .map(|r| (&r.emoji, r.count(), r.user_ids.contains(&self.viewer)))
+    }
 }
 
 /// Which slice of a conversation's history to return; pages stay exact under concurrent
@@ -273,6 +376,38 @@ mod tests {
         let stored = MessageContent::parse_stored("a\u{0}b\u{1b}[0m").unwrap();
         assert_eq!(stored.as_str(), "a\u{0}b\u{1b}[0m");
         assert!(MessageContent::parse_stored("  ").is_err());
+    }
+
+    #[test]
+    fn an_emoji_is_exactly_one_emoji_skin_tones_and_sequences_included() {
+        for good in ["👍", "👍🏽", "❤️", "👨‍👩‍👧", "🇫🇷"] {
+            assert_eq!(Emoji::parse(good).unwrap().as_str(), good, "{good:?}");
+        }
+        for bad in [
+            "", "a", "1", "#", "👍👍", " 👍", "👍 ", ":+1:", "<b>", "\u{200d}",
+        ] {
+            assert_eq!(Emoji::parse(bad).unwrap_err().field, "emoji", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn reactions_group_by_emoji_in_order_of_first_use() {
+        let (a, b) = (UserId::new(), UserId::new());
+        let e = |s: &str| Emoji::parse(s).unwrap();
+        let grouped = Reaction::group([(e("👍"), a), (e("🎉"), a), (e("👍"), b)]);
+        assert_eq!(
+            grouped,
+            vec![
+                Reaction {
+                    emoji: e("👍"),
+                    user_ids: vec![a, b]
+                },
+                Reaction {
+                    emoji: e("🎉"),
+                    user_ids: vec![a]
+                },
+            ]
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ use crate::error::StoreError;
 use crate::events::DomainEvent;
 use crate::limits::Quota;
 use crate::message::{
-    AppendOutcome, HiddenMessage, HistoryCursor, Message, MessageChanged, MessageContent,
-    NewMessage, Seq,
+    AppendOutcome, Emoji, HiddenMessage, HistoryCursor, Marked, Message, MessageChanged,
+    MessageContent, NewMessage, Seq,
 };
 use crate::paging::Page;
 use crate::read_state::{MarkerSet, MemberSettings, ReadMarker, SettingsChanged, SettingsUpdate};
@@ -234,6 +234,48 @@ pub trait MessageStore: Send + Sync {
 
     /// Which of `ids` the user has hidden, in no particular order.
     fn hidden_among(&self, user: UserId, ids: &[MessageId]) -> StoreResult<Vec<MessageId>>;
+    /// Adds the user's reaction with `emoji`, taking a seq for it as the message's
+    /// `change_seq`. Every message read ([`Self::find`], [`Self::history`], [`Self::since`],
+    /// [`Self::pins`], the inbox) carries its reactions. A reaction the user already has is
+    /// [`Marked::Unchanged`]; a deleted message is [`Marked::MessageDeleted`]; an emoji that
+    /// would be the message's `max_emoji + 1`th distinct one is [`Marked::OverCap`]. A
+    /// missing message, or a user who is not a member of its conversation when the write
+    /// commits, is [`StoreError::Missing`].
+    fn react(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+        max_emoji: usize,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Marked>;
+    /// Removes the user's reaction with `emoji` (the emoji goes with its last reaction),
+    /// taking a seq as [`Self::react`] does. No such reaction is [`Marked::Unchanged`];
+    /// membership as for [`Self::react`]. Allowed on a deleted message.
+    fn unreact(&self, message: MessageId, user: UserId, emoji: &Emoji) -> StoreResult<Marked>;
+    /// Pins a message of `conversation` for everyone, by `user`, taking a seq as the
+    /// message's `change_seq`. Already pinned is [`Marked::Unchanged`]; a deleted message is
+    /// [`Marked::MessageDeleted`]; a conversation holding `max_pins` pins already is
+    /// [`Marked::OverCap`]. A message not in `conversation`, or a user who is not a member
+    /// when the write commits, is [`StoreError::Missing`]. Who may pin is the domain's rule.
+    fn pin(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        user: UserId,
+        max_pins: usize,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Marked>;
+    /// Unpins a message of `conversation`, taking a seq; not pinned is
+    /// [`Marked::Unchanged`]. Missing as for [`Self::pin`].
+    fn unpin(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        user: UserId,
+    ) -> StoreResult<Marked>;
+    /// The conversation's pinned messages, the latest pin first.
+    fn pins(&self, conversation: ConversationId) -> StoreResult<Vec<Message>>;
 }
 
 /// Read markers and the unread counts derived from them.

@@ -175,6 +175,7 @@ impl From<DomainError> for ApiError {
             e @ DomainError::IdempotencyConflict { .. } => {
                 Self::new(S::CONFLICT, "idempotency_conflict", e.to_string())
             }
+            DomainError::CapReached { code, detail } => Self::new(S::CONFLICT, code, detail),
             e @ DomainError::RateLimited { retry_after } => {
                 let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 Self {

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, conversations, health, member_state, messages, users};
+use crate::routes::{auth, conversations, health, member_state, messages, reactions, users};
 use crate::ws;
 
 #[derive(OpenApi)]
@@ -42,6 +42,11 @@ use crate::ws;
         messages::delete_message,
         messages::mark_read,
         messages::unread_count,
+        reactions::add_reaction,
+        reactions::remove_reaction,
+        reactions::list_pins,
+        reactions::pin_message,
+        reactions::unpin_message,
         ws::connect,
     ),
     // Referenced only from a parameter, which utoipa does not collect by itself.
@@ -51,7 +56,7 @@ use crate::ws;
         (name = "auth", description = "Sign-up and tokens"),
         (name = "users", description = "Profiles"),
         (name = "conversations", description = "Direct conversations and groups"),
-        (name = "messages", description = "Messages, read receipts, unread counts"),
+        (name = "messages", description = "Messages, reactions, pins, read receipts, unread counts"),
         (name = "realtime", description = "The WebSocket gateway"),
         (name = "health", description = "Operations"),
     )

@@ -135,6 +135,10 @@ impl Shared {
                 message.message.change_seq.unwrap_or(message.message.seq)
             }
             DomainEvent::MessageHidden { hidden, .. } => hidden.seq,
+            DomainEvent::ReactionAdded { change, .. }
+            | DomainEvent::ReactionRemoved { change, .. } => change.seq,
+            DomainEvent::MessagePinned { change, .. }
+            | DomainEvent::MessageUnpinned { change, .. } => change.seq,
             _ => return,
         };
         self.highest_seq.fetch_max(seq.0, Ordering::Relaxed);
@@ -584,6 +588,24 @@ mod tests {
         );
         assert_eq!(shared.departed(now), None, "a departed node is forgotten");
         assert!(shared.peers.lock().unwrap().contains_key(&alive));
+    }
+
+    #[test]
+    fn the_highest_seq_seen_counts_reactions_and_pins_too() {
+        let shared = shared();
+        // The samples: a message at 42, a reaction change at 43, pin changes at 44.
+        let samples = crate::wire::sample_events();
+        let reactions_only = samples
+            .iter()
+            .filter(|e| matches!(e, DomainEvent::ReactionAdded { .. }));
+        for event in reactions_only {
+            shared.saw(event);
+        }
+        assert_eq!(shared.highest_seq.load(Ordering::Relaxed), 43);
+        for event in &samples {
+            shared.saw(event);
+        }
+        assert_eq!(shared.highest_seq.load(Ordering::Relaxed), 44);
     }
 
     #[test]

@@ -10,9 +10,10 @@
 use chat_domain::conversation::{
     Conversation, ConversationChange, ConversationKind, ConversationName, Role,
 };
-use chat_domain::events::DomainEvent;
+use chat_domain::events::{DomainEvent, PinChanged, ReactionChanged};
 use chat_domain::message::{
-    ClientMessageId, Deletion, HiddenMessage, Message, MessageContent, MessageView, Seq,
+    ClientMessageId, Deletion, Emoji, HiddenMessage, Message, MessageContent, MessageView, Pin,
+    Reaction, Seq,
 };
 use chat_domain::read_state::{
     MarkerSet, MemberSettings, ReadMarker, ReadReceipt, SettingsChanged,
@@ -37,6 +38,10 @@ pub struct Envelope {
 )]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "nearly every envelope is an event, decoded once and consumed at once"
+)]
 pub enum Body {
     /// A domain event for the receiving node's sockets and caches.
     Event(WireEvent),
@@ -152,6 +157,56 @@ pub enum WireEvent {
         token_id: Option<String>,
         audience: Vec<Uuid>,
     },
+    ReactionAdded {
+        change: WireReactionChange,
+        audience: Vec<Uuid>,
+        at: DateTime<Utc>,
+    },
+    ReactionRemoved {
+        change: WireReactionChange,
+        audience: Vec<Uuid>,
+        at: DateTime<Utc>,
+    },
+    MessagePinned {
+        change: WirePinChange,
+        audience: Vec<Uuid>,
+        at: DateTime<Utc>,
+    },
+    MessageUnpinned {
+        change: WirePinChange,
+        audience: Vec<Uuid>,
+        at: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireReactionChange {
+    pub seq: i64,
+    pub message_id: Uuid,
+    pub conversation_id: Uuid,
+    pub emoji: String,
+    pub user_id: Uuid,
+    pub count: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WirePinChange {
+    pub seq: i64,
+    pub message_id: Uuid,
+    pub conversation_id: Uuid,
+    pub user_id: Uuid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireReaction {
+    pub emoji: String,
+    pub user_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WirePin {
+    pub pinned_at: DateTime<Utc>,
+    pub pinned_by: Uuid,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -176,6 +231,14 @@ pub struct WireMessageView {
     pub deleted_by: Option<Uuid>,
     #[serde(default)]
     pub change_seq: Option<i64>,
+    /// Whom the view is for; absent from nodes older than reactions: the sender, whose
+    /// view every `message_created` is.
+    #[serde(default)]
+    pub viewer: Option<Uuid>,
+    #[serde(default)]
+    pub reactions: Vec<WireReaction>,
+    #[serde(default)]
+    pub pin: Option<WirePin>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -347,6 +410,42 @@ impl From<&DomainEvent> for WireEvent {
                 token_id: token_id.clone(),
                 audience: uuids(audience),
             },
+            DomainEvent::ReactionAdded {
+                change,
+                audience,
+                at,
+            } => WireEvent::ReactionAdded {
+                change: change.into(),
+                audience: uuids(audience),
+                at: *at,
+            },
+            DomainEvent::ReactionRemoved {
+                change,
+                audience,
+                at,
+            } => WireEvent::ReactionRemoved {
+                change: change.into(),
+                audience: uuids(audience),
+                at: *at,
+            },
+            DomainEvent::MessagePinned {
+                change,
+                audience,
+                at,
+            } => WireEvent::MessagePinned {
+                change: change.into(),
+                audience: uuids(audience),
+                at: *at,
+            },
+            DomainEvent::MessageUnpinned {
+                change,
+                audience,
+                at,
+            } => WireEvent::MessageUnpinned {
+                change: change.into(),
+                audience: uuids(audience),
+                at: *at,
+            },
         }
     }
 }
@@ -467,6 +566,42 @@ impl TryFrom<WireEvent> for DomainEvent {
                 token_id,
                 audience: users(audience),
             },
+            WireEvent::ReactionAdded {
+                change,
+                audience,
+                at,
+            } => DomainEvent::ReactionAdded {
+                change: change.try_into()?,
+                audience: users(audience),
+                at,
+            },
+            WireEvent::ReactionRemoved {
+                change,
+                audience,
+                at,
+            } => DomainEvent::ReactionRemoved {
+                change: change.try_into()?,
+                audience: users(audience),
+                at,
+            },
+            WireEvent::MessagePinned {
+                change,
+                audience,
+                at,
+            } => DomainEvent::MessagePinned {
+                change: change.into(),
+                audience: users(audience),
+                at,
+            },
+            WireEvent::MessageUnpinned {
+                change,
+                audience,
+                at,
+            } => DomainEvent::MessageUnpinned {
+                change: change.into(),
+                audience: users(audience),
+                at,
+            },
         })
     }
 }
@@ -489,6 +624,73 @@ impl From<&MessageView> for WireMessageView {
             deleted_at: m.deletion.map(|d| d.at),
             deleted_by: m.deletion.map(|d| d.by.as_uuid()),
             change_seq: m.change_seq.map(|s| s.0),
+            viewer: Some(view.viewer.as_uuid()),
+            reactions: m
+                .reactions
+                .iter()
+                .map(|r| WireReaction {
+                    emoji: r.emoji.as_str().to_owned(),
+                    user_ids: uuids(&r.user_ids),
+                })
+                .collect(),
+            pin: m.pin.as_ref().map(|p| WirePin {
+                pinned_at: p.pinned_at,
+                pinned_by: p.pinned_by.as_uuid(),
+            }),
+        }
+    }
+}
+
+fn emoji(raw: &str) -> Result<Emoji, WireError> {
+    Emoji::parse_stored(raw).map_err(invalid("emoji"))
+}
+
+impl From<&ReactionChanged> for WireReactionChange {
+    fn from(c: &ReactionChanged) -> Self {
+        Self {
+            seq: c.seq.0,
+            message_id: c.message_id.as_uuid(),
+            conversation_id: c.conversation_id.as_uuid(),
+            emoji: c.emoji.as_str().to_owned(),
+            user_id: c.user_id.as_uuid(),
+            count: c.count,
+        }
+    }
+}
+
+impl TryFrom<WireReactionChange> for ReactionChanged {
+    type Error = WireError;
+
+    fn try_from(w: WireReactionChange) -> Result<Self, WireError> {
+        Ok(ReactionChanged {
+            seq: Seq(w.seq),
+            message_id: w.message_id.into(),
+            conversation_id: w.conversation_id.into(),
+            emoji: emoji(&w.emoji)?,
+            user_id: w.user_id.into(),
+            count: w.count,
+        })
+    }
+}
+
+impl From<&PinChanged> for WirePinChange {
+    fn from(c: &PinChanged) -> Self {
+        Self {
+            seq: c.seq.0,
+            message_id: c.message_id.as_uuid(),
+            conversation_id: c.conversation_id.as_uuid(),
+            user_id: c.user_id.as_uuid(),
+        }
+    }
+}
+
+impl From<WirePinChange> for PinChanged {
+    fn from(w: WirePinChange) -> Self {
+        PinChanged {
+            seq: Seq(w.seq),
+            message_id: w.message_id.into(),
+            conversation_id: w.conversation_id.into(),
+            user_id: w.user_id.into(),
         }
     }
 }
@@ -539,9 +741,24 @@ impl TryFrom<WireMessageView> for MessageView {
                 edited_at: w.edited_at,
                 deletion,
                 change_seq: w.change_seq.map(Seq),
+                reactions: w
+                    .reactions
+                    .into_iter()
+                    .map(|r| {
+                        Ok(Reaction {
+                            emoji: emoji(&r.emoji)?,
+                            user_ids: users(r.user_ids),
+                        })
+                    })
+                    .collect::<Result<_, WireError>>()?,
+                pin: w.pin.map(|p| Pin {
+                    pinned_at: p.pinned_at,
+                    pinned_by: p.pinned_by.into(),
+                }),
             },
             recipient_id: w.recipient_id.map(UserId::from),
             is_read: w.is_read,
+            viewer: UserId::from(w.viewer.unwrap_or(w.sender_id)),
         })
     }
 }
@@ -763,9 +980,18 @@ pub fn sample_events() -> Vec<DomainEvent> {
                     edited_at: None,
                     deletion: None,
                     change_seq: None,
+                    reactions: vec![Reaction {
+                        emoji: Emoji::parse("👍").expect("an emoji"),
+                        user_ids: vec![bob, alice],
+                    }],
+                    pin: Some(Pin {
+                        pinned_at: now,
+                        pinned_by: bob,
+                    }),
                 },
                 recipient_id: Some(bob),
                 is_read: true,
+                viewer: alice,
             },
             audience: vec![alice, bob],
             at: now,
@@ -784,9 +1010,15 @@ pub fn sample_events() -> Vec<DomainEvent> {
                     edited_at: Some(now),
                     deletion: None,
                     change_seq: Some(Seq(43)),
+                    reactions: vec![Reaction {
+                        emoji: Emoji::parse("🎉").expect("an emoji"),
+                        user_ids: vec![bob],
+                    }],
+                    pin: None,
                 },
                 recipient_id: None,
                 is_read: false,
+                viewer: alice,
             },
             audience: vec![alice, bob],
             at: now,
@@ -805,9 +1037,12 @@ pub fn sample_events() -> Vec<DomainEvent> {
                     edited_at: Some(now),
                     deletion: Some(Deletion { at: now, by: alice }),
                     change_seq: Some(Seq(44)),
+                    reactions: Vec::new(),
+                    pin: None,
                 },
                 recipient_id: None,
                 is_read: true,
+                viewer: bob,
             },
             audience: vec![alice, bob],
             at: now,
@@ -910,6 +1145,45 @@ pub fn sample_events() -> Vec<DomainEvent> {
         },
         updated(&direct, ConversationChange::Created),
     ];
+    let reaction = ReactionChanged {
+        seq: Seq(43),
+        message_id: MessageId::new(),
+        conversation_id,
+        emoji: Emoji::parse("👨‍👩‍👧").expect("an emoji"),
+        user_id: bob,
+        count: 2,
+    };
+    let pin = PinChanged {
+        seq: Seq(44),
+        message_id: MessageId::new(),
+        conversation_id,
+        user_id: alice,
+    };
+    events.extend([
+        DomainEvent::ReactionAdded {
+            change: reaction.clone(),
+            audience: vec![alice, bob],
+            at: now,
+        },
+        DomainEvent::ReactionRemoved {
+            change: ReactionChanged {
+                count: 0,
+                ..reaction
+            },
+            audience: vec![alice, bob],
+            at: now,
+        },
+        DomainEvent::MessagePinned {
+            change: pin.clone(),
+            audience: vec![alice, bob],
+            at: now,
+        },
+        DomainEvent::MessageUnpinned {
+            change: pin,
+            audience: vec![alice, bob],
+            at: now,
+        },
+    ]);
     for change in [
         ConversationChange::Created,
         ConversationChange::Renamed {
@@ -953,7 +1227,7 @@ mod tests {
             // is in its Debug output, so equal Debug output is equal events.
             assert_eq!(format!("{:?}", round_trip(event)), format!("{event:?}"));
         }
-        assert_eq!(kinds.len(), 10, "every DomainEvent variant is sampled");
+        assert_eq!(kinds.len(), 14, "every DomainEvent variant is sampled");
     }
 
     #[test]
@@ -995,6 +1269,36 @@ mod tests {
             ),
             (None, None, None)
         );
+    }
+
+    #[test]
+    fn a_message_view_from_a_node_older_than_reactions_is_the_senders_without_any() {
+        let Some(DomainEvent::MessageCreated { message, .. }) = sample_events().into_iter().next()
+        else {
+            panic!("the first sample is a message")
+        };
+        let mut old = serde_json::to_value(WireMessageView::from(&message)).unwrap();
+        for field in ["viewer", "reactions", "pin"] {
+            old.as_object_mut().unwrap().remove(field);
+        }
+        let wire: WireMessageView = serde_json::from_value(old).unwrap();
+        let view = MessageView::try_from(wire).unwrap();
+        assert_eq!(view.viewer, message.message.sender_id);
+        assert!(view.message.reactions.is_empty() && view.message.pin.is_none());
+    }
+
+    #[test]
+    fn a_reaction_that_is_no_emoji_is_refused() {
+        let mut wire = WireReactionChange::from(&ReactionChanged {
+            seq: Seq(1),
+            message_id: MessageId::new(),
+            conversation_id: ConversationId::new(),
+            emoji: Emoji::parse("👍").unwrap(),
+            user_id: UserId::new(),
+            count: 1,
+        });
+        wire.emoji = String::new();
+        assert!(ReactionChanged::try_from(wire).is_err());
     }
 
     #[test]

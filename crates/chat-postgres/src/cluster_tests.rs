@@ -11,7 +11,8 @@ use chat_domain::conversation::{
     Conversation, ConversationKind, ConversationName, NewConversation, Role,
 };
 use chat_domain::message::{
-    AppendOutcome, Appended, ClientMessageId, Message, MessageContent, NewMessage, Seq,
+    AppendOutcome, Appended, ClientMessageId, Emoji, Marked, Message, MessageContent, NewMessage,
+    Seq,
 };
 use chat_domain::ports::{ConversationStore, MessageStore, StoreResult, UserStore};
 use chat_domain::user::{Email, NewUser, PasswordHash, Username};
@@ -391,13 +392,17 @@ fn a_retry_key_stored_behind_the_lookup_is_answered_with_the_stored_message_and_
                 HashMap::from([(1, Seq(2))]),
                 "the other message takes seq 2"
             );
-            match &pending[0] {
-                Pending::Done(Ok(AppendOutcome {
-                    appended: Appended::Existing(stored),
-                    ..
-                })) => assert_eq!((stored.id, stored.seq), (earlier.id, Seq(1))),
+            let stored = match &pending[0] {
+                Pending::Done(done) => match &**done {
+                    Ok(AppendOutcome {
+                        appended: Appended::Existing(stored),
+                        ..
+                    }) => stored,
+                    _ => panic!("the retry was not answered with the stored message"),
+                },
                 _ => panic!("the retry was not answered with the stored message"),
-            }
+            };
+            assert_eq!((stored.id, stored.seq), (earlier.id, Seq(1)));
             Ok(())
         })
         .unwrap();
@@ -407,4 +412,162 @@ fn a_retry_key_stored_behind_the_lookup_is_answered_with_the_stored_message_and_
         "the skipped insert's seq was given back"
     );
     assert_eq!(stored_count(&store), 2);
+}
+
+#[test]
+fn a_removal_on_another_node_waits_for_a_reaction_that_has_checked_membership() {
+    let Some(first) = TestStore::create(SUITE) else {
+        return;
+    };
+    let other = first.another_node();
+    let (alice, bob) = (user(&first, "alice"), user(&first, "bob"));
+    let conversation = group(&first, &[alice, bob]);
+    let target = first
+        .append(
+            &message(conversation, alice, "react to me"),
+            Box::new(|_| {}),
+        )
+        .unwrap();
+    let Appended::Created(target) = target.appended else {
+        panic!("a new message")
+    };
+    let thumbs = Emoji::parse("👍").unwrap();
+
+    let (checked_tx, checked_rx) = mpsc::sync_channel(0);
+    let (release_tx, release_rx) = mpsc::sync_channel::<()>(0);
+    let (removed_tx, removed_rx) = mpsc::channel();
+    std::thread::scope(|scope| {
+        let database = first.database().clone();
+        let thumbs = &thumbs;
+        let reacting = scope.spawn(move || {
+            database.write(|conn| {
+                let marked = crate::reactions::react(conn, target.id, bob, thumbs, 20, Utc::now())?;
+                checked_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                Ok(marked)
+            })
+        });
+        checked_rx.recv().unwrap();
+        let other = &other;
+        scope.spawn(move || {
+            let removed = other.remove_member(conversation, bob, Utc::now()).unwrap();
+            removed_tx.send(removed).unwrap();
+        });
+        let went_ahead = removed_rx
+            .recv_timeout(std::time::Duration::from_millis(500))
+            .is_ok();
+        // Released before asserting, so that a failure ends the test instead of hanging it.
+        release_tx.send(()).unwrap();
+        assert!(
+            !went_ahead,
+            "the removal went ahead of a reaction that had found bob a member"
+        );
+        let marked = reacting.join().unwrap().unwrap();
+        assert!(
+            matches!(marked, Some(Marked::Changed { count: 1, .. })),
+            "{marked:?}"
+        );
+        assert!(removed_rx.recv().unwrap());
+    });
+    let refused = other.react(target.id, bob, &Emoji::parse("🎉").unwrap(), 20, Utc::now());
+    assert!(
+        matches!(refused, Err(chat_domain::StoreError::Missing)),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn nodes_reacting_with_new_emoji_at_once_never_pass_the_cap_and_never_share_a_seq() {
+    let Some(first) = TestStore::create(SUITE) else {
+        return;
+    };
+    let nodes: Vec<PgStore> = vec![(*first).clone(), first.another_node(), first.another_node()];
+    let users: Vec<UserId> = (0..6).map(|i| user(&first, &format!("user{i}"))).collect();
+    let conversation = group(&first, &users);
+    let Appended::Created(target) = first
+        .append(
+            &message(conversation, users[0], "pick one"),
+            Box::new(|_| {}),
+        )
+        .unwrap()
+        .appended
+    else {
+        panic!("a new message")
+    };
+    let emoji = ["😀", "😁", "😂", "🤣", "😃", "😄"];
+    const CAP: usize = 3;
+    let barrier = Barrier::new(users.len());
+    let outcomes: Vec<Marked> = std::thread::scope(|scope| {
+        let handles: Vec<_> = users
+            .iter()
+            .zip(emoji)
+            .enumerate()
+            .map(|(i, (&user, e))| {
+                let (node, barrier) = (&nodes[i % nodes.len()], &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    node.react(target.id, user, &Emoji::parse(e).unwrap(), CAP, Utc::now())
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let seqs: HashSet<i64> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Marked::Changed { seq, .. } => Some(seq.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs.len(), CAP, "{outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == Marked::OverCap).count(),
+        users.len() - CAP
+    );
+    let stored = MessageStore::find(&*first, target.id).unwrap().unwrap();
+    assert_eq!(stored.reactions.len(), CAP);
+    assert_eq!(counter(&first), *seqs.iter().max().unwrap());
+}
+
+#[test]
+fn a_message_deleted_for_everyone_takes_no_reaction_or_pin() {
+    let Some(store) = TestStore::create(SUITE) else {
+        return;
+    };
+    let (alice, bob) = (user(&store, "alice"), user(&store, "bob"));
+    let conversation = group(&store, &[alice, bob]);
+    let Appended::Created(target) = store
+        .append(&message(conversation, alice, "soon gone"), Box::new(|_| {}))
+        .unwrap()
+        .appended
+    else {
+        panic!("a new message")
+    };
+    let thumbs = Emoji::parse("👍").unwrap();
+    store
+        .react(target.id, bob, &thumbs, 20, Utc::now())
+        .unwrap();
+    let mut conn = store.database().conn().unwrap();
+    diesel::update(messages::table.filter(messages::id.eq(uuid::Uuid::from(target.id))))
+        .set(messages::deleted_at.eq(Utc::now()))
+        .execute(&mut conn)
+        .unwrap();
+    let party = Emoji::parse("🎉").unwrap();
+    assert_eq!(
+        store
+            .react(target.id, alice, &party, 20, Utc::now())
+            .unwrap(),
+        Marked::MessageDeleted
+    );
+    assert_eq!(
+        store
+            .pin(conversation, target.id, alice, 50, Utc::now())
+            .unwrap(),
+        Marked::MessageDeleted
+    );
+    assert!(matches!(
+        store.unreact(target.id, bob, &thumbs).unwrap(),
+        Marked::Changed { count: 0, .. }
+    ));
 }

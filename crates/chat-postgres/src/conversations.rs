@@ -245,12 +245,13 @@ impl ConversationStore for PgStore {
                 .iter()
                 .filter_map(|r| r.conversation.last_message_seq)
                 .collect();
-            let mut last_messages: Vec<Message> = convert(
+            let last_messages: Vec<Message> = convert(
                 messages::table
                     .filter(messages::seq.eq_any(&last_seqs))
                     .select(MessageRow::as_select())
                     .load(conn)?,
             )?;
+            let mut last_messages = crate::reactions::with_reactions(conn, last_messages)?;
             rows.into_iter()
                 .map(|row| {
                     let last_seq = row.conversation.last_message_seq;

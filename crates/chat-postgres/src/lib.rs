@@ -17,6 +17,7 @@ mod migrate;
 mod models;
 mod pool;
 mod rate_limits;
+mod reactions;
 mod read_receipts;
 mod revocations;
 pub mod schema;

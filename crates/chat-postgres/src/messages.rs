@@ -42,8 +42,8 @@ use std::collections::HashMap;
 
 use chat_domain::conversation::{ConversationKind, Member};
 use chat_domain::message::{
-    AppendOutcome, Appended, Deletion, HiddenMessage, HistoryCursor, Message, MessageChanged,
-    MessageContent, NewMessage, Seq,
+    AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
+    MessageChanged, MessageContent, NewMessage, Seq,
 };
 use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
@@ -57,8 +57,10 @@ use uuid::Uuid;
 use crate::conversations::members_of;
 use crate::error::{StorageError, StorageResult};
 use crate::models::{MessageRow, NewMessageRow, convert, kind};
+use crate::reactions;
 use crate::schema::{
-    conversation_members, conversations, hidden_messages, message_seq, messages, reactions, users,
+    conversation_members, conversations, hidden_messages, message_seq, messages,
+    reactions as reaction_rows, users,
 };
 use crate::{PgStore, announce_in_order};
 
@@ -76,6 +78,7 @@ impl MessageStore for PgStore {
                 .optional()?
                 .map(Message::try_from)
                 .transpose()
+                .and_then(|message| reactions::one_with_reactions(conn, message))
         })
     }
 
@@ -105,7 +108,7 @@ impl MessageStore for PgStore {
             if !matches!(cursor, HistoryCursor::After(_)) {
                 rows.reverse();
             }
-            convert(rows)
+            reactions::with_reactions(conn, convert(rows)?)
         })
     }
 
@@ -117,7 +120,7 @@ impl MessageStore for PgStore {
             let hidden = hidden_messages::table
                 .filter(hidden_messages::user_id.eq(Uuid::from(user)))
                 .filter(hidden_messages::message_id.eq(messages::id));
-            convert(
+            let page = convert(
                 messages::table
                     .filter(messages::seq.gt(since.0))
                     .filter(messages::conversation_id.eq_any(mine))
@@ -126,7 +129,8 @@ impl MessageStore for PgStore {
                     .limit(i64::from(limit))
                     .select(MessageRow::as_select())
                     .load(conn)?,
-            )
+            )?;
+            reactions::with_reactions(conn, page)
         })
     }
 
@@ -214,8 +218,10 @@ impl MessageStore for PgStore {
                     messages::change_seq.eq(seq.0),
                 ))
                 .execute(conn)?;
-            diesel::delete(reactions::table.filter(reactions::message_id.eq(Uuid::from(id))))
-                .execute(conn)?;
+            diesel::delete(
+                reaction_rows::table.filter(reaction_rows::message_id.eq(Uuid::from(id))),
+            )
+            .execute(conn)?;
             message.content = None;
             message.deletion = Some(Deletion { at, by });
             message.updated_at = at;
@@ -285,6 +291,49 @@ impl MessageStore for PgStore {
             Ok(hidden.into_iter().map(MessageId::from).collect())
         })
     }
+
+    fn react(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+        max_emoji: usize,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Marked> {
+        self.write(|conn| reactions::react(conn, message, user, emoji, max_emoji, at))?
+            .ok_or(StoreError::Missing)
+    }
+
+    fn unreact(&self, message: MessageId, user: UserId, emoji: &Emoji) -> StoreResult<Marked> {
+        self.write(|conn| reactions::unreact(conn, message, user, emoji))?
+            .ok_or(StoreError::Missing)
+    }
+
+    fn pin(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        user: UserId,
+        max_pins: usize,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Marked> {
+        self.write(|conn| reactions::pin(conn, conversation, message, user, max_pins, at))?
+            .ok_or(StoreError::Missing)
+    }
+
+    fn unpin(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        user: UserId,
+    ) -> StoreResult<Marked> {
+        self.write(|conn| reactions::unpin(conn, conversation, message, user))?
+            .ok_or(StoreError::Missing)
+    }
+
+    fn pins(&self, conversation: ConversationId) -> StoreResult<Vec<Message>> {
+        self.read(|conn| reactions::pins(conn, conversation))
+    }
 }
 
 /// The message a change is about, with its conversation's kind and members, read inside the
@@ -345,12 +394,19 @@ pub(crate) struct ConversationState {
     reason = "one per append of a batch (at most 512), in one vector that lives for the batch"
 )]
 pub(crate) enum Pending {
-    /// Refused, or answered with a message stored before.
-    Done(StoreResult<AppendOutcome>),
+    /// Refused, or answered with a message stored before: the rare case, boxed so that
+    /// every pending append does not take a whole message's room.
+    Done(Box<StoreResult<AppendOutcome>>),
     /// To be inserted.
     New,
     /// A retry of the message at this index of the batch, itself [`Pending::New`].
     SameAs(usize),
+}
+
+impl Pending {
+    fn done(result: StoreResult<AppendOutcome>) -> Self {
+        Pending::Done(Box::new(result))
+    }
 }
 
 /// A seq and the time of the message that has it.
@@ -386,18 +442,18 @@ pub(crate) fn append_batch(
     let mut new_in_batch: HashMap<RetryKey, usize> = HashMap::new();
     for (index, new) in batch.iter().enumerate() {
         let Some(state) = states.get(&new.conversation_id) else {
-            pending.push(Pending::Done(Err(StoreError::Missing)));
+            pending.push(Pending::done(Err(StoreError::Missing)));
             continue;
         };
         if !state.members.iter().any(|m| m.user_id == new.sender_id) {
-            pending.push(Pending::Done(Err(StoreError::Missing)));
+            pending.push(Pending::done(Err(StoreError::Missing)));
             continue;
         }
         // A retry gets the stored message back whatever has happened since.
         let key = retry_key(new);
         if let Some(key) = &key {
             if let Some(message) = stored.get(key) {
-                pending.push(Pending::Done(Ok(AppendOutcome {
+                pending.push(Pending::done(Ok(AppendOutcome {
                     appended: Appended::Existing(message.clone()),
                     kind: state.kind,
                     members: state.members.clone(),
@@ -412,7 +468,7 @@ pub(crate) fn append_batch(
         if state.kind == ConversationKind::Direct
             && let Some(gone) = state.deactivated.iter().find(|&&u| u != new.sender_id)
         {
-            pending.push(Pending::Done(Err(StoreError::Deactivated(*gone))));
+            pending.push(Pending::done(Err(StoreError::Deactivated(*gone))));
             continue;
         }
         if let Some(key) = key {
@@ -432,7 +488,7 @@ pub(crate) fn append_batch(
     for (index, state) in pending.into_iter().enumerate() {
         let new = batch[index];
         let result = match state {
-            Pending::Done(result) => result,
+            Pending::Done(result) => *result,
             Pending::New => {
                 let seq = seqs[&index];
                 let message = new.stored_as(seq);
@@ -517,7 +573,7 @@ pub(crate) fn insert_fresh(
                     StorageError::corrupt("message", "a skipped insert has no stored message")
                 })?;
             let state = &states[&batch[i].conversation_id];
-            pending[i] = Pending::Done(Ok(AppendOutcome {
+            pending[i] = Pending::done(Ok(AppendOutcome {
                 appended: Appended::Existing(message.clone()),
                 kind: state.kind,
                 members: state.members.clone(),

@@ -1,7 +1,9 @@
 //! Row structs, and their conversions to and from domain types in one place.
 
 use chat_domain::conversation::{Conversation, ConversationKind, ConversationName, Member, Role};
-use chat_domain::message::{ClientMessageId, Deletion, Message, MessageContent, NewMessage, Seq};
+use chat_domain::message::{
+    ClientMessageId, Deletion, Message, MessageContent, NewMessage, Pin, Seq,
+};
 use chat_domain::user::{Email, User, Username};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -153,6 +155,9 @@ pub struct MessageRow {
     pub edited_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
     pub deleted_by: Option<Uuid>,
+    /// Set by a pin, never by an append.
+    pub pinned_at: Option<DateTime<Utc>>,
+    pub pinned_by: Option<Uuid>,
 }
 
 /// A new message's row: only the columns an append writes (the change columns start NULL).
@@ -220,6 +225,15 @@ impl TryFrom<MessageRow> for Message {
             edited_at: row.edited_at,
             deletion,
             change_seq: row.change_seq.map(Seq),
+            // Filled in by `reactions::with_reactions`, one query for a whole page.
+            reactions: Vec::new(),
+            pin: match (row.pinned_at, row.pinned_by) {
+                (Some(pinned_at), Some(by)) => Some(Pin {
+                    pinned_at,
+                    pinned_by: by.into(),
+                }),
+                _ => None,
+            },
         })
     }
 }

@@ -84,6 +84,15 @@ pub struct Config {
     #[arg(long, env = "CHAT_CONVERSATIONS_PER_MINUTE", default_value_t = chat_domain::limits::Limits::CONVERSATIONS_PER_MINUTE)]
     pub conversations_per_minute: u32,
 
+    /// The most distinct emoji one message may carry (a product rule: kept when
+    /// `CHAT_RATE_LIMITS=false`).
+    #[arg(long, env = "CHAT_MAX_REACTIONS_PER_MESSAGE", default_value_t = chat_domain::limits::Limits::MAX_REACTIONS_PER_MESSAGE)]
+    pub max_reactions_per_message: usize,
+
+    /// The most messages one conversation may have pinned at once.
+    #[arg(long, env = "CHAT_MAX_PINS_PER_CONVERSATION", default_value_t = chat_domain::limits::Limits::MAX_PINS_PER_CONVERSATION)]
+    pub max_pins_per_conversation: usize,
+
     /// WebSocket connections this node accepts (default: the open-file limit less 512).
     #[arg(long, env = "CHAT_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -124,8 +133,13 @@ impl Config {
     /// The limits the services enforce, from the configuration.
     pub fn limits(&self) -> chat_domain::limits::Limits {
         use chat_domain::limits::{Limits, Quota};
+        let caps = Limits {
+            max_reactions_per_message: self.max_reactions_per_message,
+            max_pins_per_conversation: self.max_pins_per_conversation,
+            ..Limits::none()
+        };
         if !self.rate_limits {
-            return Limits::none();
+            return caps;
         }
         let rate = self.messages_per_second.max(1);
         let conversations = (self.conversations_per_minute > 0).then(|| {
@@ -137,7 +151,11 @@ impl Config {
         Limits {
             messages_per_user: Some(Quota::per_second(rate, rate.saturating_mul(2))),
             conversations_per_user: conversations,
-            ..Limits::default()
+            ..Limits {
+                max_reactions_per_message: caps.max_reactions_per_message,
+                max_pins_per_conversation: caps.max_pins_per_conversation,
+                ..Limits::default()
+            }
         }
     }
 }
@@ -208,6 +226,32 @@ mod tests {
             Some(5)
         );
         assert_eq!(limits(&["--conversations-per-minute", "0"]), None);
+    }
+
+    #[test]
+    fn the_reaction_and_pin_caps_are_configurable_and_outlive_turning_rate_limits_off() {
+        let limits = |args: &[&str]| {
+            Cli::try_parse_from(["chat-server"].iter().chain(args))
+                .unwrap()
+                .config
+                .limits()
+        };
+        let defaults = limits(&[]);
+        assert_eq!(defaults.max_reactions_per_message, 20);
+        assert_eq!(defaults.max_pins_per_conversation, 50);
+        let set = limits(&[
+            "--max-reactions-per-message",
+            "3",
+            "--max-pins-per-conversation",
+            "2",
+            "--rate-limits",
+            "false",
+        ]);
+        assert_eq!(
+            (set.max_reactions_per_message, set.max_pins_per_conversation),
+            (3, 2)
+        );
+        assert_eq!(set.messages_per_user, None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod messages;
 mod migrate;
 mod models;
 mod pool;
+mod reactions;
 mod read_receipts;
 mod recent;
 mod revocations;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use chat_domain::conversation::{ConversationKind, Member};
 use chat_domain::message::{
-    AppendOutcome, Appended, Deletion, HiddenMessage, HistoryCursor, Message, MessageChanged,
-    MessageContent, NewMessage, Seq,
+    AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
+    MessageChanged, MessageContent, NewMessage, Seq,
 };
 use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
@@ -18,8 +18,10 @@ use diesel::sqlite::SqliteConnection;
 
 use crate::error::{StorageError, StorageResult};
 use crate::models::{MemberRow, MessageRow, NewMessageRow, convert, id, ts};
+use crate::reactions;
 use crate::schema::{
-    conversation_members, conversations, hidden_messages, messages, reactions, users,
+    conversation_members, conversations, hidden_messages, messages, reactions as reaction_rows,
+    users,
 };
 use crate::{MembershipEpoch, SqliteStore, announce_in_order};
 
@@ -37,6 +39,7 @@ impl MessageStore for SqliteStore {
                 .optional()?
                 .map(Message::try_from)
                 .transpose()
+                .and_then(|message| reactions::one_with_reactions(conn, message))
         })
     }
 
@@ -71,7 +74,7 @@ impl MessageStore for SqliteStore {
             if !matches!(cursor, HistoryCursor::After(_)) {
                 rows.reverse();
             }
-            convert(rows)
+            reactions::with_reactions(conn, convert(rows)?)
         })?;
         if latest {
             let whole = page.len() < limit as usize;
@@ -88,7 +91,7 @@ impl MessageStore for SqliteStore {
             let hidden = hidden_messages::table
                 .filter(hidden_messages::user_id.eq(user.to_string()))
                 .filter(hidden_messages::message_id.eq(messages::id));
-            convert(
+            let page = convert(
                 messages::table
                     .filter(messages::seq.gt(since.0))
                     .filter(messages::conversation_id.eq_any(mine))
@@ -97,7 +100,8 @@ impl MessageStore for SqliteStore {
                     .limit(i64::from(limit))
                     .select(MessageRow::as_select())
                     .load(conn)?,
-            )
+            )?;
+            reactions::with_reactions(conn, page)
         })
     }
 
@@ -150,7 +154,7 @@ impl MessageStore for SqliteStore {
             Ok(Ok(changed))
         })??;
         if changed.changed {
-            self.recent.changed(&changed.message);
+            self.recent.forget(changed.message.conversation_id);
             on_commit(&changed);
         }
         Ok(changed)
@@ -187,8 +191,10 @@ impl MessageStore for SqliteStore {
                     messages::change_seq.eq(seq.0),
                 ))
                 .execute(conn)?;
-            diesel::delete(reactions::table.filter(reactions::message_id.eq(id.to_string())))
-                .execute(conn)?;
+            diesel::delete(
+                reaction_rows::table.filter(reaction_rows::message_id.eq(id.to_string())),
+            )
+            .execute(conn)?;
             message.content = None;
             message.deletion = Some(Deletion { at, by });
             message.updated_at = at;
@@ -197,7 +203,7 @@ impl MessageStore for SqliteStore {
             Ok(Ok(changed))
         })??;
         if changed.changed {
-            self.recent.changed(&changed.message);
+            self.recent.forget(changed.message.conversation_id);
             on_commit(&changed);
         }
         Ok(changed)
@@ -258,6 +264,65 @@ impl MessageStore for SqliteStore {
                 .load(conn)?;
             hidden.iter().map(|raw| id("message id", raw)).collect()
         })
+    }
+
+    fn react(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &Emoji,
+        max_emoji: usize,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Marked> {
+        let marked = self.write(|conn| reactions::react(conn, message, user, emoji, max_emoji, at));
+        self.marked(marked)
+    }
+
+    fn unreact(&self, message: MessageId, user: UserId, emoji: &Emoji) -> StoreResult<Marked> {
+        let marked = self.write(|conn| reactions::unreact(conn, message, user, emoji));
+        self.marked(marked)
+    }
+
+    fn pin(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        user: UserId,
+        max_pins: usize,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Marked> {
+        let marked =
+            self.write(|conn| reactions::pin(conn, conversation, message, user, max_pins, at));
+        self.marked(marked)
+    }
+
+    fn unpin(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        user: UserId,
+    ) -> StoreResult<Marked> {
+        let marked = self.write(|conn| reactions::unpin(conn, conversation, message, user));
+        self.marked(marked)
+    }
+
+    fn pins(&self, conversation: ConversationId) -> StoreResult<Vec<Message>> {
+        self.read(|conn| reactions::pins(conn, conversation))
+    }
+}
+
+impl SqliteStore {
+    /// The port's answer to a committed change of a message; a changed message's conversation
+    /// no longer serves its latest page from memory (see [`crate::recent`]).
+    fn marked(&self, marked: StoreResult<Option<Marked>>) -> StoreResult<Marked> {
+        let marked = marked?.ok_or(StoreError::Missing)?;
+        if let Marked::Changed {
+            conversation_id, ..
+        } = &marked
+        {
+            self.recent.forget(*conversation_id);
+        }
+        Ok(marked)
     }
 }
 

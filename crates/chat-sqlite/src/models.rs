@@ -1,7 +1,7 @@
 //! Row structs, and their conversions to and from domain types in one place.
 
 use chat_domain::conversation::{Conversation, ConversationKind, ConversationName, Member, Role};
-use chat_domain::message::{ClientMessageId, Deletion, Message, MessageContent, Seq};
+use chat_domain::message::{ClientMessageId, Deletion, Message, MessageContent, Pin, Seq};
 use chat_domain::user::{Email, User, Username};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -157,6 +157,8 @@ pub struct MessageRow {
     pub edited_at: Option<Stored>,
     pub deleted_at: Option<Stored>,
     pub deleted_by: Option<String>,
+    pub pinned_at: Option<Stored>,
+    pub pinned_by: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -209,6 +211,15 @@ impl TryFrom<MessageRow> for Message {
             edited_at: row.edited_at.map(Stored::utc),
             deletion,
             change_seq: row.change_seq.map(Seq),
+            // Filled in by `reactions::with_reactions`, one query for a whole page.
+            reactions: Vec::new(),
+            pin: match (row.pinned_at, row.pinned_by) {
+                (Some(at), Some(by)) => Some(Pin {
+                    pinned_at: at.utc(),
+                    pinned_by: id("user id", &by)?,
+                }),
+                _ => None,
+            },
         })
     }
 }

@@ -125,6 +125,18 @@ impl RecentMessages {
         inner.make_room(self.budget);
     }
 
+    /// Forgets the kept page of a conversation one of whose messages just changed (an edit,
+    /// a delete, a reaction, a pin), after the change committed. A read that began before the change
+    /// may hold the message as it was, so no read begun before this call is kept.
+    pub(crate) fn forget(&self, conversation: ConversationId) {
+        let mut inner = self.inner();
+        inner.epoch += 1;
+        if let Some(old) = inner.pages.remove(&conversation) {
+            let freed: usize = old.messages.iter().map(footprint).sum();
+            inner.bytes = inner.bytes.saturating_sub(freed);
+        }
+    }
+
     /// Records messages just committed, in seq order.
     pub(crate) fn appended<'a>(&self, messages: impl IntoIterator<Item = &'a Message>) {
         let mut inner = self.inner();
@@ -153,27 +165,6 @@ impl RecentMessages {
         }
         inner.make_room(self.budget);
     }
-
-    /// Records a change to a message already stored (an edit, a delete): a kept copy is
-    /// replaced, unless it already shows a later change, and a page read before the change
-    /// committed is not kept (its copy may be the old one).
-    pub(crate) fn changed(&self, message: &Message) {
-        let mut inner = self.inner();
-        inner.epoch += 1;
-        let Some(kept) = inner.pages.get_mut(&message.conversation_id) else {
-            return;
-        };
-        let Ok(at) = kept.messages.binary_search_by_key(&message.seq, |m| m.seq) else {
-            return;
-        };
-        let old = &mut kept.messages[at];
-        if old.change_seq >= message.change_seq {
-            return;
-        }
-        let (before, after) = (footprint(old), footprint(message));
-        *old = message.clone();
-        inner.bytes = (inner.bytes + after).saturating_sub(before);
-    }
 }
 
 impl Inner {
@@ -193,6 +184,15 @@ fn footprint(message: &Message) -> usize {
             .client_message_id
             .as_ref()
             .map_or(0, |c| c.as_str().len())
+        + message
+            .reactions
+            .iter()
+            .map(|r| {
+                std::mem::size_of_val(r)
+                    + r.emoji.as_str().len()
+                    + std::mem::size_of_val(r.user_ids.as_slice())
+            })
+            .sum::<usize>()
 }
 
 #[cfg(test)]
@@ -289,6 +289,20 @@ mod tests {
         // A read that saw seq 5 is current.
         recent.fill(c, &[message(c, 3), message(c, 5)], true, recent.epoch());
         assert_eq!(seqs(recent.latest(c, 1)), Some(vec![5]));
+    }
+
+    #[test]
+    fn a_changed_conversation_is_read_again_and_a_read_begun_before_the_change_is_not_kept() {
+        let recent = RecentMessages::default();
+        let c = ConversationId::new();
+        recent.fill(c, &[message(c, 1)], true, recent.epoch());
+        let before = recent.epoch();
+        recent.forget(c);
+        assert_eq!(seqs(recent.latest(c, 1)), None);
+        recent.fill(c, &[message(c, 1)], true, before);
+        assert_eq!(seqs(recent.latest(c, 1)), None);
+        recent.fill(c, &[message(c, 1)], true, recent.epoch());
+        assert_eq!(seqs(recent.latest(c, 1)), Some(vec![1]));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! suite's (`chat_domain::contract`), run here against a fresh SQLite file per rule.
 
 use chat_domain::contract::Fixture;
-use chat_domain::message::{HistoryCursor, Seq};
+use chat_domain::message::{Emoji, HistoryCursor, Marked, Seq};
 use chat_domain::ports::{MessageStore, ReadReceiptStore};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
@@ -182,4 +182,53 @@ fn a_message_deleted_for_everyone_is_gone_from_the_database_files_after_a_checkp
             .unwrap(),
         db.store.history(c, HistoryCursor::Latest, 10).unwrap()
     );
+}
+
+#[test]
+fn a_reaction_or_pin_shows_in_the_latest_page_kept_in_memory() {
+    let db = temp_db();
+    let f = Fixture::new(&*db);
+    let (a, b) = (f.user("alice"), f.user("bob"));
+    let c = f.direct(a, b);
+    let m = f.send(c, a, "hi");
+    let latest = || db.store.history(c, HistoryCursor::Latest, 10).unwrap();
+    assert!(latest()[0].reactions.is_empty(), "kept without reactions");
+    let thumbs = Emoji::parse("👍").unwrap();
+    db.store.react(m.id, b, &thumbs, 20, f.now()).unwrap();
+    assert_eq!(latest()[0].reactions[0].user_ids, [b]);
+    db.store.pin(c, m.id, b, 50, f.now()).unwrap();
+    assert!(latest()[0].pin.is_some());
+    db.store.unreact(m.id, b, &thumbs).unwrap();
+    assert!(latest()[0].reactions.is_empty());
+}
+
+#[test]
+fn a_message_deleted_for_everyone_takes_no_reaction_or_pin_but_loses_them() {
+    use crate::schema::messages;
+    let db = temp_db();
+    let f = Fixture::new(&*db);
+    let (a, b) = (f.user("alice"), f.user("bob"));
+    let c = f.direct(a, b);
+    let m = f.send(c, a, "hi");
+    let thumbs = Emoji::parse("👍").unwrap();
+    db.store.react(m.id, b, &thumbs, 20, f.now()).unwrap();
+    let mut conn = db.store.database().conn().unwrap();
+    diesel::update(messages::table.filter(messages::id.eq(m.id.to_string())))
+        .set(messages::deleted_at.eq(crate::models::ts(f.now())))
+        .execute(&mut conn)
+        .unwrap();
+    let party = Emoji::parse("🎉").unwrap();
+    assert_eq!(
+        db.store.react(m.id, a, &party, 20, f.now()).unwrap(),
+        Marked::MessageDeleted
+    );
+    assert_eq!(
+        db.store.pin(c, m.id, a, 50, f.now()).unwrap(),
+        Marked::MessageDeleted
+    );
+    // Taking a reaction back stays possible.
+    assert!(matches!(
+        db.store.unreact(m.id, b, &thumbs).unwrap(),
+        Marked::Changed { count: 0, .. }
+    ));
 }

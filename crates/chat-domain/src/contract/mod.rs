@@ -17,6 +17,7 @@ pub mod changes;
 pub mod conversations;
 pub mod member_state;
 pub mod messages;
+pub mod reactions;
 pub mod read_receipts;
 pub mod revocations;
 pub mod users;
@@ -119,6 +120,13 @@ macro_rules! contract_tests {
             changes::a_removed_member_can_neither_edit_nor_delete_nor_hide,
             changes::hiding_affects_only_that_users_catch_up_and_unread_counts,
             changes::change_callbacks_run_once_per_real_change_in_seq_order_with_appends,
+            reactions::reacting_twice_stores_one_reaction_and_takes_one_seq,
+            reactions::reactions_and_pins_come_with_every_read_of_a_message,
+            reactions::the_reaction_cap_counts_distinct_emoji,
+            reactions::removing_the_last_reaction_of_an_emoji_removes_the_emoji,
+            reactions::every_reaction_or_pin_change_takes_a_seq_after_all_earlier,
+            reactions::pins_are_listed_latest_first_within_the_cap,
+            reactions::a_removed_member_cannot_react_or_pin,
             read_receipts::a_read_marker_only_moves_forward,
             read_receipts::the_inbox_lists_recent_activity_first_with_last_message_and_unread_count,
             read_receipts::unread_counts_are_messages_from_others_past_the_marker,

@@ -3,12 +3,14 @@
 mod accounts;
 mod conversations;
 mod messages;
+mod reactions;
 
 use std::sync::Arc;
 
 pub use accounts::{AccountService, Authenticated, LoggedIn, ProfileChanges, SignupRequest};
 pub use conversations::{ConversationService, CreateConversation};
 pub use messages::{Deleted, MessageService, SendMessage};
+pub use reactions::ReactionService;
 
 use crate::conversation::Member;
 use crate::limits::{Limits, Quota};
@@ -43,6 +45,8 @@ pub struct ChatServices {
     pub accounts: AccountService,
     pub conversations: ConversationService,
     pub messages: MessageService,
+    /// Reactions and pins.
+    pub reactions: ReactionService,
 }
 
 impl ChatServices {
@@ -51,6 +55,7 @@ impl ChatServices {
             accounts: AccountService::new(&ports),
             conversations: ConversationService::new(&ports),
             messages: MessageService::new(&ports),
+            reactions: ReactionService::new(&ports),
         }
     }
 }
@@ -133,5 +138,6 @@ fn view_message(message: Message, members: &[Member], direct: bool, viewer: User
         message,
         recipient_id,
         is_read,
+        viewer,
     }
 }

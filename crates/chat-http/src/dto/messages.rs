@@ -95,11 +95,42 @@ pub struct MessageResponse {
     pub deleted_at: Option<DateTime<Utc>>,
     /// Who deleted it for everyone: its sender, or a group's owner or admin.
     pub deleted_by: Option<Uuid>,
+    /// One entry per emoji, in the order each emoji was first used.
+    pub reactions: Vec<ReactionResponse>,
+    /// When the message was pinned in its conversation; null when it is not pinned.
+    #[schema(example = "2026-12-07T10:15:00Z")]
+    pub pinned_at: Option<DateTime<Utc>>,
+    /// Who pinned it; null when it is not pinned.
+    pub pinned_by: Option<Uuid>,
+}
+
+/// The reactions of one emoji to a message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReactionResponse {
+    #[schema(example = "👍")]
+    pub emoji: String,
+    /// How many users reacted with it.
+    #[schema(example = 3)]
+    pub count: usize,
+    /// Whether you are one of them.
+    pub me: bool,
 }
 
 impl From<MessageView> for MessageResponse {
     fn from(view: MessageView) -> Self {
+        let reactions = view
+            .reactions()
+            .map(|(emoji, count, me)| ReactionResponse {
+                emoji: emoji.as_str().to_owned(),
+                count,
+                me,
+            })
+            .collect();
         let m = view.message;
+        let (pinned_at, pinned_by) = match &m.pin {
+            Some(pin) => (Some(pin.pinned_at), Some(pin.pinned_by.as_uuid())),
+            None => (None, None),
+        };
         Self {
             id: m.id.as_uuid(),
             seq: m.seq.0,
@@ -114,6 +145,9 @@ impl From<MessageView> for MessageResponse {
             edited_at: m.edited_at,
             deleted_at: m.deletion.map(|d| d.at),
             deleted_by: m.deletion.map(|d| d.by.as_uuid()),
+            reactions,
+            pinned_at,
+            pinned_by,
         }
     }
 }

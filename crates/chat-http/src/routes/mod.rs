@@ -5,6 +5,7 @@ pub mod conversations;
 pub mod health;
 pub mod member_state;
 pub mod messages;
+pub mod reactions;
 pub mod users;
 
 use actix_web::http::{StatusCode, header};
@@ -21,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(conversations::configure)
             .configure(member_state::configure)
             .configure(messages::configure)
+            .configure(reactions::configure)
             .configure(auth::configure)
             .configure(users::configure)
             .configure(crate::ws::configure),

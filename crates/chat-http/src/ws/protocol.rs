@@ -3,7 +3,7 @@
 
 use bytestring::ByteString;
 use chat_domain::conversation::ConversationChange;
-use chat_domain::events::DomainEvent;
+use chat_domain::events::{DomainEvent, PinChanged, ReactionChanged};
 use chat_domain::message::{HiddenMessage, MessageView};
 use chat_domain::read_state::ReadReceipt;
 use chrono::{DateTime, Utc};
@@ -49,6 +49,26 @@ pub enum ClientFrame {
         #[serde(default = "default_true")]
         is_typing: bool,
     },
+    /// React to a message with one emoji.
+    React {
+        message_id: Uuid,
+        emoji: String,
+    },
+    /// Take a reaction back.
+    Unreact {
+        message_id: Uuid,
+        emoji: String,
+    },
+    /// Pin a message in its conversation.
+    Pin {
+        conversation_id: Uuid,
+        message_id: Uuid,
+    },
+    /// Unpin a message.
+    Unpin {
+        conversation_id: Uuid,
+        message_id: Uuid,
+    },
     /// Ask for every message after `since_seq`.
     Sync {
         since_seq: i64,
@@ -67,6 +87,10 @@ const CLIENT_TYPES: &[&str] = &[
     "edit_message",
     "delete_message",
     "typing",
+    "react",
+    "unreact",
+    "pin",
+    "unpin",
     "sync",
     "ping",
 ];
@@ -204,6 +228,13 @@ pub enum ServerFrame {
         role: Option<&'static str>,
         timestamp: DateTime<Utc>,
     },
+    /// A reaction was added to a message (`reaction_added`) or taken back
+    /// (`reaction_removed`); `count`: how many hold the emoji after the change.
+    ReactionAdded(ReactionFrame),
+    ReactionRemoved(ReactionFrame),
+    /// A message was pinned (`message_pinned`) or unpinned (`message_unpinned`) by `user_id`.
+    MessagePinned(PinFrame),
+    MessageUnpinned(PinFrame),
     Synced {
         last_seq: i64,
     },
@@ -223,6 +254,54 @@ pub enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         errors: Option<Vec<FieldErrorBody>>,
     },
+}
+
+/// The body of `reaction_added` and `reaction_removed`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReactionFrame {
+    pub seq: i64,
+    pub message_id: Uuid,
+    pub conversation_id: Uuid,
+    pub emoji: String,
+    pub user_id: Uuid,
+    pub count: usize,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl ReactionFrame {
+    fn new(change: &ReactionChanged, timestamp: DateTime<Utc>) -> Self {
+        Self {
+            seq: change.seq.0,
+            message_id: change.message_id.as_uuid(),
+            conversation_id: change.conversation_id.as_uuid(),
+            emoji: change.emoji.as_str().to_owned(),
+            user_id: change.user_id.as_uuid(),
+            count: change.count,
+            timestamp,
+        }
+    }
+}
+
+/// The body of `message_pinned` and `message_unpinned`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PinFrame {
+    pub seq: i64,
+    pub message_id: Uuid,
+    pub conversation_id: Uuid,
+    pub user_id: Uuid,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl PinFrame {
+    fn new(change: &PinChanged, timestamp: DateTime<Utc>) -> Self {
+        Self {
+            seq: change.seq.0,
+            message_id: change.message_id.as_uuid(),
+            conversation_id: change.conversation_id.as_uuid(),
+            user_id: change.user_id.as_uuid(),
+            timestamp,
+        }
+    }
 }
 
 impl ServerFrame {
@@ -318,6 +397,20 @@ impl ServerFrame {
                     archived: change.settings.archived,
                     timestamp: *at,
                 }
+            }
+            // Counts, not whole messages: one rendering serves every member, and `me` is
+            // the client's own `user_id == self`.
+            DomainEvent::ReactionAdded { change, at, .. } => {
+                ServerFrame::ReactionAdded(ReactionFrame::new(change, *at))
+            }
+            DomainEvent::ReactionRemoved { change, at, .. } => {
+                ServerFrame::ReactionRemoved(ReactionFrame::new(change, *at))
+            }
+            DomainEvent::MessagePinned { change, at, .. } => {
+                ServerFrame::MessagePinned(PinFrame::new(change, *at))
+            }
+            DomainEvent::MessageUnpinned { change, at, .. } => {
+                ServerFrame::MessageUnpinned(PinFrame::new(change, *at))
             }
             DomainEvent::Typing {
                 conversation_id,

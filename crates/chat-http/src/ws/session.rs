@@ -513,6 +513,48 @@ async fn handle_text(
                     }),
             }
         }
+        // A change reaches every member's connections, this one's too, through the hub; one
+        // that changed nothing (already so) is answered with nothing.
+        ClientFrame::React { message_id, emoji } => {
+            let id = MessageId::from(message_id);
+            state
+                .run(move |s| s.reactions.react(user, id, &emoji))
+                .await
+                .map(|_| None)
+        }
+        ClientFrame::Unreact { message_id, emoji } => {
+            let id = MessageId::from(message_id);
+            state
+                .run(move |s| s.reactions.unreact(user, id, &emoji))
+                .await
+                .map(|_| None)
+        }
+        ClientFrame::Pin {
+            conversation_id,
+            message_id,
+        } => {
+            let (conversation, message) = (
+                ConversationId::from(conversation_id),
+                MessageId::from(message_id),
+            );
+            state
+                .run(move |s| s.reactions.pin(user, conversation, message))
+                .await
+                .map(|_| None)
+        }
+        ClientFrame::Unpin {
+            conversation_id,
+            message_id,
+        } => {
+            let (conversation, message) = (
+                ConversationId::from(conversation_id),
+                MessageId::from(message_id),
+            );
+            state
+                .run(move |s| s.reactions.unpin(user, conversation, message))
+                .await
+                .map(|_| None)
+        }
         ClientFrame::Typing {
             conversation_id,
             is_typing,

@@ -180,7 +180,7 @@ impl World {
         json!({
             "name": details["name"],
             "members": members,
-            "messages": history.iter().map(|m| json!([m["id"], m["content"], m["is_read"]])).collect::<Vec<_>>(),
+            "messages": history.iter().map(|m| json!([m["id"], m["content"], m["is_read"], m["reactions"], m["pinned_at"]])).collect::<Vec<_>>(),
             "unread": unread,
         })
     }
@@ -407,6 +407,66 @@ fn cases() -> Vec<Case> {
             fresh_cast: false,
             outsider: 404,
             member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
+            name: "react",
+            method: Method::PUT,
+            template: "/api/v1/messages/{message_id}/reactions/{emoji}",
+            path: |_, g| format!("/api/v1/messages/{}/reactions/%F0%9F%91%8D", g.message),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 404,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
+            name: "unreact",
+            method: Method::DELETE,
+            template: "/api/v1/messages/{message_id}/reactions/{emoji}",
+            path: |_, g| format!("/api/v1/messages/{}/reactions/%F0%9F%91%8D", g.message),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 404,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
+            name: "list pins",
+            method: Method::GET,
+            template: "/api/v1/conversations/{conversation_id}/pins",
+            path: |_, g| format!("/api/v1/conversations/{}/pins", g.id),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 404,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
+            name: "pin",
+            method: Method::PUT,
+            template: "/api/v1/conversations/{conversation_id}/pins/{message_id}",
+            path: |_, g| format!("/api/v1/conversations/{}/pins/{}", g.id, g.message),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 404,
+            member: 403,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
+            name: "unpin",
+            method: Method::DELETE,
+            template: "/api/v1/conversations/{conversation_id}/pins/{message_id}",
+            path: |_, g| format!("/api/v1/conversations/{}/pins/{}", g.id, g.message),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 404,
+            member: 403,
             admin: 200,
             owner: 200,
         },
@@ -716,6 +776,10 @@ async fn every_websocket_frame_about_a_conversation_is_refused_to_outsiders_and_
         json!({"type": "edit_message", "message_id": group.message, "content": "mine", "ref": "e"}),
         json!({"type": "delete_message", "message_id": group.message, "ref": "d"}),
         json!({"type": "delete_message", "message_id": group.message, "scope": "me", "ref": "h"}),
+        json!({"type": "react", "message_id": group.message, "emoji": "👍"}),
+        json!({"type": "unreact", "message_id": group.message, "emoji": "👍"}),
+        json!({"type": "pin", "conversation_id": group.id, "message_id": group.message}),
+        json!({"type": "unpin", "conversation_id": group.id, "message_id": group.message}),
         json!({"type": "typing", "conversation_id": group.id}),
         json!({"type": "typing", "conversation_id": group.id, "is_typing": false}),
     ];
@@ -729,8 +793,8 @@ async fn every_websocket_frame_about_a_conversation_is_refused_to_outsiders_and_
             "{frame} as outsider: {reply}"
         );
     }
-    // Neither the outsider's message nor its typing nor a receipt nor a change reached the
-    // group.
+    // Neither the outsider's message nor its typing, a receipt, a change, a reaction or a pin
+    // reached the group.
     listener.assert_silent(SILENCE).await;
     // Sync and ping concern only the caller: an outsider gets nothing of the group.
     outsider

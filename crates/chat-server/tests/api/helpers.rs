@@ -37,6 +37,8 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         rate_limits: false,
         messages_per_second: 20,
         conversations_per_minute: 20,
+        max_reactions_per_message: chat_domain::limits::Limits::MAX_REACTIONS_PER_MESSAGE,
+        max_pins_per_conversation: chat_domain::limits::Limits::MAX_PINS_PER_CONVERSATION,
         max_connections: None,
         max_connections_per_user: 20,
         allowed_origins: Vec::new(),

@@ -20,4 +20,5 @@ mod messages;
 mod operations;
 mod postgres;
 mod privacy;
+mod reactions;
 mod realtime;

@@ -89,6 +89,56 @@ async fn a_read_receipt_on_one_node_reaches_the_other_two() {
 }
 
 #[tokio::test]
+async fn a_reaction_and_a_pin_on_one_node_reach_the_other_two_with_their_seq() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let ([alice, bob, carol], group) = three_in_a_group(&cluster).await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let message = a
+        .try_send(&alice, &group, "react to me", "a-1")
+        .await
+        .expect("the message is stored");
+    let mut alice_ws = a.ws(&alice).await;
+    let mut bob_ws = b.ws(&bob).await;
+    let mut carol_ws = c.ws(&carol).await;
+
+    carol_ws
+        .send_json(json!({"type": "react", "message_id": message["id"], "emoji": "👍"}))
+        .await;
+    let mut seqs = Vec::new();
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let added = ws.next_of_type("reaction_added").await;
+        assert_eq!(added["user_id"], carol.id.as_str());
+        assert_eq!(added["message_id"], message["id"]);
+        assert_eq!(
+            (&added["emoji"], &added["count"]),
+            (&json!("👍"), &json!(1))
+        );
+        assert!(added["seq"].as_i64() > message["seq"].as_i64());
+        seqs.push(added["seq"].clone());
+    }
+    assert_eq!(seqs[0], seqs[1]);
+
+    alice_ws
+        .send_json(json!({"type": "pin", "conversation_id": group, "message_id": message["id"]}))
+        .await;
+    for ws in [&mut bob_ws, &mut carol_ws] {
+        let pinned = ws.next_of_type("message_pinned").await;
+        assert_eq!(pinned["user_id"], alice.id.as_str());
+        assert_eq!(pinned["message_id"], message["id"]);
+        assert!(pinned["seq"].as_i64() > seqs[0].as_i64());
+    }
+    // Every node reads the message as it now stands, `me` for the reader.
+    let history = c.history(&carol, &group).await;
+    assert_eq!(
+        history[0]["reactions"],
+        json!([{"emoji": "👍", "count": 1, "me": true}])
+    );
+    assert_eq!(history[0]["pinned_by"], alice.id.as_str());
+}
+
+#[tokio::test]
 async fn a_logout_on_one_node_closes_that_tokens_socket_on_another_and_no_other() {
     let Some(cluster) = Cluster::start().await else {
         return;
