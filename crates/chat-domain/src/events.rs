@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::conversation::{Conversation, ConversationChange};
-use crate::message::MessageView;
+use crate::message::{MessageView, Seq};
 use crate::read_state::ReadReceipt;
 use crate::{ConversationId, UserId};
 
@@ -38,6 +38,8 @@ pub enum DomainEvent {
     /// the audience of their own removal, and of nothing after it.
     ConversationUpdated {
         conversation: Conversation,
+        /// The change's position in the change feed.
+        seq: Seq,
         change: ConversationChange,
         actor: UserId,
         audience: Vec<UserId>,

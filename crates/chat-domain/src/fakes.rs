@@ -10,6 +10,7 @@ use crate::conversation::{
     Conversation, ConversationKind, ConversationName, InboxEntry, Member, NewConversation, Role,
 };
 use crate::events::DomainEvent;
+use crate::feed::{FeedEntry, FeedItem, Tombstone};
 use crate::limits::{Limits, Quota};
 use crate::message::{AppendOutcome, Appended, HistoryCursor, Message, NewMessage, Seq};
 use crate::paging::Page;
@@ -29,6 +30,29 @@ struct State {
     /// When each read marker last moved.
     read_at: HashMap<(ConversationId, UserId), DateTime<Utc>>,
     revoked: Vec<String>,
+    /// The last seq handed out, to messages and changes alike.
+    seq: i64,
+    /// Each conversation's latest change (creation, rename, membership).
+    conversation_changes: HashMap<ConversationId, Seq>,
+    /// Each changed message's latest change.
+    message_changes: HashMap<MessageId, Seq>,
+    /// Messages deleted for everyone: when and by whom.
+    deletions: HashMap<MessageId, (DateTime<Utc>, UserId)>,
+    /// Messages each user hid from themselves, at the hiding's seq.
+    hidden: HashMap<(UserId, MessageId), Seq>,
+    /// The latest move of each member's read marker.
+    marker_changes: HashMap<(ConversationId, UserId), Seq>,
+    /// Each member's own settings: (position, muted until, archived).
+    settings: HashMap<(ConversationId, UserId), (Seq, Option<DateTime<Utc>>, bool)>,
+    /// Users removed from conversations, at the removal's seq.
+    departures: HashMap<(ConversationId, UserId), (Seq, DateTime<Utc>)>,
+}
+
+impl State {
+    fn take_seq(&mut self) -> Seq {
+        self.seq += 1;
+        Seq(self.seq)
+    }
 }
 
 /// One in-memory store behind every storage port.
@@ -230,7 +254,7 @@ fn direct_between(state: &State, a: UserId, b: UserId) -> Option<&Conversation> 
 }
 
 impl ConversationStore for MemoryStore {
-    fn create(&self, new: &NewConversation) -> StoreResult<()> {
+    fn create(&self, new: &NewConversation) -> StoreResult<Seq> {
         let mut state = self.state();
         let c = &new.conversation;
         if let (ConversationKind::Direct, [(a, _), (b, _)]) = (c.kind, new.members.as_slice())
@@ -253,7 +277,9 @@ impl ConversationStore for MemoryStore {
             })
             .collect();
         state.members.insert(c.id, members);
-        Ok(())
+        let seq = state.take_seq();
+        state.conversation_changes.insert(c.id, seq);
+        Ok(seq)
     }
 
     fn find(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
@@ -330,7 +356,7 @@ impl ConversationStore for MemoryStore {
         id: ConversationId,
         name: &ConversationName,
         at: DateTime<Utc>,
-    ) -> StoreResult<Conversation> {
+    ) -> StoreResult<(Conversation, Seq)> {
         let mut state = self.state();
         let c = state
             .conversations
@@ -339,7 +365,10 @@ impl ConversationStore for MemoryStore {
             .ok_or(StoreError::Missing)?;
         c.name = Some(name.clone());
         c.updated_at = at;
-        Ok(c.clone())
+        let renamed = c.clone();
+        let seq = state.take_seq();
+        state.conversation_changes.insert(id, seq);
+        Ok((renamed, seq))
     }
 
     fn add_members(
@@ -349,7 +378,7 @@ impl ConversationStore for MemoryStore {
         role: Role,
         max_members: usize,
         at: DateTime<Utc>,
-    ) -> StoreResult<Vec<UserId>> {
+    ) -> StoreResult<(Vec<UserId>, Option<Seq>)> {
         let mut state = self.state();
         let members = state.members.get_mut(&id).ok_or(StoreError::Missing)?;
         let added: Vec<UserId> = users
@@ -366,25 +395,39 @@ impl ConversationStore for MemoryStore {
             joined_at: at,
             last_read_seq: Seq::ZERO,
         }));
-        Ok(added)
+        if added.is_empty() {
+            return Ok((added, None));
+        }
+        for user in &added {
+            state.departures.remove(&(id, *user));
+        }
+        let seq = state.take_seq();
+        state.conversation_changes.insert(id, seq);
+        Ok((added, Some(seq)))
     }
 
     fn remove_member(
         &self,
         id: ConversationId,
         user: UserId,
-        _at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Seq>> {
         let mut state = self.state();
         let Some(members) = state.members.get_mut(&id) else {
-            return Ok(false);
+            return Ok(None);
         };
         let before = members.len();
         members.retain(|m| m.user_id != user);
-        Ok(members.len() < before)
+        if members.len() == before {
+            return Ok(None);
+        }
+        let seq = state.take_seq();
+        state.conversation_changes.insert(id, seq);
+        state.departures.insert((id, user), (seq, at));
+        Ok(Some(seq))
     }
 
-    fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<()> {
+    fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<Seq> {
         let mut state = self.state();
         let member = state
             .members
@@ -392,7 +435,9 @@ impl ConversationStore for MemoryStore {
             .and_then(|m| m.iter_mut().find(|m| m.user_id == user))
             .ok_or(StoreError::Missing)?;
         member.role = role;
-        Ok(())
+        let seq = state.take_seq();
+        state.conversation_changes.insert(id, seq);
+        Ok(seq)
     }
 }
 
@@ -437,7 +482,7 @@ impl MemoryStore {
                         return Err(StoreError::Deactivated(user));
                     }
                 }
-                let seq = Seq(state.messages.len() as i64 + 1);
+                let seq = state.take_seq();
                 let members = state.members.get_mut(&new.conversation_id);
                 if let Some(sender) =
                     members.and_then(|m| m.iter_mut().find(|m| m.user_id == new.sender_id))
@@ -532,13 +577,176 @@ impl MessageStore for MemoryStore {
     }
 
     fn latest_seq(&self) -> StoreResult<Seq> {
+        Ok(Seq(self.state().seq))
+    }
+}
+
+impl MemoryStore {
+    /// Records a change to a message the way an edit, reaction or pin does: at a new seq.
+    pub fn change_message(&self, id: MessageId) -> Seq {
+        let mut state = self.state();
+        let seq = state.take_seq();
+        state.message_changes.insert(id, seq);
+        seq
+    }
+
+    /// Deletes a message for everyone at a new seq.
+    pub fn delete_message(&self, id: MessageId, by: UserId, at: DateTime<Utc>) -> Seq {
+        self.state().deletions.insert(id, (at, by));
+        self.change_message(id)
+    }
+
+    /// Hides a message from one user at a new seq.
+    pub fn hide_message(&self, user: UserId, id: MessageId) -> Seq {
+        let mut state = self.state();
+        let seq = state.take_seq();
+        state.hidden.insert((user, id), seq);
+        seq
+    }
+
+    /// Moves a member's read marker to `to` (either way) at a new seq.
+    pub fn set_marker(&self, conversation: ConversationId, user: UserId, to: Seq) -> Seq {
+        let mut state = self.state();
+        let seq = state.take_seq();
+        if let Some(member) = state
+            .members
+            .get_mut(&conversation)
+            .and_then(|m| m.iter_mut().find(|m| m.user_id == user))
+        {
+            member.last_read_seq = to;
+        }
+        state.marker_changes.insert((conversation, user), seq);
+        seq
+    }
+
+    /// Changes a member's own settings at a new seq.
+    pub fn set_settings(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        muted_until: Option<DateTime<Utc>>,
+        archived: bool,
+    ) -> Seq {
+        let mut state = self.state();
+        let seq = state.take_seq();
+        state
+            .settings
+            .insert((conversation, user), (seq, muted_until, archived));
+        seq
+    }
+}
+
+impl FeedStore for MemoryStore {
+    fn feed(&self, user: UserId, since: Seq, limit: u32) -> StoreResult<Vec<FeedItem>> {
         let state = self.state();
-        Ok(state
-            .messages
-            .iter()
-            .map(|m| m.seq)
-            .max()
-            .unwrap_or(Seq::ZERO))
+        let is_in = |c: &ConversationId| {
+            state
+                .members
+                .get(c)
+                .is_some_and(|m| m.iter().any(|m| m.user_id == user))
+        };
+        let mut items = Vec::new();
+        for m in state.messages.iter().filter(|m| is_in(&m.conversation_id)) {
+            let position = state.message_changes.get(&m.id).copied().unwrap_or(m.seq);
+            if position <= since || state.hidden.contains_key(&(user, m.id)) {
+                continue;
+            }
+            let entry = match state.deletions.get(&m.id) {
+                Some((deleted_at, by)) => FeedEntry::Tombstone(Tombstone {
+                    id: m.id,
+                    seq: m.seq,
+                    conversation_id: m.conversation_id,
+                    sender_id: m.sender_id,
+                    created_at: m.created_at,
+                    deleted_at: *deleted_at,
+                    deleted_by: Some(*by),
+                }),
+                None => FeedEntry::Message(m.clone()),
+            };
+            items.push(FeedItem { position, entry });
+        }
+        for ((hider, id), seq) in &state.hidden {
+            let Some(m) = state.messages.iter().find(|m| m.id == *id) else {
+                continue;
+            };
+            if *hider == user && *seq > since {
+                items.push(FeedItem {
+                    position: *seq,
+                    entry: FeedEntry::Hidden {
+                        conversation_id: m.conversation_id,
+                        message_id: m.id,
+                    },
+                });
+            }
+        }
+        for ((c, member_id), seq) in &state.marker_changes {
+            let member = state
+                .members
+                .get(c)
+                .and_then(|m| m.iter().find(|m| m.user_id == *member_id));
+            let (Some(member), true) = (member, *seq > since && is_in(c)) else {
+                continue;
+            };
+            let at = member.last_read_seq;
+            items.push(FeedItem {
+                position: *seq,
+                entry: FeedEntry::Marker {
+                    marker: ReadMarker {
+                        conversation_id: *c,
+                        user_id: *member_id,
+                        last_read_seq: at,
+                        read_at: state
+                            .read_at
+                            .get(&(*c, *member_id))
+                            .copied()
+                            .unwrap_or(member.joined_at),
+                    },
+                    message_id: state
+                        .messages
+                        .iter()
+                        .find(|m| m.conversation_id == *c && m.seq == at)
+                        .map(|m| m.id),
+                },
+            });
+        }
+        for ((c, member_id), (seq, muted_until, archived)) in &state.settings {
+            if *member_id == user && *seq > since && is_in(c) {
+                items.push(FeedItem {
+                    position: *seq,
+                    entry: FeedEntry::Settings {
+                        conversation_id: *c,
+                        muted_until: *muted_until,
+                        archived: *archived,
+                    },
+                });
+            }
+        }
+        for c in state.conversations.iter().filter(|c| is_in(&c.id)) {
+            if let Some(seq) = state
+                .conversation_changes
+                .get(&c.id)
+                .filter(|s| **s > since)
+            {
+                items.push(FeedItem {
+                    position: *seq,
+                    entry: FeedEntry::Conversation(c.clone()),
+                });
+            }
+        }
+        for ((c, departed), (seq, at)) in &state.departures {
+            if *departed == user && *seq > since {
+                items.push(FeedItem {
+                    position: *seq,
+                    entry: FeedEntry::Departure {
+                        conversation_id: *c,
+                        departed_at: *at,
+                    },
+                });
+            }
+        }
+        items.sort_by_key(|item| item.position);
+        items.truncate(limit as usize);
+        Ok(items)
     }
 }
 
@@ -758,6 +966,7 @@ impl World {
             users: store.clone(),
             conversations: store.clone(),
             messages: store.clone(),
+            feed: store.clone(),
             read_receipts: store.clone(),
             events: events.clone(),
             hasher: hasher.clone(),

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, conversations, health, messages, users};
+use crate::routes::{auth, conversations, health, messages, sync, users};
 use crate::ws;
 
 #[derive(OpenApi)]
@@ -38,6 +38,7 @@ use crate::ws;
         conversations::list_messages,
         messages::mark_read,
         messages::unread_count,
+        sync::sync,
         ws::connect,
     ),
     // Referenced only from a parameter, which utoipa does not collect by itself.
@@ -47,7 +48,7 @@ use crate::ws;
         (name = "auth", description = "Sign-up and tokens"),
         (name = "users", description = "Profiles"),
         (name = "conversations", description = "Direct conversations and groups"),
-        (name = "messages", description = "Messages, read receipts, unread counts"),
+        (name = "messages", description = "Messages, read receipts, unread counts, the change feed"),
         (name = "realtime", description = "The WebSocket gateway"),
         (name = "health", description = "Operations"),
     )

@@ -11,10 +11,6 @@ use diesel::prelude::*;
 use crate::error::StorageResult;
 use crate::schema::message_seq;
 
-#[allow(
-    dead_code,
-    reason = "the change feed (issue #15) takes seqs for edits, reactions and markers"
-)]
 /// Takes the next seq, locking the counter until the caller's transaction ends.
 pub(crate) fn take(conn: &mut PgConnection) -> StorageResult<Seq> {
     let last: i64 = diesel::update(message_seq::table)

@@ -19,10 +19,6 @@ struct Counter {
     seq: i64,
 }
 
-#[allow(
-    dead_code,
-    reason = "the change feed (issue #15) takes seqs for edits, reactions and markers"
-)]
 /// Takes the next seq, inside the caller's write transaction.
 pub(crate) fn take(conn: &mut SqliteConnection) -> StorageResult<Seq> {
     // The row exists once a message was ever stored; before that, it starts at zero.

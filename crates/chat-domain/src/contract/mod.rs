@@ -14,6 +14,7 @@
 //! back compare equal to those written; only revocation expiries follow the wall clock.
 
 pub mod conversations;
+pub mod feed;
 pub mod messages;
 pub mod read_receipts;
 pub mod revocations;
@@ -28,20 +29,27 @@ use crate::conversation::{
 };
 use crate::message::{AppendOutcome, Appended, Message, MessageContent, NewMessage};
 use crate::ports::{
-    ConversationStore, MessageStore, ReadReceiptStore, StoreResult, TokenRevocations, UserStore,
+    ConversationStore, FeedStore, MessageStore, ReadReceiptStore, StoreResult, TokenRevocations,
+    UserStore,
 };
 use crate::user::{Email, NewUser, PasswordHash, Username};
 use crate::{ConversationId, MessageId, UserId};
 
 /// A store behind every storage port: what the contract runs against. Any type implementing
-/// all five ports is one.
+/// all six ports is one.
 pub trait Stores:
-    UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations
+    UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations + FeedStore
 {
 }
 
 impl<T> Stores for T where
-    T: UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations + ?Sized
+    T: UserStore
+        + ConversationStore
+        + MessageStore
+        + ReadReceiptStore
+        + TokenRevocations
+        + FeedStore
+        + ?Sized
 {
 }
 
@@ -114,6 +122,9 @@ macro_rules! contract_tests {
             read_receipts::a_read_marker_only_moves_forward,
             read_receipts::the_inbox_lists_recent_activity_first_with_last_message_and_unread_count,
             read_receipts::unread_counts_are_messages_from_others_past_the_marker,
+            feed::the_feed_holds_each_thing_once_at_its_latest_change_in_position_order,
+            feed::the_feed_shows_only_conversations_the_user_is_in_now_and_their_own_removal,
+            feed::paging_the_feed_by_position_never_skips_or_repeats,
         );
     };
     (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {

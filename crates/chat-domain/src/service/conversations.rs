@@ -8,6 +8,7 @@ use crate::conversation::{
     ConversationSummary, MAX_GROUP_MEMBERS, Member, NewConversation, Participant, Role,
 };
 use crate::events::DomainEvent;
+use crate::message::Seq;
 use crate::paging::Page;
 use crate::ports::{Clock, ConversationStore, EventPublisher, UserStore};
 use crate::user::PublicProfile;
@@ -98,11 +99,11 @@ impl ConversationService {
                 .chain(others.iter().map(|id| (*id, Role::Member)))
                 .collect();
             let conversation = self.new_conversation(ConversationKind::Group, Some(name), creator);
-            self.conversations.create(&NewConversation {
+            let seq = self.conversations.create(&NewConversation {
                 conversation: conversation.clone(),
                 members,
             })?;
-            return Ok((self.announce_created(conversation, creator)?, true));
+            return Ok((self.announce_created(conversation, seq, creator)?, true));
         }
 
         let other = others[0];
@@ -118,7 +119,7 @@ impl ConversationService {
             members: vec![(creator, Role::Member), (other, Role::Member)],
         });
         match created {
-            Ok(()) => Ok((self.announce_created(conversation, creator)?, true)),
+            Ok(seq) => Ok((self.announce_created(conversation, seq, creator)?, true)),
             // Both users started it at the same moment: the other request won.
             Err(StoreError::Conflict { .. }) => {
                 let existing = self
@@ -173,11 +174,11 @@ impl ConversationService {
     ) -> Result<ConversationDetails, DomainError> {
         let name = ConversationName::parse(name).map_err(one_field)?;
         let (conversation, _) = self.managed_group(actor, id, "rename")?;
-        let renamed = self
+        let (renamed, seq) = self
             .conversations
             .rename(conversation.id, &name, self.clock.now())?;
         let details = self.details_of(renamed)?;
-        self.announce(&details, ConversationChange::Renamed { name }, actor);
+        self.announce(&details, seq, ConversationChange::Renamed { name }, actor);
         Ok(details)
     }
 
@@ -199,7 +200,7 @@ impl ConversationService {
         let user_ids: Vec<UserId> = user_ids.into_iter().filter(|u| seen.insert(*u)).collect();
         self.require_active_users(&user_ids)?;
         self.spend_conversation_budget(actor)?;
-        let added = self
+        let (added, seq) = self
             .conversations
             .add_members(
                 id,
@@ -216,9 +217,10 @@ impl ConversationService {
                 other => other.into(),
             })?;
         let details = self.details_of(conversation)?;
-        if !added.is_empty() {
+        if let Some(seq) = seq {
             self.announce(
                 &details,
+                seq,
                 ConversationChange::MembersAdded { user_ids: added },
                 actor,
             );
@@ -261,17 +263,18 @@ impl ConversationService {
             }
         }
         let now = self.clock.now();
-        if !self.conversations.remove_member(id, target, now)? {
+        let Some(mut seq) = self.conversations.remove_member(id, target, now)? else {
             return Err(DomainError::not_found(Resource::User, target));
-        }
+        };
         if target_member.role == Role::Owner
             && let Some(successor) = self.successor(&members, target)?
         {
-            self.conversations.set_role(id, successor, Role::Owner)?;
+            seq = self.conversations.set_role(id, successor, Role::Owner)?;
         }
         let audience = members.iter().map(|m| m.user_id).collect();
         self.events.publish(DomainEvent::ConversationUpdated {
             conversation,
+            seq,
             change: ConversationChange::MemberRemoved { user_id: target },
             actor,
             audience,
@@ -305,13 +308,14 @@ impl ConversationService {
             ));
         }
         if target_member.role != role {
-            self.conversations.set_role(id, target, role)?;
+            let mut seq = self.conversations.set_role(id, target, role)?;
             if role == Role::Owner {
-                self.conversations.set_role(id, actor, Role::Admin)?;
+                seq = self.conversations.set_role(id, actor, Role::Admin)?;
             }
             let details = self.details_of(conversation)?;
             self.announce(
                 &details,
+                seq,
                 ConversationChange::RoleChanged {
                     user_id: target,
                     role,
@@ -339,12 +343,16 @@ impl ConversationService {
             let Some(conversation) = self.conversations.find(id)? else {
                 continue;
             };
-            self.conversations.set_role(id, successor, Role::Owner)?;
-            self.conversations.set_role(id, departing, Role::Member)?;
+            let promoted = self.conversations.set_role(id, successor, Role::Owner)?;
+            let demoted = self.conversations.set_role(id, departing, Role::Member)?;
             let details = self.details_of(conversation)?;
-            for (user_id, role) in [(successor, Role::Owner), (departing, Role::Member)] {
+            for (user_id, role, seq) in [
+                (successor, Role::Owner, promoted),
+                (departing, Role::Member, demoted),
+            ] {
                 self.announce(
                     &details,
+                    seq,
                     ConversationChange::RoleChanged { user_id, role },
                     departing,
                 );
@@ -475,7 +483,10 @@ impl ConversationService {
         )
     }
 
-    fn details_of(&self, conversation: Conversation) -> Result<ConversationDetails, DomainError> {
+    pub(super) fn details_of(
+        &self,
+        conversation: Conversation,
+    ) -> Result<ConversationDetails, DomainError> {
         let members = self.conversations.members(conversation.id)?;
         let profiles = self.profiles(members.iter())?;
         Ok(ConversationDetails {
@@ -505,17 +516,25 @@ impl ConversationService {
     fn announce_created(
         &self,
         conversation: Conversation,
+        seq: Seq,
         creator: UserId,
     ) -> Result<ConversationDetails, DomainError> {
         let details = self.details_of(conversation)?;
-        self.announce(&details, ConversationChange::Created, creator);
+        self.announce(&details, seq, ConversationChange::Created, creator);
         Ok(details)
     }
 
-    fn announce(&self, details: &ConversationDetails, change: ConversationChange, actor: UserId) {
+    fn announce(
+        &self,
+        details: &ConversationDetails,
+        seq: Seq,
+        change: ConversationChange,
+        actor: UserId,
+    ) {
         let audience = details.participants.iter().map(|p| p.user.id).collect();
         self.events.publish(DomainEvent::ConversationUpdated {
             conversation: details.conversation.clone(),
+            seq,
             change,
             actor,
             audience,

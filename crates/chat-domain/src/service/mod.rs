@@ -3,19 +3,21 @@
 mod accounts;
 mod conversations;
 mod messages;
+mod sync;
 
 use std::sync::Arc;
 
 pub use accounts::{AccountService, Authenticated, LoggedIn, ProfileChanges, SignupRequest};
 pub use conversations::{ConversationService, CreateConversation};
 pub use messages::{MessageService, SendMessage};
+pub use sync::{FeedEvent, FeedPage, FeedQuery, SyncService};
 
 use crate::conversation::Member;
 use crate::limits::{Limits, Quota};
 use crate::message::{Message, MessageView};
 use crate::ports::{
-    Clock, ConversationStore, DeviceTokens, EventPublisher, MessageStore, PasswordHasher,
-    RateLimiter, ReadReceiptStore, TokenIssuer, TokenRevocations, UserStore,
+    Clock, ConversationStore, DeviceTokens, EventPublisher, FeedStore, MessageStore,
+    PasswordHasher, RateLimiter, ReadReceiptStore, TokenIssuer, TokenRevocations, UserStore,
 };
 use crate::{ConversationId, DomainError, Resource, UserId};
 
@@ -28,6 +30,7 @@ pub struct Ports {
     pub users: Arc<dyn UserStore>,
     pub conversations: Arc<dyn ConversationStore>,
     pub messages: Arc<dyn MessageStore>,
+    pub feed: Arc<dyn FeedStore>,
     pub read_receipts: Arc<dyn ReadReceiptStore>,
     pub revocations: Arc<dyn TokenRevocations>,
     pub events: Arc<dyn EventPublisher>,
@@ -43,14 +46,18 @@ pub struct ChatServices {
     pub accounts: AccountService,
     pub conversations: ConversationService,
     pub messages: MessageService,
+    pub sync: SyncService,
 }
 
 impl ChatServices {
     pub fn new(ports: Ports) -> Self {
+        let conversations = ConversationService::new(&ports);
+        let messages = MessageService::new(&ports);
         Self {
             accounts: AccountService::new(&ports),
-            conversations: ConversationService::new(&ports),
-            messages: MessageService::new(&ports),
+            sync: SyncService::new(&ports, conversations.clone(), messages.clone()),
+            conversations,
+            messages,
         }
     }
 }

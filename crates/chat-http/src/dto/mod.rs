@@ -3,5 +3,6 @@
 
 pub mod conversations;
 pub mod messages;
+pub mod sync;
 mod time;
 pub mod users;

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod conversations;
 pub mod health;
 pub mod messages;
+pub mod sync;
 pub mod users;
 
 use actix_web::http::{StatusCode, header};
@@ -19,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .configure(conversations::configure)
             .configure(messages::configure)
+            .configure(sync::configure)
             .configure(auth::configure)
             .configure(users::configure)
             .configure(crate::ws::configure),

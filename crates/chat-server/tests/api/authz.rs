@@ -673,7 +673,7 @@ async fn every_websocket_frame_about_a_conversation_is_refused_to_outsiders_and_
         .await;
     assert_eq!(
         outsider.next_json().await,
-        json!({"type": "synced", "last_seq": 0})
+        json!({"type": "synced", "last_seq": 0, "has_more": false})
     );
     outsider.send_json(json!({"type": "ping"})).await;
     assert_eq!(outsider.next_json().await["type"], "pong");
@@ -705,7 +705,7 @@ async fn every_websocket_frame_about_a_conversation_is_refused_to_outsiders_and_
         }
         assert_eq!(
             ws.next_json().await,
-            json!({"type": "synced", "last_seq": unread["seq"]})
+            json!({"type": "synced", "last_seq": unread["seq"], "has_more": false})
         );
 
         ws.send_json(json!({"type": "mark_read", "message_id": unread["id"]}))

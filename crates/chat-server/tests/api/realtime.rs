@@ -497,7 +497,7 @@ async fn sync_after_a_disconnect_returns_exactly_the_missed_messages_in_order() 
     }
     assert_eq!(
         ws.next_json().await,
-        json!({"type": "synced", "last_seq": newest})
+        json!({"type": "synced", "last_seq": newest, "has_more": false})
     );
     ws.assert_silent(SILENCE).await;
 
@@ -506,7 +506,7 @@ async fn sync_after_a_disconnect_returns_exactly_the_missed_messages_in_order() 
         .await;
     assert_eq!(
         ws.next_json().await,
-        json!({"type": "synced", "last_seq": newest})
+        json!({"type": "synced", "last_seq": newest, "has_more": false})
     );
 }
 
@@ -878,7 +878,7 @@ async fn a_consumer_too_slow_for_its_queue_is_closed_with_1013_and_catches_up_by
     }
     assert_eq!(
         ws.next_json().await,
-        json!({"type": "synced", "last_seq": sent.last().unwrap()})
+        json!({"type": "synced", "last_seq": sent.last().unwrap(), "has_more": false})
     );
 }
 
