@@ -423,6 +423,18 @@ fn cases() -> Vec<Case> {
             owner: 200,
         },
         Case {
+            name: "change feed",
+            method: Method::GET,
+            template: "/api/v1/sync",
+            path: |_, _| "/api/v1/sync?since=0&limit=5".into(),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 200,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
             name: "my profile",
             method: Method::GET,
             template: "/api/v1/users/me",

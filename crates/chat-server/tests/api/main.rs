@@ -12,6 +12,7 @@ mod cluster_limits;
 mod conversations;
 mod edge;
 mod errors;
+mod feed;
 mod idempotency;
 mod limits;
 mod messages;

@@ -76,8 +76,12 @@ async fn assert_alive(ws: &mut Ws) {
 fn assert_new_message(frame: &Value, message: &Value) {
     assert_eq!(frame["type"], "new_message", "{frame}");
     assert_eq!(&frame["message"], message);
+    assert_eq!(
+        frame["seq"], message["seq"],
+        "a new message sits at its own seq"
+    );
     assert_timestamp(&frame["timestamp"]);
-    assert_eq!(frame.as_object().unwrap().len(), 3, "{frame}");
+    assert_eq!(frame.as_object().unwrap().len(), 4, "{frame}");
 }
 
 fn assert_timestamp(value: &Value) {
