@@ -10,10 +10,11 @@ use std::sync::mpsc;
 use chat_domain::conversation::{
     Conversation, ConversationKind, ConversationName, NewConversation, Role,
 };
+use chat_domain::feed::FeedEntry;
 use chat_domain::message::{
     AppendOutcome, Appended, ClientMessageId, Message, MessageContent, NewMessage, Seq,
 };
-use chat_domain::ports::{ConversationStore, MessageStore, StoreResult, UserStore};
+use chat_domain::ports::{ConversationStore, FeedStore, MessageStore, StoreResult, UserStore};
 use chat_domain::user::{Email, NewUser, PasswordHash, Username};
 use chat_domain::{ConversationId, MessageId, UserId};
 use chrono::{SubsecRound, Utc};
@@ -91,7 +92,7 @@ fn stored_count(store: &PgStore) -> i64 {
 }
 
 #[test]
-fn a_reader_paging_since_while_three_nodes_append_sees_every_message_once_in_seq_order() {
+fn a_reader_paging_since_or_the_feed_while_three_nodes_append_sees_every_message_once_in_order() {
     let Some(first) = TestStore::create(SUITE) else {
         return;
     };
@@ -109,7 +110,31 @@ fn a_reader_paging_since_while_three_nodes_append_sees_every_message_once_in_seq
     const ROUNDS: usize = 10;
     const PER_ROUND: usize = 40;
     let done = AtomicBool::new(false);
-    let (created, seen) = std::thread::scope(|scope| {
+    let (created, seen, fed) = std::thread::scope(|scope| {
+        // Pages the change feed continuously from the third node, by position.
+        let feeding = scope.spawn(|| {
+            let mut last = Seq(0);
+            let mut fed: Vec<Message> = Vec::new();
+            loop {
+                let finished = done.load(Ordering::Acquire);
+                let page = FeedStore::feed(&nodes[2], reader, last, 100).unwrap();
+                for item in &page {
+                    assert!(
+                        item.position > last,
+                        "position {} came after {}",
+                        item.position.0,
+                        last.0
+                    );
+                    last = item.position;
+                    if let FeedEntry::Message(message) = &item.entry {
+                        fed.push(message.clone());
+                    }
+                }
+                if finished && page.is_empty() {
+                    return fed;
+                }
+            }
+        });
         let reading = scope.spawn(|| {
             // Pages catch-up continuously, as a reconnecting client does, from its own node.
             let mut last = Seq(0);
@@ -173,11 +198,20 @@ fn a_reader_paging_since_while_three_nodes_append_sees_every_message_once_in_seq
             .flat_map(|writer| writer.join().unwrap())
             .collect();
         done.store(true, Ordering::Release);
-        (created, reading.join().unwrap())
+        (created, reading.join().unwrap(), feeding.join().unwrap())
     });
 
     let total = writers.len() * ROUNDS * PER_ROUND;
     assert_eq!(created.len(), total);
+    // The feed, read page by page under three nodes' appends, held every message once.
+    let mut fed_ids: Vec<MessageId> = fed.iter().map(|m| m.id).collect();
+    let mut created_ids: Vec<MessageId> = created.iter().map(|m| m.id).collect();
+    fed_ids.sort_unstable();
+    created_ids.sort_unstable();
+    assert_eq!(
+        fed_ids, created_ids,
+        "the feed skipped or repeated a message"
+    );
     let seen_ids: HashSet<MessageId> = seen.iter().map(|m| m.id).collect();
     assert_eq!(seen_ids.len(), seen.len(), "the reader saw a message twice");
     let created_by_id: HashMap<MessageId, &Message> = created.iter().map(|m| (m.id, m)).collect();
