@@ -669,7 +669,7 @@ impl FeedStore for MemoryStore {
             let Some(m) = state.messages.iter().find(|m| m.id == *id) else {
                 continue;
             };
-            if *hider == user && *seq > since {
+            if *hider == user && *seq > since && is_in(&m.conversation_id) {
                 items.push(FeedItem {
                     position: *seq,
                     entry: FeedEntry::Hidden {

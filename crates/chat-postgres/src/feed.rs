@@ -64,8 +64,12 @@ const CONVERSATIONS_SQL: &str = "SELECT c.*, c.change_seq AS position \
       WHERE cm.user_id = $2 AND c.change_seq > $1 \
       ORDER BY c.change_seq LIMIT $3";
 
-const HIDDEN_SQL: &str = "SELECT conversation_id, message_id, seq AS position \
-       FROM hidden_messages WHERE user_id = $2 AND seq > $1 ORDER BY seq LIMIT $3";
+/// The messages the user hid, in conversations they are still in.
+const HIDDEN_SQL: &str = "SELECT h.conversation_id, h.message_id, h.seq AS position \
+       FROM hidden_messages h \
+       JOIN conversation_members cm ON cm.conversation_id = h.conversation_id \
+                                   AND cm.user_id = h.user_id \
+      WHERE h.user_id = $2 AND h.seq > $1 ORDER BY h.seq LIMIT $3";
 
 const DEPARTURES_SQL: &str = "SELECT conversation_id, departed_at, seq AS position \
        FROM departures WHERE user_id = $2 AND seq > $1 ORDER BY seq LIMIT $3";
@@ -245,7 +249,7 @@ mod tests {
     //! settings) is written here straight into the columns those changes use.
 
     use chat_domain::contract::Fixture;
-    use chat_domain::ports::{FeedStore, MessageStore};
+    use chat_domain::ports::{ConversationStore, FeedStore, MessageStore};
     use diesel::prelude::*;
 
     use super::*;
@@ -395,5 +399,15 @@ mod tests {
             |e: &FeedEntry| matches!(e, FeedEntry::Message(m) if m.id == hidden.id);
         assert!(!from_start(b).iter().any(is_hidden_message));
         assert!(from_start(a).iter().any(is_hidden_message));
+
+        // Once bob is removed, nothing of the group is his to see but the removal: not his
+        // own hiding, nor alice's marker, nor his settings there.
+        let removed = store.remove_member(g, b, f.now()).unwrap().unwrap();
+        let after = store.feed(b, since, 100).unwrap();
+        assert_eq!(after.len(), 1, "{after:#?}");
+        assert_eq!(after[0].position, removed);
+        assert!(
+            matches!(after[0].entry, FeedEntry::Departure { conversation_id, .. } if conversation_id == g)
+        );
     }
 }
