@@ -42,11 +42,14 @@ struct State {
     hidden: HashMap<(UserId, MessageId), Seq>,
     /// The latest move of each member's read marker.
     marker_changes: HashMap<(ConversationId, UserId), Seq>,
-    /// Each member's own settings: (position, muted until, archived).
-    settings: HashMap<(ConversationId, UserId), (Seq, Option<DateTime<Utc>>, bool)>,
+    /// Each member's own settings.
+    settings: HashMap<(ConversationId, UserId), MemberSettings>,
     /// Users removed from conversations, at the removal's seq.
     departures: HashMap<(ConversationId, UserId), (Seq, DateTime<Utc>)>,
 }
+
+/// A member's own settings of a conversation: (position, muted until, archived).
+type MemberSettings = (Seq, Option<DateTime<Utc>>, bool);
 
 impl State {
     fn take_seq(&mut self) -> Seq {
