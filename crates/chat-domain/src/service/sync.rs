@@ -88,10 +88,12 @@ pub enum FeedEvent {
         muted_until: Option<DateTime<Utc>>,
         archived: bool,
     },
-    /// A conversation the caller is in, as it now stands: name, members and roles.
+    /// A conversation the caller is in, as it now stands: name, members and roles, and the
+    /// caller's own read marker in it (adding a member back starts them from zero).
     ConversationState {
         seq: Seq,
         details: ConversationDetails,
+        last_read_seq: Seq,
     },
     /// The caller was removed from (or left) a conversation.
     ConversationLeft {
@@ -238,10 +240,18 @@ impl SyncService {
                     muted_until,
                     archived,
                 },
-                FeedEntry::Conversation(conversation) => FeedEvent::ConversationState {
-                    seq,
-                    details: self.conversation_service.details_of(conversation)?,
-                },
+                FeedEntry::Conversation(conversation) => {
+                    let details = self.conversation_service.details_of(conversation)?;
+                    let last_read_seq = self
+                        .conversations
+                        .membership(details.conversation.id, caller)?
+                        .map_or(Seq::ZERO, |m| m.last_read_seq);
+                    FeedEvent::ConversationState {
+                        seq,
+                        details,
+                        last_read_seq,
+                    }
+                }
                 FeedEntry::Departure {
                     conversation_id,
                     departed_at,

@@ -31,7 +31,7 @@ pub struct SyncParams {
              "participants": [{"id": "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a",
                  "username": "alice", "full_name": null, "avatar_url": null,
                  "role": "owner", "joined_at": "2026-12-07T10:00:00Z"}]},
-         "timestamp": "2026-12-07T10:05:00Z"},
+         "last_read_seq": 40, "timestamp": "2026-12-07T10:05:00Z"},
         {"type": "new_message", "seq": 42,
          "message": {"id": "3a4b5c6d-7e8f-4a0b-9c1d-2e3f4a5b6c7d", "seq": 42,
              "conversation_id": "6f2c7d1e-3b4a-4c5d-8e9f-0a1b2c3d4e5f",

@@ -179,6 +179,8 @@ pub enum ServerFrame {
         user_ids: Vec<Uuid>,
         /// The conversation as `GET /conversations/{id}` shows it.
         conversation: ConversationResponse,
+        /// Your read marker in it.
+        last_read_seq: i64,
         timestamp: DateTime<Utc>,
     },
     /// In a replay: you were removed from (or left) a conversation (`change:
@@ -425,10 +427,15 @@ impl ServerFrame {
                 archived,
                 timestamp: now,
             },
-            FeedEvent::ConversationState { seq, details } => {
+            FeedEvent::ConversationState {
+                seq,
+                details,
+                last_read_seq,
+            } => {
                 let conversation = ConversationResponse::from(details);
                 ServerFrame::ConversationState {
                     seq: seq.0,
+                    last_read_seq: last_read_seq.0,
                     conversation_id: conversation.id,
                     change: "state",
                     name: conversation.name.clone(),

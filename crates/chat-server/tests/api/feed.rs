@@ -113,6 +113,8 @@ impl Client {
                 "state" => {
                     let conversation = self.conversations.entry(conversation_id).or_default();
                     conversation.name = event["name"].as_str().map(str::to_owned);
+                    // As it stands now: a member added back starts from zero.
+                    conversation.marker = event["last_read_seq"].as_i64().unwrap();
                     conversation.members = event["conversation"]["participants"]
                         .as_array()
                         .unwrap()
@@ -355,7 +357,7 @@ impl Scene {
             &reader.token,
         )
         .await;
-        details["participants"]
+        let mut members: Vec<(String, String)> = details["participants"]
             .as_array()
             .unwrap()
             .iter()
@@ -363,7 +365,12 @@ impl Scene {
                 let id = p["id"].as_str().unwrap().to_owned();
                 (id, p["role"].as_str().unwrap().to_owned())
             })
-            .collect()
+            .collect();
+        // In the scene's order, not by joining order (ties of which the store may list either
+        // way), so a seed replays the same operations.
+        let everyone = self.everyone();
+        members.sort_by_key(|(id, _)| everyone.iter().position(|u| u.id == *id));
+        members
     }
 
     /// One random operation by anyone but the offline client: messages (the offline user's
@@ -496,7 +503,7 @@ fn comparable(events: &[Value]) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_client_offline_while_others_changed_things_catches_up_exactly_by_paging_the_feed() {
-    for seed in [7_u64, 1_234_567, 987_654_321] {
+    for seed in [7_u64, 1_234_567, 987_654_321, 42, 2_718_281_828] {
         let mut scene = Scene::new().await;
         let mut rng = Rng(seed);
         let offline = scene.offline.clone();
@@ -641,4 +648,35 @@ async fn live_frames_carry_the_position_a_client_resumes_from() {
     assert_eq!(page["events"].as_array().unwrap().len(), 1);
     assert_eq!(page["events"][0]["seq"], renamed);
     assert_eq!(page["events"][0]["name"], "renamed");
+}
+
+#[tokio::test]
+async fn a_member_added_back_catches_up_to_the_group_as_it_stands_with_their_marker_from_zero() {
+    let app = spawn_app().await;
+    let [alice, bob] = app.users(["alice", "bob"]).await;
+    let group = app.group(&alice, &[&bob]).await;
+    let mut client = Client::new(&bob);
+    client.catch_up(&app, &bob.token, 100).await;
+
+    app.send(&alice, &group, "one").await;
+    // From Bob's other device: sending is reading, so his marker moves past "one".
+    app.send(&bob, &group, "mine").await;
+    let members = format!("/api/v1/conversations/{group}/members");
+    let status = app
+        .delete(&format!("{members}/{}", bob.id), &alice.token)
+        .await
+        .status();
+    assert!(status.is_success());
+    app.send(&alice, &group, "while bob was away").await;
+    let status = app
+        .post(&members, &alice.token, json!({"user_ids": [bob.id]}))
+        .await
+        .status();
+    assert!(status.is_success());
+    app.send(&alice, &group, "welcome back").await;
+
+    client.catch_up(&app, &bob.token, 2).await;
+    let fresh = fresh_reads(&app, &bob).await;
+    assert_eq!(fresh["total_unread"], 3, "{fresh}");
+    assert_same(&client.expected(), &fresh, "added back");
 }
