@@ -126,11 +126,15 @@ struct Shared {
 }
 
 impl Shared {
+    /// Notes the position of an event that has one: a new message's seq, a conversation
+    /// change's (the change feed's positions, which a resync starts from).
     fn saw(&self, event: &DomainEvent) {
-        if let DomainEvent::MessageCreated { message, .. } = event {
-            self.highest_seq
-                .fetch_max(message.message.seq.0, Ordering::Relaxed);
-        }
+        let seq = match event {
+            DomainEvent::MessageCreated { message, .. } => message.message.seq,
+            DomainEvent::ConversationUpdated { seq, .. } => *seq,
+            _ => return,
+        };
+        self.highest_seq.fetch_max(seq.0, Ordering::Relaxed);
     }
 
     /// The highest seq seen [`SEQ_LAG`] before `lost_at`: every message up to it had reached
@@ -529,6 +533,29 @@ mod tests {
             first_drop: Mutex::default(),
             peers: Mutex::default(),
         }
+    }
+
+    #[test]
+    fn a_conversation_change_moves_the_highest_seq_seen_like_a_message() {
+        let shared = shared();
+        let at = chrono::Utc::now();
+        let conversation = chat_domain::conversation::Conversation {
+            id: chat_domain::ConversationId::new(),
+            kind: chat_domain::conversation::ConversationKind::Direct,
+            name: None,
+            created_by: chat_domain::UserId::new(),
+            created_at: at,
+            updated_at: at,
+        };
+        shared.saw(&DomainEvent::ConversationUpdated {
+            conversation,
+            seq: chat_domain::message::Seq(12),
+            change: chat_domain::conversation::ConversationChange::Created,
+            actor: chat_domain::UserId::new(),
+            audience: Vec::new(),
+            at,
+        });
+        assert_eq!(shared.highest_seq.load(Ordering::Relaxed), 12);
     }
 
     #[test]
