@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::ws::protocol::ServerFrame;
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SyncParams {
@@ -47,7 +49,7 @@ pub struct SyncResponse {
     /// The events, each the JSON object of the WebSocket frame a live client would have
     /// received (`type`, `seq`, ...; see docs/websocket.md), in ascending `seq`.
     #[schema(value_type = Vec<Object>)]
-    pub events: Vec<serde_json::Value>,
+    pub events: Vec<ServerFrame>,
     /// The position to ask from next: the `seq` of the last event, or `since` when there
     /// was none.
     pub next: i64,
