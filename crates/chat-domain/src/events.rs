@@ -97,6 +97,8 @@ pub enum DomainEvent {
     /// the audience of their own removal, and of nothing after it.
     ConversationUpdated {
         conversation: Conversation,
+        /// The change's position in the change feed.
+        seq: Seq,
         change: ConversationChange,
         actor: UserId,
         audience: Vec<UserId>,

@@ -11,6 +11,7 @@ use crate::conversation::{
     NewConversation, Role,
 };
 use crate::events::DomainEvent;
+use crate::feed::{FeedEntry, FeedItem, Tombstone};
 use crate::limits::{Limits, Quota};
 use crate::message::{
     AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
@@ -41,8 +42,10 @@ struct State {
     revoked: Vec<String>,
     /// Messages deleted for one user only.
     hidden: Vec<HiddenMessage>,
-    /// The seq of each message's latest change.
-    change_seq: HashMap<MessageId, Seq>,
+    /// Each conversation's latest change (creation, rename, membership).
+    conversation_changes: HashMap<ConversationId, Seq>,
+    /// Users removed from conversations, at the removal's seq.
+    departures: HashMap<(ConversationId, UserId), (Seq, DateTime<Utc>)>,
 }
 
 impl State {
@@ -346,7 +349,7 @@ fn direct_between(state: &State, a: UserId, b: UserId) -> Option<&Conversation> 
 }
 
 impl ConversationStore for MemoryStore {
-    fn create(&self, new: &NewConversation) -> StoreResult<()> {
+    fn create(&self, new: &NewConversation) -> StoreResult<Seq> {
         let mut state = self.state();
         let c = &new.conversation;
         if let (ConversationKind::Direct, [(a, _), (b, _)]) = (c.kind, new.members.as_slice())
@@ -369,7 +372,9 @@ impl ConversationStore for MemoryStore {
             })
             .collect();
         state.members.insert(c.id, members);
-        Ok(())
+        let seq = state.take_seq();
+        state.conversation_changes.insert(c.id, seq);
+        Ok(seq)
     }
 
     fn find(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
@@ -455,7 +460,7 @@ impl ConversationStore for MemoryStore {
         id: ConversationId,
         name: &ConversationName,
         at: DateTime<Utc>,
-    ) -> StoreResult<Conversation> {
+    ) -> StoreResult<(Conversation, Seq)> {
         let mut state = self.state();
         let c = state
             .conversations
@@ -464,7 +469,10 @@ impl ConversationStore for MemoryStore {
             .ok_or(StoreError::Missing)?;
         c.name = Some(name.clone());
         c.updated_at = at;
-        Ok(c.clone())
+        let renamed = c.clone();
+        let seq = state.take_seq();
+        state.conversation_changes.insert(id, seq);
+        Ok((renamed, seq))
     }
 
     fn add_members(
@@ -474,7 +482,7 @@ impl ConversationStore for MemoryStore {
         role: Role,
         max_members: usize,
         at: DateTime<Utc>,
-    ) -> StoreResult<Vec<UserId>> {
+    ) -> StoreResult<(Vec<UserId>, Option<Seq>)> {
         let mut state = self.state();
         let members = state.members.get_mut(&id).ok_or(StoreError::Missing)?;
         let added: Vec<UserId> = users
@@ -491,29 +499,42 @@ impl ConversationStore for MemoryStore {
             joined_at: at,
             last_read_seq: Seq::ZERO,
         }));
-        Ok(added)
+        if added.is_empty() {
+            return Ok((added, None));
+        }
+        for user in &added {
+            state.departures.remove(&(id, *user));
+        }
+        let seq = state.take_seq();
+        state.conversation_changes.insert(id, seq);
+        Ok((added, Some(seq)))
     }
 
     fn remove_member(
         &self,
         id: ConversationId,
         user: UserId,
-        _at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Seq>> {
         let mut state = self.state();
         let Some(members) = state.members.get_mut(&id) else {
-            return Ok(false);
+            return Ok(None);
         };
         let before = members.len();
         members.retain(|m| m.user_id != user);
-        let removed = members.len() < before;
+        if members.len() == before {
+            return Ok(None);
+        }
         // The membership row goes, and with it what the member set for themselves.
         state.settings.remove(&(id, user));
         state.marker_seq.remove(&(id, user));
-        Ok(removed)
+        let seq = state.take_seq();
+        state.conversation_changes.insert(id, seq);
+        state.departures.insert((id, user), (seq, at));
+        Ok(Some(seq))
     }
 
-    fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<()> {
+    fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<Seq> {
         let mut state = self.state();
         let member = state
             .members
@@ -521,7 +542,9 @@ impl ConversationStore for MemoryStore {
             .and_then(|m| m.iter_mut().find(|m| m.user_id == user))
             .ok_or(StoreError::Missing)?;
         member.role = role;
-        Ok(())
+        let seq = state.take_seq();
+        state.conversation_changes.insert(id, seq);
+        Ok(seq)
     }
 
     fn settings(
@@ -760,6 +783,8 @@ impl MessageStore for MemoryStore {
         let seq = state.take_seq();
         let message = &mut state.messages[index];
         message.content = None;
+        message.reactions.clear();
+        message.pin = None;
         message.deletion = Some(Deletion { at, by });
         message.updated_at = at;
         message.change_seq = Some(seq);
@@ -825,6 +850,9 @@ impl MessageStore for MemoryStore {
         if !state.is_member(conversation, user) {
             return Err(StoreError::Missing);
         }
+        if state.messages[index].is_deleted() {
+            return Ok(Marked::MessageDeleted);
+        }
         let reactions = &state.messages[index].reactions;
         let count = match reactions.iter().find(|r| &r.emoji == emoji) {
             Some(r) if r.user_ids.contains(&user) => return Ok(Marked::Unchanged),
@@ -841,7 +869,7 @@ impl MessageStore for MemoryStore {
                 user_ids: vec![user],
             }),
         }
-        state.change_seq.insert(message, seq);
+        state.messages[index].change_seq = Some(seq);
         Ok(Marked::Changed {
             seq,
             count,
@@ -876,7 +904,7 @@ impl MessageStore for MemoryStore {
             count = r.count();
         }
         reactions.retain(|r| r.count() > 0);
-        state.change_seq.insert(message, seq);
+        state.messages[index].change_seq = Some(seq);
         Ok(Marked::Changed {
             seq,
             count,
@@ -902,6 +930,9 @@ impl MessageStore for MemoryStore {
         if !state.is_member(conversation, user) {
             return Err(StoreError::Missing);
         }
+        if state.messages[index].is_deleted() {
+            return Ok(Marked::MessageDeleted);
+        }
         if state.messages[index].pin.is_some() {
             return Ok(Marked::Unchanged);
         }
@@ -918,7 +949,7 @@ impl MessageStore for MemoryStore {
             pinned_at: at,
             pinned_by: user,
         });
-        state.change_seq.insert(message, seq);
+        state.messages[index].change_seq = Some(seq);
         Ok(Marked::Changed {
             seq,
             count: pinned + 1,
@@ -946,7 +977,7 @@ impl MessageStore for MemoryStore {
             return Ok(Marked::Unchanged);
         }
         let seq = state.take_seq();
-        state.change_seq.insert(message, seq);
+        state.messages[index].change_seq = Some(seq);
         let count = state
             .messages
             .iter()
@@ -968,12 +999,201 @@ impl MessageStore for MemoryStore {
             .filter(|m| m.conversation_id == conversation && m.pin.is_some())
             .cloned()
             .collect();
-        let change = |m: &Message| state.change_seq.get(&m.id).copied();
+        let change = |m: &Message| m.change_seq;
         pinned.sort_by(|a, b| {
             let key = |m: &Message| (m.pin.as_ref().map(|p| p.pinned_at), change(m));
             key(b).cmp(&key(a))
         });
         Ok(pinned)
+    }
+}
+
+impl MemoryStore {
+    /// Records a change to a message the way an edit, reaction or pin does: at a new seq.
+    pub fn change_message(&self, id: MessageId) -> Seq {
+        let mut state = self.state();
+        let seq = state.take_seq();
+        if let Some(message) = state.messages.iter_mut().find(|m| m.id == id) {
+            message.change_seq = Some(seq);
+        }
+        seq
+    }
+
+    /// Deletes a message for everyone at a new seq.
+    pub fn delete_message(&self, id: MessageId, by: UserId, at: DateTime<Utc>) -> Seq {
+        if let Some(message) = self.state().messages.iter_mut().find(|m| m.id == id) {
+            message.content = None;
+            message.reactions.clear();
+            message.pin = None;
+            message.deletion = Some(Deletion { at, by });
+        }
+        self.change_message(id)
+    }
+
+    /// Hides a message from one user at a new seq.
+    pub fn hide_message(&self, user: UserId, id: MessageId) -> Seq {
+        let mut state = self.state();
+        let seq = state.take_seq();
+        let conversation_id = state
+            .messages
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.conversation_id)
+            .expect("a stored message");
+        state.hidden.push(HiddenMessage {
+            user_id: user,
+            message_id: id,
+            conversation_id,
+            seq,
+        });
+        seq
+    }
+
+    /// Moves a member's read marker to `to` (either way) at a new seq.
+    pub fn set_marker(&self, conversation: ConversationId, user: UserId, to: Seq) -> Seq {
+        let mut state = self.state();
+        let seq = state.take_seq();
+        if let Some(member) = state
+            .members
+            .get_mut(&conversation)
+            .and_then(|m| m.iter_mut().find(|m| m.user_id == user))
+        {
+            member.last_read_seq = to;
+        }
+        state.marker_seq.insert((conversation, user), seq);
+        seq
+    }
+
+    /// Changes a member's own settings at a new seq.
+    pub fn set_settings(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        muted_until: Option<DateTime<Utc>>,
+        archived: bool,
+    ) -> Seq {
+        let mut state = self.state();
+        let seq = state.take_seq();
+        state.settings.insert(
+            (conversation, user),
+            StoredSettings {
+                muted_until,
+                archived_seq: archived.then_some(seq),
+                seq: Some(seq),
+            },
+        );
+        seq
+    }
+}
+
+impl FeedStore for MemoryStore {
+    fn feed(&self, user: UserId, since: Seq, limit: u32) -> StoreResult<Vec<FeedItem>> {
+        let state = self.state();
+        let is_in = |c: &ConversationId| state.is_member(*c, user);
+        let mut items = Vec::new();
+        for m in state.messages.iter().filter(|m| is_in(&m.conversation_id)) {
+            let position = m.change_seq.unwrap_or(m.seq);
+            if position <= since || state.is_hidden(user, m.id) {
+                continue;
+            }
+            let entry = match m.deletion {
+                Some(deletion) => FeedEntry::Tombstone(Tombstone {
+                    id: m.id,
+                    seq: m.seq,
+                    conversation_id: m.conversation_id,
+                    sender_id: m.sender_id,
+                    created_at: m.created_at,
+                    deleted_at: deletion.at,
+                    deleted_by: Some(deletion.by),
+                }),
+                None => FeedEntry::Message(m.clone()),
+            };
+            items.push(FeedItem { position, entry });
+        }
+        for hidden in &state.hidden {
+            if hidden.user_id == user && hidden.seq > since && is_in(&hidden.conversation_id) {
+                items.push(FeedItem {
+                    position: hidden.seq,
+                    entry: FeedEntry::Hidden {
+                        conversation_id: hidden.conversation_id,
+                        message_id: hidden.message_id,
+                    },
+                });
+            }
+        }
+        for ((c, member_id), seq) in &state.marker_seq {
+            let member = state
+                .members
+                .get(c)
+                .and_then(|m| m.iter().find(|m| m.user_id == *member_id));
+            let (Some(member), true) = (member, *seq > since && is_in(c)) else {
+                continue;
+            };
+            let at = member.last_read_seq;
+            items.push(FeedItem {
+                position: *seq,
+                entry: FeedEntry::Marker {
+                    marker: ReadMarker {
+                        conversation_id: *c,
+                        user_id: *member_id,
+                        last_read_seq: at,
+                        read_at: state
+                            .read_at
+                            .get(&(*c, *member_id))
+                            .copied()
+                            .unwrap_or(member.joined_at),
+                        seq: Some(*seq),
+                    },
+                    message_id: state
+                        .messages
+                        .iter()
+                        .find(|m| m.conversation_id == *c && m.seq == at)
+                        .map(|m| m.id),
+                },
+            });
+        }
+        for ((c, member_id), stored) in &state.settings {
+            let Some(seq) = stored.seq.filter(|seq| *seq > since) else {
+                continue;
+            };
+            if *member_id == user && is_in(c) {
+                let settings = state.settings_of(*c, user, Utc::now());
+                items.push(FeedItem {
+                    position: seq,
+                    entry: FeedEntry::Settings {
+                        conversation_id: *c,
+                        muted_until: settings.muted_until,
+                        archived: settings.archived,
+                    },
+                });
+            }
+        }
+        for c in state.conversations.iter().filter(|c| is_in(&c.id)) {
+            if let Some(seq) = state
+                .conversation_changes
+                .get(&c.id)
+                .filter(|s| **s > since)
+            {
+                items.push(FeedItem {
+                    position: *seq,
+                    entry: FeedEntry::Conversation(c.clone()),
+                });
+            }
+        }
+        for ((c, departed), (seq, at)) in &state.departures {
+            if *departed == user && *seq > since {
+                items.push(FeedItem {
+                    position: *seq,
+                    entry: FeedEntry::Departure {
+                        conversation_id: *c,
+                        departed_at: *at,
+                    },
+                });
+            }
+        }
+        items.sort_by_key(|item| item.position);
+        items.truncate(limit as usize);
+        Ok(items)
     }
 }
 
@@ -1245,6 +1465,7 @@ impl World {
             users: store.clone(),
             conversations: store.clone(),
             messages: store.clone(),
+            feed: store.clone(),
             read_receipts: store.clone(),
             events: events.clone(),
             hasher: hasher.clone(),

@@ -13,6 +13,7 @@ pub mod contract;
 pub mod conversation;
 pub mod error;
 pub mod events;
+pub mod feed;
 pub mod ids;
 pub mod limits;
 pub mod message;

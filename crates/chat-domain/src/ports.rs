@@ -12,6 +12,7 @@ use crate::conversation::{
 };
 use crate::error::StoreError;
 use crate::events::DomainEvent;
+use crate::feed::FeedItem;
 use crate::limits::Quota;
 use crate::message::{
     AppendOutcome, Emoji, HiddenMessage, HistoryCursor, Marked, Message, MessageChanged,
@@ -65,9 +66,10 @@ pub trait TokenRevocations: Send + Sync {
 
 /// Conversations and their memberships.
 pub trait ConversationStore: Send + Sync {
-    /// Creates a conversation with its members. A second direct conversation for the same
-    /// pair is [`StoreError::Conflict`].
-    fn create(&self, new: &NewConversation) -> StoreResult<()>;
+    /// Creates a conversation with its members, at a new position of the change feed (the
+    /// returned seq, the conversation's `change_seq`): the members find it in their feed. A
+    /// second direct conversation for the same pair is [`StoreError::Conflict`].
+    fn create(&self, new: &NewConversation) -> StoreResult<Seq>;
     fn find(&self, id: ConversationId) -> StoreResult<Option<Conversation>>;
     /// The direct conversation between two users, if they have one.
     fn find_direct(&self, a: UserId, b: UserId) -> StoreResult<Option<Conversation>>;
@@ -102,14 +104,17 @@ pub trait ConversationStore: Send + Sync {
     ) -> StoreResult<SettingsChanged>;
     /// The user's conversations muted at `now`.
     fn muted(&self, user: UserId, now: DateTime<Utc>) -> StoreResult<Vec<ConversationId>>;
+    /// Renames a conversation at a new position of the change feed (returned with it).
     fn rename(
         &self,
         id: ConversationId,
         name: &ConversationName,
         at: DateTime<Utc>,
-    ) -> StoreResult<Conversation>;
-    /// Adds members, skipping those already in. Returns who was added. Fails with
-    /// [`StoreError::Conflict`] (`field: "members"`) rather than exceed `max_members`.
+    ) -> StoreResult<(Conversation, Seq)>;
+    /// Adds members, skipping those already in. Returns who was added and, when anyone was,
+    /// the change's new position in the feed. An added user who had been removed before no
+    /// longer has that departure in their feed. Fails with [`StoreError::Conflict`]
+    /// (`field: "members"`) rather than exceed `max_members`.
     fn add_members(
         &self,
         id: ConversationId,
@@ -117,16 +122,18 @@ pub trait ConversationStore: Send + Sync {
         role: Role,
         max_members: usize,
         at: DateTime<Utc>,
-    ) -> StoreResult<Vec<UserId>>;
-    /// Removes a member. Returns whether they were a member.
+    ) -> StoreResult<(Vec<UserId>, Option<Seq>)>;
+    /// Removes a member. Returns the change's new position when they were a member: the
+    /// conversation's, and that of the removed user's departure, which their feed shows.
     fn remove_member(
         &self,
         id: ConversationId,
         user: UserId,
         at: DateTime<Utc>,
-    ) -> StoreResult<bool>;
-    /// Gives a role to a member, e.g. the next owner when the owner leaves.
-    fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<()>;
+    ) -> StoreResult<Option<Seq>>;
+    /// Gives a role to a member, e.g. the next owner when the owner leaves, at a new position
+    /// of the change feed (returned).
+    fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<Seq>;
 }
 
 /// Messages.
@@ -276,6 +283,22 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Marked>;
     /// The conversation's pinned messages, the latest pin first.
     fn pins(&self, conversation: ConversationId) -> StoreResult<Vec<Message>>;
+}
+
+/// The change feed (see [`crate::feed`]).
+pub trait FeedStore: Send + Sync {
+    /// Everything with a position after `since` that `user` may see now, ascending by
+    /// position, at most `limit`, each thing once at the position of its latest change:
+    /// - the messages of the conversations the user is a member of now, at
+    ///   `change_seq` when changed, else at `seq`, but for those the user hid; a message
+    ///   deleted for everyone as a [`FeedEntry::Tombstone`](crate::feed::FeedEntry);
+    /// - the messages the user hid in those conversations, at the hiding's seq;
+    /// - the read markers of every member of those conversations, at `marker_seq`;
+    /// - the user's own settings of those conversations (never another member's), at
+    ///   `settings_seq`;
+    /// - those conversations, at `change_seq` (creation, rename, membership);
+    /// - the user's departures from conversations they are no longer in.
+    fn feed(&self, user: UserId, since: Seq, limit: u32) -> StoreResult<Vec<FeedItem>>;
 }
 
 /// Read markers and the unread counts derived from them.

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, conversations, health, member_state, messages, reactions, users};
+use crate::routes::{auth, conversations, health, member_state, messages, reactions, sync, users};
 use crate::ws;
 
 #[derive(OpenApi)]
@@ -47,6 +47,7 @@ use crate::ws;
         reactions::list_pins,
         reactions::pin_message,
         reactions::unpin_message,
+        sync::sync,
         ws::connect,
     ),
     // Referenced only from a parameter, which utoipa does not collect by itself.
@@ -56,7 +57,7 @@ use crate::ws;
         (name = "auth", description = "Sign-up and tokens"),
         (name = "users", description = "Profiles"),
         (name = "conversations", description = "Direct conversations and groups"),
-        (name = "messages", description = "Messages, reactions, pins, read receipts, unread counts"),
+        (name = "messages", description = "Messages, reactions, pins, read receipts, unread counts, the change feed"),
         (name = "realtime", description = "The WebSocket gateway"),
         (name = "health", description = "Operations"),
     )

@@ -126,7 +126,8 @@ struct Shared {
 }
 
 impl Shared {
-    /// Notes the seq of an event that took one: a new message's, or a change's.
+    /// Notes the position of an event that has one: a new message's seq, or a change's
+    /// (the change feed's positions, which a resync starts from).
     fn saw(&self, event: &DomainEvent) {
         let seq = match event {
             DomainEvent::MessageCreated { message, .. } => message.message.seq,
@@ -139,6 +140,16 @@ impl Shared {
             | DomainEvent::ReactionRemoved { change, .. } => change.seq,
             DomainEvent::MessagePinned { change, .. }
             | DomainEvent::MessageUnpinned { change, .. } => change.seq,
+            DomainEvent::ConversationUpdated { seq, .. } => *seq,
+            DomainEvent::MessageRead { receipt, .. } => match receipt.marker.seq {
+                Some(seq) => seq,
+                None => return,
+            },
+            DomainEvent::ReadMarkerSet { set, .. } => match set.marker.seq {
+                Some(seq) => seq,
+                None => return,
+            },
+            DomainEvent::SettingsChanged { change, .. } => change.seq,
             _ => return,
         };
         self.highest_seq.fetch_max(seq.0, Ordering::Relaxed);
@@ -543,6 +554,29 @@ mod tests {
     }
 
     #[test]
+    fn a_conversation_change_moves_the_highest_seq_seen_like_a_message() {
+        let shared = shared();
+        let at = chrono::Utc::now();
+        let conversation = chat_domain::conversation::Conversation {
+            id: chat_domain::ConversationId::new(),
+            kind: chat_domain::conversation::ConversationKind::Direct,
+            name: None,
+            created_by: chat_domain::UserId::new(),
+            created_at: at,
+            updated_at: at,
+        };
+        shared.saw(&DomainEvent::ConversationUpdated {
+            conversation,
+            seq: chat_domain::message::Seq(12),
+            change: chat_domain::conversation::ConversationChange::Created,
+            actor: chat_domain::UserId::new(),
+            audience: Vec::new(),
+            at,
+        });
+        assert_eq!(shared.highest_seq.load(Ordering::Relaxed), 12);
+    }
+
+    #[test]
     fn a_resync_starts_from_the_highest_seq_seen_a_lag_before_the_loss() {
         let shared = shared();
         let now = Instant::now();
@@ -591,24 +625,6 @@ mod tests {
     }
 
     #[test]
-    fn the_highest_seq_seen_counts_reactions_and_pins_too() {
-        let shared = shared();
-        // The samples: a message at 42, a reaction change at 43, pin changes at 44.
-        let samples = crate::wire::sample_events();
-        let reactions_only = samples
-            .iter()
-            .filter(|e| matches!(e, DomainEvent::ReactionAdded { .. }));
-        for event in reactions_only {
-            shared.saw(event);
-        }
-        assert_eq!(shared.highest_seq.load(Ordering::Relaxed), 43);
-        for event in &samples {
-            shared.saw(event);
-        }
-        assert_eq!(shared.highest_seq.load(Ordering::Relaxed), 44);
-    }
-
-    #[test]
     fn requests_close_together_resync_from_the_lowest_seq_named() {
         let shared = shared();
         shared.request_resync(Some(30));
@@ -618,28 +634,19 @@ mod tests {
     }
 
     #[test]
-    fn the_highest_seq_seen_counts_edits_deletes_and_hidings_too() {
-        let shared = shared();
-        let seq_of = |event: &DomainEvent| match event {
-            DomainEvent::MessageCreated { message, .. } => Some(message.message.seq.0),
-            DomainEvent::MessageUpdated { message, .. }
-            | DomainEvent::MessageDeleted { message, .. } => {
-                message.message.change_seq.map(|s| s.0)
-            }
-            DomainEvent::MessageHidden { hidden, .. } => Some(hidden.seq.0),
-            _ => None,
-        };
-        let mut highest = 0;
+    fn every_event_with_a_position_in_the_feed_raises_the_highest_seq_seen() {
         for event in crate::wire::sample_events() {
+            let shared = shared();
             shared.saw(&event);
-            highest = highest.max(seq_of(&event).unwrap_or(0));
+            let positioned = !matches!(
+                event,
+                DomainEvent::Typing { .. } | DomainEvent::AccessRevoked { .. }
+            );
             assert_eq!(
-                shared.highest_seq.load(Ordering::Relaxed),
-                highest,
+                shared.highest_seq.load(Ordering::Relaxed) > 0,
+                positioned,
                 "{event:?}"
             );
         }
-        // The samples' changes (43, 44, 45) come after their message (42).
-        assert_eq!(highest, 45);
     }
 }

@@ -147,6 +147,9 @@ pub enum WireEvent {
     },
     ConversationUpdated {
         conversation: WireConversation,
+        /// The change's position in the change feed; 0 from a node older than the feed.
+        #[serde(default)]
+        seq: i64,
         change: WireChange,
         actor: Uuid,
         audience: Vec<Uuid>,
@@ -390,12 +393,14 @@ impl From<&DomainEvent> for WireEvent {
             },
             DomainEvent::ConversationUpdated {
                 conversation,
+                seq,
                 change,
                 actor,
                 audience,
                 at,
             } => WireEvent::ConversationUpdated {
                 conversation: conversation.into(),
+                seq: seq.0,
                 change: change.into(),
                 actor: actor.as_uuid(),
                 audience: uuids(audience),
@@ -546,12 +551,14 @@ impl TryFrom<WireEvent> for DomainEvent {
             },
             WireEvent::ConversationUpdated {
                 conversation,
+                seq,
                 change,
                 actor,
                 audience,
                 at,
             } => DomainEvent::ConversationUpdated {
                 conversation: conversation.try_into()?,
+                seq: Seq(seq),
                 change: change.try_into()?,
                 actor: actor.into(),
                 audience: users(audience),
@@ -960,6 +967,7 @@ pub fn sample_events() -> Vec<DomainEvent> {
     };
     let updated = |conversation: &Conversation, change| DomainEvent::ConversationUpdated {
         conversation: conversation.clone(),
+        seq: Seq(77),
         change,
         actor: alice,
         audience: vec![alice, bob],

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::PgStore;
 use crate::error::StorageResult;
 use crate::models::{ConversationRow, MemberRow, MessageRow, convert};
-use crate::schema::{conversation_members, conversations, messages};
+use crate::schema::{conversation_members, conversations, departures, messages};
 use crate::seq;
 
 /// The key that makes a direct conversation unique per pair, whichever of the two started it.
@@ -108,7 +108,7 @@ struct SettingsChangeset {
 }
 
 impl ConversationStore for PgStore {
-    fn create(&self, new: &NewConversation) -> StoreResult<()> {
+    fn create(&self, new: &NewConversation) -> StoreResult<Seq> {
         let c = &new.conversation;
         let key = match (c.kind, new.members.as_slice()) {
             (ConversationKind::Direct, [(a, _), (b, _)]) => Some(direct_key(*a, *b)),
@@ -119,7 +119,6 @@ impl ConversationStore for PgStore {
             }
             (ConversationKind::Group, _) => None,
         };
-        let row = ConversationRow::new(c, key);
         let members: Vec<MemberRow> = new
             .members
             .iter()
@@ -128,8 +127,10 @@ impl ConversationStore for PgStore {
             })
             .collect();
         self.write(|conn| {
+            // The insert first: a refused second direct conversation takes no seq, and the
+            // counter's lock is held for as short a time as can be.
             diesel::insert_into(conversations::table)
-                .values(&row)
+                .values(&ConversationRow::new(c, key, Seq::ZERO))
                 .execute(conn)?;
             // PostgreSQL takes at most 65535 parameters per statement; a member row has six.
             for chunk in members.chunks(1000) {
@@ -137,7 +138,11 @@ impl ConversationStore for PgStore {
                     .values(chunk)
                     .execute(conn)?;
             }
-            Ok(())
+            let seq = crate::seq::take(conn)?;
+            diesel::update(conversations::table.find(Uuid::from(c.id)))
+                .set(conversations::change_seq.eq(seq.0))
+                .execute(conn)?;
+            Ok(seq)
         })
     }
 
@@ -280,7 +285,7 @@ impl ConversationStore for PgStore {
         id: ConversationId,
         name: &ConversationName,
         at: DateTime<Utc>,
-    ) -> StoreResult<Conversation> {
+    ) -> StoreResult<(Conversation, Seq)> {
         self.write(|conn| {
             let row = diesel::update(conversations::table.find(Uuid::from(id)))
                 .set((
@@ -290,7 +295,9 @@ impl ConversationStore for PgStore {
                 .returning(ConversationRow::as_returning())
                 .get_result(conn)
                 .optional()?;
-            row.map(Conversation::try_from).transpose()
+            let Some(row) = row else { return Ok(None) };
+            let seq = take_change(conn, row.id)?;
+            Ok(Some((Conversation::try_from(row)?, seq)))
         })?
         .ok_or(StoreError::Missing)
     }
@@ -302,7 +309,7 @@ impl ConversationStore for PgStore {
         role: Role,
         max_members: usize,
         at: DateTime<Utc>,
-    ) -> StoreResult<Vec<UserId>> {
+    ) -> StoreResult<(Vec<UserId>, Option<Seq>)> {
         let conversation_id = Uuid::from(id);
         self.write(|conn| {
             lock_conversation(conn, conversation_id)?;
@@ -322,15 +329,26 @@ impl ConversationStore for PgStore {
                 .iter()
                 .map(|&user| MemberRow::joining(conversation_id, user.into(), role, at))
                 .collect();
+            if added.is_empty() {
+                return Ok(Ok((added, None)));
+            }
             for chunk in rows.chunks(1000) {
                 diesel::insert_into(conversation_members::table)
                     .values(chunk)
                     .execute(conn)?;
             }
+            let keys: Vec<Uuid> = added.iter().map(|&u| u.into()).collect();
+            diesel::delete(
+                departures::table
+                    .filter(departures::conversation_id.eq(conversation_id))
+                    .filter(departures::user_id.eq_any(&keys)),
+            )
+            .execute(conn)?;
             diesel::update(conversations::table.find(conversation_id))
                 .set(conversations::updated_at.eq(at))
                 .execute(conn)?;
-            Ok(Ok(added))
+            let seq = take_change(conn, conversation_id)?;
+            Ok(Ok((added, Some(seq))))
         })?
     }
 
@@ -339,24 +357,25 @@ impl ConversationStore for PgStore {
         id: ConversationId,
         user: UserId,
         at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<Seq>> {
         self.write(|conn| remove_member(conn, id.into(), user.into(), at))
     }
 
-    fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<()> {
+    fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<Seq> {
         let conversation_id = Uuid::from(id);
-        let updated = self.write(|conn| {
+        self.write(|conn| {
             lock_conversation(conn, conversation_id)?;
-            Ok(diesel::update(
+            let updated = diesel::update(
                 conversation_members::table.find((conversation_id, Uuid::from(user))),
             )
             .set(conversation_members::role.eq(role.as_str()))
-            .execute(conn)?)
-        })?;
-        if updated == 0 {
-            return Err(StoreError::Missing);
-        }
-        Ok(())
+            .execute(conn)?;
+            if updated == 0 {
+                return Ok(None);
+            }
+            Ok(Some(take_change(conn, conversation_id)?))
+        })?
+        .ok_or(StoreError::Missing)
     }
 
     fn settings(
@@ -425,20 +444,46 @@ impl ConversationStore for PgStore {
     }
 }
 
+/// Takes a seq for a change to the conversation and records it as the conversation's latest.
+/// Last in the caller's transaction: the counter's lock is then held only until the commit.
+fn take_change(conn: &mut PgConnection, conversation_id: Uuid) -> StorageResult<Seq> {
+    let seq = crate::seq::take(conn)?;
+    diesel::update(conversations::table.find(conversation_id))
+        .set(conversations::change_seq.eq(seq.0))
+        .execute(conn)?;
+    Ok(seq)
+}
+
 /// [`ConversationStore::remove_member`] inside the caller's transaction.
 pub(crate) fn remove_member(
     conn: &mut PgConnection,
     conversation_id: Uuid,
     user: Uuid,
     at: DateTime<Utc>,
-) -> StorageResult<bool> {
+) -> StorageResult<Option<Seq>> {
     lock_conversation(conn, conversation_id)?;
     let removed =
         diesel::delete(conversation_members::table.find((conversation_id, user))).execute(conn)?;
+    if removed == 0 {
+        return Ok(None);
+    }
     diesel::update(conversations::table.find(conversation_id))
         .set(conversations::updated_at.eq(at))
         .execute(conn)?;
-    Ok(removed > 0)
+    let seq = take_change(conn, conversation_id)?;
+    // A departure keeps the latest removal: re-adding deletes it, removing again moves it.
+    diesel::insert_into(departures::table)
+        .values((
+            departures::conversation_id.eq(conversation_id),
+            departures::user_id.eq(user),
+            departures::seq.eq(seq.0),
+            departures::departed_at.eq(at),
+        ))
+        .on_conflict((departures::conversation_id, departures::user_id))
+        .do_update()
+        .set((departures::seq.eq(seq.0), departures::departed_at.eq(at)))
+        .execute(conn)?;
+    Ok(Some(seq))
 }
 
 /// The members of several conversations, one list per key in the order of `keys` (a key

@@ -11,6 +11,7 @@ mod cluster_tests;
 mod connection_cap;
 mod conversations;
 mod error;
+mod feed;
 mod group_commit;
 mod messages;
 mod migrate;

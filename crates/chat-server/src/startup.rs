@@ -220,6 +220,7 @@ impl Application {
             users: stores.users,
             conversations: stores.conversations,
             messages: stores.messages,
+            feed: stores.feed,
             read_receipts: stores.read_receipts,
             revocations: stores.revocations,
             events,

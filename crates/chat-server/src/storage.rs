@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chat_domain::ports::{
-    ConversationStore, MessageStore, ReadReceiptStore, TokenRevocations, UserStore,
+    ConversationStore, FeedStore, MessageStore, ReadReceiptStore, TokenRevocations, UserStore,
 };
 use chat_http::HealthProbe;
 use chat_postgres::{PgDatabase, PgOptions, PgStore, is_postgres_url};
@@ -32,6 +32,7 @@ pub struct Stores {
     pub users: Arc<dyn UserStore>,
     pub conversations: Arc<dyn ConversationStore>,
     pub messages: Arc<dyn MessageStore>,
+    pub feed: Arc<dyn FeedStore>,
     pub read_receipts: Arc<dyn ReadReceiptStore>,
     pub revocations: Arc<dyn TokenRevocations>,
 }
@@ -40,12 +41,13 @@ impl Stores {
     fn of<S>(store: Arc<S>) -> Self
     where
         S: UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations,
-        S: 'static,
+        S: FeedStore + 'static,
     {
         Self {
             users: store.clone(),
             conversations: store.clone(),
             messages: store.clone(),
+            feed: store.clone(),
             read_receipts: store.clone(),
             revocations: store,
         }

@@ -17,7 +17,7 @@ use diesel::sqlite::SqliteConnection;
 use crate::SqliteStore;
 use crate::error::StorageResult;
 use crate::models::{ConversationRow, MemberRow, MessageRow, convert, id, ts, utc};
-use crate::schema::{conversation_members, conversations, messages};
+use crate::schema::{conversation_members, conversations, departures, messages};
 use crate::seq;
 
 /// The key that makes a direct conversation unique per pair, whichever of the two started it.
@@ -92,7 +92,7 @@ struct SettingsChangeset {
 }
 
 impl ConversationStore for SqliteStore {
-    fn create(&self, new: &NewConversation) -> StoreResult<()> {
+    fn create(&self, new: &NewConversation) -> StoreResult<Seq> {
         let c = &new.conversation;
         let key = match (c.kind, new.members.as_slice()) {
             (ConversationKind::Direct, [(a, _), (b, _)]) => Some(direct_key(*a, *b)),
@@ -103,7 +103,6 @@ impl ConversationStore for SqliteStore {
             }
             (ConversationKind::Group, _) => None,
         };
-        let row = ConversationRow::new(c, key);
         let members: Vec<MemberRow> = new
             .members
             .iter()
@@ -117,15 +116,16 @@ impl ConversationStore for SqliteStore {
             })
             .collect();
         self.write(|conn| {
+            let seq = crate::seq::take(conn)?;
             diesel::insert_into(conversations::table)
-                .values(&row)
+                .values(&ConversationRow::new(c, key, seq))
                 .execute(conn)?;
             for chunk in members.chunks(100) {
                 diesel::insert_into(conversation_members::table)
                     .values(chunk)
                     .execute(conn)?;
             }
-            Ok(())
+            Ok(seq)
         })
     }
 
@@ -296,17 +296,21 @@ impl ConversationStore for SqliteStore {
         id: ConversationId,
         name: &ConversationName,
         at: DateTime<Utc>,
-    ) -> StoreResult<Conversation> {
+    ) -> StoreResult<(Conversation, Seq)> {
         self.write(|conn| {
+            if !exists(conn, id)? {
+                return Ok(None);
+            }
+            let seq = crate::seq::take(conn)?;
             let row = diesel::update(conversations::table.find(id.to_string()))
                 .set((
                     conversations::name.eq(name.as_str()),
                     conversations::updated_at.eq(ts(at)),
+                    conversations::change_seq.eq(seq.0),
                 ))
                 .returning(ConversationRow::as_returning())
-                .get_result(conn)
-                .optional()?;
-            row.map(Conversation::try_from).transpose()
+                .get_result(conn)?;
+            Ok(Some((Conversation::try_from(row)?, seq)))
         })?
         .ok_or(StoreError::Missing)
     }
@@ -318,7 +322,7 @@ impl ConversationStore for SqliteStore {
         role: Role,
         max_members: usize,
         at: DateTime<Utc>,
-    ) -> StoreResult<Vec<UserId>> {
+    ) -> StoreResult<(Vec<UserId>, Option<Seq>)> {
         let conversation_id = id.to_string();
         self.write_membership(|conn| {
             let current: Vec<String> = conversation_members::table
@@ -344,15 +348,29 @@ impl ConversationStore for SqliteStore {
                     read_at: None,
                 })
                 .collect();
+            if added.is_empty() {
+                return Ok(Ok((added, None)));
+            }
             for chunk in rows.chunks(100) {
                 diesel::insert_into(conversation_members::table)
                     .values(chunk)
                     .execute(conn)?;
             }
+            let keys: Vec<String> = added.iter().map(ToString::to_string).collect();
+            diesel::delete(
+                departures::table
+                    .filter(departures::conversation_id.eq(&conversation_id))
+                    .filter(departures::user_id.eq_any(&keys)),
+            )
+            .execute(conn)?;
+            let seq = crate::seq::take(conn)?;
             diesel::update(conversations::table.find(&conversation_id))
-                .set(conversations::updated_at.eq(ts(at)))
+                .set((
+                    conversations::updated_at.eq(ts(at)),
+                    conversations::change_seq.eq(seq.0),
+                ))
                 .execute(conn)?;
-            Ok(Ok(added))
+            Ok(Ok((added, Some(seq))))
         })?
     }
 
@@ -361,32 +379,53 @@ impl ConversationStore for SqliteStore {
         id: ConversationId,
         user: UserId,
         at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<Seq>> {
         self.write_membership(|conn| {
             let removed = diesel::delete(
                 conversation_members::table.find((id.to_string(), user.to_string())),
             )
             .execute(conn)?;
+            if removed == 0 {
+                return Ok(None);
+            }
+            let seq = crate::seq::take(conn)?;
             diesel::update(conversations::table.find(id.to_string()))
-                .set(conversations::updated_at.eq(ts(at)))
+                .set((
+                    conversations::updated_at.eq(ts(at)),
+                    conversations::change_seq.eq(seq.0),
+                ))
                 .execute(conn)?;
-            Ok(removed > 0)
+            // A departure keeps the latest removal: re-adding deletes it, removing again
+            // moves it.
+            diesel::replace_into(departures::table)
+                .values((
+                    departures::conversation_id.eq(id.to_string()),
+                    departures::user_id.eq(user.to_string()),
+                    departures::seq.eq(seq.0),
+                    departures::departed_at.eq(ts(at)),
+                ))
+                .execute(conn)?;
+            Ok(Some(seq))
         })
     }
 
-    fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<()> {
-        let updated =
-            self.write_membership(|conn| {
-                Ok(diesel::update(
-                    conversation_members::table.find((id.to_string(), user.to_string())),
-                )
-                .set(conversation_members::role.eq(role.as_str()))
-                .execute(conn)?)
-            })?;
-        if updated == 0 {
-            return Err(StoreError::Missing);
-        }
-        Ok(())
+    fn set_role(&self, id: ConversationId, user: UserId, role: Role) -> StoreResult<Seq> {
+        self.write_membership(|conn| {
+            let updated = diesel::update(
+                conversation_members::table.find((id.to_string(), user.to_string())),
+            )
+            .set(conversation_members::role.eq(role.as_str()))
+            .execute(conn)?;
+            if updated == 0 {
+                return Ok(None);
+            }
+            let seq = crate::seq::take(conn)?;
+            diesel::update(conversations::table.find(id.to_string()))
+                .set(conversations::change_seq.eq(seq.0))
+                .execute(conn)?;
+            Ok(Some(seq))
+        })?
+        .ok_or(StoreError::Missing)
     }
 
     fn settings(
@@ -449,4 +488,12 @@ impl ConversationStore for SqliteStore {
             ids.iter().map(|raw| id("conversation id", raw)).collect()
         })
     }
+}
+
+/// Whether the conversation exists, so a write to a missing one takes no seq.
+fn exists(conn: &mut SqliteConnection, id: ConversationId) -> StorageResult<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        conversations::table.find(id.to_string()),
+    ))
+    .get_result(conn)?)
 }

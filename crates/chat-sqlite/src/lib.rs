@@ -7,6 +7,7 @@ mod backup;
 mod checkpoint;
 mod conversations;
 mod error;
+mod feed;
 mod group_commit;
 mod lock;
 mod messages;

@@ -73,10 +73,12 @@ pub struct ConversationRow {
     pub updated_at: NaiveDateTime,
     pub last_message_seq: Option<i64>,
     pub last_activity_at: NaiveDateTime,
+    /// The position of the conversation's latest change in the change feed.
+    pub change_seq: Option<i64>,
 }
 
 impl ConversationRow {
-    pub fn new(c: &Conversation, direct_key: Option<String>) -> Self {
+    pub fn new(c: &Conversation, direct_key: Option<String>, change_seq: Seq) -> Self {
         Self {
             id: c.id.to_string(),
             kind: c.kind.as_str().to_owned(),
@@ -87,6 +89,7 @@ impl ConversationRow {
             updated_at: ts(c.updated_at),
             last_message_seq: None,
             last_activity_at: ts(c.created_at),
+            change_seq: Some(change_seq.0),
         }
     }
 }

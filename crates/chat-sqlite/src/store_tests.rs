@@ -108,11 +108,11 @@ fn a_change_takes_its_seq_from_the_counter_new_messages_take_theirs_from() {
     );
     let f = Fixture::new(&*db);
     let (a, b) = (f.user("alice"), f.user("bob"));
-    let c = f.direct(a, b);
-    assert_eq!(f.send(c, a, "after a change").seq, Seq(2));
-    assert_eq!(crate::seq::take(&mut conn).unwrap(), Seq(3));
-    assert_eq!(f.send(c, b, "after another").seq, Seq(4));
-    assert_eq!(db.store.latest_seq().unwrap(), Seq(4));
+    let c = f.direct(a, b); // a change too: the conversation's creation takes seq 2
+    assert_eq!(f.send(c, a, "after a change").seq, Seq(3));
+    assert_eq!(crate::seq::take(&mut conn).unwrap(), Seq(4));
+    assert_eq!(f.send(c, b, "after another").seq, Seq(5));
+    assert_eq!(db.store.latest_seq().unwrap(), Seq(5));
 }
 
 #[test]

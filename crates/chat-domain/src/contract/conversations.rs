@@ -148,7 +148,8 @@ pub fn adding_members_skips_existing_ones_and_respects_the_cap<S: Stores + ?Size
     assert_eq!(
         store
             .add_members(g, &[a, b], Role::Member, 10, f.now())
-            .unwrap(),
+            .unwrap()
+            .0,
         vec![b]
     );
     assert!(matches!(
@@ -165,14 +166,16 @@ pub fn adding_members_skips_existing_ones_and_respects_the_cap<S: Stores + ?Size
     assert_eq!(
         store
             .add_members(g, &[b, c], Role::Member, 3, f.now())
-            .unwrap(),
+            .unwrap()
+            .0,
         vec![c]
     );
     assert_eq!(
         store
             .add_members(g, &[a, b, c], Role::Member, 3, f.now())
             .unwrap(),
-        Vec::<UserId>::new()
+        (Vec::<UserId>::new(), None),
+        "adding no one is no change"
     );
     assert_eq!(store.members(g).unwrap().len(), 3);
 }
@@ -187,12 +190,13 @@ pub fn removing_a_member_hides_the_conversation_and_its_messages_from_them<S: St
     let g = f.group(&[a, b]);
     f.send(g, a, "before");
     assert_eq!(store.since(b, Seq::ZERO, 10).unwrap().len(), 1);
-    assert!(store.remove_member(g, b, f.now()).unwrap());
-    assert!(!store.remove_member(g, b, f.now()).unwrap());
+    assert!(store.remove_member(g, b, f.now()).unwrap().is_some());
+    assert_eq!(store.remove_member(g, b, f.now()).unwrap(), None);
     assert!(
-        !store
+        store
             .remove_member(ConversationId::new(), b, f.now())
-            .unwrap(),
+            .unwrap()
+            .is_none(),
         "no conversation, no member"
     );
     assert_eq!(store.membership(g, b).unwrap(), None);
@@ -265,7 +269,7 @@ pub fn renaming_changes_the_name_and_a_missing_conversation_is_missing<S: Stores
     let g = f.group(&[a]);
     let name = ConversationName::parse("new name").unwrap();
     let at = f.now();
-    let renamed = store.rename(g, &name, at).unwrap();
+    let (renamed, _) = store.rename(g, &name, at).unwrap();
     assert_eq!(renamed.name, Some(name.clone()));
     assert_eq!(renamed.updated_at, at);
     assert_eq!(renamed.kind, ConversationKind::Group);

@@ -356,7 +356,7 @@ pub fn a_removed_member_keeps_no_settings<S: Stores + ?Sized>(store: &S) {
             f.now(),
         )
         .unwrap();
-    assert!(store.remove_member(g, b, f.now()).unwrap());
+    assert!(store.remove_member(g, b, f.now()).unwrap().is_some());
     assert_eq!(store.settings(g, b, f.now()).unwrap(), None);
     assert!(store.muted(b, f.now()).unwrap().is_empty());
     store

@@ -15,6 +15,7 @@
 
 pub mod changes;
 pub mod conversations;
+pub mod feed;
 pub mod member_state;
 pub mod messages;
 pub mod reactions;
@@ -31,20 +32,27 @@ use crate::conversation::{
 };
 use crate::message::{AppendOutcome, Appended, Message, MessageContent, NewMessage};
 use crate::ports::{
-    ConversationStore, MessageStore, ReadReceiptStore, StoreResult, TokenRevocations, UserStore,
+    ConversationStore, FeedStore, MessageStore, ReadReceiptStore, StoreResult, TokenRevocations,
+    UserStore,
 };
 use crate::user::{Email, NewUser, PasswordHash, Username};
 use crate::{ConversationId, MessageId, UserId};
 
 /// A store behind every storage port: what the contract runs against. Any type implementing
-/// all five ports is one.
+/// all six ports is one.
 pub trait Stores:
-    UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations
+    UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations + FeedStore
 {
 }
 
 impl<T> Stores for T where
-    T: UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations + ?Sized
+    T: UserStore
+        + ConversationStore
+        + MessageStore
+        + ReadReceiptStore
+        + TokenRevocations
+        + FeedStore
+        + ?Sized
 {
 }
 
@@ -136,6 +144,9 @@ macro_rules! contract_tests {
             member_state::a_mute_lasts_until_its_time_and_keeps_the_unread_count,
             member_state::an_archive_holds_until_a_newer_message_unless_muted,
             member_state::a_removed_member_keeps_no_settings,
+            feed::the_feed_holds_each_thing_once_at_its_latest_change_in_position_order,
+            feed::the_feed_shows_only_conversations_the_user_is_in_now_and_their_own_removal,
+            feed::paging_the_feed_by_position_never_skips_or_repeats,
         );
     };
     (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {

@@ -9,6 +9,7 @@ use crate::conversation::{
     Role,
 };
 use crate::events::DomainEvent;
+use crate::message::Seq;
 use crate::paging::Page;
 use crate::ports::{Clock, ConversationStore, EventPublisher, UserStore};
 use crate::read_state::{SettingsChanged, SettingsUpdate};
@@ -100,11 +101,11 @@ impl ConversationService {
                 .chain(others.iter().map(|id| (*id, Role::Member)))
                 .collect();
             let conversation = self.new_conversation(ConversationKind::Group, Some(name), creator);
-            self.conversations.create(&NewConversation {
+            let seq = self.conversations.create(&NewConversation {
                 conversation: conversation.clone(),
                 members,
             })?;
-            return Ok((self.announce_created(conversation, creator)?, true));
+            return Ok((self.announce_created(conversation, seq, creator)?, true));
         }
 
         let other = others[0];
@@ -120,7 +121,7 @@ impl ConversationService {
             members: vec![(creator, Role::Member), (other, Role::Member)],
         });
         match created {
-            Ok(()) => Ok((self.announce_created(conversation, creator)?, true)),
+            Ok(seq) => Ok((self.announce_created(conversation, seq, creator)?, true)),
             // Both users started it at the same moment: the other request won.
             Err(StoreError::Conflict { .. }) => {
                 let existing = self
@@ -217,11 +218,11 @@ impl ConversationService {
     ) -> Result<ConversationDetails, DomainError> {
         let name = ConversationName::parse(name).map_err(one_field)?;
         let (conversation, _) = self.managed_group(actor, id, "rename")?;
-        let renamed = self
+        let (renamed, seq) = self
             .conversations
             .rename(conversation.id, &name, self.clock.now())?;
         let details = self.details_of(renamed, actor)?;
-        self.announce(&details, ConversationChange::Renamed { name }, actor);
+        self.announce(&details, seq, ConversationChange::Renamed { name }, actor);
         Ok(details)
     }
 
@@ -243,7 +244,7 @@ impl ConversationService {
         let user_ids: Vec<UserId> = user_ids.into_iter().filter(|u| seen.insert(*u)).collect();
         self.require_active_users(&user_ids)?;
         self.spend_conversation_budget(actor)?;
-        let added = self
+        let (added, seq) = self
             .conversations
             .add_members(
                 id,
@@ -260,9 +261,10 @@ impl ConversationService {
                 other => other.into(),
             })?;
         let details = self.details_of(conversation, actor)?;
-        if !added.is_empty() {
+        if let Some(seq) = seq {
             self.announce(
                 &details,
+                seq,
                 ConversationChange::MembersAdded { user_ids: added },
                 actor,
             );
@@ -305,17 +307,18 @@ impl ConversationService {
             }
         }
         let now = self.clock.now();
-        if !self.conversations.remove_member(id, target, now)? {
+        let Some(mut seq) = self.conversations.remove_member(id, target, now)? else {
             return Err(DomainError::not_found(Resource::User, target));
-        }
+        };
         if target_member.role == Role::Owner
             && let Some(successor) = self.successor(&members, target)?
         {
-            self.conversations.set_role(id, successor, Role::Owner)?;
+            seq = self.conversations.set_role(id, successor, Role::Owner)?;
         }
         let audience = members.iter().map(|m| m.user_id).collect();
         self.events.publish(DomainEvent::ConversationUpdated {
             conversation,
+            seq,
             change: ConversationChange::MemberRemoved { user_id: target },
             actor,
             audience,
@@ -349,13 +352,14 @@ impl ConversationService {
             ));
         }
         if target_member.role != role {
-            self.conversations.set_role(id, target, role)?;
+            let mut seq = self.conversations.set_role(id, target, role)?;
             if role == Role::Owner {
-                self.conversations.set_role(id, actor, Role::Admin)?;
+                seq = self.conversations.set_role(id, actor, Role::Admin)?;
             }
             let details = self.details_of(conversation, actor)?;
             self.announce(
                 &details,
+                seq,
                 ConversationChange::RoleChanged {
                     user_id: target,
                     role,
@@ -383,12 +387,16 @@ impl ConversationService {
             let Some(conversation) = self.conversations.find(id)? else {
                 continue;
             };
-            self.conversations.set_role(id, successor, Role::Owner)?;
-            self.conversations.set_role(id, departing, Role::Member)?;
+            let promoted = self.conversations.set_role(id, successor, Role::Owner)?;
+            let demoted = self.conversations.set_role(id, departing, Role::Member)?;
             let details = self.details_of(conversation, departing)?;
-            for (user_id, role) in [(successor, Role::Owner), (departing, Role::Member)] {
+            for (user_id, role, seq) in [
+                (successor, Role::Owner, promoted),
+                (departing, Role::Member, demoted),
+            ] {
                 self.announce(
                     &details,
+                    seq,
                     ConversationChange::RoleChanged { user_id, role },
                     departing,
                 );
@@ -521,7 +529,7 @@ impl ConversationService {
 
     /// The conversation in full, with `viewer`'s own settings (the defaults if they are not
     /// a member).
-    fn details_of(
+    pub(super) fn details_of(
         &self,
         conversation: Conversation,
         viewer: UserId,
@@ -560,17 +568,25 @@ impl ConversationService {
     fn announce_created(
         &self,
         conversation: Conversation,
+        seq: Seq,
         creator: UserId,
     ) -> Result<ConversationDetails, DomainError> {
         let details = self.details_of(conversation, creator)?;
-        self.announce(&details, ConversationChange::Created, creator);
+        self.announce(&details, seq, ConversationChange::Created, creator);
         Ok(details)
     }
 
-    fn announce(&self, details: &ConversationDetails, change: ConversationChange, actor: UserId) {
+    fn announce(
+        &self,
+        details: &ConversationDetails,
+        seq: Seq,
+        change: ConversationChange,
+        actor: UserId,
+    ) {
         let audience = details.participants.iter().map(|p| p.user.id).collect();
         self.events.publish(DomainEvent::ConversationUpdated {
             conversation: details.conversation.clone(),
+            seq,
             change,
             actor,
             audience,

@@ -546,7 +546,7 @@ impl MessageService {
     }
 
     /// A conversation's kind never changes, so once read it is remembered.
-    fn kind_of(&self, id: ConversationId) -> Result<ConversationKind, DomainError> {
+    pub(super) fn kind_of(&self, id: ConversationId) -> Result<ConversationKind, DomainError> {
         let known = self
             .kinds
             .lock()

@@ -4,6 +4,7 @@ mod accounts;
 mod conversations;
 mod messages;
 mod reactions;
+mod sync;
 
 use std::sync::Arc;
 
@@ -11,13 +12,14 @@ pub use accounts::{AccountService, Authenticated, LoggedIn, ProfileChanges, Sign
 pub use conversations::{ConversationService, CreateConversation};
 pub use messages::{Deleted, MessageService, SendMessage};
 pub use reactions::ReactionService;
+pub use sync::{FeedEvent, FeedPage, FeedQuery, SyncService};
 
 use crate::conversation::Member;
 use crate::limits::{Limits, Quota};
 use crate::message::{Message, MessageView};
 use crate::ports::{
-    Clock, ConversationStore, DeviceTokens, EventPublisher, MessageStore, PasswordHasher,
-    RateLimiter, ReadReceiptStore, TokenIssuer, TokenRevocations, UserStore,
+    Clock, ConversationStore, DeviceTokens, EventPublisher, FeedStore, MessageStore,
+    PasswordHasher, RateLimiter, ReadReceiptStore, TokenIssuer, TokenRevocations, UserStore,
 };
 use crate::{ConversationId, DomainError, Resource, UserId};
 
@@ -30,6 +32,7 @@ pub struct Ports {
     pub users: Arc<dyn UserStore>,
     pub conversations: Arc<dyn ConversationStore>,
     pub messages: Arc<dyn MessageStore>,
+    pub feed: Arc<dyn FeedStore>,
     pub read_receipts: Arc<dyn ReadReceiptStore>,
     pub revocations: Arc<dyn TokenRevocations>,
     pub events: Arc<dyn EventPublisher>,
@@ -47,14 +50,18 @@ pub struct ChatServices {
     pub messages: MessageService,
     /// Reactions and pins.
     pub reactions: ReactionService,
+    pub sync: SyncService,
 }
 
 impl ChatServices {
     pub fn new(ports: Ports) -> Self {
+        let conversations = ConversationService::new(&ports);
+        let messages = MessageService::new(&ports);
         Self {
             accounts: AccountService::new(&ports),
-            conversations: ConversationService::new(&ports),
-            messages: MessageService::new(&ports),
+            sync: SyncService::new(&ports, conversations.clone(), messages.clone()),
+            conversations,
+            messages,
             reactions: ReactionService::new(&ports),
         }
     }

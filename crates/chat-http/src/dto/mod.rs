@@ -4,5 +4,6 @@
 pub mod conversations;
 pub mod member_state;
 pub mod messages;
+pub mod sync;
 mod time;
 pub mod users;

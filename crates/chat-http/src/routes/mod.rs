@@ -6,6 +6,7 @@ pub mod health;
 pub mod member_state;
 pub mod messages;
 pub mod reactions;
+pub mod sync;
 pub mod users;
 
 use actix_web::http::{StatusCode, header};
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(member_state::configure)
             .configure(messages::configure)
             .configure(reactions::configure)
+            .configure(sync::configure)
             .configure(auth::configure)
             .configure(users::configure)
             .configure(crate::ws::configure),

@@ -6,11 +6,13 @@ use chat_domain::conversation::ConversationChange;
 use chat_domain::events::{DomainEvent, PinChanged, ReactionChanged};
 use chat_domain::message::{HiddenMessage, MessageView};
 use chat_domain::read_state::ReadReceipt;
+use chat_domain::service::FeedEvent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::dto::conversations::ConversationResponse;
 use crate::dto::messages::MessageResponse;
 use crate::error::FieldErrorBody;
 
@@ -69,9 +71,12 @@ pub enum ClientFrame {
         conversation_id: Uuid,
         message_id: Uuid,
     },
-    /// Ask for every message after `since_seq`.
+    /// Ask for the change feed after position `since_seq`: every page of it, or with
+    /// `limit` (1–1000) one page.
     Sync {
         since_seq: i64,
+        #[serde(default)]
+        limit: Option<i64>,
     },
     Ping,
 }
@@ -159,10 +164,15 @@ pub enum ServerFrame {
         last_seq: i64,
     },
     NewMessage {
+        /// The message's position in the change feed: its seq, or in a replay, the seq of
+        /// its latest change when it changed since it was sent.
+        seq: i64,
         message: MessageResponse,
         timestamp: DateTime<Utc>,
     },
-    /// A message was edited (its `seq` is the edit's place in the order).
+    /// A message was edited, reacted to or pinned (`seq` is the change's place in the
+    /// order); in a replay, a message sent before the position asked from and changed
+    /// since, as it now stands.
     MessageUpdated {
         seq: i64,
         message: MessageResponse,
@@ -182,17 +192,18 @@ pub enum ServerFrame {
         timestamp: DateTime<Utc>,
     },
     MessageRead {
-        /// The move's place in the change feed; absent on the answer to a `mark_read` that
-        /// moved nothing, when the marker never moved but by sending.
+        /// The marker's position in the change feed, when it has one (replays).
         #[serde(skip_serializing_if = "Option::is_none")]
         seq: Option<i64>,
-        message_id: Uuid,
+        /// The message at the marker; null in a replay when no message sits at it.
+        message_id: Option<Uuid>,
         conversation_id: Uuid,
         user_id: Uuid,
         last_read_seq: i64,
         timestamp: DateTime<Utc>,
     },
-    /// Your own read marker was set (by you, on any of your devices).
+    /// Your own read marker was set (by you, on any of your devices); in a replay, as it
+    /// now stands, with the conversation's unread count.
     ReadMarkerUpdated {
         seq: i64,
         conversation_id: Uuid,
@@ -200,12 +211,38 @@ pub enum ServerFrame {
         unread_count: u64,
         timestamp: DateTime<Utc>,
     },
-    /// Your own settings of a conversation changed (on any of your devices).
+    /// Your own settings of a conversation changed (on any of your devices); in a replay,
+    /// as they now stand.
     ConversationSettingsUpdated {
         seq: i64,
         conversation_id: Uuid,
         muted_until: Option<DateTime<Utc>>,
         archived: bool,
+        timestamp: DateTime<Utc>,
+    },
+    /// In a replay: a conversation you are in, as it now stands (`change: "state"`).
+    #[serde(rename = "conversation_updated")]
+    ConversationState {
+        seq: i64,
+        conversation_id: Uuid,
+        change: &'static str,
+        name: Option<String>,
+        /// Every member, in joining order.
+        user_ids: Vec<Uuid>,
+        /// The conversation as `GET /conversations/{id}` shows it.
+        conversation: ConversationResponse,
+        /// Your read marker in it.
+        last_read_seq: i64,
+        timestamp: DateTime<Utc>,
+    },
+    /// In a replay: you were removed from (or left) a conversation (`change:
+    /// "member_removed"`, `user_ids` your own id); nothing of it follows.
+    #[serde(rename = "conversation_updated")]
+    ConversationLeft {
+        seq: i64,
+        conversation_id: Uuid,
+        change: &'static str,
+        user_ids: Vec<Uuid>,
         timestamp: DateTime<Utc>,
     },
     UserTyping {
@@ -215,6 +252,8 @@ pub enum ServerFrame {
         timestamp: DateTime<Utc>,
     },
     ConversationUpdated {
+        /// The change's position in the change feed.
+        seq: i64,
         conversation_id: Uuid,
         /// `created`, `renamed`, `members_added`, `member_removed` or `role_changed`.
         change: &'static str,
@@ -235,8 +274,11 @@ pub enum ServerFrame {
     /// A message was pinned (`message_pinned`) or unpinned (`message_unpinned`) by `user_id`.
     MessagePinned(PinFrame),
     MessageUnpinned(PinFrame),
+    /// The end of a `sync`: `last_seq` is the position to resume from, and `has_more`
+    /// whether events lie past it already (send `sync` again from `last_seq`).
     Synced {
         last_seq: i64,
+        has_more: bool,
     },
     /// Events may have been missed (the node lost its event bus for a while): the client
     /// sends `sync` with the highest seq it has, or with `since_seq` when that is lower.
@@ -327,7 +369,7 @@ impl ServerFrame {
     pub fn message_read(receipt: &ReadReceipt, timestamp: DateTime<Utc>) -> Self {
         ServerFrame::MessageRead {
             seq: receipt.marker.seq.map(|seq| seq.0),
-            message_id: receipt.message_id.as_uuid(),
+            message_id: Some(receipt.message_id.as_uuid()),
             conversation_id: receipt.marker.conversation_id.as_uuid(),
             user_id: receipt.marker.user_id.as_uuid(),
             last_read_seq: receipt.marker.last_read_seq.0,
@@ -373,6 +415,7 @@ impl ServerFrame {
         Some(match event {
             DomainEvent::AccessRevoked { .. } => return None,
             DomainEvent::MessageCreated { message, at, .. } => ServerFrame::NewMessage {
+                seq: message.message.seq.0,
                 message: message.clone().into(),
                 timestamp: *at,
             },
@@ -426,6 +469,7 @@ impl ServerFrame {
             },
             DomainEvent::ConversationUpdated {
                 conversation,
+                seq,
                 change,
                 actor,
                 at,
@@ -448,6 +492,7 @@ impl ServerFrame {
                     }
                 };
                 ServerFrame::ConversationUpdated {
+                    seq: seq.0,
                     conversation_id: conversation.id.as_uuid(),
                     change,
                     actor_id: actor.as_uuid(),
@@ -458,6 +503,105 @@ impl ServerFrame {
                 }
             }
         })
+    }
+}
+
+impl ServerFrame {
+    /// The frame replaying one event of the change feed: the frame a live client would have
+    /// received for it, as the thing now stands. `now` stamps the events whose change kept
+    /// no time of its own (a hidden message, settings).
+    pub fn for_feed_event(event: FeedEvent, now: DateTime<Utc>) -> Self {
+        match event {
+            FeedEvent::NewMessage { seq, message } => ServerFrame::NewMessage {
+                seq: seq.0,
+                timestamp: message.message.updated_at,
+                message: message.into(),
+            },
+            FeedEvent::MessageUpdated { seq, message } => ServerFrame::MessageUpdated {
+                seq: seq.0,
+                timestamp: message.message.updated_at,
+                message: message.into(),
+            },
+            FeedEvent::MessageDeleted { seq, tombstone } => ServerFrame::MessageDeleted {
+                seq: seq.0,
+                timestamp: tombstone.deleted_at,
+                message: tombstone.into(),
+            },
+            FeedEvent::MessageHidden {
+                seq,
+                conversation_id,
+                message_id,
+            } => ServerFrame::MessageHidden {
+                seq: seq.0,
+                message_id: message_id.as_uuid(),
+                conversation_id: conversation_id.as_uuid(),
+                timestamp: now,
+            },
+            FeedEvent::MessageRead {
+                seq,
+                marker,
+                message_id,
+            } => ServerFrame::MessageRead {
+                seq: Some(seq.0),
+                message_id: message_id.map(|m| m.as_uuid()),
+                conversation_id: marker.conversation_id.as_uuid(),
+                user_id: marker.user_id.as_uuid(),
+                last_read_seq: marker.last_read_seq.0,
+                timestamp: marker.read_at,
+            },
+            FeedEvent::ReadMarkerUpdated {
+                seq,
+                marker,
+                unread_count,
+            } => ServerFrame::ReadMarkerUpdated {
+                seq: seq.0,
+                conversation_id: marker.conversation_id.as_uuid(),
+                last_read_seq: marker.last_read_seq.0,
+                unread_count,
+                timestamp: marker.read_at,
+            },
+            FeedEvent::SettingsUpdated {
+                seq,
+                conversation_id,
+                muted_until,
+                archived,
+            } => ServerFrame::ConversationSettingsUpdated {
+                seq: seq.0,
+                conversation_id: conversation_id.as_uuid(),
+                muted_until,
+                archived,
+                timestamp: now,
+            },
+            FeedEvent::ConversationState {
+                seq,
+                details,
+                last_read_seq,
+            } => {
+                let conversation = ConversationResponse::from(details);
+                ServerFrame::ConversationState {
+                    seq: seq.0,
+                    last_read_seq: last_read_seq.0,
+                    conversation_id: conversation.id,
+                    change: "state",
+                    name: conversation.name.clone(),
+                    user_ids: conversation.participants.iter().map(|p| p.id).collect(),
+                    timestamp: conversation.updated_at,
+                    conversation,
+                }
+            }
+            FeedEvent::ConversationLeft {
+                seq,
+                conversation_id,
+                user_id,
+                at,
+            } => ServerFrame::ConversationLeft {
+                seq: seq.0,
+                conversation_id: conversation_id.as_uuid(),
+                change: "member_removed",
+                user_ids: vec![user_id.as_uuid()],
+                timestamp: at,
+            },
+        }
     }
 }
 
@@ -490,7 +634,10 @@ mod tests {
         assert_eq!(decode(r#"{"type":"ping"}"#).unwrap().0, ClientFrame::Ping);
         assert_eq!(
             decode(r#"{"type":"sync","since_seq":7}"#).unwrap().0,
-            ClientFrame::Sync { since_seq: 7 }
+            ClientFrame::Sync {
+                since_seq: 7,
+                limit: None
+            }
         );
     }
 
@@ -708,6 +855,10 @@ mod tests {
                         .get("since_seq")
                         .and_then(Value::as_i64)
                         .ok_or("invalid_frame")?,
+                    limit: match object.get("limit") {
+                        None | Some(Value::Null) => None,
+                        Some(limit) => Some(limit.as_i64().ok_or("invalid_frame")?),
+                    },
                 }),
                 "ping" => Ok(ClientFrame::Ping),
                 _ => Err("unknown_type"),

@@ -7,10 +7,10 @@ use std::time::Instant;
 use actix_http::ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 use chat_domain::limits::Quota;
-use chat_domain::message::{DeleteScope, Seq};
+use chat_domain::message::DeleteScope;
 use chat_domain::ports::RateLimiter as _;
 use chat_domain::service::{
-    Authenticated, CreateConversation, Deleted, MessageService, SendMessage,
+    Authenticated, CreateConversation, Deleted, FeedQuery, MessageService, SendMessage,
 };
 use chat_domain::{ConversationId, DomainError, MessageId, UserId};
 use chrono::Utc;
@@ -393,6 +393,7 @@ impl Sends {
             .submit_message(user, conversation, request, move |result| {
                 let outcome = result.map_err(ApiError::from).map(|(view, created)| {
                     (!created).then(|| ServerFrame::NewMessage {
+                        seq: view.message.seq.0,
                         timestamp: view.message.created_at,
                         message: view.into(),
                     })
@@ -428,8 +429,8 @@ async fn handle_text(
     };
     let outcome = match frame {
         ClientFrame::Ping => return ws.text(ServerFrame::Pong.to_text()).await,
-        ClientFrame::Sync { since_seq } => {
-            return sync(state, ws, user, Seq(since_seq), reference).await;
+        ClientFrame::Sync { since_seq, limit } => {
+            return sync(state, ws, user, since_seq, limit, reference).await;
         }
         ClientFrame::Message {
             conversation_id,
@@ -609,44 +610,52 @@ async fn direct_conversation(
         .await
 }
 
-/// Sends every message after `since` in the user's conversations, in order, then `synced`.
+/// Replays the user's change feed after `since` as the frames a live client would have
+/// received, in order, then `synced` with the position to resume from: with `limit`, one
+/// page of at most that many events (`has_more` says whether to ask again); without, every
+/// page until the end, as clients from before the feed expect. The paging is the domain's
+/// ([`SyncService::feed`]); this only writes frames.
+///
+/// [`SyncService::feed`]: chat_domain::service::SyncService::feed
 async fn sync(
     state: &AppState,
     ws: &mut WsSocket,
     user: UserId,
-    mut since: Seq,
+    since: i64,
+    limit: Option<i64>,
     reference: Option<String>,
 ) -> Result<(), Closed> {
+    let one_page = limit.is_some();
+    let limit = limit.or(Some(i64::from(FeedQuery::MAX_LIMIT)));
+    let mut query = match FeedQuery::parse(Some(since), limit) {
+        Ok(query) => query,
+        Err(error) => return send_api_error(ws, &ApiError::from(error), reference).await,
+    };
     loop {
-        let batch = match state.run(move |s| s.messages.since(user, since)).await {
-            Ok(batch) => batch,
+        let page = match state
+            .run(move |s| {
+                let page = s.sync.feed(user, query)?;
+                Ok((page, s.sync.now()))
+            })
+            .await
+        {
+            Ok(page) => page,
             Err(error) => return send_api_error(ws, &error, reference).await,
         };
-        let full = batch.len() >= MessageService::MAX_SYNC_BATCH as usize;
-        for view in batch {
-            since = view.message.seq;
-            let frame = ServerFrame::NewMessage {
-                timestamp: view.message.created_at,
-                message: view.into(),
-            };
-            ws.text(frame.to_text()).await?;
+        let (page, now) = page;
+        for event in page.events {
+            ws.text(ServerFrame::for_feed_event(event, now).to_text())
+                .await?;
         }
-        if !full {
-            break;
+        query.since = page.next;
+        if one_page || !page.has_more {
+            let frame = ServerFrame::Synced {
+                last_seq: query.since.0,
+                has_more: page.has_more,
+            };
+            return ws.text(frame.to_text()).await;
         }
     }
-    let user_last = state
-        .run(move |s| s.messages.last_seq(user))
-        .await
-        .unwrap_or(since);
-    let last_seq = since.max(user_last);
-    ws.text(
-        ServerFrame::Synced {
-            last_seq: last_seq.0,
-        }
-        .to_text(),
-    )
-    .await
 }
 
 /// Sends a use case's error as an error frame, with the failing fields for validation errors.

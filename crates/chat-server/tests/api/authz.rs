@@ -543,6 +543,18 @@ fn cases() -> Vec<Case> {
             owner: 200,
         },
         Case {
+            name: "change feed",
+            method: Method::GET,
+            template: "/api/v1/sync",
+            path: |_, _| "/api/v1/sync?since=0&limit=5".into(),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 200,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
             name: "my profile",
             method: Method::GET,
             template: "/api/v1/users/me",
@@ -802,7 +814,7 @@ async fn every_websocket_frame_about_a_conversation_is_refused_to_outsiders_and_
         .await;
     assert_eq!(
         outsider.next_json().await,
-        json!({"type": "synced", "last_seq": 0})
+        json!({"type": "synced", "last_seq": 0, "has_more": false})
     );
     outsider.send_json(json!({"type": "ping"})).await;
     assert_eq!(outsider.next_json().await["type"], "pong");
@@ -834,7 +846,7 @@ async fn every_websocket_frame_about_a_conversation_is_refused_to_outsiders_and_
         }
         assert_eq!(
             ws.next_json().await,
-            json!({"type": "synced", "last_seq": unread["seq"]})
+            json!({"type": "synced", "last_seq": unread["seq"], "has_more": false})
         );
 
         ws.send_json(json!({"type": "mark_read", "message_id": unread["id"]}))

@@ -13,6 +13,7 @@ mod cluster_limits;
 mod conversations;
 mod edge;
 mod errors;
+mod feed;
 mod idempotency;
 mod limits;
 mod member_state;

@@ -76,8 +76,12 @@ async fn assert_alive(ws: &mut Ws) {
 fn assert_new_message(frame: &Value, message: &Value) {
     assert_eq!(frame["type"], "new_message", "{frame}");
     assert_eq!(&frame["message"], message);
+    assert_eq!(
+        frame["seq"], message["seq"],
+        "a new message sits at its own seq"
+    );
     assert_timestamp(&frame["timestamp"]);
-    assert_eq!(frame.as_object().unwrap().len(), 3, "{frame}");
+    assert_eq!(frame.as_object().unwrap().len(), 4, "{frame}");
 }
 
 fn assert_timestamp(value: &Value) {
@@ -498,7 +502,7 @@ async fn sync_after_a_disconnect_returns_exactly_the_missed_messages_in_order() 
     }
     assert_eq!(
         ws.next_json().await,
-        json!({"type": "synced", "last_seq": newest})
+        json!({"type": "synced", "last_seq": newest, "has_more": false})
     );
     ws.assert_silent(SILENCE).await;
 
@@ -507,7 +511,7 @@ async fn sync_after_a_disconnect_returns_exactly_the_missed_messages_in_order() 
         .await;
     assert_eq!(
         ws.next_json().await,
-        json!({"type": "synced", "last_seq": newest})
+        json!({"type": "synced", "last_seq": newest, "has_more": false})
     );
 }
 
@@ -879,7 +883,7 @@ async fn a_consumer_too_slow_for_its_queue_is_closed_with_1013_and_catches_up_by
     }
     assert_eq!(
         ws.next_json().await,
-        json!({"type": "synced", "last_seq": sent.last().unwrap()})
+        json!({"type": "synced", "last_seq": sent.last().unwrap(), "has_more": false})
     );
 }
 

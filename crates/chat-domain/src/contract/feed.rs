@@ -1,0 +1,198 @@
+//! The rules of [`FeedStore`](crate::ports::FeedStore), for what the ports on their own can
+//! change: messages, conversations and memberships. Changes written by other ports (edits,
+//! hidden messages, moved markers, settings) are pinned by each adapter's own tests, which
+//! write those columns directly.
+
+use crate::contract::{Fixture, Stores};
+use crate::conversation::{ConversationName, Role};
+use crate::feed::{FeedEntry, FeedItem};
+use crate::message::Seq;
+use crate::ports::ConversationStore;
+use crate::{ConversationId, MessageId, UserId};
+
+/// What an entry is about, to compare feeds without their timestamps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum About {
+    Message(MessageId),
+    Conversation(ConversationId, Option<String>),
+    Departure(ConversationId),
+    Other,
+}
+
+fn about(item: &FeedItem) -> (Seq, About) {
+    let about = match &item.entry {
+        FeedEntry::Message(m) => About::Message(m.id),
+        FeedEntry::Conversation(c) => {
+            About::Conversation(c.id, c.name.as_ref().map(|n| n.as_str().to_owned()))
+        }
+        FeedEntry::Departure {
+            conversation_id, ..
+        } => About::Departure(*conversation_id),
+        _ => About::Other,
+    };
+    (item.position, about)
+}
+
+fn feed<S: Stores + ?Sized>(store: &S, user: UserId, since: Seq, limit: u32) -> Vec<(Seq, About)> {
+    store
+        .feed(user, since, limit)
+        .expect("the feed reads")
+        .iter()
+        .map(about)
+        .collect()
+}
+
+/// A conversation enters its members' feeds at its creation, each message at its seq, and
+/// a rename moves the conversation to the rename's position, where it stands as renamed:
+/// each thing once, ascending by position.
+pub fn the_feed_holds_each_thing_once_at_its_latest_change_in_position_order<S: Stores + ?Sized>(
+    store: &S,
+) {
+    let f = Fixture::new(store);
+    let (a, b) = (f.user("alice"), f.user("bob"));
+    let before = store.latest_seq().unwrap();
+    let g = f.group(&[a, b]);
+    let created = store.latest_seq().unwrap();
+    assert!(created > before, "creating a conversation takes a position");
+    let m1 = f.send(g, a, "one");
+    let d = f.direct(a, b);
+    let m2 = f.send(d, b, "two");
+    let name = ConversationName::parse("renamed").unwrap();
+    let (_, renamed) = store.rename(g, &name, f.now()).unwrap();
+    assert!(
+        renamed > m2.seq,
+        "a change takes a seq after every earlier one"
+    );
+    let direct_created = ConversationStore::find(store, d).unwrap().unwrap();
+    let whole = feed(store, b, Seq::ZERO, 100);
+    let positions: Vec<Seq> = whole.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(
+        whole
+            .iter()
+            .map(|(_, about)| about.clone())
+            .collect::<Vec<_>>(),
+        [
+            About::Message(m1.id),
+            About::Conversation(d, None),
+            About::Message(m2.id),
+            About::Conversation(g, Some("renamed".into())),
+        ],
+        "{whole:?}"
+    );
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+    assert_eq!((positions[0], positions[2]), (m1.seq, m2.seq));
+    assert_eq!(positions[3], renamed);
+    assert_eq!(direct_created.id, d);
+    assert_eq!(
+        feed(store, a, Seq::ZERO, 100),
+        whole,
+        "both members see the same"
+    );
+    assert_eq!(
+        feed(store, b, m2.seq, 100),
+        [(renamed, About::Conversation(g, Some("renamed".into())))],
+        "only what changed after the position asked from"
+    );
+    assert_eq!(feed(store, b, renamed, 100), []);
+}
+
+/// Membership is judged now: someone who never was a member sees nothing of a
+/// conversation; a member removed sees their removal, at its position, and nothing of the
+/// conversation, whatever happens in it after; adding them again takes the removal out
+/// of their feed and gives them the conversation again. Membership changes move the
+/// conversation for those who stay, role changes too.
+pub fn the_feed_shows_only_conversations_the_user_is_in_now_and_their_own_removal<
+    S: Stores + ?Sized,
+>(
+    store: &S,
+) {
+    let f = Fixture::new(store);
+    let (a, b, eve) = (f.user("alice"), f.user("bob"), f.user("eve"));
+    let g = f.group(&[a, b]);
+    f.send(g, a, "before");
+    assert_eq!(
+        feed(store, eve, Seq::ZERO, 100),
+        [],
+        "an outsider sees nothing"
+    );
+
+    let removed = store.remove_member(g, b, f.now()).unwrap().unwrap();
+    f.send(g, a, "after");
+    let (_, renamed) = store
+        .rename(g, &ConversationName::parse("gone").unwrap(), f.now())
+        .unwrap();
+    assert_eq!(
+        feed(store, b, Seq::ZERO, 100),
+        [(removed, About::Departure(g))],
+        "a removed member sees the removal and nothing else of the conversation"
+    );
+    assert_eq!(feed(store, b, removed, 100), []);
+    assert_eq!(
+        feed(store, a, removed, 100).last(),
+        Some(&(renamed, About::Conversation(g, Some("gone".into()))))
+    );
+
+    let (added, readded) = store
+        .add_members(g, &[b], Role::Member, 10, f.now())
+        .unwrap();
+    let readded = readded.expect("adding someone is a change");
+    assert_eq!(added, [b]);
+    let again = feed(store, b, removed, 100);
+    assert_eq!(
+        again.last(),
+        Some(&(readded, About::Conversation(g, Some("gone".into())))),
+        "{again:?}"
+    );
+    assert!(
+        !again.iter().any(|(_, about)| *about == About::Departure(g)),
+        "adding a member back takes their removal out of their feed: {again:?}"
+    );
+    let promoted = store.set_role(g, b, Role::Admin).unwrap();
+    assert!(promoted > readded);
+    assert_eq!(
+        feed(store, a, readded, 100),
+        [(promoted, About::Conversation(g, Some("gone".into())))]
+    );
+}
+
+/// Reading the feed page by page from each page's last position, with any page size,
+/// yields exactly the whole feed: nothing skipped, nothing repeated, even where a changed
+/// message sits at a position far from its seq.
+pub fn paging_the_feed_by_position_never_skips_or_repeats<S: Stores + ?Sized>(store: &S) {
+    let f = Fixture::new(store);
+    let (a, b, c) = (f.user("alice"), f.user("bob"), f.user("carol"));
+    let g = f.group(&[a, b, c]);
+    let d = f.direct(a, b);
+    let h = f.group(&[c, b]);
+    for i in 0..12 {
+        let (to, from) = match i % 3 {
+            0 => (g, a),
+            1 => (d, b),
+            _ => (h, c),
+        };
+        f.send(to, from, &format!("message {i}"));
+        if i % 4 == 0 {
+            store
+                .rename(
+                    g,
+                    &ConversationName::parse(&format!("g{i}")).unwrap(),
+                    f.now(),
+                )
+                .unwrap();
+        }
+    }
+    let whole = feed(store, b, Seq::ZERO, 1000);
+    assert_eq!(whole.len(), 12 + 3, "{whole:?}");
+    for limit in [1, 2, 5, 7] {
+        let mut paged = Vec::new();
+        let mut since = Seq::ZERO;
+        loop {
+            let page = feed(store, b, since, limit);
+            assert!(page.len() <= limit as usize);
+            let Some((last, _)) = page.last() else { break };
+            since = *last;
+            paged.extend(page);
+        }
+        assert_eq!(paged, whole, "pages of {limit}");
+    }
+}

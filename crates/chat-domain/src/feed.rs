@@ -1,0 +1,67 @@
+//! The change feed: every change a user may see, each at its position in the one order that
+//! new messages and changes share (see [`Seq`]).
+//!
+//! A store keeps no log: each changed row keeps the seq of its latest change, so the feed
+//! after position N is "every row whose position is past N", each thing once and as it now
+//! stands. Applying the feed in order therefore ends in exactly the state fresh reads show,
+//! however long a client was away.
+
+use chrono::{DateTime, Utc};
+
+use crate::conversation::Conversation;
+use crate::message::{Message, Seq};
+use crate::read_state::ReadMarker;
+use crate::{ConversationId, MessageId, UserId};
+
+/// What is left of a message deleted for everyone: who sent it when, and who deleted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub id: MessageId,
+    pub seq: Seq,
+    pub conversation_id: ConversationId,
+    pub sender_id: UserId,
+    pub created_at: DateTime<Utc>,
+    pub deleted_at: DateTime<Utc>,
+    pub deleted_by: Option<UserId>,
+}
+
+/// One row of a user's feed as a store holds it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedEntry {
+    /// A message of a conversation the user is in: sent, or changed, after the position
+    /// asked from (the feed tells which by its `seq`).
+    Message(Message),
+    /// A message deleted for everyone.
+    Tombstone(Tombstone),
+    /// A message the user deleted for themselves.
+    Hidden {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+    },
+    /// A member's read marker (the user's own or another member's) and the message at it,
+    /// when there is one.
+    Marker {
+        marker: ReadMarker,
+        message_id: Option<MessageId>,
+    },
+    /// The user's own settings of a conversation.
+    Settings {
+        conversation_id: ConversationId,
+        muted_until: Option<DateTime<Utc>>,
+        archived: bool,
+    },
+    /// A conversation the user is in that was created, renamed, or whose members changed.
+    Conversation(Conversation),
+    /// The user was removed from (or left) a conversation.
+    Departure {
+        conversation_id: ConversationId,
+        departed_at: DateTime<Utc>,
+    },
+}
+
+/// A feed entry at its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedItem {
+    pub position: Seq,
+    pub entry: FeedEntry,
+}

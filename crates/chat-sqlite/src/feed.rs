@@ -1,0 +1,437 @@
+//! [`FeedStore`]: a user's change feed, read from the `*_seq` columns each change leaves on
+//! the row it changed (see the migration `2026-12-07-000007_message_changes`).
+//!
+//! Each kind of entry is one indexed query returning at most `limit` rows past the position;
+//! the union of those, sorted, cut at `limit`, is the feed's page. The queries run in one
+//! read transaction, so the page is one snapshot: a change that commits meanwhile is either
+//! wholly in it or wholly after it, never half (which would let a page end past a change it
+//! did not hold).
+
+use chat_domain::feed::{FeedEntry, FeedItem, Tombstone};
+use chat_domain::message::{Message, Seq};
+use chat_domain::ports::{FeedStore, StoreResult};
+use chat_domain::read_state::ReadMarker;
+use chat_domain::{ConversationId, UserId};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
+use diesel::sqlite::SqliteConnection;
+
+use crate::SqliteStore;
+use crate::error::StorageResult;
+use crate::models::{ConversationRow, MessageRow, id};
+
+/// The messages of the user's conversations past the position: those sent after it (by the
+/// `(conversation_id, seq)` index), and those sent before it but changed after it (by the
+/// partial `(conversation_id, change_seq)` index), less those the user hid.
+const MESSAGES_SQL: &str = "SELECT f.* FROM ( \
+       SELECT m.*, COALESCE(m.change_seq, m.seq) AS position \
+         FROM conversation_members cm \
+         JOIN messages m ON m.conversation_id = cm.conversation_id AND m.seq > ?1 \
+        WHERE cm.user_id = ?2 \
+       UNION ALL \
+       SELECT m.*, m.change_seq AS position \
+         FROM conversation_members cm \
+         JOIN messages m ON m.conversation_id = cm.conversation_id \
+                        AND m.change_seq > ?1 AND m.seq <= ?1 \
+        WHERE cm.user_id = ?2 \
+     ) AS f \
+     WHERE NOT EXISTS (SELECT 1 FROM hidden_messages h \
+                        WHERE h.user_id = ?2 AND h.message_id = f.id) \
+     ORDER BY f.position LIMIT ?3";
+
+/// Every member's read marker in the user's conversations, moved past the position, with
+/// the message at it.
+const MARKERS_SQL: &str = "SELECT o.conversation_id, o.user_id, o.last_read_seq, o.read_at, \
+            o.joined_at, o.marker_seq AS position, \
+            (SELECT m.id FROM messages m WHERE m.conversation_id = o.conversation_id \
+                AND m.seq = o.last_read_seq) AS message_id \
+       FROM conversation_members cm \
+       JOIN conversation_members o ON o.conversation_id = cm.conversation_id \
+                                  AND o.marker_seq > ?1 \
+      WHERE cm.user_id = ?2 \
+      ORDER BY o.marker_seq LIMIT ?3";
+
+/// The user's own settings changed past the position, as they now stand: an archive holds
+/// only until a newer message arrives, unless the conversation is muted (`?4`: now), as
+/// the inbox judges it.
+const SETTINGS_SQL: &str = "SELECT cm.conversation_id, cm.settings_seq AS position, \
+            cm.muted_until, \
+            (cm.archived_seq IS NOT NULL \
+             AND (COALESCE(c.last_message_seq, 0) <= cm.archived_seq \
+                  OR (cm.muted_until IS NOT NULL AND cm.muted_until > ?4))) AS archived \
+       FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id \
+      WHERE cm.user_id = ?2 AND cm.settings_seq > ?1 \
+      ORDER BY cm.settings_seq LIMIT ?3";
+
+const CONVERSATIONS_SQL: &str = "SELECT c.*, c.change_seq AS position \
+       FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id \
+      WHERE cm.user_id = ?2 AND c.change_seq > ?1 \
+      ORDER BY c.change_seq LIMIT ?3";
+
+/// The messages the user hid, in conversations they are still in.
+const HIDDEN_SQL: &str = "SELECT h.conversation_id, h.message_id, h.seq AS position \
+       FROM hidden_messages h \
+       JOIN conversation_members cm ON cm.conversation_id = h.conversation_id \
+                                   AND cm.user_id = h.user_id \
+      WHERE h.user_id = ?2 AND h.seq > ?1 ORDER BY h.seq LIMIT ?3";
+
+const DEPARTURES_SQL: &str = "SELECT conversation_id, departed_at, seq AS position \
+       FROM departures WHERE user_id = ?2 AND seq > ?1 ORDER BY seq LIMIT ?3";
+
+#[derive(QueryableByName)]
+struct MessageEntry {
+    #[diesel(embed)]
+    message: MessageRow,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    deleted_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = Nullable<Text>)]
+    deleted_by: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    position: i64,
+}
+
+#[derive(QueryableByName)]
+struct MarkerEntry {
+    #[diesel(sql_type = Text)]
+    conversation_id: String,
+    #[diesel(sql_type = Text)]
+    user_id: String,
+    #[diesel(sql_type = BigInt)]
+    last_read_seq: i64,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    read_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = Timestamp)]
+    joined_at: NaiveDateTime,
+    #[diesel(sql_type = Nullable<Text>)]
+    message_id: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    position: i64,
+}
+
+#[derive(QueryableByName)]
+struct SettingsEntry {
+    #[diesel(sql_type = Text)]
+    conversation_id: String,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    muted_until: Option<NaiveDateTime>,
+    #[diesel(sql_type = Bool)]
+    archived: bool,
+    #[diesel(sql_type = BigInt)]
+    position: i64,
+}
+
+#[derive(QueryableByName)]
+struct ConversationEntry {
+    #[diesel(embed)]
+    conversation: ConversationRow,
+    #[diesel(sql_type = BigInt)]
+    position: i64,
+}
+
+#[derive(QueryableByName)]
+struct HiddenEntry {
+    #[diesel(sql_type = Text)]
+    conversation_id: String,
+    #[diesel(sql_type = Text)]
+    message_id: String,
+    #[diesel(sql_type = BigInt)]
+    position: i64,
+}
+
+#[derive(QueryableByName)]
+struct DepartureEntry {
+    #[diesel(sql_type = Text)]
+    conversation_id: String,
+    #[diesel(sql_type = Timestamp)]
+    departed_at: NaiveDateTime,
+    #[diesel(sql_type = BigInt)]
+    position: i64,
+}
+
+/// Runs one of the feed's queries: `?1` the position, `?2` the user, `?3` the limit.
+fn load<T: QueryableByName<diesel::sqlite::Sqlite> + 'static>(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    user: &str,
+    since: Seq,
+    limit: u32,
+) -> StorageResult<Vec<T>> {
+    Ok(diesel::sql_query(sql)
+        .bind::<BigInt, _>(since.0)
+        .bind::<Text, _>(user)
+        .bind::<BigInt, _>(i64::from(limit))
+        .load(conn)?)
+}
+
+fn item(position: i64, entry: FeedEntry) -> FeedItem {
+    FeedItem {
+        position: Seq(position),
+        entry,
+    }
+}
+
+fn read_feed(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    since: Seq,
+    limit: u32,
+) -> StorageResult<Vec<FeedItem>> {
+    let key = user.to_string();
+    let mut items = Vec::new();
+    let mut live = Vec::new();
+    for row in load::<MessageEntry>(conn, MESSAGES_SQL, &key, since, limit)? {
+        let entry = match row.deleted_at {
+            Some(deleted_at) => FeedEntry::Tombstone(Tombstone {
+                id: id("message id", &row.message.id)?,
+                seq: Seq(row.message.seq),
+                conversation_id: id("conversation id", &row.message.conversation_id)?,
+                sender_id: id("user id", &row.message.sender_id)?,
+                created_at: row.message.created_at.utc(),
+                deleted_at: deleted_at.and_utc(),
+                deleted_by: row
+                    .deleted_by
+                    .as_deref()
+                    .map(|by| id("user id", by))
+                    .transpose()?,
+            }),
+            None => {
+                live.push((row.position, Message::try_from(row.message)?));
+                continue;
+            }
+        };
+        items.push(item(row.position, entry));
+    }
+    // Replayed messages carry their reactions, as every message read does.
+    let (positions, messages): (Vec<i64>, Vec<Message>) = live.into_iter().unzip();
+    let messages = crate::reactions::with_reactions(conn, messages)?;
+    for (position, message) in positions.into_iter().zip(messages) {
+        items.push(item(position, FeedEntry::Message(message)));
+    }
+    for row in load::<HiddenEntry>(conn, HIDDEN_SQL, &key, since, limit)? {
+        let entry = FeedEntry::Hidden {
+            conversation_id: id("conversation id", &row.conversation_id)?,
+            message_id: id("message id", &row.message_id)?,
+        };
+        items.push(item(row.position, entry));
+    }
+    for row in load::<MarkerEntry>(conn, MARKERS_SQL, &key, since, limit)? {
+        let conversation_id: ConversationId = id("conversation id", &row.conversation_id)?;
+        let entry = FeedEntry::Marker {
+            marker: ReadMarker {
+                conversation_id,
+                user_id: id("user id", &row.user_id)?,
+                last_read_seq: Seq(row.last_read_seq),
+                read_at: row.read_at.unwrap_or(row.joined_at).and_utc(),
+                seq: Some(Seq(row.position)),
+            },
+            message_id: row
+                .message_id
+                .as_deref()
+                .map(|m| id("message id", m))
+                .transpose()?,
+        };
+        items.push(item(row.position, entry));
+    }
+    let settings: Vec<SettingsEntry> = diesel::sql_query(SETTINGS_SQL)
+        .bind::<BigInt, _>(since.0)
+        .bind::<Text, _>(&key)
+        .bind::<BigInt, _>(i64::from(limit))
+        .bind::<Timestamp, _>(chrono::Utc::now().naive_utc())
+        .load(conn)?;
+    for row in settings {
+        let entry = FeedEntry::Settings {
+            conversation_id: id("conversation id", &row.conversation_id)?,
+            muted_until: row.muted_until.map(|at| at.and_utc()),
+            archived: row.archived,
+        };
+        items.push(item(row.position, entry));
+    }
+    for row in load::<ConversationEntry>(conn, CONVERSATIONS_SQL, &key, since, limit)? {
+        let entry = FeedEntry::Conversation(row.conversation.try_into()?);
+        items.push(item(row.position, entry));
+    }
+    for row in load::<DepartureEntry>(conn, DEPARTURES_SQL, &key, since, limit)? {
+        let entry = FeedEntry::Departure {
+            conversation_id: id("conversation id", &row.conversation_id)?,
+            departed_at: row.departed_at.and_utc(),
+        };
+        items.push(item(row.position, entry));
+    }
+    items.sort_by_key(|item| item.position);
+    items.truncate(limit as usize);
+    Ok(items)
+}
+
+impl FeedStore for SqliteStore {
+    fn feed(&self, user: UserId, since: Seq, limit: u32) -> StoreResult<Vec<FeedItem>> {
+        self.read(|conn| conn.transaction(|conn| read_feed(conn, user, since, limit)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What the ports alone cannot write yet (edits, deletions, hidden messages, markers and
+    //! settings) is written here straight into the columns those changes use.
+
+    use chat_domain::contract::Fixture;
+    use chat_domain::ports::{ConversationStore, FeedStore, MessageStore};
+    use diesel::prelude::*;
+
+    use super::*;
+    use crate::test_support::temp_db;
+
+    fn at_new_seq(store: &SqliteStore, sql: &str) -> Seq {
+        store
+            .write(|conn| {
+                let seq = crate::seq::take(conn)?;
+                diesel::sql_query(sql.replace("{seq}", &seq.0.to_string())).execute(conn)?;
+                Ok(seq)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn changes_written_to_their_columns_come_back_at_their_positions_as_they_stand() {
+        let db = temp_db();
+        let store = &db.store;
+        let f = Fixture::new(store);
+        let (a, b, c) = (f.user("alice"), f.user("bob"), f.user("carol"));
+        let g = f.group(&[a, b]);
+        let other = f.group(&[a, c]);
+        let edited = f.send(g, a, "edited");
+        let deleted = f.send(g, a, "deleted");
+        let hidden = f.send(g, a, "hidden");
+        let unseen = f.send(other, a, "not bob's");
+        let since = store.latest_seq().unwrap();
+
+        let edit = at_new_seq(
+            store,
+            &format!(
+                "UPDATE messages SET change_seq = {{seq}}, content = 'changed' WHERE id = '{}'",
+                edited.id
+            ),
+        );
+        let delete = at_new_seq(
+            store,
+            &format!(
+                "UPDATE messages SET change_seq = {{seq}}, content = '', \
+                 deleted_at = '2026-12-07 10:00:00', deleted_by = '{a}' WHERE id = '{}'",
+                deleted.id
+            ),
+        );
+        let hide = at_new_seq(
+            store,
+            &format!(
+                "INSERT INTO hidden_messages VALUES ('{b}', '{}', '{g}', {{seq}})",
+                hidden.id
+            ),
+        );
+        let alices_marker = at_new_seq(
+            store,
+            &format!(
+                "UPDATE conversation_members SET marker_seq = {{seq}}, last_read_seq = {} \
+                 WHERE conversation_id = '{g}' AND user_id = '{a}'",
+                hidden.seq.0
+            ),
+        );
+        let bobs_settings = at_new_seq(
+            store,
+            &format!(
+                "UPDATE conversation_members SET settings_seq = {{seq}}, archived = TRUE \
+                 WHERE conversation_id = '{g}' AND user_id = '{b}'"
+            ),
+        );
+        // Neither carol's marker nor alice's settings, nor anything in carol's group, is
+        // bob's to see.
+        at_new_seq(
+            store,
+            &format!(
+                "UPDATE conversation_members SET settings_seq = {{seq}}, archived = TRUE \
+                 WHERE conversation_id = '{g}' AND user_id = '{a}'"
+            ),
+        );
+        at_new_seq(
+            store,
+            &format!(
+                "UPDATE conversation_members SET marker_seq = {{seq}}, last_read_seq = {} \
+                 WHERE conversation_id = '{other}' AND user_id = '{c}'",
+                unseen.seq.0
+            ),
+        );
+        at_new_seq(
+            store,
+            &format!(
+                "UPDATE messages SET change_seq = {{seq}} WHERE id = '{}'",
+                unseen.id
+            ),
+        );
+
+        let feed = store.feed(b, since, 100).unwrap();
+        let positions: Vec<Seq> = feed.iter().map(|i| i.position).collect();
+        assert_eq!(
+            positions,
+            [edit, delete, hide, alices_marker, bobs_settings],
+            "{feed:#?}"
+        );
+        match &feed[0].entry {
+            FeedEntry::Message(m) => assert_eq!(m.text(), Some("changed")),
+            other => panic!("expected the edited message, got {other:?}"),
+        }
+        match &feed[1].entry {
+            FeedEntry::Tombstone(t) => {
+                assert_eq!(
+                    (t.id, t.seq, t.deleted_by),
+                    (deleted.id, deleted.seq, Some(a))
+                )
+            }
+            other => panic!("expected a tombstone, got {other:?}"),
+        }
+        assert_eq!(
+            feed[2].entry,
+            FeedEntry::Hidden {
+                conversation_id: g,
+                message_id: hidden.id
+            }
+        );
+        match &feed[3].entry {
+            FeedEntry::Marker { marker, message_id } => {
+                assert_eq!((marker.user_id, marker.last_read_seq), (a, hidden.seq));
+                assert_eq!(*message_id, Some(hidden.id));
+            }
+            other => panic!("expected alice's marker, got {other:?}"),
+        }
+        assert_eq!(
+            feed[4].entry,
+            FeedEntry::Settings {
+                conversation_id: g,
+                muted_until: None,
+                archived: true
+            }
+        );
+
+        // The hidden message is gone from bob's messages, not from alice's.
+        let from_start = |user| -> Vec<FeedEntry> {
+            store
+                .feed(user, Seq::ZERO, 100)
+                .unwrap()
+                .into_iter()
+                .map(|i| i.entry)
+                .collect()
+        };
+        let is_hidden_message =
+            |e: &FeedEntry| matches!(e, FeedEntry::Message(m) if m.id == hidden.id);
+        assert!(!from_start(b).iter().any(is_hidden_message));
+        assert!(from_start(a).iter().any(is_hidden_message));
+
+        // Once bob is removed, nothing of the group is his to see but the removal: not his
+        // own hiding, nor alice's marker, nor his settings there.
+        let removed = store.remove_member(g, b, f.now()).unwrap().unwrap();
+        let after = store.feed(b, since, 100).unwrap();
+        assert_eq!(after.len(), 1, "{after:#?}");
+        assert_eq!(after[0].position, removed);
+        assert!(
+            matches!(after[0].entry, FeedEntry::Departure { conversation_id, .. } if conversation_id == g)
+        );
+    }
+}

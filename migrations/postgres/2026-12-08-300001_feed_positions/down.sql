@@ -1,0 +1,1 @@
+DROP INDEX conversation_members_by_marker;
