@@ -338,7 +338,7 @@ mod tests {
         let bobs_settings = at_new_seq(
             store,
             &format!(
-                "UPDATE conversation_members SET settings_seq = {{seq}}, archived = TRUE \
+                "UPDATE conversation_members SET settings_seq = {{seq}}, archived = TRUE, archived_seq = {{seq}} \
                  WHERE conversation_id = '{g}' AND user_id = '{b}'"
             ),
         );
@@ -347,7 +347,7 @@ mod tests {
         at_new_seq(
             store,
             &format!(
-                "UPDATE conversation_members SET settings_seq = {{seq}}, archived = TRUE \
+                "UPDATE conversation_members SET settings_seq = {{seq}}, archived = TRUE, archived_seq = {{seq}} \
                  WHERE conversation_id = '{g}' AND user_id = '{a}'"
             ),
         );
