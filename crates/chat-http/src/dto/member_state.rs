@@ -71,7 +71,7 @@ pub struct UpdateSettingsBody {
     pub muted_until: Option<Option<DateTime<Utc>>>,
     /// true archives the conversation as of now (it leaves the unarchived inbox until a new
     /// message arrives, unless muted, which brings it back); false unarchives it.
-    #[schema(example = true)]
+    #[schema(value_type = bool, required = false, example = true)]
     pub archived: Option<bool>,
 }
 
