@@ -223,6 +223,8 @@ impl MessageStore for PgStore {
             )
             .execute(conn)?;
             message.content = None;
+            message.reactions.clear();
+            message.pin = None;
             message.deletion = Some(Deletion { at, by });
             message.updated_at = at;
             message.change_seq = Some(seq);
@@ -359,13 +361,17 @@ fn changing(
         .select(conversations::kind)
         .for_no_key_update()
         .first(conn)?;
-    // Read after the lock: another change to the message has committed by now.
+    // Read after the lock: another change to the message has committed by now. As every
+    // read shows it, reactions included: an edit answers with it.
     let message = Message::try_from(
         messages::table
             .filter(messages::id.eq(Uuid::from(id)))
             .select(MessageRow::as_select())
             .first(conn)?,
     )?;
+    let Some(message) = reactions::with_reactions(conn, vec![message])?.pop() else {
+        return Ok(None);
+    };
     let members = members_of(conn, &[conversation])?.pop().unwrap_or_default();
     if !members.iter().any(|m| m.user_id == user) {
         return Ok(None);

@@ -196,6 +196,8 @@ impl MessageStore for SqliteStore {
             )
             .execute(conn)?;
             message.content = None;
+            message.reactions.clear();
+            message.pin = None;
             message.deletion = Some(Deletion { at, by });
             message.updated_at = at;
             message.change_seq = Some(seq);
@@ -342,7 +344,11 @@ fn changing(
     else {
         return Ok(None);
     };
-    let message = Message::try_from(message)?;
+    // The message as every read shows it, reactions included: an edit answers with it.
+    let Some(message) = reactions::with_reactions(conn, vec![Message::try_from(message)?])?.pop()
+    else {
+        return Ok(None);
+    };
     let Some(state) = conversation_state(conn, message.conversation_id)? else {
         return Ok(None);
     };

@@ -5,7 +5,9 @@
 use std::sync::{Arc, Mutex};
 
 use crate::contract::{Fixture, Stores, everything};
-use crate::message::{AppendOutcome, Appended, Deletion, HistoryCursor, MessageContent, Seq};
+use crate::message::{
+    AppendOutcome, Appended, Deletion, Emoji, HistoryCursor, MessageContent, Seq,
+};
 use crate::paging::Page;
 use crate::ports::MessageStore;
 use crate::{MessageId, StoreError};
@@ -297,4 +299,31 @@ pub fn change_callbacks_run_once_per_real_change_in_seq_order_with_appends<S: St
         calls, 2,
         "only the first hiding and the first delete changed anything"
     );
+}
+
+/// An edit answers with the message as every read shows it, its reactions and pin included;
+/// a delete for everyone answers with a tombstone that has neither, as reads show it too.
+pub fn an_edit_keeps_reactions_and_pin_and_a_delete_drops_both<S: Stores + ?Sized>(store: &S) {
+    let f = Fixture::new(store);
+    let (a, b) = (f.user("alice"), f.user("bob"));
+    let c = f.direct(a, b);
+    let sent = f.send(c, a, "hi");
+    let thumbs = Emoji::parse("👍").unwrap();
+    store.react(sent.id, b, &thumbs, 20, f.now()).unwrap();
+    store.pin(c, sent.id, b, 50, f.now()).unwrap();
+    let content = MessageContent::parse("hello").unwrap();
+    let edited = store
+        .edit(sent.id, a, &content, f.now(), &mut |_| {})
+        .unwrap();
+    assert_eq!(edited.message.reactions.len(), 1);
+    assert!(edited.message.pin.is_some());
+    let read = MessageStore::find(store, sent.id).unwrap().unwrap();
+    assert_eq!(
+        (&edited.message.reactions, &edited.message.pin),
+        (&read.reactions, &read.pin)
+    );
+    let deleted = store.delete(sent.id, a, f.now(), &mut |_| {}).unwrap();
+    assert!(deleted.message.reactions.is_empty() && deleted.message.pin.is_none());
+    let read = MessageStore::find(store, sent.id).unwrap().unwrap();
+    assert!(read.reactions.is_empty() && read.pin.is_none() && read.content.is_none());
 }

@@ -128,6 +128,7 @@ macro_rules! contract_tests {
             changes::a_removed_member_can_neither_edit_nor_delete_nor_hide,
             changes::hiding_affects_only_that_users_catch_up_and_unread_counts,
             changes::change_callbacks_run_once_per_real_change_in_seq_order_with_appends,
+            changes::an_edit_keeps_reactions_and_pin_and_a_delete_drops_both,
             reactions::reacting_twice_stores_one_reaction_and_takes_one_seq,
             reactions::reactions_and_pins_come_with_every_read_of_a_message,
             reactions::the_reaction_cap_counts_distinct_emoji,
