@@ -208,7 +208,10 @@ pub fn hiding_affects_only_that_users_catch_up_and_unread_counts<S: Stores + ?Si
     assert!(store.hidden_among(c, &[one.id, two.id]).unwrap().is_empty());
     assert_eq!(store.unread_counts(b).unwrap(), vec![(g, 1)]);
     assert_eq!(store.unread_counts(c).unwrap(), vec![(g, 2)]);
-    assert_eq!(store.inbox(b, Page::default(), everything()).unwrap()[0].unread_count, 1);
+    assert_eq!(
+        store.inbox(b, Page::default(), everything()).unwrap()[0].unread_count,
+        1
+    );
     // History itself is every member's: the service leaves out what the viewer hid.
     assert_eq!(
         store.history(g, HistoryCursor::Latest, 10).unwrap().len(),
