@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_nats::client::RequestErrorKind;
 use async_nats::connection::State;
 use async_nats::{Client, Event};
 use chat_domain::events::DomainEvent;
@@ -280,12 +281,14 @@ impl ClusterPublisher {
                 subject: options.subject.clone(),
                 reason: e.to_string(),
             })?;
-        // A round trip to the broker: once it is back, the broker has the subscription, and
-        // every event another node publishes from now on reaches this one.
-        client.flush().await.map_err(|e| BusError::Subscribe {
-            subject: options.subject.clone(),
-            reason: e.to_string(),
-        })?;
+        // Once the broker has the subscription, every event another node publishes from now
+        // on reaches this one (and the node's sockets catch up on what came before).
+        round_trip(&client)
+            .await
+            .map_err(|reason| BusError::Subscribe {
+                subject: options.subject.clone(),
+                reason,
+            })?;
         let (outbound, outbound_rx) = mpsc::channel(options.queue.max(1));
 
         tokio::spawn(publish_loop(
@@ -363,6 +366,22 @@ impl EventPublisher for ClusterPublisher {
                 );
             }
         }
+    }
+}
+
+/// A round trip to the broker on `client`'s connection: once it is back, the broker has
+/// processed everything the client sent before it, its subscriptions included.
+///
+/// `Client::flush` is no such thing: it returns once the bytes are in the socket, and the
+/// broker may still read a `SUB` after it has routed another connection's `PUB` (a node that
+/// had just joined missed events published right after). The client offers no `PING`, so this
+/// is a request to a fresh inbox nobody listens on: the broker handles one connection's
+/// messages in order and answers it at once with "no responders".
+async fn round_trip(client: &Client) -> Result<(), String> {
+    match client.request(client.new_inbox(), "".into()).await {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == RequestErrorKind::NoResponders => Ok(()),
+        Err(error) => Err(error.to_string()),
     }
 }
 
@@ -455,11 +474,11 @@ async fn connection_watch(
             }
             Event::Connected if lost_at.is_some() => {
                 let since_seq = lost_at.take().and_then(|at| shared.watermark(at));
-                // The client subscribes again right after it reports the connection: a
-                // flush round trip orders this after those subscriptions, so events published
-                // after the resync reach this node.
-                if let Err(error) = client.flush().await {
-                    tracing::warn!(%error, "flush after reconnecting failed");
+                // The client subscribes again right after it reports the connection: a round
+                // trip orders this after the broker has those subscriptions, so events
+                // published after the resync reach this node.
+                if let Err(error) = round_trip(&client).await {
+                    tracing::warn!(%error, "no round trip to the broker after reconnecting");
                 }
                 tracing::info!(?since_seq, "back on the event bus; resyncing");
                 shared.request_resync(since_seq);

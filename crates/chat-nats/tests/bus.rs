@@ -138,6 +138,31 @@ async fn two_nodes_deliver_each_others_events_of_every_kind() {
 }
 
 #[tokio::test]
+async fn a_node_hears_every_event_published_after_it_joined_the_bus() {
+    let Some(url) = nats_url() else { return };
+    let subject = subject();
+    let a = node(&url, &subject, 1024).await;
+    // Each node joins and, at once, A publishes: a node's sockets catch up from the store
+    // once it has joined, so an event another node publishes from then on must reach it.
+    let mut joined = Vec::new();
+    let mut published = Vec::new();
+    for _ in 0..10 {
+        joined.push(node(&url, &subject, 1024).await);
+        let event = sample_events().remove(0);
+        published.push(format!("{event:?}"));
+        a.bus.publish(event);
+    }
+    for (i, b) in joined.iter().enumerate() {
+        let expected = &published[i..];
+        assert_eq!(
+            b.local.wait_for(expected.len()).await,
+            expected,
+            "node {i} heard every event published after it joined"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_node_delivers_its_own_event_once() {
     let Some(url) = nats_url() else { return };
     let subject = subject();
