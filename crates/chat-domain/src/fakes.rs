@@ -55,7 +55,7 @@ impl State {
         let quoted = ReplyTo::quoting(&self.messages[index]);
         for reply in &mut self.messages {
             if reply.reply_to.as_ref().is_some_and(|r| r.id == quoted.id) {
-                reply.reply_to = Some(quoted.clone());
+                reply.reply_to = Some(Box::new(quoted.clone()));
             }
         }
     }

@@ -109,8 +109,9 @@ pub struct Message {
     pub reactions: Vec<Reaction>,
     /// Whether, since when and by whom the message is pinned in its conversation.
     pub pin: Option<Pin>,
-    /// The message this one replies to, as that message now stands.
-    pub reply_to: Option<ReplyTo>,
+    /// The message this one replies to, as that message now stands. Boxed: most messages
+    /// are no reply, and a message is moved often enough that its size counts.
+    pub reply_to: Option<Box<ReplyTo>>,
 }
 
 impl Message {
@@ -328,7 +329,7 @@ impl NewMessage {
             change_seq: None,
             reactions: Vec::new(),
             pin: None,
-            reply_to,
+            reply_to: reply_to.map(Box::new),
         }
     }
 }

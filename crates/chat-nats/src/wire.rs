@@ -38,10 +38,6 @@ pub struct Envelope {
 )]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "nearly every envelope is an event, decoded once and consumed at once"
-)]
 pub enum Body {
     /// A domain event for the receiving node's sockets and caches.
     Event(WireEvent),
@@ -778,10 +774,12 @@ impl TryFrom<WireMessageView> for MessageView {
                     pinned_at: p.pinned_at,
                     pinned_by: p.pinned_by.into(),
                 }),
-                reply_to: w.reply_to.map(|r| ReplyTo {
-                    id: MessageId::from(r.id),
-                    sender_id: UserId::from(r.sender_id),
-                    snippet: r.snippet,
+                reply_to: w.reply_to.map(|r| {
+                    Box::new(ReplyTo {
+                        id: MessageId::from(r.id),
+                        sender_id: UserId::from(r.sender_id),
+                        snippet: r.snippet,
+                    })
                 }),
             },
             recipient_id: w.recipient_id.map(UserId::from),
@@ -1017,11 +1015,11 @@ pub fn sample_events() -> Vec<DomainEvent> {
                         pinned_at: now,
                         pinned_by: bob,
                     }),
-                    reply_to: Some(ReplyTo {
+                    reply_to: Some(Box::new(ReplyTo {
                         id: MessageId::new(),
                         sender_id: bob,
                         snippet: Some("what's the plan?".into()),
-                    }),
+                    })),
                 },
                 recipient_id: Some(bob),
                 is_read: true,
@@ -1049,11 +1047,11 @@ pub fn sample_events() -> Vec<DomainEvent> {
                         user_ids: vec![bob],
                     }],
                     pin: None,
-                    reply_to: Some(ReplyTo {
+                    reply_to: Some(Box::new(ReplyTo {
                         id: MessageId::new(),
                         sender_id: bob,
                         snippet: None,
-                    }),
+                    })),
                 },
                 recipient_id: None,
                 is_read: false,

@@ -66,7 +66,7 @@ pub(crate) fn complete(
         let (_, quoted) = originals
             .get(&original)
             .ok_or_else(|| StorageError::corrupt("reply_to_id", original))?;
-        page[index].reply_to = Some(quoted.clone());
+        page[index].reply_to = Some(Box::new(quoted.clone()));
     }
     Ok(page)
 }

@@ -50,12 +50,10 @@ pub(crate) fn complete(
         })
         .collect::<StorageResult<_>>()?;
     for (index, original) in replies {
-        page[index].reply_to = Some(
-            originals
-                .get(&original)
-                .cloned()
-                .ok_or_else(|| crate::error::StorageError::corrupt("reply_to_id", &original))?,
-        );
+        page[index].reply_to =
+            Some(Box::new(originals.get(&original).cloned().ok_or_else(
+                || crate::error::StorageError::corrupt("reply_to_id", &original),
+            )?));
     }
     Ok(page)
 }

@@ -79,7 +79,7 @@ pub fn a_reply_reads_back_quoting_its_original_from_every_read<S: Stores + ?Size
         sender_id: a,
         snippet: Some("x".repeat(ReplyTo::SNIPPET_CHARS)),
     };
-    assert_eq!(answer.reply_to.as_ref(), Some(&quoted));
+    assert_eq!(answer.reply_to.as_deref(), Some(&quoted));
     for read in every_read(store, b, g, answer.id) {
         assert_eq!(read, answer, "read back as appended");
     }
@@ -102,12 +102,12 @@ pub fn a_replys_snippet_follows_edits_and_deletes_of_its_original<S: Stores + ?S
         .edit(original.id, a, &edited, f.now(), &mut |_| {})
         .unwrap();
     for read in every_read(store, b, g, answer.id) {
-        let quoted = read.reply_to.expect("still a reply");
+        let quoted = read.reply_to.as_deref().expect("still a reply");
         assert_eq!(quoted.snippet.as_deref(), Some("lunch at one?"));
     }
     store.delete(original.id, a, f.now(), &mut |_| {}).unwrap();
     for read in every_read(store, b, g, answer.id) {
-        let quoted = read.reply_to.clone().expect("still a reply");
+        let quoted = read.reply_to.as_deref().expect("still a reply");
         assert_eq!((quoted.id, quoted.sender_id), (original.id, a));
         assert_eq!(quoted.snippet, None, "a deleted original leaves no snippet");
         assert_eq!(read.text(), Some("yes"), "the reply itself is untouched");

@@ -23,8 +23,12 @@ use crate::limits::Limits;
 /// repeat, which changes nothing.
 #[derive(Debug, Clone)]
 pub enum Deleted {
-    /// Deleted for everyone: the tombstone left in the message's place.
-    ForEveryone { tombstone: MessageView, new: bool },
+    /// Deleted for everyone: the tombstone left in the message's place (boxed: a message
+    /// view is many times the size of a hiding).
+    ForEveryone {
+        tombstone: Box<MessageView>,
+        new: bool,
+    },
     /// Hidden for the caller only.
     ForMe { hidden: HiddenMessage, new: bool },
 }
@@ -383,7 +387,7 @@ impl MessageService {
             .map_err(|e| Self::gone(e, message_id))?;
         let (tombstone, _) = Self::audience_view(&changed, actor);
         Ok(Deleted::ForEveryone {
-            tombstone,
+            tombstone: Box::new(tombstone),
             new: changed.changed,
         })
     }

@@ -22,5 +22,5 @@ mod operations;
 mod postgres;
 mod privacy;
 mod reactions;
-mod replies;
 mod realtime;
+mod replies;

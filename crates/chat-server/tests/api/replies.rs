@@ -82,7 +82,10 @@ async fn a_reply_sent_over_rest_quotes_its_original_in_the_answer_frames_history
     let frame = alice_ws.next_of_type("new_message").await;
     assert_eq!(frame["message"]["id"], sent["id"]);
     assert_eq!(frame["message"]["reply_to"], quoted);
-    assert_eq!(read(&app, &alice, &group, id(&sent)).await["reply_to"], quoted);
+    assert_eq!(
+        read(&app, &alice, &group, id(&sent)).await["reply_to"],
+        quoted
+    );
 
     let feed: Value = app
         .get("/api/v1/sync?since=0", &alice.token)
@@ -218,12 +221,27 @@ async fn replying_in_a_conversation_you_are_not_in_is_refused_as_if_it_did_not_e
     // From eve's own conversation: its message is no message of hers to reply to, refused
     // exactly as a missing one (nothing of it leaks into her quote).
     let own = app.group(&eve, &[&bob]).await;
-    let (status, code, fields) =
-        refusal(reply(&app, &eve, &own, id(&original), "hi").await).await;
+    let (status, code, fields) = refusal(reply(&app, &eve, &own, id(&original), "hi").await).await;
     assert_eq!(
         (status, code.as_str(), fields),
         (422, "validation_error", vec!["reply_to_id".to_owned()])
     );
     assert!(history(&app, &eve, &own).await.is_empty());
     assert_eq!(history(&app, &bob, &group).await, before);
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_reply_to_id_and_reply_to_with_an_example() {
+    let app = spawn_app().await;
+    let document = app.openapi().await;
+    let schemas = &document["components"]["schemas"];
+    let body = &schemas["SendMessageBody"]["properties"]["reply_to_id"];
+    assert!(body.is_object(), "{}", schemas["SendMessageBody"]);
+    let message = &schemas["MessageResponse"]["properties"]["reply_to"];
+    assert!(message.to_string().contains("ReplyToResponse"), "{message}");
+    let reply_to = &schemas["ReplyToResponse"];
+    for field in ["id", "sender_id", "snippet"] {
+        assert!(reply_to["properties"][field].is_object(), "{reply_to}");
+    }
+    assert_eq!(reply_to["example"]["snippet"], "Ship it?", "{reply_to}");
 }
