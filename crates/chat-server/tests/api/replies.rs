@@ -245,3 +245,77 @@ async fn the_openapi_document_describes_reply_to_id_and_reply_to_with_an_example
     }
     assert_eq!(reply_to["example"]["snippet"], "Ship it?", "{reply_to}");
 }
+
+/// The documented client rule: keep the `reply_to` each message arrives with, and when an
+/// original changes, requote the replies to it. A client catching up that way ends with the
+/// quotes a fresh history shows.
+#[tokio::test]
+async fn a_client_catching_up_through_the_feed_ends_with_the_quotes_history_shows() {
+    let app = spawn_app().await;
+    let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
+    let group = app.group(&alice, &[&bob, &carol]).await;
+    let first = app.send(&alice, &group, "first draft").await;
+    let second = app.send(&alice, &group, "doomed").await;
+    for (to, text) in [
+        (&first, "re first"),
+        (&second, "re second"),
+        (&first, "again"),
+    ] {
+        let response = reply(&app, &carol, &group, id(to), text).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let edit = app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/messages/{}", id(&first)),
+            Some(&alice.token),
+            Some(json!({"content": "final draft"})),
+        )
+        .await;
+    assert_eq!(edit.status(), StatusCode::OK);
+    let delete = app
+        .delete(&format!("/api/v1/messages/{}", id(&second)), &alice.token)
+        .await;
+    assert_eq!(delete.status(), StatusCode::OK);
+
+    // Bob was offline throughout: he replays everything from the start.
+    let feed: Value = app
+        .get("/api/v1/sync?since=0", &bob.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut quotes: std::collections::BTreeMap<String, Value> = Default::default();
+    for event in feed["events"].as_array().unwrap() {
+        let message = &event["message"];
+        let kind = event["type"].as_str().unwrap();
+        if !matches!(kind, "new_message" | "message_updated" | "message_deleted") {
+            continue;
+        }
+        quotes.insert(id(message).to_owned(), message["reply_to"].clone());
+        let snippet = message["content"]
+            .as_str()
+            .map(|text| Value::from(text.chars().take(100).collect::<String>()))
+            .unwrap_or(Value::Null);
+        for quote in quotes.values_mut() {
+            if quote["id"] == message["id"] {
+                quote["snippet"] = snippet.clone();
+            }
+        }
+    }
+    let fresh: std::collections::BTreeMap<String, Value> = history(&app, &bob, &group)
+        .await
+        .iter()
+        .map(|m| (id(m).to_owned(), m["reply_to"].clone()))
+        .collect();
+    assert_eq!(quotes, fresh);
+    let quoting = |original: &Value| -> Vec<Value> {
+        fresh
+            .values()
+            .filter(|q| q["id"] == original["id"])
+            .map(|q| q["snippet"].clone())
+            .collect()
+    };
+    assert_eq!(quoting(&first), vec![json!("final draft"); 2]);
+    assert_eq!(quoting(&second), vec![Value::Null]);
+}
