@@ -319,3 +319,34 @@ async fn a_client_catching_up_through_the_feed_ends_with_the_quotes_history_show
     assert_eq!(quoting(&first), vec![json!("final draft"); 2]);
     assert_eq!(quoting(&second), vec![Value::Null]);
 }
+
+#[tokio::test]
+async fn a_retried_reply_gets_the_stored_reply_and_one_to_another_message_is_a_conflict() {
+    let app = spawn_app().await;
+    let [alice, bob] = app.users(["alice", "bob"]).await;
+    let group = app.group(&alice, &[&bob]).await;
+    let (one, two) = (
+        app.send(&alice, &group, "one").await,
+        app.send(&alice, &group, "two").await,
+    );
+    let path = format!("/api/v1/conversations/{group}/messages");
+    let send = |to: Value| {
+        app.post(
+            &path,
+            &bob.token,
+            json!({"content": "yes", "client_message_id": "k-1", "reply_to_id": to}),
+        )
+    };
+    let first = send(one["id"].clone()).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let retry = send(one["id"].clone()).await;
+    assert_eq!(retry.status(), StatusCode::OK);
+    let retry: Value = retry.json().await.unwrap();
+    assert_eq!(
+        (&retry["id"], &retry["reply_to"]),
+        (&first["id"], &first["reply_to"])
+    );
+    let (status, code, _) = refusal(send(two["id"].clone()).await).await;
+    assert_eq!((status, code.as_str()), (409, "idempotency_conflict"));
+}
