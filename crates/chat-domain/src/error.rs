@@ -104,6 +104,10 @@ pub enum StoreError {
     /// The write would reach this deactivated account (a direct message to it).
     #[error("user {0} is deactivated")]
     Deactivated(crate::UserId),
+    /// A reply's `reply_to_id` is no message of the reply's conversation, or one deleted for
+    /// everyone: nothing was stored.
+    #[error("the message replied to is not in this conversation or is deleted")]
+    ReplyTarget,
     /// The store could not be reached or failed; nothing the caller did caused it.
     #[error("storage unavailable: {0}")]
     Unavailable(String),

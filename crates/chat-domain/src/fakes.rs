@@ -15,7 +15,7 @@ use crate::feed::{FeedEntry, FeedItem, Tombstone};
 use crate::limits::{Limits, Quota};
 use crate::message::{
     AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
-    MessageChanged, MessageContent, NewMessage, Pin, Reaction, Seq,
+    MessageChanged, MessageContent, NewMessage, Pin, Reaction, ReplyTo, Seq,
 };
 use crate::paging::Page;
 use crate::ports::*;
@@ -49,6 +49,17 @@ struct State {
 }
 
 impl State {
+    /// Shows the message at `index` as it now stands in every reply to it: the stores derive
+    /// a reply's quote when reading, which the fakes stand in for by updating it on change.
+    fn requote(&mut self, index: usize) {
+        let quoted = ReplyTo::quoting(&self.messages[index]);
+        for reply in &mut self.messages {
+            if reply.reply_to.as_ref().is_some_and(|r| r.id == quoted.id) {
+                reply.reply_to = Some(Box::new(quoted.clone()));
+            }
+        }
+    }
+
     /// Takes the next seq, as a change or a new message does.
     fn take_seq(&mut self) -> Seq {
         self.last_seq += 1;
@@ -642,6 +653,18 @@ impl MemoryStore {
                         return Err(StoreError::Deactivated(user));
                     }
                 }
+                let reply_to = match new.reply_to_id {
+                    None => None,
+                    Some(target) => match state.messages.iter().find(|m| m.id == target) {
+                        Some(original)
+                            if original.conversation_id == new.conversation_id
+                                && !original.is_deleted() =>
+                        {
+                            Some(ReplyTo::quoting(original))
+                        }
+                        _ => return Err(StoreError::ReplyTarget),
+                    },
+                };
                 let seq = state.take_seq();
                 let members = state.members.get_mut(&new.conversation_id);
                 if let Some(sender) =
@@ -652,7 +675,7 @@ impl MemoryStore {
                 state
                     .read_at
                     .insert((new.conversation_id, new.sender_id), new.created_at);
-                let message = new.stored_as(seq);
+                let message = new.stored_as(seq, reply_to);
                 state.messages.push(message.clone());
                 state.activity.insert(new.conversation_id, new.created_at);
                 Appended::Created(message)
@@ -762,6 +785,7 @@ impl MessageStore for MemoryStore {
         message.change_seq = Some(seq);
         changed.message = message.clone();
         changed.changed = true;
+        state.requote(index);
         drop(state);
         on_commit(&changed);
         Ok(changed)
@@ -785,11 +809,13 @@ impl MessageStore for MemoryStore {
         message.content = None;
         message.reactions.clear();
         message.pin = None;
+        message.reply_to = None;
         message.deletion = Some(Deletion { at, by });
         message.updated_at = at;
         message.change_seq = Some(seq);
         changed.message = message.clone();
         changed.changed = true;
+        state.requote(index);
         drop(state);
         on_commit(&changed);
         Ok(changed)
@@ -1021,12 +1047,17 @@ impl MemoryStore {
 
     /// Deletes a message for everyone at a new seq.
     pub fn delete_message(&self, id: MessageId, by: UserId, at: DateTime<Utc>) -> Seq {
-        if let Some(message) = self.state().messages.iter_mut().find(|m| m.id == id) {
+        let mut state = self.state();
+        if let Some(index) = state.messages.iter().position(|m| m.id == id) {
+            let message = &mut state.messages[index];
             message.content = None;
             message.reactions.clear();
             message.pin = None;
+            message.reply_to = None;
             message.deletion = Some(Deletion { at, by });
+            state.requote(index);
         }
+        drop(state);
         self.change_message(id)
     }
 

@@ -109,6 +109,9 @@ pub struct Message {
     pub reactions: Vec<Reaction>,
     /// Whether, since when and by whom the message is pinned in its conversation.
     pub pin: Option<Pin>,
+    /// The message this one replies to, as that message now stands. Boxed: most messages
+    /// are no reply, and a message is moved often enough that its size counts.
+    pub reply_to: Option<Box<ReplyTo>>,
 }
 
 impl Message {
@@ -119,6 +122,41 @@ impl Message {
     /// The content's text; `None` once deleted.
     pub fn text(&self) -> Option<&str> {
         self.content.as_ref().map(MessageContent::as_str)
+    }
+}
+
+/// What a reply shows of the message it replies to. Only the original's id is stored with
+/// the reply; the sender and the snippet are read from the original whenever the reply is
+/// read, so an edit of the original shows in its replies and a delete purges the quote too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTo {
+    pub id: MessageId,
+    pub sender_id: UserId,
+    /// The start of the original's content (at most [`ReplyTo::SNIPPET_CHARS`] characters);
+    /// `None` once the original is deleted for everyone.
+    pub snippet: Option<String>,
+}
+
+impl ReplyTo {
+    /// The most characters of the original a snippet shows.
+    pub const SNIPPET_CHARS: usize = 100;
+
+    /// What a reply shows of `original`, as it now stands.
+    pub fn quoting(original: &Message) -> Self {
+        Self::of(original.id, original.sender_id, original.text())
+    }
+
+    /// What a reply shows of the message `id` from `sender_id` whose content is now `text`
+    /// (`None` once deleted).
+    pub fn of(id: MessageId, sender_id: UserId, text: Option<&str>) -> Self {
+        Self {
+            id,
+            sender_id,
+            snippet: text.map(|text| match text.char_indices().nth(Self::SNIPPET_CHARS) {
+                Some((end, _)) => text[..end].to_owned(),
+                None => text.to_owned(),
+            }),
+        }
     }
 }
 
@@ -266,12 +304,17 @@ pub struct NewMessage {
     pub content: MessageContent,
     pub client_message_id: Option<ClientMessageId>,
     pub created_at: DateTime<Utc>,
+    /// The message this one replies to: the store refuses it with
+    /// [`crate::StoreError::ReplyTarget`] unless it is a message of the same conversation
+    /// that is not deleted.
+    pub reply_to_id: Option<MessageId>,
 }
 
 impl NewMessage {
-    /// The message as stored with `seq`: what a store hands back for a new message without
+    /// The message as stored with `seq`, replying to `reply_to` (what the store read of the
+    /// original when it checked it): what a store hands back for a new message without
     /// reading it again.
-    pub fn stored_as(&self, seq: Seq) -> Message {
+    pub fn stored_as(&self, seq: Seq, reply_to: Option<ReplyTo>) -> Message {
         Message {
             id: self.id,
             seq,
@@ -286,6 +329,7 @@ impl NewMessage {
             change_seq: None,
             reactions: Vec::new(),
             pin: None,
+            reply_to: reply_to.map(Box::new),
         }
     }
 }
@@ -408,6 +452,19 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_snippet_is_the_first_hundred_characters_and_none_once_deleted() {
+        let (id, sender) = (MessageId::new(), UserId::new());
+        let long = "é".repeat(150);
+        let quoted = ReplyTo::of(id, sender, Some(&long));
+        assert_eq!(quoted.snippet.unwrap(), "é".repeat(100));
+        assert_eq!(
+            ReplyTo::of(id, sender, Some("short")).snippet.unwrap(),
+            "short"
+        );
+        assert_eq!(ReplyTo::of(id, sender, None).snippet, None);
     }
 
     #[test]

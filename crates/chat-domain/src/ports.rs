@@ -216,7 +216,7 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<MessageChanged>;
 
     /// Deletes a message for everyone: purges its content (overwritten, not just flagged),
-    /// drops its reactions and its pin, records `deleted_at`/`deleted_by`, sets `updated_at`
+    /// drops its reactions, its pin and what it replied to, records `deleted_at`/`deleted_by`, sets `updated_at`
     /// and takes a seq for its `change_seq`. The message keeps its place (id, seq, sender).
     /// A message already deleted is left as it is (`changed: false`, no seq taken).
     fn delete(

@@ -193,6 +193,11 @@ impl From<DomainError> for ApiError {
                 "user_not_found",
                 DomainError::not_found(chat_domain::Resource::User, user).to_string(),
             ),
+            // The message service words this itself; any other caller gets the same field.
+            DomainError::Store(StoreError::ReplyTarget) => Self::from(DomainError::invalid(
+                "reply_to_id",
+                "must be a message of this conversation that is not deleted",
+            )),
             DomainError::Store(StoreError::Missing) => {
                 Self::new(S::NOT_FOUND, "not_found", "the resource no longer exists")
             }

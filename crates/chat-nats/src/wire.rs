@@ -13,7 +13,7 @@ use chat_domain::conversation::{
 use chat_domain::events::{DomainEvent, PinChanged, ReactionChanged};
 use chat_domain::message::{
     ClientMessageId, Deletion, Emoji, HiddenMessage, Message, MessageContent, MessageView, Pin,
-    Reaction, Seq,
+    Reaction, ReplyTo, Seq,
 };
 use chat_domain::read_state::{
     MarkerSet, MemberSettings, ReadMarker, ReadReceipt, SettingsChanged,
@@ -38,10 +38,6 @@ pub struct Envelope {
 )]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "nearly every envelope is an event, decoded once and consumed at once"
-)]
 pub enum Body {
     /// A domain event for the receiving node's sockets and caches.
     Event(WireEvent),
@@ -212,6 +208,14 @@ pub struct WirePin {
     pub pinned_by: Uuid,
 }
 
+/// What a reply quotes of its original, as the sending node read it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireReplyTo {
+    pub id: Uuid,
+    pub sender_id: Uuid,
+    pub snippet: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WireMessageView {
     pub id: Uuid,
@@ -242,6 +246,9 @@ pub struct WireMessageView {
     pub reactions: Vec<WireReaction>,
     #[serde(default)]
     pub pin: Option<WirePin>,
+    /// Absent from nodes older than replies: no message of theirs is one.
+    #[serde(default)]
+    pub reply_to: Option<WireReplyTo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -644,6 +651,11 @@ impl From<&MessageView> for WireMessageView {
                 pinned_at: p.pinned_at,
                 pinned_by: p.pinned_by.as_uuid(),
             }),
+            reply_to: m.reply_to.as_ref().map(|r| WireReplyTo {
+                id: r.id.as_uuid(),
+                sender_id: r.sender_id.as_uuid(),
+                snippet: r.snippet.clone(),
+            }),
         }
     }
 }
@@ -761,6 +773,13 @@ impl TryFrom<WireMessageView> for MessageView {
                 pin: w.pin.map(|p| Pin {
                     pinned_at: p.pinned_at,
                     pinned_by: p.pinned_by.into(),
+                }),
+                reply_to: w.reply_to.map(|r| {
+                    Box::new(ReplyTo {
+                        id: MessageId::from(r.id),
+                        sender_id: UserId::from(r.sender_id),
+                        snippet: r.snippet,
+                    })
                 }),
             },
             recipient_id: w.recipient_id.map(UserId::from),
@@ -996,6 +1015,11 @@ pub fn sample_events() -> Vec<DomainEvent> {
                         pinned_at: now,
                         pinned_by: bob,
                     }),
+                    reply_to: Some(Box::new(ReplyTo {
+                        id: MessageId::new(),
+                        sender_id: bob,
+                        snippet: Some("what's the plan?".into()),
+                    })),
                 },
                 recipient_id: Some(bob),
                 is_read: true,
@@ -1023,6 +1047,11 @@ pub fn sample_events() -> Vec<DomainEvent> {
                         user_ids: vec![bob],
                     }],
                     pin: None,
+                    reply_to: Some(Box::new(ReplyTo {
+                        id: MessageId::new(),
+                        sender_id: bob,
+                        snippet: None,
+                    })),
                 },
                 recipient_id: None,
                 is_read: false,
@@ -1047,6 +1076,7 @@ pub fn sample_events() -> Vec<DomainEvent> {
                     change_seq: Some(Seq(44)),
                     reactions: Vec::new(),
                     pin: None,
+                    reply_to: None,
                 },
                 recipient_id: None,
                 is_read: true,
@@ -1293,6 +1323,19 @@ mod tests {
         let view = MessageView::try_from(wire).unwrap();
         assert_eq!(view.viewer, message.message.sender_id);
         assert!(view.message.reactions.is_empty() && view.message.pin.is_none());
+    }
+
+    #[test]
+    fn a_message_from_a_node_older_than_replies_replies_to_nothing() {
+        let Some(DomainEvent::MessageCreated { message, .. }) = sample_events().into_iter().next()
+        else {
+            panic!("the first sample is a message")
+        };
+        assert!(message.message.reply_to.is_some(), "the sample is a reply");
+        let mut old = serde_json::to_value(WireMessageView::from(&message)).unwrap();
+        old.as_object_mut().unwrap().remove("reply_to");
+        let wire: WireMessageView = serde_json::from_value(old).unwrap();
+        assert_eq!(MessageView::try_from(wire).unwrap().message.reply_to, None);
     }
 
     #[test]

@@ -75,6 +75,7 @@ fn message(conversation_id: ConversationId, sender_id: UserId, content: &str) ->
         content: MessageContent::parse(content).unwrap(),
         client_message_id: None,
         created_at: Utc::now().trunc_subsecs(6),
+        reply_to_id: None,
     }
 }
 

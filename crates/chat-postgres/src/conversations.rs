@@ -10,7 +10,7 @@ use chat_domain::conversation::{
     Conversation, ConversationKind, ConversationName, InboxEntry, InboxFilter, Member,
     NewConversation, Role,
 };
-use chat_domain::message::{Message, Seq};
+use chat_domain::message::Seq;
 use chat_domain::paging::Page;
 use chat_domain::ports::{ConversationStore, StoreResult};
 use chat_domain::read_state::{MemberSettings, SettingsChanged, SettingsUpdate};
@@ -250,13 +250,11 @@ impl ConversationStore for PgStore {
                 .iter()
                 .filter_map(|r| r.conversation.last_message_seq)
                 .collect();
-            let last_messages: Vec<Message> = convert(
-                messages::table
-                    .filter(messages::seq.eq_any(&last_seqs))
-                    .select(MessageRow::as_select())
-                    .load(conn)?,
-            )?;
-            let mut last_messages = crate::reactions::with_reactions(conn, last_messages)?;
+            let last_messages = messages::table
+                .filter(messages::seq.eq_any(&last_seqs))
+                .select(MessageRow::as_select())
+                .load(conn)?;
+            let mut last_messages = crate::replies::complete(conn, last_messages)?;
             rows.into_iter()
                 .map(|row| {
                     let last_seq = row.conversation.last_message_seq;

@@ -20,6 +20,7 @@ mod pool;
 mod rate_limits;
 mod reactions;
 mod read_receipts;
+mod replies;
 mod revocations;
 pub mod schema;
 mod seq;

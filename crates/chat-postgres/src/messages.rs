@@ -43,7 +43,7 @@ use std::collections::HashMap;
 use chat_domain::conversation::{ConversationKind, Member};
 use chat_domain::message::{
     AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
-    MessageChanged, MessageContent, NewMessage, Seq,
+    MessageChanged, MessageContent, NewMessage, ReplyTo, Seq,
 };
 use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
@@ -56,13 +56,13 @@ use uuid::Uuid;
 
 use crate::conversations::members_of;
 use crate::error::{StorageError, StorageResult};
-use crate::models::{MessageRow, NewMessageRow, convert, kind};
-use crate::reactions;
+use crate::models::{MessageRow, NewMessageRow, kind};
 use crate::schema::{
     conversation_members, conversations, hidden_messages, message_seq, messages,
     reactions as reaction_rows, users,
 };
 use crate::{PgStore, announce_in_order};
+use crate::{reactions, replies};
 
 impl MessageStore for PgStore {
     fn submit(&self, new: NewMessage, done: OnAppended) {
@@ -75,10 +75,9 @@ impl MessageStore for PgStore {
                 .filter(messages::id.eq(Uuid::from(id)))
                 .select(MessageRow::as_select())
                 .first(conn)
-                .optional()?
-                .map(Message::try_from)
-                .transpose()
-                .and_then(|message| reactions::one_with_reactions(conn, message))
+                .optional()
+                .map_err(StorageError::from)
+                .and_then(|row| replies::complete_one(conn, row))
         })
     }
 
@@ -108,7 +107,7 @@ impl MessageStore for PgStore {
             if !matches!(cursor, HistoryCursor::After(_)) {
                 rows.reverse();
             }
-            reactions::with_reactions(conn, convert(rows)?)
+            replies::complete(conn, rows)
         })
     }
 
@@ -120,17 +119,15 @@ impl MessageStore for PgStore {
             let hidden = hidden_messages::table
                 .filter(hidden_messages::user_id.eq(Uuid::from(user)))
                 .filter(hidden_messages::message_id.eq(messages::id));
-            let page = convert(
-                messages::table
-                    .filter(messages::seq.gt(since.0))
-                    .filter(messages::conversation_id.eq_any(mine))
-                    .filter(not(exists(hidden)))
-                    .order(messages::seq.asc())
-                    .limit(i64::from(limit))
-                    .select(MessageRow::as_select())
-                    .load(conn)?,
-            )?;
-            reactions::with_reactions(conn, page)
+            let page = messages::table
+                .filter(messages::seq.gt(since.0))
+                .filter(messages::conversation_id.eq_any(mine))
+                .filter(not(exists(hidden)))
+                .order(messages::seq.asc())
+                .limit(i64::from(limit))
+                .select(MessageRow::as_select())
+                .load(conn)?;
+            replies::complete(conn, page)
         })
     }
 
@@ -214,6 +211,7 @@ impl MessageStore for PgStore {
                     messages::deleted_by.eq(Uuid::from(by)),
                     messages::pinned_at.eq(None::<DateTime<Utc>>),
                     messages::pinned_by.eq(None::<Uuid>),
+                    messages::reply_to_id.eq(None::<Uuid>),
                     messages::updated_at.eq(at),
                     messages::change_seq.eq(seq.0),
                 ))
@@ -225,6 +223,7 @@ impl MessageStore for PgStore {
             message.content = None;
             message.reactions.clear();
             message.pin = None;
+            message.reply_to = None;
             message.deletion = Some(Deletion { at, by });
             message.updated_at = at;
             message.change_seq = Some(seq);
@@ -362,14 +361,12 @@ fn changing(
         .for_no_key_update()
         .first(conn)?;
     // Read after the lock: another change to the message has committed by now. As every
-    // read shows it, reactions included: an edit answers with it.
-    let message = Message::try_from(
-        messages::table
-            .filter(messages::id.eq(Uuid::from(id)))
-            .select(MessageRow::as_select())
-            .first(conn)?,
-    )?;
-    let Some(message) = reactions::with_reactions(conn, vec![message])?.pop() else {
+    // read shows it (reactions, its quote): an edit answers with it.
+    let row = messages::table
+        .filter(messages::id.eq(Uuid::from(id)))
+        .select(MessageRow::as_select())
+        .first(conn)?;
+    let Some(message) = crate::replies::complete_one(conn, Some(row))? else {
         return Ok(None);
     };
     let members = members_of(conn, &[conversation])?.pop().unwrap_or_default();
@@ -443,6 +440,8 @@ pub(crate) fn append_batch(
 ) -> StorageResult<Vec<StoreResult<AppendOutcome>>> {
     let mut states = conversation_states(conn, batch)?;
     let stored = stored_retries(conn, batch)?;
+    let targets = replies::Targets::of(conn, batch)?;
+    let mut quotes: HashMap<usize, ReplyTo> = HashMap::new();
 
     let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
     let mut new_in_batch: HashMap<RetryKey, usize> = HashMap::new();
@@ -477,6 +476,16 @@ pub(crate) fn append_batch(
             pending.push(Pending::done(Err(StoreError::Deactivated(*gone))));
             continue;
         }
+        match targets.quote(new) {
+            Ok(None) => {}
+            Ok(Some(quoted)) => {
+                quotes.insert(index, quoted);
+            }
+            Err(refused) => {
+                pending.push(Pending::done(Err(refused)));
+                continue;
+            }
+        }
         if let Some(key) = key {
             new_in_batch.insert(key, index);
         }
@@ -497,7 +506,7 @@ pub(crate) fn append_batch(
             Pending::Done(result) => *result,
             Pending::New => {
                 let seq = seqs[&index];
-                let message = new.stored_as(seq);
+                let message = new.stored_as(seq, quotes.remove(&index));
                 activity.insert(new.conversation_id.into(), (seq.0, new.created_at));
                 markers.insert(
                     (new.conversation_id.into(), new.sender_id.into()),
@@ -686,8 +695,7 @@ fn stored_retries(
     .bind::<Array<Text>, _>(client_ids)
     .load(conn)?;
     let mut found = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let message = Message::try_from(row)?;
+    for message in replies::complete(conn, rows)? {
         if let Some(key) = message.client_message_id.as_ref().map(|c| {
             (
                 Uuid::from(message.conversation_id),
@@ -751,7 +759,7 @@ pub(crate) fn insert_in_commit_order(
         .map(|(&i, seq)| NewMessageRow::of(batch[i], Seq(seq)))
         .collect();
     let mut stored: Vec<i64> = Vec::with_capacity(rows.len());
-    // PostgreSQL takes at most 65535 parameters per statement; a message row has eight.
+    // PostgreSQL takes at most 65535 parameters per statement; a message row has nine.
     for chunk in rows.chunks(4096) {
         stored.extend(
             diesel::insert_into(messages::table)

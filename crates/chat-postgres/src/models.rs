@@ -161,6 +161,8 @@ pub struct MessageRow {
     /// Set by a pin, never by an append.
     pub pinned_at: Option<DateTime<Utc>>,
     pub pinned_by: Option<Uuid>,
+    /// Read into [`Message::reply_to`] by [`crate::replies::complete`].
+    pub reply_to_id: Option<Uuid>,
 }
 
 /// A new message's row: only the columns an append writes (the change columns start NULL).
@@ -175,6 +177,7 @@ pub struct NewMessageRow {
     pub client_message_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub reply_to_id: Option<Uuid>,
 }
 
 impl NewMessageRow {
@@ -192,6 +195,7 @@ impl NewMessageRow {
                 .map(|c| c.as_str().to_owned()),
             created_at: message.created_at,
             updated_at: message.created_at,
+            reply_to_id: crate::replies::stored_id(message),
         }
     }
 }
@@ -237,6 +241,8 @@ impl TryFrom<MessageRow> for Message {
                 }),
                 _ => None,
             },
+            // Filled in by `replies::complete`, from the original as it now stands.
+            reply_to: None,
         })
     }
 }

@@ -18,7 +18,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use crate::error::{StorageError, StorageResult};
-use crate::models::{MessageRow, convert};
+use crate::models::MessageRow;
 use crate::schema::{conversation_members, conversations, messages, reactions};
 
 /// The messages with their reactions, one query for all of them.
@@ -58,14 +58,6 @@ pub(crate) fn with_reactions(
         }
     }
     Ok(page)
-}
-
-/// One message with its reactions.
-pub(crate) fn one_with_reactions(
-    conn: &mut PgConnection,
-    message: Option<Message>,
-) -> StorageResult<Option<Message>> {
-    Ok(with_reactions(conn, message.into_iter().collect())?.pop())
 }
 
 /// What a change needs to know of the message it marks.
@@ -293,13 +285,11 @@ pub(crate) fn pins(
     conn: &mut PgConnection,
     conversation: ConversationId,
 ) -> StorageResult<Vec<Message>> {
-    let page = convert(
-        messages::table
-            .filter(messages::conversation_id.eq(Uuid::from(conversation)))
-            .filter(messages::pinned_at.is_not_null())
-            .order((messages::pinned_at.desc(), messages::change_seq.desc()))
-            .select(MessageRow::as_select())
-            .load(conn)?,
-    )?;
-    with_reactions(conn, page)
+    let page = messages::table
+        .filter(messages::conversation_id.eq(Uuid::from(conversation)))
+        .filter(messages::pinned_at.is_not_null())
+        .order((messages::pinned_at.desc(), messages::change_seq.desc()))
+        .select(MessageRow::as_select())
+        .load(conn)?;
+    crate::replies::complete(conn, page)
 }

@@ -77,6 +77,7 @@ diesel::table! {
         deleted_by -> Nullable<Uuid>,
         pinned_at -> Nullable<Timestamptz>,
         pinned_by -> Nullable<Uuid>,
+        reply_to_id -> Nullable<Uuid>,
     }
 }
 

@@ -8,7 +8,7 @@
 //! did not hold).
 
 use chat_domain::feed::{FeedEntry, FeedItem, Tombstone};
-use chat_domain::message::{Message, Seq};
+use chat_domain::message::Seq;
 use chat_domain::ports::{FeedStore, StoreResult};
 use chat_domain::read_state::ReadMarker;
 use chat_domain::{ConversationId, UserId};
@@ -196,15 +196,15 @@ fn read_feed(
                     .transpose()?,
             }),
             None => {
-                live.push((row.position, Message::try_from(row.message)?));
+                live.push((row.position, row.message));
                 continue;
             }
         };
         items.push(item(row.position, entry));
     }
     // Replayed messages carry their reactions, as every message read does.
-    let (positions, messages): (Vec<i64>, Vec<Message>) = live.into_iter().unzip();
-    let messages = crate::reactions::with_reactions(conn, messages)?;
+    let (positions, messages): (Vec<i64>, Vec<MessageRow>) = live.into_iter().unzip();
+    let messages = crate::replies::complete(conn, messages)?;
     for (position, message) in positions.into_iter().zip(messages) {
         items.push(item(position, FeedEntry::Message(message)));
     }

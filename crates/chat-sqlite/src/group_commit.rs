@@ -209,6 +209,7 @@ mod tests {
             sender_id,
             content: MessageContent::parse(&format!("message {i}")).unwrap(),
             client_message_id: None,
+            reply_to_id: None,
             created_at: chrono::Utc::now().trunc_subsecs(6),
         }
     }

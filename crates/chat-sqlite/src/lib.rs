@@ -17,6 +17,7 @@ mod pool;
 mod reactions;
 mod read_receipts;
 mod recent;
+mod replies;
 mod revocations;
 pub mod schema;
 mod seq;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chat_domain::conversation::{ConversationKind, Member};
 use chat_domain::message::{
     AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
-    MessageChanged, MessageContent, NewMessage, Seq,
+    MessageChanged, MessageContent, NewMessage, ReplyTo, Seq,
 };
 use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
@@ -18,12 +18,12 @@ use diesel::sqlite::SqliteConnection;
 
 use crate::error::{StorageError, StorageResult};
 use crate::models::{MemberRow, MessageRow, NewMessageRow, convert, id, ts};
-use crate::reactions;
 use crate::schema::{
     conversation_members, conversations, hidden_messages, messages, reactions as reaction_rows,
     users,
 };
 use crate::{MembershipEpoch, SqliteStore, announce_in_order};
+use crate::{reactions, replies};
 
 impl MessageStore for SqliteStore {
     fn submit(&self, new: NewMessage, done: OnAppended) {
@@ -36,10 +36,9 @@ impl MessageStore for SqliteStore {
                 .filter(messages::id.eq(id.to_string()))
                 .select(MessageRow::as_select())
                 .first(conn)
-                .optional()?
-                .map(Message::try_from)
-                .transpose()
-                .and_then(|message| reactions::one_with_reactions(conn, message))
+                .optional()
+                .map_err(StorageError::from)
+                .and_then(|row| replies::complete_one(conn, row))
         })
     }
 
@@ -74,7 +73,7 @@ impl MessageStore for SqliteStore {
             if !matches!(cursor, HistoryCursor::After(_)) {
                 rows.reverse();
             }
-            reactions::with_reactions(conn, convert(rows)?)
+            replies::complete(conn, rows)
         })?;
         if latest {
             let whole = page.len() < limit as usize;
@@ -91,17 +90,15 @@ impl MessageStore for SqliteStore {
             let hidden = hidden_messages::table
                 .filter(hidden_messages::user_id.eq(user.to_string()))
                 .filter(hidden_messages::message_id.eq(messages::id));
-            let page = convert(
-                messages::table
-                    .filter(messages::seq.gt(since.0))
-                    .filter(messages::conversation_id.eq_any(mine))
-                    .filter(not(exists(hidden)))
-                    .order(messages::seq.asc())
-                    .limit(i64::from(limit))
-                    .select(MessageRow::as_select())
-                    .load(conn)?,
-            )?;
-            reactions::with_reactions(conn, page)
+            let page = messages::table
+                .filter(messages::seq.gt(since.0))
+                .filter(messages::conversation_id.eq_any(mine))
+                .filter(not(exists(hidden)))
+                .order(messages::seq.asc())
+                .limit(i64::from(limit))
+                .select(MessageRow::as_select())
+                .load(conn)?;
+            replies::complete(conn, page)
         })
     }
 
@@ -187,6 +184,7 @@ impl MessageStore for SqliteStore {
                     messages::deleted_by.eq(by.to_string()),
                     messages::pinned_at.eq(None::<NaiveDateTime>),
                     messages::pinned_by.eq(None::<String>),
+                    messages::reply_to_id.eq(None::<String>),
                     messages::updated_at.eq(ts(at)),
                     messages::change_seq.eq(seq.0),
                 ))
@@ -198,6 +196,7 @@ impl MessageStore for SqliteStore {
             message.content = None;
             message.reactions.clear();
             message.pin = None;
+            message.reply_to = None;
             message.deletion = Some(Deletion { at, by });
             message.updated_at = at;
             message.change_seq = Some(seq);
@@ -344,9 +343,8 @@ fn changing(
     else {
         return Ok(None);
     };
-    // The message as every read shows it, reactions included: an edit answers with it.
-    let Some(message) = reactions::with_reactions(conn, vec![Message::try_from(message)?])?.pop()
-    else {
+    // The message as every read shows it (reactions, its quote): an edit answers with it.
+    let Some(message) = crate::replies::complete_one(conn, Some(message))? else {
         return Ok(None);
     };
     let Some(state) = conversation_state(conn, message.conversation_id)? else {
@@ -429,7 +427,22 @@ pub(crate) fn append_batch(
             results.push(Ok(Err(StoreError::Deactivated(*gone))));
             continue;
         }
-        let message = match insert(conn, new) {
+        // Only a reply reads anything more: its original, checked under the writer lock.
+        let reply_to = match new.reply_to_id {
+            None => None,
+            Some(original) => match replies::target(conn, new.conversation_id, original) {
+                Ok(Ok(quoted)) => Some(quoted),
+                Ok(Err(refused)) => {
+                    results.push(Ok(Err(refused)));
+                    continue;
+                }
+                Err(error) => {
+                    results.push(Err(error));
+                    continue;
+                }
+            },
+        };
+        let message = match insert(conn, new, reply_to) {
             Ok(message) => message,
             Err(error) => {
                 results.push(Err(error));
@@ -578,19 +591,23 @@ fn find_retried(conn: &mut SqliteConnection, new: &NewMessage) -> StorageResult<
     let Some(client_message_id) = &new.client_message_id else {
         return Ok(None);
     };
-    messages::table
+    let row = messages::table
         .filter(messages::conversation_id.eq(new.conversation_id.to_string()))
         .filter(messages::sender_id.eq(new.sender_id.to_string()))
         .filter(messages::client_message_id.eq(client_message_id.as_str()))
         .select(MessageRow::as_select())
         .first(conn)
-        .optional()?
-        .map(Message::try_from)
-        .transpose()
+        .optional()?;
+    replies::complete_one(conn, row)
 }
 
-/// Inserts a new message and returns it with the seq it was given.
-fn insert(conn: &mut SqliteConnection, new: &NewMessage) -> StorageResult<Message> {
+/// Inserts a new message and returns it with the seq it was given, quoting `reply_to` (its
+/// original as just checked) if it is a reply.
+fn insert(
+    conn: &mut SqliteConnection,
+    new: &NewMessage,
+    reply_to: Option<ReplyTo>,
+) -> StorageResult<Message> {
     let row = NewMessageRow {
         id: new.id.to_string(),
         conversation_id: new.conversation_id.to_string(),
@@ -599,6 +616,7 @@ fn insert(conn: &mut SqliteConnection, new: &NewMessage) -> StorageResult<Messag
         client_message_id: new.client_message_id.as_ref().map(|c| c.as_str()),
         created_at: ts(new.created_at),
         updated_at: ts(new.created_at),
+        reply_to_id: new.reply_to_id.map(|id| id.to_string()),
     };
     // Only the seq comes back: every other field is what was just written, so reading the
     // row back (and parsing its timestamps) would be work for nothing.
@@ -606,5 +624,5 @@ fn insert(conn: &mut SqliteConnection, new: &NewMessage) -> StorageResult<Messag
         .values(&row)
         .returning(messages::seq)
         .get_result(conn)?;
-    Ok(new.stored_as(Seq(seq)))
+    Ok(new.stored_as(Seq(seq), reply_to))
 }

@@ -162,6 +162,8 @@ pub struct MessageRow {
     pub deleted_by: Option<String>,
     pub pinned_at: Option<Stored>,
     pub pinned_by: Option<String>,
+    /// Read into [`Message::reply_to`] by [`crate::replies::complete`].
+    pub reply_to_id: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -174,6 +176,7 @@ pub struct NewMessageRow<'a> {
     pub client_message_id: Option<&'a str>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub reply_to_id: Option<String>,
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -223,6 +226,8 @@ impl TryFrom<MessageRow> for Message {
                 }),
                 _ => None,
             },
+            // Filled in by `replies::complete`, from the original as it now stands.
+            reply_to: None,
         })
     }
 }

@@ -15,7 +15,7 @@ use diesel::sql_types::BigInt;
 use diesel::sqlite::SqliteConnection;
 
 use crate::error::{StorageError, StorageResult};
-use crate::models::{MessageRow, convert, id, ts};
+use crate::models::{MessageRow, id, ts};
 use crate::schema::{conversation_members, messages, reactions};
 
 /// The messages with their reactions, one query for all of them.
@@ -55,14 +55,6 @@ pub(crate) fn with_reactions(
         }
     }
     Ok(page)
-}
-
-/// One message with its reactions.
-pub(crate) fn one_with_reactions(
-    conn: &mut SqliteConnection,
-    message: Option<Message>,
-) -> StorageResult<Option<Message>> {
-    Ok(with_reactions(conn, message.into_iter().collect())?.pop())
 }
 
 /// What a change needs to know of the message it marks.
@@ -284,13 +276,11 @@ pub(crate) fn pins(
     conn: &mut SqliteConnection,
     conversation: ConversationId,
 ) -> StorageResult<Vec<Message>> {
-    let page = convert(
-        messages::table
-            .filter(messages::conversation_id.eq(conversation.to_string()))
-            .filter(messages::pinned_at.is_not_null())
-            .order((messages::pinned_at.desc(), messages::change_seq.desc()))
-            .select(MessageRow::as_select())
-            .load(conn)?,
-    )?;
-    with_reactions(conn, page)
+    let page = messages::table
+        .filter(messages::conversation_id.eq(conversation.to_string()))
+        .filter(messages::pinned_at.is_not_null())
+        .order((messages::pinned_at.desc(), messages::change_seq.desc()))
+        .select(MessageRow::as_select())
+        .load(conn)?;
+    crate::replies::complete(conn, page)
 }

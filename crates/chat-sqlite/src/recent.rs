@@ -209,8 +209,9 @@ mod tests {
             content: MessageContent::parse(&format!("m{seq}")).unwrap(),
             client_message_id: None,
             created_at: chrono::Utc::now(),
+            reply_to_id: None,
         }
-        .stored_as(Seq(seq))
+        .stored_as(Seq(seq), None)
     }
 
     fn seqs(page: Option<Vec<Message>>) -> Option<Vec<i64>> {

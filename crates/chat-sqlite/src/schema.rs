@@ -77,6 +77,7 @@ diesel::table! {
         deleted_by -> Nullable<Text>,
         pinned_at -> Nullable<Timestamp>,
         pinned_by -> Nullable<Text>,
+        reply_to_id -> Nullable<Text>,
     }
 }
 

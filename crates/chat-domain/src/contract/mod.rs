@@ -20,6 +20,7 @@ pub mod member_state;
 pub mod messages;
 pub mod reactions;
 pub mod read_receipts;
+pub mod replies;
 pub mod revocations;
 pub mod users;
 
@@ -136,6 +137,9 @@ macro_rules! contract_tests {
             reactions::every_reaction_or_pin_change_takes_a_seq_after_all_earlier,
             reactions::pins_are_listed_latest_first_within_the_cap,
             reactions::a_removed_member_cannot_react_or_pin,
+            replies::a_reply_reads_back_quoting_its_original_from_every_read,
+            replies::a_replys_snippet_follows_edits_and_deletes_of_its_original,
+            replies::a_reply_to_anything_but_a_live_message_of_its_conversation_is_refused,
             read_receipts::a_read_marker_only_moves_forward,
             read_receipts::the_inbox_lists_recent_activity_first_with_last_message_and_unread_count,
             read_receipts::unread_counts_are_messages_from_others_past_the_marker,
@@ -287,6 +291,7 @@ impl<'s, S: Stores + ?Sized> Fixture<'s, S> {
             content: MessageContent::parse(text).expect("valid content"),
             client_message_id: None,
             created_at: self.now(),
+            reply_to_id: None,
         }
     }
 

@@ -23,8 +23,12 @@ use crate::limits::Limits;
 /// repeat, which changes nothing.
 #[derive(Debug, Clone)]
 pub enum Deleted {
-    /// Deleted for everyone: the tombstone left in the message's place.
-    ForEveryone { tombstone: MessageView, new: bool },
+    /// Deleted for everyone: the tombstone left in the message's place (boxed: a message
+    /// view is many times the size of a hiding).
+    ForEveryone {
+        tombstone: Box<MessageView>,
+        new: bool,
+    },
     /// Hidden for the caller only.
     ForMe { hidden: HiddenMessage, new: bool },
 }
@@ -34,6 +38,8 @@ pub enum Deleted {
 pub struct SendMessage {
     pub content: String,
     pub client_message_id: Option<String>,
+    /// The message this one replies to: one of the same conversation, not deleted.
+    pub reply_to_id: Option<MessageId>,
 }
 
 #[derive(Clone)]
@@ -70,7 +76,11 @@ impl MessageService {
     /// Stores a message from a member and announces it to every member. Returns the message
     /// and whether it is new: a retry with a client message id the sender already used in this
     /// conversation returns the stored message (`false`) and announces nothing, and one whose
-    /// content differs from the stored message's is [`DomainError::IdempotencyConflict`].
+    /// content (or reply target) differs from the stored message's is
+    /// [`DomainError::IdempotencyConflict`]. A reply whose `reply_to_id` is no message of the
+    /// conversation, or one deleted for everyone, is a validation error on `reply_to_id`
+    /// (422, not 404: the conversation exists, the field is wrong; and a message of a
+    /// conversation the sender cannot read is refused exactly as a missing one).
     /// Blocks until the message is stored; see [`Self::submit`] for callers that must not
     /// block.
     pub fn send(
@@ -122,7 +132,7 @@ impl MessageService {
         // A retry must repeat the message it retries; only then is the content needed again.
         let retry = client_message_id
             .as_ref()
-            .map(|key| (key.clone(), content.clone()));
+            .map(|key| (key.clone(), content.clone(), request.reply_to_id));
         let new = NewMessage {
             id: MessageId::new(),
             conversation_id,
@@ -130,6 +140,7 @@ impl MessageService {
             content,
             client_message_id,
             created_at: self.clock.now(),
+            reply_to_id: request.reply_to_id,
         };
         // Announced as soon as the store has committed, before any later message commits:
         // members hear of messages in seq order, so a client resuming from the highest seq it
@@ -150,12 +161,21 @@ impl MessageService {
                     Err(StoreError::Deactivated(user)) => {
                         return done(Err(DomainError::not_found(Resource::User, user)));
                     }
+                    Err(StoreError::ReplyTarget) => {
+                        return done(Err(DomainError::invalid(
+                            "reply_to_id",
+                            "must be a message of this conversation that is not deleted",
+                        )));
+                    }
                     Err(other) => return done(Err(other.into())),
                 };
                 let direct = outcome.kind == ConversationKind::Direct;
                 let (message, created) = match outcome.appended {
                     Appended::Existing(stored) => match retry {
-                        Some((key, content)) if Some(&content) != stored.content.as_ref() => {
+                        Some((key, content, reply_to_id))
+                            if Some(&content) != stored.content.as_ref()
+                                || reply_to_id != stored.reply_to.as_ref().map(|r| r.id) =>
+                        {
                             return done(Err(DomainError::IdempotencyConflict {
                                 client_message_id: key.as_str().to_owned(),
                             }));
@@ -367,7 +387,7 @@ impl MessageService {
             .map_err(|e| Self::gone(e, message_id))?;
         let (tombstone, _) = Self::audience_view(&changed, actor);
         Ok(Deleted::ForEveryone {
-            tombstone,
+            tombstone: Box::new(tombstone),
             new: changed.changed,
         })
     }
@@ -645,6 +665,7 @@ mod tests {
                 SendMessage {
                     content: text.into(),
                     client_message_id: None,
+                    reply_to_id: None,
                 },
             )
             .unwrap()
@@ -672,6 +693,7 @@ mod tests {
         let request = SendMessage {
             content: "once".into(),
             client_message_id: Some("c-1".into()),
+            reply_to_id: None,
         };
         let messages = &chat.world.services.messages;
         let (first, created) = messages
@@ -697,6 +719,7 @@ mod tests {
         let request = SendMessage {
             content: "same words".into(),
             client_message_id: Some("same".into()),
+            reply_to_id: None,
         };
         let messages = &chat.world.services.messages;
         let (in_group, _) = messages
@@ -720,6 +743,7 @@ mod tests {
                 SendMessage {
                     content: content.into(),
                     client_message_id: Some("k-1".into()),
+                    reply_to_id: None,
                 },
             )
         };
@@ -749,6 +773,7 @@ mod tests {
             SendMessage {
                 content: "hello?".into(),
                 client_message_id: None,
+                reply_to_id: None,
             },
         );
         assert!(
@@ -778,7 +803,8 @@ mod tests {
                 chat.group,
                 SendMessage {
                     content: "hi".into(),
-                    client_message_id: None
+                    client_message_id: None,
+                    reply_to_id: None,
                 }
             ),
             Err(DomainError::NotFound {
@@ -912,6 +938,7 @@ mod tests {
             SendMessage {
                 content: "one too many".into(),
                 client_message_id: None,
+                reply_to_id: None,
             },
         );
         assert!(matches!(refused, Err(DomainError::RateLimited { .. })));
@@ -932,6 +959,7 @@ mod tests {
                 SendMessage {
                     content: content.into(),
                     client_message_id: None,
+                    reply_to_id: None,
                 },
                 move |answer| answers.lock().unwrap().push(answer),
             );
@@ -1032,6 +1060,7 @@ mod tests {
                 SendMessage {
                     content: "direct".into(),
                     client_message_id: None,
+                    reply_to_id: None,
                 },
             )
             .unwrap();
@@ -1161,6 +1190,7 @@ mod tests {
                 SendMessage {
                     content: "hi".into(),
                     client_message_id: None,
+                    reply_to_id: None,
                 },
             )
             .unwrap();

@@ -343,6 +343,7 @@ mod tests {
                 SendMessage {
                     content: "hello".into(),
                     client_message_id: None,
+                    reply_to_id: None,
                 },
             )
             .unwrap()

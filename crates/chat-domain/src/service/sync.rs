@@ -331,6 +331,7 @@ mod tests {
                     SendMessage {
                         content: text.into(),
                         client_message_id: None,
+                        reply_to_id: None,
                     },
                 )
                 .unwrap()

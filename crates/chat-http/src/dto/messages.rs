@@ -1,5 +1,6 @@
 //! Messages, read receipts and unread counts.
 
+use chat_domain::MessageId;
 use chat_domain::feed::Tombstone;
 use chat_domain::message::MessageView;
 use chat_domain::read_state::{ReadReceipt, UnreadCounts};
@@ -29,6 +30,10 @@ pub struct SendMessageBody {
         pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
     )]
     pub client_message_id: Option<String>,
+    /// The message this one replies to: a message of the same conversation that is not
+    /// deleted (otherwise 422 `validation_error` on `reply_to_id`).
+    #[schema(example = "0193a5c2-1111-7c3a-9d8e-2b4f6a1c0e55")]
+    pub reply_to_id: Option<Uuid>,
 }
 
 impl From<SendMessageBody> for SendMessage {
@@ -36,6 +41,7 @@ impl From<SendMessageBody> for SendMessage {
         Self {
             content: body.content,
             client_message_id: body.client_message_id,
+            reply_to_id: body.reply_to_id.map(MessageId::from),
         }
     }
 }
@@ -103,6 +109,28 @@ pub struct MessageResponse {
     pub pinned_at: Option<DateTime<Utc>>,
     /// Who pinned it; null when it is not pinned.
     pub pinned_by: Option<Uuid>,
+    /// The message this one replies to, as that message now stands; null if it replies to
+    /// nothing.
+    pub reply_to: Option<ReplyToResponse>,
+}
+
+/// What a reply shows of the message it replies to. Read from the original whenever the
+/// reply is read: an edit of the original shows here, and once the original is deleted
+/// for everyone `snippet` is null.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a5c2-1111-7c3a-9d8e-2b4f6a1c0e55",
+    "sender_id": "0193a5c2-2222-7c3a-9d8e-2b4f6a1c0e55",
+    "snippet": "Ship it?"
+}))]
+pub struct ReplyToResponse {
+    /// The original message's id.
+    pub id: Uuid,
+    /// Who sent the original.
+    pub sender_id: Uuid,
+    /// The first 100 characters of the original's content; null once it is deleted.
+    #[schema(example = "Ship it?", max_length = 100)]
+    pub snippet: Option<String>,
 }
 
 /// The reactions of one emoji to a message.
@@ -149,6 +177,11 @@ impl From<MessageView> for MessageResponse {
             reactions,
             pinned_at,
             pinned_by,
+            reply_to: m.reply_to.map(|r| ReplyToResponse {
+                id: r.id.as_uuid(),
+                sender_id: r.sender_id.as_uuid(),
+                snippet: r.snippet,
+            }),
         }
     }
 }
@@ -175,6 +208,7 @@ impl From<Tombstone> for MessageResponse {
             reactions: Vec::new(),
             pinned_at: None,
             pinned_by: None,
+            reply_to: None,
         }
     }
 }

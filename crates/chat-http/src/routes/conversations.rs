@@ -286,15 +286,39 @@ pub async fn set_role(
 /// A retry with a `client_message_id` you already used in this conversation returns the
 /// stored message with 200 and uses up no `seq`; the same id with other content is 409
 /// `idempotency_conflict`. In another conversation the same id is another message.
+///
+/// With `reply_to_id` the message replies to another message of the same conversation and
+/// carries `reply_to: {"id", "sender_id", "snippet"}`, the snippet read from the original as it
+/// now stands (null once the original is deleted). A `reply_to_id` naming no message of this
+/// conversation, or a deleted one, is 422 `validation_error` on `reply_to_id` (not 404: the
+/// conversation exists, and a message you cannot read is refused exactly as a missing one).
 #[utoipa::path(
     post, path = "/api/v1/conversations/{conversation_id}/messages", tag = "messages",
     params(("conversation_id" = Uuid, Path,)),
-    request_body = SendMessageBody,
+    request_body(content = SendMessageBody, examples(
+        ("message" = (value = json!({"content": "Hello!", "client_message_id": "7d1c2f0e-tab-3"}))),
+        ("reply" = (value = json!({"content": "Ship it!", "reply_to_id": "0193a5c2-7f1e-7c3a-9d8e-2b4f6a1c0e55"}))),
+    )),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
-        (status = 201, description = "Stored", body = MessageResponse, links(
+        (status = 201, description = "Stored", body = MessageResponse,
+            links(
             ("MarkRead" = (operation_id = "mark_read", parameters(("message_id" = "$response.body#/id")))),
-        )),
+        ),
+            example = json!({
+                "id": "0193a5c2-8a2b-7c3a-9d8e-2b4f6a1c0e55", "seq": 43,
+                "conversation_id": "0193a5c2-1111-7c3a-9d8e-2b4f6a1c0e55",
+                "sender_id": "0193a5c2-3333-7c3a-9d8e-2b4f6a1c0e55", "recipient_id": null,
+                "content": "Ship it!", "client_message_id": null, "is_read": false,
+                "created_at": "2026-12-07T10:01:00Z", "updated_at": "2026-12-07T10:01:00Z",
+                "edited_at": null, "deleted_at": null, "deleted_by": null,
+                "reactions": [], "pinned_at": null, "pinned_by": null,
+                "reply_to": {
+                    "id": "0193a5c2-7f1e-7c3a-9d8e-2b4f6a1c0e55",
+                    "sender_id": "0193a5c2-2222-7c3a-9d8e-2b4f6a1c0e55",
+                    "snippet": "Ship it?"
+                }
+            })),
         (status = 200, description = "Already stored by an earlier send with this client_message_id", body = MessageResponse),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 404, description = "No such conversation, or you are not in it", body = ErrorBody),
@@ -302,7 +326,9 @@ pub async fn set_role(
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid content", body = ErrorBody),
+        (status = 422, description = "Invalid content, or a `reply_to_id` that is no message of this conversation or a deleted one", body = ErrorBody,
+            example = json!({"detail": "the request has invalid fields", "code": "validation_error",
+                "errors": [{"field": "reply_to_id", "message": "must be a message of this conversation that is not deleted"}]})),
         (status = 429, description = "Sending too fast; see Retry-After", body = ErrorBody),
     )
 )]

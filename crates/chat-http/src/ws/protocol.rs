@@ -26,6 +26,8 @@ pub enum ClientFrame {
         recipient_id: Option<Uuid>,
         content: String,
         client_message_id: Option<String>,
+        /// The message this one replies to: one of the same conversation, not deleted.
+        reply_to_id: Option<Uuid>,
     },
     MarkRead {
         message_id: Uuid,
@@ -716,10 +718,11 @@ mod tests {
         ];
 
         /// Every field name some client frame uses, and `ref`.
-        const FIELDS: [&str; 9] = [
+        const FIELDS: [&str; 10] = [
             "last_read_seq",
             "conversation_id",
             "recipient_id",
+            "reply_to_id",
             "content",
             "client_message_id",
             "message_id",
@@ -824,6 +827,7 @@ mod tests {
                         .unwrap_or_default(),
                     client_message_id: string(object, "client_message_id", false)
                         .map_err(mistyped)?,
+                    reply_to_id: uuid(object, "reply_to_id", false).map_err(mistyped)?,
                 }),
                 "mark_read" => Ok(ClientFrame::MarkRead {
                     message_id: uuid(object, "message_id", true)

@@ -437,10 +437,12 @@ async fn handle_text(
             recipient_id,
             content,
             client_message_id,
+            reply_to_id,
         } => {
             let request = SendMessage {
                 content,
                 client_message_id,
+                reply_to_id: reply_to_id.map(MessageId::from),
             };
             let conversation = match conversation_id {
                 Some(id) => Ok(ConversationId::from(id)),

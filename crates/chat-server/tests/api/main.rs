@@ -23,3 +23,4 @@ mod postgres;
 mod privacy;
 mod reactions;
 mod realtime;
+mod replies;
