@@ -38,10 +38,6 @@ pub struct Envelope {
 )]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "nearly every envelope is an event, decoded once and consumed at once"
-)]
 pub enum Body {
     /// A domain event for the receiving node's sockets and caches.
     Event(WireEvent),

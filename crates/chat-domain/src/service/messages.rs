@@ -24,7 +24,10 @@ use crate::limits::Limits;
 #[derive(Debug, Clone)]
 pub enum Deleted {
     /// Deleted for everyone: the tombstone left in the message's place.
-    ForEveryone { tombstone: MessageView, new: bool },
+    ForEveryone {
+        tombstone: Box<MessageView>,
+        new: bool,
+    },
     /// Hidden for the caller only.
     ForMe { hidden: HiddenMessage, new: bool },
 }
@@ -373,7 +376,7 @@ impl MessageService {
             .map_err(|e| Self::gone(e, message_id))?;
         let (tombstone, _) = Self::audience_view(&changed, actor);
         Ok(Deleted::ForEveryone {
-            tombstone,
+            tombstone: Box::new(tombstone),
             new: changed.changed,
         })
     }

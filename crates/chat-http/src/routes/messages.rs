@@ -117,7 +117,7 @@ pub async fn delete_message(
         .await?;
     Ok(match deleted {
         Deleted::ForEveryone { tombstone, .. } => {
-            HttpResponse::Ok().json(MessageResponse::from(tombstone))
+            HttpResponse::Ok().json(MessageResponse::from(*tombstone))
         }
         Deleted::ForMe { .. } => HttpResponse::NoContent().finish(),
     })
