@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use chat_postgres::testing::TestDatabase;
+
 use crate::helpers::{TestApp, TestUser, spawn_app};
+use crate::postgres::spawn_node;
 
 /// A small deterministic generator, so a failing run can be repeated from its seed.
 struct Rng(u64);
@@ -429,8 +432,8 @@ struct Scene {
 }
 
 impl Scene {
-    async fn new() -> Self {
-        let app = spawn_app().await;
+    /// The scene on a server of its own.
+    async fn on(app: TestApp) -> Self {
         let [offline, alice, carol, dave] = app.users(["bob", "alice", "carol", "dave"]).await;
         let conversations = vec![
             (app.group(&alice, &[&offline, &carol]).await, alice.clone()),
@@ -727,71 +730,82 @@ fn paged_alike(events: &[Value]) -> Vec<Value> {
         .collect()
 }
 
+/// One run of the proof: from an in-step client, `seed`'s random changes by everyone else
+/// (the offline user's other device included), then the catch-up, compared with fresh reads
+/// and with the WebSocket's replay. Adds to `seen` what the replay held.
+async fn catch_up_after_random_changes(
+    mut scene: Scene,
+    seed: u64,
+    seen: &mut std::collections::BTreeSet<String>,
+) {
+    let mut rng = Rng(seed);
+    let offline = scene.offline.clone();
+
+    // The client was in step once: it applied its whole feed, then went away.
+    let mut client = Client::new(&offline);
+    client.catch_up(&scene.app, &offline.token, 1000).await;
+    assert_eq!(
+        client.expected(),
+        fresh_reads(&scene.app, &offline).await,
+        "seed {seed}"
+    );
+    for _ in 0..5 {
+        let (conversation, sender) = scene.conversations[0].clone();
+        scene.app.send(&sender, &conversation, "before").await;
+    }
+    client.catch_up(&scene.app, &offline.token, 2).await;
+    let away_from = client.position;
+
+    for step in 0..120 {
+        scene.random_operation(&mut rng, step).await;
+    }
+
+    let applied = client.catch_up(&scene.app, &offline.token, 3).await;
+    assert!(!applied.is_empty(), "seed {seed}");
+    for event in &applied {
+        let m = &event["message"];
+        seen.extend(
+            [
+                Some(event["type"].as_str().unwrap().to_owned()),
+                event["change"].as_str().map(str::to_owned),
+                (!m["edited_at"].is_null() && !m["content"].is_null()).then(|| "edited".into()),
+                m["reactions"]
+                    .as_array()
+                    .is_some_and(|r| !r.is_empty())
+                    .then(|| "reacted".into()),
+                (!m["pinned_at"].is_null()).then(|| "pinned".into()),
+                (!event["muted_until"].is_null()).then(|| "muted".into()),
+                (event["archived"] == true).then(|| "archived".into()),
+            ]
+            .into_iter()
+            .flatten(),
+        );
+    }
+    let fresh = fresh_reads(&scene.app, &offline).await;
+    assert_same(&client.expected(), &fresh, &format!("seed {seed}, after"));
+    // The WebSocket replays the same events from the same position, in pages of the
+    // same size; in pages of another size, the same but for which of a changed message
+    // is new and which changed.
+    let replayed = ws_replay(&scene.app, &offline, away_from, 3).await;
+    assert_eq!(comparable(&replayed), comparable(&applied), "seed {seed}");
+    let replayed = ws_replay(&scene.app, &offline, away_from, 4).await;
+    assert_eq!(paged_alike(&replayed), paged_alike(&applied), "seed {seed}");
+    // Nothing is left after the end.
+    let end = sync_page(&scene.app, &offline.token, client.position, 10).await;
+    assert_eq!(
+        end,
+        json!({"events": [], "next": client.position, "has_more": false})
+    );
+}
+
 #[tokio::test]
 async fn a_client_offline_while_others_changed_things_catches_up_exactly_by_paging_the_feed() {
     // Every kind of replayed frame, and the parts of a message that change, seen at least
     // once over the seeds: else the comparison proves less than it claims.
     let mut seen = std::collections::BTreeSet::new();
     for seed in [7_u64, 1_234_567, 987_654_321, 42, 2_718_281_828] {
-        let mut scene = Scene::new().await;
-        let mut rng = Rng(seed);
-        let offline = scene.offline.clone();
-
-        // The client was in step once: it applied its whole feed, then went away.
-        let mut client = Client::new(&offline);
-        client.catch_up(&scene.app, &offline.token, 1000).await;
-        assert_eq!(
-            client.expected(),
-            fresh_reads(&scene.app, &offline).await,
-            "seed {seed}"
-        );
-        for _ in 0..5 {
-            let (conversation, sender) = scene.conversations[0].clone();
-            scene.app.send(&sender, &conversation, "before").await;
-        }
-        client.catch_up(&scene.app, &offline.token, 2).await;
-        let away_from = client.position;
-
-        for step in 0..120 {
-            scene.random_operation(&mut rng, step).await;
-        }
-
-        let applied = client.catch_up(&scene.app, &offline.token, 3).await;
-        assert!(!applied.is_empty(), "seed {seed}");
-        for event in &applied {
-            let m = &event["message"];
-            seen.extend(
-                [
-                    Some(event["type"].as_str().unwrap().to_owned()),
-                    event["change"].as_str().map(str::to_owned),
-                    (!m["edited_at"].is_null() && !m["content"].is_null()).then(|| "edited".into()),
-                    m["reactions"]
-                        .as_array()
-                        .is_some_and(|r| !r.is_empty())
-                        .then(|| "reacted".into()),
-                    (!m["pinned_at"].is_null()).then(|| "pinned".into()),
-                    (!event["muted_until"].is_null()).then(|| "muted".into()),
-                    (event["archived"] == true).then(|| "archived".into()),
-                ]
-                .into_iter()
-                .flatten(),
-            );
-        }
-        let fresh = fresh_reads(&scene.app, &offline).await;
-        assert_same(&client.expected(), &fresh, &format!("seed {seed}, after"));
-        // The WebSocket replays the same events from the same position, in pages of the
-        // same size; in pages of another size, the same but for which of a changed message
-        // is new and which changed.
-        let replayed = ws_replay(&scene.app, &offline, away_from, 3).await;
-        assert_eq!(comparable(&replayed), comparable(&applied), "seed {seed}");
-        let replayed = ws_replay(&scene.app, &offline, away_from, 4).await;
-        assert_eq!(paged_alike(&replayed), paged_alike(&applied), "seed {seed}");
-        // Nothing is left after the end.
-        let end = sync_page(&scene.app, &offline.token, client.position, 10).await;
-        assert_eq!(
-            end,
-            json!({"events": [], "next": client.position, "has_more": false})
-        );
+        let scene = Scene::on(spawn_app().await).await;
+        catch_up_after_random_changes(scene, seed, &mut seen).await;
     }
     let kinds = [
         "new_message",
@@ -811,6 +825,17 @@ async fn a_client_offline_while_others_changed_things_catches_up_exactly_by_pagi
     ];
     let missing: Vec<&str> = kinds.into_iter().filter(|k| !seen.contains(*k)).collect();
     assert!(missing.is_empty(), "never replayed: {missing:?}");
+}
+
+#[tokio::test]
+async fn on_postgresql_a_client_offline_while_others_changed_things_catches_up_exactly() {
+    for seed in [7_u64, 42] {
+        let Some(database) = TestDatabase::create("the change feed on PostgreSQL") else {
+            return;
+        };
+        let scene = Scene::on(spawn_node(&database).await).await;
+        catch_up_after_random_changes(scene, seed, &mut Default::default()).await;
+    }
 }
 
 #[tokio::test]
