@@ -1134,6 +1134,7 @@ impl FeedStore for MemoryStore {
                     conversation_id: m.conversation_id,
                     sender_id: m.sender_id,
                     created_at: m.created_at,
+                    edited_at: m.edited_at,
                     deleted_at: deletion.at,
                     deleted_by: Some(deletion.by),
                 }),

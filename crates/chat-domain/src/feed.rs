@@ -21,6 +21,9 @@ pub struct Tombstone {
     pub conversation_id: ConversationId,
     pub sender_id: UserId,
     pub created_at: DateTime<Utc>,
+    /// When its sender last edited it before the delete: a deletion purges the content, not
+    /// the fact that it was edited, which every other read of the message still shows.
+    pub edited_at: Option<DateTime<Utc>>,
     pub deleted_at: DateTime<Utc>,
     pub deleted_by: Option<UserId>,
 }

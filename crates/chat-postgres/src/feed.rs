@@ -190,6 +190,7 @@ fn read_feed(
                 conversation_id: row.message.conversation_id.into(),
                 sender_id: row.message.sender_id.into(),
                 created_at: row.message.created_at,
+                edited_at: row.message.edited_at,
                 deleted_at,
                 deleted_by: row.deleted_by.map(UserId::from),
             }),

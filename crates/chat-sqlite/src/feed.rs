@@ -20,6 +20,7 @@ use diesel::sqlite::SqliteConnection;
 use crate::SqliteStore;
 use crate::error::StorageResult;
 use crate::models::{ConversationRow, MessageRow, id};
+use crate::timestamp::Stored;
 
 /// The messages of the user's conversations past the position: those sent after it (by the
 /// `(conversation_id, seq)` index), and those sent before it but changed after it (by the
@@ -188,6 +189,7 @@ fn read_feed(
                 conversation_id: id("conversation id", &row.message.conversation_id)?,
                 sender_id: id("user id", &row.message.sender_id)?,
                 created_at: row.message.created_at.utc(),
+                edited_at: row.message.edited_at.map(Stored::utc),
                 deleted_at: deleted_at.and_utc(),
                 deleted_by: row
                     .deleted_by

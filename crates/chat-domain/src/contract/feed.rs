@@ -1,13 +1,13 @@
 //! The rules of [`FeedStore`](crate::ports::FeedStore), for what the ports on their own can
-//! change: messages, conversations and memberships. Changes written by other ports (edits,
-//! hidden messages, moved markers, settings) are pinned by each adapter's own tests, which
-//! write those columns directly.
+//! change: messages (sent, edited, deleted), conversations and memberships. Changes written
+//! by other ports (hidden messages, moved markers, settings) are pinned by each adapter's own
+//! tests, which write those columns directly.
 
 use crate::contract::{Fixture, Stores};
 use crate::conversation::{ConversationName, Role};
-use crate::feed::{FeedEntry, FeedItem};
-use crate::message::Seq;
-use crate::ports::ConversationStore;
+use crate::feed::{FeedEntry, FeedItem, Tombstone};
+use crate::message::{MessageContent, Seq};
+use crate::ports::{ConversationStore, MessageStore};
 use crate::{ConversationId, MessageId, UserId};
 
 /// What an entry is about, to compare feeds without their timestamps.
@@ -195,4 +195,46 @@ pub fn paging_the_feed_by_position_never_skips_or_repeats<S: Stores + ?Sized>(st
         }
         assert_eq!(paged, whole, "pages of {limit}");
     }
+}
+
+/// A message deleted for everyone stands in the feed as a tombstone at the delete's
+/// position, keeping what every other read of it keeps: its place, who sent it when, that
+/// it was edited and when, who deleted it and when; never its content.
+pub fn a_deleted_message_replays_as_a_tombstone_that_keeps_its_edit_time<S: Stores + ?Sized>(
+    store: &S,
+) {
+    let f = Fixture::new(store);
+    let (a, b) = (f.user("alice"), f.user("bob"));
+    let g = f.group(&[a, b]);
+    let sent = f.send(g, a, "frist");
+    let position = sent.seq;
+    let content = MessageContent::parse("first").unwrap();
+    let edited_at = f.now();
+    store
+        .edit(sent.id, a, &content, edited_at, &mut |_| {})
+        .unwrap();
+    let deleted_at = f.now();
+    let deleted = store.delete(sent.id, a, deleted_at, &mut |_| {}).unwrap();
+    let stored = MessageStore::find(store, sent.id).unwrap().unwrap();
+    assert_eq!(stored.edited_at, Some(edited_at));
+
+    let items = store.feed(b, position, 100).unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(Some(items[0].position), deleted.message.change_seq);
+    let FeedEntry::Tombstone(tombstone) = &items[0].entry else {
+        panic!("a deleted message replays as a tombstone: {items:?}");
+    };
+    assert_eq!(
+        tombstone,
+        &Tombstone {
+            id: sent.id,
+            seq: sent.seq,
+            conversation_id: g,
+            sender_id: a,
+            created_at: sent.created_at,
+            edited_at: stored.edited_at,
+            deleted_at,
+            deleted_by: Some(a),
+        }
+    );
 }

@@ -152,6 +152,7 @@ macro_rules! contract_tests {
             feed::the_feed_holds_each_thing_once_at_its_latest_change_in_position_order,
             feed::the_feed_shows_only_conversations_the_user_is_in_now_and_their_own_removal,
             feed::paging_the_feed_by_position_never_skips_or_repeats,
+            feed::a_deleted_message_replays_as_a_tombstone_that_keeps_its_edit_time,
         );
     };
     (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {

@@ -9,12 +9,12 @@ use crate::conversation::{
     Role,
 };
 use crate::events::DomainEvent;
-use crate::message::Seq;
+use crate::message::{HistoryCursor, Message, Seq};
 use crate::paging::Page;
-use crate::ports::{Clock, ConversationStore, EventPublisher, UserStore};
+use crate::ports::{Clock, ConversationStore, EventPublisher, MessageStore, UserStore};
 use crate::read_state::{SettingsChanged, SettingsUpdate};
 use crate::user::PublicProfile;
-use crate::{ConversationId, DomainError, Resource, StoreError, UserId};
+use crate::{ConversationId, DomainError, MessageId, Resource, StoreError, UserId};
 
 use super::{Ports, Throttle, require_member, view_message};
 use crate::limits::Limits;
@@ -33,6 +33,7 @@ pub struct ConversationService {
     limits: Limits,
     users: Arc<dyn UserStore>,
     conversations: Arc<dyn ConversationStore>,
+    messages: Arc<dyn MessageStore>,
     events: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
 }
@@ -44,6 +45,7 @@ impl ConversationService {
             limits: ports.limits,
             users: ports.users.clone(),
             conversations: ports.conversations.clone(),
+            messages: ports.messages.clone(),
             events: ports.events.clone(),
             clock: ports.clock.clone(),
         }
@@ -136,7 +138,8 @@ impl ConversationService {
 
     /// The caller's conversations, most recent activity first: with `archived` `None` all of
     /// them, else only those archived (`Some(true)`) or not (`Some(false)`). A conversation
-    /// stays archived until a message newer than the archiving arrives, unless muted.
+    /// stays archived until a message newer than the archiving arrives, unless muted. Each
+    /// conversation's last message is the newest the caller has not deleted for themselves.
     pub fn inbox(
         &self,
         user: UserId,
@@ -147,7 +150,21 @@ impl ConversationService {
             archived,
             now: self.clock.now(),
         };
-        let entries = self.conversations.inbox(user, page, filter)?;
+        let mut entries = self.conversations.inbox(user, page, filter)?;
+        let last: Vec<MessageId> = entries
+            .iter()
+            .filter_map(|e| e.last_message.as_ref().map(|m| m.id))
+            .collect();
+        let hidden = self.messages.hidden_among(user, &last)?;
+        for entry in &mut entries {
+            if entry
+                .last_message
+                .as_ref()
+                .is_some_and(|m| hidden.contains(&m.id))
+            {
+                entry.last_message = self.latest_unhidden(user, entry.conversation.id)?;
+            }
+        }
         let ids: Vec<ConversationId> = entries.iter().map(|e| e.conversation.id).collect();
         let memberships = self.conversations.members_of(&ids)?;
         let profiles = self.profiles(memberships.iter().flatten())?;
@@ -166,6 +183,33 @@ impl ConversationService {
                 settings: entry.settings,
             })
             .collect())
+    }
+
+    /// The newest message of a conversation that `user` has not deleted for themselves.
+    fn latest_unhidden(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+    ) -> Result<Option<Message>, DomainError> {
+        const CHUNK: u32 = 50;
+        let mut cursor = HistoryCursor::Latest;
+        loop {
+            // Ascending, the newest last.
+            let chunk = self.messages.history(conversation, cursor, CHUNK)?;
+            let Some(first) = chunk.first() else {
+                return Ok(None);
+            };
+            let ids: Vec<MessageId> = chunk.iter().map(|m| m.id).collect();
+            let hidden = self.messages.hidden_among(user, &ids)?;
+            let exhausted = chunk.len() < CHUNK as usize;
+            cursor = HistoryCursor::Before(first.seq);
+            if let Some(newest) = chunk.into_iter().rev().find(|m| !hidden.contains(&m.id)) {
+                return Ok(Some(newest));
+            }
+            if exhausted {
+                return Ok(None);
+            }
+        }
     }
 
     /// A conversation the caller is a member of, with its participants and their roles.
@@ -1063,5 +1107,49 @@ mod tests {
         let mut expected = vec![alice, carol];
         expected.sort();
         assert_eq!(audience, expected);
+    }
+
+    #[test]
+    fn the_inbox_shows_as_last_message_the_newest_one_the_caller_did_not_delete_for_themselves() {
+        let world = World::new();
+        let (alice, bob) = (world.user("alice"), world.user("bob"));
+        let g = group(&world, alice, &[bob]);
+        let messages = &world.services.messages;
+        let send = |text: &str| {
+            messages
+                .send(
+                    alice,
+                    g,
+                    crate::service::SendMessage {
+                        content: text.into(),
+                        client_message_id: None,
+                        reply_to_id: None,
+                    },
+                )
+                .unwrap()
+                .0
+                .message
+                .id
+        };
+        let (first, second, third) = (send("one"), send("two"), send("three"));
+        for hidden in [third, second] {
+            messages
+                .delete(bob, hidden, crate::message::DeleteScope::Me)
+                .unwrap();
+        }
+        let last = |user| {
+            let inbox = world
+                .services
+                .conversations
+                .inbox(user, Page::default(), None)
+                .unwrap();
+            inbox[0].last_message.as_ref().map(|m| m.message.id)
+        };
+        assert_eq!(last(bob), Some(first));
+        assert_eq!(last(alice), Some(third), "hiding is bob's business alone");
+        messages
+            .delete(bob, first, crate::message::DeleteScope::Me)
+            .unwrap();
+        assert_eq!(last(bob), None);
     }
 }

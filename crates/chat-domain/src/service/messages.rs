@@ -363,6 +363,12 @@ impl MessageService {
                     });
                 })
                 .map_err(|e| Self::gone(e, message_id))?;
+            if new && message.sender_id == actor && me.last_read_seq == message.seq {
+                // Sending is reading: the caller's marker stands on this message, which was
+                // its only trace in their feed. Set where it stands, the marker takes a
+                // position of its own, so a device catching up still learns where it is.
+                self.set_read_marker(actor, message.conversation_id, message.seq.0)?;
+            }
             return Ok(Deleted::ForMe { hidden, new });
         }
         let moderates = matches!(me.role, Role::Owner | Role::Admin)

@@ -211,7 +211,9 @@ impl ReactionService {
         Ok((self.view(user, message_id)?, Some(change)))
     }
 
-    /// The pinned messages of one of the viewer's conversations, the latest pin first.
+    /// The pinned messages of one of the viewer's conversations, the latest pin first,
+    /// without those the viewer deleted for themselves: a message hidden by a member is gone
+    /// from everything they read (history, pins, their feed), pinned or not.
     pub fn pins(
         &self,
         viewer: UserId,
@@ -228,9 +230,11 @@ impl ReactionService {
             .conversations
             .find(conversation_id)?
             .is_some_and(|c| c.kind == ConversationKind::Direct);
-        Ok(self
-            .messages
-            .pins(conversation_id)?
+        let mut pins = self.messages.pins(conversation_id)?;
+        let ids: Vec<MessageId> = pins.iter().map(|m| m.id).collect();
+        let hidden = self.messages.hidden_among(viewer, &ids)?;
+        pins.retain(|m| !hidden.contains(&m.id));
+        Ok(pins
             .into_iter()
             .map(|m| view_message(m, &members, direct, viewer))
             .collect())
@@ -293,6 +297,7 @@ fn not_found_if_missing(error: StoreError, message_id: MessageId) -> DomainError
 mod tests {
     use super::*;
     use crate::fakes::World;
+    use crate::message::DeleteScope;
     use crate::service::{CreateConversation, SendMessage};
 
     struct Chat {
@@ -563,6 +568,30 @@ mod tests {
         // The budget is the user's own, and apart from their messages.
         reactions.react(chat.alice, chat.message, "🎉").unwrap();
         send(&chat.world, chat.bob, chat.group);
+    }
+
+    #[test]
+    fn a_pinned_message_deleted_for_oneself_leaves_only_ones_own_pins() {
+        let chat = chat();
+        let reactions = &chat.world.services.reactions;
+        let other = send(&chat.world, chat.alice, chat.group);
+        reactions.pin(chat.alice, chat.group, chat.message).unwrap();
+        reactions.pin(chat.alice, chat.group, other).unwrap();
+        chat.world
+            .services
+            .messages
+            .delete(chat.bob, chat.message, DeleteScope::Me)
+            .unwrap();
+        let ids = |viewer| -> Vec<MessageId> {
+            reactions
+                .pins(viewer, chat.group)
+                .unwrap()
+                .into_iter()
+                .map(|v| v.message.id)
+                .collect()
+        };
+        assert_eq!(ids(chat.bob), [other]);
+        assert_eq!(ids(chat.alice), [other, chat.message]);
     }
 
     #[test]

@@ -458,4 +458,58 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn hiding_the_own_message_a_marker_stands_on_replays_the_marker() {
+        let world = World::new();
+        let (alice, bob) = (world.user("alice"), world.user("bob"));
+        let (details, _) = world
+            .services
+            .conversations
+            .create(
+                alice,
+                CreateConversation {
+                    participant_ids: vec![bob],
+                    name: Some("team".into()),
+                    is_group: None,
+                },
+            )
+            .unwrap();
+        let group = details.conversation.id;
+        let messages = &world.services.messages;
+        let send = |from, text: &str| {
+            messages
+                .send(
+                    from,
+                    group,
+                    SendMessage {
+                        content: text.into(),
+                        client_message_id: None,
+                        reply_to_id: None,
+                    },
+                )
+                .unwrap()
+                .0
+                .message
+        };
+        let position = send(alice, "hello").seq;
+        // Sending is reading: bob's marker moves onto his message, with no position of its own.
+        let mine = send(bob, "hi");
+        messages
+            .delete(bob, mine.id, crate::message::DeleteScope::Me)
+            .unwrap();
+
+        let page = world.services.sync.feed(bob, query(position, 100)).unwrap();
+        assert_eq!(
+            kinds(&page),
+            ["message_hidden", "read_marker_updated"],
+            "{page:?}"
+        );
+        match &page.events[1] {
+            FeedEvent::ReadMarkerUpdated { marker, .. } => {
+                assert_eq!(marker.last_read_seq, mine.seq)
+            }
+            other => panic!("expected bob's own marker, got {other:?}"),
+        }
+    }
 }

@@ -202,7 +202,7 @@ impl From<Tombstone> for MessageResponse {
             is_read: true,
             created_at: t.created_at,
             updated_at: t.deleted_at,
-            edited_at: None,
+            edited_at: t.edited_at,
             deleted_at: Some(t.deleted_at),
             deleted_by: t.deleted_by.map(|u| u.as_uuid()),
             reactions: Vec::new(),

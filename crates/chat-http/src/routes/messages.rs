@@ -75,8 +75,10 @@ pub async fn edit_message(
 /// its place (`content: null`, `deleted_at`, `deleted_by`); every member gets a
 /// `message_deleted` frame. Deleting again changes nothing and returns the tombstone.
 ///
-/// `scope=me`: any member; the message leaves your history, catch-up and unread counts only,
-/// and your own connections get a `message_hidden` frame. Repeating it changes nothing.
+/// `scope=me`: any member; the message leaves your history, catch-up, unread counts, pins
+/// list and inbox only, and your own connections get a `message_hidden` frame (and a
+/// `read_marker_updated` when your marker stood on this message of yours). Repeating it
+/// changes nothing.
 #[utoipa::path(
     delete, path = "/api/v1/messages/{message_id}", tag = "messages",
     params(("message_id" = Uuid, Path,), DeleteParams),
