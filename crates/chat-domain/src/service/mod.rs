@@ -65,6 +65,44 @@ impl ChatServices {
             reactions: ReactionService::new(&ports),
         }
     }
+
+    /// The conversation a message goes to: the one the sender names, or else the direct
+    /// conversation with `recipient`, created on first use (as starting it by hand would
+    /// be: the recipient must be an active user other than the sender). The message is
+    /// checked first, so nothing is created for one that [`MessageService::send`] would
+    /// refuse as invalid. Membership of a named conversation is the send's to check.
+    pub fn destination(
+        &self,
+        sender: UserId,
+        conversation: Option<ConversationId>,
+        recipient: Option<UserId>,
+        request: &SendMessage,
+    ) -> Result<ConversationId, DomainError> {
+        if let Some(conversation) = conversation {
+            return Ok(conversation);
+        }
+        MessageService::validate(request)?;
+        let recipient = match recipient {
+            Some(recipient) if recipient == sender => {
+                return Err(DomainError::invalid("recipient_id", "must be another user"));
+            }
+            Some(recipient) => recipient,
+            None => {
+                return Err(DomainError::invalid(
+                    "conversation_id",
+                    "give conversation_id, or recipient_id for a direct message",
+                ));
+            }
+        };
+        let (details, _) = self.conversations.create(
+            sender,
+            CreateConversation {
+                participant_ids: vec![recipient],
+                ..Default::default()
+            },
+        )?;
+        Ok(details.conversation.id)
+    }
 }
 
 /// Applies one limit to one key through the rate-limiter port.
@@ -146,5 +184,125 @@ fn view_message(message: Message, members: &[Member], direct: bool, viewer: User
         recipient_id,
         is_read,
         viewer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::World;
+
+    fn hello() -> SendMessage {
+        SendMessage {
+            content: "hello".into(),
+            ..Default::default()
+        }
+    }
+
+    fn field_of(error: DomainError) -> &'static str {
+        match error {
+            DomainError::Validation(fields) => fields[0].field,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_named_conversation_is_the_destination_whatever_the_recipient() {
+        let world = World::new();
+        let (alice, bob) = (world.user("alice"), world.user("bob"));
+        let named = ConversationId::new();
+        let to = world
+            .services
+            .destination(alice, Some(named), Some(bob), &hello())
+            .unwrap();
+        assert_eq!(to, named);
+        assert!(world.store.find_direct(alice, bob).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_recipient_gets_one_direct_conversation_made_on_first_use_and_reused_after() {
+        let world = World::new();
+        let (alice, bob) = (world.user("alice"), world.user("bob"));
+        let first = world
+            .services
+            .destination(alice, None, Some(bob), &hello())
+            .unwrap();
+        let again = world
+            .services
+            .destination(alice, None, Some(bob), &hello())
+            .unwrap();
+        let back = world
+            .services
+            .destination(bob, None, Some(alice), &hello())
+            .unwrap();
+        assert_eq!((first, first), (again, back));
+        let direct = world.store.find_direct(bob, alice).unwrap().unwrap();
+        assert_eq!(direct.id, first);
+    }
+
+    #[test]
+    fn a_message_to_yourself_is_refused_on_recipient_id() {
+        let world = World::new();
+        let alice = world.user("alice");
+        let error = world
+            .services
+            .destination(alice, None, Some(alice), &hello())
+            .unwrap_err();
+        assert_eq!(field_of(error), "recipient_id");
+    }
+
+    #[test]
+    fn a_message_with_neither_conversation_nor_recipient_is_refused_on_conversation_id() {
+        let world = World::new();
+        let alice = world.user("alice");
+        let error = world
+            .services
+            .destination(alice, None, None, &hello())
+            .unwrap_err();
+        assert_eq!(field_of(error), "conversation_id");
+    }
+
+    #[test]
+    fn an_invalid_message_creates_no_conversation() {
+        let world = World::new();
+        let (alice, bob) = (world.user("alice"), world.user("bob"));
+        let empty = SendMessage {
+            content: "   ".into(),
+            ..Default::default()
+        };
+        let error = world
+            .services
+            .destination(alice, None, Some(bob), &empty)
+            .unwrap_err();
+        assert_eq!(field_of(error), "content");
+        assert!(world.store.find_direct(alice, bob).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_unknown_or_deactivated_recipient_is_not_found() {
+        let world = World::new();
+        let (alice, bob) = (world.user("alice"), world.user("bob"));
+        world
+            .services
+            .accounts
+            .deactivate(bob, "correct horse")
+            .unwrap();
+        for recipient in [bob, UserId::new()] {
+            let error = world
+                .services
+                .destination(alice, None, Some(recipient), &hello())
+                .unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    DomainError::NotFound {
+                        resource: Resource::User,
+                        ..
+                    }
+                ),
+                "{error:?}"
+            );
+        }
+        assert!(world.store.find_direct(alice, bob).unwrap().is_none());
     }
 }

@@ -9,9 +9,7 @@ use bytestring::ByteString;
 use chat_domain::limits::Quota;
 use chat_domain::message::DeleteScope;
 use chat_domain::ports::RateLimiter as _;
-use chat_domain::service::{
-    Authenticated, CreateConversation, Deleted, FeedQuery, MessageService, SendMessage,
-};
+use chat_domain::service::{Authenticated, Deleted, FeedQuery, SendMessage};
 use chat_domain::{ConversationId, DomainError, MessageId, UserId};
 use chrono::Utc;
 use tokio::sync::mpsc;
@@ -444,11 +442,18 @@ async fn handle_text(
                 client_message_id,
                 reply_to_id: reply_to_id.map(MessageId::from),
             };
-            let conversation = match conversation_id {
+            let destination = match conversation_id {
+                // A named conversation is the destination as it is: the hot path takes no
+                // trip to the blocking pool before the send.
                 Some(id) => Ok(ConversationId::from(id)),
-                None => direct_conversation(state, user, recipient_id, &request).await,
+                None => {
+                    let (recipient, checked) = (recipient_id.map(UserId::from), request.clone());
+                    state
+                        .run(move |s| s.destination(user, None, recipient, &checked))
+                        .await
+                }
             };
-            match conversation {
+            match destination {
                 Ok(conversation) => {
                     match sends
                         .submit(state, user, conversation, request, reference.clone())
@@ -574,42 +579,6 @@ async fn handle_text(
         Ok(None) => Ok(()),
         Err(error) => send_api_error(ws, &error, reference).await,
     }
-}
-
-/// The direct conversation with `recipient_id`, created on first use. The message is
-/// checked first, so nothing is created for one that would be refused.
-async fn direct_conversation(
-    state: &AppState,
-    user: UserId,
-    recipient_id: Option<uuid::Uuid>,
-    request: &SendMessage,
-) -> Result<ConversationId, ApiError> {
-    MessageService::validate(request)?;
-    let recipient = match recipient_id {
-        Some(recipient) if UserId::from(recipient) == user => {
-            return Err(DomainError::invalid("recipient_id", "must be another user").into());
-        }
-        Some(recipient) => UserId::from(recipient),
-        None => {
-            return Err(DomainError::invalid(
-                "conversation_id",
-                "give conversation_id, or recipient_id for a direct message",
-            )
-            .into());
-        }
-    };
-    state
-        .run(move |s| {
-            let (details, _) = s.conversations.create(
-                user,
-                CreateConversation {
-                    participant_ids: vec![recipient],
-                    ..Default::default()
-                },
-            )?;
-            Ok(details.conversation.id)
-        })
-        .await
 }
 
 /// Replays the user's change feed after `since` as the frames a live client would have
