@@ -108,7 +108,7 @@ impl AppState {
         conversation: ConversationId,
         request: SendMessage,
         done: impl FnOnce(Result<(MessageView, bool), DomainError>) + Send + 'static,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), actix_web::error::BlockingError> {
         if !self.services.messages.submit_may_block() {
             self.services
                 .messages

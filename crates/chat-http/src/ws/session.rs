@@ -9,11 +9,12 @@ use bytestring::ByteString;
 use chat_domain::limits::Quota;
 use chat_domain::message::DeleteScope;
 use chat_domain::ports::RateLimiter as _;
-use chat_domain::service::{Authenticated, Deleted, FeedQuery, SendMessage};
+use chat_domain::service::{Authenticated, ChatServices, Deleted, FeedQuery, SendMessage};
 use chat_domain::{ConversationId, DomainError, MessageId, UserId};
 use chrono::Utc;
 use tokio::sync::mpsc;
 
+use super::error::{SessionError, refuses_token};
 use super::protocol::{ClientFrame, FrameError, ServerFrame, decode, decode_auth};
 use super::socket::{Closed, Incoming, ReceiveError, WsSocket};
 use super::{Registration, Socket, UserConnectionCap};
@@ -170,7 +171,7 @@ async fn serve(
     // Register before reading `last_seq`: anything stored after that read is queued for us.
     let mut registration = state.hub.register(user, &token.id);
     let frames_key = format!("ws-frames:{}", registration.id());
-    let last_seq = match state.run(move |s| s.messages.last_seq(user)).await {
+    let last_seq = match blocking(state, move |s| s.messages.last_seq(user)).await {
         Ok(seq) => seq,
         Err(error) => {
             let _ = send_error(ws, error.code, &error.detail, None).await;
@@ -283,12 +284,13 @@ async fn check_in(
     client_timeout: std::time::Duration,
 ) -> Result<(), Option<CloseReason>> {
     let presented = token.to_owned();
-    let still_valid = state
-        .run(move |s| s.accounts.authenticate(&presented))
-        .await;
-    if let Err(error) = still_valid
-        && error.status == actix_web::http::StatusCode::UNAUTHORIZED
+    let services = state.services.clone();
+    let still_valid =
+        actix_web::web::block(move || services.accounts.authenticate(&presented)).await;
+    if let Ok(Err(error)) = still_valid
+        && refuses_token(&error)
     {
+        let error = SessionError::from(error);
         let _ = send_error(ws, error.code, &error.detail, None).await;
         return Err(close(CloseCode::Policy, "token no longer valid"));
     }
@@ -307,7 +309,7 @@ struct UserSlot {
 impl UserSlot {
     /// Claims a slot for `user`, or `None` when they hold as many connections as allowed.
     /// A cap shared through a database is asked on the blocking pool.
-    async fn claim(state: &AppState, user: UserId) -> Result<Option<Self>, ApiError> {
+    async fn claim(state: &AppState, user: UserId) -> Result<Option<Self>, SessionError> {
         let cap = state.user_connections.clone();
         let limit = state.hub.config().max_connections_per_user;
         let claimed = if cap.may_block() {
@@ -357,7 +359,7 @@ struct Sends {
 /// How a send ended, for the client: nothing for a new message (it arrives through the hub
 /// like everyone else's), the stored message for a retry, or an error.
 struct Answer {
-    outcome: Result<Option<ServerFrame>, ApiError>,
+    outcome: Result<Option<ServerFrame>, SessionError>,
     reference: Option<String>,
 }
 
@@ -384,12 +386,12 @@ impl Sends {
         conversation: ConversationId,
         request: SendMessage,
         reference: Option<String>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), SessionError> {
         let (answers, _) = self.answers.get_or_insert_with(mpsc::unbounded_channel);
         let answers = answers.clone();
         state
             .submit_message(user, conversation, request, move |result| {
-                let outcome = result.map_err(ApiError::from).map(|(view, created)| {
+                let outcome = result.map_err(SessionError::from).map(|(view, created)| {
                     (!created).then(|| ServerFrame::NewMessage {
                         seq: view.message.seq.0,
                         timestamp: view.message.created_at,
@@ -409,7 +411,7 @@ impl Answer {
         match self.outcome {
             Ok(Some(frame)) => ws.text(frame.to_text()).await,
             Ok(None) => Ok(()),
-            Err(error) => send_api_error(ws, &error, self.reference).await,
+            Err(error) => send_session_error(ws, &error, self.reference).await,
         }
     }
 }
@@ -448,9 +450,10 @@ async fn handle_text(
                 Some(id) => Ok(ConversationId::from(id)),
                 None => {
                     let (recipient, checked) = (recipient_id.map(UserId::from), request.clone());
-                    state
-                        .run(move |s| s.destination(user, None, recipient, &checked))
-                        .await
+                    blocking(state, move |s| {
+                        s.destination(user, None, recipient, &checked)
+                    })
+                    .await
                 }
             };
             match destination {
@@ -468,8 +471,7 @@ async fn handle_text(
         }
         ClientFrame::MarkRead { message_id } => {
             let id = MessageId::from(message_id);
-            state
-                .run(move |s| s.messages.mark_read(user, id))
+            blocking(state, move |s| s.messages.mark_read(user, id))
                 .await
                 .map(|(receipt, moved)| {
                     // A marker that moved reaches every member's connections through the
@@ -484,18 +486,18 @@ async fn handle_text(
             let id = ConversationId::from(conversation_id);
             // The answer is `read_marker_updated`, which reaches every connection of the
             // user, this one included, through the hub.
-            state
-                .run(move |s| s.messages.set_read_marker(user, id, last_read_seq))
-                .await
-                .map(|_| None)
+            blocking(state, move |s| {
+                s.messages.set_read_marker(user, id, last_read_seq)
+            })
+            .await
+            .map(|_| None)
         }
         ClientFrame::EditMessage {
             message_id,
             content,
         } => {
             let id = MessageId::from(message_id);
-            state
-                .run(move |s| s.messages.edit(user, id, &content))
+            blocking(state, move |s| s.messages.edit(user, id, &content))
                 .await
                 .map(|(view, changed)| {
                     // A change reaches every member's connections through the hub; an edit
@@ -507,33 +509,32 @@ async fn handle_text(
             let id = MessageId::from(message_id);
             match scope.as_deref().map(DeleteScope::parse).transpose() {
                 Err(invalid) => Err(DomainError::Validation(vec![invalid]).into()),
-                Ok(scope) => state
-                    .run(move |s| s.messages.delete(user, id, scope.unwrap_or_default()))
-                    .await
-                    .map(|deleted| match deleted {
-                        // As for edits: only a repeat is answered here.
-                        Deleted::ForEveryone { tombstone, new } => (!new).then(|| {
-                            ServerFrame::message_changed(&tombstone, tombstone.message.updated_at)
-                        }),
-                        Deleted::ForMe { hidden, new } => {
-                            (!new).then(|| ServerFrame::message_hidden(&hidden, Utc::now()))
-                        }
+                Ok(scope) => blocking(state, move |s| {
+                    s.messages.delete(user, id, scope.unwrap_or_default())
+                })
+                .await
+                .map(|deleted| match deleted {
+                    // As for edits: only a repeat is answered here.
+                    Deleted::ForEveryone { tombstone, new } => (!new).then(|| {
+                        ServerFrame::message_changed(&tombstone, tombstone.message.updated_at)
                     }),
+                    Deleted::ForMe { hidden, new } => {
+                        (!new).then(|| ServerFrame::message_hidden(&hidden, Utc::now()))
+                    }
+                }),
             }
         }
         // A change reaches every member's connections, this one's too, through the hub; one
         // that changed nothing (already so) is answered with nothing.
         ClientFrame::React { message_id, emoji } => {
             let id = MessageId::from(message_id);
-            state
-                .run(move |s| s.reactions.react(user, id, &emoji))
+            blocking(state, move |s| s.reactions.react(user, id, &emoji))
                 .await
                 .map(|_| None)
         }
         ClientFrame::Unreact { message_id, emoji } => {
             let id = MessageId::from(message_id);
-            state
-                .run(move |s| s.reactions.unreact(user, id, &emoji))
+            blocking(state, move |s| s.reactions.unreact(user, id, &emoji))
                 .await
                 .map(|_| None)
         }
@@ -545,8 +546,7 @@ async fn handle_text(
                 ConversationId::from(conversation_id),
                 MessageId::from(message_id),
             );
-            state
-                .run(move |s| s.reactions.pin(user, conversation, message))
+            blocking(state, move |s| s.reactions.pin(user, conversation, message))
                 .await
                 .map(|_| None)
         }
@@ -558,18 +558,18 @@ async fn handle_text(
                 ConversationId::from(conversation_id),
                 MessageId::from(message_id),
             );
-            state
-                .run(move |s| s.reactions.unpin(user, conversation, message))
-                .await
-                .map(|_| None)
+            blocking(state, move |s| {
+                s.reactions.unpin(user, conversation, message)
+            })
+            .await
+            .map(|_| None)
         }
         ClientFrame::Typing {
             conversation_id,
             is_typing,
         } => {
             let id = ConversationId::from(conversation_id);
-            state
-                .run(move |s| s.conversations.typing(user, id, is_typing))
+            blocking(state, move |s| s.conversations.typing(user, id, is_typing))
                 .await
                 .map(|()| None)
         }
@@ -577,7 +577,7 @@ async fn handle_text(
     match outcome {
         Ok(Some(frame)) => ws.text(frame.to_text()).await,
         Ok(None) => Ok(()),
-        Err(error) => send_api_error(ws, &error, reference).await,
+        Err(error) => send_session_error(ws, &error, reference).await,
     }
 }
 
@@ -600,18 +600,17 @@ async fn sync(
     let limit = limit.or(Some(i64::from(FeedQuery::MAX_LIMIT)));
     let mut query = match FeedQuery::parse(Some(since), limit) {
         Ok(query) => query,
-        Err(error) => return send_api_error(ws, &ApiError::from(error), reference).await,
+        Err(error) => return send_session_error(ws, &SessionError::from(error), reference).await,
     };
     loop {
-        let page = match state
-            .run(move |s| {
-                let page = s.sync.feed(user, query)?;
-                Ok((page, s.sync.now()))
-            })
-            .await
+        let page = match blocking(state, move |s| {
+            let page = s.sync.feed(user, query)?;
+            Ok((page, s.sync.now()))
+        })
+        .await
         {
             Ok(page) => page,
-            Err(error) => return send_api_error(ws, &error, reference).await,
+            Err(error) => return send_session_error(ws, &error, reference).await,
         };
         let (page, now) = page;
         for event in page.events {
@@ -629,10 +628,20 @@ async fn sync(
     }
 }
 
+/// Runs a use case on the blocking pool (services do database work).
+async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, SessionError>
+where
+    T: Send + 'static,
+    F: FnOnce(&ChatServices) -> Result<T, DomainError> + Send + 'static,
+{
+    let services = state.services.clone();
+    Ok(actix_web::web::block(move || f(&services)).await??)
+}
+
 /// Sends a use case's error as an error frame, with the failing fields for validation errors.
-async fn send_api_error(
+async fn send_session_error(
     ws: &mut WsSocket,
-    error: &ApiError,
+    error: &SessionError,
     reference: Option<String>,
 ) -> Result<(), Closed> {
     let frame = ServerFrame::Error {
