@@ -49,6 +49,25 @@ struct State {
 }
 
 impl State {
+    /// Where `message` is among the messages, and its conversation, if `user` is a member
+    /// of that conversation; [`StoreError::Missing`] otherwise.
+    fn member_message(
+        &self,
+        message: MessageId,
+        user: UserId,
+    ) -> StoreResult<(usize, ConversationId)> {
+        let index = self
+            .messages
+            .iter()
+            .position(|m| m.id == message)
+            .ok_or(StoreError::Missing)?;
+        let conversation = self.messages[index].conversation_id;
+        if !self.is_member(conversation, user) {
+            return Err(StoreError::Missing);
+        }
+        Ok((index, conversation))
+    }
+
     /// Shows the message at `index` as it now stands in every reply to it: the stores derive
     /// a reply's quote when reading, which the fakes stand in for by updating it on change.
     fn requote(&mut self, index: usize) {
@@ -867,15 +886,7 @@ impl MessageStore for MemoryStore {
         _at: DateTime<Utc>,
     ) -> StoreResult<Marked> {
         let mut state = self.state();
-        let index = state
-            .messages
-            .iter()
-            .position(|m| m.id == message)
-            .ok_or(StoreError::Missing)?;
-        let conversation = state.messages[index].conversation_id;
-        if !state.is_member(conversation, user) {
-            return Err(StoreError::Missing);
-        }
+        let (index, conversation) = state.member_message(message, user)?;
         if state.messages[index].is_deleted() {
             return Ok(Marked::MessageDeleted);
         }
@@ -906,15 +917,7 @@ impl MessageStore for MemoryStore {
 
     fn unreact(&self, message: MessageId, user: UserId, emoji: &Emoji) -> StoreResult<Marked> {
         let mut state = self.state();
-        let index = state
-            .messages
-            .iter()
-            .position(|m| m.id == message)
-            .ok_or(StoreError::Missing)?;
-        let conversation = state.messages[index].conversation_id;
-        if !state.is_member(conversation, user) {
-            return Err(StoreError::Missing);
-        }
+        let (index, conversation) = state.member_message(message, user)?;
         let held = state.messages[index]
             .reactions
             .iter()
