@@ -245,8 +245,23 @@ impl Target {
         content: &str,
         client_message_id: &str,
     ) -> Result<i64, RequestFailure> {
+        self.post_message_returning_id(client, token, conversation_id, content, client_message_id)
+            .await
+            .map(|(_, seq)| seq)
+    }
+
+    /// [`Self::post_message`], answering the stored message's id beside its seq.
+    pub async fn post_message_returning_id(
+        &self,
+        client: &reqwest::Client,
+        token: &str,
+        conversation_id: &str,
+        content: &str,
+        client_message_id: &str,
+    ) -> Result<(String, i64), RequestFailure> {
         #[derive(Deserialize)]
         struct Stored {
+            id: String,
             seq: i64,
         }
         let response = client
@@ -266,8 +281,8 @@ impl Target {
             return Err(RequestFailure::status(status));
         }
         serde_json::from_slice::<Stored>(&body)
-            .map(|stored| stored.seq)
-            .map_err(|_| RequestFailure("a stored message without its seq".into()))
+            .map(|stored| (stored.id, stored.seq))
+            .map_err(|_| RequestFailure("a stored message without its id and seq".into()))
     }
 
     /// Opens a WebSocket as the bearer of `token`, from `source` when given (any loopback

@@ -21,6 +21,7 @@ pub mod users;
 
 pub use report::Report;
 pub use scenario::bus::{BusOptions, BusReport};
+pub use scenario::catchup::{CatchupOptions, CatchupReport};
 pub use scenario::chat::{ChatOptions, ChatReport};
 pub use scenario::connections::{ConnectionsOptions, ConnectionsReport};
 pub use scenario::fanout::{FanoutOptions, FanoutReport};
@@ -154,6 +155,9 @@ pub enum Scenario {
     Chat(ChatOptions),
     /// One member of a large group sends; time until every member has the message.
     Fanout(FanoutOptions),
+    /// A client offline while 10,000 things changed catches up over the WebSocket `sync`
+    /// and over `GET /api/v1/sync`: events per second, every message exactly once.
+    Catchup(CatchupOptions),
     /// Open many idle WebSockets and measure the server's memory per connection.
     Connections(ConnectionsOptions),
     /// A storm of logins while /health is polled alongside.
@@ -173,6 +177,7 @@ pub async fn run(cli: &Cli) -> Result<Report, BenchError> {
         Scenario::Rest(o) => Report::Rest(scenario::rest::run(common, o).await?),
         Scenario::Chat(o) => Report::Chat(scenario::chat::run(common, o).await?),
         Scenario::Fanout(o) => Report::Fanout(scenario::fanout::run(common, o).await?),
+        Scenario::Catchup(o) => Report::Catchup(scenario::catchup::run(common, o).await?),
         Scenario::Connections(o) => {
             Report::Connections(scenario::connections::run(common, o).await?)
         }

@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use crate::scenario::{
-    bus::BusReport, chat::ChatReport, connections::ConnectionsReport, fanout::FanoutReport,
-    login::LoginReport, rest::RestReport,
+    bus::BusReport, catchup::CatchupReport, chat::ChatReport, connections::ConnectionsReport,
+    fanout::FanoutReport, login::LoginReport, rest::RestReport,
 };
 
 /// One line of a report table: what was measured and its value.
@@ -18,6 +18,7 @@ pub enum Report {
     Rest(RestReport),
     Chat(ChatReport),
     Fanout(FanoutReport),
+    Catchup(CatchupReport),
     Connections(ConnectionsReport),
     Login(LoginReport),
     Bus(BusReport),
@@ -31,6 +32,7 @@ impl Report {
             Report::Rest(r) => r.failures.total(),
             Report::Chat(r) => r.failure_count(),
             Report::Fanout(r) => r.failure_count(),
+            Report::Catchup(r) => r.failures.total(),
             Report::Connections(r) => r.failures.total(),
             Report::Login(r) => r.failures.total(),
             Report::Bus(r) => r.failure_count(),
@@ -42,6 +44,7 @@ impl Report {
             Report::Rest(r) => r.title(),
             Report::Chat(r) => r.title(),
             Report::Fanout(r) => r.title(),
+            Report::Catchup(r) => r.title(),
             Report::Connections(r) => r.title(),
             Report::Login(r) => r.title(),
             Report::Bus(r) => r.title(),
@@ -53,6 +56,7 @@ impl Report {
             Report::Rest(r) => r.rows(),
             Report::Chat(r) => r.rows(),
             Report::Fanout(r) => r.rows(),
+            Report::Catchup(r) => r.rows(),
             Report::Connections(r) => r.rows(),
             Report::Login(r) => r.rows(),
             Report::Bus(r) => r.rows(),

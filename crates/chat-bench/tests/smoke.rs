@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use chat_bench::{
-    ChatOptions, Common, ConnectionsOptions, FanoutOptions, LoginOptions, RestOptions,
+    CatchupOptions, ChatOptions, Common, ConnectionsOptions, FanoutOptions, LoginOptions,
+    RestOptions,
 };
 use chat_server::{Application, Cli, Shutdown};
 use clap::Parser;
@@ -121,6 +122,31 @@ async fn fanout_reaches_every_member_of_the_group() {
     assert_eq!(report.complete, report.messages, "{report:#?}");
     assert_eq!(report.deliveries, report.messages * 20, "{report:#?}");
     assert_eq!(report.failure_count(), 0, "{report:#?}");
+    server.shutdown.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_replays_every_change_once_over_both_the_websocket_and_rest() {
+    let server = start_server().await;
+    let options = CatchupOptions {
+        changes: 60,
+        conversations: 3,
+        changed_share: 0.5,
+        rounds: 2,
+        page: 7,
+        concurrency: 4,
+    };
+    let report = chat_bench::scenario::catchup::run(&common(&server), &options)
+        .await
+        .expect("the scenario runs");
+    assert_eq!(
+        (report.changes, report.edited, report.reacted),
+        (60, 15, 15)
+    );
+    // One event per message and one per conversation: the feed replays each once.
+    assert_eq!(report.events, 63, "{report:#?}");
+    assert!(report.ws_events_per_s > 0.0 && report.rest_events_per_s > 0.0);
+    assert_eq!(report.failures.total(), 0, "{report:#?}");
     server.shutdown.stop().await;
 }
 

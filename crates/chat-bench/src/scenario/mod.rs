@@ -2,6 +2,7 @@
 //! report. The run functions are what `chat-bench` calls and what the smoke test calls.
 
 pub mod bus;
+pub mod catchup;
 pub mod chat;
 pub mod connections;
 pub mod fanout;
