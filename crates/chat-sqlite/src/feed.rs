@@ -12,6 +12,8 @@ use chat_domain::message::Seq;
 use chat_domain::ports::{FeedStore, StoreResult};
 use chat_domain::read_state::ReadMarker;
 use chat_domain::{ConversationId, UserId};
+use std::collections::HashMap;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
@@ -20,18 +22,21 @@ use diesel::sqlite::SqliteConnection;
 use crate::SqliteStore;
 use crate::error::StorageResult;
 use crate::models::{ConversationRow, MessageRow, id};
+use crate::schema::messages;
 use crate::timestamp::Stored;
 
-/// The messages of the user's conversations past the position: those sent after it (by the
-/// `(conversation_id, seq)` index), and those sent before it but changed after it (by the
-/// partial `(conversation_id, change_seq)` index), less those the user hid.
-const MESSAGES_SQL: &str = "SELECT f.* FROM ( \
-       SELECT m.*, COALESCE(m.change_seq, m.seq) AS position \
+/// Where the messages of the user's conversations past the position lie: those sent after it
+/// (by the `(conversation_id, seq)` index), and those sent before it but changed after it (by
+/// the partial `(conversation_id, change_seq)` index), less those the user hid. Only seqs and
+/// positions are sorted; the page's rows are read afterwards by seq, so a catch-up from far
+/// back sorts integers, not every message it passes over.
+const MESSAGE_POSITIONS_SQL: &str = "SELECT f.seq, f.position FROM ( \
+       SELECT m.seq, m.id, COALESCE(m.change_seq, m.seq) AS position \
          FROM conversation_members cm \
          JOIN messages m ON m.conversation_id = cm.conversation_id AND m.seq > ?1 \
         WHERE cm.user_id = ?2 \
        UNION ALL \
-       SELECT m.*, m.change_seq AS position \
+       SELECT m.seq, m.id, m.change_seq AS position \
          FROM conversation_members cm \
          JOIN messages m ON m.conversation_id = cm.conversation_id \
                         AND m.change_seq > ?1 AND m.seq <= ?1 \
@@ -81,13 +86,9 @@ const DEPARTURES_SQL: &str = "SELECT conversation_id, departed_at, seq AS positi
        FROM departures WHERE user_id = ?2 AND seq > ?1 ORDER BY seq LIMIT ?3";
 
 #[derive(QueryableByName)]
-struct MessageEntry {
-    #[diesel(embed)]
-    message: MessageRow,
-    #[diesel(sql_type = Nullable<Timestamp>)]
-    deleted_at: Option<NaiveDateTime>,
-    #[diesel(sql_type = Nullable<Text>)]
-    deleted_by: Option<String>,
+struct MessagePosition {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
     #[diesel(sql_type = BigInt)]
     position: i64,
 }
@@ -172,6 +173,29 @@ fn item(position: i64, entry: FeedEntry) -> FeedItem {
     }
 }
 
+/// The first `limit` messages of the user's feed past `since`, each with its position, in
+/// position order: [`MESSAGE_POSITIONS_SQL`], then the rows it names.
+fn messages_past(
+    conn: &mut SqliteConnection,
+    user: &str,
+    since: Seq,
+    limit: u32,
+) -> StorageResult<Vec<(i64, MessageRow)>> {
+    let positions: Vec<MessagePosition> = load(conn, MESSAGE_POSITIONS_SQL, user, since, limit)?;
+    let mut rows: HashMap<i64, MessageRow> = messages::table
+        .filter(messages::seq.eq_any(positions.iter().map(|p| p.seq)))
+        .select(MessageRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|row| (row.seq, row))
+        .collect();
+    // Read in the same transaction as the positions: every row named is there.
+    Ok(positions
+        .into_iter()
+        .filter_map(|p| rows.remove(&p.seq).map(|row| (p.position, row)))
+        .collect())
+}
+
 fn read_feed(
     conn: &mut SqliteConnection,
     user: UserId,
@@ -181,28 +205,26 @@ fn read_feed(
     let key = user.to_string();
     let mut items = Vec::new();
     let mut live = Vec::new();
-    for row in load::<MessageEntry>(conn, MESSAGES_SQL, &key, since, limit)? {
-        let entry = match row.deleted_at {
-            Some(deleted_at) => FeedEntry::Tombstone(Tombstone {
-                id: id("message id", &row.message.id)?,
-                seq: Seq(row.message.seq),
-                conversation_id: id("conversation id", &row.message.conversation_id)?,
-                sender_id: id("user id", &row.message.sender_id)?,
-                created_at: row.message.created_at.utc(),
-                edited_at: row.message.edited_at.map(Stored::utc),
-                deleted_at: deleted_at.and_utc(),
-                deleted_by: row
-                    .deleted_by
-                    .as_deref()
-                    .map(|by| id("user id", by))
-                    .transpose()?,
-            }),
-            None => {
-                live.push((row.position, row.message));
-                continue;
-            }
+    for (position, row) in messages_past(conn, &key, since, limit)? {
+        let Some(deleted_at) = row.deleted_at else {
+            live.push((position, row));
+            continue;
         };
-        items.push(item(row.position, entry));
+        let entry = FeedEntry::Tombstone(Tombstone {
+            id: id("message id", &row.id)?,
+            seq: Seq(row.seq),
+            conversation_id: id("conversation id", &row.conversation_id)?,
+            sender_id: id("user id", &row.sender_id)?,
+            created_at: row.created_at.utc(),
+            edited_at: row.edited_at.map(Stored::utc),
+            deleted_at: deleted_at.utc(),
+            deleted_by: row
+                .deleted_by
+                .as_deref()
+                .map(|by| id("user id", by))
+                .transpose()?,
+        });
+        items.push(item(position, entry));
     }
     // Replayed messages carry their reactions, as every message read does.
     let (positions, messages): (Vec<i64>, Vec<MessageRow>) = live.into_iter().unzip();
