@@ -613,10 +613,12 @@ async fn sync(
             Err(error) => return send_session_error(ws, &error, reference).await,
         };
         let (page, now) = page;
-        for event in page.events {
-            ws.text(ServerFrame::for_feed_event(event, now).to_text())
-                .await?;
-        }
+        ws.texts(
+            page.events
+                .into_iter()
+                .map(|event| ServerFrame::for_feed_event(event, now).to_text()),
+        )
+        .await?;
         query.since = page.next;
         if one_page || !page.has_more {
             let frame = ServerFrame::Synced {

@@ -49,6 +49,9 @@ pub struct Closed;
 /// Bytes read from the stream at a time.
 const READ_CHUNK: usize = 4096;
 
+/// How many encoded bytes [`WsSocket::texts`] gathers before writing them out.
+const BATCH_BYTES: usize = 64 * 1024;
+
 /// The most a frame header takes (2 + 8 for the length + 4 for the mask).
 const MAX_HEADER: usize = 14;
 
@@ -223,15 +226,41 @@ impl WsSocket {
         .await;
     }
 
+    /// Sends text frames in order, encoding them into one buffer written out whenever it
+    /// holds [`BATCH_BYTES`]: a catch-up of thousands of frames costs a few writes, not one
+    /// system call per frame. Cancel-safe as [`Self::text`] is.
+    pub async fn texts(
+        &mut self,
+        texts: impl IntoIterator<Item = impl Into<ByteString>>,
+    ) -> Result<(), Closed> {
+        for text in texts {
+            self.encode(Message::Text(text.into()))?;
+            if self.write_buf.len() >= BATCH_BYTES {
+                self.flush().await?;
+            }
+        }
+        self.flush().await
+    }
+
     /// Encodes a frame and writes it out. Cancel-safe: a frame cut short stays queued and is
     /// finished before the next one, so the stream never carries half a frame.
     async fn send(&mut self, message: Message) -> Result<(), Closed> {
+        self.encode(message)?;
+        self.flush().await
+    }
+
+    fn encode(&mut self, message: Message) -> Result<(), Closed> {
         if self.closed {
             return Err(Closed);
         }
         if self.codec.encode(message, &mut self.write_buf).is_err() {
             return Err(Closed);
         }
+        Ok(())
+    }
+
+    /// Writes out what is encoded, then lets the buffer go: an idle socket holds none.
+    async fn flush(&mut self) -> Result<(), Closed> {
         while !self.write_buf.is_empty() {
             let written = match self.io.writable().await {
                 Ok(()) => self.io.try_write(&self.write_buf),
