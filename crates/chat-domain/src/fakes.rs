@@ -11,7 +11,7 @@ use crate::conversation::{
     NewConversation, Role,
 };
 use crate::events::DomainEvent;
-use crate::feed::{FeedEntry, FeedItem, Tombstone};
+use crate::feed::{FeedEntry, FeedItem};
 use crate::limits::{Limits, Quota};
 use crate::message::{
     AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
@@ -1130,20 +1130,10 @@ impl FeedStore for MemoryStore {
             if position <= since || state.is_hidden(user, m.id) {
                 continue;
             }
-            let entry = match m.deletion {
-                Some(deletion) => FeedEntry::Tombstone(Tombstone {
-                    id: m.id,
-                    seq: m.seq,
-                    conversation_id: m.conversation_id,
-                    sender_id: m.sender_id,
-                    created_at: m.created_at,
-                    edited_at: m.edited_at,
-                    deleted_at: deletion.at,
-                    deleted_by: Some(deletion.by),
-                }),
-                None => FeedEntry::Message(m.clone()),
-            };
-            items.push(FeedItem { position, entry });
+            items.push(FeedItem {
+                position,
+                entry: FeedEntry::Message(m.clone()),
+            });
         }
         for hidden in &state.hidden {
             if hidden.user_id == user && hidden.seq > since && is_in(&hidden.conversation_id) {

@@ -11,31 +11,15 @@ use chrono::{DateTime, Utc};
 use crate::conversation::Conversation;
 use crate::message::{Message, Seq};
 use crate::read_state::ReadMarker;
-use crate::{ConversationId, MessageId, UserId};
-
-/// What is left of a message deleted for everyone: who sent it when, and who deleted it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tombstone {
-    pub id: MessageId,
-    pub seq: Seq,
-    pub conversation_id: ConversationId,
-    pub sender_id: UserId,
-    pub created_at: DateTime<Utc>,
-    /// When its sender last edited it before the delete: a deletion purges the content, not
-    /// the fact that it was edited, which every other read of the message still shows.
-    pub edited_at: Option<DateTime<Utc>>,
-    pub deleted_at: DateTime<Utc>,
-    pub deleted_by: Option<UserId>,
-}
+use crate::{ConversationId, MessageId};
 
 /// One row of a user's feed as a store holds it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedEntry {
     /// A message of a conversation the user is in: sent, or changed, after the position
-    /// asked from (the feed tells which by its `seq`).
+    /// asked from (the feed tells which by its `seq`), as every read shows it: once deleted
+    /// for everyone, a tombstone (`deletion` set, no content).
     Message(Message),
-    /// A message deleted for everyone.
-    Tombstone(Tombstone),
     /// A message the user deleted for themselves.
     Hidden {
         conversation_id: ConversationId,

@@ -291,7 +291,7 @@ pub trait FeedStore: Send + Sync {
     /// position, at most `limit`, each thing once at the position of its latest change:
     /// - the messages of the conversations the user is a member of now, at
     ///   `change_seq` when changed, else at `seq`, but for those the user hid; a message
-    ///   deleted for everyone as a [`FeedEntry::Tombstone`](crate::feed::FeedEntry);
+    ///   deleted for everyone as its tombstone;
     /// - the messages the user hid in those conversations, at the hiding's seq;
     /// - the read markers of every member of those conversations, at `marker_seq`;
     /// - the user's own settings of those conversations (never another member's), at

@@ -8,7 +8,9 @@
 //! change it did not hold). Since every change takes its seq under the counter's lock (see
 //! [`crate::seq`]), a snapshot holds every position up to the highest it holds.
 
-use chat_domain::feed::{FeedEntry, FeedItem, Tombstone};
+use std::collections::HashMap;
+
+use chat_domain::feed::{FeedEntry, FeedItem};
 use chat_domain::message::Seq;
 use chat_domain::ports::{FeedStore, StoreResult};
 use chat_domain::read_state::ReadMarker;
@@ -22,17 +24,20 @@ use uuid::Uuid;
 use crate::PgStore;
 use crate::error::StorageResult;
 use crate::models::{ConversationRow, MessageRow};
+use crate::schema::messages;
 
-/// The messages of the user's conversations past the position: those sent after it (by the
-/// `(conversation_id, seq)` index), and those sent before it but changed after it (by the
-/// partial `(conversation_id, change_seq)` index), less those the user hid.
-const MESSAGES_SQL: &str = "SELECT f.* FROM ( \
-       SELECT m.*, COALESCE(m.change_seq, m.seq) AS position \
+/// Where the messages of the user's conversations past the position lie: those sent after it
+/// (by the `(conversation_id, seq)` index), and those sent before it but changed after it (by
+/// the partial `(conversation_id, change_seq)` index), less those the user hid. Only seqs and
+/// positions are sorted; the page's rows are read afterwards by seq, so a catch-up from far
+/// back sorts integers, not every message it passes over.
+const MESSAGE_POSITIONS_SQL: &str = "SELECT f.seq, f.position FROM ( \
+       SELECT m.seq, m.id, COALESCE(m.change_seq, m.seq) AS position \
          FROM conversation_members cm \
          JOIN messages m ON m.conversation_id = cm.conversation_id AND m.seq > $1 \
         WHERE cm.user_id = $2 \
        UNION ALL \
-       SELECT m.*, m.change_seq AS position \
+       SELECT m.seq, m.id, m.change_seq AS position \
          FROM conversation_members cm \
          JOIN messages m ON m.conversation_id = cm.conversation_id \
                         AND m.change_seq > $1 AND m.seq <= $1 \
@@ -82,13 +87,9 @@ const DEPARTURES_SQL: &str = "SELECT conversation_id, departed_at, seq AS positi
        FROM departures WHERE user_id = $2 AND seq > $1 ORDER BY seq LIMIT $3";
 
 #[derive(QueryableByName)]
-struct MessageEntry {
-    #[diesel(embed)]
-    message: MessageRow,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    deleted_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    deleted_by: Option<Uuid>,
+struct MessagePosition {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
     #[diesel(sql_type = BigInt)]
     position: i64,
 }
@@ -173,6 +174,30 @@ fn item(position: i64, entry: FeedEntry) -> FeedItem {
     }
 }
 
+/// The first `limit` messages of the user's feed past `since`, each with its position, in
+/// position order: [`MESSAGE_POSITIONS_SQL`], then the rows it names.
+fn messages_past(
+    conn: &mut PgConnection,
+    user: Uuid,
+    since: Seq,
+    limit: u32,
+) -> StorageResult<Vec<(i64, MessageRow)>> {
+    let positions: Vec<MessagePosition> = load(conn, MESSAGE_POSITIONS_SQL, user, since, limit)?;
+    let seqs: Vec<i64> = positions.iter().map(|p| p.seq).collect();
+    let mut rows: HashMap<i64, MessageRow> = messages::table
+        .filter(messages::seq.eq_any(seqs))
+        .select(MessageRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|row| (row.seq, row))
+        .collect();
+    // Read in the same transaction as the positions: every row named is there.
+    Ok(positions
+        .into_iter()
+        .filter_map(|p| rows.remove(&p.seq).map(|row| (p.position, row)))
+        .collect())
+}
+
 fn read_feed(
     conn: &mut PgConnection,
     user: UserId,
@@ -181,28 +206,10 @@ fn read_feed(
 ) -> StorageResult<Vec<FeedItem>> {
     let key = Uuid::from(user);
     let mut items = Vec::new();
-    let mut live = Vec::new();
-    for row in load::<MessageEntry>(conn, MESSAGES_SQL, key, since, limit)? {
-        let entry = match row.deleted_at {
-            Some(deleted_at) => FeedEntry::Tombstone(Tombstone {
-                id: row.message.id.into(),
-                seq: Seq(row.message.seq),
-                conversation_id: row.message.conversation_id.into(),
-                sender_id: row.message.sender_id.into(),
-                created_at: row.message.created_at,
-                edited_at: row.message.edited_at,
-                deleted_at,
-                deleted_by: row.deleted_by.map(UserId::from),
-            }),
-            None => {
-                live.push((row.position, row.message));
-                continue;
-            }
-        };
-        items.push(item(row.position, entry));
-    }
-    // Replayed messages carry their reactions, as every message read does.
-    let (positions, messages): (Vec<i64>, Vec<MessageRow>) = live.into_iter().unzip();
+    // Replayed messages carry their reactions, as every message read does; a message
+    // deleted for everyone comes back as its tombstone, as every read shows it.
+    let (positions, messages): (Vec<i64>, Vec<MessageRow>) =
+        messages_past(conn, key, since, limit)?.into_iter().unzip();
     let messages = crate::replies::complete(conn, messages)?;
     for (position, message) in positions.into_iter().zip(messages) {
         items.push(item(position, FeedEntry::Message(message)));
@@ -374,9 +381,9 @@ mod tests {
             other => panic!("expected the edited message, got {other:?}"),
         }
         match &feed[1].entry {
-            FeedEntry::Tombstone(t) => {
+            FeedEntry::Message(t) if t.is_deleted() => {
                 assert_eq!(
-                    (t.id, t.seq, t.deleted_by),
+                    (t.id, t.seq, t.deletion.map(|d| d.by)),
                     (deleted.id, deleted.seq, Some(a))
                 )
             }

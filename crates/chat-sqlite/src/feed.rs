@@ -7,7 +7,7 @@
 //! wholly in it or wholly after it, never half (which would let a page end past a change it
 //! did not hold).
 
-use chat_domain::feed::{FeedEntry, FeedItem, Tombstone};
+use chat_domain::feed::{FeedEntry, FeedItem};
 use chat_domain::message::Seq;
 use chat_domain::ports::{FeedStore, StoreResult};
 use chat_domain::read_state::ReadMarker;
@@ -204,30 +204,10 @@ fn read_feed(
 ) -> StorageResult<Vec<FeedItem>> {
     let key = user.to_string();
     let mut items = Vec::new();
-    let mut live = Vec::new();
-    for (position, row) in messages_past(conn, &key, since, limit)? {
-        let Some(deleted_at) = row.deleted_at else {
-            live.push((position, row));
-            continue;
-        };
-        let entry = FeedEntry::Tombstone(Tombstone {
-            id: id("message id", &row.id)?,
-            seq: Seq(row.seq),
-            conversation_id: id("conversation id", &row.conversation_id)?,
-            sender_id: id("user id", &row.sender_id)?,
-            created_at: row.created_at.utc(),
-            edited_at: row.edited_at.map(Stored::utc),
-            deleted_at: deleted_at.utc(),
-            deleted_by: row
-                .deleted_by
-                .as_deref()
-                .map(|by| id("user id", by))
-                .transpose()?,
-        });
-        items.push(item(position, entry));
-    }
-    // Replayed messages carry their reactions, as every message read does.
-    let (positions, messages): (Vec<i64>, Vec<MessageRow>) = live.into_iter().unzip();
+    // Replayed messages carry their reactions, as every message read does; a message
+    // deleted for everyone comes back as its tombstone, as every read shows it.
+    let (positions, messages): (Vec<i64>, Vec<MessageRow>) =
+        messages_past(conn, &key, since, limit)?.into_iter().unzip();
     let messages = crate::replies::complete(conn, messages)?;
     for (position, message) in positions.into_iter().zip(messages) {
         items.push(item(position, FeedEntry::Message(message)));
@@ -403,9 +383,9 @@ mod tests {
             other => panic!("expected the edited message, got {other:?}"),
         }
         match &feed[1].entry {
-            FeedEntry::Tombstone(t) => {
+            FeedEntry::Message(t) if t.is_deleted() => {
                 assert_eq!(
-                    (t.id, t.seq, t.deleted_by),
+                    (t.id, t.seq, t.deletion.map(|d| d.by)),
                     (deleted.id, deleted.seq, Some(a))
                 )
             }

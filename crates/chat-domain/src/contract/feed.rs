@@ -5,8 +5,8 @@
 
 use crate::contract::{Fixture, Stores};
 use crate::conversation::{ConversationName, Role};
-use crate::feed::{FeedEntry, FeedItem, Tombstone};
-use crate::message::{MessageContent, Seq};
+use crate::feed::{FeedEntry, FeedItem};
+use crate::message::{Deletion, MessageContent, Seq};
 use crate::ports::{ConversationStore, MessageStore};
 use crate::{ConversationId, MessageId, UserId};
 
@@ -221,20 +221,24 @@ pub fn a_deleted_message_replays_as_a_tombstone_that_keeps_its_edit_time<S: Stor
     let items = store.feed(b, position, 100).unwrap();
     assert_eq!(items.len(), 1, "{items:?}");
     assert_eq!(Some(items[0].position), deleted.message.change_seq);
-    let FeedEntry::Tombstone(tombstone) = &items[0].entry else {
-        panic!("a deleted message replays as a tombstone: {items:?}");
+    let FeedEntry::Message(tombstone) = &items[0].entry else {
+        panic!("a deleted message replays as its tombstone: {items:?}");
     };
+    // The tombstone as every read shows it: its place, its sender and client message id,
+    // when it was edited and who deleted it when; no content.
+    assert_eq!(tombstone, &stored);
     assert_eq!(
-        tombstone,
-        &Tombstone {
-            id: sent.id,
-            seq: sent.seq,
-            conversation_id: g,
-            sender_id: a,
-            created_at: sent.created_at,
-            edited_at: stored.edited_at,
-            deleted_at,
-            deleted_by: Some(a),
-        }
+        (tombstone.id, tombstone.seq, tombstone.conversation_id),
+        (sent.id, sent.seq, g)
+    );
+    assert_eq!(tombstone.sender_id, a);
+    assert_eq!(tombstone.content, None);
+    assert_eq!(tombstone.client_message_id, sent.client_message_id);
+    assert_eq!(
+        tombstone.deletion,
+        Some(Deletion {
+            at: deleted_at,
+            by: a
+        })
     );
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::conversation::{ConversationDetails, ConversationKind, Member};
-use crate::feed::{FeedEntry, Tombstone};
+use crate::feed::FeedEntry;
 use crate::message::{MessageView, Seq};
 use crate::ports::{Clock, ConversationStore, FeedStore, ReadReceiptStore};
 use crate::read_state::ReadMarker;
@@ -61,8 +61,8 @@ pub enum FeedEvent {
     NewMessage { seq: Seq, message: MessageView },
     /// A message sent before the position asked from and changed since.
     MessageUpdated { seq: Seq, message: MessageView },
-    /// A message deleted for everyone.
-    MessageDeleted { seq: Seq, tombstone: Tombstone },
+    /// A message deleted for everyone: its tombstone, as every read shows it.
+    MessageDeleted { seq: Seq, message: MessageView },
     /// A message the caller deleted for themselves.
     MessageHidden {
         seq: Seq,
@@ -201,15 +201,14 @@ impl SyncService {
             events.push(match item.entry {
                 FeedEntry::Message(message) => {
                     let (members, direct) = &context[&message.conversation_id];
-                    let is_new = message.seq > query.since;
+                    let (is_new, deleted) = (message.seq > query.since, message.is_deleted());
                     let message = view_message(message, members, *direct, caller);
-                    if is_new {
-                        FeedEvent::NewMessage { seq, message }
-                    } else {
-                        FeedEvent::MessageUpdated { seq, message }
+                    match (deleted, is_new) {
+                        (true, _) => FeedEvent::MessageDeleted { seq, message },
+                        (false, true) => FeedEvent::NewMessage { seq, message },
+                        (false, false) => FeedEvent::MessageUpdated { seq, message },
                     }
                 }
-                FeedEntry::Tombstone(tombstone) => FeedEvent::MessageDeleted { seq, tombstone },
                 FeedEntry::Hidden {
                     conversation_id,
                     message_id,

@@ -1,7 +1,6 @@
 //! Messages, read receipts and unread counts.
 
 use chat_domain::MessageId;
-use chat_domain::feed::Tombstone;
 use chat_domain::message::MessageView;
 use chat_domain::read_state::{ReadReceipt, UnreadCounts};
 use chat_domain::service::SendMessage;
@@ -189,30 +188,6 @@ impl From<MessageView> for MessageResponse {
 /// A tombstone replayed by the change feed, in the shape every message has: `content` null,
 /// no reactions, no pin. The feed keeps no retry key or edit time of a deleted message, and
 /// a deleted message counts as read.
-impl From<Tombstone> for MessageResponse {
-    fn from(t: Tombstone) -> Self {
-        Self {
-            id: t.id.as_uuid(),
-            seq: t.seq.0,
-            conversation_id: t.conversation_id.as_uuid(),
-            sender_id: t.sender_id.as_uuid(),
-            recipient_id: None,
-            content: None,
-            client_message_id: None,
-            is_read: true,
-            created_at: t.created_at,
-            updated_at: t.deleted_at,
-            edited_at: t.edited_at,
-            deleted_at: Some(t.deleted_at),
-            deleted_by: t.deleted_by.map(|u| u.as_uuid()),
-            reactions: Vec::new(),
-            pinned_at: None,
-            pinned_by: None,
-            reply_to: None,
-        }
-    }
-}
-
 /// The query of a history page; documented through [`HistoryCursorParams`].
 #[derive(Debug, Deserialize)]
 pub struct HistoryParams {

@@ -524,10 +524,10 @@ impl ServerFrame {
                 timestamp: message.message.updated_at,
                 message: message.into(),
             },
-            FeedEvent::MessageDeleted { seq, tombstone } => ServerFrame::MessageDeleted {
+            FeedEvent::MessageDeleted { seq, message } => ServerFrame::MessageDeleted {
                 seq: seq.0,
-                timestamp: tombstone.deleted_at,
-                message: tombstone.into(),
+                timestamp: message.message.updated_at,
+                message: message.into(),
             },
             FeedEvent::MessageHidden {
                 seq,
