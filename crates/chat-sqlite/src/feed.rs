@@ -23,7 +23,6 @@ use crate::SqliteStore;
 use crate::error::StorageResult;
 use crate::models::{ConversationRow, MessageRow, id};
 use crate::schema::messages;
-use crate::timestamp::Stored;
 
 /// Where the messages of the user's conversations past the position lie: those sent after it
 /// (by the `(conversation_id, seq)` index), and those sent before it but changed after it (by
