@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::conversation::Conversation;
-use crate::message::{Message, Seq};
+use crate::message::{Message, Seq, ThreadSummary};
 use crate::read_state::ReadMarker;
 use crate::{ConversationId, MessageId, UserId};
 
@@ -26,6 +26,10 @@ pub struct Tombstone {
     pub edited_at: Option<DateTime<Utc>>,
     pub deleted_at: DateTime<Utc>,
     pub deleted_by: Option<UserId>,
+    /// The thread it was a reply in: a deleted reply still counts in its thread.
+    pub thread_root_id: Option<MessageId>,
+    /// Its replies, had it any: a deleted root keeps its thread.
+    pub thread: Option<Box<ThreadSummary>>,
 }
 
 /// One row of a user's feed as a store holds it now.

@@ -210,6 +210,7 @@ mod tests {
             client_message_id: None,
             created_at: chrono::Utc::now(),
             reply_to_id: None,
+            thread_root_id: None,
         }
         .stored_as(Seq(seq), None)
     }

@@ -235,6 +235,8 @@ pub fn a_deleted_message_replays_as_a_tombstone_that_keeps_its_edit_time<S: Stor
             edited_at: stored.edited_at,
             deleted_at,
             deleted_by: Some(a),
+            thread_root_id: None,
+            thread: None,
         }
     );
 }
