@@ -181,6 +181,8 @@ fn read_feed(
     let key = user.to_string();
     let mut items = Vec::new();
     let mut live = Vec::new();
+    // Deleted roots keep their thread: their summaries are read together at the end.
+    let mut tombstones = Vec::new();
     for row in load::<MessageEntry>(conn, MESSAGES_SQL, &key, since, limit)? {
         let entry = match row.deleted_at {
             Some(deleted_at) => FeedEntry::Tombstone(Tombstone {
@@ -196,13 +198,29 @@ fn read_feed(
                     .as_deref()
                     .map(|by| id("user id", by))
                     .transpose()?,
+                thread_root_id: row
+                    .message
+                    .thread_root_id
+                    .as_deref()
+                    .map(|root| id("message id", root))
+                    .transpose()?,
+                thread: None,
             }),
             None => {
                 live.push((row.position, row.message));
                 continue;
             }
         };
+        tombstones.push(row.message.id);
         items.push(item(row.position, entry));
+    }
+    if !tombstones.is_empty() {
+        let mut summaries = crate::threads::summaries(conn, &tombstones)?;
+        for item in &mut items {
+            if let FeedEntry::Tombstone(tombstone) = &mut item.entry {
+                tombstone.thread = summaries.remove(&tombstone.id).map(Box::new);
+            }
+        }
     }
     // Replayed messages carry their reactions, as every message read does.
     let (positions, messages): (Vec<i64>, Vec<MessageRow>) = live.into_iter().unzip();

@@ -145,6 +145,17 @@ impl RecentMessages {
             inner.epoch += 1;
         }
         for message in messages {
+            if message.thread_root_id.is_some() {
+                // A thread reply is on no page of history, but its root, which a kept page
+                // may hold, now shows another summary: the page is read again, and a read
+                // that began before the reply committed is not kept.
+                inner.epoch += 1;
+                if let Some(old) = inner.pages.remove(&message.conversation_id) {
+                    let freed: usize = old.messages.iter().map(footprint).sum();
+                    inner.bytes = inner.bytes.saturating_sub(freed);
+                }
+                continue;
+            }
             inner
                 .last_appended
                 .insert(message.conversation_id, message.seq.0);

@@ -89,6 +89,9 @@ pub fn a_thread_reply_is_read_from_its_thread_and_its_root_carries_the_summary<
     let root = f.send(g, a, "plans for friday?");
     let lonely = f.send(g, b, "nobody answers this");
     store.pin(g, root.id, a, 10, f.now()).unwrap();
+    // A page read before the replies (which a store may keep) shows them after.
+    let before = store.history(g, HistoryCursor::Latest, 50).unwrap();
+    assert_eq!(before[0].thread, None);
     let first = created(f.append(&in_thread(&f, g, c, root.id, "pizza")).unwrap());
     assert_eq!(first.thread_root_id, Some(root.id));
     assert_eq!(first.thread, None);
