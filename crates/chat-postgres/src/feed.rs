@@ -182,6 +182,7 @@ fn read_feed(
     let key = Uuid::from(user);
     let mut items = Vec::new();
     let mut live = Vec::new();
+    let mut tombstones = Vec::new();
     for row in load::<MessageEntry>(conn, MESSAGES_SQL, key, since, limit)? {
         let entry = match row.deleted_at {
             Some(deleted_at) => FeedEntry::Tombstone(Tombstone {
@@ -193,13 +194,25 @@ fn read_feed(
                 edited_at: row.message.edited_at,
                 deleted_at,
                 deleted_by: row.deleted_by.map(UserId::from),
+                thread_root_id: row.message.thread_root_id.map(MessageId::from),
+                thread: None,
             }),
             None => {
                 live.push((row.position, row.message));
                 continue;
             }
         };
+        tombstones.push(row.message.id);
         items.push(item(row.position, entry));
+    }
+    // Deleted roots keep their thread.
+    if !tombstones.is_empty() {
+        let mut summaries = crate::threads::summaries(conn, &tombstones)?;
+        for item in &mut items {
+            if let FeedEntry::Tombstone(tombstone) = &mut item.entry {
+                tombstone.thread = summaries.remove(&tombstone.id).map(Box::new);
+            }
+        }
     }
     // Replayed messages carry their reactions, as every message read does.
     let (positions, messages): (Vec<i64>, Vec<MessageRow>) = live.into_iter().unzip();
