@@ -28,6 +28,9 @@ pub enum ClientFrame {
         client_message_id: Option<String>,
         /// The message this one replies to: one of the same conversation, not deleted.
         reply_to_id: Option<Uuid>,
+        /// The thread this message goes into: a message of the same conversation, not
+        /// deleted, no thread reply itself.
+        thread_root_id: Option<Uuid>,
     },
     MarkRead {
         message_id: Uuid,
@@ -718,11 +721,12 @@ mod tests {
         ];
 
         /// Every field name some client frame uses, and `ref`.
-        const FIELDS: [&str; 10] = [
+        const FIELDS: [&str; 11] = [
             "last_read_seq",
             "conversation_id",
             "recipient_id",
             "reply_to_id",
+            "thread_root_id",
             "content",
             "client_message_id",
             "message_id",
@@ -828,6 +832,7 @@ mod tests {
                     client_message_id: string(object, "client_message_id", false)
                         .map_err(mistyped)?,
                     reply_to_id: uuid(object, "reply_to_id", false).map_err(mistyped)?,
+                    thread_root_id: uuid(object, "thread_root_id", false).map_err(mistyped)?,
                 }),
                 "mark_read" => Ok(ClientFrame::MarkRead {
                     message_id: uuid(object, "message_id", true)
