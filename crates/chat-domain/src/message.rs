@@ -170,9 +170,9 @@ impl ReplyTo {
 pub const THREAD_ROOT_RULE: &str =
     "must be a message of this conversation that is not deleted and is no thread reply";
 
-/// What a thread's root shows of its replies. Read from the replies whenever the root is
-/// read; a reply takes no new position for its root, so a client keeps this up to date from
-/// the replies it receives (see [`ThreadSummary::count`]).
+/// What a thread's root shows of its replies, as every read of the root shows it. A reply
+/// takes no new position for its root: a client keeps this up to date from the replies it
+/// receives (docs/websocket.md, "Threads").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadSummary {
     /// Every reply in the thread, those deleted for everyone included (a tombstone keeps
@@ -189,9 +189,10 @@ pub struct ThreadSummary {
 }
 
 impl ThreadSummary {
-    /// The summary of a root sent by `root_sender` once `reply` is counted in it: the rule a
-    /// client applies to each reply it learns of (a new one, or one a catch-up replays). A
-    /// reply at or before `last_reply_seq` is counted already and changes nothing.
+    /// The summary of a root sent by `root_sender` once `reply`, the thread's newest, is
+    /// counted in it (a reply at or before `last_reply_seq` is counted already and changes
+    /// nothing). How a client that may learn of replies out of order keeps it is described
+    /// in docs/websocket.md, "Threads".
     pub fn count(summary: Option<Self>, root_sender: UserId, reply: &Message) -> Option<Self> {
         if summary
             .as_ref()
