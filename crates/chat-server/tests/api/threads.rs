@@ -335,3 +335,36 @@ async fn a_thread_reply_is_unread_only_for_the_threads_participants() {
     let set: Value = set.json().await.unwrap();
     assert_eq!(set["unread_count"], 1, "{set}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_threads_and_the_thread_route() {
+    let app = spawn_app().await;
+    let document = app.openapi().await;
+    let schemas = &document["components"]["schemas"];
+    let body = &schemas["SendMessageBody"]["properties"]["thread_root_id"];
+    assert!(body.is_object(), "{}", schemas["SendMessageBody"]);
+    let message = &schemas["MessageResponse"]["properties"];
+    assert!(message["thread_root_id"].is_object(), "{message}");
+    assert!(
+        message["thread"].to_string().contains("ThreadResponse"),
+        "{message}"
+    );
+    let thread = &schemas["ThreadResponse"];
+    for field in [
+        "reply_count",
+        "last_reply_at",
+        "last_reply_seq",
+        "participant_ids",
+    ] {
+        assert!(thread["properties"][field].is_object(), "{thread}");
+    }
+    assert_eq!(thread["example"]["reply_count"], 3, "{thread}");
+    let route = &document["paths"]["/api/v1/messages/{message_id}/thread"]["get"];
+    let parameters = route["parameters"].to_string();
+    for name in ["message_id", "limit", "before", "after"] {
+        assert!(parameters.contains(name), "{name}: {route}");
+    }
+    for status in ["200", "401", "404", "422"] {
+        assert!(route["responses"][status].is_object(), "{status}: {route}");
+    }
+}
