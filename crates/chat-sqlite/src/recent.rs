@@ -253,6 +253,28 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_reply_joins_no_kept_page_and_lets_go_of_the_one_holding_its_root() {
+        let recent = RecentMessages::default();
+        let (c, d) = (ConversationId::new(), ConversationId::new());
+        let root = message(c, 1);
+        recent.fill(c, std::slice::from_ref(&root), true, recent.epoch());
+        recent.fill(d, &[message(d, 2)], true, recent.epoch());
+        let read_before_the_reply = recent.epoch();
+        let mut reply = message(c, 3);
+        reply.thread_root_id = Some(root.id);
+        recent.appended(&[reply]);
+        assert_eq!(
+            seqs(recent.latest(c, 50)),
+            None,
+            "its root's summary changed"
+        );
+        assert_eq!(seqs(recent.latest(d, 50)), Some(vec![2]), "others are kept");
+        // A read that began before the reply committed holds the root's old summary.
+        recent.fill(c, &[root], true, read_before_the_reply);
+        assert_eq!(seqs(recent.latest(c, 50)), None);
+    }
+
+    #[test]
     fn a_read_from_before_the_memory_of_appends_started_over_is_not_kept() {
         let recent = RecentMessages::default();
         let c = ConversationId::new();
