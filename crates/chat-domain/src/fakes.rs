@@ -11,7 +11,7 @@ use crate::conversation::{
     NewConversation, Role,
 };
 use crate::events::DomainEvent;
-use crate::feed::{FeedEntry, FeedItem, Tombstone};
+use crate::feed::{FeedEntry, FeedItem, HiddenReply, Tombstone};
 use crate::limits::{Limits, Quota};
 use crate::message::{
     AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
@@ -1216,6 +1216,18 @@ impl FeedStore for MemoryStore {
                     entry: FeedEntry::Hidden {
                         conversation_id: hidden.conversation_id,
                         message_id: hidden.message_id,
+                        thread_reply: state
+                            .messages
+                            .iter()
+                            .find(|m| m.id == hidden.message_id)
+                            .and_then(|m| {
+                                Some(HiddenReply {
+                                    thread_root_id: m.thread_root_id?,
+                                    seq: m.seq,
+                                    sender_id: m.sender_id,
+                                    created_at: m.created_at,
+                                })
+                            }),
                     },
                 });
             }

@@ -32,6 +32,15 @@ pub struct Tombstone {
     pub thread: Option<Box<ThreadSummary>>,
 }
 
+/// A hidden thread reply as its thread's summary counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HiddenReply {
+    pub thread_root_id: MessageId,
+    pub seq: Seq,
+    pub sender_id: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
 /// One row of a user's feed as a store holds it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedEntry {
@@ -44,6 +53,9 @@ pub enum FeedEntry {
     Hidden {
         conversation_id: ConversationId,
         message_id: MessageId,
+        /// For a thread reply: what its thread's summary counts of it, which a client that
+        /// never saw the reply counts it by (it still counts for everyone).
+        thread_reply: Option<HiddenReply>,
     },
     /// A member's read marker (the user's own or another member's) and the message at it,
     /// when there is one.

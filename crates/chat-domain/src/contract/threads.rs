@@ -5,7 +5,7 @@
 //! the same conversation is refused without storing anything.
 
 use crate::contract::{Fixture, Stores, created, everything, existing};
-use crate::feed::FeedEntry;
+use crate::feed::{FeedEntry, HiddenReply};
 use crate::message::{ClientMessageId, HistoryCursor, Message, NewMessage, Seq, ThreadSummary};
 use crate::paging::Page;
 use crate::ports::MessageStore;
@@ -170,7 +170,8 @@ pub fn a_thread_reply_is_read_from_its_thread_and_its_root_carries_the_summary<
 
 /// A deleted reply keeps its place in its thread and its count in the summary, and replays
 /// as a tombstone that names its root; a root deleted for everyone keeps its thread and its
-/// tombstone carries the summary. Participants stay participants.
+/// tombstone carries the summary. Participants stay participants. A reply one member hid
+/// still counts, and that member's feed says what of it the summary counts.
 pub fn a_deleted_reply_still_counts_and_a_deleted_root_keeps_its_thread<S: Stores + ?Sized>(
     store: &S,
 ) {
@@ -231,6 +232,39 @@ pub fn a_deleted_reply_still_counts_and_a_deleted_root_keeps_its_thread<S: Store
             .len(),
         1
     );
+    // A reply hidden by one member still counts for everyone, and their feed says what of it.
+    let open = f.send(g, b, "another root");
+    let kept = created(f.append(&in_thread(&f, g, a, open.id, "kept")).unwrap());
+    store.hide(kept.id, b, &mut |_| {}).unwrap();
+    let read = MessageStore::find(store, open.id).unwrap().unwrap();
+    assert_eq!(
+        read.thread.map(|t| t.reply_count),
+        Some(1),
+        "hidden, still counted"
+    );
+    let hidden: Vec<_> = store
+        .feed(b, Seq::ZERO, 100)
+        .unwrap()
+        .into_iter()
+        .filter_map(|item| match item.entry {
+            FeedEntry::Hidden { thread_reply, .. } => Some(thread_reply),
+            _ => None,
+        })
+        .collect();
+    let counted = HiddenReply {
+        thread_root_id: open.id,
+        seq: kept.seq,
+        sender_id: a,
+        created_at: kept.created_at,
+    };
+    assert_eq!(hidden, [Some(counted)]);
+    // Hiding a message of the main history says nothing more.
+    store.hide(open.id, b, &mut |_| {}).unwrap();
+    let plain = store.feed(b, Seq::ZERO, 100).unwrap();
+    assert!(plain.iter().any(|item| matches!(
+        &item.entry,
+        FeedEntry::Hidden { message_id, thread_reply: None, .. } if *message_id == open.id
+    )));
 }
 
 /// A thread root in another conversation, deleted for everyone, itself a thread reply, or

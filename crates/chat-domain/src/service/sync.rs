@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::conversation::{ConversationDetails, ConversationKind, Member};
-use crate::feed::{FeedEntry, Tombstone};
+use crate::feed::{FeedEntry, HiddenReply, Tombstone};
 use crate::message::{MessageView, Seq};
 use crate::ports::{Clock, ConversationStore, FeedStore, ReadReceiptStore};
 use crate::read_state::ReadMarker;
@@ -68,6 +68,8 @@ pub enum FeedEvent {
         seq: Seq,
         conversation_id: ConversationId,
         message_id: MessageId,
+        /// For a thread reply: what its thread's summary counts of it.
+        thread_reply: Option<HiddenReply>,
     },
     /// Another member's read marker, and the message at it when there is one.
     MessageRead {
@@ -213,10 +215,12 @@ impl SyncService {
                 FeedEntry::Hidden {
                     conversation_id,
                     message_id,
+                    thread_reply,
                 } => FeedEvent::MessageHidden {
                     seq,
                     conversation_id,
                     message_id,
+                    thread_reply,
                 },
                 FeedEntry::Marker { marker, .. } if marker.user_id == caller => {
                     FeedEvent::ReadMarkerUpdated {

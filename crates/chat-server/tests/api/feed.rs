@@ -228,9 +228,17 @@ impl Client {
                     conversation
                         .messages
                         .retain(|_, m| event["message_id"] != m.id.as_str());
-                    // Threads (issue #15): a hidden thread reply leaves its thread's page.
+                    // Threads (issue #15): a hidden thread reply leaves its thread's page, and
+                    // still counts in its root's summary.
                     for thread in conversation.threads.values_mut() {
                         thread.retain(|_, m| event["message_id"] != m.id.as_str());
+                    }
+                    let reply = &event["thread_reply"];
+                    if let Some(root) = reply["thread_root_id"].as_str() {
+                        let mut counted = reply.clone();
+                        counted["id"] = event["message_id"].clone();
+                        let kept = conversation.summaries.entry(root.to_owned()).or_default();
+                        kept.reply_came(&counted);
                     }
                 }
             }
@@ -608,6 +616,7 @@ struct Scene {
     /// Threads (issue #15): the messages the offline user hid, which the scenario starts no
     /// thread on, and the roots of threads, which the offline user does not hide: a client
     /// cannot keep the summary of a root it does not see (docs/websocket.md, "Threads").
+    /// Thread replies the offline user may hide: their replay says what the summary counts.
     hidden_by_offline: std::collections::BTreeSet<String>,
     roots: std::collections::BTreeSet<String>,
     /// Threads (issue #15): messages sent while the client was in step, which threads may
@@ -803,9 +812,8 @@ impl Scene {
             (12, Some(sent)) => {
                 let hider = self.member_of(rng, &sent).await;
                 // Threads (issue #15): see `hidden_by_offline`.
-                let in_a_thread = sent.thread_root.is_some() || self.roots.contains(&sent.id);
                 if hider.id == offline.id {
-                    if in_a_thread {
+                    if self.roots.contains(&sent.id) {
                         return;
                     }
                     self.hidden_by_offline.insert(sent.id.clone());
@@ -1016,6 +1024,9 @@ async fn catch_up_after_random_changes(
                     .is_string()
                     .then(|| "thread reply".into()),
                 m["thread"].is_object().then(|| "thread root".into()),
+                event["thread_reply"]
+                    .is_object()
+                    .then(|| "hidden thread reply".into()),
             ]
             .into_iter()
             .flatten(),
@@ -1064,6 +1075,7 @@ async fn a_client_offline_while_others_changed_things_catches_up_exactly_by_pagi
         "archived",
         "thread reply",
         "thread root",
+        "hidden thread reply",
     ];
     let missing: Vec<&str> = kinds.into_iter().filter(|k| !seen.contains(*k)).collect();
     assert!(missing.is_empty(), "never replayed: {missing:?}");
