@@ -108,6 +108,10 @@ pub enum StoreError {
     /// everyone: nothing was stored.
     #[error("the message replied to is not in this conversation or is deleted")]
     ReplyTarget,
+    /// A thread reply's `thread_root_id` is no message of the reply's conversation, one
+    /// deleted for everyone, or itself a thread reply: nothing was stored.
+    #[error("the thread root is not in this conversation, is deleted or is a thread reply")]
+    ThreadRoot,
     /// The store could not be reached or failed; nothing the caller did caused it.
     #[error("storage unavailable: {0}")]
     Unavailable(String),

@@ -11,11 +11,11 @@ use crate::conversation::{
     NewConversation, Role,
 };
 use crate::events::DomainEvent;
-use crate::feed::{FeedEntry, FeedItem};
+use crate::feed::{FeedEntry, FeedItem, HiddenReply};
 use crate::limits::{Limits, Quota};
 use crate::message::{
     AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
-    MessageChanged, MessageContent, NewMessage, Pin, Reaction, ReplyTo, Seq,
+    MessageChanged, MessageContent, NewMessage, Pin, Reaction, ReplyTo, Seq, ThreadSummary,
 };
 use crate::paging::Page;
 use crate::ports::*;
@@ -83,6 +83,36 @@ impl State {
     fn take_seq(&mut self) -> Seq {
         self.last_seq += 1;
         Seq(self.last_seq)
+    }
+
+    /// Whether `message` counts as unread for `user` at all: a thread reply counts only for
+    /// the thread's participants.
+    fn concerns(&self, message: &Message, user: UserId) -> bool {
+        let Some(root) = message.thread_root_id else {
+            return true;
+        };
+        self.messages
+            .iter()
+            .find(|m| m.id == root)
+            .and_then(|root| root.thread.as_ref())
+            .is_some_and(|thread| thread.participant_ids.contains(&user))
+    }
+
+    /// A page of `all` (ascending by seq) cut as the stores cut history pages.
+    fn page(all: Vec<Message>, cursor: HistoryCursor, limit: u32) -> Vec<Message> {
+        let limit = limit as usize;
+        match cursor {
+            HistoryCursor::Latest => all[all.len().saturating_sub(limit)..].to_vec(),
+            HistoryCursor::Before(seq) => {
+                let before: Vec<_> = all.into_iter().filter(|m| m.seq < seq).collect();
+                before[before.len().saturating_sub(limit)..].to_vec()
+            }
+            HistoryCursor::After(seq) => all
+                .into_iter()
+                .filter(|m| m.seq > seq)
+                .take(limit)
+                .collect(),
+        }
     }
 
     fn is_hidden(&self, user: UserId, message: MessageId) -> bool {
@@ -460,6 +490,7 @@ impl ConversationStore for MemoryStore {
                     .clone()
                     .filter(|m| m.seq > me.last_read_seq && m.sender_id != user)
                     .filter(|m| !m.is_deleted() && !state.is_hidden(user, m.id))
+                    .filter(|m| state.concerns(m, user))
                     .count() as u64;
                 let settings = state.settings_of(c.id, user, filter.now);
                 if filter
@@ -470,7 +501,10 @@ impl ConversationStore for MemoryStore {
                 }
                 Some(InboxEntry {
                     conversation: c.clone(),
-                    last_message: in_conv.clone().next_back().cloned(),
+                    last_message: in_conv
+                        .clone()
+                        .rfind(|m| m.thread_root_id.is_none())
+                        .cloned(),
                     unread_count: unread,
                     last_activity_at: state.activity[&c.id],
                     settings,
@@ -684,6 +718,19 @@ impl MemoryStore {
                         _ => return Err(StoreError::ReplyTarget),
                     },
                 };
+                let root = match new.thread_root_id {
+                    None => None,
+                    Some(root) => match state.messages.iter().position(|m| m.id == root) {
+                        Some(at)
+                            if state.messages[at].conversation_id == new.conversation_id
+                                && !state.messages[at].is_deleted()
+                                && state.messages[at].thread_root_id.is_none() =>
+                        {
+                            Some(at)
+                        }
+                        _ => return Err(StoreError::ThreadRoot),
+                    },
+                };
                 let seq = state.take_seq();
                 let members = state.members.get_mut(&new.conversation_id);
                 if let Some(sender) =
@@ -696,7 +743,18 @@ impl MemoryStore {
                     .insert((new.conversation_id, new.sender_id), new.created_at);
                 let message = new.stored_as(seq, reply_to);
                 state.messages.push(message.clone());
-                state.activity.insert(new.conversation_id, new.created_at);
+                match root {
+                    // A thread reply is no activity of the conversation's main history.
+                    Some(at) => {
+                        let root = &mut state.messages[at];
+                        let thread = root.thread.take().map(|thread| *thread);
+                        root.thread =
+                            ThreadSummary::count(thread, root.sender_id, &message).map(Box::new);
+                    }
+                    None => {
+                        state.activity.insert(new.conversation_id, new.created_at);
+                    }
+                }
                 Appended::Created(message)
             }
         };
@@ -729,22 +787,26 @@ impl MessageStore for MemoryStore {
         let all: Vec<Message> = state
             .messages
             .iter()
-            .filter(|m| m.conversation_id == conversation)
+            .filter(|m| m.conversation_id == conversation && m.thread_root_id.is_none())
             .cloned()
             .collect();
-        let limit = limit as usize;
-        Ok(match cursor {
-            HistoryCursor::Latest => all[all.len().saturating_sub(limit)..].to_vec(),
-            HistoryCursor::Before(seq) => {
-                let before: Vec<_> = all.into_iter().filter(|m| m.seq < seq).collect();
-                before[before.len().saturating_sub(limit)..].to_vec()
-            }
-            HistoryCursor::After(seq) => all
-                .into_iter()
-                .filter(|m| m.seq > seq)
-                .take(limit)
-                .collect(),
-        })
+        Ok(State::page(all, cursor, limit))
+    }
+
+    fn thread(
+        &self,
+        root: MessageId,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        let state = self.state();
+        let all: Vec<Message> = state
+            .messages
+            .iter()
+            .filter(|m| m.thread_root_id == Some(root))
+            .cloned()
+            .collect();
+        Ok(State::page(all, cursor, limit))
     }
 
     fn since(&self, user: UserId, since: Seq, limit: u32) -> StoreResult<Vec<Message>> {
@@ -1142,6 +1204,18 @@ impl FeedStore for MemoryStore {
                     entry: FeedEntry::Hidden {
                         conversation_id: hidden.conversation_id,
                         message_id: hidden.message_id,
+                        thread_reply: state
+                            .messages
+                            .iter()
+                            .find(|m| m.id == hidden.message_id)
+                            .and_then(|m| {
+                                Some(HiddenReply {
+                                    thread_root_id: m.thread_root_id?,
+                                    seq: m.seq,
+                                    sender_id: m.sender_id,
+                                    created_at: m.created_at,
+                                })
+                            }),
                     },
                 });
             }
@@ -1293,6 +1367,7 @@ impl ReadReceiptStore for MemoryStore {
             .filter(|m| {
                 m.conversation_id == conversation && m.seq > last_read_seq && m.sender_id != user
             })
+            .filter(|m| state.concerns(m, user))
             .count() as u64;
         Ok(MarkerSet {
             marker: ReadMarker {

@@ -11,7 +11,16 @@ use chrono::{DateTime, Utc};
 use crate::conversation::Conversation;
 use crate::message::{Message, Seq};
 use crate::read_state::ReadMarker;
-use crate::{ConversationId, MessageId};
+use crate::{ConversationId, MessageId, UserId};
+
+/// A hidden thread reply as its thread's summary counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HiddenReply {
+    pub thread_root_id: MessageId,
+    pub seq: Seq,
+    pub sender_id: UserId,
+    pub created_at: DateTime<Utc>,
+}
 
 /// One row of a user's feed as a store holds it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +33,9 @@ pub enum FeedEntry {
     Hidden {
         conversation_id: ConversationId,
         message_id: MessageId,
+        /// For a thread reply: what its thread's summary counts of it, which a client that
+        /// never saw the reply counts it by (it still counts for everyone).
+        thread_reply: Option<HiddenReply>,
     },
     /// A member's read marker (the user's own or another member's) and the message at it,
     /// when there is one.

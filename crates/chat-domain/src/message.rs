@@ -112,6 +112,12 @@ pub struct Message {
     /// The message this one replies to, as that message now stands. Boxed: most messages
     /// are no reply, and a message is moved often enough that its size counts.
     pub reply_to: Option<Box<ReplyTo>>,
+    /// The root of the thread this message is a reply in; `None` for a message of the
+    /// conversation's main history. A thread reply stays one when deleted for everyone.
+    pub thread_root_id: Option<MessageId>,
+    /// For a thread's root: its replies so far; `None` while it has none. Boxed as
+    /// [`Self::reply_to`] is.
+    pub thread: Option<Box<ThreadSummary>>,
 }
 
 impl Message {
@@ -157,6 +163,67 @@ impl ReplyTo {
                 None => text.to_owned(),
             }),
         }
+    }
+}
+
+/// Why a `thread_root_id` was refused, as a client is told.
+pub const THREAD_ROOT_RULE: &str =
+    "must be a message of this conversation that is not deleted and is no thread reply";
+
+/// What a thread's root shows of its replies, as every read of the root shows it. A reply
+/// takes no new position for its root: a client keeps this up to date from the replies it
+/// receives (docs/websocket.md, "Threads").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadSummary {
+    /// Every reply in the thread, those deleted for everyone included (a tombstone keeps
+    /// its place) and those any one member hid.
+    pub reply_count: u64,
+    /// When the newest reply was sent.
+    pub last_reply_at: DateTime<Utc>,
+    /// The seq of the newest reply: the summary counts every reply up to it, so a client
+    /// counts a reply it learns of only when its seq is past this one.
+    pub last_reply_seq: Seq,
+    /// The root's sender, then everyone who replied (or was otherwise added), in the order
+    /// they joined; once in, always in.
+    pub participant_ids: Vec<UserId>,
+}
+
+impl ThreadSummary {
+    /// The summary of a root sent by `root_sender` once `reply`, the thread's newest, is
+    /// counted in it (a reply at or before `last_reply_seq` is counted already and changes
+    /// nothing). How a client that may learn of replies out of order keeps it is described
+    /// in docs/websocket.md, "Threads".
+    pub fn count(summary: Option<Self>, root_sender: UserId, reply: &Message) -> Option<Self> {
+        if summary
+            .as_ref()
+            .is_some_and(|s| reply.seq <= s.last_reply_seq)
+        {
+            return summary;
+        }
+        let mut summary = summary.unwrap_or(Self {
+            reply_count: 0,
+            last_reply_at: reply.created_at,
+            last_reply_seq: reply.seq,
+            participant_ids: vec![root_sender],
+        });
+        summary.reply_count += 1;
+        summary.last_reply_at = summary.last_reply_at.max(reply.created_at);
+        summary.last_reply_seq = reply.seq;
+        summary.join(&[reply.sender_id]);
+        Some(summary)
+    }
+
+    /// Adds `users` to the participants, those not in yet, in the order participants who
+    /// join with one reply are stored in: by id.
+    pub fn join(&mut self, users: &[UserId]) {
+        let mut joining: Vec<UserId> = users
+            .iter()
+            .copied()
+            .filter(|u| !self.participant_ids.contains(u))
+            .collect();
+        joining.sort();
+        joining.dedup();
+        self.participant_ids.extend(joining);
     }
 }
 
@@ -308,6 +375,11 @@ pub struct NewMessage {
     /// [`crate::StoreError::ReplyTarget`] unless it is a message of the same conversation
     /// that is not deleted.
     pub reply_to_id: Option<MessageId>,
+    /// The thread this message is a reply in: the store refuses it with
+    /// [`crate::StoreError::ThreadRoot`] unless it names a message of the same conversation
+    /// that is not deleted and is no thread reply itself. The store adds the sender (and the
+    /// root's sender, for a thread's first reply) to the thread's participants.
+    pub thread_root_id: Option<MessageId>,
 }
 
 impl NewMessage {
@@ -330,6 +402,8 @@ impl NewMessage {
             reactions: Vec::new(),
             pin: None,
             reply_to: reply_to.map(Box::new),
+            thread_root_id: self.thread_root_id,
+            thread: None,
         }
     }
 }

@@ -176,10 +176,20 @@ pub trait MessageStore: Send + Sync {
         })
     }
     fn find(&self, id: MessageId) -> StoreResult<Option<Message>>;
-    /// A page of one conversation's history in ascending `seq` order.
+    /// A page of one conversation's history in ascending `seq` order: its main history,
+    /// without thread replies (see [`Self::thread`]).
     fn history(
         &self,
         conversation: ConversationId,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
+    /// A page of the replies in the thread of `root`, in ascending `seq` order, cut by
+    /// `cursor` as [`Self::history`] is (`Latest`: the newest replies). Empty for a message
+    /// without replies, a missing one, or one that is itself a thread reply.
+    fn thread(
+        &self,
+        root: MessageId,
         cursor: HistoryCursor,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;

@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use chat_domain::message::THREAD_ROOT_RULE;
 use chat_domain::{DomainError, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -198,6 +199,9 @@ impl From<DomainError> for ApiError {
                 "reply_to_id",
                 "must be a message of this conversation that is not deleted",
             )),
+            DomainError::Store(StoreError::ThreadRoot) => {
+                Self::from(DomainError::invalid("thread_root_id", THREAD_ROOT_RULE))
+            }
             DomainError::Store(StoreError::Missing) => {
                 Self::new(S::NOT_FOUND, "not_found", "the resource no longer exists")
             }

@@ -41,6 +41,7 @@ use crate::ws;
         messages::edit_message,
         messages::delete_message,
         messages::mark_read,
+        messages::list_thread,
         messages::unread_count,
         reactions::add_reaction,
         reactions::remove_reaction,

@@ -13,7 +13,7 @@ use chat_domain::conversation::{
 use chat_domain::events::{DomainEvent, PinChanged, ReactionChanged};
 use chat_domain::message::{
     ClientMessageId, Deletion, Emoji, HiddenMessage, Message, MessageContent, MessageView, Pin,
-    Reaction, ReplyTo, Seq,
+    Reaction, ReplyTo, Seq, ThreadSummary,
 };
 use chat_domain::read_state::{
     MarkerSet, MemberSettings, ReadMarker, ReadReceipt, SettingsChanged,
@@ -249,6 +249,21 @@ pub struct WireMessageView {
     /// Absent from nodes older than replies: no message of theirs is one.
     #[serde(default)]
     pub reply_to: Option<WireReplyTo>,
+    /// Absent from nodes older than threads: no message of theirs is in a thread.
+    #[serde(default)]
+    pub thread_root_id: Option<Uuid>,
+    /// Absent from nodes older than threads, and on a message without replies.
+    #[serde(default)]
+    pub thread: Option<WireThread>,
+}
+
+/// [`ThreadSummary`] on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireThread {
+    pub reply_count: u64,
+    pub last_reply_at: DateTime<Utc>,
+    pub last_reply_seq: i64,
+    pub participant_ids: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -656,6 +671,13 @@ impl From<&MessageView> for WireMessageView {
                 sender_id: r.sender_id.as_uuid(),
                 snippet: r.snippet.clone(),
             }),
+            thread_root_id: m.thread_root_id.map(|r| r.as_uuid()),
+            thread: m.thread.as_ref().map(|t| WireThread {
+                reply_count: t.reply_count,
+                last_reply_at: t.last_reply_at,
+                last_reply_seq: t.last_reply_seq.0,
+                participant_ids: uuids(&t.participant_ids),
+            }),
         }
     }
 }
@@ -779,6 +801,15 @@ impl TryFrom<WireMessageView> for MessageView {
                         id: MessageId::from(r.id),
                         sender_id: UserId::from(r.sender_id),
                         snippet: r.snippet,
+                    })
+                }),
+                thread_root_id: w.thread_root_id.map(MessageId::from),
+                thread: w.thread.map(|t| {
+                    Box::new(ThreadSummary {
+                        reply_count: t.reply_count,
+                        last_reply_at: t.last_reply_at,
+                        last_reply_seq: Seq(t.last_reply_seq),
+                        participant_ids: users(t.participant_ids),
                     })
                 }),
             },
@@ -1020,6 +1051,8 @@ pub fn sample_events() -> Vec<DomainEvent> {
                         sender_id: bob,
                         snippet: Some("what's the plan?".into()),
                     })),
+                    thread_root_id: Some(MessageId::new()),
+                    thread: None,
                 },
                 recipient_id: Some(bob),
                 is_read: true,
@@ -1052,6 +1085,13 @@ pub fn sample_events() -> Vec<DomainEvent> {
                         sender_id: bob,
                         snippet: None,
                     })),
+                    thread_root_id: None,
+                    thread: Some(Box::new(ThreadSummary {
+                        reply_count: 3,
+                        last_reply_at: now,
+                        last_reply_seq: Seq(45),
+                        participant_ids: vec![alice, bob],
+                    })),
                 },
                 recipient_id: None,
                 is_read: false,
@@ -1077,6 +1117,8 @@ pub fn sample_events() -> Vec<DomainEvent> {
                     reactions: Vec::new(),
                     pin: None,
                     reply_to: None,
+                    thread_root_id: None,
+                    thread: None,
                 },
                 recipient_id: None,
                 is_read: true,
@@ -1336,6 +1378,26 @@ mod tests {
         old.as_object_mut().unwrap().remove("reply_to");
         let wire: WireMessageView = serde_json::from_value(old).unwrap();
         assert_eq!(MessageView::try_from(wire).unwrap().message.reply_to, None);
+    }
+
+    #[test]
+    fn a_message_from_a_node_older_than_threads_is_in_no_thread_and_has_none() {
+        for event in sample_events().into_iter().take(2) {
+            let (DomainEvent::MessageCreated { message, .. }
+            | DomainEvent::MessageUpdated { message, .. }) = event
+            else {
+                panic!("the first samples are messages")
+            };
+            let mut old = serde_json::to_value(WireMessageView::from(&message)).unwrap();
+            old.as_object_mut().unwrap().remove("thread_root_id");
+            old.as_object_mut().unwrap().remove("thread");
+            let wire: WireMessageView = serde_json::from_value(old).unwrap();
+            let view = MessageView::try_from(wire).unwrap();
+            assert_eq!(
+                (view.message.thread_root_id, view.message.thread),
+                (None, None)
+            );
+        }
     }
 
     #[test]

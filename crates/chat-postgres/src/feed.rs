@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use chat_domain::feed::{FeedEntry, FeedItem};
+use chat_domain::feed::{FeedEntry, FeedItem, HiddenReply};
 use chat_domain::message::Seq;
 use chat_domain::ports::{FeedStore, StoreResult};
 use chat_domain::read_state::ReadMarker;
@@ -76,9 +76,12 @@ const CONVERSATIONS_SQL: &str = "SELECT c.*, c.change_seq AS position \
       WHERE cm.user_id = $2 AND c.change_seq > $1 \
       ORDER BY c.change_seq LIMIT $3";
 
-/// The messages the user hid, in conversations they are still in.
-const HIDDEN_SQL: &str = "SELECT h.conversation_id, h.message_id, h.seq AS position \
+/// The messages the user hid, in conversations they are still in, with what a thread's
+/// summary counts of a hidden thread reply.
+const HIDDEN_SQL: &str = "SELECT h.conversation_id, h.message_id, h.seq AS position, \
+            m.thread_root_id, m.seq AS message_seq, m.sender_id, m.created_at \
        FROM hidden_messages h \
+       JOIN messages m ON m.id = h.message_id \
        JOIN conversation_members cm ON cm.conversation_id = h.conversation_id \
                                    AND cm.user_id = h.user_id \
       WHERE h.user_id = $2 AND h.seq > $1 ORDER BY h.seq LIMIT $3";
@@ -140,6 +143,14 @@ struct HiddenEntry {
     message_id: Uuid,
     #[diesel(sql_type = BigInt)]
     position: i64,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    thread_root_id: Option<Uuid>,
+    #[diesel(sql_type = BigInt)]
+    message_seq: i64,
+    #[diesel(sql_type = SqlUuid)]
+    sender_id: Uuid,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
 }
 
 #[derive(QueryableByName)]
@@ -218,6 +229,12 @@ fn read_feed(
         let entry = FeedEntry::Hidden {
             conversation_id: row.conversation_id.into(),
             message_id: row.message_id.into(),
+            thread_reply: row.thread_root_id.map(|root| HiddenReply {
+                thread_root_id: root.into(),
+                seq: Seq(row.message_seq),
+                sender_id: row.sender_id.into(),
+                created_at: row.created_at,
+            }),
         };
         items.push(item(row.position, entry));
     }
@@ -393,7 +410,8 @@ mod tests {
             feed[2].entry,
             FeedEntry::Hidden {
                 conversation_id: g,
-                message_id: hidden.id
+                message_id: hidden.id,
+                thread_reply: None,
             }
         );
         match &feed[3].entry {

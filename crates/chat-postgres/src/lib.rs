@@ -27,6 +27,7 @@ mod seq;
 mod settings;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod threads;
 mod users;
 
 use std::sync::Arc;

@@ -62,7 +62,7 @@ use crate::schema::{
     reactions as reaction_rows, users,
 };
 use crate::{PgStore, announce_in_order};
-use crate::{reactions, replies};
+use crate::{reactions, replies, threads};
 
 impl MessageStore for PgStore {
     fn submit(&self, new: NewMessage, done: OnAppended) {
@@ -90,6 +90,38 @@ impl MessageStore for PgStore {
         self.read(|conn| {
             let base = messages::table
                 .filter(messages::conversation_id.eq(Uuid::from(conversation)))
+                .filter(messages::thread_root_id.is_null())
+                .select(MessageRow::as_select())
+                .limit(i64::from(limit))
+                .into_boxed();
+            let mut rows: Vec<MessageRow> = match cursor {
+                HistoryCursor::Latest => base.order(messages::seq.desc()).load(conn)?,
+                HistoryCursor::Before(Seq(seq)) => base
+                    .filter(messages::seq.lt(seq))
+                    .order(messages::seq.desc())
+                    .load(conn)?,
+                HistoryCursor::After(Seq(seq)) => base
+                    .filter(messages::seq.gt(seq))
+                    .order(messages::seq.asc())
+                    .load(conn)?,
+            };
+            if !matches!(cursor, HistoryCursor::After(_)) {
+                rows.reverse();
+            }
+            replies::complete(conn, rows)
+        })
+    }
+
+    fn thread(
+        &self,
+        root: MessageId,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        self.read(|conn| {
+            // A range scan of the (thread_root_id, seq) index.
+            let base = messages::table
+                .filter(messages::thread_root_id.eq(Uuid::from(root)))
                 .select(MessageRow::as_select())
                 .limit(i64::from(limit))
                 .into_boxed();
@@ -441,7 +473,9 @@ pub(crate) fn append_batch(
     let mut states = conversation_states(conn, batch)?;
     let stored = stored_retries(conn, batch)?;
     let targets = replies::Targets::of(conn, batch)?;
+    let roots = threads::Roots::of(conn, batch)?;
     let mut quotes: HashMap<usize, ReplyTo> = HashMap::new();
+    let mut in_threads: HashMap<usize, threads::Root> = HashMap::new();
 
     let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
     let mut new_in_batch: HashMap<RetryKey, usize> = HashMap::new();
@@ -486,6 +520,16 @@ pub(crate) fn append_batch(
                 continue;
             }
         }
+        match roots.check(new) {
+            Ok(None) => {}
+            Ok(Some(root)) => {
+                in_threads.insert(index, root);
+            }
+            Err(refused) => {
+                pending.push(Pending::done(Err(refused)));
+                continue;
+            }
+        }
         if let Some(key) = key {
             new_in_batch.insert(key, index);
         }
@@ -507,7 +551,14 @@ pub(crate) fn append_batch(
             Pending::New => {
                 let seq = seqs[&index];
                 let message = new.stored_as(seq, quotes.remove(&index));
-                activity.insert(new.conversation_id.into(), (seq.0, new.created_at));
+                match in_threads.get(&index) {
+                    // A thread reply is no activity of the conversation's main history: it
+                    // is not the inbox's last message and brings no archive back.
+                    Some(root) => threads::count(conn, root, &message)?,
+                    None => {
+                        activity.insert(new.conversation_id.into(), (seq.0, new.created_at));
+                    }
+                }
                 markers.insert(
                     (new.conversation_id.into(), new.sender_id.into()),
                     (seq.0, new.created_at),
@@ -759,7 +810,7 @@ pub(crate) fn insert_in_commit_order(
         .map(|(&i, seq)| NewMessageRow::of(batch[i], Seq(seq)))
         .collect();
     let mut stored: Vec<i64> = Vec::with_capacity(rows.len());
-    // PostgreSQL takes at most 65535 parameters per statement; a message row has nine.
+    // PostgreSQL takes at most 65535 parameters per statement; a message row has ten.
     for chunk in rows.chunks(4096) {
         stored.extend(
             diesel::insert_into(messages::table)

@@ -163,6 +163,7 @@ pub struct MessageRow {
     pub pinned_by: Option<Uuid>,
     /// Read into [`Message::reply_to`] by [`crate::replies::complete`].
     pub reply_to_id: Option<Uuid>,
+    pub thread_root_id: Option<Uuid>,
 }
 
 /// A new message's row: only the columns an append writes (the change columns start NULL).
@@ -178,6 +179,7 @@ pub struct NewMessageRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub reply_to_id: Option<Uuid>,
+    pub thread_root_id: Option<Uuid>,
 }
 
 impl NewMessageRow {
@@ -196,6 +198,7 @@ impl NewMessageRow {
             created_at: message.created_at,
             updated_at: message.created_at,
             reply_to_id: crate::replies::stored_id(message),
+            thread_root_id: message.thread_root_id.map(Uuid::from),
         }
     }
 }
@@ -243,6 +246,9 @@ impl TryFrom<MessageRow> for Message {
             },
             // Filled in by `replies::complete`, from the original as it now stands.
             reply_to: None,
+            thread_root_id: row.thread_root_id.map(chat_domain::MessageId::from),
+            // Filled in by `threads::summarize`, with the participants.
+            thread: None,
         })
     }
 }

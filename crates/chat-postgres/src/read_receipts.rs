@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use crate::PgStore;
 use crate::models::MemberRow;
-use crate::schema::{conversation_members, messages};
+use crate::schema::{conversation_members, messages, thread_participants};
 use crate::seq;
+use diesel::dsl::exists;
 
 #[derive(QueryableByName)]
 struct UnreadRow {
@@ -29,6 +30,8 @@ const UNREAD_COUNTS_SQL: &str = "SELECT cm.conversation_id, \
        (SELECT COUNT(*) FROM messages m \
          WHERE m.conversation_id = cm.conversation_id AND m.seq > cm.last_read_seq \
            AND m.sender_id <> cm.user_id AND m.deleted_at IS NULL \
+           AND (m.thread_root_id IS NULL OR EXISTS (SELECT 1 FROM thread_participants tp \
+                 WHERE tp.root_id = m.thread_root_id AND tp.user_id = cm.user_id)) \
            AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
                             WHERE h.user_id = cm.user_id AND h.message_id = m.id)) \
        AS unread_count \
@@ -99,10 +102,19 @@ impl ReadReceiptStore for PgStore {
                 .first(conn)
                 .optional()?;
             let last_read_seq = onto.map_or(0, |(seq, _)| seq);
+            // Thread replies count only in the threads the user follows.
+            let follows = thread_participants::table
+                .filter(
+                    thread_participants::root_id
+                        .nullable()
+                        .eq(messages::thread_root_id),
+                )
+                .filter(thread_participants::user_id.eq(key.1));
             let unread: i64 = messages::table
                 .filter(messages::conversation_id.eq(key.0))
                 .filter(messages::seq.gt(last_read_seq))
                 .filter(messages::sender_id.ne(key.1))
+                .filter(messages::thread_root_id.is_null().or(exists(follows)))
                 .count()
                 .get_result(conn)?;
             // The counter before the membership row, as appends take them: no deadlock.

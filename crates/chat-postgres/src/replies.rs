@@ -57,6 +57,7 @@ pub(crate) fn complete(
         page.push(Message::try_from(row)?);
     }
     let mut page = crate::reactions::with_reactions(conn, page)?;
+    crate::threads::summarize(conn, &mut page)?;
     if replies.is_empty() {
         return Ok(page);
     }

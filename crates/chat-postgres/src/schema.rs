@@ -78,6 +78,24 @@ diesel::table! {
         pinned_at -> Nullable<Timestamptz>,
         pinned_by -> Nullable<Uuid>,
         reply_to_id -> Nullable<Uuid>,
+        thread_root_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    threads (root_id) {
+        root_id -> Uuid,
+        reply_count -> BigInt,
+        last_reply_seq -> BigInt,
+        last_reply_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    thread_participants (root_id, user_id) {
+        root_id -> Uuid,
+        user_id -> Uuid,
+        joined_seq -> BigInt,
     }
 }
 
@@ -120,6 +138,7 @@ diesel::joinable!(conversation_members -> conversations (conversation_id));
 diesel::joinable!(conversation_members -> users (user_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(hidden_messages -> conversations (conversation_id));
+diesel::joinable!(thread_participants -> threads (root_id));
 diesel::joinable!(departures -> conversations (conversation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -131,6 +150,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     reactions,
     hidden_messages,
+    threads,
+    thread_participants,
     departures,
     message_seq,
 );

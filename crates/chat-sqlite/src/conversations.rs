@@ -239,6 +239,8 @@ impl ConversationStore for SqliteStore {
                    (SELECT COUNT(*) FROM messages m \
                      WHERE m.conversation_id = c.id AND m.seq > cm.last_read_seq \
                        AND m.sender_id <> cm.user_id AND m.deleted_at IS NULL \
+                       AND (m.thread_root_id IS NULL OR EXISTS (SELECT 1 FROM thread_participants tp \
+                             WHERE tp.root_id = m.thread_root_id AND tp.user_id = cm.user_id)) \
                        AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
                                         WHERE h.user_id = cm.user_id \
                                           AND h.message_id = m.id)) AS unread_count, \

@@ -7,7 +7,7 @@
 //! wholly in it or wholly after it, never half (which would let a page end past a change it
 //! did not hold).
 
-use chat_domain::feed::{FeedEntry, FeedItem};
+use chat_domain::feed::{FeedEntry, FeedItem, HiddenReply};
 use chat_domain::message::Seq;
 use chat_domain::ports::{FeedStore, StoreResult};
 use chat_domain::read_state::ReadMarker;
@@ -74,9 +74,12 @@ const CONVERSATIONS_SQL: &str = "SELECT c.*, c.change_seq AS position \
       WHERE cm.user_id = ?2 AND c.change_seq > ?1 \
       ORDER BY c.change_seq LIMIT ?3";
 
-/// The messages the user hid, in conversations they are still in.
-const HIDDEN_SQL: &str = "SELECT h.conversation_id, h.message_id, h.seq AS position \
+/// The messages the user hid, in conversations they are still in, with what a thread's
+/// summary counts of a hidden thread reply.
+const HIDDEN_SQL: &str = "SELECT h.conversation_id, h.message_id, h.seq AS position, \
+            m.thread_root_id, m.seq AS message_seq, m.sender_id, m.created_at \
        FROM hidden_messages h \
+       JOIN messages m ON m.id = h.message_id \
        JOIN conversation_members cm ON cm.conversation_id = h.conversation_id \
                                    AND cm.user_id = h.user_id \
       WHERE h.user_id = ?2 AND h.seq > ?1 ORDER BY h.seq LIMIT ?3";
@@ -138,6 +141,14 @@ struct HiddenEntry {
     message_id: String,
     #[diesel(sql_type = BigInt)]
     position: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    thread_root_id: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    message_seq: i64,
+    #[diesel(sql_type = Text)]
+    sender_id: String,
+    #[diesel(sql_type = Timestamp)]
+    created_at: NaiveDateTime,
 }
 
 #[derive(QueryableByName)]
@@ -215,6 +226,15 @@ fn read_feed(
         let entry = FeedEntry::Hidden {
             conversation_id: id("conversation id", &row.conversation_id)?,
             message_id: id("message id", &row.message_id)?,
+            thread_reply: match &row.thread_root_id {
+                None => None,
+                Some(root) => Some(HiddenReply {
+                    thread_root_id: id("message id", root)?,
+                    seq: Seq(row.message_seq),
+                    sender_id: id("user id", &row.sender_id)?,
+                    created_at: row.created_at.and_utc(),
+                }),
+            },
         };
         items.push(item(row.position, entry));
     }
@@ -394,7 +414,8 @@ mod tests {
             feed[2].entry,
             FeedEntry::Hidden {
                 conversation_id: g,
-                message_id: hidden.id
+                message_id: hidden.id,
+                thread_reply: None,
             }
         );
         match &feed[3].entry {

@@ -24,6 +24,7 @@ mod seq;
 mod settings;
 #[cfg(test)]
 mod store_tests;
+mod threads;
 mod timestamp;
 mod users;
 

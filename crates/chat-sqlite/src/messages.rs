@@ -23,7 +23,7 @@ use crate::schema::{
     users,
 };
 use crate::{MembershipEpoch, SqliteStore, announce_in_order};
-use crate::{reactions, replies};
+use crate::{reactions, replies, threads};
 
 impl MessageStore for SqliteStore {
     fn submit(&self, new: NewMessage, done: OnAppended) {
@@ -56,6 +56,7 @@ impl MessageStore for SqliteStore {
         let page = self.read(|conn| {
             let base = messages::table
                 .filter(messages::conversation_id.eq(conversation.to_string()))
+                .filter(messages::thread_root_id.is_null())
                 .select(MessageRow::as_select())
                 .limit(i64::from(limit))
                 .into_boxed();
@@ -80,6 +81,37 @@ impl MessageStore for SqliteStore {
             self.recent.fill(conversation, &page, whole, epoch);
         }
         Ok(page)
+    }
+
+    fn thread(
+        &self,
+        root: MessageId,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        self.read(|conn| {
+            // A range scan of the (thread_root_id, seq) index.
+            let base = messages::table
+                .filter(messages::thread_root_id.eq(root.to_string()))
+                .select(MessageRow::as_select())
+                .limit(i64::from(limit))
+                .into_boxed();
+            let mut rows: Vec<MessageRow> = match cursor {
+                HistoryCursor::Latest => base.order(messages::seq.desc()).load(conn)?,
+                HistoryCursor::Before(Seq(seq)) => base
+                    .filter(messages::seq.lt(seq))
+                    .order(messages::seq.desc())
+                    .load(conn)?,
+                HistoryCursor::After(Seq(seq)) => base
+                    .filter(messages::seq.gt(seq))
+                    .order(messages::seq.asc())
+                    .load(conn)?,
+            };
+            if !matches!(cursor, HistoryCursor::After(_)) {
+                rows.reverse();
+            }
+            replies::complete(conn, rows)
+        })
     }
 
     fn since(&self, user: UserId, since: Seq, limit: u32) -> StoreResult<Vec<Message>> {
@@ -442,6 +474,21 @@ pub(crate) fn append_batch(
                 }
             },
         };
+        // Only a thread reply reads its root, under the writer lock as well.
+        let root = match new.thread_root_id {
+            None => None,
+            Some(root) => match threads::root(conn, new.conversation_id, root) {
+                Ok(Ok(root)) => Some(root),
+                Ok(Err(refused)) => {
+                    results.push(Ok(Err(refused)));
+                    continue;
+                }
+                Err(error) => {
+                    results.push(Err(error));
+                    continue;
+                }
+            },
+        };
         let message = match insert(conn, new, reply_to) {
             Ok(message) => message,
             Err(error) => {
@@ -450,7 +497,14 @@ pub(crate) fn append_batch(
             }
         };
         let at = ts(message.created_at);
-        activity.insert(message.conversation_id, (message.seq.0, at));
+        match &root {
+            // A thread reply is no activity of the conversation's main history: it is not
+            // the inbox's last message and does not bring an archived conversation back.
+            Some(root) => threads::count(conn, root, &message)?,
+            None => {
+                activity.insert(message.conversation_id, (message.seq.0, at));
+            }
+        }
         markers.insert(
             (message.conversation_id, message.sender_id),
             (message.seq.0, at),
@@ -617,6 +671,7 @@ fn insert(
         created_at: ts(new.created_at),
         updated_at: ts(new.created_at),
         reply_to_id: new.reply_to_id.map(|id| id.to_string()),
+        thread_root_id: new.thread_root_id.map(|id| id.to_string()),
     };
     // Only the seq comes back: every other field is what was just written, so reading the
     // row back (and parsing its timestamps) would be work for nothing.

@@ -164,6 +164,7 @@ pub struct MessageRow {
     pub pinned_by: Option<String>,
     /// Read into [`Message::reply_to`] by [`crate::replies::complete`].
     pub reply_to_id: Option<String>,
+    pub thread_root_id: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -177,6 +178,7 @@ pub struct NewMessageRow<'a> {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub reply_to_id: Option<String>,
+    pub thread_root_id: Option<String>,
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -228,6 +230,13 @@ impl TryFrom<MessageRow> for Message {
             },
             // Filled in by `replies::complete`, from the original as it now stands.
             reply_to: None,
+            thread_root_id: row
+                .thread_root_id
+                .as_deref()
+                .map(|root| id("message id", root))
+                .transpose()?,
+            // Filled in by `threads::summaries`, with the participants.
+            thread: None,
         })
     }
 }

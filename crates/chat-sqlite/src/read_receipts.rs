@@ -10,8 +10,9 @@ use diesel::sql_types::{BigInt, Text};
 
 use crate::SqliteStore;
 use crate::models::{MemberRow, id, ts};
-use crate::schema::{conversation_members, messages};
+use crate::schema::{conversation_members, messages, thread_participants};
 use crate::seq;
+use diesel::dsl::exists;
 
 #[derive(QueryableByName)]
 struct UnreadRow {
@@ -23,11 +24,14 @@ struct UnreadRow {
 
 /// Unread messages per conversation of one user: a range scan of the (conversation_id, seq)
 /// index past each of the user's markers. Tombstones and messages the user hid are no unread
-/// messages; the hidden check is a primary-key probe per unread message.
+/// messages, nor thread replies in threads the user does not follow; the hidden and the
+/// participant checks are a primary-key probe per unread message.
 pub(crate) const UNREAD_COUNTS_SQL: &str = "SELECT cm.conversation_id, \
        (SELECT COUNT(*) FROM messages m \
          WHERE m.conversation_id = cm.conversation_id AND m.seq > cm.last_read_seq \
            AND m.sender_id <> cm.user_id AND m.deleted_at IS NULL \
+           AND (m.thread_root_id IS NULL OR EXISTS (SELECT 1 FROM thread_participants tp \
+                 WHERE tp.root_id = m.thread_root_id AND tp.user_id = cm.user_id)) \
            AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
                             WHERE h.user_id = cm.user_id AND h.message_id = m.id)) \
        AS unread_count \
@@ -109,10 +113,19 @@ impl ReadReceiptStore for SqliteStore {
                     conversation_members::marker_seq.eq(change.0),
                 ))
                 .execute(conn)?;
+            // Thread replies count only in the threads the user follows.
+            let follows = thread_participants::table
+                .filter(
+                    thread_participants::root_id
+                        .nullable()
+                        .eq(messages::thread_root_id),
+                )
+                .filter(thread_participants::user_id.eq(&user_key));
             let unread: i64 = messages::table
                 .filter(messages::conversation_id.eq(&conversation_key))
                 .filter(messages::seq.gt(last_read_seq))
                 .filter(messages::sender_id.ne(&user_key))
+                .filter(messages::thread_root_id.is_null().or(exists(follows)))
                 .count()
                 .get_result(conn)?;
             let message_id = onto.map(|(_, raw)| id("message id", &raw)).transpose()?;

@@ -145,6 +145,17 @@ impl RecentMessages {
             inner.epoch += 1;
         }
         for message in messages {
+            if message.thread_root_id.is_some() {
+                // A thread reply is on no page of history, but its root, which a kept page
+                // may hold, now shows another summary: the page is read again, and a read
+                // that began before the reply committed is not kept.
+                inner.epoch += 1;
+                if let Some(old) = inner.pages.remove(&message.conversation_id) {
+                    let freed: usize = old.messages.iter().map(footprint).sum();
+                    inner.bytes = inner.bytes.saturating_sub(freed);
+                }
+                continue;
+            }
             inner
                 .last_appended
                 .insert(message.conversation_id, message.seq.0);
@@ -210,6 +221,7 @@ mod tests {
             client_message_id: None,
             created_at: chrono::Utc::now(),
             reply_to_id: None,
+            thread_root_id: None,
         }
         .stored_as(Seq(seq), None)
     }
@@ -238,6 +250,28 @@ mod tests {
             Some(vec![1, 3, 7]),
             "no duplicate"
         );
+    }
+
+    #[test]
+    fn a_thread_reply_joins_no_kept_page_and_lets_go_of_the_one_holding_its_root() {
+        let recent = RecentMessages::default();
+        let (c, d) = (ConversationId::new(), ConversationId::new());
+        let root = message(c, 1);
+        recent.fill(c, std::slice::from_ref(&root), true, recent.epoch());
+        recent.fill(d, &[message(d, 2)], true, recent.epoch());
+        let read_before_the_reply = recent.epoch();
+        let mut reply = message(c, 3);
+        reply.thread_root_id = Some(root.id);
+        recent.appended(&[reply]);
+        assert_eq!(
+            seqs(recent.latest(c, 50)),
+            None,
+            "its root's summary changed"
+        );
+        assert_eq!(seqs(recent.latest(d, 50)), Some(vec![2]), "others are kept");
+        // A read that began before the reply committed holds the root's old summary.
+        recent.fill(c, &[root], true, read_before_the_reply);
+        assert_eq!(seqs(recent.latest(c, 50)), None);
     }
 
     #[test]

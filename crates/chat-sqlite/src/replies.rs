@@ -1,6 +1,7 @@
 //! Replies: the `reply_to_id` column of `messages`. A reply stores its original's id only;
 //! what it quotes is read from the original whenever the reply is read, one extra query for
-//! a page that holds replies and none for a page without.
+//! a page that holds replies and none for a page without. [`complete`] is where every read
+//! completes its rows: reactions, quotes and thread summaries.
 
 use std::collections::HashMap;
 
@@ -29,6 +30,7 @@ pub(crate) fn complete(
         page.push(Message::try_from(row)?);
     }
     let mut page = crate::reactions::with_reactions(conn, page)?;
+    crate::threads::summarize(conn, &mut page)?;
     if replies.is_empty() {
         return Ok(page);
     }

@@ -78,6 +78,24 @@ diesel::table! {
         pinned_at -> Nullable<Timestamp>,
         pinned_by -> Nullable<Text>,
         reply_to_id -> Nullable<Text>,
+        thread_root_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    threads (root_id) {
+        root_id -> Text,
+        reply_count -> BigInt,
+        last_reply_seq -> BigInt,
+        last_reply_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    thread_participants (root_id, user_id) {
+        root_id -> Text,
+        user_id -> Text,
+        joined_seq -> BigInt,
     }
 }
 
@@ -112,6 +130,7 @@ diesel::joinable!(conversation_members -> conversations (conversation_id));
 diesel::joinable!(conversation_members -> users (user_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(hidden_messages -> conversations (conversation_id));
+diesel::joinable!(thread_participants -> threads (root_id));
 diesel::joinable!(departures -> conversations (conversation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -123,5 +142,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     reactions,
     hidden_messages,
+    threads,
+    thread_participants,
     departures,
 );

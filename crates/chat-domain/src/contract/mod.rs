@@ -22,6 +22,7 @@ pub mod reactions;
 pub mod read_receipts;
 pub mod replies;
 pub mod revocations;
+pub mod threads;
 pub mod users;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -140,6 +141,10 @@ macro_rules! contract_tests {
             replies::a_reply_reads_back_quoting_its_original_from_every_read,
             replies::a_replys_snippet_follows_edits_and_deletes_of_its_original,
             replies::a_reply_to_anything_but_a_live_message_of_its_conversation_is_refused,
+            threads::a_thread_reply_is_read_from_its_thread_and_its_root_carries_the_summary,
+            threads::a_deleted_reply_still_counts_and_a_deleted_root_keeps_its_thread,
+            threads::a_thread_root_must_be_a_live_main_message_of_the_conversation,
+            threads::a_thread_reply_is_unread_only_for_the_threads_participants,
             read_receipts::a_read_marker_only_moves_forward,
             read_receipts::the_inbox_lists_recent_activity_first_with_last_message_and_unread_count,
             read_receipts::unread_counts_are_messages_from_others_past_the_marker,
@@ -293,6 +298,7 @@ impl<'s, S: Stores + ?Sized> Fixture<'s, S> {
             client_message_id: None,
             created_at: self.now(),
             reply_to_id: None,
+            thread_root_id: None,
         }
     }
 

@@ -1124,6 +1124,7 @@ mod tests {
                         content: text.into(),
                         client_message_id: None,
                         reply_to_id: None,
+                        thread_root_id: None,
                     },
                 )
                 .unwrap()

@@ -9,7 +9,7 @@ use crate::conversation::{ConversationKind, Member, Role};
 use crate::events::DomainEvent;
 use crate::message::{
     Appended, ClientMessageId, DeleteScope, HiddenMessage, HistoryCursor, Message, MessageChanged,
-    MessageContent, MessageView, NewMessage, Seq,
+    MessageContent, MessageView, NewMessage, Seq, THREAD_ROOT_RULE,
 };
 use crate::ports::{Clock, ConversationStore, EventPublisher, MessageStore, ReadReceiptStore};
 use crate::read_state::{MarkerSet, ReadReceipt, UnreadCounts};
@@ -40,6 +40,9 @@ pub struct SendMessage {
     pub client_message_id: Option<String>,
     /// The message this one replies to: one of the same conversation, not deleted.
     pub reply_to_id: Option<MessageId>,
+    /// The thread this message replies in: a message of the same conversation, not
+    /// deleted, no thread reply itself.
+    pub thread_root_id: Option<MessageId>,
 }
 
 #[derive(Clone)]
@@ -130,9 +133,10 @@ impl MessageService {
             Err(refused) => return done(Err(refused)),
         };
         // A retry must repeat the message it retries; only then is the content needed again.
-        let retry = client_message_id
-            .as_ref()
-            .map(|key| (key.clone(), content.clone(), request.reply_to_id));
+        let retry = client_message_id.as_ref().map(|key| {
+            let targets = (request.reply_to_id, request.thread_root_id);
+            (key.clone(), content.clone(), targets)
+        });
         let new = NewMessage {
             id: MessageId::new(),
             conversation_id,
@@ -141,6 +145,7 @@ impl MessageService {
             client_message_id,
             created_at: self.clock.now(),
             reply_to_id: request.reply_to_id,
+            thread_root_id: request.thread_root_id,
         };
         // Announced as soon as the store has committed, before any later message commits:
         // members hear of messages in seq order, so a client resuming from the highest seq it
@@ -167,14 +172,21 @@ impl MessageService {
                             "must be a message of this conversation that is not deleted",
                         )));
                     }
+                    Err(StoreError::ThreadRoot) => {
+                        return done(Err(DomainError::invalid(
+                            "thread_root_id",
+                            THREAD_ROOT_RULE,
+                        )));
+                    }
                     Err(other) => return done(Err(other.into())),
                 };
                 let direct = outcome.kind == ConversationKind::Direct;
                 let (message, created) = match outcome.appended {
                     Appended::Existing(stored) => match retry {
-                        Some((key, content, reply_to_id))
+                        Some((key, content, (reply_to_id, thread_root_id)))
                             if Some(&content) != stored.content.as_ref()
-                                || reply_to_id != stored.reply_to.as_ref().map(|r| r.id) =>
+                                || reply_to_id != stored.reply_to.as_ref().map(|r| r.id)
+                                || thread_root_id != stored.thread_root_id =>
                         {
                             return done(Err(DomainError::IdempotencyConflict {
                                 client_message_id: key.as_str().to_owned(),
@@ -236,7 +248,32 @@ impl MessageService {
             ));
         }
         let direct = self.kind_of(conversation_id)? == ConversationKind::Direct;
-        let page = self.visible_page(viewer, conversation_id, cursor, limit)?;
+        let page = self.visible_page(viewer, cursor, limit, |cursor, wanted| {
+            self.messages.history(conversation_id, cursor, wanted)
+        })?;
+        Ok(page
+            .into_iter()
+            .map(|m| view_message(m, &members, direct, viewer))
+            .collect())
+    }
+
+    /// A page of the thread of `root_id` (its replies, ascending by seq, cut by `cursor` as
+    /// history is), from the viewer's side, without the replies the viewer hid. A root the
+    /// viewer cannot read (or that does not exist) is [`DomainError::NotFound`]; a message
+    /// without replies, or a thread reply, has an empty thread.
+    pub fn thread(
+        &self,
+        viewer: UserId,
+        root_id: MessageId,
+        cursor: HistoryCursor,
+        limit: u32,
+    ) -> Result<Vec<MessageView>, DomainError> {
+        let (root, _) = self.readable(viewer, root_id)?;
+        let members = self.conversations.members(root.conversation_id)?;
+        let direct = self.kind_of(root.conversation_id)? == ConversationKind::Direct;
+        let page = self.visible_page(viewer, cursor, limit, |cursor, wanted| {
+            self.messages.thread(root_id, cursor, wanted)
+        })?;
         Ok(page
             .into_iter()
             .map(|m| view_message(m, &members, direct, viewer))
@@ -245,18 +282,19 @@ impl MessageService {
 
     /// A page of history without the messages the viewer hid, topped up from beyond the
     /// page so that a page is short only where the history ends.
+    /// `read` reads a page of the messages at a cursor (a conversation's history, a thread).
     fn visible_page(
         &self,
         viewer: UserId,
-        conversation_id: ConversationId,
         cursor: HistoryCursor,
         limit: u32,
+        read: impl Fn(HistoryCursor, u32) -> Result<Vec<Message>, StoreError>,
     ) -> Result<Vec<Message>, DomainError> {
         let mut page: Vec<Message> = Vec::new();
         let mut cursor = cursor;
         loop {
             let wanted = limit.saturating_sub(page.len() as u32);
-            let mut chunk = self.messages.history(conversation_id, cursor, wanted)?;
+            let mut chunk = read(cursor, wanted)?;
             let exhausted = chunk.len() < wanted as usize;
             let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
                 return Ok(page);
@@ -672,10 +710,66 @@ mod tests {
                     content: text.into(),
                     client_message_id: None,
                     reply_to_id: None,
+                    thread_root_id: None,
                 },
             )
             .unwrap()
             .0
+    }
+
+    #[test]
+    fn a_thread_is_read_by_members_only_and_a_bad_root_is_a_validation_error() {
+        let chat = chat();
+        let messages = &chat.world.services.messages;
+        let root = send(&chat, chat.alice, "root");
+        let request = |root_id, key: &str| SendMessage {
+            content: "in the thread".into(),
+            client_message_id: Some(key.into()),
+            thread_root_id: Some(root_id),
+            ..Default::default()
+        };
+        let (reply, _) = messages
+            .send(chat.bob, chat.group, request(root.message.id, "k"))
+            .unwrap();
+        let events = chat.world.events.take();
+        let DomainEvent::MessageCreated { message, .. } = &events[1] else {
+            panic!("a thread reply is announced: {events:?}");
+        };
+        assert_eq!(message.message.thread_root_id, Some(root.message.id));
+        let error = messages
+            .send(chat.bob, chat.group, request(reply.message.id, "k2"))
+            .unwrap_err();
+        assert!(
+            matches!(&error, DomainError::Validation(e) if e[0].field == "thread_root_id"),
+            "{error:?}"
+        );
+        let other = send(&chat, chat.alice, "another root");
+        let conflict = messages
+            .send(chat.bob, chat.group, request(other.message.id, "k"))
+            .unwrap_err();
+        assert!(matches!(conflict, DomainError::IdempotencyConflict { .. }));
+        let thread = messages
+            .thread(chat.carol, root.message.id, HistoryCursor::Latest, 50)
+            .unwrap();
+        assert_eq!(thread.len(), 1);
+        assert_eq!(thread[0].message.id, reply.message.id);
+        let stranger = chat.world.user("mallory");
+        let refused = messages
+            .thread(stranger, root.message.id, HistoryCursor::Latest, 50)
+            .unwrap_err();
+        assert!(
+            matches!(refused, DomainError::NotFound { .. }),
+            "{refused:?}"
+        );
+        let history = messages
+            .history(chat.carol, chat.group, HistoryCursor::Latest, 50)
+            .unwrap();
+        assert_eq!(
+            history.len(),
+            2,
+            "the thread reply is no main-history message"
+        );
+        assert_eq!(history[0].message.thread.as_ref().unwrap().reply_count, 1);
     }
 
     #[test]
@@ -700,6 +794,7 @@ mod tests {
             content: "once".into(),
             client_message_id: Some("c-1".into()),
             reply_to_id: None,
+            thread_root_id: None,
         };
         let messages = &chat.world.services.messages;
         let (first, created) = messages
@@ -726,6 +821,7 @@ mod tests {
             content: "same words".into(),
             client_message_id: Some("same".into()),
             reply_to_id: None,
+            thread_root_id: None,
         };
         let messages = &chat.world.services.messages;
         let (in_group, _) = messages
@@ -750,6 +846,7 @@ mod tests {
                     content: content.into(),
                     client_message_id: Some("k-1".into()),
                     reply_to_id: None,
+                    thread_root_id: None,
                 },
             )
         };
@@ -780,6 +877,7 @@ mod tests {
                 content: "hello?".into(),
                 client_message_id: None,
                 reply_to_id: None,
+                thread_root_id: None,
             },
         );
         assert!(
@@ -811,6 +909,7 @@ mod tests {
                     content: "hi".into(),
                     client_message_id: None,
                     reply_to_id: None,
+                    thread_root_id: None,
                 }
             ),
             Err(DomainError::NotFound {
@@ -945,6 +1044,7 @@ mod tests {
                 content: "one too many".into(),
                 client_message_id: None,
                 reply_to_id: None,
+                thread_root_id: None,
             },
         );
         assert!(matches!(refused, Err(DomainError::RateLimited { .. })));
@@ -966,6 +1066,7 @@ mod tests {
                     content: content.into(),
                     client_message_id: None,
                     reply_to_id: None,
+                    thread_root_id: None,
                 },
                 move |answer| answers.lock().unwrap().push(answer),
             );
@@ -1067,6 +1168,7 @@ mod tests {
                     content: "direct".into(),
                     client_message_id: None,
                     reply_to_id: None,
+                    thread_root_id: None,
                 },
             )
             .unwrap();
@@ -1197,6 +1299,7 @@ mod tests {
                     content: "hi".into(),
                     client_message_id: None,
                     reply_to_id: None,
+                    thread_root_id: None,
                 },
             )
             .unwrap();

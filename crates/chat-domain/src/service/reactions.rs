@@ -349,6 +349,7 @@ mod tests {
                     content: "hello".into(),
                     client_message_id: None,
                     reply_to_id: None,
+                    thread_root_id: None,
                 },
             )
             .unwrap()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::conversation::{ConversationDetails, ConversationKind, Member};
-use crate::feed::FeedEntry;
+use crate::feed::{FeedEntry, HiddenReply};
 use crate::message::{MessageView, Seq};
 use crate::ports::{Clock, ConversationStore, FeedStore, ReadReceiptStore};
 use crate::read_state::ReadMarker;
@@ -68,6 +68,8 @@ pub enum FeedEvent {
         seq: Seq,
         conversation_id: ConversationId,
         message_id: MessageId,
+        /// For a thread reply: what its thread's summary counts of it.
+        thread_reply: Option<HiddenReply>,
     },
     /// Another member's read marker, and the message at it when there is one.
     MessageRead {
@@ -212,10 +214,12 @@ impl SyncService {
                 FeedEntry::Hidden {
                     conversation_id,
                     message_id,
+                    thread_reply,
                 } => FeedEvent::MessageHidden {
                     seq,
                     conversation_id,
                     message_id,
+                    thread_reply,
                 },
                 FeedEntry::Marker { marker, .. } if marker.user_id == caller => {
                     FeedEvent::ReadMarkerUpdated {
@@ -331,6 +335,7 @@ mod tests {
                         content: text.into(),
                         client_message_id: None,
                         reply_to_id: None,
+                        thread_root_id: None,
                     },
                 )
                 .unwrap()
@@ -485,6 +490,7 @@ mod tests {
                         content: text.into(),
                         client_message_id: None,
                         reply_to_id: None,
+                        thread_root_id: None,
                     },
                 )
                 .unwrap()

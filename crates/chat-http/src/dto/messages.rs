@@ -1,12 +1,15 @@
 //! Messages, read receipts and unread counts.
 
 use chat_domain::MessageId;
-use chat_domain::message::MessageView;
+use chat_domain::message::{HistoryCursor, MessageView, Seq, ThreadSummary};
+use chat_domain::paging::parse_limit;
 use chat_domain::read_state::{ReadReceipt, UnreadCounts};
 use chat_domain::service::SendMessage;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::error::ApiError;
 use uuid::Uuid;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -33,6 +36,12 @@ pub struct SendMessageBody {
     /// deleted (otherwise 422 `validation_error` on `reply_to_id`).
     #[schema(example = "0193a5c2-1111-7c3a-9d8e-2b4f6a1c0e55")]
     pub reply_to_id: Option<Uuid>,
+    /// Send into the thread of this message: a message of the same conversation that is not
+    /// deleted and is no thread reply itself (otherwise 422 `validation_error` on
+    /// `thread_root_id`). A thread reply is read from `GET /api/v1/messages/{id}/thread`
+    /// and catch-up, not from the conversation's history.
+    #[schema(example = "0193a5c2-3333-7c3a-9d8e-2b4f6a1c0e55")]
+    pub thread_root_id: Option<Uuid>,
 }
 
 impl From<SendMessageBody> for SendMessage {
@@ -41,6 +50,7 @@ impl From<SendMessageBody> for SendMessage {
             content: body.content,
             client_message_id: body.client_message_id,
             reply_to_id: body.reply_to_id.map(MessageId::from),
+            thread_root_id: body.thread_root_id.map(MessageId::from),
         }
     }
 }
@@ -111,6 +121,45 @@ pub struct MessageResponse {
     /// The message this one replies to, as that message now stands; null if it replies to
     /// nothing.
     pub reply_to: Option<ReplyToResponse>,
+    /// The thread this message is a reply in; null for a message of the conversation's
+    /// main history.
+    pub thread_root_id: Option<Uuid>,
+    /// For a thread's root: its replies so far; null while it has none.
+    pub thread: Option<ThreadResponse>,
+}
+
+/// What a thread's root shows of its replies. A reply takes no new place in the change feed
+/// for its root: a client counts each reply it learns of whose `seq` is past
+/// `last_reply_seq` (see docs/websocket.md).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "reply_count": 3,
+    "last_reply_at": "2026-12-07T10:20:00Z",
+    "last_reply_seq": 4121,
+    "participant_ids": ["0193a5c2-2222-7c3a-9d8e-2b4f6a1c0e55", "0193a5c2-4444-7c3a-9d8e-2b4f6a1c0e55"]
+}))]
+pub struct ThreadResponse {
+    /// Every reply, those deleted for everyone included.
+    pub reply_count: u64,
+    /// When the newest reply was sent.
+    #[serde(serialize_with = "super::time::rfc3339")]
+    pub last_reply_at: DateTime<Utc>,
+    /// The newest reply's seq.
+    pub last_reply_seq: i64,
+    /// Who follows the thread (its replies count as unread for them only): the root's
+    /// sender, then everyone who replied, in the order they joined.
+    pub participant_ids: Vec<Uuid>,
+}
+
+impl From<ThreadSummary> for ThreadResponse {
+    fn from(t: ThreadSummary) -> Self {
+        Self {
+            reply_count: t.reply_count,
+            last_reply_at: t.last_reply_at,
+            last_reply_seq: t.last_reply_seq.0,
+            participant_ids: t.participant_ids.iter().map(|u| u.as_uuid()).collect(),
+        }
+    }
 }
 
 /// What a reply shows of the message it replies to. Read from the original whenever the
@@ -181,13 +230,12 @@ impl From<MessageView> for MessageResponse {
                 sender_id: r.sender_id.as_uuid(),
                 snippet: r.snippet,
             }),
+            thread_root_id: m.thread_root_id.map(|r| r.as_uuid()),
+            thread: m.thread.map(|t| ThreadResponse::from(*t)),
         }
     }
 }
 
-/// A tombstone replayed by the change feed, in the shape every message has: `content` null,
-/// no reactions, no pin. The feed keeps no retry key or edit time of a deleted message, and
-/// a deleted message counts as read.
 /// The query of a history page; documented through [`HistoryCursorParams`].
 #[derive(Debug, Deserialize)]
 pub struct HistoryParams {
@@ -197,6 +245,26 @@ pub struct HistoryParams {
     pub before: Option<i64>,
     /// Return the `limit` messages just after this seq.
     pub after: Option<i64>,
+}
+
+impl HistoryParams {
+    /// The page asked for: its cursor and its size.
+    pub fn page(&self) -> Result<(HistoryCursor, u32), ApiError> {
+        let limit =
+            parse_limit(self.limit).map_err(|e| ApiError::validation(e.field, e.message))?;
+        let cursor = match (self.before, self.after) {
+            (None, None) => HistoryCursor::Latest,
+            (Some(before), None) => HistoryCursor::Before(Seq(before)),
+            (None, Some(after)) => HistoryCursor::After(Seq(after)),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::validation(
+                    "before",
+                    "give either before or after, not both",
+                ));
+            }
+        };
+        Ok((cursor, limit))
+    }
 }
 
 // `before` and `after` are query parameters that exclude each other, which a list of

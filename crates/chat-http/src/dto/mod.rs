@@ -5,5 +5,5 @@ pub mod conversations;
 pub mod member_state;
 pub mod messages;
 pub mod sync;
-mod time;
+pub(crate) mod time;
 pub mod users;

@@ -2,8 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use chat_domain::conversation::Role;
-use chat_domain::message::{HistoryCursor, Seq};
-use chat_domain::paging::{Page, parse_limit};
+use chat_domain::paging::Page;
 use chat_domain::{ConversationId, UserId};
 use uuid::Uuid;
 
@@ -292,12 +291,20 @@ pub async fn set_role(
 /// now stands (null once the original is deleted). A `reply_to_id` naming no message of this
 /// conversation, or a deleted one, is 422 `validation_error` on `reply_to_id` (not 404: the
 /// conversation exists, and a message you cannot read is refused exactly as a missing one).
+///
+/// With `thread_root_id` the message goes into that message's thread: it carries
+/// `thread_root_id`, is read from `GET /api/v1/messages/{id}/thread` and catch-up but not
+/// from this conversation's history or the inbox, counts as unread only for the thread's
+/// participants (its root's sender and everyone who replied in it), and the root's `thread`
+/// summary counts it. A `thread_root_id` naming no message of this conversation, a deleted
+/// one, or a thread reply is 422 `validation_error` on `thread_root_id`.
 #[utoipa::path(
     post, path = "/api/v1/conversations/{conversation_id}/messages", tag = "messages",
     params(("conversation_id" = Uuid, Path,)),
     request_body(content = SendMessageBody, examples(
         ("message" = (value = json!({"content": "Hello!", "client_message_id": "7d1c2f0e-tab-3"}))),
         ("reply" = (value = json!({"content": "Ship it!", "reply_to_id": "0193a5c2-7f1e-7c3a-9d8e-2b4f6a1c0e55"}))),
+        ("thread reply" = (value = json!({"content": "Friday works for me", "thread_root_id": "0193a5c2-3333-7c3a-9d8e-2b4f6a1c0e55"}))),
     )),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
@@ -317,7 +324,8 @@ pub async fn set_role(
                     "id": "0193a5c2-7f1e-7c3a-9d8e-2b4f6a1c0e55",
                     "sender_id": "0193a5c2-2222-7c3a-9d8e-2b4f6a1c0e55",
                     "snippet": "Ship it?"
-                }
+                },
+                "thread_root_id": null, "thread": null
             })),
         (status = 200, description = "Already stored by an earlier send with this client_message_id", body = MessageResponse),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
@@ -326,9 +334,13 @@ pub async fn set_role(
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid content, or a `reply_to_id` that is no message of this conversation or a deleted one", body = ErrorBody,
-            example = json!({"detail": "the request has invalid fields", "code": "validation_error",
-                "errors": [{"field": "reply_to_id", "message": "must be a message of this conversation that is not deleted"}]})),
+        (status = 422, description = "Invalid content, a `reply_to_id` that is no message of this conversation or a deleted one, or a `thread_root_id` that is no message of this conversation, a deleted one or a thread reply", body = ErrorBody,
+            examples(
+                ("reply_to_id" = (value = json!({"detail": "the request has invalid fields", "code": "validation_error",
+                    "errors": [{"field": "reply_to_id", "message": "must be a message of this conversation that is not deleted"}]}))),
+                ("thread_root_id" = (value = json!({"detail": "the request has invalid fields", "code": "validation_error",
+                    "errors": [{"field": "thread_root_id", "message": "must be a message of this conversation that is not deleted and is no thread reply"}]}))),
+            )),
         (status = 429, description = "Sending too fast; see Retry-After", body = ErrorBody),
     )
 )]
@@ -376,18 +388,7 @@ pub async fn list_messages(
     params: Query<HistoryParams>,
 ) -> Result<web::Json<Vec<MessageResponse>>, ApiError> {
     let id = ConversationId::from(path.into_inner());
-    let limit = parse_limit(params.limit).map_err(|e| ApiError::validation(e.field, e.message))?;
-    let cursor = match (params.before, params.after) {
-        (None, None) => HistoryCursor::Latest,
-        (Some(before), None) => HistoryCursor::Before(Seq(before)),
-        (None, Some(after)) => HistoryCursor::After(Seq(after)),
-        (Some(_), Some(_)) => {
-            return Err(ApiError::validation(
-                "before",
-                "give either before or after, not both",
-            ));
-        }
-    };
+    let (cursor, limit) = params.page()?;
     let page = state
         .run(move |s| s.messages.history(user.id, id, cursor, limit))
         .await?;

@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use crate::auth::CurrentUser;
 use crate::dto::messages::{
-    DeleteParams, EditMessageBody, MessageResponse, ReadReceiptResponse, UnreadCountResponse,
+    DeleteParams, EditMessageBody, HistoryCursorParams, HistoryParams, MessageResponse,
+    ReadReceiptResponse, UnreadCountResponse,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Query};
@@ -22,7 +23,57 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::patch().to(edit_message))
                 .route(web::delete().to(delete_message)),
         )
-        .service(resource("/messages/{message_id}/read", "PUT").route(web::put().to(mark_read)));
+        .service(resource("/messages/{message_id}/read", "PUT").route(web::put().to(mark_read)))
+        .service(
+            resource("/messages/{message_id}/thread", "GET").route(web::get().to(list_thread)),
+        );
+}
+
+/// A page of a message's thread: its replies, ascending by `seq`.
+///
+/// Paged as history is: no cursor, the latest `limit` replies; `before`/`after` a seq. Thread
+/// replies are sent with `thread_root_id` and are in no page of the conversation's history;
+/// their root carries `thread` (`reply_count`, `last_reply_at`, `last_reply_seq`,
+/// `participant_ids`). A message without replies, or a thread reply, has an empty thread.
+/// Replies you deleted for yourself are left out, as in history.
+#[utoipa::path(
+    get, path = "/api/v1/messages/{message_id}/thread", tag = "messages",
+    params(
+        ("message_id" = Uuid, Path, description = "The thread's root"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "1–200, default 50."),
+        ("cursor" = Option<HistoryCursorParams>, Query, style = Form, explode,
+            description = "`before=<seq>` or `after=<seq>`, not both (422)"),
+    ),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The thread's replies in ascending seq order", body = [MessageResponse],
+            example = json!([{
+                "id": "0193a5c2-5555-7c3a-9d8e-2b4f6a1c0e55", "seq": 4121,
+                "conversation_id": "5d1e2f3a-4b5c-4d6e-8f70-81a2b3c4d5e6",
+                "sender_id": "0193a5c2-4444-7c3a-9d8e-2b4f6a1c0e55", "recipient_id": null,
+                "content": "Friday works for me", "client_message_id": null, "is_read": false,
+                "created_at": "2026-12-07T10:20:00Z", "updated_at": "2026-12-07T10:20:00Z",
+                "edited_at": null, "deleted_at": null, "deleted_by": null, "reactions": [],
+                "pinned_at": null, "pinned_by": null, "reply_to": null,
+                "thread_root_id": "0193a5c2-3333-7c3a-9d8e-2b4f6a1c0e55", "thread": null
+            }])),
+        (status = 401, description = "Missing or bad token", body = ErrorBody),
+        (status = 404, description = "No such message, or not in your conversations", body = ErrorBody),
+        (status = 422, description = "Bad id or paging parameters", body = ErrorBody),
+    )
+)]
+pub async fn list_thread(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<Uuid>,
+    params: Query<HistoryParams>,
+) -> Result<web::Json<Vec<MessageResponse>>, ApiError> {
+    let root = MessageId::from(path.into_inner());
+    let (cursor, limit) = params.page()?;
+    let page = state
+        .run(move |s| s.messages.thread(user.id, root, cursor, limit))
+        .await?;
+    Ok(web::Json(page.into_iter().map(Into::into).collect()))
 }
 
 /// Edit a message you sent.

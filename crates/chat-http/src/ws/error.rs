@@ -2,6 +2,7 @@
 //! The codes and details are those of the REST error body (a test holds them equal), but
 //! nothing here knows HTTP statuses.
 
+use chat_domain::message::THREAD_ROOT_RULE;
 use chat_domain::{DomainError, Resource, StoreError};
 
 use crate::error::FieldErrorBody;
@@ -97,6 +98,9 @@ impl From<DomainError> for SessionError {
                 "reply_to_id",
                 "must be a message of this conversation that is not deleted",
             )),
+            DomainError::Store(StoreError::ThreadRoot) => {
+                Self::from(DomainError::invalid("thread_root_id", THREAD_ROOT_RULE))
+            }
             DomainError::Store(StoreError::Missing) => {
                 Self::new("not_found", "the resource no longer exists")
             }
@@ -161,6 +165,7 @@ mod tests {
             StoreError::Conflict { field: "seq" }.into(),
             StoreError::Deactivated(user).into(),
             StoreError::ReplyTarget.into(),
+            StoreError::ThreadRoot.into(),
             StoreError::Missing.into(),
             StoreError::Unavailable("connection refused".into()).into(),
             DomainError::Credentials("bcrypt failed".into()),

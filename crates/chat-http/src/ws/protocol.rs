@@ -4,6 +4,7 @@
 use bytestring::ByteString;
 use chat_domain::conversation::ConversationChange;
 use chat_domain::events::{DomainEvent, PinChanged, ReactionChanged};
+use chat_domain::feed::HiddenReply;
 use chat_domain::message::{HiddenMessage, MessageView};
 use chat_domain::read_state::ReadReceipt;
 use chat_domain::service::FeedEvent;
@@ -28,6 +29,9 @@ pub enum ClientFrame {
         client_message_id: Option<String>,
         /// The message this one replies to: one of the same conversation, not deleted.
         reply_to_id: Option<Uuid>,
+        /// The thread this message goes into: a message of the same conversation, not
+        /// deleted, no thread reply itself.
+        thread_root_id: Option<Uuid>,
     },
     MarkRead {
         message_id: Uuid,
@@ -157,6 +161,27 @@ fn reference_of(value: &Value) -> Option<String> {
         })
 }
 
+/// A hidden thread reply as its thread's summary counts it (docs/websocket.md, "Threads").
+#[derive(Debug, Clone, Serialize)]
+pub struct HiddenReplyFrame {
+    pub thread_root_id: Uuid,
+    pub seq: i64,
+    pub sender_id: Uuid,
+    #[serde(serialize_with = "crate::dto::time::rfc3339")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&HiddenReply> for HiddenReplyFrame {
+    fn from(reply: &HiddenReply) -> Self {
+        Self {
+            thread_root_id: reply.thread_root_id.as_uuid(),
+            seq: reply.seq.0,
+            sender_id: reply.sender_id.as_uuid(),
+            created_at: reply.created_at,
+        }
+    }
+}
+
 /// A frame the server sends.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -191,6 +216,9 @@ pub enum ServerFrame {
         seq: i64,
         message_id: Uuid,
         conversation_id: Uuid,
+        /// In a replay of a hidden thread reply: what its thread's summary counts of it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        thread_reply: Option<HiddenReplyFrame>,
         timestamp: DateTime<Utc>,
     },
     MessageRead {
@@ -407,6 +435,8 @@ impl ServerFrame {
             seq: hidden.seq.0,
             message_id: hidden.message_id.as_uuid(),
             conversation_id: hidden.conversation_id.as_uuid(),
+            // Live, the hiding device's user saw the reply when it was sent.
+            thread_reply: None,
             timestamp,
         }
     }
@@ -533,10 +563,12 @@ impl ServerFrame {
                 seq,
                 conversation_id,
                 message_id,
+                thread_reply,
             } => ServerFrame::MessageHidden {
                 seq: seq.0,
                 message_id: message_id.as_uuid(),
                 conversation_id: conversation_id.as_uuid(),
+                thread_reply: thread_reply.as_ref().map(HiddenReplyFrame::from),
                 timestamp: now,
             },
             FeedEvent::MessageRead {
@@ -718,11 +750,12 @@ mod tests {
         ];
 
         /// Every field name some client frame uses, and `ref`.
-        const FIELDS: [&str; 10] = [
+        const FIELDS: [&str; 11] = [
             "last_read_seq",
             "conversation_id",
             "recipient_id",
             "reply_to_id",
+            "thread_root_id",
             "content",
             "client_message_id",
             "message_id",
@@ -828,6 +861,7 @@ mod tests {
                     client_message_id: string(object, "client_message_id", false)
                         .map_err(mistyped)?,
                     reply_to_id: uuid(object, "reply_to_id", false).map_err(mistyped)?,
+                    thread_root_id: uuid(object, "thread_root_id", false).map_err(mistyped)?,
                 }),
                 "mark_read" => Ok(ClientFrame::MarkRead {
                     message_id: uuid(object, "message_id", true)

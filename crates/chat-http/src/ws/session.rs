@@ -438,11 +438,13 @@ async fn handle_text(
             content,
             client_message_id,
             reply_to_id,
+            thread_root_id,
         } => {
             let request = SendMessage {
                 content,
                 client_message_id,
                 reply_to_id: reply_to_id.map(MessageId::from),
+                thread_root_id: thread_root_id.map(MessageId::from),
             };
             let destination = match conversation_id {
                 // A named conversation is the destination as it is: the hot path takes no

@@ -399,6 +399,18 @@ fn cases() -> Vec<Case> {
             owner: 200,
         },
         Case {
+            name: "thread",
+            method: Method::GET,
+            template: "/api/v1/messages/{message_id}/thread",
+            path: |_, g| format!("/api/v1/messages/{}/thread", g.message),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 404,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
             name: "mark read",
             method: Method::PUT,
             template: "/api/v1/messages/{message_id}/read",

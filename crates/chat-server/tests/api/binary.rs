@@ -617,3 +617,75 @@ async fn an_acknowledged_edit_and_deletes_survive_a_sigkill_right_after() {
     restarted.child.kill().unwrap();
     restarted.child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn an_acknowledged_thread_reply_survives_a_sigkill_right_after_with_its_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let server = start(&db).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let (alice_id, alice) = token(&client, &base, "alice").await;
+    let (bob_id, bob) = token(&client, &base, "bob").await;
+    let conversation = direct(&client, &base, &alice, &bob_id).await;
+    let path = format!("{base}/api/v1/conversations/{conversation}/messages");
+    let send = |token: &str, body: Value| {
+        client
+            .post(&path)
+            .bearer_auth(token.to_owned())
+            .json(&body)
+            .send()
+    };
+    let root: Value = send(&alice, json!({"content": "root"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let answer = send(
+        &bob,
+        json!({"content": "in the thread", "thread_root_id": root["id"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), StatusCode::CREATED);
+    let answer: Value = answer.json().await.unwrap();
+    let mut killed = server.child;
+    killed.kill().unwrap(); // SIGKILL the moment the reply is acknowledged
+    killed.wait().unwrap();
+    assert_eq!(integrity(&db), ["ok"]);
+
+    let mut restarted = start(&db).await;
+    let thread: Vec<Value> = client
+        .get(format!(
+            "{}/api/v1/messages/{}/thread",
+            restarted.base,
+            root["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(thread.len(), 1);
+    assert_eq!(thread[0]["id"], answer["id"]);
+    let path = format!(
+        "{}/api/v1/conversations/{conversation}/messages",
+        restarted.base
+    );
+    let main = history(&client, &path, &alice).await;
+    assert_eq!(main.len(), 1, "the reply is in no history page");
+    assert_eq!(
+        main[0]["thread"],
+        json!({
+            "reply_count": 1,
+            "last_reply_at": answer["created_at"],
+            "last_reply_seq": answer["seq"],
+            "participant_ids": [alice_id, bob_id],
+        })
+    );
+    restarted.child.kill().unwrap();
+    restarted.child.wait().unwrap();
+}

@@ -87,6 +87,70 @@ struct Conversation {
     /// The position the archive was seen at: a message with a higher seq brings the
     /// conversation back unless it is muted.
     archive_position: i64,
+    // --- Threads (issue #15) ---
+    /// Root id → seq → thread reply: thread replies are in no history, only in threads.
+    threads: BTreeMap<String, BTreeMap<i64, Message>>,
+    /// Root id → its summary as the client keeps it (docs/websocket.md, "Threads").
+    summaries: BTreeMap<String, ThreadKept>,
+}
+
+// --- Threads (issue #15) ---
+/// A root's summary as a client keeps it: the `thread` the root last came with from the
+/// server, and the replies counted since (id → seq, sender, created_at).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ThreadKept {
+    base: Value,
+    counted: BTreeMap<String, (i64, String, Value)>,
+}
+
+impl ThreadKept {
+    /// The root came again, with `thread` as the server read it: it counts every reply so
+    /// far.
+    fn root_came(&mut self, thread: &Value) {
+        self.base = thread.clone();
+        let base_seq = self.base_seq();
+        self.counted.retain(|_, (seq, _, _)| *seq > base_seq);
+    }
+
+    fn base_seq(&self) -> i64 {
+        self.base["last_reply_seq"].as_i64().unwrap_or(0)
+    }
+
+    /// A reply the client learned of: counted once, unless the remembered summary has it.
+    fn reply_came(&mut self, reply: &Value) {
+        let seq = reply["seq"].as_i64().unwrap();
+        if seq > self.base_seq() {
+            let sender = reply["sender_id"].as_str().unwrap().to_owned();
+            let id = reply["id"].as_str().unwrap().to_owned();
+            self.counted
+                .insert(id, (seq, sender, reply["created_at"].clone()));
+        }
+    }
+
+    /// The summary as REST shows it, for a root sent by `root_sender`.
+    fn shown(&self, root_sender: &str) -> Value {
+        if self.base.is_null() && self.counted.is_empty() {
+            return Value::Null;
+        }
+        let mut shown = if self.base.is_null() {
+            json!({"reply_count": 0, "last_reply_at": null, "last_reply_seq": 0,
+                   "participant_ids": [root_sender]})
+        } else {
+            self.base.clone()
+        };
+        let mut counted: Vec<&(i64, String, Value)> = self.counted.values().collect();
+        counted.sort_by_key(|(seq, _, _)| *seq);
+        for (seq, sender, at) in counted {
+            shown["reply_count"] = json!(shown["reply_count"].as_u64().unwrap() + 1);
+            shown["last_reply_seq"] = json!(seq);
+            shown["last_reply_at"] = at.clone();
+            let participants = shown["participant_ids"].as_array_mut().unwrap();
+            if !participants.iter().any(|p| p == sender.as_str()) {
+                participants.push(json!(sender));
+            }
+        }
+        shown
+    }
 }
 
 impl Conversation {
@@ -138,6 +202,21 @@ impl Client {
                     // Sending is reading.
                     conversation.marker = conversation.marker.max(message_seq);
                 }
+                // --- Threads (issue #15): a thread reply goes to its thread, counts in its
+                // root's summary, and brings no archived conversation back. ---
+                if let Some(root) = m["thread_root_id"].as_str() {
+                    let kept = conversation.summaries.entry(root.to_owned()).or_default();
+                    kept.reply_came(m);
+                    let thread = conversation.threads.entry(root.to_owned()).or_default();
+                    thread.insert(message_seq, message);
+                    return;
+                }
+                let kept = conversation
+                    .summaries
+                    .entry(message.id.clone())
+                    .or_default();
+                kept.root_came(&m["thread"]);
+                // --- end of threads ---
                 if message_seq > conversation.archive_position && !conversation.muted() {
                     // A message newer than the archive brings the conversation back.
                     conversation.archived = false;
@@ -149,6 +228,18 @@ impl Client {
                     conversation
                         .messages
                         .retain(|_, m| event["message_id"] != m.id.as_str());
+                    // Threads (issue #15): a hidden thread reply leaves its thread's page, and
+                    // still counts in its root's summary.
+                    for thread in conversation.threads.values_mut() {
+                        thread.retain(|_, m| event["message_id"] != m.id.as_str());
+                    }
+                    let reply = &event["thread_reply"];
+                    if let Some(root) = reply["thread_root_id"].as_str() {
+                        let mut counted = reply.clone();
+                        counted["id"] = event["message_id"].clone();
+                        let kept = conversation.summaries.entry(root.to_owned()).or_default();
+                        kept.reply_came(&counted);
+                    }
                 }
             }
             "read_marker_updated" => {
@@ -235,12 +326,25 @@ impl Client {
             .conversations
             .iter()
             .map(|(id, c)| {
-                let unread = c
+                let mut unread = c
                     .messages
                     .iter()
                     .filter(|(seq, m)| **seq > c.marker && m.sender != self.me)
                     .filter(|(_, m)| m.content.is_some())
                     .count();
+                // Threads (issue #15): a thread reply is unread only for the participants.
+                for (root, replies) in &c.threads {
+                    let follows = self.thread_shown(c, root)["participant_ids"]
+                        .as_array()
+                        .is_some_and(|p| p.iter().any(|u| u == self.me.as_str()));
+                    if follows {
+                        unread += replies
+                            .iter()
+                            .filter(|(seq, m)| **seq > c.marker && m.sender != self.me)
+                            .filter(|(_, m)| m.content.is_some())
+                            .count();
+                    }
+                }
                 // A muted conversation keeps its count out of the badge.
                 if !c.muted() {
                     total += unread;
@@ -261,10 +365,11 @@ impl Client {
                 m.shown(*seq, read)
             })
             .collect();
-        // The latest pin first.
+        // The latest pin first (thread replies may be pinned too).
         let mut pins: Vec<(&str, &str)> = c
             .messages
             .values()
+            .chain(c.threads.values().flat_map(BTreeMap::values))
             .filter_map(|m| Some((m.pinned_at.as_str()?, m.id.as_str())))
             .collect();
         pins.sort_by(|a, b| b.cmp(a));
@@ -278,7 +383,49 @@ impl Client {
             "archived": c.archived,
             "history": history,
             "pins": pins,
+            "threads": self.threads_shown(c),
         })
+    }
+
+    // --- Threads (issue #15) ---
+    /// The summary of the root `root` of `c` as the client keeps it (null: no replies).
+    fn thread_shown(&self, c: &Conversation, root: &str) -> Value {
+        let Some(kept) = c.summaries.get(root) else {
+            return Value::Null;
+        };
+        // A root the client does not hold shows nowhere; its replies count as the summary
+        // it last came with says.
+        match c.messages.values().find(|m| m.id == root) {
+            Some(root) => kept.shown(&root.sender),
+            None => kept.base.clone(),
+        }
+    }
+
+    /// Every root of `c`'s history with replies: its summary and its thread's page.
+    fn threads_shown(&self, c: &Conversation) -> BTreeMap<String, Value> {
+        c.messages
+            .values()
+            .filter_map(|root| {
+                let summary = self.thread_shown(c, &root.id);
+                if summary.is_null() {
+                    return None;
+                }
+                let replies: Vec<Value> = c
+                    .threads
+                    .get(&root.id)
+                    .into_iter()
+                    .flatten()
+                    .map(|(seq, m)| {
+                        let read = (m.sender != self.me).then_some(*seq <= c.marker);
+                        m.shown(*seq, read)
+                    })
+                    .collect();
+                Some((
+                    root.id.clone(),
+                    json!({"summary": summary, "replies": replies}),
+                ))
+            })
+            .collect()
     }
 }
 
@@ -330,13 +477,13 @@ async fn fresh_reads(app: &TestApp, user: &TestUser) -> Value {
     let mut conversations = BTreeMap::new();
     for entry in inbox.as_array().unwrap() {
         let id = entry["id"].as_str().unwrap().to_owned();
-        let history = json_of(
+        let history_json = json_of(
             app,
             &format!("/api/v1/conversations/{id}/messages?limit=200"),
             &user.token,
         )
         .await;
-        let history: Vec<Value> = history
+        let history: Vec<Value> = history_json
             .as_array()
             .unwrap()
             .iter()
@@ -346,6 +493,34 @@ async fn fresh_reads(app: &TestApp, user: &TestUser) -> Value {
                 Message::from_json(m).shown(m["seq"].as_i64().unwrap(), read)
             })
             .collect();
+        // Threads (issue #15): each root's summary and its thread's page.
+        let mut threads = BTreeMap::new();
+        for root in history_roots(&history_json) {
+            let page = json_of(
+                app,
+                &format!(
+                    "/api/v1/messages/{}/thread?limit=200",
+                    root["id"].as_str().unwrap()
+                ),
+                &user.token,
+            )
+            .await;
+            let replies: Vec<Value> = page
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    assert_eq!(m["thread_root_id"], root["id"]);
+                    let mine = m["sender_id"] == user.id.as_str();
+                    let read = (!mine).then(|| m["is_read"].as_bool().unwrap());
+                    Message::from_json(m).shown(m["seq"].as_i64().unwrap(), read)
+                })
+                .collect();
+            threads.insert(
+                root["id"].as_str().unwrap().to_owned(),
+                json!({"summary": root["thread"], "replies": replies}),
+            );
+        }
         let pins = json_of(
             app,
             &format!("/api/v1/conversations/{id}/pins"),
@@ -379,10 +554,17 @@ async fn fresh_reads(app: &TestApp, user: &TestUser) -> Value {
                 "archived": entry["archived"],
                 "history": history,
                 "pins": pins,
+                "threads": threads,
             }),
         );
     }
     json!({"conversations": conversations, "total_unread": counts["unread_count"]})
+}
+
+/// Threads (issue #15): the messages of a history page that are thread roots with replies.
+fn history_roots(history: &Value) -> Vec<Value> {
+    let roots = history.as_array().unwrap().iter();
+    roots.filter(|m| !m["thread"].is_null()).cloned().collect()
 }
 
 /// A message the scenario sent.
@@ -392,6 +574,8 @@ struct Sent {
     id: String,
     sender: String,
     seq: i64,
+    /// Threads (issue #15): the root of the thread it is a reply in.
+    thread_root: Option<String>,
 }
 
 /// The emoji the scenario reacts with.
@@ -429,6 +613,16 @@ struct Scene {
     groups: usize,
     /// Every message sent.
     messages: Vec<Sent>,
+    /// Threads (issue #15): the messages the offline user hid, which the scenario starts no
+    /// thread on, and the roots of threads, which the offline user does not hide: a client
+    /// cannot keep the summary of a root it does not see (docs/websocket.md, "Threads").
+    /// Thread replies the offline user may hide: their replay says what the summary counts.
+    hidden_by_offline: std::collections::BTreeSet<String>,
+    roots: std::collections::BTreeSet<String>,
+    /// Threads (issue #15): messages sent while the client was in step, which threads may
+    /// start on: their replies reach the client without the root coming again, so only the
+    /// client's own counting keeps the summary.
+    old_roots: Vec<Sent>,
 }
 
 impl Scene {
@@ -449,6 +643,9 @@ impl Scene {
             conversations,
             groups: 3,
             messages: Vec::new(),
+            hidden_by_offline: Default::default(),
+            roots: Default::default(),
+            old_roots: Vec::new(),
         }
     }
 
@@ -519,7 +716,7 @@ impl Scene {
         let (group_id, owner) = &group;
         let sent = (!self.messages.is_empty()).then(|| rng.pick(&self.messages).clone());
         let offline = self.offline.clone();
-        match (rng.below(20), sent) {
+        match (rng.below(23), sent) {
             (0..=4, _) => {
                 let members = self.members(&any).await;
                 let sender = self.user(&rng.pick(&members).0);
@@ -529,6 +726,7 @@ impl Scene {
                     id: message["id"].as_str().unwrap().to_owned(),
                     sender: sender.id,
                     seq: message["seq"].as_i64().unwrap(),
+                    thread_root: None,
                 });
             }
             (5, Some(sent)) => {
@@ -613,6 +811,13 @@ impl Scene {
             }
             (12, Some(sent)) => {
                 let hider = self.member_of(rng, &sent).await;
+                // Threads (issue #15): see `hidden_by_offline`.
+                if hider.id == offline.id {
+                    if self.roots.contains(&sent.id) {
+                        return;
+                    }
+                    self.hidden_by_offline.insert(sent.id.clone());
+                }
                 let path = format!("/api/v1/messages/{}?scope=me", sent.id);
                 let response = app.delete(&path, &hider.token).await;
                 done_or_refused(response, &["message_not_found"], "delete for me").await;
@@ -666,6 +871,36 @@ impl Scene {
                 let response = app.put(&path, &offline.token, body).await;
                 let allowed = ["conversation_not_found"];
                 done_or_refused(response, &allowed, "settings").await;
+            }
+            // --- Threads (issue #15): a reply in the thread of a message (or in the thread
+            // a thread reply is in), by a member. ---
+            (20..=22, Some(sent)) => {
+                let sent = match rng.below(2) {
+                    0 if !self.old_roots.is_empty() => rng.pick(&self.old_roots).clone(),
+                    _ => sent,
+                };
+                let root = sent.thread_root.clone().unwrap_or_else(|| sent.id.clone());
+                if self.hidden_by_offline.contains(&root) {
+                    return;
+                }
+                let sender = self.member_of(rng, &sent).await;
+                let path = format!("/api/v1/conversations/{}/messages", sent.conversation);
+                let body = json!({"content": format!("t{step}"), "thread_root_id": root});
+                let response = app.post(&path, &sender.token, body).await;
+                if response.status() != StatusCode::CREATED {
+                    // The root was deleted for everyone meanwhile.
+                    done_or_refused(response, &["validation_error"], "thread reply").await;
+                    return;
+                }
+                let message: Value = response.json().await.unwrap();
+                self.roots.insert(root.clone());
+                self.messages.push(Sent {
+                    conversation: sent.conversation,
+                    id: message["id"].as_str().unwrap().to_owned(),
+                    sender: sender.id,
+                    seq: message["seq"].as_i64().unwrap(),
+                    thread_root: Some(root),
+                });
             }
             (_, Some(sent)) => {
                 // Mark read from the offline user's other device.
@@ -751,7 +986,15 @@ async fn catch_up_after_random_changes(
     );
     for _ in 0..5 {
         let (conversation, sender) = scene.conversations[0].clone();
-        scene.app.send(&sender, &conversation, "before").await;
+        let message = scene.app.send(&sender, &conversation, "before").await;
+        // Threads (issue #15): see `Scene::old_roots`.
+        scene.old_roots.push(Sent {
+            conversation,
+            id: message["id"].as_str().unwrap().to_owned(),
+            sender: sender.id.clone(),
+            seq: message["seq"].as_i64().unwrap(),
+            thread_root: None,
+        });
     }
     client.catch_up(&scene.app, &offline.token, 2).await;
     let away_from = client.position;
@@ -776,6 +1019,14 @@ async fn catch_up_after_random_changes(
                 (!m["pinned_at"].is_null()).then(|| "pinned".into()),
                 (!event["muted_until"].is_null()).then(|| "muted".into()),
                 (event["archived"] == true).then(|| "archived".into()),
+                // Threads (issue #15).
+                m["thread_root_id"]
+                    .is_string()
+                    .then(|| "thread reply".into()),
+                m["thread"].is_object().then(|| "thread root".into()),
+                event["thread_reply"]
+                    .is_object()
+                    .then(|| "hidden thread reply".into()),
             ]
             .into_iter()
             .flatten(),
@@ -822,6 +1073,9 @@ async fn a_client_offline_while_others_changed_things_catches_up_exactly_by_pagi
         "pinned",
         "muted",
         "archived",
+        "thread reply",
+        "thread root",
+        "hidden thread reply",
     ];
     let missing: Vec<&str> = kinds.into_iter().filter(|k| !seen.contains(*k)).collect();
     assert!(missing.is_empty(), "never replayed: {missing:?}");

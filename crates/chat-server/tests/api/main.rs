@@ -24,3 +24,4 @@ mod privacy;
 mod reactions;
 mod realtime;
 mod replies;
+mod threads;
