@@ -13,6 +13,7 @@ use crate::conversation::{
 use crate::events::DomainEvent;
 use crate::feed::{FeedEntry, FeedItem, Tombstone};
 use crate::limits::{Limits, Quota};
+use crate::mention::{self, MentionCandidates};
 use crate::message::{
     AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
     MessageChanged, MessageContent, NewMessage, Pin, Reaction, ReplyTo, Seq,
@@ -77,6 +78,41 @@ impl State {
                 reply.reply_to = Some(Box::new(quoted.clone()));
             }
         }
+    }
+
+    /// Who `content` from `sender` mentions among the conversation's members now, as a
+    /// store's write decides it.
+    fn mentions(
+        &self,
+        conversation: ConversationId,
+        sender: UserId,
+        candidates: &MentionCandidates,
+    ) -> Vec<UserId> {
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        let kind = self
+            .conversations
+            .iter()
+            .find(|c| c.id == conversation)
+            .map_or(ConversationKind::Group, |c| c.kind);
+        let named: Vec<UserId> = self
+            .users
+            .iter()
+            .filter(|(user, _)| {
+                let name = user.username.as_str().to_ascii_lowercase();
+                candidates.names.contains(&name)
+            })
+            .map(|(user, _)| user.id)
+            .collect();
+        let members = self.members.get(&conversation).into_iter().flatten();
+        mention::resolve(
+            candidates,
+            kind,
+            sender,
+            members.map(|m| m.user_id),
+            &named,
+        )
     }
 
     /// Takes the next seq, as a change or a new message does.
@@ -456,11 +492,11 @@ impl ConversationStore for MemoryStore {
             .filter_map(|c| {
                 let me = state.members[&c.id].iter().find(|m| m.user_id == user)?;
                 let in_conv = state.messages.iter().filter(|m| m.conversation_id == c.id);
-                let unread = in_conv
+                let unread: Vec<&Message> = in_conv
                     .clone()
                     .filter(|m| m.seq > me.last_read_seq && m.sender_id != user)
                     .filter(|m| !m.is_deleted() && !state.is_hidden(user, m.id))
-                    .count() as u64;
+                    .collect();
                 let settings = state.settings_of(c.id, user, filter.now);
                 if filter
                     .archived
@@ -471,7 +507,9 @@ impl ConversationStore for MemoryStore {
                 Some(InboxEntry {
                     conversation: c.clone(),
                     last_message: in_conv.clone().next_back().cloned(),
-                    unread_count: unread,
+                    unread_count: unread.len() as u64,
+                    unread_mentions: unread.iter().filter(|m| m.mentions.contains(&user)).count()
+                        as u64,
                     last_activity_at: state.activity[&c.id],
                     settings,
                 })
@@ -694,7 +732,8 @@ impl MemoryStore {
                 state
                     .read_at
                     .insert((new.conversation_id, new.sender_id), new.created_at);
-                let message = new.stored_as(seq, reply_to);
+                let mentions = state.mentions(new.conversation_id, new.sender_id, &new.mentions);
+                let message = new.stored_as(seq, reply_to, mentions);
                 state.messages.push(message.clone());
                 state.activity.insert(new.conversation_id, new.created_at);
                 Appended::Created(message)
@@ -797,8 +836,14 @@ impl MessageStore for MemoryStore {
             return Ok(changed);
         }
         let seq = state.take_seq();
+        let mentions = state.mentions(
+            changed.message.conversation_id,
+            changed.message.sender_id,
+            &MentionCandidates::parse(content.as_str()),
+        );
         let message = &mut state.messages[index];
         message.content = Some(content.clone());
+        message.mentions = mentions;
         message.edited_at = Some(at);
         message.updated_at = at;
         message.change_seq = Some(seq);
@@ -829,6 +874,7 @@ impl MessageStore for MemoryStore {
         message.reactions.clear();
         message.pin = None;
         message.reply_to = None;
+        message.mentions.clear();
         message.deletion = Some(Deletion { at, by });
         message.updated_at = at;
         message.change_seq = Some(seq);
@@ -1057,6 +1103,7 @@ impl MemoryStore {
             message.reactions.clear();
             message.pin = None;
             message.reply_to = None;
+            message.mentions.clear();
             message.deletion = Some(Deletion { at, by });
             state.requote(index);
         }
@@ -1331,6 +1378,22 @@ impl ReadReceiptStore for MemoryStore {
             .into_iter()
             .filter(|e| e.unread_count > 0)
             .map(|e| (e.conversation.id, e.unread_count))
+            .collect())
+    }
+
+    fn unread_mentions(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
+        Ok(self
+            .inbox(
+                user,
+                Page {
+                    limit: u32::MAX,
+                    offset: 0,
+                },
+                InboxFilter::all(Utc::now()),
+            )?
+            .into_iter()
+            .filter(|e| e.unread_mentions > 0)
+            .map(|e| (e.conversation.id, e.unread_mentions))
             .collect())
     }
 }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::mention::MentionCandidates;
 use crate::validation::{FieldError, allowed_in_text};
 use crate::{ConversationId, MessageId, UserId};
 
@@ -112,6 +113,9 @@ pub struct Message {
     /// The message this one replies to, as that message now stands. Boxed: most messages
     /// are no reply, and a message is moved often enough that its size counts.
     pub reply_to: Option<Box<ReplyTo>>,
+    /// The members the content mentions (see [`crate::mention`]), ascending by user id,
+    /// decided when the content was stored (sent or edited); empty once deleted.
+    pub mentions: Vec<UserId>,
 }
 
 impl Message {
@@ -308,13 +312,21 @@ pub struct NewMessage {
     /// [`crate::StoreError::ReplyTarget`] unless it is a message of the same conversation
     /// that is not deleted.
     pub reply_to_id: Option<MessageId>,
+    /// The names the content mentions ([`MentionCandidates::parse`] of `content`): the store
+    /// resolves them among the members as the write commits (see [`crate::mention::resolve`]).
+    pub mentions: MentionCandidates,
 }
 
 impl NewMessage {
     /// The message as stored with `seq`, replying to `reply_to` (what the store read of the
-    /// original when it checked it): what a store hands back for a new message without
-    /// reading it again.
-    pub fn stored_as(&self, seq: Seq, reply_to: Option<ReplyTo>) -> Message {
+    /// original when it checked it) and mentioning `mentions` (as the store resolved them):
+    /// what a store hands back for a new message without reading it again.
+    pub fn stored_as(
+        &self,
+        seq: Seq,
+        reply_to: Option<ReplyTo>,
+        mentions: Vec<UserId>,
+    ) -> Message {
         Message {
             id: self.id,
             seq,
@@ -330,6 +342,7 @@ impl NewMessage {
             reactions: Vec::new(),
             pin: None,
             reply_to: reply_to.map(Box::new),
+            mentions,
         }
     }
 }

@@ -105,4 +105,9 @@ pub struct UnreadCounts {
     pub conversations: Vec<(ConversationId, u64)>,
     /// Which of `conversations` are muted, and so left out of `total`.
     pub muted: Vec<ConversationId>,
+    /// The unread messages that mention the caller, summed over every conversation, muted
+    /// ones included.
+    pub total_mentions: u64,
+    /// Of `conversations`, those with unread mentions of the caller, and how many.
+    pub mentions: Vec<(ConversationId, u64)>,
 }

@@ -76,6 +76,7 @@ fn message(conversation_id: ConversationId, sender_id: UserId, content: &str) ->
         client_message_id: None,
         created_at: Utc::now().trunc_subsecs(6),
         reply_to_id: None,
+        mentions: Default::default(),
     }
 }
 

@@ -45,6 +45,7 @@ use chat_domain::message::{
     AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
     MessageChanged, MessageContent, NewMessage, ReplyTo, Seq,
 };
+use chat_domain::mention::MentionCandidates;
 use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
 use chrono::{DateTime, Utc};
@@ -62,7 +63,7 @@ use crate::schema::{
     reactions as reaction_rows, users,
 };
 use crate::{PgStore, announce_in_order};
-use crate::{reactions, replies};
+use crate::{mentions, reactions, replies};
 
 impl MessageStore for PgStore {
     fn submit(&self, new: NewMessage, done: OnAppended) {
@@ -159,11 +160,21 @@ impl MessageStore for PgStore {
             let Some(mut changed) = changing(conn, id, editor)? else {
                 return Ok(Err(StoreError::Missing));
             };
-            let message = &mut changed.message;
-            if message.is_deleted() || message.content.as_ref() == Some(content) {
+            if changed.message.is_deleted() || changed.message.content.as_ref() == Some(content) {
                 return Ok(Ok(changed));
             }
             let seq = crate::seq::take(conn)?;
+            // The new content mentions whom it names among the members now.
+            let mentioned = mentions::resolve(
+                conn,
+                &MentionCandidates::parse(content.as_str()),
+                changed.kind,
+                changed.message.sender_id,
+                changed.members.iter().map(|m| m.user_id),
+            )?;
+            let message = &mut changed.message;
+            mentions::replace(conn, id, message.conversation_id, message.seq, &mentioned)?;
+            message.mentions = mentioned;
             diesel::update(messages::table.filter(messages::id.eq(Uuid::from(id))))
                 .set((
                     messages::content.eq(content.as_str()),
@@ -220,10 +231,12 @@ impl MessageStore for PgStore {
                 reaction_rows::table.filter(reaction_rows::message_id.eq(Uuid::from(id))),
             )
             .execute(conn)?;
+            mentions::replace(conn, id, message.conversation_id, message.seq, &[])?;
             message.content = None;
             message.reactions.clear();
             message.pin = None;
             message.reply_to = None;
+            message.mentions.clear();
             message.deletion = Some(Deletion { at, by });
             message.updated_at = at;
             message.change_seq = Some(seq);
@@ -441,6 +454,7 @@ pub(crate) fn append_batch(
     let mut states = conversation_states(conn, batch)?;
     let stored = stored_retries(conn, batch)?;
     let targets = replies::Targets::of(conn, batch)?;
+    let named = mentions::Named::of_batch(conn, batch)?;
     let mut quotes: HashMap<usize, ReplyTo> = HashMap::new();
 
     let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
@@ -506,15 +520,21 @@ pub(crate) fn append_batch(
             Pending::Done(result) => *result,
             Pending::New => {
                 let seq = seqs[&index];
-                let message = new.stored_as(seq, quotes.remove(&index));
+                let state = states
+                    .get_mut(&new.conversation_id)
+                    .ok_or_else(|| StorageError::corrupt("conversation", "gone while appending"))?;
+                let mentioned = named.resolve(
+                    &new.mentions,
+                    state.kind,
+                    new.sender_id,
+                    state.members.iter().map(|m| m.user_id),
+                );
+                let message = new.stored_as(seq, quotes.remove(&index), mentioned);
                 activity.insert(new.conversation_id.into(), (seq.0, new.created_at));
                 markers.insert(
                     (new.conversation_id.into(), new.sender_id.into()),
                     (seq.0, new.created_at),
                 );
-                let state = states
-                    .get_mut(&new.conversation_id)
-                    .ok_or_else(|| StorageError::corrupt("conversation", "gone while appending"))?;
                 // Sending is reading: the sender has seen everything up to their own message.
                 for member in state
                     .members
@@ -551,6 +571,16 @@ pub(crate) fn append_batch(
         };
         results.push(result);
     }
+    mentions::insert(
+        conn,
+        results.iter().filter_map(|result| match result {
+            Ok(AppendOutcome {
+                appended: Appended::Created(message),
+                ..
+            }) => Some(message),
+            _ => None,
+        }),
+    )?;
     record_activity(conn, &activity)?;
     record_markers(conn, &markers)?;
     Ok(results)

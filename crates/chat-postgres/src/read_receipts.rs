@@ -142,8 +142,30 @@ impl ReadReceiptStore for PgStore {
     }
 
     fn unread_counts(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
+        self.counts(UNREAD_COUNTS_SQL, user)
+    }
+
+    fn unread_mentions(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
+        self.counts(&UNREAD_MENTIONS_SQL, user)
+    }
+}
+
+/// Unread mentions per conversation of one user (see
+/// [`crate::mentions::UNREAD_MENTIONS_OF_MEMBER_SQL`]).
+static UNREAD_MENTIONS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT cm.conversation_id, {} AS unread_count \
+         FROM conversation_members cm WHERE cm.user_id = $1",
+        crate::mentions::UNREAD_MENTIONS_OF_MEMBER_SQL
+    )
+});
+
+impl PgStore {
+    /// The non-zero counts of a query that counts, per conversation of `user`, in
+    /// `unread_count`.
+    fn counts(&self, query: &str, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
         self.read(|conn| {
-            let rows: Vec<UnreadRow> = diesel::sql_query(UNREAD_COUNTS_SQL)
+            let rows: Vec<UnreadRow> = diesel::sql_query(query)
                 .bind::<SqlUuid, _>(Uuid::from(user))
                 .load(conn)?;
             Ok(rows

@@ -210,6 +210,7 @@ mod tests {
             content: MessageContent::parse(&format!("message {i}")).unwrap(),
             client_message_id: None,
             reply_to_id: None,
+            mentions: Default::default(),
             created_at: chrono::Utc::now().trunc_subsecs(6),
         }
     }

@@ -9,6 +9,7 @@ use chat_domain::message::{
     AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
     MessageChanged, MessageContent, NewMessage, ReplyTo, Seq,
 };
+use chat_domain::mention::MentionCandidates;
 use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -23,7 +24,7 @@ use crate::schema::{
     users,
 };
 use crate::{MembershipEpoch, SqliteStore, announce_in_order};
-use crate::{reactions, replies};
+use crate::{mentions, reactions, replies};
 
 impl MessageStore for SqliteStore {
     fn submit(&self, new: NewMessage, done: OnAppended) {
@@ -130,11 +131,21 @@ impl MessageStore for SqliteStore {
             let Some(mut changed) = changing(conn, id, editor)? else {
                 return Ok(Err(StoreError::Missing));
             };
-            let message = &mut changed.message;
-            if message.is_deleted() || message.content.as_ref() == Some(content) {
+            if changed.message.is_deleted() || changed.message.content.as_ref() == Some(content) {
                 return Ok(Ok(changed));
             }
             let seq = crate::seq::take(conn)?;
+            // The new content mentions whom it names among the members now.
+            let mentioned = mentions::resolve(
+                conn,
+                &MentionCandidates::parse(content.as_str()),
+                changed.kind,
+                changed.message.sender_id,
+                changed.members.iter().map(|m| m.user_id),
+            )?;
+            let message = &mut changed.message;
+            mentions::replace(conn, id, message.conversation_id, message.seq, &mentioned)?;
+            message.mentions = mentioned;
             diesel::update(messages::table.find(message.seq.0))
                 .set((
                     messages::content.eq(content.as_str()),
@@ -193,10 +204,12 @@ impl MessageStore for SqliteStore {
                 reaction_rows::table.filter(reaction_rows::message_id.eq(id.to_string())),
             )
             .execute(conn)?;
+            mentions::replace(conn, id, message.conversation_id, message.seq, &[])?;
             message.content = None;
             message.reactions.clear();
             message.pin = None;
             message.reply_to = None;
+            message.mentions.clear();
             message.deletion = Some(Deletion { at, by });
             message.updated_at = at;
             message.change_seq = Some(seq);
@@ -442,13 +455,30 @@ pub(crate) fn append_batch(
                 }
             },
         };
-        let message = match insert(conn, new, reply_to) {
+        // Only a message naming someone reads anything for its mentions: those names' users.
+        let mentioned = mentions::resolve(
+            conn,
+            &new.mentions,
+            *kind,
+            new.sender_id,
+            members.iter().map(|m| m.user_id),
+        )?;
+        let message = match insert(conn, new, reply_to, mentioned) {
             Ok(message) => message,
             Err(error) => {
                 results.push(Err(error));
                 continue;
             }
         };
+        // A failure here fails the whole batch, as the shared writes do: the message must not
+        // commit without its mentions.
+        mentions::insert(
+            conn,
+            message.id,
+            message.conversation_id,
+            message.seq,
+            &message.mentions,
+        )?;
         let at = ts(message.created_at);
         activity.insert(message.conversation_id, (message.seq.0, at));
         markers.insert(
@@ -602,11 +632,13 @@ fn find_retried(conn: &mut SqliteConnection, new: &NewMessage) -> StorageResult<
 }
 
 /// Inserts a new message and returns it with the seq it was given, quoting `reply_to` (its
-/// original as just checked) if it is a reply.
+/// original as just checked) if it is a reply, and mentioning `mentioned` (stored by the
+/// caller).
 fn insert(
     conn: &mut SqliteConnection,
     new: &NewMessage,
     reply_to: Option<ReplyTo>,
+    mentioned: Vec<UserId>,
 ) -> StorageResult<Message> {
     let row = NewMessageRow {
         id: new.id.to_string(),
@@ -624,5 +656,5 @@ fn insert(
         .values(&row)
         .returning(messages::seq)
         .get_result(conn)?;
-    Ok(new.stored_as(Seq(seq), reply_to))
+    Ok(new.stored_as(Seq(seq), reply_to, mentioned))
 }

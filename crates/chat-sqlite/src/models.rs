@@ -228,6 +228,8 @@ impl TryFrom<MessageRow> for Message {
             },
             // Filled in by `replies::complete`, from the original as it now stands.
             reply_to: None,
+            // Filled in by `mentions::with_mentions`, one query for a whole page.
+            mentions: Vec::new(),
         })
     }
 }

@@ -133,8 +133,20 @@ impl ReadReceiptStore for SqliteStore {
     }
 
     fn unread_counts(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
+        self.counts(UNREAD_COUNTS_SQL, user)
+    }
+
+    fn unread_mentions(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
+        self.counts(crate::mentions::UNREAD_MENTIONS_SQL, user)
+    }
+}
+
+impl SqliteStore {
+    /// The non-zero counts of a query that counts, per conversation of `user`, in
+    /// `unread_count`.
+    fn counts(&self, query: &'static str, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
         self.read(|conn| {
-            let rows: Vec<UnreadRow> = diesel::sql_query(UNREAD_COUNTS_SQL)
+            let rows: Vec<UnreadRow> = diesel::sql_query(query)
                 .bind::<Text, _>(user.to_string())
                 .load(conn)?;
             rows.into_iter()

@@ -210,8 +210,9 @@ mod tests {
             client_message_id: None,
             created_at: chrono::Utc::now(),
             reply_to_id: None,
+            mentions: Default::default(),
         }
-        .stored_as(Seq(seq), None)
+        .stored_as(Seq(seq), None, Vec::new())
     }
 
     fn seqs(page: Option<Vec<Message>>) -> Option<Vec<i64>> {

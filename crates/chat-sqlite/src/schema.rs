@@ -91,6 +91,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    message_mentions (message_id, user_id) {
+        message_id -> Text,
+        conversation_id -> Text,
+        user_id -> Text,
+        seq -> BigInt,
+    }
+}
+
+diesel::table! {
     hidden_messages (user_id, message_id) {
         user_id -> Text,
         message_id -> Text,
@@ -112,6 +121,7 @@ diesel::joinable!(conversation_members -> conversations (conversation_id));
 diesel::joinable!(conversation_members -> users (user_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(hidden_messages -> conversations (conversation_id));
+diesel::joinable!(message_mentions -> conversations (conversation_id));
 diesel::joinable!(departures -> conversations (conversation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -123,5 +133,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     reactions,
     hidden_messages,
+    message_mentions,
     departures,
 );

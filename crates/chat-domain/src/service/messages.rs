@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::conversation::{ConversationKind, Member, Role};
 use crate::events::DomainEvent;
+use crate::mention::MentionCandidates;
 use crate::message::{
     Appended, ClientMessageId, DeleteScope, HiddenMessage, HistoryCursor, Message, MessageChanged,
     MessageContent, MessageView, NewMessage, Seq,
@@ -137,6 +138,7 @@ impl MessageService {
             id: MessageId::new(),
             conversation_id,
             sender_id: sender,
+            mentions: MentionCandidates::parse(content.as_str()),
             content,
             client_message_id,
             created_at: self.clock.now(),
@@ -522,9 +524,17 @@ impl MessageService {
     }
 
     /// Messages from others after the user's marker, per conversation, and in total over the
-    /// conversations the user has not muted (the badge).
+    /// conversations the user has not muted (the badge); and those of them that mention the
+    /// user, per conversation and in total over every conversation, muted ones included: a
+    /// mute silences a conversation's chatter, not what is addressed to the user (as Slack
+    /// and Discord count them).
     pub fn unread_counts(&self, user: UserId) -> Result<UnreadCounts, DomainError> {
         let conversations = self.read_receipts.unread_counts(user)?;
+        let mentions = if conversations.is_empty() {
+            Vec::new()
+        } else {
+            self.read_receipts.unread_mentions(user)?
+        };
         let muted = if conversations.is_empty() {
             Vec::new()
         } else {
@@ -543,6 +553,8 @@ impl MessageService {
                 .sum(),
             conversations,
             muted,
+            total_mentions: mentions.iter().map(|(_, n)| n).sum(),
+            mentions,
         })
     }
 
