@@ -249,6 +249,9 @@ pub struct WireMessageView {
     /// Absent from nodes older than replies: no message of theirs is one.
     #[serde(default)]
     pub reply_to: Option<WireReplyTo>,
+    /// Absent from nodes older than mentions: no message of theirs mentions anyone.
+    #[serde(default)]
+    pub mentions: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -656,6 +659,7 @@ impl From<&MessageView> for WireMessageView {
                 sender_id: r.sender_id.as_uuid(),
                 snippet: r.snippet.clone(),
             }),
+            mentions: uuids(&m.mentions),
         }
     }
 }
@@ -781,6 +785,7 @@ impl TryFrom<WireMessageView> for MessageView {
                         snippet: r.snippet,
                     })
                 }),
+                mentions: users(w.mentions),
             },
             recipient_id: w.recipient_id.map(UserId::from),
             is_read: w.is_read,
@@ -1020,6 +1025,7 @@ pub fn sample_events() -> Vec<DomainEvent> {
                         sender_id: bob,
                         snippet: Some("what's the plan?".into()),
                     })),
+                    mentions: vec![bob],
                 },
                 recipient_id: Some(bob),
                 is_read: true,
@@ -1052,6 +1058,11 @@ pub fn sample_events() -> Vec<DomainEvent> {
                         sender_id: bob,
                         snippet: None,
                     })),
+                    mentions: {
+                        let mut both = vec![alice, bob];
+                        both.sort();
+                        both
+                    },
                 },
                 recipient_id: None,
                 is_read: false,
@@ -1077,6 +1088,7 @@ pub fn sample_events() -> Vec<DomainEvent> {
                     reactions: Vec::new(),
                     pin: None,
                     reply_to: None,
+                    mentions: Vec::new(),
                 },
                 recipient_id: None,
                 is_read: true,
@@ -1336,6 +1348,20 @@ mod tests {
         old.as_object_mut().unwrap().remove("reply_to");
         let wire: WireMessageView = serde_json::from_value(old).unwrap();
         assert_eq!(MessageView::try_from(wire).unwrap().message.reply_to, None);
+    }
+
+    #[test]
+    fn a_message_from_a_node_older_than_mentions_mentions_nobody() {
+        let Some(DomainEvent::MessageCreated { message, .. }) = sample_events().into_iter().next()
+        else {
+            panic!("the first sample is a message")
+        };
+        assert!(!message.message.mentions.is_empty(), "the sample mentions");
+        let mut old = serde_json::to_value(WireMessageView::from(&message)).unwrap();
+        assert_eq!(old["mentions"], serde_json::json!([message.message.mentions[0].as_uuid()]));
+        old.as_object_mut().unwrap().remove("mentions");
+        let wire: WireMessageView = serde_json::from_value(old).unwrap();
+        assert!(MessageView::try_from(wire).unwrap().message.mentions.is_empty());
     }
 
     #[test]
