@@ -106,13 +106,7 @@ impl State {
             .map(|(user, _)| user.id)
             .collect();
         let members = self.members.get(&conversation).into_iter().flatten();
-        mention::resolve(
-            candidates,
-            kind,
-            sender,
-            members.map(|m| m.user_id),
-            &named,
-        )
+        mention::resolve(candidates, kind, sender, members.map(|m| m.user_id), &named)
     }
 
     /// Takes the next seq, as a change or a new message does.

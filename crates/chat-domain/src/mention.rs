@@ -44,7 +44,11 @@ impl MentionCandidates {
                 .iter()
                 .find(|(_, c)| !is_username_char(*c))
                 .map_or(content.len(), |&(index, _)| index);
-            if content[end..].chars().next().is_some_and(char::is_alphanumeric) {
+            if content[end..]
+                .chars()
+                .next()
+                .is_some_and(char::is_alphanumeric)
+            {
                 continue;
             }
             let word = &content[start..end];
@@ -134,9 +138,10 @@ mod tests {
 
     #[test]
     fn punctuation_ends_a_mention() {
-        assert_eq!(names("@bob, @carol: @dave! @erin? @frank's"), [
-            "bob", "carol", "dave", "erin", "frank"
-        ]);
+        assert_eq!(
+            names("@bob, @carol: @dave! @erin? @frank's"),
+            ["bob", "carol", "dave", "erin", "frank"]
+        );
     }
 
     #[test]

@@ -321,12 +321,7 @@ impl NewMessage {
     /// The message as stored with `seq`, replying to `reply_to` (what the store read of the
     /// original when it checked it) and mentioning `mentions` (as the store resolved them):
     /// what a store hands back for a new message without reading it again.
-    pub fn stored_as(
-        &self,
-        seq: Seq,
-        reply_to: Option<ReplyTo>,
-        mentions: Vec<UserId>,
-    ) -> Message {
+    pub fn stored_as(&self, seq: Seq, reply_to: Option<ReplyTo>, mentions: Vec<UserId>) -> Message {
         Message {
             id: self.id,
             seq,

@@ -1358,10 +1358,19 @@ mod tests {
         };
         assert!(!message.message.mentions.is_empty(), "the sample mentions");
         let mut old = serde_json::to_value(WireMessageView::from(&message)).unwrap();
-        assert_eq!(old["mentions"], serde_json::json!([message.message.mentions[0].as_uuid()]));
+        assert_eq!(
+            old["mentions"],
+            serde_json::json!([message.message.mentions[0].as_uuid()])
+        );
         old.as_object_mut().unwrap().remove("mentions");
         let wire: WireMessageView = serde_json::from_value(old).unwrap();
-        assert!(MessageView::try_from(wire).unwrap().message.mentions.is_empty());
+        assert!(
+            MessageView::try_from(wire)
+                .unwrap()
+                .message
+                .mentions
+                .is_empty()
+        );
     }
 
     #[test]

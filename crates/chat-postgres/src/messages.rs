@@ -41,11 +41,11 @@
 use std::collections::HashMap;
 
 use chat_domain::conversation::{ConversationKind, Member};
+use chat_domain::mention::MentionCandidates;
 use chat_domain::message::{
     AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
     MessageChanged, MessageContent, NewMessage, ReplyTo, Seq,
 };
-use chat_domain::mention::MentionCandidates;
 use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
 use chrono::{DateTime, Utc};

@@ -15,8 +15,8 @@ use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
 use diesel::sqlite::SqliteConnection;
 
 use crate::SqliteStore;
-use crate::mentions::INBOX_UNREAD_MENTIONS_SQL;
 use crate::error::StorageResult;
+use crate::mentions::INBOX_UNREAD_MENTIONS_SQL;
 use crate::models::{ConversationRow, MemberRow, MessageRow, convert, id, ts, utc};
 use crate::schema::{conversation_members, conversations, departures, messages};
 use crate::seq;

@@ -5,11 +5,11 @@ use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use chat_domain::conversation::{ConversationKind, Member};
+use chat_domain::mention::MentionCandidates;
 use chat_domain::message::{
     AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
     MessageChanged, MessageContent, NewMessage, ReplyTo, Seq,
 };
-use chat_domain::mention::MentionCandidates;
 use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
 use chrono::{DateTime, NaiveDateTime, Utc};

@@ -12,7 +12,11 @@ use crate::ports::MessageStore;
 use crate::{ConversationId, UserId};
 
 /// The user's unread mentions in `conversation` as the inbox shows them.
-fn inbox_mentions<S: Stores + ?Sized>(store: &S, user: UserId, conversation: ConversationId) -> u64 {
+fn inbox_mentions<S: Stores + ?Sized>(
+    store: &S,
+    user: UserId,
+    conversation: ConversationId,
+) -> u64 {
     store
         .inbox(user, Page::default(), everything())
         .unwrap()
@@ -61,11 +65,17 @@ pub fn mentions_are_members_named_at_commit_and_every_read_carries_them<S: Store
     }
 
     // Membership is judged at commit: dave joins, and only then can be mentioned.
-    store.add_members(g, &[d], Role::Member, 10, f.now()).unwrap();
+    store
+        .add_members(g, &[d], Role::Member, 10, f.now())
+        .unwrap();
     let later = f.send(g, c, "welcome @dave");
     assert_eq!(later.mentions, vec![d]);
     let earlier = MessageStore::find(store, named.id).unwrap().unwrap();
-    assert_eq!(earlier.mentions, sorted(&[b, c]), "mentions stay as decided");
+    assert_eq!(
+        earlier.mentions,
+        sorted(&[b, c]),
+        "mentions stay as decided"
+    );
 }
 
 /// An edit decides the mentions of its new content again, replacing the old ones, and
@@ -129,7 +139,10 @@ pub fn unread_mentions_are_the_unread_messages_that_mention_the_member<S: Stores
     assert_eq!(counts(b), sorted(&[(g, 2), (other, 1)]));
     assert_eq!(inbox_mentions(store, b, g), 2);
     assert_eq!(inbox_mentions(store, b, other), 1);
-    assert!(counts(a).is_empty(), "alice's own messages read carol's @all");
+    assert!(
+        counts(a).is_empty(),
+        "alice's own messages read carol's @all"
+    );
     store.set_marker(g, a, first.seq, f.now()).unwrap();
     assert_eq!(counts(a), vec![(g, 1)], "carol's @all");
 
