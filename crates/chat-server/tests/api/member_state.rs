@@ -377,8 +377,8 @@ async fn muted_conversations_stay_out_of_the_badge_but_keep_their_own_count() {
     assert_eq!(
         entries,
         [
-            json!({"conversation_id": quiet, "unread_count": 1, "muted": false}),
-            json!({"conversation_id": noisy, "unread_count": 3, "muted": true}),
+            json!({"conversation_id": quiet, "unread_count": 1, "unread_mentions": 0, "muted": false}),
+            json!({"conversation_id": noisy, "unread_count": 3, "unread_mentions": 0, "muted": true}),
         ]
     );
     // Carol's badge is her own.
