@@ -14,7 +14,8 @@
 //! transaction visible before it releases its locks. Seqs are therefore handed out in commit
 //! order: whatever any snapshot sees is exactly seqs 1..=M for some M, with no holes to fill
 //! later. To keep that lock short, a batch takes it as late as it can, after every check and
-//! lookup, and holds it only for its inserts, the conversation and read-marker updates that go
+//! lookup (the users its `@names` name included), and holds it only for its inserts (messages
+//! and their mentions, which need the seqs), the conversation and read-marker updates that go
 //! with them, and the commit. One batch carries up to 512 messages, so one lock (and one
 //! commit) serves many appends.
 //!

@@ -382,7 +382,8 @@ fn changing(
 /// Work that messages of one batch share is done once: each conversation's kind and members
 /// are read once, and its activity and the senders' read markers are written once, at the
 /// end, with the batch's last values. Each message itself costs one insert, and a lookup first
-/// when it carries a client message id. A message whose insert fails gets that error without
+/// when it carries a client message id; one whose content names users (`@name`) costs a lookup
+/// of those names and one insert of its mentions, and one with `@all` only that insert. A message whose insert fails gets that error without
 /// affecting the others; a failure of the shared writes fails the whole transaction.
 pub(crate) fn append_batch(
     conn: &mut SqliteConnection,
