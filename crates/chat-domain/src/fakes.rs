@@ -1345,6 +1345,12 @@ impl ReadReceiptStore for MemoryStore {
                 m.conversation_id == conversation && m.seq > last_read_seq && m.sender_id != user
             })
             .count() as u64;
+        let unread_mentions = state
+            .messages
+            .iter()
+            .filter(|m| m.conversation_id == conversation && m.seq > last_read_seq)
+            .filter(|m| m.mentions.contains(&user) && !state.is_hidden(user, m.id))
+            .count() as u64;
         Ok(MarkerSet {
             marker: ReadMarker {
                 conversation_id: conversation,
@@ -1356,6 +1362,7 @@ impl ReadReceiptStore for MemoryStore {
             message_id: onto.map(|(_, id)| id),
             previous,
             unread_count,
+            unread_mentions,
         })
     }
 

@@ -318,8 +318,8 @@ pub trait ReadReceiptStore: Send + Sync {
     /// Sets the user's marker, back or forward ("mark unread"), onto the conversation's newest
     /// message with a seq at or below `seq` (zero when there is none: nothing read), taking
     /// a seq for it as [`Self::advance`] does (always, even when it stays). Returns the
-    /// marker, that message, where the marker stood before, and the user's unread count in
-    /// the conversation after the change. A non-member is [`StoreError::Missing`].
+    /// marker, that message, where the marker stood before, and the user's unread count and
+    /// unread mentions in the conversation after the change. A non-member is [`StoreError::Missing`].
     fn set_marker(
         &self,
         conversation: ConversationId,

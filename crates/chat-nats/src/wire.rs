@@ -805,6 +805,9 @@ pub struct WireMarkerSet {
     pub message_id: Option<Uuid>,
     pub previous: i64,
     pub unread_count: u64,
+    /// Absent from nodes older than mentions.
+    #[serde(default)]
+    pub unread_mentions: u64,
 }
 
 impl From<&MarkerSet> for WireMarkerSet {
@@ -818,6 +821,7 @@ impl From<&MarkerSet> for WireMarkerSet {
             message_id: set.message_id.map(|id| id.as_uuid()),
             previous: set.previous.0,
             unread_count: set.unread_count,
+            unread_mentions: set.unread_mentions,
         }
     }
 }
@@ -835,6 +839,7 @@ impl From<WireMarkerSet> for MarkerSet {
             message_id: w.message_id.map(MessageId::from),
             previous: Seq(w.previous),
             unread_count: w.unread_count,
+            unread_mentions: w.unread_mentions,
         }
     }
 }
@@ -1133,6 +1138,7 @@ pub fn sample_events() -> Vec<DomainEvent> {
                 message_id: Some(MessageId::new()),
                 previous: Seq(42),
                 unread_count: 2,
+                unread_mentions: 1,
             },
             audience: vec![bob],
             at: now,
@@ -1149,6 +1155,7 @@ pub fn sample_events() -> Vec<DomainEvent> {
                 message_id: None,
                 previous: Seq(40),
                 unread_count: 3,
+                unread_mentions: 0,
             },
             audience: vec![bob],
             at: now,

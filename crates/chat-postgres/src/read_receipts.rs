@@ -105,6 +105,7 @@ impl ReadReceiptStore for PgStore {
                 .filter(messages::sender_id.ne(key.1))
                 .count()
                 .get_result(conn)?;
+            let unread_mentions = crate::mentions::unread_in(conn, key.0, key.1, last_read_seq)?;
             // The counter before the membership row, as appends take them: no deadlock.
             let change = seq::take(conn)?;
             let previous: Option<i64> = conversation_members::table
@@ -136,6 +137,7 @@ impl ReadReceiptStore for PgStore {
                 message_id: onto.map(|(_, id)| id.into()),
                 previous: Seq(previous),
                 unread_count: u64::try_from(unread).unwrap_or(0),
+                unread_mentions,
             }))
         })?;
         set.ok_or(StoreError::Missing)

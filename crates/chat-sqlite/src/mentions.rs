@@ -11,12 +11,13 @@ use chat_domain::conversation::ConversationKind;
 use chat_domain::mention::{self, MentionCandidates};
 use chat_domain::message::{Message, Seq};
 use chat_domain::{ConversationId, MessageId, UserId};
+use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 
 use crate::error::StorageResult;
 use crate::models::id;
-use crate::schema::{message_mentions, users};
+use crate::schema::{hidden_messages, message_mentions, users};
 
 /// Unread mentions per conversation of one user: a range scan of the mentions index past
 /// each of the user's markers. Messages deleted for everyone keep no mention rows, and the
@@ -37,6 +38,27 @@ pub(crate) const INBOX_UNREAD_MENTIONS_SQL: &str = "(SELECT COUNT(*) FROM messag
          AND mm.seq > cm.last_read_seq \
          AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
                           WHERE h.user_id = cm.user_id AND h.message_id = mm.message_id))";
+
+/// The user's unread mentions in `conversation` with the marker at `last_read_seq`: what
+/// [`UNREAD_MENTIONS_SQL`] counts there, for a marker just set.
+pub(crate) fn unread_in(
+    conn: &mut SqliteConnection,
+    conversation: &str,
+    user: &str,
+    last_read_seq: i64,
+) -> StorageResult<u64> {
+    let hidden = hidden_messages::table
+        .filter(hidden_messages::user_id.eq(user))
+        .filter(hidden_messages::message_id.eq(message_mentions::message_id));
+    let n: i64 = message_mentions::table
+        .filter(message_mentions::user_id.eq(user))
+        .filter(message_mentions::conversation_id.eq(conversation))
+        .filter(message_mentions::seq.gt(last_read_seq))
+        .filter(not(exists(hidden)))
+        .count()
+        .get_result(conn)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
 
 /// The messages with their mentions, one query for all of them.
 pub(crate) fn with_mentions(

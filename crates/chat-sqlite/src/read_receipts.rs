@@ -115,6 +115,8 @@ impl ReadReceiptStore for SqliteStore {
                 .filter(messages::sender_id.ne(&user_key))
                 .count()
                 .get_result(conn)?;
+            let unread_mentions =
+                crate::mentions::unread_in(conn, &conversation_key, &user_key, last_read_seq)?;
             let message_id = onto.map(|(_, raw)| id("message id", &raw)).transpose()?;
             Ok(Some(MarkerSet {
                 marker: ReadMarker {
@@ -127,6 +129,7 @@ impl ReadReceiptStore for SqliteStore {
                 message_id,
                 previous: Seq(previous),
                 unread_count: u64::try_from(unread).unwrap_or(0),
+                unread_mentions,
             }))
         })?;
         set.ok_or(StoreError::Missing)

@@ -117,8 +117,8 @@ pub fn an_edit_mentions_whom_its_content_names_and_a_delete_mentions_nobody<S: S
 
 /// A member's unread mentions are the messages after their marker that mention them, but
 /// those they hid; per conversation from [`ReadReceiptStore::unread_mentions`] and in the
-/// inbox. Marking read lowers them and marking unread raises them again; a member removed
-/// keeps none.
+/// inbox, and in the answer to setting the marker. Marking read lowers them and marking
+/// unread raises them again; a member removed keeps none.
 pub fn unread_mentions_are_the_unread_messages_that_mention_the_member<S: Stores + ?Sized>(
     store: &S,
 ) {
@@ -135,7 +135,11 @@ pub fn unread_mentions_are_the_unread_messages_that_mention_the_member<S: Stores
     let counts = |user| sorted(&store.unread_mentions(user).unwrap());
     // Bob's own message moved his marker past everything before it: sending is reading.
     assert_eq!(counts(b), vec![(other, 1)]);
-    store.set_marker(g, b, first.seq, f.now()).unwrap();
+    let set = store.set_marker(g, b, first.seq, f.now()).unwrap();
+    assert_eq!(
+        set.unread_mentions, 2,
+        "setting the marker answers with them"
+    );
     assert_eq!(counts(b), sorted(&[(g, 2), (other, 1)]));
     assert_eq!(inbox_mentions(store, b, g), 2);
     assert_eq!(inbox_mentions(store, b, other), 1);
@@ -151,7 +155,8 @@ pub fn unread_mentions_are_the_unread_messages_that_mention_the_member<S: Stores
     store.advance(g, b, third.seq, f.now()).unwrap();
     assert_eq!(counts(b), vec![(other, 1)]);
     assert_eq!(inbox_mentions(store, b, g), 0);
-    store.set_marker(g, b, Seq::ZERO, f.now()).unwrap();
+    let set = store.set_marker(g, b, Seq::ZERO, f.now()).unwrap();
+    assert_eq!(set.unread_mentions, 2, "the hidden one stays out");
     assert_eq!(counts(b), sorted(&[(g, 2), (other, 1)]), "marked unread");
 
     store.remove_member(other, b, f.now()).unwrap();

@@ -117,6 +117,7 @@ async fn marking_unread_moves_the_marker_back_and_tells_only_the_readers_own_dev
                 "conversation_id": direct,
                 "last_read_seq": first["seq"],
                 "unread_count": 2,
+                "unread_mentions": 0,
                 "timestamp": frame["timestamp"],
             })
         );

@@ -268,6 +268,7 @@ async fn unread_mentions_follow_the_marker_leave_out_hidden_messages_and_count_w
         unread_mentions(&app, &bob).await,
         (1, vec![(direct.clone(), 1)])
     );
+    let mut phone = app.ws(&bob).await;
     let response = app
         .put(
             &format!("/api/v1/conversations/{group}/read"),
@@ -276,6 +277,10 @@ async fn unread_mentions_follow_the_marker_leave_out_hidden_messages_and_count_w
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
+    let set: Value = response.json().await.unwrap();
+    assert_eq!(set["unread_mentions"], 2, "{set}");
+    let frame = phone.next_of_type("read_marker_updated").await;
+    assert_eq!(frame["unread_mentions"], 2, "{frame}");
     let mut expected = vec![(group.clone(), 2), (direct.clone(), 1)];
     expected.sort();
     assert_eq!(unread_mentions(&app, &bob).await, (3, expected));
