@@ -1122,6 +1122,50 @@ mod tests {
     }
 
     #[test]
+    fn mentions_of_a_muted_conversation_still_count_in_the_total() {
+        let chat = chat();
+        send(&chat, chat.alice, "@bob look");
+        send(&chat, chat.carol, "@all standup");
+        send(&chat, chat.alice, "nothing for bob");
+        let messages = &chat.world.services.messages;
+        let created = chat.world.events.take();
+        let mentioned: Vec<usize> = created
+            .iter()
+            .filter_map(|event| match event {
+                DomainEvent::MessageCreated { message, .. } => Some(message.message.mentions.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            mentioned,
+            [1, 2, 0],
+            "the service hands the store the @names"
+        );
+        let counts = messages.unread_counts(chat.bob).unwrap();
+        assert_eq!((counts.total, counts.total_mentions), (3, 2));
+        assert_eq!(counts.mentions, vec![(chat.group, 2)]);
+        chat.world
+            .services
+            .conversations
+            .update_settings(
+                chat.bob,
+                chat.group,
+                crate::read_state::SettingsUpdate {
+                    muted_until: Some(Some(Utc::now() + chrono::Duration::days(1))),
+                    archived: None,
+                },
+            )
+            .unwrap();
+        let counts = messages.unread_counts(chat.bob).unwrap();
+        assert_eq!(
+            counts.total, 0,
+            "the muted group's messages leave the badge"
+        );
+        assert_eq!(counts.total_mentions, 2, "its mentions stay");
+        assert_eq!(counts.mentions, vec![(chat.group, 2)]);
+    }
+
+    #[test]
     fn only_the_sender_edits_and_every_member_hears_of_a_real_change_only() {
         let chat = chat();
         let sent = send(&chat, chat.alice, "helo");
