@@ -161,6 +161,8 @@ pub struct ConversationSummary {
     /// The newest message, seen from the caller's side.
     pub last_message: Option<MessageView>,
     pub unread_count: u64,
+    /// How many of the unread messages mention the caller.
+    pub unread_mentions: u64,
     pub last_activity_at: DateTime<Utc>,
     /// The caller's own settings (mute, archive).
     pub settings: MemberSettings,
@@ -172,6 +174,9 @@ pub struct InboxEntry {
     pub conversation: Conversation,
     pub last_message: Option<Message>,
     pub unread_count: u64,
+    /// How many of those unread messages mention the user (see
+    /// [`crate::ports::ReadReceiptStore::unread_mentions`]).
+    pub unread_mentions: u64,
     pub last_activity_at: DateTime<Utc>,
     /// The user's own settings, `archived` as it stands at the filter's `now`.
     pub settings: MemberSettings,

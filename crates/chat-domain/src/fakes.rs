@@ -13,6 +13,7 @@ use crate::conversation::{
 use crate::events::DomainEvent;
 use crate::feed::{FeedEntry, FeedItem, HiddenReply};
 use crate::limits::{Limits, Quota};
+use crate::mention::{self, MentionCandidates};
 use crate::message::{
     AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
     MessageChanged, MessageContent, NewMessage, Pin, Reaction, ReplyTo, Seq, ThreadSummary,
@@ -79,7 +80,46 @@ impl State {
         }
     }
 
+    /// Who `content` from `sender` mentions among the conversation's members now, as a
+    /// store's write decides it.
+    fn mentions(
+        &self,
+        conversation: ConversationId,
+        sender: UserId,
+        candidates: &MentionCandidates,
+    ) -> Vec<UserId> {
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        let kind = self
+            .conversations
+            .iter()
+            .find(|c| c.id == conversation)
+            .map_or(ConversationKind::Group, |c| c.kind);
+        let named: Vec<UserId> = self
+            .users
+            .iter()
+            .filter(|(user, _)| {
+                let name = user.username.as_str().to_ascii_lowercase();
+                candidates.names.contains(&name)
+            })
+            .map(|(user, _)| user.id)
+            .collect();
+        let members = self.members.get(&conversation).into_iter().flatten();
+        mention::resolve(candidates, kind, sender, members.map(|m| m.user_id), &named)
+    }
+
     /// Takes the next seq, as a change or a new message does.
+    /// Gives a thread's root a new place in the change feed (see
+    /// [`Message::restates_root`]).
+    fn restate(&mut self, root: Option<MessageId>) {
+        let Some(root) = root else { return };
+        let seq = self.take_seq();
+        if let Some(m) = self.messages.iter_mut().find(|m| m.id == root) {
+            m.change_seq = Some(seq);
+        }
+    }
+
     fn take_seq(&mut self) -> Seq {
         self.last_seq += 1;
         Seq(self.last_seq)
@@ -486,12 +526,12 @@ impl ConversationStore for MemoryStore {
             .filter_map(|c| {
                 let me = state.members[&c.id].iter().find(|m| m.user_id == user)?;
                 let in_conv = state.messages.iter().filter(|m| m.conversation_id == c.id);
-                let unread = in_conv
+                let unread: Vec<&Message> = in_conv
                     .clone()
                     .filter(|m| m.seq > me.last_read_seq && m.sender_id != user)
                     .filter(|m| !m.is_deleted() && !state.is_hidden(user, m.id))
                     .filter(|m| state.concerns(m, user))
-                    .count() as u64;
+                    .collect();
                 let settings = state.settings_of(c.id, user, filter.now);
                 if filter
                     .archived
@@ -505,7 +545,9 @@ impl ConversationStore for MemoryStore {
                         .clone()
                         .rfind(|m| m.thread_root_id.is_none())
                         .cloned(),
-                    unread_count: unread,
+                    unread_count: unread.len() as u64,
+                    unread_mentions: unread.iter().filter(|m| m.mentions.contains(&user)).count()
+                        as u64,
                     last_activity_at: state.activity[&c.id],
                     settings,
                 })
@@ -741,7 +783,8 @@ impl MemoryStore {
                 state
                     .read_at
                     .insert((new.conversation_id, new.sender_id), new.created_at);
-                let message = new.stored_as(seq, reply_to);
+                let mentions = state.mentions(new.conversation_id, new.sender_id, &new.mentions);
+                let message = new.stored_as(seq, reply_to, mentions);
                 state.messages.push(message.clone());
                 match root {
                     // A thread reply is no activity of the conversation's main history.
@@ -859,8 +902,16 @@ impl MessageStore for MemoryStore {
             return Ok(changed);
         }
         let seq = state.take_seq();
+        let mentions = state.mentions(
+            changed.message.conversation_id,
+            changed.message.sender_id,
+            &MentionCandidates::parse(content.as_str()),
+        );
+        let root = state.messages[index].restates_root(&mentions);
+        state.restate(root);
         let message = &mut state.messages[index];
         message.content = Some(content.clone());
+        message.mentions = mentions;
         message.edited_at = Some(at);
         message.updated_at = at;
         message.change_seq = Some(seq);
@@ -886,11 +937,14 @@ impl MessageStore for MemoryStore {
             return Ok(changed);
         }
         let seq = state.take_seq();
+        let root = state.messages[index].restates_root(&[]);
+        state.restate(root);
         let message = &mut state.messages[index];
         message.content = None;
         message.reactions.clear();
         message.pin = None;
         message.reply_to = None;
+        message.mentions.clear();
         message.deletion = Some(Deletion { at, by });
         message.updated_at = at;
         message.change_seq = Some(seq);
@@ -925,6 +979,7 @@ impl MessageStore for MemoryStore {
             seq: state.take_seq(),
         };
         state.hidden.push(hidden);
+        state.restate(changed.message.restates_root(&[]));
         drop(state);
         on_commit(&hidden);
         Ok((hidden, true))
@@ -1119,6 +1174,7 @@ impl MemoryStore {
             message.reactions.clear();
             message.pin = None;
             message.reply_to = None;
+            message.mentions.clear();
             message.deletion = Some(Deletion { at, by });
             state.requote(index);
         }
@@ -1369,6 +1425,12 @@ impl ReadReceiptStore for MemoryStore {
             })
             .filter(|m| state.concerns(m, user))
             .count() as u64;
+        let unread_mentions = state
+            .messages
+            .iter()
+            .filter(|m| m.conversation_id == conversation && m.seq > last_read_seq)
+            .filter(|m| m.mentions.contains(&user) && !state.is_hidden(user, m.id))
+            .count() as u64;
         Ok(MarkerSet {
             marker: ReadMarker {
                 conversation_id: conversation,
@@ -1380,6 +1442,7 @@ impl ReadReceiptStore for MemoryStore {
             message_id: onto.map(|(_, id)| id),
             previous,
             unread_count,
+            unread_mentions,
         })
     }
 
@@ -1396,6 +1459,22 @@ impl ReadReceiptStore for MemoryStore {
             .into_iter()
             .filter(|e| e.unread_count > 0)
             .map(|e| (e.conversation.id, e.unread_count))
+            .collect())
+    }
+
+    fn unread_mentions(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
+        Ok(self
+            .inbox(
+                user,
+                Page {
+                    limit: u32::MAX,
+                    offset: 0,
+                },
+                InboxFilter::all(Utc::now()),
+            )?
+            .into_iter()
+            .filter(|e| e.unread_mentions > 0)
+            .map(|e| (e.conversation.id, e.unread_mentions))
             .collect())
     }
 }

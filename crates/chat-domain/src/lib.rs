@@ -16,6 +16,7 @@ pub mod events;
 pub mod feed;
 pub mod ids;
 pub mod limits;
+pub mod mention;
 pub mod message;
 pub mod paging;
 pub mod ports;

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::mention::MentionCandidates;
 use crate::validation::{FieldError, allowed_in_text};
 use crate::{ConversationId, MessageId, UserId};
 
@@ -118,9 +119,23 @@ pub struct Message {
     /// For a thread's root: its replies so far; `None` while it has none. Boxed as
     /// [`Self::reply_to`] is.
     pub thread: Option<Box<ThreadSummary>>,
+    /// The members the content mentions (see [`crate::mention`]), ascending by user id,
+    /// decided when the content was stored (sent or edited); empty once deleted.
+    pub mentions: Vec<UserId>,
 }
 
 impl Message {
+    /// The thread root that a change to this reply must give a new place in the change feed,
+    /// if any: for an edit whose content now mentions `mentioned`, or (with none) a delete or
+    /// a hiding, when that changes whom the reply shows as mentioned. A reply's sender and the
+    /// members it mentioned when it was sent follow its thread; a client that first learns of
+    /// the reply after such a change cannot tell whom it mentioned then, so the root, replayed
+    /// after the change, brings its summary as it stands (docs/websocket.md, "Threads").
+    pub fn restates_root(&self, mentioned: &[UserId]) -> Option<MessageId> {
+        self.thread_root_id
+            .filter(|_| self.mentions.as_slice() != mentioned)
+    }
+
     pub fn is_deleted(&self) -> bool {
         self.deletion.is_some()
     }
@@ -183,8 +198,9 @@ pub struct ThreadSummary {
     /// The seq of the newest reply: the summary counts every reply up to it, so a client
     /// counts a reply it learns of only when its seq is past this one.
     pub last_reply_seq: Seq,
-    /// The root's sender, then everyone who replied (or was otherwise added), in the order
-    /// they joined; once in, always in.
+    /// The root's sender, then everyone who replied or was mentioned in a reply as it was
+    /// sent, in the order they joined (by id among those who joined with one reply); once
+    /// in, always in.
     pub participant_ids: Vec<UserId>,
 }
 
@@ -209,7 +225,11 @@ impl ThreadSummary {
         summary.reply_count += 1;
         summary.last_reply_at = summary.last_reply_at.max(reply.created_at);
         summary.last_reply_seq = reply.seq;
-        summary.join(&[reply.sender_id]);
+        // Its sender and the members it mentions join with it.
+        let joining: Vec<UserId> = std::iter::once(reply.sender_id)
+            .chain(reply.mentions.iter().copied())
+            .collect();
+        summary.join(&joining);
         Some(summary)
     }
 
@@ -380,13 +400,16 @@ pub struct NewMessage {
     /// that is not deleted and is no thread reply itself. The store adds the sender (and the
     /// root's sender, for a thread's first reply) to the thread's participants.
     pub thread_root_id: Option<MessageId>,
+    /// The names the content mentions ([`MentionCandidates::parse`] of `content`): the store
+    /// resolves them among the members as the write commits (see [`crate::mention::resolve`]).
+    pub mentions: MentionCandidates,
 }
 
 impl NewMessage {
     /// The message as stored with `seq`, replying to `reply_to` (what the store read of the
-    /// original when it checked it): what a store hands back for a new message without
-    /// reading it again.
-    pub fn stored_as(&self, seq: Seq, reply_to: Option<ReplyTo>) -> Message {
+    /// original when it checked it) and mentioning `mentions` (as the store resolved them):
+    /// what a store hands back for a new message without reading it again.
+    pub fn stored_as(&self, seq: Seq, reply_to: Option<ReplyTo>, mentions: Vec<UserId>) -> Message {
         Message {
             id: self.id,
             seq,
@@ -404,6 +427,7 @@ impl NewMessage {
             reply_to: reply_to.map(Box::new),
             thread_root_id: self.thread_root_id,
             thread: None,
+            mentions,
         }
     }
 }

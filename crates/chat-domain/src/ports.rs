@@ -80,8 +80,9 @@ pub trait ConversationStore: Send + Sync {
     /// The conversations in which the user holds `role` (e.g. the groups they own).
     fn with_role(&self, user: UserId, role: Role) -> StoreResult<Vec<ConversationId>>;
     /// The user's conversations that pass the filter, most recent activity first, each with
-    /// its last message, the user's unread count (counted as [`ReadReceiptStore::unread_counts`]
-    /// does) and the user's settings. A conversation is
+    /// its last message, the user's unread count and unread mentions (counted as
+    /// [`ReadReceiptStore::unread_counts`] and [`ReadReceiptStore::unread_mentions`] do) and the
+    /// user's settings. A conversation is
     /// archived for the filter as [`MemberSettings::still_archived`] says, at `filter.now`.
     fn inbox(&self, user: UserId, page: Page, filter: InboxFilter) -> StoreResult<Vec<InboxEntry>>;
     /// The member's own settings, `archived` as it stands at `now`; `None` for a non-member.
@@ -327,8 +328,8 @@ pub trait ReadReceiptStore: Send + Sync {
     /// Sets the user's marker, back or forward ("mark unread"), onto the conversation's newest
     /// message with a seq at or below `seq` (zero when there is none: nothing read), taking
     /// a seq for it as [`Self::advance`] does (always, even when it stays). Returns the
-    /// marker, that message, where the marker stood before, and the user's unread count in
-    /// the conversation after the change. A non-member is [`StoreError::Missing`].
+    /// marker, that message, where the marker stood before, and the user's unread count and
+    /// unread mentions in the conversation after the change. A non-member is [`StoreError::Missing`].
     fn set_marker(
         &self,
         conversation: ConversationId,
@@ -340,6 +341,9 @@ pub trait ReadReceiptStore: Send + Sync {
     /// others lie after the user's marker, leaving out messages deleted for everyone and
     /// those the user hid.
     fn unread_counts(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>>;
+    /// For each of the user's conversations with unread mentions of the user: how many of
+    /// the messages [`Self::unread_counts`] counts mention the user ([`Message::mentions`]).
+    fn unread_mentions(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>>;
 }
 
 /// Real-time fan-out of domain events. Publishing must not block on slow receivers: an

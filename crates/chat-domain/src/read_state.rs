@@ -23,7 +23,7 @@ pub struct ReadMarker {
 
 /// The outcome of setting a marker explicitly: the marker as it now stands (its `seq` is
 /// always set), the message it stands on, where it stood before, and the member's unread
-/// count in the conversation.
+/// count and unread mentions in the conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarkerSet {
     pub marker: ReadMarker,
@@ -31,6 +31,9 @@ pub struct MarkerSet {
     pub message_id: Option<MessageId>,
     pub previous: Seq,
     pub unread_count: u64,
+    /// The unread messages that mention the member, as
+    /// [`crate::ports::ReadReceiptStore::unread_mentions`] counts them.
+    pub unread_mentions: u64,
 }
 
 impl MarkerSet {
@@ -105,4 +108,9 @@ pub struct UnreadCounts {
     pub conversations: Vec<(ConversationId, u64)>,
     /// Which of `conversations` are muted, and so left out of `total`.
     pub muted: Vec<ConversationId>,
+    /// The unread messages that mention the caller, summed over every conversation, muted
+    /// ones included.
+    pub total_mentions: u64,
+    /// Of `conversations`, those with unread mentions of the caller, and how many.
+    pub mentions: Vec<(ConversationId, u64)>,
 }

@@ -255,6 +255,9 @@ pub struct WireMessageView {
     /// Absent from nodes older than threads, and on a message without replies.
     #[serde(default)]
     pub thread: Option<WireThread>,
+    /// Absent from nodes older than mentions: no message of theirs mentions anyone.
+    #[serde(default)]
+    pub mentions: Vec<Uuid>,
 }
 
 /// [`ThreadSummary`] on the wire.
@@ -678,6 +681,7 @@ impl From<&MessageView> for WireMessageView {
                 last_reply_seq: t.last_reply_seq.0,
                 participant_ids: uuids(&t.participant_ids),
             }),
+            mentions: uuids(&m.mentions),
         }
     }
 }
@@ -812,6 +816,7 @@ impl TryFrom<WireMessageView> for MessageView {
                         participant_ids: users(t.participant_ids),
                     })
                 }),
+                mentions: users(w.mentions),
             },
             recipient_id: w.recipient_id.map(UserId::from),
             is_read: w.is_read,
@@ -831,6 +836,9 @@ pub struct WireMarkerSet {
     pub message_id: Option<Uuid>,
     pub previous: i64,
     pub unread_count: u64,
+    /// Absent from nodes older than mentions.
+    #[serde(default)]
+    pub unread_mentions: u64,
 }
 
 impl From<&MarkerSet> for WireMarkerSet {
@@ -844,6 +852,7 @@ impl From<&MarkerSet> for WireMarkerSet {
             message_id: set.message_id.map(|id| id.as_uuid()),
             previous: set.previous.0,
             unread_count: set.unread_count,
+            unread_mentions: set.unread_mentions,
         }
     }
 }
@@ -861,6 +870,7 @@ impl From<WireMarkerSet> for MarkerSet {
             message_id: w.message_id.map(MessageId::from),
             previous: Seq(w.previous),
             unread_count: w.unread_count,
+            unread_mentions: w.unread_mentions,
         }
     }
 }
@@ -1053,6 +1063,7 @@ pub fn sample_events() -> Vec<DomainEvent> {
                     })),
                     thread_root_id: Some(MessageId::new()),
                     thread: None,
+                    mentions: vec![bob],
                 },
                 recipient_id: Some(bob),
                 is_read: true,
@@ -1092,6 +1103,11 @@ pub fn sample_events() -> Vec<DomainEvent> {
                         last_reply_seq: Seq(45),
                         participant_ids: vec![alice, bob],
                     })),
+                    mentions: {
+                        let mut both = vec![alice, bob];
+                        both.sort();
+                        both
+                    },
                 },
                 recipient_id: None,
                 is_read: false,
@@ -1119,6 +1135,7 @@ pub fn sample_events() -> Vec<DomainEvent> {
                     reply_to: None,
                     thread_root_id: None,
                     thread: None,
+                    mentions: Vec::new(),
                 },
                 recipient_id: None,
                 is_read: true,
@@ -1163,6 +1180,7 @@ pub fn sample_events() -> Vec<DomainEvent> {
                 message_id: Some(MessageId::new()),
                 previous: Seq(42),
                 unread_count: 2,
+                unread_mentions: 1,
             },
             audience: vec![bob],
             at: now,
@@ -1179,6 +1197,7 @@ pub fn sample_events() -> Vec<DomainEvent> {
                 message_id: None,
                 previous: Seq(40),
                 unread_count: 3,
+                unread_mentions: 0,
             },
             audience: vec![bob],
             at: now,
@@ -1398,6 +1417,29 @@ mod tests {
                 (None, None)
             );
         }
+    }
+
+    #[test]
+    fn a_message_from_a_node_older_than_mentions_mentions_nobody() {
+        let Some(DomainEvent::MessageCreated { message, .. }) = sample_events().into_iter().next()
+        else {
+            panic!("the first sample is a message")
+        };
+        assert!(!message.message.mentions.is_empty(), "the sample mentions");
+        let mut old = serde_json::to_value(WireMessageView::from(&message)).unwrap();
+        assert_eq!(
+            old["mentions"],
+            serde_json::json!([message.message.mentions[0].as_uuid()])
+        );
+        old.as_object_mut().unwrap().remove("mentions");
+        let wire: WireMessageView = serde_json::from_value(old).unwrap();
+        assert!(
+            MessageView::try_from(wire)
+                .unwrap()
+                .message
+                .mentions
+                .is_empty()
+        );
     }
 
     #[test]

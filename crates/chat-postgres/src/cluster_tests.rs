@@ -77,6 +77,7 @@ fn message(conversation_id: ConversationId, sender_id: UserId, content: &str) ->
         created_at: Utc::now().trunc_subsecs(6),
         reply_to_id: None,
         thread_root_id: None,
+        mentions: Default::default(),
     }
 }
 

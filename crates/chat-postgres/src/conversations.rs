@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::PgStore;
 use crate::error::StorageResult;
+use crate::mentions::UNREAD_MENTIONS_OF_MEMBER_SQL;
 use crate::models::{ConversationRow, MemberRow, MessageRow, convert};
 use crate::schema::{conversation_members, conversations, departures, messages};
 use crate::seq;
@@ -49,6 +50,8 @@ struct InboxRow {
     conversation: ConversationRow,
     #[diesel(sql_type = BigInt)]
     unread_count: i64,
+    #[diesel(sql_type = BigInt)]
+    unread_mentions: i64,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     muted_until: Option<DateTime<Utc>>,
     #[diesel(sql_type = Bool)]
@@ -233,6 +236,7 @@ impl ConversationStore for PgStore {
                        AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
                                         WHERE h.user_id = cm.user_id \
                                           AND h.message_id = m.id)) AS unread_count, \
+                   {UNREAD_MENTIONS_OF_MEMBER_SQL} AS unread_mentions, \
                    cm.muted_until AS muted_until, \
                    {STILL_ARCHIVED_SQL} AS is_archived \
                  FROM conversation_members cm \
@@ -269,6 +273,7 @@ impl ConversationStore for PgStore {
                         conversation: Conversation::try_from(row.conversation)?,
                         last_message,
                         unread_count: u64::try_from(row.unread_count).unwrap_or(0),
+                        unread_mentions: u64::try_from(row.unread_mentions).unwrap_or(0),
                         last_activity_at,
                         settings: MemberSettings {
                             muted_until: row.muted_until,

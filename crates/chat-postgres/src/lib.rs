@@ -13,6 +13,7 @@ mod conversations;
 mod error;
 mod feed;
 mod group_commit;
+mod mentions;
 mod messages;
 mod migrate;
 mod models;

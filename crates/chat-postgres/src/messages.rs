@@ -14,7 +14,8 @@
 //! transaction visible before it releases its locks. Seqs are therefore handed out in commit
 //! order: whatever any snapshot sees is exactly seqs 1..=M for some M, with no holes to fill
 //! later. To keep that lock short, a batch takes it as late as it can, after every check and
-//! lookup, and holds it only for its inserts, the conversation and read-marker updates that go
+//! lookup (the users its `@names` name included), and holds it only for its inserts (messages
+//! and their mentions, which need the seqs), the conversation and read-marker updates that go
 //! with them, and the commit. One batch carries up to 512 messages, so one lock (and one
 //! commit) serves many appends.
 //!
@@ -41,6 +42,7 @@
 use std::collections::HashMap;
 
 use chat_domain::conversation::{ConversationKind, Member};
+use chat_domain::mention::MentionCandidates;
 use chat_domain::message::{
     AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
     MessageChanged, MessageContent, NewMessage, ReplyTo, Seq,
@@ -62,7 +64,7 @@ use crate::schema::{
     reactions as reaction_rows, users,
 };
 use crate::{PgStore, announce_in_order};
-use crate::{reactions, replies, threads};
+use crate::{mentions, reactions, replies, threads};
 
 impl MessageStore for PgStore {
     fn submit(&self, new: NewMessage, done: OnAppended) {
@@ -191,11 +193,24 @@ impl MessageStore for PgStore {
             let Some(mut changed) = changing(conn, id, editor)? else {
                 return Ok(Err(StoreError::Missing));
             };
-            let message = &mut changed.message;
-            if message.is_deleted() || message.content.as_ref() == Some(content) {
+            if changed.message.is_deleted() || changed.message.content.as_ref() == Some(content) {
                 return Ok(Ok(changed));
             }
             let seq = crate::seq::take(conn)?;
+            // The new content mentions whom it names among the members now.
+            let mentioned = mentions::resolve(
+                conn,
+                &MentionCandidates::parse(content.as_str()),
+                changed.kind,
+                changed.message.sender_id,
+                changed.members.iter().map(|m| m.user_id),
+            )?;
+            let message = &mut changed.message;
+            mentions::replace(conn, id, message.conversation_id, message.seq, &mentioned)?;
+            if let Some(root) = message.restates_root(&mentioned) {
+                threads::restate(conn, root)?;
+            }
+            message.mentions = mentioned;
             diesel::update(messages::table.filter(messages::id.eq(Uuid::from(id))))
                 .set((
                     messages::content.eq(content.as_str()),
@@ -252,10 +267,15 @@ impl MessageStore for PgStore {
                 reaction_rows::table.filter(reaction_rows::message_id.eq(Uuid::from(id))),
             )
             .execute(conn)?;
+            mentions::replace(conn, id, message.conversation_id, message.seq, &[])?;
+            if let Some(root) = message.restates_root(&[]) {
+                threads::restate(conn, root)?;
+            }
             message.content = None;
             message.reactions.clear();
             message.pin = None;
             message.reply_to = None;
+            message.mentions.clear();
             message.deletion = Some(Deletion { at, by });
             message.updated_at = at;
             message.change_seq = Some(seq);
@@ -302,6 +322,9 @@ impl MessageStore for PgStore {
                     hidden_messages::seq.eq(hidden.seq.0),
                 ))
                 .execute(conn)?;
+            if let Some(root) = changed.message.restates_root(&[]) {
+                threads::restate(conn, root)?;
+            }
             Ok(Ok((hidden, true)))
         })??;
         if hidden.1 {
@@ -474,6 +497,7 @@ pub(crate) fn append_batch(
     let stored = stored_retries(conn, batch)?;
     let targets = replies::Targets::of(conn, batch)?;
     let roots = threads::Roots::of(conn, batch)?;
+    let named = mentions::Named::of_batch(conn, batch)?;
     let mut quotes: HashMap<usize, ReplyTo> = HashMap::new();
     let mut in_threads: HashMap<usize, threads::Root> = HashMap::new();
 
@@ -550,7 +574,16 @@ pub(crate) fn append_batch(
             Pending::Done(result) => *result,
             Pending::New => {
                 let seq = seqs[&index];
-                let message = new.stored_as(seq, quotes.remove(&index));
+                let state = states
+                    .get_mut(&new.conversation_id)
+                    .ok_or_else(|| StorageError::corrupt("conversation", "gone while appending"))?;
+                let mentioned = named.resolve(
+                    &new.mentions,
+                    state.kind,
+                    new.sender_id,
+                    state.members.iter().map(|m| m.user_id),
+                );
+                let message = new.stored_as(seq, quotes.remove(&index), mentioned);
                 match in_threads.get(&index) {
                     // A thread reply is no activity of the conversation's main history: it
                     // is not the inbox's last message and brings no archive back.
@@ -563,9 +596,6 @@ pub(crate) fn append_batch(
                     (new.conversation_id.into(), new.sender_id.into()),
                     (seq.0, new.created_at),
                 );
-                let state = states
-                    .get_mut(&new.conversation_id)
-                    .ok_or_else(|| StorageError::corrupt("conversation", "gone while appending"))?;
                 // Sending is reading: the sender has seen everything up to their own message.
                 for member in state
                     .members
@@ -602,6 +632,16 @@ pub(crate) fn append_batch(
         };
         results.push(result);
     }
+    mentions::insert(
+        conn,
+        results.iter().filter_map(|result| match result {
+            Ok(AppendOutcome {
+                appended: Appended::Created(message),
+                ..
+            }) => Some(message),
+            _ => None,
+        }),
+    )?;
     record_activity(conn, &activity)?;
     record_markers(conn, &markers)?;
     Ok(results)

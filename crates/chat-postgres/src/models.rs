@@ -249,6 +249,8 @@ impl TryFrom<MessageRow> for Message {
             thread_root_id: row.thread_root_id.map(chat_domain::MessageId::from),
             // Filled in by `threads::summarize`, with the participants.
             thread: None,
+            // Filled in by `mentions::with_mentions`, one query for a whole page.
+            mentions: Vec::new(),
         })
     }
 }

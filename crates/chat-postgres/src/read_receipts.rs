@@ -117,6 +117,7 @@ impl ReadReceiptStore for PgStore {
                 .filter(messages::thread_root_id.is_null().or(exists(follows)))
                 .count()
                 .get_result(conn)?;
+            let unread_mentions = crate::mentions::unread_in(conn, key.0, key.1, last_read_seq)?;
             // The counter before the membership row, as appends take them: no deadlock.
             let change = seq::take(conn)?;
             let previous: Option<i64> = conversation_members::table
@@ -148,14 +149,37 @@ impl ReadReceiptStore for PgStore {
                 message_id: onto.map(|(_, id)| id.into()),
                 previous: Seq(previous),
                 unread_count: u64::try_from(unread).unwrap_or(0),
+                unread_mentions,
             }))
         })?;
         set.ok_or(StoreError::Missing)
     }
 
     fn unread_counts(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
+        self.counts(UNREAD_COUNTS_SQL, user)
+    }
+
+    fn unread_mentions(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
+        self.counts(&UNREAD_MENTIONS_SQL, user)
+    }
+}
+
+/// Unread mentions per conversation of one user (see
+/// [`crate::mentions::UNREAD_MENTIONS_OF_MEMBER_SQL`]).
+static UNREAD_MENTIONS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT cm.conversation_id, {} AS unread_count \
+         FROM conversation_members cm WHERE cm.user_id = $1",
+        crate::mentions::UNREAD_MENTIONS_OF_MEMBER_SQL
+    )
+});
+
+impl PgStore {
+    /// The non-zero counts of a query that counts, per conversation of `user`, in
+    /// `unread_count`.
+    fn counts(&self, query: &str, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
         self.read(|conn| {
-            let rows: Vec<UnreadRow> = diesel::sql_query(UNREAD_COUNTS_SQL)
+            let rows: Vec<UnreadRow> = diesel::sql_query(query)
                 .bind::<SqlUuid, _>(Uuid::from(user))
                 .load(conn)?;
             Ok(rows

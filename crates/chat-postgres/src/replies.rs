@@ -42,8 +42,8 @@ fn originals(
         .collect())
 }
 
-/// Message rows as every read hands them out: converted, with their reactions and, for
-/// replies, the quote of their original as it now stands.
+/// Message rows as every read hands them out: converted, with their reactions, their
+/// mentions and, for replies, the quote of their original as it now stands.
 pub(crate) fn complete(
     conn: &mut PgConnection,
     rows: Vec<MessageRow>,
@@ -56,7 +56,8 @@ pub(crate) fn complete(
         }
         page.push(Message::try_from(row)?);
     }
-    let mut page = crate::reactions::with_reactions(conn, page)?;
+    let page = crate::reactions::with_reactions(conn, page)?;
+    let mut page = crate::mentions::with_mentions(conn, page)?;
     crate::threads::summarize(conn, &mut page)?;
     if replies.is_empty() {
         return Ok(page);

@@ -109,6 +109,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    message_mentions (message_id, user_id) {
+        message_id -> Uuid,
+        conversation_id -> Uuid,
+        user_id -> Uuid,
+        seq -> BigInt,
+    }
+}
+
+diesel::table! {
     hidden_messages (user_id, message_id) {
         user_id -> Uuid,
         message_id -> Uuid,
@@ -139,6 +148,7 @@ diesel::joinable!(conversation_members -> users (user_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(hidden_messages -> conversations (conversation_id));
 diesel::joinable!(thread_participants -> threads (root_id));
+diesel::joinable!(message_mentions -> conversations (conversation_id));
 diesel::joinable!(departures -> conversations (conversation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -152,6 +162,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     hidden_messages,
     threads,
     thread_participants,
+    message_mentions,
     departures,
     message_seq,
 );

@@ -16,6 +16,7 @@ use diesel::sqlite::SqliteConnection;
 
 use crate::SqliteStore;
 use crate::error::StorageResult;
+use crate::mentions::INBOX_UNREAD_MENTIONS_SQL;
 use crate::models::{ConversationRow, MemberRow, MessageRow, convert, id, ts, utc};
 use crate::schema::{conversation_members, conversations, departures, messages};
 use crate::seq;
@@ -32,6 +33,8 @@ struct InboxRow {
     conversation: ConversationRow,
     #[diesel(sql_type = BigInt)]
     unread_count: i64,
+    #[diesel(sql_type = BigInt)]
+    unread_mentions: i64,
     #[diesel(sql_type = Nullable<Timestamp>)]
     muted_until: Option<NaiveDateTime>,
     #[diesel(sql_type = Bool)]
@@ -244,6 +247,7 @@ impl ConversationStore for SqliteStore {
                        AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
                                         WHERE h.user_id = cm.user_id \
                                           AND h.message_id = m.id)) AS unread_count, \
+                   {INBOX_UNREAD_MENTIONS_SQL} AS unread_mentions, \
                    cm.muted_until AS muted_until, \
                    {STILL_ARCHIVED_SQL} AS is_archived \
                  FROM conversation_members cm \
@@ -280,6 +284,7 @@ impl ConversationStore for SqliteStore {
                         conversation: Conversation::try_from(row.conversation)?,
                         last_message,
                         unread_count: u64::try_from(row.unread_count).unwrap_or(0),
+                        unread_mentions: u64::try_from(row.unread_mentions).unwrap_or(0),
                         last_activity_at,
                         settings: MemberSettings {
                             muted_until: row.muted_until.map(utc),

@@ -211,6 +211,7 @@ mod tests {
             client_message_id: None,
             reply_to_id: None,
             thread_root_id: None,
+            mentions: Default::default(),
             created_at: chrono::Utc::now().trunc_subsecs(6),
         }
     }

@@ -10,6 +10,7 @@ mod error;
 mod feed;
 mod group_commit;
 mod lock;
+mod mentions;
 mod messages;
 mod migrate;
 mod models;

@@ -5,6 +5,7 @@ use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use chat_domain::conversation::{ConversationKind, Member};
+use chat_domain::mention::MentionCandidates;
 use chat_domain::message::{
     AppendOutcome, Appended, Deletion, Emoji, HiddenMessage, HistoryCursor, Marked, Message,
     MessageChanged, MessageContent, NewMessage, ReplyTo, Seq,
@@ -23,7 +24,7 @@ use crate::schema::{
     users,
 };
 use crate::{MembershipEpoch, SqliteStore, announce_in_order};
-use crate::{reactions, replies, threads};
+use crate::{mentions, reactions, replies, threads};
 
 impl MessageStore for SqliteStore {
     fn submit(&self, new: NewMessage, done: OnAppended) {
@@ -162,11 +163,24 @@ impl MessageStore for SqliteStore {
             let Some(mut changed) = changing(conn, id, editor)? else {
                 return Ok(Err(StoreError::Missing));
             };
-            let message = &mut changed.message;
-            if message.is_deleted() || message.content.as_ref() == Some(content) {
+            if changed.message.is_deleted() || changed.message.content.as_ref() == Some(content) {
                 return Ok(Ok(changed));
             }
             let seq = crate::seq::take(conn)?;
+            // The new content mentions whom it names among the members now.
+            let mentioned = mentions::resolve(
+                conn,
+                &MentionCandidates::parse(content.as_str()),
+                changed.kind,
+                changed.message.sender_id,
+                changed.members.iter().map(|m| m.user_id),
+            )?;
+            let message = &mut changed.message;
+            mentions::replace(conn, id, message.conversation_id, message.seq, &mentioned)?;
+            if let Some(root) = message.restates_root(&mentioned) {
+                threads::restate(conn, root)?;
+            }
+            message.mentions = mentioned;
             diesel::update(messages::table.find(message.seq.0))
                 .set((
                     messages::content.eq(content.as_str()),
@@ -225,10 +239,15 @@ impl MessageStore for SqliteStore {
                 reaction_rows::table.filter(reaction_rows::message_id.eq(id.to_string())),
             )
             .execute(conn)?;
+            mentions::replace(conn, id, message.conversation_id, message.seq, &[])?;
+            if let Some(root) = message.restates_root(&[]) {
+                threads::restate(conn, root)?;
+            }
             message.content = None;
             message.reactions.clear();
             message.pin = None;
             message.reply_to = None;
+            message.mentions.clear();
             message.deletion = Some(Deletion { at, by });
             message.updated_at = at;
             message.change_seq = Some(seq);
@@ -277,6 +296,9 @@ impl MessageStore for SqliteStore {
                     hidden_messages::seq.eq(hidden.seq.0),
                 ))
                 .execute(conn)?;
+            if let Some(root) = changed.message.restates_root(&[]) {
+                threads::restate(conn, root)?;
+            }
             Ok(Ok((hidden, true)))
         })??;
         if hidden.1 {
@@ -401,7 +423,8 @@ fn changing(
 /// Work that messages of one batch share is done once: each conversation's kind and members
 /// are read once, and its activity and the senders' read markers are written once, at the
 /// end, with the batch's last values. Each message itself costs one insert, and a lookup first
-/// when it carries a client message id. A message whose insert fails gets that error without
+/// when it carries a client message id; one whose content names users (`@name`) costs a lookup
+/// of those names and one insert of its mentions, and one with `@all` only that insert. A message whose insert fails gets that error without
 /// affecting the others; a failure of the shared writes fails the whole transaction.
 pub(crate) fn append_batch(
     conn: &mut SqliteConnection,
@@ -489,13 +512,30 @@ pub(crate) fn append_batch(
                 }
             },
         };
-        let message = match insert(conn, new, reply_to) {
+        // Only a message naming someone reads anything for its mentions: those names' users.
+        let mentioned = mentions::resolve(
+            conn,
+            &new.mentions,
+            *kind,
+            new.sender_id,
+            members.iter().map(|m| m.user_id),
+        )?;
+        let message = match insert(conn, new, reply_to, mentioned) {
             Ok(message) => message,
             Err(error) => {
                 results.push(Err(error));
                 continue;
             }
         };
+        // A failure here fails the whole batch, as the shared writes do: the message must not
+        // commit without its mentions.
+        mentions::insert(
+            conn,
+            message.id,
+            message.conversation_id,
+            message.seq,
+            &message.mentions,
+        )?;
         let at = ts(message.created_at);
         match &root {
             // A thread reply is no activity of the conversation's main history: it is not
@@ -656,11 +696,13 @@ fn find_retried(conn: &mut SqliteConnection, new: &NewMessage) -> StorageResult<
 }
 
 /// Inserts a new message and returns it with the seq it was given, quoting `reply_to` (its
-/// original as just checked) if it is a reply.
+/// original as just checked) if it is a reply, and mentioning `mentioned` (stored by the
+/// caller).
 fn insert(
     conn: &mut SqliteConnection,
     new: &NewMessage,
     reply_to: Option<ReplyTo>,
+    mentioned: Vec<UserId>,
 ) -> StorageResult<Message> {
     let row = NewMessageRow {
         id: new.id.to_string(),
@@ -679,5 +721,5 @@ fn insert(
         .values(&row)
         .returning(messages::seq)
         .get_result(conn)?;
-    Ok(new.stored_as(Seq(seq), reply_to))
+    Ok(new.stored_as(Seq(seq), reply_to, mentioned))
 }

@@ -237,6 +237,8 @@ impl TryFrom<MessageRow> for Message {
                 .transpose()?,
             // Filled in by `threads::summaries`, with the participants.
             thread: None,
+            // Filled in by `mentions::with_mentions`, one query for a whole page.
+            mentions: Vec::new(),
         })
     }
 }

@@ -128,6 +128,8 @@ impl ReadReceiptStore for SqliteStore {
                 .filter(messages::thread_root_id.is_null().or(exists(follows)))
                 .count()
                 .get_result(conn)?;
+            let unread_mentions =
+                crate::mentions::unread_in(conn, &conversation_key, &user_key, last_read_seq)?;
             let message_id = onto.map(|(_, raw)| id("message id", &raw)).transpose()?;
             Ok(Some(MarkerSet {
                 marker: ReadMarker {
@@ -140,14 +142,27 @@ impl ReadReceiptStore for SqliteStore {
                 message_id,
                 previous: Seq(previous),
                 unread_count: u64::try_from(unread).unwrap_or(0),
+                unread_mentions,
             }))
         })?;
         set.ok_or(StoreError::Missing)
     }
 
     fn unread_counts(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
+        self.counts(UNREAD_COUNTS_SQL, user)
+    }
+
+    fn unread_mentions(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
+        self.counts(crate::mentions::UNREAD_MENTIONS_SQL, user)
+    }
+}
+
+impl SqliteStore {
+    /// The non-zero counts of a query that counts, per conversation of `user`, in
+    /// `unread_count`.
+    fn counts(&self, query: &'static str, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
         self.read(|conn| {
-            let rows: Vec<UnreadRow> = diesel::sql_query(UNREAD_COUNTS_SQL)
+            let rows: Vec<UnreadRow> = diesel::sql_query(query)
                 .bind::<Text, _>(user.to_string())
                 .load(conn)?;
             rows.into_iter()

@@ -204,6 +204,7 @@ fn footprint(message: &Message) -> usize {
                     + std::mem::size_of_val(r.user_ids.as_slice())
             })
             .sum::<usize>()
+        + std::mem::size_of_val(message.mentions.as_slice())
 }
 
 #[cfg(test)]
@@ -222,8 +223,9 @@ mod tests {
             created_at: chrono::Utc::now(),
             reply_to_id: None,
             thread_root_id: None,
+            mentions: Default::default(),
         }
-        .stored_as(Seq(seq), None)
+        .stored_as(Seq(seq), None, Vec::new())
     }
 
     fn seqs(page: Option<Vec<Message>>) -> Option<Vec<i64>> {
@@ -284,6 +286,17 @@ mod tests {
         }
         recent.fill(c, &[message(c, 3)], true, before);
         assert_eq!(seqs(recent.latest(c, 1)), None);
+    }
+
+    #[test]
+    fn a_messages_mentions_count_in_its_footprint() {
+        let plain = message(ConversationId::new(), 1);
+        let mut mentioning = plain.clone();
+        mentioning.mentions = vec![UserId::new(), UserId::new()];
+        assert_eq!(
+            footprint(&mentioning),
+            footprint(&plain) + 2 * std::mem::size_of::<UserId>()
+        );
     }
 
     #[test]

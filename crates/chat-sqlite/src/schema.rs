@@ -109,6 +109,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    message_mentions (message_id, user_id) {
+        message_id -> Text,
+        conversation_id -> Text,
+        user_id -> Text,
+        seq -> BigInt,
+    }
+}
+
+diesel::table! {
     hidden_messages (user_id, message_id) {
         user_id -> Text,
         message_id -> Text,
@@ -131,6 +140,7 @@ diesel::joinable!(conversation_members -> users (user_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(hidden_messages -> conversations (conversation_id));
 diesel::joinable!(thread_participants -> threads (root_id));
+diesel::joinable!(message_mentions -> conversations (conversation_id));
 diesel::joinable!(departures -> conversations (conversation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -144,5 +154,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     hidden_messages,
     threads,
     thread_participants,
+    message_mentions,
     departures,
 );

@@ -16,6 +16,16 @@ use crate::models::id;
 use crate::schema::{messages, thread_participants, threads};
 use crate::timestamp::Stored;
 
+/// Gives `root` a new place in the change feed, after the change that took its seq just
+/// before (see [`Message::restates_root`]).
+pub(crate) fn restate(conn: &mut SqliteConnection, root: MessageId) -> StorageResult<()> {
+    let seq = crate::seq::take(conn)?;
+    diesel::update(messages::table.filter(messages::id.eq(root.to_string())))
+        .set(messages::change_seq.eq(seq.0))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Sets the summary of every root among `page`.
 pub(crate) fn summarize(conn: &mut SqliteConnection, page: &mut [Message]) -> StorageResult<()> {
     if page.is_empty() {
@@ -136,7 +146,11 @@ pub(crate) fn count(
             .execute(conn)?;
         join(conn, &root.id, &[root.sender], root.seq)?;
     }
-    join(conn, &root.id, &[reply.sender_id], reply.seq)
+    // The reply's sender and the members it mentions follow the thread from it on.
+    let joining: Vec<UserId> = std::iter::once(reply.sender_id)
+        .chain(reply.mentions.iter().copied())
+        .collect();
+    join(conn, &root.id, &joining, reply.seq)
 }
 
 /// Makes `users` participants of the thread of `root` (those not in it yet), as joined with

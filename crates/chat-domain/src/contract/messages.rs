@@ -21,7 +21,11 @@ pub fn appended_messages_get_increasing_seqs_across_conversations<S: Stores + ?S
     let outcome = f.append(&new).unwrap();
     assert_eq!(outcome.kind, ConversationKind::Direct);
     let m1 = created(outcome);
-    assert_eq!(m1, new.stored_as(m1.seq, None), "stored as given");
+    assert_eq!(
+        m1,
+        new.stored_as(m1.seq, None, Vec::new()),
+        "stored as given"
+    );
     assert!(m1.seq > Seq::ZERO);
     let m2 = f.send(two, a, "2");
     let m3 = f.send(one, b, "3");

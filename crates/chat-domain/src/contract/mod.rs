@@ -17,6 +17,7 @@ pub mod changes;
 pub mod conversations;
 pub mod feed;
 pub mod member_state;
+pub mod mentions;
 pub mod messages;
 pub mod reactions;
 pub mod read_receipts;
@@ -32,6 +33,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use crate::conversation::{
     Conversation, ConversationKind, ConversationName, InboxFilter, NewConversation, Role,
 };
+use crate::mention::MentionCandidates;
 use crate::message::{AppendOutcome, Appended, Message, MessageContent, NewMessage};
 use crate::ports::{
     ConversationStore, FeedStore, MessageStore, ReadReceiptStore, StoreResult, TokenRevocations,
@@ -145,6 +147,10 @@ macro_rules! contract_tests {
             threads::a_deleted_reply_still_counts_and_a_deleted_root_keeps_its_thread,
             threads::a_thread_root_must_be_a_live_main_message_of_the_conversation,
             threads::a_thread_reply_is_unread_only_for_the_threads_participants,
+            mentions::mentions_are_members_named_at_commit_and_every_read_carries_them,
+            mentions::an_edit_mentions_whom_its_content_names_and_a_delete_mentions_nobody,
+            mentions::unread_mentions_are_the_unread_messages_that_mention_the_member,
+            mentions::mentions_of_appends_committed_together_are_each_their_own,
             read_receipts::a_read_marker_only_moves_forward,
             read_receipts::the_inbox_lists_recent_activity_first_with_last_message_and_unread_count,
             read_receipts::unread_counts_are_messages_from_others_past_the_marker,
@@ -299,6 +305,7 @@ impl<'s, S: Stores + ?Sized> Fixture<'s, S> {
             created_at: self.now(),
             reply_to_id: None,
             thread_root_id: None,
+            mentions: MentionCandidates::parse(text),
         }
     }
 

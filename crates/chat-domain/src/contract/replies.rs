@@ -23,7 +23,7 @@ fn reply(
 }
 
 /// Every read of `id`: find, history, catch-up, feed and the inbox's last message.
-fn every_read<S: Stores + ?Sized>(
+pub(super) fn every_read<S: Stores + ?Sized>(
     store: &S,
     user: UserId,
     conversation: ConversationId,

@@ -179,6 +179,7 @@ impl ConversationService {
                 }),
                 conversation: entry.conversation,
                 unread_count: entry.unread_count,
+                unread_mentions: entry.unread_mentions,
                 last_activity_at: entry.last_activity_at,
                 settings: entry.settings,
             })

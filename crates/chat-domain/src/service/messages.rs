@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::conversation::{ConversationKind, Member, Role};
 use crate::events::DomainEvent;
+use crate::mention::MentionCandidates;
 use crate::message::{
     Appended, ClientMessageId, DeleteScope, HiddenMessage, HistoryCursor, Message, MessageChanged,
     MessageContent, MessageView, NewMessage, Seq, THREAD_ROOT_RULE,
@@ -141,6 +142,7 @@ impl MessageService {
             id: MessageId::new(),
             conversation_id,
             sender_id: sender,
+            mentions: MentionCandidates::parse(content.as_str()),
             content,
             client_message_id,
             created_at: self.clock.now(),
@@ -560,9 +562,17 @@ impl MessageService {
     }
 
     /// Messages from others after the user's marker, per conversation, and in total over the
-    /// conversations the user has not muted (the badge).
+    /// conversations the user has not muted (the badge); and those of them that mention the
+    /// user, per conversation and in total over every conversation, muted ones included: a
+    /// mute silences a conversation's chatter, not what is addressed to the user (as Slack
+    /// and Discord count them).
     pub fn unread_counts(&self, user: UserId) -> Result<UnreadCounts, DomainError> {
         let conversations = self.read_receipts.unread_counts(user)?;
+        let mentions = if conversations.is_empty() {
+            Vec::new()
+        } else {
+            self.read_receipts.unread_mentions(user)?
+        };
         let muted = if conversations.is_empty() {
             Vec::new()
         } else {
@@ -581,6 +591,8 @@ impl MessageService {
                 .sum(),
             conversations,
             muted,
+            total_mentions: mentions.iter().map(|(_, n)| n).sum(),
+            mentions,
         })
     }
 
@@ -1209,6 +1221,50 @@ mod tests {
                 .total,
             3
         );
+    }
+
+    #[test]
+    fn mentions_of_a_muted_conversation_still_count_in_the_total() {
+        let chat = chat();
+        send(&chat, chat.alice, "@bob look");
+        send(&chat, chat.carol, "@all standup");
+        send(&chat, chat.alice, "nothing for bob");
+        let messages = &chat.world.services.messages;
+        let created = chat.world.events.take();
+        let mentioned: Vec<usize> = created
+            .iter()
+            .filter_map(|event| match event {
+                DomainEvent::MessageCreated { message, .. } => Some(message.message.mentions.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            mentioned,
+            [1, 2, 0],
+            "the service hands the store the @names"
+        );
+        let counts = messages.unread_counts(chat.bob).unwrap();
+        assert_eq!((counts.total, counts.total_mentions), (3, 2));
+        assert_eq!(counts.mentions, vec![(chat.group, 2)]);
+        chat.world
+            .services
+            .conversations
+            .update_settings(
+                chat.bob,
+                chat.group,
+                crate::read_state::SettingsUpdate {
+                    muted_until: Some(Some(Utc::now() + chrono::Duration::days(1))),
+                    archived: None,
+                },
+            )
+            .unwrap();
+        let counts = messages.unread_counts(chat.bob).unwrap();
+        assert_eq!(
+            counts.total, 0,
+            "the muted group's messages leave the badge"
+        );
+        assert_eq!(counts.total_mentions, 2, "its mentions stay");
+        assert_eq!(counts.mentions, vec![(chat.group, 2)]);
     }
 
     #[test]

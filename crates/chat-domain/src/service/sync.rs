@@ -77,11 +77,13 @@ pub enum FeedEvent {
         marker: ReadMarker,
         message_id: Option<MessageId>,
     },
-    /// The caller's own read marker, with the conversation's unread count for them.
+    /// The caller's own read marker, with the conversation's unread count and unread
+    /// mentions for them, as they now stand.
     ReadMarkerUpdated {
         seq: Seq,
         marker: ReadMarker,
         unread_count: u64,
+        unread_mentions: u64,
     },
     /// The caller's own settings of a conversation.
     SettingsUpdated {
@@ -188,14 +190,18 @@ impl SyncService {
             let direct = self.message_service.kind_of(id)? == ConversationKind::Direct;
             context.insert(id, (members, direct));
         }
-        let unread: HashMap<ConversationId, u64> = if own_marker {
-            self.read_receipts
-                .unread_counts(caller)?
-                .into_iter()
-                .collect()
-        } else {
-            HashMap::new()
-        };
+        let (unread, mentions): (HashMap<ConversationId, u64>, HashMap<ConversationId, u64>) =
+            if own_marker {
+                let unread = self.read_receipts.unread_counts(caller)?;
+                let mentions = if unread.is_empty() {
+                    Vec::new()
+                } else {
+                    self.read_receipts.unread_mentions(caller)?
+                };
+                (unread.into_iter().collect(), mentions.into_iter().collect())
+            } else {
+                (HashMap::new(), HashMap::new())
+            };
 
         let mut events = Vec::with_capacity(items.len());
         for item in items {
@@ -225,6 +231,10 @@ impl SyncService {
                     FeedEvent::ReadMarkerUpdated {
                         seq,
                         unread_count: unread.get(&marker.conversation_id).copied().unwrap_or(0),
+                        unread_mentions: mentions
+                            .get(&marker.conversation_id)
+                            .copied()
+                            .unwrap_or(0),
                         marker,
                     }
                 }

@@ -136,6 +136,8 @@ pub struct ConversationSummaryResponse {
     pub last_message: Option<MessageResponse>,
     /// Messages from others after your read marker.
     pub unread_count: u64,
+    /// Of those, the messages that mention you.
+    pub unread_mentions: u64,
     pub last_activity_at: DateTime<Utc>,
 }
 
@@ -150,6 +152,7 @@ impl From<ConversationSummary> for ConversationSummaryResponse {
             .into(),
             last_message: s.last_message.map(Into::into),
             unread_count: s.unread_count,
+            unread_mentions: s.unread_mentions,
             last_activity_at: s.last_activity_at,
         }
     }

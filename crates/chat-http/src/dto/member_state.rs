@@ -27,7 +27,8 @@ pub struct SetReadMarkerBody {
     "message_id": "5a1c9e7b-2d4f-4a6c-8e0b-3f7d1c9a5e22",
     "read_at": "2026-12-06T16:30:00Z",
     "seq": 57,
-    "unread_count": 3
+    "unread_count": 3,
+    "unread_mentions": 1
 }))]
 pub struct ReadMarkerResponse {
     pub conversation_id: Uuid,
@@ -42,6 +43,8 @@ pub struct ReadMarkerResponse {
     pub seq: i64,
     /// Messages from others after the marker.
     pub unread_count: u64,
+    /// Of those, the ones that mention you (deleted and hidden ones never count).
+    pub unread_mentions: u64,
 }
 
 impl From<MarkerSet> for ReadMarkerResponse {
@@ -54,6 +57,7 @@ impl From<MarkerSet> for ReadMarkerResponse {
             read_at: set.marker.read_at,
             seq: set.marker.seq.map_or(0, |seq| seq.0),
             unread_count: set.unread_count,
+            unread_mentions: set.unread_mentions,
         }
     }
 }

@@ -121,6 +121,11 @@ pub struct MessageResponse {
     /// The message this one replies to, as that message now stands; null if it replies to
     /// nothing.
     pub reply_to: Option<ReplyToResponse>,
+    /// The members its content mentions (`@username`, and `@all` in a group: every member
+    /// but the sender), ascending by id, as decided when it was sent or last edited: a name
+    /// that is no member's then, and the sender's own, mention nobody. Empty once deleted.
+    #[schema(example = json!(["0193a5c2-2222-7c3a-9d8e-2b4f6a1c0e55"]))]
+    pub mentions: Vec<Uuid>,
     /// The thread this message is a reply in; null for a message of the conversation's
     /// main history.
     pub thread_root_id: Option<Uuid>,
@@ -232,6 +237,7 @@ impl From<MessageView> for MessageResponse {
             }),
             thread_root_id: m.thread_root_id.map(|r| r.as_uuid()),
             thread: m.thread.map(|t| ThreadResponse::from(*t)),
+            mentions: m.mentions.iter().map(|u| u.as_uuid()).collect(),
         }
     }
 }
@@ -315,9 +321,10 @@ impl From<ReadReceipt> for ReadReceiptResponse {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "unread_count": 2,
+    "unread_mentions": 2,
     "conversations": [
-        {"conversation_id": "7d6b4c2e-3f0a-4f8e-9a51-2c1d0e9b8a77", "unread_count": 2, "muted": false},
-        {"conversation_id": "1c3e5a7b-9d0f-4b2a-8c6e-4f1a3b5c7d99", "unread_count": 5, "muted": true}
+        {"conversation_id": "7d6b4c2e-3f0a-4f8e-9a51-2c1d0e9b8a77", "unread_count": 2, "unread_mentions": 0, "muted": false},
+        {"conversation_id": "1c3e5a7b-9d0f-4b2a-8c6e-4f1a3b5c7d99", "unread_count": 5, "unread_mentions": 2, "muted": true}
     ]
 }))]
 pub struct UnreadCountResponse {
@@ -325,6 +332,9 @@ pub struct UnreadCountResponse {
     /// A muted conversation's unread messages are left out here and counted only in its own
     /// entry below.
     pub unread_count: u64,
+    /// The unread messages that mention you, over every conversation: muted ones count here
+    /// (a mute silences a conversation's chatter, not what is addressed to you).
+    pub unread_mentions: u64,
     /// Only conversations with unread messages, muted ones included.
     pub conversations: Vec<ConversationUnread>,
 }
@@ -333,20 +343,31 @@ pub struct UnreadCountResponse {
 pub struct ConversationUnread {
     pub conversation_id: Uuid,
     pub unread_count: u64,
+    /// Of those, the messages that mention you.
+    pub unread_mentions: u64,
     /// You muted the conversation: its count is not in the total.
     pub muted: bool,
 }
 
 impl From<UnreadCounts> for UnreadCountResponse {
     fn from(counts: UnreadCounts) -> Self {
+        let mentions = |id| {
+            counts
+                .mentions
+                .iter()
+                .find(|(with, _)| *with == id)
+                .map_or(0, |(_, n)| *n)
+        };
         Self {
             unread_count: counts.total,
+            unread_mentions: counts.total_mentions,
             conversations: counts
                 .conversations
-                .into_iter()
-                .map(|(id, n)| ConversationUnread {
+                .iter()
+                .map(|&(id, n)| ConversationUnread {
                     conversation_id: id.as_uuid(),
                     unread_count: n,
+                    unread_mentions: mentions(id),
                     muted: counts.muted.contains(&id),
                 })
                 .collect(),

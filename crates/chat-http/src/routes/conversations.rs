@@ -298,6 +298,11 @@ pub async fn set_role(
 /// participants (its root's sender and everyone who replied in it), and the root's `thread`
 /// summary counts it. A `thread_root_id` naming no message of this conversation, a deleted
 /// one, or a thread reply is 422 `validation_error` on `thread_root_id`.
+/// `@username` in the content (any case; not inside a word, so `bob@example.com` is no
+/// mention) mentions that member, and `@all` in a group every member: the message carries
+/// `mentions`, the members mentioned but you, ascending by id, decided as it is stored. A
+/// name that is no member's is plain text, and `@all` in a direct conversation mentions
+/// nobody. Each mentioned member's `unread_mentions` counts it until they read it.
 #[utoipa::path(
     post, path = "/api/v1/conversations/{conversation_id}/messages", tag = "messages",
     params(("conversation_id" = Uuid, Path,)),
@@ -305,6 +310,7 @@ pub async fn set_role(
         ("message" = (value = json!({"content": "Hello!", "client_message_id": "7d1c2f0e-tab-3"}))),
         ("reply" = (value = json!({"content": "Ship it!", "reply_to_id": "0193a5c2-7f1e-7c3a-9d8e-2b4f6a1c0e55"}))),
         ("thread reply" = (value = json!({"content": "Friday works for me", "thread_root_id": "0193a5c2-3333-7c3a-9d8e-2b4f6a1c0e55"}))),
+        ("mention" = (value = json!({"content": "@bob can you review? cc @all"}))),
     )),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
@@ -316,7 +322,7 @@ pub async fn set_role(
                 "id": "0193a5c2-8a2b-7c3a-9d8e-2b4f6a1c0e55", "seq": 43,
                 "conversation_id": "0193a5c2-1111-7c3a-9d8e-2b4f6a1c0e55",
                 "sender_id": "0193a5c2-3333-7c3a-9d8e-2b4f6a1c0e55", "recipient_id": null,
-                "content": "Ship it!", "client_message_id": null, "is_read": false,
+                "content": "Ship it! @alice", "client_message_id": null, "is_read": false,
                 "created_at": "2026-12-07T10:01:00Z", "updated_at": "2026-12-07T10:01:00Z",
                 "edited_at": null, "deleted_at": null, "deleted_by": null,
                 "reactions": [], "pinned_at": null, "pinned_by": null,
@@ -325,7 +331,8 @@ pub async fn set_role(
                     "sender_id": "0193a5c2-2222-7c3a-9d8e-2b4f6a1c0e55",
                     "snippet": "Ship it?"
                 },
-                "thread_root_id": null, "thread": null
+                "thread_root_id": null, "thread": null,
+                "mentions": ["0193a5c2-2222-7c3a-9d8e-2b4f6a1c0e55"]
             })),
         (status = 200, description = "Already stored by an earlier send with this client_message_id", body = MessageResponse),
         (status = 401, description = "Missing or bad token", body = ErrorBody),

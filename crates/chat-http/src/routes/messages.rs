@@ -80,10 +80,12 @@ pub async fn list_thread(
 ///
 /// Replaces its content (checked as when sending) and sets `edited_at`; every member gets a
 /// `message_updated` frame. The same content again changes nothing and announces nothing.
+/// `mentions` are decided again from the new content, among the members as they are now:
+/// a member no longer named is no longer mentioned.
 #[utoipa::path(
     patch, path = "/api/v1/messages/{message_id}", tag = "messages",
     params(("message_id" = Uuid, Path,)),
-    request_body(content = EditMessageBody, example = json!({"content": "Hello, everyone!"})),
+    request_body(content = EditMessageBody, example = json!({"content": "Hello, everyone! @all"})),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "The message as it now stands", body = MessageResponse,
@@ -91,9 +93,11 @@ pub async fn list_thread(
                 "id": "0b7c6a4e-3f1d-4c7a-9a51-1f0e8b2d4c11", "seq": 42,
                 "conversation_id": "5d1e2f3a-4b5c-4d6e-8f70-81a2b3c4d5e6",
                 "sender_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "recipient_id": null,
-                "content": "Hello, everyone!", "client_message_id": null, "is_read": false,
+                "content": "Hello, everyone! @all", "client_message_id": null, "is_read": false,
                 "created_at": "2026-12-06T16:20:00Z", "updated_at": "2026-12-06T16:21:30Z",
-                "edited_at": "2026-12-06T16:21:30Z", "deleted_at": null, "deleted_by": null
+                "edited_at": "2026-12-06T16:21:30Z", "deleted_at": null, "deleted_by": null,
+                "reactions": [], "pinned_at": null, "pinned_by": null, "reply_to": null,
+                "mentions": ["1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b", "7e6d5c4b-3a29-4180-9f8e-7d6c5b4a3928"]
             })),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
@@ -201,6 +205,11 @@ pub async fn mark_read(
 }
 
 /// Your unread messages, in total and per conversation.
+///
+/// `unread_mentions` counts the unread messages that mention you (`mentions` holds your id):
+/// per conversation, and in total over every conversation. A muted conversation's mentions
+/// still count in that total, though its messages stay out of `unread_count`'s: a mute
+/// silences a conversation's chatter, not what is addressed to you.
 #[utoipa::path(
     get, path = "/api/v1/messages/unread/count", tag = "messages",
     security(("bearer" = []), ("oauth2" = [])),

@@ -51,7 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "content": "Ship it?", "client_message_id": null, "is_read": true,
                 "created_at": "2026-12-07T10:00:00Z", "updated_at": "2026-12-07T10:00:00Z",
                 "reactions": [{"emoji": "👍", "count": 2, "me": true}, {"emoji": "🎉", "count": 1, "me": false}],
-                "pinned_at": null, "pinned_by": null
+                "pinned_at": null, "pinned_by": null, "reply_to": null, "mentions": []
             })),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 404, description = "No such message, or not in your conversations", body = ErrorBody,
@@ -125,7 +125,8 @@ pub async fn remove_reaction(
                 "is_read": true, "created_at": "2026-12-07T10:00:00Z",
                 "updated_at": "2026-12-07T10:00:00Z", "reactions": [],
                 "pinned_at": "2026-12-07T10:15:00Z",
-                "pinned_by": "0193a5c2-3333-7c3a-9d8e-2b4f6a1c0e55"
+                "pinned_by": "0193a5c2-3333-7c3a-9d8e-2b4f6a1c0e55",
+                "reply_to": null, "mentions": []
             }])),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 404, description = "No such conversation, or you are not in it", body = ErrorBody,

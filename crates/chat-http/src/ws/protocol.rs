@@ -233,12 +233,13 @@ pub enum ServerFrame {
         timestamp: DateTime<Utc>,
     },
     /// Your own read marker was set (by you, on any of your devices); in a replay, as it
-    /// now stands, with the conversation's unread count.
+    /// now stands, with the conversation's unread count and unread mentions.
     ReadMarkerUpdated {
         seq: i64,
         conversation_id: Uuid,
         last_read_seq: i64,
         unread_count: u64,
+        unread_mentions: u64,
         timestamp: DateTime<Utc>,
     },
     /// Your own settings of a conversation changed (on any of your devices); in a replay,
@@ -462,6 +463,7 @@ impl ServerFrame {
                 conversation_id: set.marker.conversation_id.as_uuid(),
                 last_read_seq: set.marker.last_read_seq.0,
                 unread_count: set.unread_count,
+                unread_mentions: set.unread_mentions,
                 timestamp: *at,
             },
             DomainEvent::SettingsChanged { change, at, .. } => {
@@ -587,11 +589,13 @@ impl ServerFrame {
                 seq,
                 marker,
                 unread_count,
+                unread_mentions,
             } => ServerFrame::ReadMarkerUpdated {
                 seq: seq.0,
                 conversation_id: marker.conversation_id.as_uuid(),
                 last_read_seq: marker.last_read_seq.0,
                 unread_count,
+                unread_mentions,
                 timestamp: marker.read_at,
             },
             FeedEvent::SettingsUpdated {

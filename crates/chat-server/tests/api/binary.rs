@@ -689,3 +689,80 @@ async fn an_acknowledged_thread_reply_survives_a_sigkill_right_after_with_its_th
     restarted.child.kill().unwrap();
     restarted.child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn acknowledged_mentions_and_their_edits_and_deletes_survive_a_sigkill_right_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let server = start(&db).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let (_, alice) = token(&client, &base, "alice").await;
+    let (bob_id, bob) = token(&client, &base, "bob").await;
+    let conversation = direct(&client, &base, &alice, &bob_id).await;
+    let path = format!("{base}/api/v1/conversations/{conversation}/messages");
+    let mut ids = Vec::new();
+    for text in ["@bob kept", "to edit", "@bob to delete"] {
+        let response = client
+            .post(&path)
+            .bearer_auth(&alice)
+            .json(&json!({"content": text}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let sent: Value = response.json().await.unwrap();
+        ids.push(sent["id"].as_str().unwrap().to_owned());
+    }
+    let message = |id: &str| format!("{base}/api/v1/messages/{id}");
+    let edited = client
+        .patch(message(&ids[1]))
+        .bearer_auth(&alice)
+        .json(&json!({"content": "edited for @BOB"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), StatusCode::OK);
+    let deleted = client
+        .delete(message(&ids[2]))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::OK);
+    let mut killed = server.child;
+    killed.kill().unwrap(); // SIGKILL the moment the last change is acknowledged
+    killed.wait().unwrap();
+    assert_eq!(integrity(&db), ["ok"]);
+
+    let mut restarted = start(&db).await;
+    let path = format!(
+        "{}/api/v1/conversations/{conversation}/messages",
+        restarted.base
+    );
+    let mentions: Vec<Value> = history(&client, &path, &bob)
+        .await
+        .iter()
+        .map(|m| json!([m["id"], m["mentions"]]))
+        .collect();
+    assert_eq!(
+        mentions,
+        vec![
+            json!([ids[0], [bob_id]]),
+            json!([ids[1], [bob_id]]),
+            json!([ids[2], []]),
+        ]
+    );
+    let counts: Value = client
+        .get(format!("{}/api/v1/messages/unread/count", restarted.base))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(counts["unread_mentions"], 2, "{counts}");
+    restarted.child.kill().unwrap();
+    restarted.child.wait().unwrap();
+}

@@ -41,6 +41,8 @@ struct Message {
     reactions: Value,
     pinned_at: Value,
     pinned_by: Value,
+    /// The ids the message mentions (issue #15, mentions).
+    mentions: Value,
 }
 
 impl Message {
@@ -54,6 +56,7 @@ impl Message {
             reactions: m["reactions"].clone(),
             pinned_at: m["pinned_at"].clone(),
             pinned_by: m["pinned_by"].clone(),
+            mentions: m["mentions"].clone(),
         }
     }
 
@@ -63,6 +66,7 @@ impl Message {
             "seq": seq, "id": self.id, "sender": self.sender, "content": self.content,
             "read": read, "edited_at": self.edited_at, "deleted_at": self.deleted_at,
             "reactions": self.reactions, "pinned_at": self.pinned_at, "pinned_by": self.pinned_by,
+            "mentions": self.mentions,
         })
     }
 }
@@ -100,7 +104,9 @@ struct Conversation {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct ThreadKept {
     base: Value,
-    counted: BTreeMap<String, (i64, String, Value)>,
+    /// Reply id → its seq, who joined the thread with it (as first learned of), and when it
+    /// was sent.
+    counted: BTreeMap<String, (i64, Vec<String>, Value)>,
 }
 
 impl ThreadKept {
@@ -120,10 +126,18 @@ impl ThreadKept {
     fn reply_came(&mut self, reply: &Value) {
         let seq = reply["seq"].as_i64().unwrap();
         if seq > self.base_seq() {
-            let sender = reply["sender_id"].as_str().unwrap().to_owned();
             let id = reply["id"].as_str().unwrap().to_owned();
+            // Its sender and the members it mentions join with it, in ascending id.
+            let mut joining: Vec<String> = reply["mentions"]
+                .as_array()
+                .map(|m| m.iter().map(|u| u.as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default();
+            joining.push(reply["sender_id"].as_str().unwrap().to_owned());
+            joining.sort();
+            joining.dedup();
             self.counted
-                .insert(id, (seq, sender, reply["created_at"].clone()));
+                .entry(id)
+                .or_insert((seq, joining, reply["created_at"].clone()));
         }
     }
 
@@ -138,15 +152,17 @@ impl ThreadKept {
         } else {
             self.base.clone()
         };
-        let mut counted: Vec<&(i64, String, Value)> = self.counted.values().collect();
+        let mut counted: Vec<&(i64, Vec<String>, Value)> = self.counted.values().collect();
         counted.sort_by_key(|(seq, _, _)| *seq);
-        for (seq, sender, at) in counted {
+        for (seq, joining, at) in counted {
             shown["reply_count"] = json!(shown["reply_count"].as_u64().unwrap() + 1);
             shown["last_reply_seq"] = json!(seq);
             shown["last_reply_at"] = at.clone();
             let participants = shown["participant_ids"].as_array_mut().unwrap();
-            if !participants.iter().any(|p| p == sender.as_str()) {
-                participants.push(json!(sender));
+            for user in joining {
+                if !participants.iter().any(|p| p == user.as_str()) {
+                    participants.push(json!(user));
+                }
             }
         }
         shown
@@ -321,6 +337,34 @@ impl Client {
 
     /// What fresh REST reads should show, as the client sees it.
     fn expected(&self) -> Value {
+        let mut expected = self.expected_without_mentions();
+        // ---- Mentions (issue #15): the unread messages that mention the client, per
+        // conversation and in total, muted conversations included.
+        let mut total = 0;
+        for (id, c) in &self.conversations {
+            let mentions = self.unread_mentions(c);
+            total += mentions;
+            expected["conversations"][id]["unread_mentions"] = json!(mentions);
+        }
+        expected["total_unread_mentions"] = json!(total);
+        // ---- End of mentions.
+        expected
+    }
+
+    /// The unread messages of `c` (as the unread count counts them) that mention the client.
+    fn unread_mentions(&self, c: &Conversation) -> usize {
+        c.messages
+            .iter()
+            .filter(|(seq, m)| **seq > c.marker && m.sender != self.me)
+            .filter(|(_, m)| m.content.is_some())
+            .filter(|(_, m)| {
+                let mentions = m.mentions.as_array().expect("every message has mentions");
+                mentions.iter().any(|id| *id == self.me.as_str())
+            })
+            .count()
+    }
+
+    fn expected_without_mentions(&self) -> Value {
         let mut total = 0;
         let conversations: BTreeMap<&String, Value> = self
             .conversations
@@ -474,6 +518,15 @@ async fn fresh_reads(app: &TestApp, user: &TestUser) -> Value {
             (id, c["unread_count"].as_u64().unwrap())
         })
         .collect();
+    let mentions_per_conversation: BTreeMap<String, u64> = counts["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let id = c["conversation_id"].as_str().unwrap().to_owned();
+            (id, c["unread_mentions"].as_u64().unwrap())
+        })
+        .collect();
     let mut conversations = BTreeMap::new();
     for entry in inbox.as_array().unwrap() {
         let id = entry["id"].as_str().unwrap().to_owned();
@@ -543,9 +596,18 @@ async fn fresh_reads(app: &TestApp, user: &TestUser) -> Value {
             unread,
             "the inbox and the unread counts agree"
         );
+        // ---- Mentions (issue #15): the inbox and the unread counts agree on them too.
+        let mentions = entry["unread_mentions"].as_u64().unwrap();
+        assert_eq!(
+            mentions_per_conversation.get(&id).copied().unwrap_or(0),
+            mentions,
+            "the inbox and the unread counts agree on mentions"
+        );
+        // ---- End of mentions.
         conversations.insert(
             id,
             json!({
+                "unread_mentions": mentions,
                 "name": entry["name"],
                 "members": members,
                 "unread_count": unread,
@@ -558,7 +620,11 @@ async fn fresh_reads(app: &TestApp, user: &TestUser) -> Value {
             }),
         );
     }
-    json!({"conversations": conversations, "total_unread": counts["unread_count"]})
+    json!({
+        "conversations": conversations,
+        "total_unread": counts["unread_count"],
+        "total_unread_mentions": counts["unread_mentions"],
+    })
 }
 
 /// Threads (issue #15): the messages of a history page that are thread roots with replies.
@@ -580,6 +646,26 @@ struct Sent {
 
 /// The emoji the scenario reacts with.
 const EMOJI: [&str; 3] = ["👍", "❤️", "🎉"];
+
+/// The usernames of the scene: the offline user's first.
+const NAMES: [&str; 4] = ["bob", "alice", "carol", "dave"];
+
+/// What the `step`th send or edit adds to its content (issue #15, mentions): nothing, or
+/// `@name`s of the scene (members or not, in any case) and `@all`. Drawn from a generator
+/// of its own, so that the scenario's operations stay those of their seed.
+fn mentions_for(step: usize) -> String {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (step as u64 + 1).wrapping_mul(0x2545_F491));
+    let mut text = String::new();
+    for _ in 0..rng.below(3) {
+        let name = match rng.below(6) {
+            0 => "all".to_owned(),
+            1 => rng.pick(&NAMES).to_uppercase(),
+            _ => (*rng.pick(&NAMES)).to_owned(),
+        };
+        text.push_str(&format!(" @{name}"));
+    }
+    text
+}
 
 /// `text` percent-encoded byte by byte, as a path segment.
 fn encoded(text: &str) -> String {
@@ -628,7 +714,7 @@ struct Scene {
 impl Scene {
     /// The scene on a server of its own.
     async fn on(app: TestApp) -> Self {
-        let [offline, alice, carol, dave] = app.users(["bob", "alice", "carol", "dave"]).await;
+        let [offline, alice, carol, dave] = app.users(NAMES).await;
         let conversations = vec![
             (app.group(&alice, &[&offline, &carol]).await, alice.clone()),
             (app.group(&carol, &[&offline, &dave]).await, carol.clone()),
@@ -720,7 +806,8 @@ impl Scene {
             (0..=4, _) => {
                 let members = self.members(&any).await;
                 let sender = self.user(&rng.pick(&members).0);
-                let message = app.send(&sender, &any.0, &format!("m{step}")).await;
+                let content = format!("m{step}{}", mentions_for(step));
+                let message = app.send(&sender, &any.0, &content).await;
                 self.messages.push(Sent {
                     conversation: any.0,
                     id: message["id"].as_str().unwrap().to_owned(),
@@ -790,7 +877,7 @@ impl Scene {
                 // The sender edits (refused once they left or it was deleted).
                 let sender = self.user(&sent.sender);
                 let path = format!("/api/v1/messages/{}", sent.id);
-                let body = json!({"content": format!("edited {step}")});
+                let body = json!({"content": format!("edited {step}{}", mentions_for(step))});
                 let response = app
                     .request(Method::PATCH, &path, Some(&sender.token), Some(body))
                     .await;
@@ -885,7 +972,10 @@ impl Scene {
                 }
                 let sender = self.member_of(rng, &sent).await;
                 let path = format!("/api/v1/conversations/{}/messages", sent.conversation);
-                let body = json!({"content": format!("t{step}"), "thread_root_id": root});
+                let body = json!({
+                    "content": format!("t{step}{}", mentions_for(step)),
+                    "thread_root_id": root
+                });
                 let response = app.post(&path, &sender.token, body).await;
                 if response.status() != StatusCode::CREATED {
                     // The root was deleted for everyone meanwhile.
@@ -1017,6 +1107,10 @@ async fn catch_up_after_random_changes(
                     .is_some_and(|r| !r.is_empty())
                     .then(|| "reacted".into()),
                 (!m["pinned_at"].is_null()).then(|| "pinned".into()),
+                m["mentions"]
+                    .as_array()
+                    .is_some_and(|r| !r.is_empty())
+                    .then(|| "mentioned".into()),
                 (!event["muted_until"].is_null()).then(|| "muted".into()),
                 (event["archived"] == true).then(|| "archived".into()),
                 // Threads (issue #15).
@@ -1033,6 +1127,9 @@ async fn catch_up_after_random_changes(
         );
     }
     let fresh = fresh_reads(&scene.app, &offline).await;
+    if fresh["total_unread_mentions"].as_u64().unwrap() > 0 {
+        seen.insert("unread_mentions".into());
+    }
     assert_same(&client.expected(), &fresh, &format!("seed {seed}, after"));
     // The WebSocket replays the same events from the same position, in pages of the
     // same size; in pages of another size, the same but for which of a changed message
@@ -1071,6 +1168,8 @@ async fn a_client_offline_while_others_changed_things_catches_up_exactly_by_pagi
         "edited",
         "reacted",
         "pinned",
+        "mentioned",
+        "unread_mentions",
         "muted",
         "archived",
         "thread reply",

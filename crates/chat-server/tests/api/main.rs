@@ -17,6 +17,7 @@ mod feed;
 mod idempotency;
 mod limits;
 mod member_state;
+mod mentions;
 mod messages;
 mod operations;
 mod postgres;

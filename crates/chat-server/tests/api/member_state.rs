@@ -117,6 +117,7 @@ async fn marking_unread_moves_the_marker_back_and_tells_only_the_readers_own_dev
                 "conversation_id": direct,
                 "last_read_seq": first["seq"],
                 "unread_count": 2,
+                "unread_mentions": 0,
                 "timestamp": frame["timestamp"],
             })
         );
@@ -377,8 +378,8 @@ async fn muted_conversations_stay_out_of_the_badge_but_keep_their_own_count() {
     assert_eq!(
         entries,
         [
-            json!({"conversation_id": quiet, "unread_count": 1, "muted": false}),
-            json!({"conversation_id": noisy, "unread_count": 3, "muted": true}),
+            json!({"conversation_id": quiet, "unread_count": 1, "unread_mentions": 0, "muted": false}),
+            json!({"conversation_id": noisy, "unread_count": 3, "unread_mentions": 0, "muted": true}),
         ]
     );
     // Carol's badge is her own.

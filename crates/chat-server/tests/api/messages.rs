@@ -154,7 +154,7 @@ async fn marking_read_covers_earlier_messages_and_never_moves_back() {
     assert_eq!(unread["unread_count"], 1);
     assert_eq!(
         unread["conversations"],
-        json!([{"conversation_id": direct, "unread_count": 1, "muted": false}])
+        json!([{"conversation_id": direct, "unread_count": 1, "unread_mentions": 0, "muted": false}])
     );
 
     // From each side: bob has read "two" but not "three"; alice sees "two" read by bob.

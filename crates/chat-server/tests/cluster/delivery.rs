@@ -41,6 +41,46 @@ async fn a_message_sent_on_one_node_is_delivered_live_on_the_other_two() {
 }
 
 #[tokio::test]
+async fn mentions_decided_on_one_node_reach_the_other_two_and_an_edit_changes_them() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let ([alice, bob, carol], group) = three_in_a_group(&cluster).await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let mut alice_ws = a.ws(&alice).await;
+    let mut bob_ws = b.ws(&bob).await;
+    let mut carol_ws = c.ws(&carol).await;
+    let mut both = vec![bob.id.clone(), carol.id.clone()];
+    both.sort();
+
+    alice_ws
+        .send_json(json!({"type": "message", "conversation_id": group,
+                          "content": "@all standup", "client_message_id": "a-1"}))
+        .await;
+    let sent = alice_ws.next_of_type("new_message").await;
+    assert_eq!(sent["message"]["mentions"], json!(both));
+    for ws in [&mut bob_ws, &mut carol_ws] {
+        let delivered = ws.next_of_type("new_message").await;
+        assert_eq!(delivered["message"]["mentions"], json!(both), "{delivered}");
+    }
+
+    alice_ws
+        .send_json(
+            json!({"type": "edit_message", "message_id": sent["message"]["id"],
+                          "content": "standup, @Carol"}),
+        )
+        .await;
+    for ws in [&mut bob_ws, &mut carol_ws] {
+        let updated = ws.next_of_type("message_updated").await;
+        assert_eq!(
+            updated["message"]["mentions"],
+            json!([carol.id]),
+            "{updated}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn typing_on_one_node_is_shown_on_the_other_two() {
     let Some(cluster) = Cluster::start().await else {
         return;
