@@ -24,6 +24,11 @@ pub struct HiddenReply {
 
 /// One row of a user's feed as a store holds it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "most entries of a page are messages: boxing them would add an allocation to each \
+              to save space in the rarer small ones"
+)]
 pub enum FeedEntry {
     /// A message of a conversation the user is in: sent, or changed, after the position
     /// asked from (the feed tells which by its `seq`), as every read shows it: once deleted
