@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::conversation::Conversation;
 use crate::message::{Message, Seq};
-use crate::read_state::ReadMarker;
+use crate::read_state::{Delivered, ReadMarker};
 use crate::{ConversationId, MessageId, UserId};
 
 /// What is left of a message deleted for everyone: who sent it when, and who deleted it.
@@ -47,6 +47,8 @@ pub enum FeedEntry {
         marker: ReadMarker,
         message_id: Option<MessageId>,
     },
+    /// A member's delivered marker (the user's own or another member's), as recorded.
+    Delivered(Delivered),
     /// The user's own settings of a conversation.
     Settings {
         conversation_id: ConversationId,

@@ -112,6 +112,7 @@ impl ConversationStore for SqliteStore {
                 role: role.as_str().to_owned(),
                 joined_at: ts(c.created_at),
                 last_read_seq: 0,
+                last_delivered_seq: 0,
                 read_at: None,
             })
             .collect();
@@ -343,6 +344,7 @@ impl ConversationStore for SqliteStore {
                     role: role.as_str().to_owned(),
                     joined_at: ts(at),
                     last_read_seq: 0,
+                    last_delivered_seq: 0,
                     read_at: None,
                 })
                 .collect();

@@ -613,6 +613,7 @@ async fn sync(
             Err(error) => return send_session_error(ws, &error, reference).await,
         };
         let (page, now) = page;
+        super::delivery::note_fetched(&state.hub, user, page.messages());
         for event in page.events {
             ws.text(ServerFrame::for_feed_event(event, now).to_text())
                 .await?;

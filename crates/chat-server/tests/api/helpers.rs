@@ -32,6 +32,7 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         bcrypt_cost: 4,
         sqlite_sync: SyncMode::Normal,
         ws_ping_interval: Duration::from_secs(30),
+        delivery_flush_interval: Duration::from_millis(50),
         workers: Some(1),
         // Tests of other behaviour send faster than a person; limits have their own tests.
         rate_limits: false,
