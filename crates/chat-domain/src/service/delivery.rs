@@ -89,3 +89,209 @@ impl DeliveryService {
         Ok(moved)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::World;
+    use crate::message::{HistoryCursor, Seq};
+    use crate::service::{CreateConversation, SendMessage};
+
+    struct Chat {
+        world: World,
+        alice: UserId,
+        bob: UserId,
+        carol: UserId,
+        group: ConversationId,
+    }
+
+    fn chat() -> Chat {
+        let world = World::new();
+        let (alice, bob, carol) = (world.user("alice"), world.user("bob"), world.user("carol"));
+        let (details, _) = world
+            .services
+            .conversations
+            .create(
+                alice,
+                CreateConversation {
+                    participant_ids: vec![bob, carol],
+                    name: Some("team".into()),
+                    is_group: None,
+                },
+            )
+            .unwrap();
+        Chat {
+            world,
+            alice,
+            bob,
+            carol,
+            group: details.conversation.id,
+        }
+    }
+
+    fn send(chat: &Chat, text: &str) -> Seq {
+        let request = SendMessage {
+            content: text.into(),
+            ..Default::default()
+        };
+        let (view, _) = chat
+            .world
+            .services
+            .messages
+            .send(chat.alice, chat.group, request)
+            .unwrap();
+        view.message.seq
+    }
+
+    fn delivered(events: &[DomainEvent]) -> Vec<(Delivered, Vec<UserId>)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                DomainEvent::MessageDelivered {
+                    delivered,
+                    audience,
+                    ..
+                } => {
+                    let mut audience = audience.clone();
+                    audience.sort();
+                    Some((*delivered, audience))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_is_one_event_per_member_that_moved_heard_by_every_member() {
+        let chat = chat();
+        let seqs: Vec<Seq> = (0..5).map(|i| send(&chat, &format!("m{i}"))).collect();
+        chat.world.events.take();
+        let service = &chat.world.services.delivery;
+        let batch: Vec<Delivery> = seqs
+            .iter()
+            .flat_map(|seq| {
+                [chat.bob, chat.carol, chat.alice].map(|user_id| Delivery {
+                    conversation_id: chat.group,
+                    user_id,
+                    seq: *seq,
+                })
+            })
+            .collect();
+        let moved = service.record(&batch).unwrap();
+        assert_eq!(moved.len(), 2, "bob and carol; alice sent them: {moved:?}");
+        let events = delivered(&chat.world.events.take());
+        let mut everyone = vec![chat.alice, chat.bob, chat.carol];
+        everyone.sort();
+        assert_eq!(events.len(), 2, "coalesced: five messages, one event each");
+        for (event, audience) in &events {
+            assert_eq!(event.last_delivered_seq, seqs[4]);
+            assert_eq!(audience, &everyone, "every member hears of it");
+        }
+        assert_eq!(service.record(&batch).unwrap(), []);
+        assert!(
+            delivered(&chat.world.events.take()).is_empty(),
+            "nothing moved, nothing announced"
+        );
+    }
+
+    #[test]
+    fn a_member_removed_is_neither_recorded_nor_told() {
+        let chat = chat();
+        let seq = send(&chat, "hello");
+        chat.world
+            .services
+            .conversations
+            .remove_member(chat.alice, chat.group, chat.carol)
+            .unwrap();
+        chat.world.events.take();
+        let moved = chat
+            .world
+            .services
+            .delivery
+            .record(&[
+                Delivery {
+                    conversation_id: chat.group,
+                    user_id: chat.carol,
+                    seq,
+                },
+                Delivery {
+                    conversation_id: chat.group,
+                    user_id: chat.bob,
+                    seq,
+                },
+            ])
+            .unwrap();
+        assert_eq!(moved.len(), 1);
+        let events = delivered(&chat.world.events.take());
+        let mut members = vec![chat.alice, chat.bob];
+        members.sort();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].0.user_id, chat.bob);
+        assert_eq!(events[0].1, members, "carol hears nothing of the group now");
+    }
+
+    #[test]
+    fn fetching_delivers_the_newest_message_of_each_conversation_returned() {
+        let chat = chat();
+        send(&chat, "one");
+        let two = send(&chat, "two");
+        let history = chat
+            .world
+            .services
+            .messages
+            .history(chat.bob, chat.group, HistoryCursor::Latest, 10)
+            .unwrap();
+        let fetched = DeliveryService::fetched(chat.bob, history.iter().map(|v| &v.message));
+        assert_eq!(
+            fetched,
+            [Delivery {
+                conversation_id: chat.group,
+                user_id: chat.bob,
+                seq: two,
+            }]
+        );
+        assert!(DeliveryService::fetched(chat.bob, []).is_empty());
+    }
+
+    #[test]
+    fn conversation_details_show_delivered_never_below_read() {
+        let chat = chat();
+        let one = send(&chat, "one");
+        let two = send(&chat, "two");
+        let services = &chat.world.services;
+        services
+            .delivery
+            .record(&[Delivery {
+                conversation_id: chat.group,
+                user_id: chat.bob,
+                seq: one,
+            }])
+            .unwrap();
+        let (read, _) = services
+            .messages
+            .mark_read(chat.carol, {
+                let h = services
+                    .messages
+                    .history(chat.carol, chat.group, HistoryCursor::Latest, 1)
+                    .unwrap();
+                h[0].message.id
+            })
+            .unwrap();
+        assert_eq!(read.marker.last_read_seq, two);
+        let details = services
+            .conversations
+            .details(chat.alice, chat.group)
+            .unwrap();
+        let shown = |user| {
+            let p = details
+                .participants
+                .iter()
+                .find(|p| p.user.id == user)
+                .unwrap();
+            (p.last_read_seq, p.last_delivered_seq)
+        };
+        assert_eq!(shown(chat.bob), (Seq::ZERO, one));
+        assert_eq!(shown(chat.carol), (two, two), "reading is receiving");
+        assert_eq!(shown(chat.alice), (two, two), "sending is reading");
+    }
+}
