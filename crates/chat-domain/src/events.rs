@@ -80,8 +80,8 @@ pub enum DomainEvent {
         at: DateTime<Utc>,
     },
     /// Messages reached a member's devices further than before (coalesced: one event per
-    /// member and conversation per recording, however many messages it covers). Every
-    /// member hears of it, so senders can show "delivered" beside "read".
+    /// member and conversation per recording, however many messages it covers). The other
+    /// members hear of it, so senders can show "delivered" beside "read".
     MessageDelivered {
         delivered: Delivered,
         audience: Vec<UserId>,

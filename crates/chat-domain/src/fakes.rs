@@ -1199,7 +1199,8 @@ impl FeedStore for MemoryStore {
                 .members
                 .get(c)
                 .and_then(|m| m.iter().find(|m| m.user_id == *member_id));
-            let (Some(member), true) = (member, *seq > since && is_in(c)) else {
+            let shown = *seq > since && is_in(c) && *member_id != user;
+            let (Some(member), true) = (member, shown) else {
                 continue;
             };
             items.push(FeedItem {
@@ -1320,7 +1321,15 @@ impl ReadReceiptStore for MemoryStore {
             .ok_or(StoreError::Missing)?;
         let previous = member.last_read_seq;
         member.last_read_seq = last_read_seq;
+        let raise = last_read_seq < previous && member.last_delivered_seq < previous;
+        if raise {
+            member.last_delivered_seq = previous;
+        }
         state.marker_seq.insert((conversation, user), change);
+        if raise {
+            let delivered = state.take_seq();
+            state.delivered_seq.insert((conversation, user), delivered);
+        }
         state.read_at.insert((conversation, user), at);
         let unread_count = state
             .messages

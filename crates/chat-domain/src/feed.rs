@@ -47,7 +47,7 @@ pub enum FeedEntry {
         marker: ReadMarker,
         message_id: Option<MessageId>,
     },
-    /// A member's delivered marker (the user's own or another member's), as recorded.
+    /// Another member's delivered marker, as recorded.
     Delivered(Delivered),
     /// The user's own settings of a conversation.
     Settings {

@@ -296,7 +296,8 @@ pub trait FeedStore: Send + Sync {
     ///   deleted for everyone as a [`FeedEntry::Tombstone`](crate::feed::FeedEntry);
     /// - the messages the user hid in those conversations, at the hiding's seq;
     /// - the read markers of every member of those conversations, at `marker_seq`;
-    /// - the delivered markers of every member of those conversations, at `delivered_seq`;
+    /// - the delivered markers of every other member of those conversations (never the
+    ///   user's own: their devices know what they received), at `delivered_seq`;
     /// - the user's own settings of those conversations (never another member's), at
     ///   `settings_seq`;
     /// - those conversations, at `change_seq` (creation, rename, membership);
@@ -321,7 +322,11 @@ pub trait ReadReceiptStore: Send + Sync {
     /// message with a seq at or below `seq` (zero when there is none: nothing read), taking
     /// a seq for it as [`Self::advance`] does (always, even when it stays). Returns the
     /// marker, that message, where the marker stood before, and the user's unread count in
-    /// the conversation after the change. A non-member is [`StoreError::Missing`].
+    /// the conversation after the change. A move back takes nothing back from delivery:
+    /// when the delivered marker stood below where the read marker stood before, it moves
+    /// there, taking a seq of its own (after the marker's), so that what every read shows
+    /// as delivered ([`crate::read_state::delivered_up_to`]) never goes back. A non-member
+    /// is [`StoreError::Missing`].
     fn set_marker(
         &self,
         conversation: ConversationId,

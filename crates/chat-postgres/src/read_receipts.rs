@@ -153,24 +153,37 @@ impl ReadReceiptStore for PgStore {
                 .get_result(conn)?;
             // The counter before the membership row, as appends take them: no deadlock.
             let change = seq::take(conn)?;
-            let previous: Option<i64> = conversation_members::table
+            let current: Option<(i64, i64)> = conversation_members::table
                 .find(key)
-                .select(conversation_members::last_read_seq)
+                .select((
+                    conversation_members::last_read_seq,
+                    conversation_members::last_delivered_seq,
+                ))
                 .for_update()
                 .first(conn)
                 .optional()?;
-            if previous.is_some() {
+            let Some((previous, delivered)) = current else {
+                return Ok(None);
+            };
+            diesel::update(conversation_members::table.find(key))
+                .set((
+                    conversation_members::last_read_seq.eq(last_read_seq),
+                    conversation_members::read_at.eq(at),
+                    conversation_members::marker_seq.eq(change.0),
+                ))
+                .execute(conn)?;
+            if last_read_seq < previous && delivered < previous {
+                // Marking unread takes nothing back from delivery: what was read was
+                // received, so the delivered marker keeps up with where reading stood. The
+                // counter is this transaction's already.
+                let raised = seq::take(conn)?;
                 diesel::update(conversation_members::table.find(key))
                     .set((
-                        conversation_members::last_read_seq.eq(last_read_seq),
-                        conversation_members::read_at.eq(at),
-                        conversation_members::marker_seq.eq(change.0),
+                        conversation_members::last_delivered_seq.eq(previous),
+                        conversation_members::delivered_seq.eq(raised.0),
                     ))
                     .execute(conn)?;
             }
-            let Some(previous) = previous else {
-                return Ok(None);
-            };
             Ok(Some(MarkerSet {
                 marker: ReadMarker {
                     conversation_id: conversation,

@@ -53,13 +53,14 @@ const MARKERS_SQL: &str = "SELECT o.conversation_id, o.user_id, o.last_read_seq,
       WHERE cm.user_id = ?2 \
       ORDER BY o.marker_seq LIMIT ?3";
 
-/// Every member's delivered marker in the user's conversations, moved past the position.
+/// Every other member's delivered marker in the user's conversations, moved past the
+/// position (a user's own devices know what they received).
 const DELIVERED_SQL: &str = "SELECT o.conversation_id, o.user_id, o.last_delivered_seq, \
             o.delivered_seq AS position \
        FROM conversation_members cm \
        JOIN conversation_members o ON o.conversation_id = cm.conversation_id \
                                   AND o.delivered_seq > ?1 \
-      WHERE cm.user_id = ?2 \
+      WHERE cm.user_id = ?2 AND o.user_id <> ?2 \
       ORDER BY o.delivered_seq LIMIT ?3";
 
 /// The user's own settings changed past the position, as they now stand: an archive holds

@@ -144,6 +144,20 @@ impl ReadReceiptStore for SqliteStore {
                     conversation_members::marker_seq.eq(change.0),
                 ))
                 .execute(conn)?;
+            if last_read_seq < previous {
+                // Marking unread takes nothing back from delivery: what was read was
+                // received, so the delivered marker keeps up with where reading stood.
+                let raised = diesel::update(conversation_members::table.find(key))
+                    .filter(conversation_members::last_delivered_seq.lt(previous))
+                    .set(conversation_members::last_delivered_seq.eq(previous))
+                    .execute(conn)?;
+                if raised > 0 {
+                    let delivered = seq::take(conn)?;
+                    diesel::update(conversation_members::table.find(key))
+                        .set(conversation_members::delivered_seq.eq(delivered.0))
+                        .execute(conn)?;
+                }
+            }
             let unread: i64 = messages::table
                 .filter(messages::conversation_id.eq(&conversation_key))
                 .filter(messages::seq.gt(last_read_seq))

@@ -101,10 +101,10 @@ fn delivered_in_feed<S: Stores + ?Sized>(store: &S, user: UserId, since: Seq) ->
         .collect()
 }
 
-/// The feed holds every member's delivered marker (the reader's own too) of the reader's
-/// conversations at the position of its latest move, as it now stands; nothing of
-/// conversations the reader is not in; and a member removed and added back starts from
-/// zero.
+/// The feed holds every other member's delivered marker of the reader's conversations (not
+/// the reader's own: their devices know what they received) at the position of its latest
+/// move, as it now stands; nothing of conversations the reader is not in; and a member
+/// removed and added back starts from zero.
 pub fn the_feed_replays_each_members_delivered_marker_at_its_latest_move<S: Stores + ?Sized>(
     store: &S,
 ) {
@@ -125,20 +125,29 @@ pub fn the_feed_replays_each_members_delivered_marker_at_its_latest_move<S: Stor
         .unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(later.len(), 2);
+    let (bobs, carols) = (later[0], later[1]);
 
-    for reader in [a, b, c] {
-        assert_eq!(
-            delivered_in_feed(store, reader, Seq::ZERO),
-            later,
-            "each marker once, as it stands, at its latest move"
-        );
-    }
-    assert_eq!(delivered_in_feed(store, a, later[0].seq), [later[1]]);
+    assert_eq!(
+        delivered_in_feed(store, a, Seq::ZERO),
+        later,
+        "each marker once, as it stands, at its latest move"
+    );
+    assert_eq!(
+        delivered_in_feed(store, b, Seq::ZERO),
+        [carols],
+        "not his own"
+    );
+    assert_eq!(
+        delivered_in_feed(store, c, Seq::ZERO),
+        [bobs],
+        "not her own"
+    );
+    assert_eq!(delivered_in_feed(store, a, bobs.seq), [carols]);
     assert_eq!(delivered_in_feed(store, a, since), later);
     assert_eq!(delivered_in_feed(store, eve, Seq::ZERO), [], "an outsider");
 
     store.remove_member(g, c, f.now()).unwrap();
-    assert_eq!(delivered_in_feed(store, a, Seq::ZERO), [later[0]]);
+    assert_eq!(delivered_in_feed(store, a, Seq::ZERO), [bobs]);
     assert_eq!(
         delivered_in_feed(store, c, Seq::ZERO),
         [],
@@ -148,8 +157,47 @@ pub fn the_feed_replays_each_members_delivered_marker_at_its_latest_move<S: Stor
         .add_members(g, &[c], Role::Member, 100, f.now())
         .unwrap();
     assert_eq!(delivered_of(store, g, c), Seq::ZERO, "added back from zero");
-    assert_eq!(delivered_in_feed(store, c, Seq::ZERO), [later[0]]);
+    assert_eq!(delivered_in_feed(store, c, Seq::ZERO), [bobs]);
     let again = store.deliver(&[delivery(g, c, m1.seq)]).unwrap();
     assert_eq!(again.len(), 1, "from zero, m1 is new to carol again");
-    assert_eq!(delivered_in_feed(store, b, later[0].seq), again);
+    assert_eq!(delivered_in_feed(store, b, bobs.seq), again);
+}
+
+/// Marking unread takes nothing back from delivery: a marker set back below where it stood
+/// raises the delivered marker to where reading stood, at a position of its own after the
+/// marker's, so what every read shows as delivered never goes back. Setting it back when
+/// delivery already stood that far changes no delivery.
+pub fn marking_unread_takes_nothing_back_from_delivery<S: Stores + ?Sized>(store: &S) {
+    let f = Fixture::new(store);
+    let (a, b) = (f.user("alice"), f.user("bob"));
+    let g = f.group(&[a, b]);
+    let m1 = f.send(g, a, "1");
+    let m2 = f.send(g, a, "2");
+    store.advance(g, b, m2.seq, f.now()).unwrap();
+    let set = store.set_marker(g, b, Seq::ZERO, f.now()).unwrap();
+    assert_eq!(set.marker.last_read_seq, Seq::ZERO);
+    let member = store.membership(g, b).unwrap().unwrap();
+    assert_eq!(
+        (member.last_read_seq, member.last_delivered_seq),
+        (Seq::ZERO, m2.seq)
+    );
+    let raised = delivered_in_feed(store, a, Seq::ZERO);
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(
+        (raised[0].user_id, raised[0].last_delivered_seq),
+        (b, m2.seq)
+    );
+    let marker_at = set.marker.seq.unwrap();
+    assert!(
+        raised[0].seq > marker_at,
+        "its own position, after the marker's"
+    );
+    assert_eq!(store.latest_seq().unwrap(), raised[0].seq);
+
+    // Forward to m1 and back again: delivery already stands past where reading stood.
+    store.set_marker(g, b, m1.seq, f.now()).unwrap();
+    let back = store.set_marker(g, b, Seq::ZERO, f.now()).unwrap();
+    assert_eq!(delivered_in_feed(store, a, Seq::ZERO), raised);
+    assert_eq!(store.latest_seq().unwrap(), back.marker.seq.unwrap());
+    assert_eq!(delivered_of(store, g, b), m2.seq);
 }

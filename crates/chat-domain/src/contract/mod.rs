@@ -156,6 +156,7 @@ macro_rules! contract_tests {
             feed::a_deleted_message_replays_as_a_tombstone_that_keeps_its_edit_time,
             delivery::deliveries_move_markers_forward_only_each_at_its_own_position,
             delivery::the_feed_replays_each_members_delivered_marker_at_its_latest_move,
+            delivery::marking_unread_takes_nothing_back_from_delivery,
         );
     };
     (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {

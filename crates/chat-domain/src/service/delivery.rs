@@ -52,9 +52,9 @@ impl DeliveryService {
         newest.into_values().collect()
     }
 
-    /// Records a batch of deliveries in one store write and tells every member of each
-    /// conversation whose member's marker moved (the member's own devices too): one
-    /// `message_delivered` per marker that moved. A delivery to someone who is no longer a
+    /// Records a batch of deliveries in one store write and tells the other members of each
+    /// conversation whose member's marker moved (not the member: their devices know what
+    /// they received): one `message_delivered` per marker that moved. A delivery to someone who is no longer a
     /// member, or that is not past where their markers stand, changes nothing and is not
     /// announced. Returns the markers that moved.
     pub fn record(&self, deliveries: &[Delivery]) -> Result<Vec<Delivered>, DomainError> {
@@ -77,12 +77,16 @@ impl DeliveryService {
             .collect();
         let at = self.clock.now();
         for delivered in &moved {
+            let audience = audiences
+                .get(&delivered.conversation_id)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|member| *member != delivered.user_id)
+                .collect();
             self.events.publish(DomainEvent::MessageDelivered {
                 delivered: *delivered,
-                audience: audiences
-                    .get(&delivered.conversation_id)
-                    .cloned()
-                    .unwrap_or_default(),
+                audience,
                 at,
             });
         }
@@ -180,12 +184,15 @@ mod tests {
         let moved = service.record(&batch).unwrap();
         assert_eq!(moved.len(), 2, "bob and carol; alice sent them: {moved:?}");
         let events = delivered(&chat.world.events.take());
-        let mut everyone = vec![chat.alice, chat.bob, chat.carol];
-        everyone.sort();
         assert_eq!(events.len(), 2, "coalesced: five messages, one event each");
         for (event, audience) in &events {
             assert_eq!(event.last_delivered_seq, seqs[4]);
-            assert_eq!(audience, &everyone, "every member hears of it");
+            let mut others: Vec<UserId> = [chat.alice, chat.bob, chat.carol]
+                .into_iter()
+                .filter(|u| *u != event.user_id)
+                .collect();
+            others.sort();
+            assert_eq!(audience, &others, "every other member hears of it");
         }
         assert_eq!(service.record(&batch).unwrap(), []);
         assert!(
@@ -223,11 +230,13 @@ mod tests {
             .unwrap();
         assert_eq!(moved.len(), 1);
         let events = delivered(&chat.world.events.take());
-        let mut members = vec![chat.alice, chat.bob];
-        members.sort();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].0.user_id, chat.bob);
-        assert_eq!(events[0].1, members, "carol hears nothing of the group now");
+        assert_eq!(
+            events[0].1,
+            [chat.alice],
+            "alice; carol hears nothing of the group now"
+        );
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub enum FeedEvent {
         marker: ReadMarker,
         message_id: Option<MessageId>,
     },
-    /// A member's delivered marker (the caller's own too), as recorded.
+    /// Another member's delivered marker, as recorded.
     MessageDelivered { seq: Seq, delivered: Delivered },
     /// The caller's own read marker, with the conversation's unread count for them.
     ReadMarkerUpdated {
