@@ -8,8 +8,8 @@ use chat_postgres::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, spawn_app, spawn_app_with, test_config};
-use crate::postgres::spawn_node;
+use crate::helpers::{TestApp, TestUser, spawn_app_with, spawn_delivering_app, test_config};
+use crate::postgres::spawn_delivering_node;
 use crate::ws::Ws;
 
 /// Frames until the `message_delivered` about `user` reaching `seq` or further; returns
@@ -98,7 +98,7 @@ async fn a_message_reaching_a_socket_is_delivered(app: &TestApp) {
 
 #[tokio::test]
 async fn a_message_reaching_the_recipients_socket_tells_the_sender_it_was_delivered() {
-    a_message_reaching_a_socket_is_delivered(&spawn_app().await).await;
+    a_message_reaching_a_socket_is_delivered(&spawn_delivering_app().await).await;
 }
 
 #[tokio::test]
@@ -106,12 +106,12 @@ async fn on_postgresql_a_message_reaching_the_recipients_socket_is_delivered() {
     let Some(database) = TestDatabase::create("delivered receipts on PostgreSQL") else {
         return;
     };
-    a_message_reaching_a_socket_is_delivered(&spawn_node(&database).await).await;
+    a_message_reaching_a_socket_is_delivered(&spawn_delivering_node(&database).await).await;
 }
 
 #[tokio::test]
 async fn fetching_history_or_the_feed_delivers_what_it_returned() {
-    let app = spawn_app().await;
+    let app = spawn_delivering_app().await;
     let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
     let group = app.group(&alice, &[&bob, &carol]).await;
     app.send(&alice, &group, "one").await;
@@ -192,7 +192,7 @@ async fn a_burst_to_a_connected_member_is_announced_in_far_fewer_receipts_than_m
 
 #[tokio::test]
 async fn marking_unread_leaves_what_was_delivered_and_the_feed_replays_receipts() {
-    let app = spawn_app().await;
+    let app = spawn_delivering_app().await;
     let [alice, bob] = app.users(["alice", "bob"]).await;
     let direct = app.direct(&alice, &bob).await;
     let seq = app.send(&alice, &direct, "hello").await["seq"]
