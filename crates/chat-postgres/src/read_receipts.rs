@@ -53,7 +53,7 @@ impl ReadReceiptStore for PgStore {
                     ))
                     .first(conn)
                     .optional()?;
-                if !current.is_some_and(|(delivered, read)| delivered.max(read) < d.seq.0) {
+                if current.is_none_or(|(delivered, read)| delivered.max(read) >= d.seq.0) {
                     continue;
                 }
                 // The counter before the membership row, as appends and `advance` take them:
