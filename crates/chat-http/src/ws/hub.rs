@@ -477,6 +477,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_new_message_queued_to_a_members_socket_is_noted_delivered_to_them_only() {
+        use chat_domain::ConversationId;
+        use chat_domain::message::{Message, MessageContent, MessageView, Seq};
+        use chat_domain::{MessageId, read_state::Delivery};
+
+        let hub = hub(8);
+        let (alice, bob, carol) = (UserId::new(), UserId::new(), UserId::new());
+        let _alices = hub.register(alice, "t");
+        let mut bobs = hub.register(bob, "t");
+        let conversation = ConversationId::new();
+        let now = chrono::Utc::now();
+        let message = Message {
+            id: MessageId::new(),
+            seq: Seq(7),
+            conversation_id: conversation,
+            sender_id: alice,
+            content: Some(MessageContent::parse("hi").unwrap()),
+            client_message_id: None,
+            created_at: now,
+            updated_at: now,
+            edited_at: None,
+            deletion: None,
+            change_seq: None,
+            reactions: Vec::new(),
+            pin: None,
+            reply_to: None,
+        };
+        hub.publish(DomainEvent::MessageCreated {
+            message: MessageView {
+                message,
+                recipient_id: None,
+                is_read: false,
+                viewer: alice,
+            },
+            // Carol has no socket on this node: nothing reached her here.
+            audience: vec![alice, bob, carol],
+            at: now,
+        });
+        assert!(bobs.outbound.try_recv().is_ok());
+        assert_eq!(
+            hub.deliveries().take(),
+            [Delivery {
+                conversation_id: conversation,
+                user_id: bob,
+                seq: Seq(7),
+            }],
+            "not the sender, and not carol"
+        );
+    }
+
+    #[tokio::test]
     async fn resync_reaches_every_open_connection_once() {
         let hub = hub(1);
         let alice = UserId::new();
