@@ -239,3 +239,30 @@ async fn marking_unread_leaves_what_was_delivered_and_the_feed_replays_receipts(
     assert_eq!(receipts[0]["user_id"], bob.id.as_str());
     assert_eq!(receipts[0]["last_delivered_seq"], again);
 }
+
+#[tokio::test]
+async fn the_openapi_document_shows_each_participants_read_and_delivered_markers() {
+    let app = spawn_delivering_app().await;
+    let document = app.openapi().await;
+    let participant = &document["components"]["schemas"]["ParticipantResponse"];
+    for field in ["last_read_seq", "last_delivered_seq"] {
+        let property = &participant["properties"][field];
+        assert_eq!(property["type"], "integer", "{field}: {participant}");
+        assert!(
+            participant["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(field)),
+            "{field} is always there: {participant}"
+        );
+    }
+    let example = &document["components"]["schemas"]["SyncResponse"]["example"];
+    assert!(
+        example["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "message_delivered"),
+        "{example}"
+    );
+}
