@@ -67,8 +67,9 @@ impl DeliveryTracker {
 }
 
 /// Flushes the hub's deliveries every `interval` until the hub shuts down, then once more.
-/// A flush the store refuses (unavailable) is noted again for the next one: nothing is lost
-/// but the delay.
+/// A flush that fails (the store unavailable) is noted again for the next one, merged with
+/// what arrived meanwhile: nothing is lost but the delay, and the map stays one entry per
+/// member and conversation however long the store is away.
 pub async fn flush_deliveries(hub: Arc<Hub>, services: ChatServices, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
