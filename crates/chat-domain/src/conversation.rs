@@ -134,6 +134,9 @@ pub struct Member {
     pub joined_at: DateTime<Utc>,
     /// The member's read marker: every message with `seq <= last_read_seq` is read.
     pub last_read_seq: Seq,
+    /// The member's delivered marker as recorded; see
+    /// [`Delivered`](crate::read_state::Delivered) for how it is shown.
+    pub last_delivered_seq: Seq,
 }
 
 /// A member together with their public profile (never their email), for conversation details.
@@ -142,6 +145,12 @@ pub struct Participant {
     pub user: PublicProfile,
     pub role: Role,
     pub joined_at: DateTime<Utc>,
+    /// The member's read marker.
+    pub last_read_seq: Seq,
+    /// How far the member's messages count as delivered, as
+    /// [`delivered_up_to`](crate::read_state::delivered_up_to) shows it: never below
+    /// `last_read_seq`.
+    pub last_delivered_seq: Seq,
 }
 
 /// A conversation as its member sees it in full.

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::conversation::{Conversation, ConversationChange};
 use crate::message::{Emoji, HiddenMessage, MessageView, Seq};
-use crate::read_state::{MarkerSet, ReadReceipt, SettingsChanged};
+use crate::read_state::{Delivered, MarkerSet, ReadReceipt, SettingsChanged};
 use crate::{ConversationId, MessageId, UserId};
 
 /// A reaction added to or removed from a message.
@@ -76,6 +76,14 @@ pub enum DomainEvent {
     /// member's own devices hear of it; a move forward is also a [`Self::MessageRead`].
     ReadMarkerSet {
         set: MarkerSet,
+        audience: Vec<UserId>,
+        at: DateTime<Utc>,
+    },
+    /// Messages reached a member's devices further than before (coalesced: one event per
+    /// member and conversation per recording, however many messages it covers). The other
+    /// members hear of it, so senders can show "delivered" beside "read".
+    MessageDelivered {
+        delivered: Delivered,
         audience: Vec<UserId>,
         at: DateTime<Utc>,
     },
@@ -148,6 +156,7 @@ impl DomainEvent {
             | DomainEvent::MessageHidden { audience, .. }
             | DomainEvent::MessageRead { audience, .. }
             | DomainEvent::ReadMarkerSet { audience, .. }
+            | DomainEvent::MessageDelivered { audience, .. }
             | DomainEvent::SettingsChanged { audience, .. }
             | DomainEvent::Typing { audience, .. }
             | DomainEvent::ConversationUpdated { audience, .. }

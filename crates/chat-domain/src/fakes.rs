@@ -20,7 +20,9 @@ use crate::message::{
 };
 use crate::paging::Page;
 use crate::ports::*;
-use crate::read_state::{MarkerSet, MemberSettings, ReadMarker, SettingsChanged, SettingsUpdate};
+use crate::read_state::{
+    Delivered, Delivery, MarkerSet, MemberSettings, ReadMarker, SettingsChanged, SettingsUpdate,
+};
 use crate::service::{ChatServices, Ports};
 use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
 use crate::{ConversationId, MessageId, StoreError, UserId};
@@ -36,6 +38,8 @@ struct State {
     read_at: HashMap<(ConversationId, UserId), DateTime<Utc>>,
     /// The seq of each read marker's latest move by marking read or setting it.
     marker_seq: HashMap<(ConversationId, UserId), Seq>,
+    /// The seq of each delivered marker's latest move.
+    delivered_seq: HashMap<(ConversationId, UserId), Seq>,
     /// Each member's own settings; none: the defaults.
     settings: HashMap<(ConversationId, UserId), StoredSettings>,
     /// The last seq handed out, to a message or a change.
@@ -469,6 +473,7 @@ impl ConversationStore for MemoryStore {
                 role: *role,
                 joined_at: c.created_at,
                 last_read_seq: Seq::ZERO,
+                last_delivered_seq: Seq::ZERO,
             })
             .collect();
         state.members.insert(c.id, members);
@@ -604,6 +609,7 @@ impl ConversationStore for MemoryStore {
             role,
             joined_at: at,
             last_read_seq: Seq::ZERO,
+            last_delivered_seq: Seq::ZERO,
         }));
         if added.is_empty() {
             return Ok((added, None));
@@ -634,6 +640,7 @@ impl ConversationStore for MemoryStore {
         // The membership row goes, and with it what the member set for themselves.
         state.settings.remove(&(id, user));
         state.marker_seq.remove(&(id, user));
+        state.delivered_seq.remove(&(id, user));
         let seq = state.take_seq();
         state.conversation_changes.insert(id, seq);
         state.departures.insert((id, user), (seq, at));
@@ -1307,6 +1314,25 @@ impl FeedStore for MemoryStore {
                 },
             });
         }
+        for ((c, member_id), seq) in &state.delivered_seq {
+            let member = state
+                .members
+                .get(c)
+                .and_then(|m| m.iter().find(|m| m.user_id == *member_id));
+            let shown = *seq > since && is_in(c) && *member_id != user;
+            let (Some(member), true) = (member, shown) else {
+                continue;
+            };
+            items.push(FeedItem {
+                position: *seq,
+                entry: FeedEntry::Delivered(Delivered {
+                    conversation_id: *c,
+                    user_id: *member_id,
+                    last_delivered_seq: member.last_delivered_seq,
+                    seq: *seq,
+                }),
+            });
+        }
         for ((c, member_id), stored) in &state.settings {
             let Some(seq) = stored.seq.filter(|seq| *seq > since) else {
                 continue;
@@ -1415,7 +1441,15 @@ impl ReadReceiptStore for MemoryStore {
             .ok_or(StoreError::Missing)?;
         let previous = member.last_read_seq;
         member.last_read_seq = last_read_seq;
+        let raise = last_read_seq < previous && member.last_delivered_seq < previous;
+        if raise {
+            member.last_delivered_seq = previous;
+        }
         state.marker_seq.insert((conversation, user), change);
+        if raise {
+            let delivered = state.take_seq();
+            state.delivered_seq.insert((conversation, user), delivered);
+        }
         state.read_at.insert((conversation, user), at);
         let unread_count = state
             .messages
@@ -1444,6 +1478,35 @@ impl ReadReceiptStore for MemoryStore {
             unread_count,
             unread_mentions,
         })
+    }
+
+    fn deliver(&self, deliveries: &[Delivery]) -> StoreResult<Vec<Delivered>> {
+        let mut state = self.state();
+        let mut moved = Vec::new();
+        for d in Delivery::highest_per_member(deliveries) {
+            let Some(member) = state
+                .members
+                .get_mut(&d.conversation_id)
+                .and_then(|m| m.iter_mut().find(|m| m.user_id == d.user_id))
+            else {
+                continue;
+            };
+            if d.seq <= member.last_delivered_seq.max(member.last_read_seq) {
+                continue;
+            }
+            member.last_delivered_seq = d.seq;
+            let seq = state.take_seq();
+            state
+                .delivered_seq
+                .insert((d.conversation_id, d.user_id), seq);
+            moved.push(Delivered {
+                conversation_id: d.conversation_id,
+                user_id: d.user_id,
+                last_delivered_seq: d.seq,
+                seq,
+            });
+        }
+        Ok(moved)
     }
 
     fn unread_counts(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {

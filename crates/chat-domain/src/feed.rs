@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::conversation::Conversation;
 use crate::message::{Message, Seq};
-use crate::read_state::ReadMarker;
+use crate::read_state::{Delivered, ReadMarker};
 use crate::{ConversationId, MessageId, UserId};
 
 /// A hidden thread reply as its thread's summary counts it.
@@ -48,6 +48,8 @@ pub enum FeedEntry {
         marker: ReadMarker,
         message_id: Option<MessageId>,
     },
+    /// Another member's delivered marker, as recorded.
+    Delivered(Delivered),
     /// The user's own settings of a conversation.
     Settings {
         conversation_id: ConversationId,

@@ -19,7 +19,9 @@ use crate::message::{
     MessageContent, NewMessage, Seq,
 };
 use crate::paging::Page;
-use crate::read_state::{MarkerSet, MemberSettings, ReadMarker, SettingsChanged, SettingsUpdate};
+use crate::read_state::{
+    Delivered, Delivery, MarkerSet, MemberSettings, ReadMarker, SettingsChanged, SettingsUpdate,
+};
 use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
 use crate::{ConversationId, MessageId, UserId};
 
@@ -305,6 +307,8 @@ pub trait FeedStore: Send + Sync {
     ///   deleted for everyone as its tombstone;
     /// - the messages the user hid in those conversations, at the hiding's seq;
     /// - the read markers of every member of those conversations, at `marker_seq`;
+    /// - the delivered markers of every other member of those conversations (never the
+    ///   user's own: their devices know what they received), at `delivered_seq`;
     /// - the user's own settings of those conversations (never another member's), at
     ///   `settings_seq`;
     /// - those conversations, at `change_seq` (creation, rename, membership);
@@ -329,7 +333,11 @@ pub trait ReadReceiptStore: Send + Sync {
     /// message with a seq at or below `seq` (zero when there is none: nothing read), taking
     /// a seq for it as [`Self::advance`] does (always, even when it stays). Returns the
     /// marker, that message, where the marker stood before, and the user's unread count and
-    /// unread mentions in the conversation after the change. A non-member is [`StoreError::Missing`].
+    /// unread mentions in the conversation after the change. A move back takes nothing back
+    /// from delivery: when the delivered marker stood below where the read marker stood
+    /// before, it moves there, taking a seq of its own (after the marker's), so that what
+    /// every read shows as delivered ([`crate::read_state::delivered_up_to`]) never goes
+    /// back. A non-member is [`StoreError::Missing`].
     fn set_marker(
         &self,
         conversation: ConversationId,
@@ -337,6 +345,13 @@ pub trait ReadReceiptStore: Send + Sync {
         seq: Seq,
         at: DateTime<Utc>,
     ) -> StoreResult<MarkerSet>;
+    /// Records many deliveries in one transaction (one write however many it holds): each
+    /// member's delivered marker moves to the seq given when that is past both where it
+    /// stands and the member's read marker, never back. Each marker that moved takes its own
+    /// seq (kept as its `delivered_seq`, its position in the feed; never two at one
+    /// position) and is returned, in the order of `deliveries`; the rest, and non-members,
+    /// are skipped. Several deliveries to one member count as their highest.
+    fn deliver(&self, deliveries: &[Delivery]) -> StoreResult<Vec<Delivered>>;
     /// For each of the user's conversations with unread messages: how many messages from
     /// others lie after the user's marker, leaving out messages deleted for everyone and
     /// those the user hid.

@@ -84,6 +84,58 @@ pub struct SettingsUpdate {
     pub archived: Option<bool>,
 }
 
+/// How far a member's devices have received a conversation: every message with
+/// `seq <= last_delivered_seq` reached one of the member's sockets or was fetched by them.
+/// Reading is receiving, so a member's messages count as delivered up to the higher of this
+/// and their read marker ([`delivered_up_to`]); the stores record a delivery only when it
+/// goes past both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub conversation_id: ConversationId,
+    pub user_id: UserId,
+    pub last_delivered_seq: Seq,
+    /// The position in the change feed of the marker's latest move (its `delivered_seq`).
+    pub seq: Seq,
+}
+
+/// Messages up to `seq` reached one of `user_id`'s devices in `conversation_id`: what the
+/// gateway and the message reads report, many at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Delivery {
+    pub conversation_id: ConversationId,
+    pub user_id: UserId,
+    pub seq: Seq,
+}
+
+impl Delivery {
+    /// The highest delivery per member and conversation, in the order each first appears:
+    /// what a store records for a batch.
+    pub fn highest_per_member(deliveries: &[Delivery]) -> Vec<Delivery> {
+        let mut highest: Vec<Delivery> = Vec::with_capacity(deliveries.len());
+        let mut index = std::collections::HashMap::with_capacity(deliveries.len());
+        for d in deliveries {
+            match index.entry((d.conversation_id, d.user_id)) {
+                std::collections::hash_map::Entry::Occupied(at) => {
+                    let h: &mut Delivery = &mut highest[*at.get()];
+                    h.seq = h.seq.max(d.seq);
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(highest.len());
+                    highest.push(*d);
+                }
+            }
+        }
+        highest
+    }
+}
+
+/// How far a member's messages count as delivered, as every read shows it: the recorded
+/// delivery or the read marker, whichever is further (reading is receiving, and sending is
+/// reading, so the sender's own message counts as delivered to them).
+pub fn delivered_up_to(last_delivered_seq: Seq, last_read_seq: Seq) -> Seq {
+    last_delivered_seq.max(last_read_seq)
+}
+
 /// A member's settings right after a change, and the change's position in the feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettingsChanged {

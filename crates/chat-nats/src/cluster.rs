@@ -151,6 +151,7 @@ impl Shared {
                 None => return,
             },
             DomainEvent::SettingsChanged { change, .. } => change.seq,
+            DomainEvent::MessageDelivered { delivered, .. } => delivered.seq,
             _ => return,
         };
         self.highest_seq.fetch_max(seq.0, Ordering::Relaxed);

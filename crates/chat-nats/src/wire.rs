@@ -16,7 +16,7 @@ use chat_domain::message::{
     Reaction, ReplyTo, Seq, ThreadSummary,
 };
 use chat_domain::read_state::{
-    MarkerSet, MemberSettings, ReadMarker, ReadReceipt, SettingsChanged,
+    Delivered, MarkerSet, MemberSettings, ReadMarker, ReadReceipt, SettingsChanged,
 };
 use chat_domain::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
@@ -122,6 +122,14 @@ pub enum WireEvent {
     },
     ReadMarkerSet {
         set: WireMarkerSet,
+        audience: Vec<Uuid>,
+        at: DateTime<Utc>,
+    },
+    MessageDelivered {
+        conversation_id: Uuid,
+        user_id: Uuid,
+        last_delivered_seq: i64,
+        seq: i64,
         audience: Vec<Uuid>,
         at: DateTime<Utc>,
     },
@@ -390,6 +398,18 @@ impl From<&DomainEvent> for WireEvent {
                 audience: uuids(audience),
                 at: *at,
             },
+            DomainEvent::MessageDelivered {
+                delivered,
+                audience,
+                at,
+            } => WireEvent::MessageDelivered {
+                conversation_id: delivered.conversation_id.as_uuid(),
+                user_id: delivered.user_id.as_uuid(),
+                last_delivered_seq: delivered.last_delivered_seq.0,
+                seq: delivered.seq.0,
+                audience: uuids(audience),
+                at: *at,
+            },
             DomainEvent::SettingsChanged {
                 change,
                 audience,
@@ -537,6 +557,23 @@ impl TryFrom<WireEvent> for DomainEvent {
             },
             WireEvent::ReadMarkerSet { set, audience, at } => DomainEvent::ReadMarkerSet {
                 set: set.into(),
+                audience: users(audience),
+                at,
+            },
+            WireEvent::MessageDelivered {
+                conversation_id,
+                user_id,
+                last_delivered_seq,
+                seq,
+                audience,
+                at,
+            } => DomainEvent::MessageDelivered {
+                delivered: Delivered {
+                    conversation_id: conversation_id.into(),
+                    user_id: user_id.into(),
+                    last_delivered_seq: Seq(last_delivered_seq),
+                    seq: Seq(seq),
+                },
                 audience: users(audience),
                 at,
             },
@@ -1168,6 +1205,16 @@ pub fn sample_events() -> Vec<DomainEvent> {
             audience: vec![alice, bob],
             at: now,
         },
+        DomainEvent::MessageDelivered {
+            delivered: Delivered {
+                conversation_id,
+                user_id: bob,
+                last_delivered_seq: Seq(44),
+                seq: Seq(46),
+            },
+            audience: vec![alice, bob],
+            at: now,
+        },
         DomainEvent::ReadMarkerSet {
             set: MarkerSet {
                 marker: ReadMarker {
@@ -1326,7 +1373,7 @@ mod tests {
             // is in its Debug output, so equal Debug output is equal events.
             assert_eq!(format!("{:?}", round_trip(event)), format!("{event:?}"));
         }
-        assert_eq!(kinds.len(), 14, "every DomainEvent variant is sampled");
+        assert_eq!(kinds.len(), 15, "every DomainEvent variant is sampled");
     }
 
     #[test]

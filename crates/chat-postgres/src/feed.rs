@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use chat_domain::feed::{FeedEntry, FeedItem, HiddenReply};
 use chat_domain::message::Seq;
 use chat_domain::ports::{FeedStore, StoreResult};
-use chat_domain::read_state::ReadMarker;
+use chat_domain::read_state::{Delivered, ReadMarker};
 use chat_domain::{MessageId, UserId};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -59,6 +59,16 @@ const MARKERS_SQL: &str = "SELECT o.conversation_id, o.user_id, o.last_read_seq,
       WHERE cm.user_id = $2 \
       ORDER BY o.marker_seq LIMIT $3";
 
+/// Every other member's delivered marker in the user's conversations, moved past the
+/// position (a user's own devices know what they received).
+const DELIVERED_SQL: &str = "SELECT o.conversation_id, o.user_id, o.last_delivered_seq, \
+            o.delivered_seq AS position \
+       FROM conversation_members cm \
+       JOIN conversation_members o ON o.conversation_id = cm.conversation_id \
+                                  AND o.delivered_seq > $1 \
+      WHERE cm.user_id = $2 AND o.user_id <> $2 \
+      ORDER BY o.delivered_seq LIMIT $3";
+
 /// The user's own settings changed past the position, as they now stand: an archive holds
 /// only until a newer message arrives, unless the conversation is muted, as the inbox
 /// judges it.
@@ -93,6 +103,18 @@ const DEPARTURES_SQL: &str = "SELECT conversation_id, departed_at, seq AS positi
 struct MessagePosition {
     #[diesel(sql_type = BigInt)]
     seq: i64,
+    #[diesel(sql_type = BigInt)]
+    position: i64,
+}
+
+#[derive(QueryableByName)]
+struct DeliveredEntry {
+    #[diesel(sql_type = SqlUuid)]
+    conversation_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    user_id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    last_delivered_seq: i64,
     #[diesel(sql_type = BigInt)]
     position: i64,
 }
@@ -249,6 +271,15 @@ fn read_feed(
             },
             message_id: row.message_id.map(MessageId::from),
         };
+        items.push(item(row.position, entry));
+    }
+    for row in load::<DeliveredEntry>(conn, DELIVERED_SQL, key, since, limit)? {
+        let entry = FeedEntry::Delivered(Delivered {
+            conversation_id: row.conversation_id.into(),
+            user_id: row.user_id.into(),
+            last_delivered_seq: Seq(row.last_delivered_seq),
+            seq: Seq(row.position),
+        });
         items.push(item(row.position, entry));
     }
     for row in load::<SettingsEntry>(conn, SETTINGS_SQL, key, since, limit)? {

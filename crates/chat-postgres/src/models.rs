@@ -113,6 +113,7 @@ pub struct MemberRow {
     pub role: String,
     pub joined_at: DateTime<Utc>,
     pub last_read_seq: i64,
+    pub last_delivered_seq: i64,
     pub read_at: Option<DateTime<Utc>>,
 }
 
@@ -125,6 +126,7 @@ impl MemberRow {
             role: role.as_str().to_owned(),
             joined_at: at,
             last_read_seq: 0,
+            last_delivered_seq: 0,
             read_at: None,
         }
     }
@@ -139,6 +141,7 @@ impl TryFrom<MemberRow> for Member {
             role: Role::parse(&row.role).ok_or_else(|| StorageError::corrupt("role", &row.role))?,
             joined_at: row.joined_at,
             last_read_seq: Seq(row.last_read_seq),
+            last_delivered_seq: Seq(row.last_delivered_seq),
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use chat_domain::message::Seq;
 use chat_domain::ports::{ReadReceiptStore, StoreResult};
-use chat_domain::read_state::{MarkerSet, ReadMarker};
+use chat_domain::read_state::{Delivered, Delivery, MarkerSet, ReadMarker};
 use chat_domain::{ConversationId, StoreError, UserId};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -38,6 +38,52 @@ const UNREAD_COUNTS_SQL: &str = "SELECT cm.conversation_id, \
      FROM conversation_members cm WHERE cm.user_id = $1";
 
 impl ReadReceiptStore for PgStore {
+    fn deliver(&self, deliveries: &[Delivery]) -> StoreResult<Vec<Delivered>> {
+        let deliveries = Delivery::highest_per_member(deliveries);
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|conn| {
+            let mut moved = Vec::new();
+            for d in deliveries {
+                let key = (Uuid::from(d.conversation_id), Uuid::from(d.user_id));
+                // Reading is receiving: a delivery moves the marker only past both.
+                let current: Option<(i64, i64)> = conversation_members::table
+                    .find(key)
+                    .select((
+                        conversation_members::last_delivered_seq,
+                        conversation_members::last_read_seq,
+                    ))
+                    .first(conn)
+                    .optional()?;
+                if current.is_none_or(|(delivered, read)| delivered.max(read) >= d.seq.0) {
+                    continue;
+                }
+                // The counter before the membership row, as appends and `advance` take them:
+                // no deadlock. The row is re-checked under its lock; a move that lost to a
+                // further one leaves its seq a gap and is not reported.
+                let change = seq::take(conn)?;
+                let moves = diesel::update(conversation_members::table.find(key))
+                    .filter(conversation_members::last_delivered_seq.lt(d.seq.0))
+                    .filter(conversation_members::last_read_seq.lt(d.seq.0))
+                    .set((
+                        conversation_members::last_delivered_seq.eq(d.seq.0),
+                        conversation_members::delivered_seq.eq(change.0),
+                    ))
+                    .execute(conn)?;
+                if moves > 0 {
+                    moved.push(Delivered {
+                        conversation_id: d.conversation_id,
+                        user_id: d.user_id,
+                        last_delivered_seq: d.seq,
+                        seq: change,
+                    });
+                }
+            }
+            Ok(moved)
+        })
+    }
+
     fn advance(
         &self,
         conversation: ConversationId,
@@ -120,24 +166,37 @@ impl ReadReceiptStore for PgStore {
             let unread_mentions = crate::mentions::unread_in(conn, key.0, key.1, last_read_seq)?;
             // The counter before the membership row, as appends take them: no deadlock.
             let change = seq::take(conn)?;
-            let previous: Option<i64> = conversation_members::table
+            let current: Option<(i64, i64)> = conversation_members::table
                 .find(key)
-                .select(conversation_members::last_read_seq)
+                .select((
+                    conversation_members::last_read_seq,
+                    conversation_members::last_delivered_seq,
+                ))
                 .for_update()
                 .first(conn)
                 .optional()?;
-            if previous.is_some() {
+            let Some((previous, delivered)) = current else {
+                return Ok(None);
+            };
+            diesel::update(conversation_members::table.find(key))
+                .set((
+                    conversation_members::last_read_seq.eq(last_read_seq),
+                    conversation_members::read_at.eq(at),
+                    conversation_members::marker_seq.eq(change.0),
+                ))
+                .execute(conn)?;
+            if last_read_seq < previous && delivered < previous {
+                // Marking unread takes nothing back from delivery: what was read was
+                // received, so the delivered marker keeps up with where reading stood. The
+                // counter is this transaction's already.
+                let raised = seq::take(conn)?;
                 diesel::update(conversation_members::table.find(key))
                     .set((
-                        conversation_members::last_read_seq.eq(last_read_seq),
-                        conversation_members::read_at.eq(at),
-                        conversation_members::marker_seq.eq(change.0),
+                        conversation_members::last_delivered_seq.eq(previous),
+                        conversation_members::delivered_seq.eq(raised.0),
                     ))
                     .execute(conn)?;
             }
-            let Some(previous) = previous else {
-                return Ok(None);
-            };
             Ok(Some(MarkerSet {
                 marker: ReadMarker {
                     conversation_id: conversation,

@@ -58,6 +58,8 @@ diesel::table! {
         muted_until -> Nullable<Timestamptz>,
         archived -> Bool,
         archived_seq -> Nullable<BigInt>,
+        last_delivered_seq -> BigInt,
+        delivered_seq -> Nullable<BigInt>,
     }
 }
 

@@ -66,6 +66,12 @@ pub struct Config {
     #[arg(long, env = "CHAT_WS_PING_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub ws_ping_interval: Duration,
 
+    /// How often a node records the deliveries it saw (messages reaching members' sockets,
+    /// or fetched by them): one database write per interval, and the longest a sender
+    /// waits for `message_delivered`.
+    #[arg(long, env = "CHAT_DELIVERY_FLUSH_INTERVAL", default_value = "300ms", value_parser = parse_duration)]
+    pub delivery_flush_interval: Duration,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CHAT_WORKERS")]
     pub workers: Option<usize>,
@@ -198,6 +204,10 @@ mod tests {
         assert_eq!(cli.config.token_ttl, Duration::from_secs(86_400));
         assert_eq!(cli.config.bcrypt_cost, 12);
         assert_eq!(cli.config.sqlite_sync, SyncMode::Normal);
+        assert_eq!(
+            cli.config.delivery_flush_interval,
+            Duration::from_millis(300)
+        );
         assert!(cli.config.rate_limits);
         assert_eq!(cli.config.max_connections_per_user, 20);
         assert!(cli.config.allowed_origins.is_empty());

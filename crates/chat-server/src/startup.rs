@@ -231,6 +231,12 @@ impl Application {
             limiter: limits.limiter,
             limits: config.limits(),
         });
+        // Started once the server is bound; it ends when the hub shuts down.
+        let deliveries = chat_http::ws::delivery::flush_deliveries(
+            hub.clone(),
+            services.clone(),
+            config.delivery_flush_interval,
+        );
         let state = web::Data::new(AppState {
             services,
             frame_limiter: Arc::new(MemoryRateLimiter::default()),
@@ -255,6 +261,7 @@ impl Application {
                 chat_http::server::service(state.clone(), local_addr, graceful.clone())
             })?
             .run();
+        tokio::spawn(deliveries);
         tracing::info!(address = %config.bind, port, "chatd listening");
         Ok(Self {
             port,

@@ -115,6 +115,7 @@ impl ConversationStore for SqliteStore {
                 role: role.as_str().to_owned(),
                 joined_at: ts(c.created_at),
                 last_read_seq: 0,
+                last_delivered_seq: 0,
                 read_at: None,
             })
             .collect();
@@ -350,6 +351,7 @@ impl ConversationStore for SqliteStore {
                     role: role.as_str().to_owned(),
                     joined_at: ts(at),
                     last_read_seq: 0,
+                    last_delivered_seq: 0,
                     read_at: None,
                 })
                 .collect();

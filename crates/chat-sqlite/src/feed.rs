@@ -10,7 +10,7 @@
 use chat_domain::feed::{FeedEntry, FeedItem, HiddenReply};
 use chat_domain::message::Seq;
 use chat_domain::ports::{FeedStore, StoreResult};
-use chat_domain::read_state::ReadMarker;
+use chat_domain::read_state::{Delivered, ReadMarker};
 use chat_domain::{ConversationId, UserId};
 use std::collections::HashMap;
 
@@ -56,6 +56,16 @@ const MARKERS_SQL: &str = "SELECT o.conversation_id, o.user_id, o.last_read_seq,
                                   AND o.marker_seq > ?1 \
       WHERE cm.user_id = ?2 \
       ORDER BY o.marker_seq LIMIT ?3";
+
+/// Every other member's delivered marker in the user's conversations, moved past the
+/// position (a user's own devices know what they received).
+const DELIVERED_SQL: &str = "SELECT o.conversation_id, o.user_id, o.last_delivered_seq, \
+            o.delivered_seq AS position \
+       FROM conversation_members cm \
+       JOIN conversation_members o ON o.conversation_id = cm.conversation_id \
+                                  AND o.delivered_seq > ?1 \
+      WHERE cm.user_id = ?2 AND o.user_id <> ?2 \
+      ORDER BY o.delivered_seq LIMIT ?3";
 
 /// The user's own settings changed past the position, as they now stand: an archive holds
 /// only until a newer message arrives, unless the conversation is muted (`?4`: now), as
@@ -109,6 +119,18 @@ struct MarkerEntry {
     joined_at: NaiveDateTime,
     #[diesel(sql_type = Nullable<Text>)]
     message_id: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    position: i64,
+}
+
+#[derive(QueryableByName)]
+struct DeliveredEntry {
+    #[diesel(sql_type = Text)]
+    conversation_id: String,
+    #[diesel(sql_type = Text)]
+    user_id: String,
+    #[diesel(sql_type = BigInt)]
+    last_delivered_seq: i64,
     #[diesel(sql_type = BigInt)]
     position: i64,
 }
@@ -254,6 +276,15 @@ fn read_feed(
                 .map(|m| id("message id", m))
                 .transpose()?,
         };
+        items.push(item(row.position, entry));
+    }
+    for row in load::<DeliveredEntry>(conn, DELIVERED_SQL, &key, since, limit)? {
+        let entry = FeedEntry::Delivered(Delivered {
+            conversation_id: id("conversation id", &row.conversation_id)?,
+            user_id: id("user id", &row.user_id)?,
+            last_delivered_seq: Seq(row.last_delivered_seq),
+            seq: Seq(row.position),
+        });
         items.push(item(row.position, entry));
     }
     let settings: Vec<SettingsEntry> = diesel::sql_query(SETTINGS_SQL)

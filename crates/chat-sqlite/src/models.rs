@@ -123,6 +123,7 @@ pub struct MemberRow {
     pub role: String,
     pub joined_at: NaiveDateTime,
     pub last_read_seq: i64,
+    pub last_delivered_seq: i64,
     pub read_at: Option<NaiveDateTime>,
 }
 
@@ -141,6 +142,7 @@ impl TryFrom<MemberRow> for Member {
             role: Role::parse(&row.role).ok_or_else(|| StorageError::corrupt("role", &row.role))?,
             joined_at: utc(row.joined_at),
             last_read_seq: Seq(row.last_read_seq),
+            last_delivered_seq: Seq(row.last_delivered_seq),
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use chat_domain::message::Seq;
 use chat_domain::ports::{ReadReceiptStore, StoreResult};
-use chat_domain::read_state::{MarkerSet, ReadMarker};
+use chat_domain::read_state::{Delivered, Delivery, MarkerSet, ReadMarker};
 use chat_domain::{ConversationId, StoreError, UserId};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -38,6 +38,41 @@ pub(crate) const UNREAD_COUNTS_SQL: &str = "SELECT cm.conversation_id, \
      FROM conversation_members cm WHERE cm.user_id = ?";
 
 impl ReadReceiptStore for SqliteStore {
+    fn deliver(&self, deliveries: &[Delivery]) -> StoreResult<Vec<Delivered>> {
+        let deliveries = Delivery::highest_per_member(deliveries);
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|conn| {
+            let mut moved = Vec::new();
+            for d in deliveries {
+                let (conversation_key, user_key) =
+                    (d.conversation_id.to_string(), d.user_id.to_string());
+                let key = (&conversation_key, &user_key);
+                // Forward only, and only past the read marker: reading is receiving.
+                let moves = diesel::update(conversation_members::table.find(key))
+                    .filter(conversation_members::last_delivered_seq.lt(d.seq.0))
+                    .filter(conversation_members::last_read_seq.lt(d.seq.0))
+                    .set(conversation_members::last_delivered_seq.eq(d.seq.0))
+                    .execute(conn)?;
+                if moves == 0 {
+                    continue;
+                }
+                let change = seq::take(conn)?;
+                diesel::update(conversation_members::table.find(key))
+                    .set(conversation_members::delivered_seq.eq(change.0))
+                    .execute(conn)?;
+                moved.push(Delivered {
+                    conversation_id: d.conversation_id,
+                    user_id: d.user_id,
+                    last_delivered_seq: d.seq,
+                    seq: change,
+                });
+            }
+            Ok(moved)
+        })
+    }
+
     fn advance(
         &self,
         conversation: ConversationId,
@@ -121,6 +156,20 @@ impl ReadReceiptStore for SqliteStore {
                         .eq(messages::thread_root_id),
                 )
                 .filter(thread_participants::user_id.eq(&user_key));
+            if last_read_seq < previous {
+                // Marking unread takes nothing back from delivery: what was read was
+                // received, so the delivered marker keeps up with where reading stood.
+                let raised = diesel::update(conversation_members::table.find(key))
+                    .filter(conversation_members::last_delivered_seq.lt(previous))
+                    .set(conversation_members::last_delivered_seq.eq(previous))
+                    .execute(conn)?;
+                if raised > 0 {
+                    let delivered = seq::take(conn)?;
+                    diesel::update(conversation_members::table.find(key))
+                        .set(conversation_members::delivered_seq.eq(delivered.0))
+                        .execute(conn)?;
+                }
+            }
             let unread: i64 = messages::table
                 .filter(messages::conversation_id.eq(&conversation_key))
                 .filter(messages::seq.gt(last_read_seq))

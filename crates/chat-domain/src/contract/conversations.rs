@@ -36,6 +36,7 @@ pub fn a_conversation_reads_back_as_created_with_its_members<S: Stores + ?Sized>
         role,
         joined_at: conversation.created_at,
         last_read_seq: Seq::ZERO,
+        last_delivered_seq: Seq::ZERO,
     };
     let mut members = store.members(id).unwrap();
     members.sort_by_key(|m| m.user_id);

@@ -12,7 +12,7 @@ use crate::events::DomainEvent;
 use crate::message::{HistoryCursor, Message, Seq};
 use crate::paging::Page;
 use crate::ports::{Clock, ConversationStore, EventPublisher, MessageStore, UserStore};
-use crate::read_state::{SettingsChanged, SettingsUpdate};
+use crate::read_state::{SettingsChanged, SettingsUpdate, delivered_up_to};
 use crate::user::PublicProfile;
 use crate::{ConversationId, DomainError, MessageId, Resource, StoreError, UserId};
 
@@ -648,6 +648,8 @@ fn participants(members: &[Member], profiles: &HashMap<UserId, PublicProfile>) -
                 user: user.clone(),
                 role: m.role,
                 joined_at: m.joined_at,
+                last_read_seq: m.last_read_seq,
+                last_delivered_seq: delivered_up_to(m.last_delivered_seq, m.last_read_seq),
             })
         })
         .collect()

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod conversations;
+mod delivery;
 mod messages;
 mod reactions;
 mod sync;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 pub use accounts::{AccountService, Authenticated, LoggedIn, ProfileChanges, SignupRequest};
 pub use conversations::{ConversationService, CreateConversation};
+pub use delivery::DeliveryService;
 pub use messages::{Deleted, MessageService, SendMessage};
 pub use reactions::ReactionService;
 pub use sync::{FeedEvent, FeedPage, FeedQuery, SyncService};
@@ -51,6 +53,8 @@ pub struct ChatServices {
     /// Reactions and pins.
     pub reactions: ReactionService,
     pub sync: SyncService,
+    /// Delivered receipts.
+    pub delivery: DeliveryService,
 }
 
 impl ChatServices {
@@ -63,6 +67,7 @@ impl ChatServices {
             conversations,
             messages,
             reactions: ReactionService::new(&ports),
+            delivery: DeliveryService::new(&ports),
         }
     }
 

@@ -10,7 +10,7 @@ use crate::conversation::{ConversationDetails, ConversationKind, Member};
 use crate::feed::{FeedEntry, HiddenReply};
 use crate::message::{MessageView, Seq};
 use crate::ports::{Clock, ConversationStore, FeedStore, ReadReceiptStore};
-use crate::read_state::ReadMarker;
+use crate::read_state::{Delivered, ReadMarker};
 use crate::validation::{FieldError, Validator};
 use crate::{ConversationId, DomainError, MessageId, UserId};
 
@@ -77,6 +77,8 @@ pub enum FeedEvent {
         marker: ReadMarker,
         message_id: Option<MessageId>,
     },
+    /// Another member's delivered marker, as recorded.
+    MessageDelivered { seq: Seq, delivered: Delivered },
     /// The caller's own read marker, with the conversation's unread count and unread
     /// mentions for them, as they now stand.
     ReadMarkerUpdated {
@@ -117,6 +119,7 @@ impl FeedEvent {
             | FeedEvent::MessageDeleted { seq, .. }
             | FeedEvent::MessageHidden { seq, .. }
             | FeedEvent::MessageRead { seq, .. }
+            | FeedEvent::MessageDelivered { seq, .. }
             | FeedEvent::ReadMarkerUpdated { seq, .. }
             | FeedEvent::SettingsUpdated { seq, .. }
             | FeedEvent::ConversationState { seq, .. }
@@ -134,6 +137,19 @@ pub struct FeedPage {
     pub next: Seq,
     /// Whether more events lie after `next` already.
     pub has_more: bool,
+}
+
+impl FeedPage {
+    /// The messages the page carries (sent or changed; not tombstones): what fetching it
+    /// delivers.
+    pub fn messages(&self) -> impl Iterator<Item = &crate::message::Message> {
+        self.events.iter().filter_map(|event| match event {
+            FeedEvent::NewMessage { message, .. } | FeedEvent::MessageUpdated { message, .. } => {
+                Some(&message.message)
+            }
+            _ => None,
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -243,6 +259,7 @@ impl SyncService {
                     marker,
                     message_id,
                 },
+                FeedEntry::Delivered(delivered) => FeedEvent::MessageDelivered { seq, delivered },
                 FeedEntry::Settings {
                     conversation_id,
                     muted_until,
@@ -309,6 +326,7 @@ mod tests {
                 FeedEvent::MessageDeleted { .. } => "message_deleted",
                 FeedEvent::MessageHidden { .. } => "message_hidden",
                 FeedEvent::MessageRead { .. } => "message_read",
+                FeedEvent::MessageDelivered { .. } => "message_delivered",
                 FeedEvent::ReadMarkerUpdated { .. } => "read_marker_updated",
                 FeedEvent::SettingsUpdated { .. } => "settings_updated",
                 FeedEvent::ConversationState { .. } => "conversation_state",

@@ -76,6 +76,13 @@ pub struct ParticipantResponse {
     #[schema(example = "member")]
     pub role: String,
     pub joined_at: DateTime<Utc>,
+    /// The member's read marker: they have read every message up to this seq.
+    #[schema(example = 41)]
+    pub last_read_seq: i64,
+    /// Every message up to this seq reached one of the member's devices (a live socket, or
+    /// a fetch of messages); never below `last_read_seq`.
+    #[schema(example = 42)]
+    pub last_delivered_seq: i64,
 }
 
 impl From<Participant> for ParticipantResponse {
@@ -87,6 +94,8 @@ impl From<Participant> for ParticipantResponse {
             avatar_url: p.user.avatar_url,
             role: p.role.as_str().to_owned(),
             joined_at: p.joined_at,
+            last_read_seq: p.last_read_seq.0,
+            last_delivered_seq: p.last_delivered_seq.0,
         }
     }
 }

@@ -25,14 +25,20 @@ pub struct SyncParams {
     "events": [
         {"type": "conversation_updated", "seq": 41, "change": "state",
          "conversation_id": "6f2c7d1e-3b4a-4c5d-8e9f-0a1b2c3d4e5f", "name": "team",
-         "user_ids": ["0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a"],
+         "user_ids": ["0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a",
+             "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"],
          "conversation": {"id": "6f2c7d1e-3b4a-4c5d-8e9f-0a1b2c3d4e5f", "kind": "group",
              "is_group": true, "name": "team",
              "created_by": "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a",
              "created_at": "2026-12-07T10:00:00Z", "updated_at": "2026-12-07T10:05:00Z",
              "participants": [{"id": "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a",
                  "username": "alice", "full_name": null, "avatar_url": null,
-                 "role": "owner", "joined_at": "2026-12-07T10:00:00Z"}]},
+                 "role": "owner", "joined_at": "2026-12-07T10:00:00Z",
+                 "last_read_seq": 40, "last_delivered_seq": 40},
+                {"id": "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b",
+                 "username": "bob", "full_name": null, "avatar_url": null,
+                 "role": "member", "joined_at": "2026-12-07T10:00:00Z",
+                 "last_read_seq": 38, "last_delivered_seq": 40}]},
          "last_read_seq": 40, "timestamp": "2026-12-07T10:05:00Z"},
         {"type": "new_message", "seq": 42,
          "message": {"id": "3a4b5c6d-7e8f-4a0b-9c1d-2e3f4a5b6c7d", "seq": 42,
@@ -40,9 +46,13 @@ pub struct SyncParams {
              "sender_id": "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a", "recipient_id": null,
              "content": "hello", "client_message_id": null, "is_read": true,
              "created_at": "2026-12-07T10:06:00Z", "updated_at": "2026-12-07T10:06:00Z"},
-         "timestamp": "2026-12-07T10:06:00Z"}
+         "timestamp": "2026-12-07T10:06:00Z"},
+        {"type": "message_delivered", "seq": 43,
+         "conversation_id": "6f2c7d1e-3b4a-4c5d-8e9f-0a1b2c3d4e5f",
+         "user_id": "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b", "last_delivered_seq": 42,
+         "timestamp": "2026-12-07T10:06:01Z"}
     ],
-    "next": 42,
+    "next": 43,
     "has_more": false
 }))]
 pub struct SyncResponse {

@@ -17,6 +17,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Query};
 use crate::routes::resource;
 use crate::state::AppState;
+use crate::ws::delivery::note_fetched;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Routes are tried in order, each pattern with a path parameter through a regex: the
@@ -399,5 +400,7 @@ pub async fn list_messages(
     let page = state
         .run(move |s| s.messages.history(user.id, id, cursor, limit))
         .await?;
+    // Fetched is delivered: noted for the next delivery flush, no write on this request.
+    note_fetched(&state.hub, user.id, page.iter().map(|view| &view.message));
     Ok(web::Json(page.into_iter().map(Into::into).collect()))
 }

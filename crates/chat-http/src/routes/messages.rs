@@ -15,6 +15,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Query};
 use crate::routes::resource;
 use crate::state::AppState;
+use crate::ws::delivery::note_fetched;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/messages/unread/count", "GET").route(web::get().to(unread_count)))
@@ -73,6 +74,8 @@ pub async fn list_thread(
     let page = state
         .run(move |s| s.messages.thread(user.id, root, cursor, limit))
         .await?;
+    // Fetched is delivered, as for a history page.
+    note_fetched(&state.hub, user.id, page.iter().map(|view| &view.message));
     Ok(web::Json(page.into_iter().map(Into::into).collect()))
 }
 

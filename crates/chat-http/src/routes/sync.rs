@@ -9,6 +9,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::Query;
 use crate::routes::resource;
 use crate::state::AppState;
+use crate::ws::delivery::note_fetched;
 use crate::ws::protocol::ServerFrame;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -43,6 +44,8 @@ pub async fn sync(
     let (page, now) = state
         .run(move |s| Ok((s.sync.feed(user.id, query)?, s.sync.now())))
         .await?;
+    // Fetched is delivered: noted for the next delivery flush, no write on this request.
+    note_fetched(&state.hub, user.id, page.messages());
     let events = page
         .events
         .into_iter()

@@ -14,6 +14,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::WsConfig;
+use super::delivery::DeliveryTracker;
 use super::protocol::ServerFrame;
 
 const SHARDS: usize = 32;
@@ -51,6 +52,8 @@ pub struct Hub {
     drained: Notify,
     shutdown: watch::Sender<bool>,
     config: WsConfig,
+    /// New messages handed to members' sockets, until the next delivery flush.
+    deliveries: DeliveryTracker,
 }
 
 /// A connection's place in the hub; dropping it leaves the hub.
@@ -77,11 +80,17 @@ impl Hub {
             drained: Notify::new(),
             shutdown: watch::Sender::new(false),
             config,
+            deliveries: DeliveryTracker::default(),
         }
     }
 
     pub fn config(&self) -> &WsConfig {
         &self.config
+    }
+
+    /// What reached members on this node since the last delivery flush.
+    pub fn deliveries(&self) -> &DeliveryTracker {
+        &self.deliveries
     }
 
     /// Open, authenticated connections on this node.
@@ -241,6 +250,17 @@ impl Hub {
     /// Queues one serialized frame for every connection of every user in `audience`. Never
     /// waits: a connection whose queue is full is told to close instead.
     pub fn deliver(&self, audience: &[UserId], frame: &ByteString) {
+        self.deliver_noting(audience, frame, |_| {});
+    }
+
+    /// [`Self::deliver`], calling `reached` for each user with a connection that took the
+    /// frame into its queue.
+    fn deliver_noting(
+        &self,
+        audience: &[UserId],
+        frame: &ByteString,
+        mut reached: impl FnMut(UserId),
+    ) {
         for user in audience {
             let shard = self
                 .shard(*user)
@@ -249,11 +269,16 @@ impl Hub {
             let Some(connections) = shard.get(user) else {
                 continue;
             };
+            let mut taken = false;
             for connection in connections {
                 match connection.outbound.try_send(frame.clone()) {
-                    Ok(()) | Err(TrySendError::Closed(_)) => {}
+                    Ok(()) => taken = true,
+                    Err(TrySendError::Closed(_)) => {}
                     Err(TrySendError::Full(_)) => connection.overflowed.notify_one(),
                 }
+            }
+            if taken {
+                reached(*user);
             }
         }
     }
@@ -400,7 +425,25 @@ impl EventPublisher for Hub {
         if event.audience().is_empty() {
             return;
         }
-        if let Some(frame) = ServerFrame::for_event(&event) {
+        let Some(frame) = ServerFrame::for_event(&event) else {
+            return;
+        };
+        if let DomainEvent::MessageCreated {
+            message, audience, ..
+        } = &event
+        {
+            // A new message in a member's socket queue is delivered to them; the sender's
+            // own devices need no receipt (sending is reading).
+            let message = &message.message;
+            let mut reached = Vec::new();
+            self.deliver_noting(audience, &frame.to_text(), |user| {
+                if user != message.sender_id {
+                    reached.push(user);
+                }
+            });
+            self.deliveries
+                .note(message.conversation_id, message.seq, &reached);
+        } else {
             self.deliver(event.audience(), &frame.to_text());
         }
     }
@@ -431,6 +474,60 @@ mod tests {
         }
         assert!(e.outbound.try_recv().is_err());
         assert_eq!(hub.connection_count(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_new_message_queued_to_a_members_socket_is_noted_delivered_to_them_only() {
+        use chat_domain::ConversationId;
+        use chat_domain::message::{Message, MessageContent, MessageView, Seq};
+        use chat_domain::{MessageId, read_state::Delivery};
+
+        let hub = hub(8);
+        let (alice, bob, carol) = (UserId::new(), UserId::new(), UserId::new());
+        let _alices = hub.register(alice, "t");
+        let mut bobs = hub.register(bob, "t");
+        let conversation = ConversationId::new();
+        let now = chrono::Utc::now();
+        let message = Message {
+            id: MessageId::new(),
+            seq: Seq(7),
+            conversation_id: conversation,
+            sender_id: alice,
+            content: Some(MessageContent::parse("hi").unwrap()),
+            client_message_id: None,
+            created_at: now,
+            updated_at: now,
+            edited_at: None,
+            deletion: None,
+            change_seq: None,
+            reactions: Vec::new(),
+            pin: None,
+            reply_to: None,
+            thread_root_id: None,
+            thread: None,
+            mentions: Vec::new(),
+        };
+        hub.publish(DomainEvent::MessageCreated {
+            message: MessageView {
+                message,
+                recipient_id: None,
+                is_read: false,
+                viewer: alice,
+            },
+            // Carol has no socket on this node: nothing reached her here.
+            audience: vec![alice, bob, carol],
+            at: now,
+        });
+        assert!(bobs.outbound.try_recv().is_ok());
+        assert_eq!(
+            hub.deliveries().take(),
+            [Delivery {
+                conversation_id: conversation,
+                user_id: bob,
+                seq: Seq(7),
+            }],
+            "not the sender, and not carol"
+        );
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 //! holds the frame shapes; [`UserConnectionCap`] counts each user's connections (per node,
 //! or across the cluster). The protocol is documented in `docs/websocket.md`.
 
+pub mod delivery;
 mod error;
 mod hub;
 pub mod protocol;

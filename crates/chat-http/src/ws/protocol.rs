@@ -6,7 +6,7 @@ use chat_domain::conversation::ConversationChange;
 use chat_domain::events::{DomainEvent, PinChanged, ReactionChanged};
 use chat_domain::feed::HiddenReply;
 use chat_domain::message::{HiddenMessage, MessageView};
-use chat_domain::read_state::ReadReceipt;
+use chat_domain::read_state::{Delivered, ReadReceipt};
 use chat_domain::service::FeedEvent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -232,6 +232,17 @@ pub enum ServerFrame {
         last_read_seq: i64,
         timestamp: DateTime<Utc>,
     },
+    /// Messages of a conversation reached a member's devices (a socket, or a fetch) up to
+    /// `last_delivered_seq`: coalesced, one frame for many messages. A member's messages
+    /// count as delivered up to the higher of this and their read marker.
+    MessageDelivered {
+        /// The marker's position in the change feed.
+        seq: i64,
+        conversation_id: Uuid,
+        user_id: Uuid,
+        last_delivered_seq: i64,
+        timestamp: DateTime<Utc>,
+    },
     /// Your own read marker was set (by you, on any of your devices); in a replay, as it
     /// now stands, with the conversation's unread count and unread mentions.
     ReadMarkerUpdated {
@@ -408,6 +419,17 @@ impl ServerFrame {
         }
     }
 
+    /// A delivered marker as it now stands.
+    pub fn message_delivered(delivered: &Delivered, timestamp: DateTime<Utc>) -> Self {
+        ServerFrame::MessageDelivered {
+            seq: delivered.seq.0,
+            conversation_id: delivered.conversation_id.as_uuid(),
+            user_id: delivered.user_id.as_uuid(),
+            last_delivered_seq: delivered.last_delivered_seq.0,
+            timestamp,
+        }
+    }
+
     /// A change to a message as it now stands: `message_updated`, or `message_deleted` for a
     /// tombstone. `seq` is the change's place in the order (the message's own for one never
     /// changed).
@@ -458,6 +480,9 @@ impl ServerFrame {
             }
             DomainEvent::MessageHidden { hidden, at, .. } => Self::message_hidden(hidden, *at),
             DomainEvent::MessageRead { receipt, at, .. } => Self::message_read(receipt, *at),
+            DomainEvent::MessageDelivered { delivered, at, .. } => {
+                Self::message_delivered(delivered, *at)
+            }
             DomainEvent::ReadMarkerSet { set, at, .. } => ServerFrame::ReadMarkerUpdated {
                 seq: set.marker.seq.map_or(0, |seq| seq.0),
                 conversation_id: set.marker.conversation_id.as_uuid(),
@@ -585,6 +610,10 @@ impl ServerFrame {
                 last_read_seq: marker.last_read_seq.0,
                 timestamp: marker.read_at,
             },
+            // Delivery keeps no time of its own.
+            FeedEvent::MessageDelivered { delivered, .. } => {
+                Self::message_delivered(&delivered, now)
+            }
             FeedEvent::ReadMarkerUpdated {
                 seq,
                 marker,

@@ -615,6 +615,7 @@ async fn sync(
             Err(error) => return send_session_error(ws, &error, reference).await,
         };
         let (page, now) = page;
+        super::delivery::note_fetched(&state.hub, user, page.messages());
         ws.texts(
             page.events
                 .into_iter()

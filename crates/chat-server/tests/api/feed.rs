@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use chat_postgres::testing::TestDatabase;
 
-use crate::helpers::{TestApp, TestUser, spawn_app};
-use crate::postgres::spawn_node;
+use crate::helpers::{TestApp, TestUser, spawn_app, spawn_delivering_app};
+use crate::postgres::spawn_delivering_node;
 
 /// A small deterministic generator, so a failing run can be repeated from its seed.
 struct Rng(u64);
@@ -96,6 +96,14 @@ struct Conversation {
     threads: BTreeMap<String, BTreeMap<i64, Message>>,
     /// Root id → its summary as the client keeps it (docs/websocket.md, "Threads").
     summaries: BTreeMap<String, ThreadKept>,
+    // --- Delivered receipts (H9) ---
+    /// Every other member's delivered marker as reads show it (never below their read
+    /// marker, never going back): the highest of what `message_delivered`, `message_read`
+    /// and their own messages said since `delivered_position`.
+    delivered: BTreeMap<String, i64>,
+    /// Per member, the position of the conversation state that last set `delivered` (a
+    /// member added back starts again from there): their own messages below it count no more.
+    delivered_position: BTreeMap<String, i64>,
 }
 
 // --- Threads (issue #15) ---
@@ -170,6 +178,14 @@ impl ThreadKept {
 }
 
 impl Conversation {
+    /// Delivered receipts (H9): `user`'s delivered marker is at least `seq`.
+    fn delivered_at_least(&mut self, user: &str, seq: i64) {
+        let at = self.delivered.entry(user.to_owned()).or_default();
+        *at = (*at).max(seq);
+    }
+}
+
+impl Conversation {
     fn muted(&self) -> bool {
         !self.muted_until.is_null()
     }
@@ -217,6 +233,11 @@ impl Client {
                 if message.sender == self.me && message_seq > conversation.marker_position {
                     // Sending is reading.
                     conversation.marker = conversation.marker.max(message_seq);
+                }
+                // Delivered receipts (H9): sending is reading, and reading is receiving.
+                let since = conversation.delivered_position.get(&message.sender);
+                if message.sender != self.me && since.is_none_or(|p| message_seq > *p) {
+                    conversation.delivered_at_least(&message.sender, message_seq);
                 }
                 // --- Threads (issue #15): a thread reply goes to its thread, counts in its
                 // root's summary, and brings no archived conversation back. ---
@@ -269,8 +290,20 @@ impl Client {
                 conversation.archived = event["archived"].as_bool().unwrap();
                 conversation.archive_position = seq;
             }
-            // Another member's marker: what `is_read` of the client's own messages follows.
-            "message_read" => {}
+            // Another member's marker: what `is_read` of the client's own messages follows,
+            // and (H9) what was read was received.
+            "message_read" => {
+                let conversation = self.conversations.entry(conversation_id).or_default();
+                let user = event["user_id"].as_str().unwrap();
+                conversation.delivered_at_least(user, event["last_read_seq"].as_i64().unwrap());
+            }
+            // Delivered receipts (H9): another member's delivered marker.
+            "message_delivered" => {
+                let conversation = self.conversations.entry(conversation_id).or_default();
+                let user = event["user_id"].as_str().unwrap();
+                let at = event["last_delivered_seq"].as_i64().unwrap();
+                conversation.delivered_at_least(user, at);
+            }
             "conversation_updated" => match event["change"].as_str().unwrap() {
                 "state" => {
                     let conversation = self.conversations.entry(conversation_id).or_default();
@@ -290,6 +323,13 @@ impl Client {
                             let id = p["id"].as_str().unwrap().to_owned();
                             (id, p["role"].as_str().unwrap().to_owned())
                         })
+                        .collect();
+                    // Delivered receipts (H9): every member's, as it stands.
+                    conversation.delivered = delivered_of_others(details, &self.me);
+                    conversation.delivered_position = conversation
+                        .members
+                        .keys()
+                        .map(|id| (id.clone(), seq))
                         .collect();
                 }
                 "member_removed" if event["user_ids"][0] == self.me.as_str() => {
@@ -428,6 +468,11 @@ impl Client {
             "history": history,
             "pins": pins,
             "threads": self.threads_shown(c),
+            // Delivered receipts (H9).
+            "delivered": c.members.keys()
+                .filter(|id| **id != self.me)
+                .map(|id| (id.clone(), c.delivered.get(id).copied().unwrap_or(0)))
+                .collect::<BTreeMap<String, i64>>(),
         })
     }
 
@@ -471,6 +516,21 @@ impl Client {
             })
             .collect()
     }
+}
+
+/// Delivered receipts (H9): the other members' `last_delivered_seq` in a conversation as
+/// REST shows it.
+fn delivered_of_others(conversation: &Value, me: &str) -> BTreeMap<String, i64> {
+    conversation["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["id"] != me)
+        .map(|p| {
+            let id = p["id"].as_str().unwrap().to_owned();
+            (id, p["last_delivered_seq"].as_i64().unwrap())
+        })
+        .collect()
 }
 
 /// Asserts that the client's state is what fresh reads show, naming the first conversation
@@ -617,6 +677,7 @@ async fn fresh_reads(app: &TestApp, user: &TestUser) -> Value {
                 "history": history,
                 "pins": pins,
                 "threads": threads,
+                "delivered": delivered_of_others(entry, &user.id),
             }),
         );
     }
@@ -802,6 +863,10 @@ impl Scene {
         let (group_id, owner) = &group;
         let sent = (!self.messages.is_empty()).then(|| rng.pick(&self.messages).clone());
         let offline = self.offline.clone();
+        // Delivered receipts (H9): one operation in ten.
+        if rng.below(10) == 0 {
+            return self.delivered_operation(rng, &any).await;
+        }
         match (rng.below(23), sent) {
             (0..=4, _) => {
                 let members = self.members(&any).await;
@@ -1003,6 +1068,46 @@ impl Scene {
     }
 }
 
+impl Scene {
+    /// Delivered receipts (H9): a member other than the offline user fetches a
+    /// conversation's history, which delivers its newest message to them; waits until
+    /// reads show it (the fetch is recorded at the next delivery flush), so that the
+    /// catch-up afterwards has it to replay.
+    async fn delivered_operation(&mut self, rng: &mut Rng, conversation: &(String, TestUser)) {
+        let members = self.members(conversation).await;
+        let others: Vec<&(String, String)> = members
+            .iter()
+            .filter(|(id, _)| *id != self.offline.id)
+            .collect();
+        let fetcher = self.user(&rng.pick(&others).0);
+        let (id, reader) = conversation;
+        let history = json_of(
+            &self.app,
+            &format!("/api/v1/conversations/{id}/messages?limit=200"),
+            &fetcher.token,
+        )
+        .await;
+        let Some(newest) = history.as_array().unwrap().last() else {
+            return;
+        };
+        let newest = newest["seq"].as_i64().unwrap();
+        let path = format!("/api/v1/conversations/{id}");
+        let deadline = tokio::time::Instant::now() + crate::ws::PATIENCE;
+        loop {
+            let details = json_of(&self.app, &path, &reader.token).await;
+            let shown = delivered_of_others(&details, "");
+            if shown[&fetcher.id] >= newest {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the fetch of {newest} was never recorded: {details}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
 /// The WebSocket `sync` from `since` with `limit` a page, every page: the frames before each
 /// `synced`.
 async fn ws_replay(app: &TestApp, user: &TestUser, since: i64, limit: u32) -> Vec<Value> {
@@ -1026,14 +1131,21 @@ async fn ws_replay(app: &TestApp, user: &TestUser, since: i64, limit: u32) -> Ve
     }
 }
 
-/// Without the timestamps of replayed events that were stamped when read.
-fn comparable(events: &[Value]) -> Vec<Value> {
+/// Without the timestamps of replayed events that were stamped when read, nor (H9) the
+/// reader's own delivered marker in a conversation's members: the reader's own fetches (the
+/// replays themselves) move it, and it is no change of the feed's.
+fn comparable(events: &[Value], reader: &str) -> Vec<Value> {
     events
         .iter()
         .map(|e| {
             let mut e = e.clone();
             if let Some(object) = e.as_object_mut() {
                 object.remove("timestamp");
+            }
+            if let Some(participants) = e["conversation"]["participants"].as_array_mut() {
+                for p in participants.iter_mut().filter(|p| p["id"] == reader) {
+                    p.as_object_mut().unwrap().remove("last_delivered_seq");
+                }
             }
             e
         })
@@ -1043,8 +1155,8 @@ fn comparable(events: &[Value]) -> Vec<Value> {
 /// As [`comparable`], and a replayed message's frame named alike whether it came as new or
 /// as changed: which one a message changed after it was sent comes as depends on where the
 /// page holding it starts (docs/websocket.md, "Replayed frames").
-fn paged_alike(events: &[Value]) -> Vec<Value> {
-    comparable(events)
+fn paged_alike(events: &[Value], reader: &str) -> Vec<Value> {
+    comparable(events, reader)
         .into_iter()
         .map(|mut e| {
             if e["type"] == "message_updated" {
@@ -1135,9 +1247,18 @@ async fn catch_up_after_random_changes(
     // same size; in pages of another size, the same but for which of a changed message
     // is new and which changed.
     let replayed = ws_replay(&scene.app, &offline, away_from, 3).await;
-    assert_eq!(comparable(&replayed), comparable(&applied), "seed {seed}");
+    let me = offline.id.as_str();
+    assert_eq!(
+        comparable(&replayed, me),
+        comparable(&applied, me),
+        "seed {seed}"
+    );
     let replayed = ws_replay(&scene.app, &offline, away_from, 4).await;
-    assert_eq!(paged_alike(&replayed), paged_alike(&applied), "seed {seed}");
+    assert_eq!(
+        paged_alike(&replayed, me),
+        paged_alike(&applied, me),
+        "seed {seed}"
+    );
     // Nothing is left after the end.
     let end = sync_page(&scene.app, &offline.token, client.position, 10).await;
     assert_eq!(
@@ -1152,7 +1273,7 @@ async fn a_client_offline_while_others_changed_things_catches_up_exactly_by_pagi
     // once over the seeds: else the comparison proves less than it claims.
     let mut seen = std::collections::BTreeSet::new();
     for seed in [7_u64, 1_234_567, 987_654_321, 42, 2_718_281_828] {
-        let scene = Scene::on(spawn_app().await).await;
+        let scene = Scene::on(spawn_delivering_app().await).await;
         catch_up_after_random_changes(scene, seed, &mut seen).await;
     }
     let kinds = [
@@ -1161,6 +1282,7 @@ async fn a_client_offline_while_others_changed_things_catches_up_exactly_by_pagi
         "message_deleted",
         "message_hidden",
         "message_read",
+        "message_delivered",
         "read_marker_updated",
         "conversation_settings_updated",
         "state",
@@ -1186,7 +1308,7 @@ async fn on_postgresql_a_client_offline_while_others_changed_things_catches_up_e
         let Some(database) = TestDatabase::create("the change feed on PostgreSQL") else {
             return;
         };
-        let scene = Scene::on(spawn_node(&database).await).await;
+        let scene = Scene::on(spawn_delivering_node(&database).await).await;
         catch_up_after_random_changes(scene, seed, &mut Default::default()).await;
     }
 }

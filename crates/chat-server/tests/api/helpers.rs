@@ -32,6 +32,10 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         bcrypt_cost: 4,
         sqlite_sync: SyncMode::Normal,
         ws_ping_interval: Duration::from_secs(30),
+        // Tests of other behaviour count the frames they get; delivered receipts, which
+        // would come between them, have their own tests, which flush often
+        // (`DELIVERING_OFTEN`).
+        delivery_flush_interval: Duration::from_secs(3600),
         workers: Some(1),
         // Tests of other behaviour send faster than a person; limits have their own tests.
         rate_limits: false,
@@ -47,6 +51,17 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         log_format: chat_server::LogFormat::Text,
         bus_url: None,
     }
+}
+
+/// How often the delivered receipts' tests, and the feed proof, record deliveries.
+pub const DELIVERING_OFTEN: Duration = Duration::from_millis(50);
+
+/// A server that records deliveries every [`DELIVERING_OFTEN`].
+pub async fn spawn_delivering_app() -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = test_config(&dir);
+    config.delivery_flush_interval = DELIVERING_OFTEN;
+    spawn_app_with(config, dir).await
 }
 
 /// A server with the abuse limits on, as in production, after `change` to its configuration.

@@ -11,6 +11,7 @@ mod binary;
 mod changes;
 mod cluster_limits;
 mod conversations;
+mod delivered;
 mod edge;
 mod errors;
 mod feed;

@@ -20,6 +20,16 @@ pub(crate) async fn spawn_node(database: &TestDatabase) -> TestApp {
     spawn_app_with(config, dir).await
 }
 
+/// A server on the test database that records deliveries every
+/// [`DELIVERING_OFTEN`](crate::helpers::DELIVERING_OFTEN).
+pub(crate) async fn spawn_delivering_node(database: &TestDatabase) -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = test_config(&dir);
+    config.database_url = database.url().to_owned();
+    config.delivery_flush_interval = crate::helpers::DELIVERING_OFTEN;
+    spawn_app_with(config, dir).await
+}
+
 #[tokio::test]
 async fn two_servers_on_one_postgres_database_share_accounts_tokens_and_one_message_order() {
     let Some(database) = TestDatabase::create(SUITE) else {

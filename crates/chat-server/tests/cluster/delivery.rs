@@ -230,3 +230,38 @@ async fn a_password_change_on_one_node_closes_the_users_sockets_on_the_others() 
         assert_eq!(ws.close_code().await, Some(1008));
     }
 }
+
+#[tokio::test]
+async fn a_message_reaching_sockets_on_the_other_nodes_comes_back_to_the_sender_as_delivered() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let ([alice, bob, carol], group) = three_in_a_group(&cluster).await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let mut alice_ws = a.ws(&alice).await;
+    let mut bob_ws = b.ws(&bob).await;
+    let mut carol_ws = c.ws(&carol).await;
+
+    alice_ws
+        .send_json(json!({"type": "message", "conversation_id": group,
+                          "content": "did it arrive?", "client_message_id": "a-2"}))
+        .await;
+    let sent = alice_ws.next_of_type("new_message").await;
+    let seq = sent["seq"].as_i64().unwrap();
+    for ws in [&mut bob_ws, &mut carol_ws] {
+        ws.next_of_type("new_message").await;
+    }
+    // Node B records Bob's delivery, node C Carol's; each announcement crosses to node A.
+    let mut delivered = std::collections::BTreeMap::new();
+    while delivered.len() < 2 {
+        let frame = alice_ws.next_of_type("message_delivered").await;
+        assert_eq!(frame["conversation_id"], group.as_str());
+        delivered.insert(
+            frame["user_id"].as_str().unwrap().to_owned(),
+            frame["last_delivered_seq"].as_i64().unwrap(),
+        );
+    }
+    let expected: std::collections::BTreeMap<String, i64> =
+        [(bob.id.clone(), seq), (carol.id.clone(), seq)].into();
+    assert_eq!(delivered, expected);
+}
