@@ -1457,6 +1457,7 @@ impl ReadReceiptStore for MemoryStore {
             .filter(|m| {
                 m.conversation_id == conversation && m.seq > last_read_seq && m.sender_id != user
             })
+            .filter(|m| !m.is_deleted() && !state.is_hidden(user, m.id))
             .filter(|m| state.concerns(m, user))
             .count() as u64;
         let unread_mentions = state

@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use crate::PgStore;
 use crate::models::MemberRow;
-use crate::schema::{conversation_members, messages, thread_participants};
+use crate::schema::{conversation_members, hidden_messages, messages, thread_participants};
 use crate::seq;
-use diesel::dsl::exists;
+use diesel::dsl::{exists, not};
 
 #[derive(QueryableByName)]
 struct UnreadRow {
@@ -161,6 +161,13 @@ impl ReadReceiptStore for PgStore {
                 .filter(messages::seq.gt(last_read_seq))
                 .filter(messages::sender_id.ne(key.1))
                 .filter(messages::thread_root_id.is_null().or(exists(follows)))
+                // As every unread count counts: no tombstone, nothing the user hid.
+                .filter(messages::deleted_at.is_null())
+                .filter(not(exists(
+                    hidden_messages::table
+                        .filter(hidden_messages::user_id.eq(key.1))
+                        .filter(hidden_messages::message_id.eq(messages::id)),
+                )))
                 .count()
                 .get_result(conn)?;
             let unread_mentions = crate::mentions::unread_in(conn, key.0, key.1, last_read_seq)?;

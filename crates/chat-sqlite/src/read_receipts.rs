@@ -10,9 +10,9 @@ use diesel::sql_types::{BigInt, Text};
 
 use crate::SqliteStore;
 use crate::models::{MemberRow, id, ts};
-use crate::schema::{conversation_members, messages, thread_participants};
+use crate::schema::{conversation_members, hidden_messages, messages, thread_participants};
 use crate::seq;
-use diesel::dsl::exists;
+use diesel::dsl::{exists, not};
 
 #[derive(QueryableByName)]
 struct UnreadRow {
@@ -175,6 +175,13 @@ impl ReadReceiptStore for SqliteStore {
                 .filter(messages::seq.gt(last_read_seq))
                 .filter(messages::sender_id.ne(&user_key))
                 .filter(messages::thread_root_id.is_null().or(exists(follows)))
+                // As every unread count counts: no tombstone, nothing the user hid.
+                .filter(messages::deleted_at.is_null())
+                .filter(not(exists(
+                    hidden_messages::table
+                        .filter(hidden_messages::user_id.eq(&user_key))
+                        .filter(hidden_messages::message_id.eq(messages::id)),
+                )))
                 .count()
                 .get_result(conn)?;
             let unread_mentions =

@@ -36,6 +36,25 @@ pub fn advancing_a_marker_takes_a_position_only_when_it_moves<S: Stores + ?Sized
     assert_eq!(own.last_read_seq, m2.seq);
 }
 
+/// The unread count a set marker answers with counts as every unread count does: no message
+/// deleted for everyone, none the member hid.
+pub fn a_set_markers_unread_count_leaves_out_tombstones_and_hidden_messages<S: Stores + ?Sized>(
+    store: &S,
+) {
+    let f = Fixture::new(store);
+    let (a, b) = (f.user("alice"), f.user("bob"));
+    let ab = f.direct(a, b);
+    let kept = f.send(ab, a, "kept");
+    let deleted = f.send(ab, a, "deleted");
+    let hidden = f.send(ab, a, "hidden");
+    store.delete(deleted.id, a, f.now(), &mut |_| {}).unwrap();
+    store.hide(hidden.id, b, &mut |_| {}).unwrap();
+
+    let set = store.set_marker(ab, b, Seq::ZERO, f.now()).unwrap();
+    assert_eq!(set.unread_count, 1, "only {kept:?} is unread");
+    assert_eq!(store.unread_counts(b).unwrap(), vec![(ab, 1)]);
+}
+
 /// `set_marker` moves the marker back or forward onto the conversation's newest message at
 /// or below the seq asked for (zero when none: nothing read), says where it stood before and
 /// what is then unread, and takes a new position every time. A non-member is missing.

@@ -157,6 +157,7 @@ macro_rules! contract_tests {
             read_receipts::unread_counts_are_messages_from_others_past_the_marker,
             member_state::advancing_a_marker_takes_a_position_only_when_it_moves,
             member_state::setting_a_marker_moves_it_either_way_onto_a_message_with_a_position,
+            member_state::a_set_markers_unread_count_leaves_out_tombstones_and_hidden_messages,
             member_state::settings_change_only_what_they_name_and_each_change_takes_a_position,
             member_state::a_mute_lasts_until_its_time_and_keeps_the_unread_count,
             member_state::an_archive_holds_until_a_newer_message_unless_muted,
