@@ -1,12 +1,14 @@
 //! [`ReadReceiptStore`]: read markers live on the membership row.
 
+use std::collections::HashMap;
+
 use chat_domain::message::Seq;
 use chat_domain::ports::{ReadReceiptStore, StoreResult};
 use chat_domain::read_state::{Delivered, Delivery, MarkerSet, ReadMarker};
 use chat_domain::{ConversationId, StoreError, UserId};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use crate::PgStore;
@@ -37,6 +39,27 @@ const UNREAD_COUNTS_SQL: &str = "SELECT cm.conversation_id, \
        AS unread_count \
      FROM conversation_members cm WHERE cm.user_id = $1";
 
+/// Moves the delivered markers of a batch, each to its seq at its position, where that is
+/// still past both markers; returns those it moved.
+const DELIVER_SQL: &str = "UPDATE conversation_members cm \
+        SET last_delivered_seq = v.seq, delivered_seq = v.position \
+       FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[]) AS v(c, u, seq, position) \
+      WHERE cm.conversation_id = v.c AND cm.user_id = v.u \
+        AND cm.last_delivered_seq < v.seq AND cm.last_read_seq < v.seq \
+  RETURNING cm.conversation_id, cm.user_id, cm.last_delivered_seq, cm.delivered_seq";
+
+#[derive(QueryableByName)]
+struct MovedRow {
+    #[diesel(sql_type = SqlUuid)]
+    conversation_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    user_id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    last_delivered_seq: i64,
+    #[diesel(sql_type = BigInt)]
+    delivered_seq: i64,
+}
+
 impl ReadReceiptStore for PgStore {
     fn deliver(&self, deliveries: &[Delivery]) -> StoreResult<Vec<Delivered>> {
         let deliveries = Delivery::highest_per_member(deliveries);
@@ -44,42 +67,71 @@ impl ReadReceiptStore for PgStore {
             return Ok(Vec::new());
         }
         self.write(|conn| {
-            let mut moved = Vec::new();
-            for d in deliveries {
-                let key = (Uuid::from(d.conversation_id), Uuid::from(d.user_id));
-                // Reading is receiving: a delivery moves the marker only past both.
-                let current: Option<(i64, i64)> = conversation_members::table
-                    .find(key)
-                    .select((
-                        conversation_members::last_delivered_seq,
-                        conversation_members::last_read_seq,
-                    ))
-                    .first(conn)
-                    .optional()?;
-                if current.is_none_or(|(delivered, read)| delivered.max(read) >= d.seq.0) {
-                    continue;
-                }
-                // The counter before the membership row, as appends and `advance` take them:
-                // no deadlock. The row is re-checked under its lock; a move that lost to a
-                // further one leaves its seq a gap and is not reported.
-                let change = seq::take(conn)?;
-                let moves = diesel::update(conversation_members::table.find(key))
-                    .filter(conversation_members::last_delivered_seq.lt(d.seq.0))
-                    .filter(conversation_members::last_read_seq.lt(d.seq.0))
-                    .set((
-                        conversation_members::last_delivered_seq.eq(d.seq.0),
-                        conversation_members::delivered_seq.eq(change.0),
-                    ))
-                    .execute(conn)?;
-                if moves > 0 {
-                    moved.push(Delivered {
-                        conversation_id: d.conversation_id,
-                        user_id: d.user_id,
-                        last_delivered_seq: d.seq,
-                        seq: change,
-                    });
-                }
+            // Reading is receiving: a delivery moves a marker only past both. Which would
+            // move is read first, without a lock, so that the counter (taken next, before any
+            // membership row, as appends take them: no deadlock) is held only for one
+            // statement and the commit, not for a round trip per member: a flush runs
+            // beside the appends, which wait for the same counter.
+            let conversations: Vec<Uuid> = deliveries
+                .iter()
+                .map(|d| d.conversation_id.into())
+                .collect();
+            let users: Vec<Uuid> = deliveries.iter().map(|d| d.user_id.into()).collect();
+            let current: HashMap<(Uuid, Uuid), i64> = conversation_members::table
+                .filter(conversation_members::conversation_id.eq_any(&conversations))
+                .filter(conversation_members::user_id.eq_any(&users))
+                .select((
+                    conversation_members::conversation_id,
+                    conversation_members::user_id,
+                    conversation_members::last_delivered_seq,
+                    conversation_members::last_read_seq,
+                ))
+                .load::<(Uuid, Uuid, i64, i64)>(conn)?
+                .into_iter()
+                .map(|(c, u, delivered, read)| ((c, u), delivered.max(read)))
+                .collect();
+            let moving: Vec<&Delivery> = deliveries
+                .iter()
+                .filter(|d| {
+                    current
+                        .get(&(d.conversation_id.into(), d.user_id.into()))
+                        .is_some_and(|&shown| shown < d.seq.0)
+                })
+                .collect();
+            if moving.is_empty() {
+                return Ok(Vec::new());
             }
+            let last = seq::take_many(conn, moving.len())?;
+            let first = last.0 - moving.len() as i64 + 1;
+            // Each moving marker its own position, in the order of the batch. A row is
+            // re-checked under its lock: a move that lost to a further one meanwhile leaves
+            // its seq a gap (as `advance` does) and is not reported.
+            let moved: Vec<MovedRow> = diesel::sql_query(DELIVER_SQL)
+                .bind::<Array<SqlUuid>, _>(
+                    moving
+                        .iter()
+                        .map(|d| Uuid::from(d.conversation_id))
+                        .collect::<Vec<_>>(),
+                )
+                .bind::<Array<SqlUuid>, _>(
+                    moving
+                        .iter()
+                        .map(|d| Uuid::from(d.user_id))
+                        .collect::<Vec<_>>(),
+                )
+                .bind::<Array<BigInt>, _>(moving.iter().map(|d| d.seq.0).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>((first..=last.0).collect::<Vec<_>>())
+                .load(conn)?;
+            let mut moved: Vec<Delivered> = moved
+                .into_iter()
+                .map(|row| Delivered {
+                    conversation_id: row.conversation_id.into(),
+                    user_id: row.user_id.into(),
+                    last_delivered_seq: Seq(row.last_delivered_seq),
+                    seq: Seq(row.delivered_seq),
+                })
+                .collect();
+            moved.sort_by_key(|d| d.seq);
             Ok(moved)
         })
     }

@@ -20,6 +20,16 @@ pub(crate) fn take(conn: &mut PgConnection) -> StorageResult<Seq> {
     Ok(Seq(last))
 }
 
+/// Takes `n` seqs at once (n ≥ 1): the last of them; the others are the `n - 1` before it.
+pub(crate) fn take_many(conn: &mut PgConnection, n: usize) -> StorageResult<Seq> {
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    let last: i64 = diesel::update(message_seq::table)
+        .set(message_seq::last.eq(message_seq::last + n))
+        .returning(message_seq::last)
+        .get_result(conn)?;
+    Ok(Seq(last))
+}
+
 /// The highest seq committed so far; [`Seq::ZERO`] before the first. The counter's lock is
 /// held until each taker commits, so every seq at or below it is committed too.
 pub(crate) fn latest(conn: &mut PgConnection) -> StorageResult<Seq> {
