@@ -50,8 +50,8 @@ use chat_domain::message::{
 use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
 use chrono::{DateTime, Utc};
-use diesel::dsl::{exists, max, not};
-use diesel::pg::PgConnection;
+use diesel::dsl::{AsSelect, SqlTypeOf, exists, max, not};
+use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
@@ -96,21 +96,7 @@ impl MessageStore for PgStore {
                 .select(MessageRow::as_select())
                 .limit(i64::from(limit))
                 .into_boxed();
-            let mut rows: Vec<MessageRow> = match cursor {
-                HistoryCursor::Latest => base.order(messages::seq.desc()).load(conn)?,
-                HistoryCursor::Before(Seq(seq)) => base
-                    .filter(messages::seq.lt(seq))
-                    .order(messages::seq.desc())
-                    .load(conn)?,
-                HistoryCursor::After(Seq(seq)) => base
-                    .filter(messages::seq.gt(seq))
-                    .order(messages::seq.asc())
-                    .load(conn)?,
-            };
-            if !matches!(cursor, HistoryCursor::After(_)) {
-                rows.reverse();
-            }
-            replies::complete(conn, rows)
+            page_at(conn, base, cursor)
         })
     }
 
@@ -127,21 +113,7 @@ impl MessageStore for PgStore {
                 .select(MessageRow::as_select())
                 .limit(i64::from(limit))
                 .into_boxed();
-            let mut rows: Vec<MessageRow> = match cursor {
-                HistoryCursor::Latest => base.order(messages::seq.desc()).load(conn)?,
-                HistoryCursor::Before(Seq(seq)) => base
-                    .filter(messages::seq.lt(seq))
-                    .order(messages::seq.desc())
-                    .load(conn)?,
-                HistoryCursor::After(Seq(seq)) => base
-                    .filter(messages::seq.gt(seq))
-                    .order(messages::seq.asc())
-                    .load(conn)?,
-            };
-            if !matches!(cursor, HistoryCursor::After(_)) {
-                rows.reverse();
-            }
-            replies::complete(conn, rows)
+            page_at(conn, base, cursor)
         })
     }
 
@@ -913,4 +885,31 @@ fn record_markers(
     .bind::<Array<Timestamptz>, _>(rows.iter().map(|(_, (_, at))| *at).collect::<Vec<_>>())
     .execute(conn)?;
     Ok(())
+}
+
+/// The message rows of one history or thread page as a boxed query, to be paged.
+type PageQuery<'a> = messages::BoxedQuery<'a, Pg, SqlTypeOf<AsSelect<MessageRow, Pg>>>;
+
+/// The page of `base` (the rows of one conversation's history, or of one thread) at `cursor`,
+/// ascending by seq, completed as every read of messages is.
+fn page_at(
+    conn: &mut PgConnection,
+    base: PageQuery<'_>,
+    cursor: HistoryCursor,
+) -> StorageResult<Vec<Message>> {
+    let mut rows: Vec<MessageRow> = match cursor {
+        HistoryCursor::Latest => base.order(messages::seq.desc()).load(conn)?,
+        HistoryCursor::Before(Seq(seq)) => base
+            .filter(messages::seq.lt(seq))
+            .order(messages::seq.desc())
+            .load(conn)?,
+        HistoryCursor::After(Seq(seq)) => base
+            .filter(messages::seq.gt(seq))
+            .order(messages::seq.asc())
+            .load(conn)?,
+    };
+    if !matches!(cursor, HistoryCursor::After(_)) {
+        rows.reverse();
+    }
+    replies::complete(conn, rows)
 }

@@ -13,9 +13,9 @@ use chat_domain::message::{
 use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use diesel::dsl::{exists, max, not};
+use diesel::dsl::{AsSelect, SqlTypeOf, exists, max, not};
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
+use diesel::sqlite::{Sqlite, SqliteConnection};
 
 use crate::error::{StorageError, StorageResult};
 use crate::models::{MemberRow, MessageRow, NewMessageRow, convert, id, ts};
@@ -61,21 +61,7 @@ impl MessageStore for SqliteStore {
                 .select(MessageRow::as_select())
                 .limit(i64::from(limit))
                 .into_boxed();
-            let mut rows: Vec<MessageRow> = match cursor {
-                HistoryCursor::Latest => base.order(messages::seq.desc()).load(conn)?,
-                HistoryCursor::Before(Seq(seq)) => base
-                    .filter(messages::seq.lt(seq))
-                    .order(messages::seq.desc())
-                    .load(conn)?,
-                HistoryCursor::After(Seq(seq)) => base
-                    .filter(messages::seq.gt(seq))
-                    .order(messages::seq.asc())
-                    .load(conn)?,
-            };
-            if !matches!(cursor, HistoryCursor::After(_)) {
-                rows.reverse();
-            }
-            replies::complete(conn, rows)
+            page_at(conn, base, cursor)
         })?;
         if latest {
             let whole = page.len() < limit as usize;
@@ -97,21 +83,7 @@ impl MessageStore for SqliteStore {
                 .select(MessageRow::as_select())
                 .limit(i64::from(limit))
                 .into_boxed();
-            let mut rows: Vec<MessageRow> = match cursor {
-                HistoryCursor::Latest => base.order(messages::seq.desc()).load(conn)?,
-                HistoryCursor::Before(Seq(seq)) => base
-                    .filter(messages::seq.lt(seq))
-                    .order(messages::seq.desc())
-                    .load(conn)?,
-                HistoryCursor::After(Seq(seq)) => base
-                    .filter(messages::seq.gt(seq))
-                    .order(messages::seq.asc())
-                    .load(conn)?,
-            };
-            if !matches!(cursor, HistoryCursor::After(_)) {
-                rows.reverse();
-            }
-            replies::complete(conn, rows)
+            page_at(conn, base, cursor)
         })
     }
 
@@ -722,4 +694,31 @@ fn insert(
         .returning(messages::seq)
         .get_result(conn)?;
     Ok(new.stored_as(Seq(seq), reply_to, mentioned))
+}
+
+/// The message rows of one history or thread page as a boxed query, to be paged.
+type PageQuery<'a> = messages::BoxedQuery<'a, Sqlite, SqlTypeOf<AsSelect<MessageRow, Sqlite>>>;
+
+/// The page of `base` (the rows of one conversation's history, or of one thread) at `cursor`,
+/// ascending by seq, completed as every read of messages is.
+fn page_at(
+    conn: &mut SqliteConnection,
+    base: PageQuery<'_>,
+    cursor: HistoryCursor,
+) -> StorageResult<Vec<Message>> {
+    let mut rows: Vec<MessageRow> = match cursor {
+        HistoryCursor::Latest => base.order(messages::seq.desc()).load(conn)?,
+        HistoryCursor::Before(Seq(seq)) => base
+            .filter(messages::seq.lt(seq))
+            .order(messages::seq.desc())
+            .load(conn)?,
+        HistoryCursor::After(Seq(seq)) => base
+            .filter(messages::seq.gt(seq))
+            .order(messages::seq.asc())
+            .load(conn)?,
+    };
+    if !matches!(cursor, HistoryCursor::After(_)) {
+        rows.reverse();
+    }
+    replies::complete(conn, rows)
 }
