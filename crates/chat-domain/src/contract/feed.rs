@@ -1,13 +1,13 @@
-//! The rules of [`FeedStore`](crate::ports::FeedStore), for what the ports on their own can
-//! change: messages (sent, edited, deleted), conversations and memberships. Changes written
-//! by other ports (hidden messages, moved markers, settings) are pinned by each adapter's own
-//! tests, which write those columns directly.
+//! The rules of [`FeedStore`](crate::ports::FeedStore): messages (sent, edited, deleted,
+//! hidden), read markers, a member's own settings, conversations and memberships, each at
+//! the position of its latest change, as the user may see it now.
 
 use crate::contract::{Fixture, Stores};
 use crate::conversation::{ConversationName, Role};
 use crate::feed::{FeedEntry, FeedItem};
 use crate::message::{Deletion, MessageContent, Seq};
-use crate::ports::{ConversationStore, MessageStore};
+use crate::ports::{ConversationStore, MessageStore, ReadReceiptStore};
+use crate::read_state::SettingsUpdate;
 use crate::{ConversationId, MessageId, UserId};
 
 /// What an entry is about, to compare feeds without their timestamps.
@@ -240,5 +240,116 @@ pub fn a_deleted_message_replays_as_a_tombstone_that_keeps_its_edit_time<S: Stor
             at: deleted_at,
             by: a
         })
+    );
+}
+
+/// Every kind of change comes back at its own position, as it now stands: an edit, a delete
+/// for everyone (the tombstone), the user's own hiding, another member's read marker (with
+/// the message at it) and the user's own settings. Another member's settings, and anything
+/// of a conversation the user is not in, are not theirs to see; a message they hid is gone
+/// from their messages only. Once removed, nothing of the conversation is left in their feed
+/// but the removal: not their hiding, not the markers, not their settings there.
+pub fn every_change_comes_back_at_its_position_to_those_who_may_see_it<S: Stores + ?Sized>(
+    store: &S,
+) {
+    let f = Fixture::new(store);
+    let (a, b, c) = (f.user("alice"), f.user("bob"), f.user("carol"));
+    let g = f.group(&[a, b]);
+    let other = f.group(&[a, c]);
+    let edited = f.send(g, a, "edited");
+    let deleted = f.send(g, a, "deleted");
+    let hidden = f.send(g, a, "hidden");
+    let unseen = f.send(other, a, "not bob's");
+    let since = store.latest_seq().unwrap();
+
+    let changed = MessageContent::parse("changed").unwrap();
+    let edit = store
+        .edit(edited.id, a, &changed, f.now(), &mut |_| {})
+        .unwrap();
+    let delete = store.delete(deleted.id, a, f.now(), &mut |_| {}).unwrap();
+    let (hide, _) = store.hide(hidden.id, b, &mut |_| {}).unwrap();
+    let alices_marker = store.set_marker(g, a, hidden.seq, f.now()).unwrap();
+    let archive = SettingsUpdate {
+        muted_until: None,
+        archived: Some(true),
+    };
+    let bobs_settings = store.update_settings(g, b, &archive, f.now()).unwrap();
+    // Neither alice's settings nor anything in carol's group is bob's to see.
+    store.update_settings(g, a, &archive, f.now()).unwrap();
+    store.advance(other, c, unseen.seq, f.now()).unwrap();
+    let again = MessageContent::parse("still not bob's").unwrap();
+    store
+        .edit(unseen.id, a, &again, f.now(), &mut |_| {})
+        .unwrap();
+
+    let feed = store.feed(b, since, 100).unwrap();
+    let positions: Vec<Seq> = feed.iter().map(|i| i.position).collect();
+    assert_eq!(
+        positions,
+        [
+            edit.message.change_seq.unwrap(),
+            delete.message.change_seq.unwrap(),
+            hide.seq,
+            alices_marker.marker.seq.unwrap(),
+            bobs_settings.seq,
+        ],
+        "{feed:#?}"
+    );
+    match &feed[0].entry {
+        FeedEntry::Message(m) => assert_eq!(m.text(), Some("changed")),
+        other => panic!("expected the edited message, got {other:?}"),
+    }
+    match &feed[1].entry {
+        FeedEntry::Message(t) if t.is_deleted() => {
+            assert_eq!(
+                (t.id, t.seq, t.deletion.map(|d| d.by)),
+                (deleted.id, deleted.seq, Some(a))
+            )
+        }
+        other => panic!("expected a tombstone, got {other:?}"),
+    }
+    assert_eq!(
+        feed[2].entry,
+        FeedEntry::Hidden {
+            conversation_id: g,
+            message_id: hidden.id,
+            thread_reply: None,
+        }
+    );
+    match &feed[3].entry {
+        FeedEntry::Marker { marker, message_id } => {
+            assert_eq!((marker.user_id, marker.last_read_seq), (a, hidden.seq));
+            assert_eq!(*message_id, Some(hidden.id));
+        }
+        other => panic!("expected alice's marker, got {other:?}"),
+    }
+    assert_eq!(
+        feed[4].entry,
+        FeedEntry::Settings {
+            conversation_id: g,
+            muted_until: None,
+            archived: true
+        }
+    );
+
+    // The hidden message is gone from bob's messages, not from alice's.
+    let from_start = |user| -> Vec<FeedEntry> {
+        store
+            .feed(user, Seq::ZERO, 100)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.entry)
+            .collect()
+    };
+    let is_hidden_message = |e: &FeedEntry| matches!(e, FeedEntry::Message(m) if m.id == hidden.id);
+    assert!(!from_start(b).iter().any(is_hidden_message));
+    assert!(from_start(a).iter().any(is_hidden_message));
+
+    let removed = store.remove_member(g, b, f.now()).unwrap().unwrap();
+    let after = store.feed(b, since, 100).unwrap();
+    assert_eq!(after.len(), 1, "{after:#?}");
+    assert_eq!(after[0].position, removed);
+    assert!(
+        matches!(after[0].entry, FeedEntry::Departure { conversation_id, .. } if conversation_id == g)
     );
 }

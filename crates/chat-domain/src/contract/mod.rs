@@ -166,6 +166,7 @@ macro_rules! contract_tests {
             feed::the_feed_shows_only_conversations_the_user_is_in_now_and_their_own_removal,
             feed::paging_the_feed_by_position_never_skips_or_repeats,
             feed::a_deleted_message_replays_as_a_tombstone_that_keeps_its_edit_time,
+            feed::every_change_comes_back_at_its_position_to_those_who_may_see_it,
             delivery::deliveries_move_markers_forward_only_each_at_its_own_position,
             delivery::the_feed_replays_each_members_delivered_marker_at_its_latest_move,
             delivery::marking_unread_takes_nothing_back_from_delivery,
