@@ -6,7 +6,7 @@ use crate::contract::{Fixture, Stores};
 use crate::conversation::{ConversationName, Role};
 use crate::feed::{FeedEntry, FeedItem};
 use crate::message::{Deletion, MessageContent, Seq};
-use crate::ports::{ConversationStore, MessageStore, ReadReceiptStore};
+use crate::ports::{ConversationStore, MessageStore};
 use crate::read_state::SettingsUpdate;
 use crate::{ConversationId, MessageId, UserId};
 
