@@ -7,6 +7,7 @@
 //! is synchronous and may block inside a port: callers on an async runtime run them on a
 //! blocking pool.
 
+pub mod attachment;
 pub mod clock;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;

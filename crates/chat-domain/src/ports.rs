@@ -5,7 +5,13 @@
 //! once and answers through a callback, so that no thread waits for a message to be stored.
 //! Every store method is atomic on its own.
 
+use std::io::Read;
+use std::ops::Range;
+use std::path::Path;
+
 use chrono::{DateTime, Duration, Utc};
+
+use crate::attachment::{BlobKey, ImageInfo, ImageRefused};
 
 use crate::conversation::{
     Conversation, ConversationName, InboxEntry, InboxFilter, Member, NewConversation, Role,
@@ -359,6 +365,49 @@ pub trait ReadReceiptStore: Send + Sync {
     /// For each of the user's conversations with unread mentions of the user: how many of
     /// the messages [`Self::unread_counts`] counts mention the user ([`Message::mentions`]).
     fn unread_mentions(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>>;
+}
+
+/// Bytes kept by content address ([`BlobKey`]), shared by every node: a directory on a local
+/// or shared disk, or an object store. Calls block (disk, network): async callers make them on
+/// a blocking thread.
+pub trait BlobStore: Send + Sync {
+    /// Keeps the bytes of the local file `staged` under `key`, which must be their SHA-256:
+    /// moved when the store can (same disk), else copied, streaming, never read whole into
+    /// memory. A key already stored is left as it is. The caller removes `staged` if it is
+    /// still there afterwards. Once this returns the bytes are durable.
+    fn put(&self, key: &BlobKey, staged: &Path) -> StoreResult<()>;
+    /// Keeps small bytes (a thumbnail) under `key`, as [`Self::put`] does.
+    fn put_bytes(&self, key: &BlobKey, bytes: &[u8]) -> StoreResult<()>;
+    /// A reader of the blob's bytes in `range` (the whole blob when `None`; a range past the
+    /// end is cut at the end), or `None` when no blob has that key. Streams: the bytes are
+    /// not read into memory first.
+    fn open(
+        &self,
+        key: &BlobKey,
+        range: Option<Range<u64>>,
+    ) -> StoreResult<Option<Box<dyn Read + Send>>>;
+    /// Removes the blob; a missing one is no error.
+    fn delete(&self, key: &BlobKey) -> StoreResult<()>;
+}
+
+/// Reads what an uploaded file is, from its bytes rather than from what the client claims.
+/// CPU-bound (image decoding): async callers make the calls on a blocking thread.
+pub trait MediaInspector: Send + Sync {
+    /// The content type the file's first bytes show (`image/png`, `application/pdf`, ...),
+    /// or `None` when they show none known (the upload is then `application/octet-stream`,
+    /// or `text/plain` when it is valid UTF-8 text: the caller decides).
+    fn sniff(&self, head: &[u8]) -> Option<&'static str>;
+    /// For a file of an image type ([`Self::sniff`] said `image/jpeg`, `image/png`,
+    /// `image/webp` or `image/gif`): its dimensions and a thumbnail whose longest side is at
+    /// most `thumbnail_side`. An image of more than `max_pixels` pixels is refused from its
+    /// header without being decoded.
+    fn image(
+        &self,
+        file: &Path,
+        content_type: &str,
+        thumbnail_side: u32,
+        max_pixels: u64,
+    ) -> Result<ImageInfo, ImageRefused>;
 }
 
 /// Real-time fan-out of domain events. Publishing must not block on slow receivers: an
