@@ -23,6 +23,7 @@ use crate::ports::*;
 use crate::read_state::{
     Delivered, Delivery, MarkerSet, MemberSettings, ReadMarker, SettingsChanged, SettingsUpdate,
 };
+use crate::search::{MessageSearch, SearchHit, SearchOrder};
 use crate::service::{ChatServices, Ports};
 use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
 use crate::{ConversationId, MessageId, StoreError, UserId};
@@ -1245,6 +1246,63 @@ impl MemoryStore {
     }
 }
 
+impl SearchStore for MemoryStore {
+    /// Naively: every message is matched with [`SearchQuery::matches`], and scored by how
+    /// many of its words match a term, for its number of words.
+    fn search_messages(
+        &self,
+        user: UserId,
+        search: &MessageSearch,
+        limit: u32,
+    ) -> StoreResult<Vec<SearchHit>> {
+        let state = self.state();
+        let f = &search.filters;
+        let mut hits: Vec<SearchHit> = state
+            .messages
+            .iter()
+            .rev()
+            .filter(|m| {
+                state.members[&m.conversation_id]
+                    .iter()
+                    .any(|x| x.user_id == user)
+                    && !state.is_hidden(user, m.id)
+                    && f.conversation.is_none_or(|c| m.conversation_id == c)
+                    && f.sender.is_none_or(|s| m.sender_id == s)
+                    && f.before.is_none_or(|b| m.seq < b)
+                    && f.after.is_none_or(|a| m.seq > a)
+                    && m.text().is_some_and(|t| search.query.matches(t))
+            })
+            .map(|m| SearchHit {
+                message: m.clone(),
+                score: 0.0,
+            })
+            .collect();
+        if search.order == SearchOrder::Relevance {
+            hits.truncate(MessageSearch::RELEVANCE_WINDOW);
+            for hit in &mut hits {
+                let text = hit.message.text().unwrap_or("");
+                let words = crate::search::words(text).count().max(1);
+                let matched: usize = search.query.highlights(text).len();
+                hit.score = matched as f64 / words as f64;
+            }
+            hits.sort_by(|a, b| {
+                b.score
+                    .total_cmp(&a.score)
+                    .then(b.message.seq.cmp(&a.message.seq))
+            });
+        }
+        Ok(hits
+            .into_iter()
+            .filter(|h| {
+                search
+                    .cursor
+                    .is_none_or(|c| c.precedes(h.score, h.message.seq))
+            })
+            .take(limit as usize)
+            .collect())
+    }
+}
+
 impl FeedStore for MemoryStore {
     fn feed(&self, user: UserId, since: Seq, limit: u32) -> StoreResult<Vec<FeedItem>> {
         let state = self.state();
@@ -1710,6 +1768,7 @@ impl World {
             messages: store.clone(),
             feed: store.clone(),
             read_receipts: store.clone(),
+            search: store.clone(),
             events: events.clone(),
             hasher: hasher.clone(),
             tokens: Arc::new(FakeTokens::default()),

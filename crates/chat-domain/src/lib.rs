@@ -22,6 +22,7 @@ pub mod message;
 pub mod paging;
 pub mod ports;
 pub mod read_state;
+pub mod search;
 pub mod service;
 pub mod user;
 pub mod validation;

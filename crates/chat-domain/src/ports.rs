@@ -28,6 +28,7 @@ use crate::paging::Page;
 use crate::read_state::{
     Delivered, Delivery, MarkerSet, MemberSettings, ReadMarker, SettingsChanged, SettingsUpdate,
 };
+use crate::search::{MessageSearch, SearchHit};
 use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
 use crate::{ConversationId, MessageId, UserId};
 
@@ -302,6 +303,30 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Marked>;
     /// The conversation's pinned messages, the latest pin first.
     fn pins(&self, conversation: ConversationId) -> StoreResult<Vec<Message>>;
+}
+
+/// Full-text search over messages (see [`crate::search`]).
+pub trait SearchStore: Send + Sync {
+    /// The messages `user` may see that contain every term of `search.query`, in
+    /// `search.order`, after `search.cursor`, at most `limit`, each read as every read of
+    /// messages is (reactions, pin, reply, thread, mentions).
+    ///
+    /// What the user may see: messages, thread replies included, of the conversations the
+    /// user is a member of now, but never one deleted for everyone and never one the user
+    /// hid. An edited message matches by its current content only. A word matches a whole
+    /// word ignoring case, a prefix the start of a word, a phrase its words in a row; words
+    /// are the runs of letters and digits (see [`crate::search::words`]).
+    ///
+    /// In relevance order a hit's [`SearchHit::score`] says how well it matches (the more
+    /// often the terms occur in a shorter message, the higher), ties go newest first, and
+    /// only the newest [`MessageSearch::RELEVANCE_WINDOW`] visible hits (after the filters)
+    /// are ranked. In recent order hits come newest first and the score is 0.
+    fn search_messages(
+        &self,
+        user: UserId,
+        search: &MessageSearch,
+        limit: u32,
+    ) -> StoreResult<Vec<SearchHit>>;
 }
 
 /// The change feed (see [`crate::feed`]).

@@ -24,6 +24,7 @@ mod read_receipts;
 mod replies;
 mod revocations;
 pub mod schema;
+mod search;
 mod seq;
 mod settings;
 #[cfg(any(test, feature = "testing"))]

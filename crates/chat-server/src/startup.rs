@@ -222,6 +222,7 @@ impl Application {
             messages: stores.messages,
             feed: stores.feed,
             read_receipts: stores.read_receipts,
+            search: stores.search,
             revocations: stores.revocations,
             events,
             hasher: Arc::new(BoundedHasher::new(hasher, hashing_threads())),

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use chat_domain::ports::{
-    ConversationStore, FeedStore, MessageStore, ReadReceiptStore, TokenRevocations, UserStore,
+    ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore, TokenRevocations,
+    UserStore,
 };
 use chat_http::HealthProbe;
 use chat_postgres::{PgDatabase, PgOptions, PgStore, is_postgres_url};
@@ -34,6 +35,7 @@ pub struct Stores {
     pub messages: Arc<dyn MessageStore>,
     pub feed: Arc<dyn FeedStore>,
     pub read_receipts: Arc<dyn ReadReceiptStore>,
+    pub search: Arc<dyn SearchStore>,
     pub revocations: Arc<dyn TokenRevocations>,
 }
 
@@ -41,7 +43,7 @@ impl Stores {
     fn of<S>(store: Arc<S>) -> Self
     where
         S: UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations,
-        S: FeedStore + 'static,
+        S: FeedStore + SearchStore + 'static,
     {
         Self {
             users: store.clone(),
@@ -49,6 +51,7 @@ impl Stores {
             messages: store.clone(),
             feed: store.clone(),
             read_receipts: store.clone(),
+            search: store.clone(),
             revocations: store,
         }
     }

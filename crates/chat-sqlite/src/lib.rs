@@ -21,6 +21,7 @@ mod recent;
 mod replies;
 mod revocations;
 pub mod schema;
+mod search;
 mod seq;
 mod settings;
 #[cfg(test)]

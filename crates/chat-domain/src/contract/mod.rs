@@ -24,6 +24,7 @@ pub mod reactions;
 pub mod read_receipts;
 pub mod replies;
 pub mod revocations;
+pub mod search;
 pub mod threads;
 pub mod users;
 
@@ -37,16 +38,22 @@ use crate::conversation::{
 use crate::mention::MentionCandidates;
 use crate::message::{AppendOutcome, Appended, Message, MessageContent, NewMessage};
 use crate::ports::{
-    ConversationStore, FeedStore, MessageStore, ReadReceiptStore, StoreResult, TokenRevocations,
-    UserStore,
+    ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore, StoreResult,
+    TokenRevocations, UserStore,
 };
 use crate::user::{Email, NewUser, PasswordHash, Username};
 use crate::{ConversationId, MessageId, UserId};
 
 /// A store behind every storage port: what the contract runs against. Any type implementing
-/// all six ports is one.
+/// all seven ports is one.
 pub trait Stores:
-    UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations + FeedStore
+    UserStore
+    + ConversationStore
+    + MessageStore
+    + ReadReceiptStore
+    + TokenRevocations
+    + FeedStore
+    + SearchStore
 {
 }
 
@@ -57,6 +64,7 @@ impl<T> Stores for T where
         + ReadReceiptStore
         + TokenRevocations
         + FeedStore
+        + SearchStore
         + ?Sized
 {
 }
@@ -170,6 +178,13 @@ macro_rules! contract_tests {
             delivery::deliveries_move_markers_forward_only_each_at_its_own_position,
             delivery::the_feed_replays_each_members_delivered_marker_at_its_latest_move,
             delivery::marking_unread_takes_nothing_back_from_delivery,
+            search::words_phrases_and_prefixes_match_whole_words_in_any_case,
+            search::query_syntax_of_any_store_is_only_words_to_a_search,
+            search::relevance_ranks_better_matches_first_and_recent_is_newest_first,
+            search::filters_narrow_by_conversation_sender_and_seq,
+            search::paging_by_cursor_covers_every_hit_once_in_order,
+            search::edited_messages_match_their_new_words_and_deleted_ones_nothing,
+            search::only_members_find_messages_and_never_ones_they_hid,
         );
     };
     (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {

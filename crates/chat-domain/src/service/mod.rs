@@ -5,6 +5,7 @@ mod conversations;
 mod delivery;
 mod messages;
 mod reactions;
+mod search;
 mod sync;
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ pub use conversations::{ConversationService, CreateConversation};
 pub use delivery::DeliveryService;
 pub use messages::{Deleted, MessageService, SendMessage};
 pub use reactions::ReactionService;
+pub use search::{SearchPage, SearchRequest, SearchResult, SearchService};
 pub use sync::{FeedEvent, FeedPage, FeedQuery, SyncService};
 
 use crate::conversation::Member;
@@ -21,7 +23,8 @@ use crate::limits::{Limits, Quota};
 use crate::message::{Message, MessageView};
 use crate::ports::{
     Clock, ConversationStore, DeviceTokens, EventPublisher, FeedStore, MessageStore,
-    PasswordHasher, RateLimiter, ReadReceiptStore, TokenIssuer, TokenRevocations, UserStore,
+    PasswordHasher, RateLimiter, ReadReceiptStore, SearchStore, TokenIssuer, TokenRevocations,
+    UserStore,
 };
 use crate::{ConversationId, DomainError, Resource, UserId};
 
@@ -36,6 +39,7 @@ pub struct Ports {
     pub messages: Arc<dyn MessageStore>,
     pub feed: Arc<dyn FeedStore>,
     pub read_receipts: Arc<dyn ReadReceiptStore>,
+    pub search: Arc<dyn SearchStore>,
     pub revocations: Arc<dyn TokenRevocations>,
     pub events: Arc<dyn EventPublisher>,
     pub hasher: Arc<dyn PasswordHasher>,
@@ -55,6 +59,8 @@ pub struct ChatServices {
     pub sync: SyncService,
     /// Delivered receipts.
     pub delivery: DeliveryService,
+    /// Full-text search over messages.
+    pub search: SearchService,
 }
 
 impl ChatServices {
@@ -68,6 +74,7 @@ impl ChatServices {
             messages,
             reactions: ReactionService::new(&ports),
             delivery: DeliveryService::new(&ports),
+            search: SearchService::new(&ports),
         }
     }
 

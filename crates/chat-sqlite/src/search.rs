@@ -1,0 +1,170 @@
+//! [`SearchStore`] over the FTS5 index `messages_search` (see the migration
+//! `2026-12-11-000001_message_search`), which triggers keep in step with `messages`.
+
+use chat_domain::UserId;
+use chat_domain::ports::{SearchStore, StoreResult};
+use chat_domain::search::{MessageSearch, SearchCursor, SearchHit, SearchOrder, SearchQuery, Term};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Text};
+use diesel::sqlite::Sqlite;
+
+use crate::SqliteStore;
+use crate::models::MessageRow;
+use crate::replies;
+use crate::schema::messages;
+
+impl SearchStore for SqliteStore {
+    fn search_messages(
+        &self,
+        user: UserId,
+        search: &MessageSearch,
+        limit: u32,
+    ) -> StoreResult<Vec<SearchHit>> {
+        self.read(|conn| {
+            let ranked: Vec<Ranked> = query(user, search, limit).load(conn)?;
+            let seqs: Vec<i64> = ranked.iter().map(|r| r.seq).collect();
+            let mut rows: Vec<MessageRow> = messages::table
+                .filter(messages::seq.eq_any(&seqs))
+                .select(MessageRow::as_select())
+                .load(conn)?;
+            // Back into the order of the search.
+            rows.sort_by_key(|row| seqs.iter().position(|s| *s == row.seq));
+            let found = replies::complete(conn, rows)?;
+            Ok(found
+                .into_iter()
+                .zip(ranked)
+                .map(|(message, ranked)| SearchHit {
+                    message,
+                    score: ranked.score,
+                })
+                .collect())
+        })
+    }
+}
+
+#[derive(QueryableByName)]
+struct Ranked {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Double)]
+    score: f64,
+}
+
+/// The seqs and scores of one page of `search`, best first.
+///
+/// The hits are walked newest first straight from the index (its rowid is the seq; the seq
+/// bounds of the filters and of a recent-order cursor are rowid bounds FTS5 seeks to), each
+/// joined to its message for the visibility rule and the other filters, so a page in recent
+/// order stops at `limit` visible hits. In relevance order bm25 ranks at most the newest
+/// [`MessageSearch::RELEVANCE_WINDOW`] visible hits.
+fn query(
+    user: UserId,
+    search: &MessageSearch,
+    limit: u32,
+) -> diesel::query_builder::BoxedSqlQuery<'static, Sqlite, diesel::query_builder::SqlQuery> {
+    let f = &search.filters;
+    let mut sql = String::from(
+        "SELECT s.rowid AS seq, {score} AS score \
+         FROM messages_search s JOIN messages m ON m.seq = s.rowid \
+         WHERE messages_search MATCH ? \
+           AND m.deleted_at IS NULL \
+           AND m.conversation_id IN \
+               (SELECT conversation_id FROM conversation_members WHERE user_id = ?) \
+           AND NOT EXISTS (SELECT 1 FROM hidden_messages h \
+               WHERE h.user_id = ? AND h.message_id = m.id)",
+    );
+    let mut texts: Vec<String> = vec![
+        fts5_match(&search.query),
+        user.to_string(),
+        user.to_string(),
+    ];
+    let mut below: Option<i64> = f.before.map(|s| s.0);
+    if let Some(SearchCursor::Recent { seq }) = search.cursor {
+        below = Some(below.map_or(seq.0, |b| b.min(seq.0)));
+    }
+    if let Some(conversation) = f.conversation {
+        sql.push_str(" AND m.conversation_id = ?");
+        texts.push(conversation.to_string());
+    }
+    if let Some(sender) = f.sender {
+        sql.push_str(" AND m.sender_id = ?");
+        texts.push(sender.to_string());
+    }
+    let mut seqs: Vec<i64> = Vec::new();
+    if let Some(below) = below {
+        sql.push_str(" AND s.rowid < ?");
+        seqs.push(below);
+    }
+    if let Some(after) = f.after {
+        sql.push_str(" AND s.rowid > ?");
+        seqs.push(after.0);
+    }
+    sql.push_str(" ORDER BY s.rowid DESC LIMIT ?");
+    let mut relevance_cursor = None;
+    let sql = match search.order {
+        SearchOrder::Recent => {
+            seqs.push(i64::from(limit));
+            sql.replace("{score}", "0.0")
+        }
+        SearchOrder::Relevance => {
+            seqs.push(MessageSearch::RELEVANCE_WINDOW as i64);
+            // bm25() is lower for a better match.
+            let window = sql.replace("{score}", "-bm25(messages_search)");
+            let cut = match search.cursor {
+                Some(SearchCursor::Relevance { score, seq }) => {
+                    relevance_cursor = Some((score, seq.0));
+                    "WHERE score < ? OR (score = ? AND seq < ?)"
+                }
+                _ => "",
+            };
+            format!("SELECT seq, score FROM ({window}) {cut} ORDER BY score DESC, seq DESC LIMIT ?")
+        }
+    };
+    let mut query = diesel::sql_query(sql).into_boxed::<Sqlite>();
+    for text in texts {
+        query = query.bind::<Text, _>(text);
+    }
+    for seq in seqs {
+        query = query.bind::<BigInt, _>(seq);
+    }
+    if let Some((score, seq)) = relevance_cursor {
+        query = query
+            .bind::<Double, _>(score)
+            .bind::<Double, _>(score)
+            .bind::<BigInt, _>(seq);
+    }
+    if search.order == SearchOrder::Relevance {
+        query = query.bind::<BigInt, _>(i64::from(limit));
+    }
+    query
+}
+
+/// The FTS5 query of `query`: every term quoted, so nothing in it is FTS5 syntax (a word
+/// holds only letters and digits anyway; quotes are doubled should one ever not).
+pub(crate) fn fts5_match(query: &SearchQuery) -> String {
+    let quote = |word: &str| format!("\"{}\"", word.replace('"', "\"\""));
+    query
+        .terms()
+        .iter()
+        .map(|term| match term {
+            Term::Word(word) => quote(word),
+            Term::Prefix(prefix) => format!("{}*", quote(prefix)),
+            Term::Phrase(words) => quote(&words.join(" ")),
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_term_is_quoted_in_the_match_string() {
+        let query = SearchQuery::parse(r#"NEAR deploy* "to prod" a:b"#).unwrap();
+        assert_eq!(
+            fts5_match(&query),
+            r#""near" AND "deploy"* AND "to prod" AND "a b""#
+        );
+    }
+}

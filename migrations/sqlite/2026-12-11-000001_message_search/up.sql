@@ -1,0 +1,33 @@
+-- Full-text search over messages: an FTS5 index of `messages.content` that stores no copy of
+-- the text (external content: the text is read from `messages` by rowid, which is `seq`).
+-- Words are the runs of letters and digits, compared ignoring case and diacritics.
+CREATE VIRTUAL TABLE messages_search USING fts5 (
+    content,
+    content = 'messages',
+    content_rowid = 'seq',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+
+-- A deleted message's words must leave the file, not just the index's view of it, as its
+-- content does (see `secure_delete` in crates/chat-sqlite/src/pool.rs).
+INSERT INTO messages_search (messages_search, rank) VALUES ('secure-delete', 1);
+
+-- The index follows every write to `messages` in the write's own transaction: an edit
+-- replaces the message's words, a delete for everyone (content overwritten with '') removes
+-- them.
+CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_search (rowid, content) VALUES (new.seq, new.content);
+END;
+CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_search (messages_search, rowid, content)
+        VALUES ('delete', old.seq, old.content);
+END;
+CREATE TRIGGER messages_search_update AFTER UPDATE OF content ON messages
+WHEN old.content IS NOT new.content BEGIN
+    INSERT INTO messages_search (messages_search, rowid, content)
+        VALUES ('delete', old.seq, old.content);
+    INSERT INTO messages_search (rowid, content) VALUES (new.seq, new.content);
+END;
+
+-- The messages stored before this migration.
+INSERT INTO messages_search (messages_search) VALUES ('rebuild');
