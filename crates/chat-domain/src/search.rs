@@ -305,7 +305,7 @@ impl MessageSearch {
     /// In relevance order, only the newest this many hits a user may see are ranked: the
     /// bound that keeps ranking a very common word cheap (a chat search favours the recent;
     /// an older message is still found by a rarer word, a filter, or `sort=recent`).
-    pub const RELEVANCE_WINDOW: usize = 5000;
+    pub const RELEVANCE_WINDOW: usize = 1000;
 }
 
 /// A message a search found, with its score: higher is a better match. Scores are comparable

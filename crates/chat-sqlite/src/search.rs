@@ -11,7 +11,15 @@ use diesel::sqlite::Sqlite;
 use crate::SqliteStore;
 use crate::models::MessageRow;
 use crate::replies;
-use crate::schema::messages;
+use crate::schema::{conversation_members, messages};
+
+/// Up to this many conversations, a search is narrowed to the caller's conversations inside
+/// the index (by their ids' words, see the migration); a caller in more walks the hits
+/// newest first and keeps the visible ones, which are then common enough to fill a page
+/// soon. Measured on 300,000 messages in 1,000 conversations (docs/benchmarks.md): a word in
+/// 77% of the messages took a user of 5 conversations 116 ms at p50 unnarrowed, 29 ms
+/// narrowed.
+const NARROWED_UP_TO: usize = 64;
 
 impl SearchStore for SqliteStore {
     fn search_messages(
@@ -21,7 +29,22 @@ impl SearchStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<SearchHit>> {
         self.read(|conn| {
-            let ranked: Vec<Ranked> = query(user, search, limit).load(conn)?;
+            let within = match search.filters.conversation {
+                Some(conversation) => Some(vec![conversation.to_string()]),
+                None => {
+                    let mine: Vec<String> = conversation_members::table
+                        .filter(conversation_members::user_id.eq(user.to_string()))
+                        .select(conversation_members::conversation_id)
+                        .limit(NARROWED_UP_TO as i64 + 1)
+                        .load(conn)?;
+                    (mine.len() <= NARROWED_UP_TO).then_some(mine)
+                }
+            };
+            if within.as_ref().is_some_and(Vec::is_empty) {
+                // In no conversation: nothing to find, and no index walk to find it.
+                return Ok(Vec::new());
+            }
+            let ranked: Vec<Ranked> = query(user, search, within.as_deref(), limit).load(conn)?;
             let seqs: Vec<i64> = ranked.iter().map(|r| r.seq).collect();
             let mut rows: Vec<MessageRow> = messages::table
                 .filter(messages::seq.eq_any(&seqs))
@@ -56,10 +79,12 @@ struct Ranked {
 /// bounds of the filters and of a recent-order cursor are rowid bounds FTS5 seeks to), each
 /// joined to its message for the visibility rule and the other filters, so a page in recent
 /// order stops at `limit` visible hits. In relevance order bm25 ranks at most the newest
-/// [`MessageSearch::RELEVANCE_WINDOW`] visible hits.
+/// [`MessageSearch::RELEVANCE_WINDOW`] visible hits. `within`: the conversations to narrow
+/// the index's walk to, if any.
 fn query(
     user: UserId,
     search: &MessageSearch,
+    within: Option<&[String]>,
     limit: u32,
 ) -> diesel::query_builder::BoxedSqlQuery<'static, Sqlite, diesel::query_builder::SqlQuery> {
     let f = &search.filters;
@@ -74,7 +99,7 @@ fn query(
                WHERE h.user_id = ? AND h.message_id = m.id)",
     );
     let mut texts: Vec<String> = vec![
-        fts5_match(&search.query),
+        fts5_match(&search.query, within),
         user.to_string(),
         user.to_string(),
     ];
@@ -108,8 +133,8 @@ fn query(
         }
         SearchOrder::Relevance => {
             seqs.push(MessageSearch::RELEVANCE_WINDOW as i64);
-            // bm25() is lower for a better match.
-            let window = sql.replace("{score}", "-bm25(messages_search)");
+            // bm25() is lower for a better match; the conversation column does not count.
+            let window = sql.replace("{score}", "-bm25(messages_search, 1.0, 0.0)");
             let cut = match search.cursor {
                 Some(SearchCursor::Relevance { score, seq }) => {
                     relevance_cursor = Some((score, seq.0));
@@ -139,11 +164,12 @@ fn query(
     query
 }
 
-/// The FTS5 query of `query`: every term quoted, so nothing in it is FTS5 syntax (a word
-/// holds only letters and digits anyway; quotes are doubled should one ever not).
-pub(crate) fn fts5_match(query: &SearchQuery) -> String {
+/// The FTS5 query of `query`, confined to the `content` column, and to the conversations
+/// `within` if given: every term quoted, so nothing in it is FTS5 syntax (a word holds only
+/// letters and digits anyway; quotes are doubled should one ever not).
+pub(crate) fn fts5_match(query: &SearchQuery, within: Option<&[String]>) -> String {
     let quote = |word: &str| format!("\"{}\"", word.replace('"', "\"\""));
-    query
+    let terms = query
         .terms()
         .iter()
         .map(|term| match term {
@@ -152,7 +178,18 @@ pub(crate) fn fts5_match(query: &SearchQuery) -> String {
             Term::Phrase(words) => quote(&words.join(" ")),
         })
         .collect::<Vec<_>>()
-        .join(" AND ")
+        .join(" AND ");
+    match within {
+        // A conversation id's words, as the index's tokenizer splits the UUID, in a row.
+        Some(ids) if !ids.is_empty() => format!(
+            "{{content}} : ({terms}) AND {{conversation_id}} : ({})",
+            ids.iter()
+                .map(|id| quote(&id.replace('-', " ")))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        ),
+        _ => format!("{{content}} : ({terms})"),
+    }
 }
 
 #[cfg(test)]
@@ -163,8 +200,13 @@ mod tests {
     fn every_term_is_quoted_in_the_match_string() {
         let query = SearchQuery::parse(r#"NEAR deploy* "to prod" a:b"#).unwrap();
         assert_eq!(
-            fts5_match(&query),
-            r#""near" AND "deploy"* AND "to prod" AND "a b""#
+            fts5_match(&query, None),
+            r#"{content} : ("near" AND "deploy"* AND "to prod" AND "a b")"#
+        );
+        let ids = ["1b4e28ba-2fa1-11d2-883f-0016d3cca427".to_owned()];
+        assert_eq!(
+            fts5_match(&query, Some(&ids)),
+            r#"{content} : ("near" AND "deploy"* AND "to prod" AND "a b") AND {conversation_id} : ("1b4e28ba 2fa1 11d2 883f 0016d3cca427")"#
         );
     }
 }

@@ -1,8 +1,14 @@
 -- Full-text search over messages: an FTS5 index of `messages.content` that stores no copy of
 -- the text (external content: the text is read from `messages` by rowid, which is `seq`).
 -- Words are the runs of letters and digits, compared ignoring case and diacritics.
+--
+-- The conversation id is indexed too (as the words of the UUID), never searched by a user's
+-- terms (their query is confined to `content`) but by the store, which narrows a search to
+-- the caller's conversations inside the index: a common word then costs a walk of the
+-- caller's share of its hits rather than of all of them (crates/chat-sqlite/src/search.rs).
 CREATE VIRTUAL TABLE messages_search USING fts5 (
     content,
+    conversation_id,
     content = 'messages',
     content_rowid = 'seq',
     tokenize = 'unicode61 remove_diacritics 2'
@@ -16,17 +22,19 @@ INSERT INTO messages_search (messages_search, rank) VALUES ('secure-delete', 1);
 -- replaces the message's words, a delete for everyone (content overwritten with '') removes
 -- them.
 CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
-    INSERT INTO messages_search (rowid, content) VALUES (new.seq, new.content);
+    INSERT INTO messages_search (rowid, content, conversation_id)
+        VALUES (new.seq, new.content, new.conversation_id);
 END;
 CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
-    INSERT INTO messages_search (messages_search, rowid, content)
-        VALUES ('delete', old.seq, old.content);
+    INSERT INTO messages_search (messages_search, rowid, content, conversation_id)
+        VALUES ('delete', old.seq, old.content, old.conversation_id);
 END;
 CREATE TRIGGER messages_search_update AFTER UPDATE OF content ON messages
 WHEN old.content IS NOT new.content BEGIN
-    INSERT INTO messages_search (messages_search, rowid, content)
-        VALUES ('delete', old.seq, old.content);
-    INSERT INTO messages_search (rowid, content) VALUES (new.seq, new.content);
+    INSERT INTO messages_search (messages_search, rowid, content, conversation_id)
+        VALUES ('delete', old.seq, old.content, old.conversation_id);
+    INSERT INTO messages_search (rowid, content, conversation_id)
+        VALUES (new.seq, new.content, new.conversation_id);
 END;
 
 -- The messages stored before this migration.

@@ -126,6 +126,12 @@ pub fn query_syntax_of_any_store_is_only_words_to_a_search<S: Stores + ?Sized>(s
     assert_eq!(found(store, a, "🎉party"), vec![unicode.id]);
     assert_eq!(found(store, a, "party"), vec![unicode.id]);
     assert_eq!(found(store, a, "ÜBER"), vec![unicode.id]);
+    // Nothing but a message's text is searched: not the ids stored with it.
+    for id in [g.to_string(), a.to_string(), near.id.to_string()] {
+        let first = id.split('-').next().unwrap().to_owned();
+        assert!(found(store, a, &first).is_empty(), "{first}");
+        assert!(found(store, a, &format!("\"{id}\"")).is_empty(), "{id}");
+    }
 }
 
 /// In relevance order, a message where the terms weigh more (more often, in fewer words)
