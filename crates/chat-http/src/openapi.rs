@@ -5,7 +5,9 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, conversations, health, member_state, messages, reactions, sync, users};
+use crate::routes::{
+    auth, conversations, health, member_state, messages, reactions, search, sync, users,
+};
 use crate::ws;
 
 #[derive(OpenApi)]
@@ -43,6 +45,7 @@ use crate::ws;
         messages::mark_read,
         messages::list_thread,
         messages::unread_count,
+        search::search_messages,
         reactions::add_reaction,
         reactions::remove_reaction,
         reactions::list_pins,

@@ -232,3 +232,38 @@ fn a_message_deleted_for_everyone_takes_no_reaction_or_pin_but_loses_them() {
         Marked::Changed { count: 0, .. }
     ));
 }
+
+/// `PRAGMA integrity_check`'s answer, which checks the search index against the messages.
+fn integrity(db: &crate::test_support::TempDb) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct Check {
+        #[diesel(sql_type = Text)]
+        integrity_check: String,
+    }
+    let rows: Vec<Check> = diesel::sql_query("PRAGMA integrity_check")
+        .load(&mut *db.store.database().conn().unwrap())
+        .unwrap();
+    rows.into_iter().map(|r| r.integrity_check).collect()
+}
+
+#[test]
+fn the_search_index_stays_in_step_with_sends_edits_and_deletes() {
+    let db = temp_db();
+    let f = Fixture::new(&*db);
+    let (a, b) = (f.user("alice"), f.user("bob"));
+    let c = f.direct(a, b);
+    let kept = f.send(c, a, "alpha kept");
+    assert_eq!(integrity(&db), ["ok"], "after a send");
+    let edited = f.send(c, a, "beta before");
+    let content = chat_domain::message::MessageContent::parse("gamma after").unwrap();
+    db.store
+        .edit(edited.id, a, &content, f.now(), &mut |_| {})
+        .unwrap();
+    assert_eq!(integrity(&db), ["ok"], "after an edit");
+    let deleted = f.send(c, a, "delta gone");
+    db.store
+        .delete(deleted.id, a, f.now(), &mut |_| {})
+        .unwrap();
+    assert_eq!(integrity(&db), ["ok"], "after a delete");
+    let _ = kept;
+}

@@ -14,9 +14,12 @@ CREATE VIRTUAL TABLE messages_search USING fts5 (
     tokenize = 'unicode61 remove_diacritics 2'
 );
 
--- A deleted message's words must leave the file, not just the index's view of it, as its
--- content does (see `secure_delete` in crates/chat-sqlite/src/pool.rs).
-INSERT INTO messages_search (messages_search, rank) VALUES ('secure-delete', 1);
+-- FTS5's 'secure-delete' option (which would erase a deleted message's words from the
+-- index's pages at once rather than when its segments next merge) is NOT set: with SQLite
+-- 3.46.0, as bundled, an edit through the server then left the index malformed
+-- (`PRAGMA integrity_check`, see the crash test in crates/chat-server/tests/api/binary.rs).
+-- The index keeps no text, only which message holds which word; a purged message's entries
+-- stop matching at once and leave the file as segments merge.
 
 -- The index follows every write to `messages` in the write's own transaction: an edit
 -- replaces the message's words, a delete for everyone (content overwritten with '') removes

@@ -4,6 +4,7 @@
 pub mod conversations;
 pub mod member_state;
 pub mod messages;
+pub mod search;
 pub mod sync;
 pub(crate) mod time;
 pub mod users;

@@ -6,6 +6,7 @@ pub mod health;
 pub mod member_state;
 pub mod messages;
 pub mod reactions;
+pub mod search;
 pub mod sync;
 pub mod users;
 
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(messages::configure)
             .configure(reactions::configure)
             .configure(sync::configure)
+            .configure(search::configure)
             .configure(auth::configure)
             .configure(users::configure)
             .configure(crate::ws::configure),

@@ -411,6 +411,18 @@ fn cases() -> Vec<Case> {
             owner: 200,
         },
         Case {
+            name: "search in a conversation",
+            method: Method::GET,
+            template: "/api/v1/search/messages",
+            path: |_, g| format!("/api/v1/search/messages?q=hi&conversation_id={}", g.id),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 404,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
             name: "mark read",
             method: Method::PUT,
             template: "/api/v1/messages/{message_id}/read",

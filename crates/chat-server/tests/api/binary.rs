@@ -766,3 +766,78 @@ async fn acknowledged_mentions_and_their_edits_and_deletes_survive_a_sigkill_rig
     restarted.child.kill().unwrap();
     restarted.child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn the_search_index_holds_every_acknowledged_write_after_a_sigkill_right_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let server = start(&db).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let (_, alice) = token(&client, &base, "alice").await;
+    let (bob_id, _) = token(&client, &base, "bob").await;
+    let conversation = direct(&client, &base, &alice, &bob_id).await;
+    let path = format!("{base}/api/v1/conversations/{conversation}/messages");
+    let send = |text: &str| {
+        client
+            .post(&path)
+            .bearer_auth(&alice)
+            .json(&json!({"content": text}))
+            .send()
+    };
+    let mut ids = Vec::new();
+    for text in ["alpha kept", "beta before", "delta gone"] {
+        let sent: Value = send(text).await.unwrap().json().await.unwrap();
+        ids.push(sent["id"].as_str().unwrap().to_owned());
+    }
+    let edited = client
+        .patch(format!("{base}/api/v1/messages/{}", ids[1]))
+        .bearer_auth(&alice)
+        .json(&json!({"content": "gamma after"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), StatusCode::OK);
+    let deleted = client
+        .delete(format!("{base}/api/v1/messages/{}", ids[2]))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::OK);
+    let last = send("epsilon last").await.unwrap();
+    assert_eq!(last.status(), StatusCode::CREATED);
+    let mut killed = server.child;
+    killed.kill().unwrap(); // SIGKILL the moment the last message is acknowledged
+    killed.wait().unwrap();
+    // integrity_check checks the FTS5 index against the messages too.
+    assert_eq!(integrity(&db), ["ok"]);
+
+    let mut restarted = start(&db).await;
+    for (q, expected) in [
+        ("alpha", vec!["alpha kept"]),
+        ("beta", vec![]),
+        ("gamma", vec!["gamma after"]),
+        ("delta", vec![]),
+        ("epsilon", vec!["epsilon last"]),
+    ] {
+        let page: Value = client
+            .get(format!("{}/api/v1/search/messages?q={q}", restarted.base))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let found: Vec<&str> = page["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|hit| hit["message"]["content"].as_str().unwrap())
+            .collect();
+        assert_eq!(found, expected, "{q}");
+    }
+    restarted.child.kill().unwrap();
+    restarted.child.wait().unwrap();
+}

@@ -26,4 +26,5 @@ mod privacy;
 mod reactions;
 mod realtime;
 mod replies;
+mod search;
 mod threads;
