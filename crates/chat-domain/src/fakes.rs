@@ -361,7 +361,24 @@ impl UserStore for MemoryStore {
                         .contains(&needle)
             })
             .collect();
-        users.sort_by(|a, b| a.username.as_str().cmp(b.username.as_str()));
+        let tier = |u: &User| {
+            let name = u.username.as_str().to_lowercase();
+            let full = u.full_name.as_deref().unwrap_or("").to_lowercase();
+            if name == needle || u.email.as_str().eq_ignore_ascii_case(&needle) {
+                0
+            } else if name.starts_with(&needle) {
+                1
+            } else if full.starts_with(&needle) || full.contains(&format!(" {needle}")) {
+                2
+            } else {
+                3
+            }
+        };
+        users.sort_by(|a, b| {
+            tier(a)
+                .cmp(&tier(b))
+                .then_with(|| a.username.as_str().cmp(b.username.as_str()))
+        });
         Ok(users
             .into_iter()
             .skip(query.page.offset as usize)

@@ -56,8 +56,11 @@ pub trait UserStore: Send + Sync {
     /// Whether the username (ignoring case) or the email is already taken, as
     /// `(username_taken, email_taken)`: lets signup fail fast before paying for a hash.
     fn taken(&self, username: &str, email: &str) -> StoreResult<(bool, bool)>;
-    /// Users ordered by username, filtered by a case-insensitive substring of the username or
-    /// full name, or by the whole email address ignoring case (never a part of it).
+    /// Users whose username or full name holds the text (a case-insensitive substring, taken
+    /// literally), or whose whole email address it is ignoring case (never a part of one),
+    /// best match first: the username itself or the email address, then usernames starting
+    /// with the text, then full names with a word starting with it, then the rest; by
+    /// username within each. With no text, every user by username.
     fn search(&self, query: &UserQuery) -> StoreResult<Vec<User>>;
     /// Applies a profile change. A taken email is [`StoreError::Conflict`];
     /// a missing user is [`StoreError::Missing`].

@@ -9,7 +9,9 @@ use chat_domain::ports::{StoreResult, UserStore};
 use chat_domain::user::{NewUser, PasswordHash, ProfileUpdate, User, UserQuery};
 use chat_domain::{StoreError, UserId};
 use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{Integer, Text};
 use uuid::Uuid;
 
 use crate::PgStore;
@@ -125,14 +127,31 @@ impl UserStore for PgStore {
             if let Some(text) = query.text.as_deref().filter(|t| !t.is_empty()) {
                 let text = text.to_ascii_lowercase();
                 let pattern = format!("%{}%", escape_like(&text));
+                let prefix = format!("{}%", escape_like(&text));
+                let word = format!("% {}%", escape_like(&text));
                 // Only a whole address matches an email, never a part of one.
-                select = select.filter(
-                    lower(users::username)
-                        .like(pattern.clone())
-                        .escape('\\')
-                        .or(lower_nullable(users::full_name).like(pattern).escape('\\'))
-                        .or(lower(users::email).eq(text)),
-                );
+                select = select
+                    .filter(
+                        lower(users::username)
+                            .like(pattern.clone())
+                            .escape('\\')
+                            .or(lower_nullable(users::full_name).like(pattern).escape('\\'))
+                            .or(lower(users::email).eq(text.clone())),
+                    )
+                    .order((
+                        sql::<Integer>("CASE WHEN lower(username) = ")
+                            .bind::<Text, _>(text.clone())
+                            .sql(" OR lower(email) = ")
+                            .bind::<Text, _>(text)
+                            .sql(" THEN 0 WHEN lower(username) LIKE ")
+                            .bind::<Text, _>(prefix.clone())
+                            .sql(" ESCAPE '\\' THEN 1 WHEN lower(full_name) LIKE ")
+                            .bind::<Text, _>(prefix)
+                            .sql(" ESCAPE '\\' OR lower(full_name) LIKE ")
+                            .bind::<Text, _>(word)
+                            .sql(" ESCAPE '\\' THEN 2 ELSE 3 END"),
+                        lower(users::username).asc(),
+                    ));
             }
             convert(select.load(conn)?)
         })

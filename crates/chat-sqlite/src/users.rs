@@ -4,7 +4,9 @@ use chat_domain::ports::{StoreResult, UserStore};
 use chat_domain::user::{NewUser, PasswordHash, ProfileUpdate, User, UserQuery};
 use chat_domain::{StoreError, UserId};
 use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{Integer, Text};
 
 use crate::SqliteStore;
 use crate::models::{UserRow, convert, ts};
@@ -118,15 +120,32 @@ impl UserStore for SqliteStore {
                 .into_boxed();
             if let Some(text) = query.text.as_deref().filter(|t| !t.is_empty()) {
                 let pattern = format!("%{}%", escape_like(text));
-                // The email column is COLLATE NOCASE: `=` ignores case, and only a whole
-                // address matches, never a part of one.
-                select = select.filter(
-                    users::username
-                        .like(pattern.clone())
-                        .escape('\\')
-                        .or(users::full_name.like(pattern).escape('\\'))
-                        .or(users::email.eq(text.to_owned())),
-                );
+                let prefix = format!("{}%", escape_like(text));
+                let word = format!("% {}%", escape_like(text));
+                // The username and email columns are COLLATE NOCASE: `=` ignores case, and
+                // only a whole address matches, never a part of one. LIKE ignores case too.
+                select = select
+                    .filter(
+                        users::username
+                            .like(pattern.clone())
+                            .escape('\\')
+                            .or(users::full_name.like(pattern).escape('\\'))
+                            .or(users::email.eq(text.to_owned())),
+                    )
+                    .order((
+                        sql::<Integer>("CASE WHEN username = ")
+                            .bind::<Text, _>(text.to_owned())
+                            .sql(" OR email = ")
+                            .bind::<Text, _>(text.to_owned())
+                            .sql(" THEN 0 WHEN username LIKE ")
+                            .bind::<Text, _>(prefix.clone())
+                            .sql(" ESCAPE '\\' THEN 1 WHEN full_name LIKE ")
+                            .bind::<Text, _>(prefix)
+                            .sql(" ESCAPE '\\' OR full_name LIKE ")
+                            .bind::<Text, _>(word)
+                            .sql(" ESCAPE '\\' THEN 2 ELSE 3 END"),
+                        users::username.asc(),
+                    ));
             }
             convert(select.load(conn)?)
         })

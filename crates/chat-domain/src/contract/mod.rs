@@ -107,7 +107,8 @@ macro_rules! contract_tests {
         $crate::contract_tests!(@each $fresh;
             users::usernames_and_emails_are_unique_ignoring_case_and_a_conflict_names_the_field,
             users::a_user_reads_back_as_written_and_is_found_by_username_or_email_ignoring_case,
-            users::search_matches_substrings_of_username_or_full_name_literally_in_username_order,
+            users::search_matches_substrings_of_username_or_full_name_literally,
+            users::search_ranks_exact_username_then_prefix_then_full_name_words,
             users::search_finds_an_email_only_by_the_whole_address,
             users::an_update_changes_only_what_it_names_and_a_taken_email_is_a_conflict,
             users::a_new_password_or_deactivation_raises_the_token_generation,

@@ -113,18 +113,15 @@ fn usernames_found<S: Stores + ?Sized>(store: &S, text: Option<&str>, page: Page
 
 /// Search finds a case-insensitive substring of the username or the full name, taken
 /// literally (`%` and `_` are no wildcards), ordered by username and paged.
-pub fn search_matches_substrings_of_username_or_full_name_literally_in_username_order<
-    S: Stores + ?Sized,
->(
-    store: &S,
-) {
+pub fn search_matches_substrings_of_username_or_full_name_literally<S: Stores + ?Sized>(store: &S) {
     let f = Fixture::new(store);
     f.user_with("malik", "m@example.com", Some("Malik Grey"));
     f.user_with("bob", "b@example.com", Some("Robert Lisle"));
     f.user_with("alice", "a@example.com", None);
     f.user_with("a_b", "ab@example.com", Some("100% real"));
     let search = |text: &str| usernames_found(store, Some(text), Page::default());
-    assert_eq!(search("LI"), ["alice", "bob", "malik"]);
+    // "Robert Lisle" has a word starting with "li"; alice and malik only hold it.
+    assert_eq!(search("LI"), ["bob", "alice", "malik"]);
     assert_eq!(search("grey"), ["malik"]);
     assert_eq!(search("_"), ["a_b"]);
     assert_eq!(search("%"), ["a_b"]);
@@ -142,7 +139,7 @@ pub fn search_matches_substrings_of_username_or_full_name_literally_in_username_
                 offset: 1
             }
         ),
-        ["bob"]
+        ["alice"]
     );
     assert_eq!(
         usernames_found(
@@ -154,6 +151,31 @@ pub fn search_matches_substrings_of_username_or_full_name_literally_in_username_
             }
         ),
         ["malik"]
+    );
+}
+
+/// The best match comes first: the username itself (or the whole email address), then
+/// usernames starting with the text, then full names with a word starting with it, then the
+/// rest; by username within each.
+pub fn search_ranks_exact_username_then_prefix_then_full_name_words<S: Stores + ?Sized>(store: &S) {
+    let f = Fixture::new(store);
+    f.user_with("joanne", "j@example.com", None);
+    f.user_with("annabel", "annabel@example.com", None);
+    f.user_with("bob", "b@example.com", Some("Mary Ann Smith"));
+    f.user_with("carl", "ann@example.com", Some("Carl Mann"));
+    f.user_with("ann", "x@example.com", None);
+    f.user_with("anna", "y@example.com", Some("Zed"));
+    f.user_with("dana", "d@example.com", Some("Annika Dane"));
+    let search = |text: &str| usernames_found(store, Some(text), Page::default());
+    assert_eq!(
+        search("ANN"),
+        ["ann", "anna", "annabel", "bob", "dana", "carl", "joanne"]
+    );
+    assert_eq!(search("ann@example.com"), ["carl"]);
+    assert_eq!(search("x@example.com"), ["ann"]);
+    assert_eq!(
+        search("an"),
+        ["ann", "anna", "annabel", "bob", "dana", "carl", "joanne"]
     );
 }
 

@@ -28,13 +28,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Search users by part of the username or full name, or by a whole email address. Answers
-/// public profiles: nobody's email.
+/// public profiles: nobody's email. The best match comes first: the username itself or the
+/// whole email address, then usernames starting with `q`, then full names with a word
+/// starting with it, then the rest; by username within each (all by username without `q`).
 #[utoipa::path(
     get, path = "/api/v1/users", tag = "users",
     params(UserListParams),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
-        (status = 200, description = "Users ordered by username", body = [PublicUserResponse]),
+        (status = 200, description = "Users, best match first", body = [PublicUserResponse]),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 422, description = "Bad paging parameters", body = ErrorBody),
     )

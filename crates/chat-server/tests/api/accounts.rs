@@ -189,6 +189,18 @@ async fn tokens_survive_a_restart_with_the_generated_secret() {
 }
 
 #[tokio::test]
+async fn a_user_search_ranks_the_username_itself_then_prefixes_then_full_name_words() {
+    let app = spawn_app().await;
+    // Every test user's full name is "<name> Example".
+    let [alice, ..] = app.users(["alice", "bob", "exam", "alexa", "exa"]).await;
+    assert_eq!(
+        app.search_usernames(&alice.token, "EXA").await,
+        ["exa", "exam", "alexa", "alice", "bob"]
+    );
+    assert_eq!(app.search_usernames(&alice.token, "lex").await, ["alexa"]);
+}
+
+#[tokio::test]
 async fn users_can_be_searched_paged_and_fetched_by_id() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
