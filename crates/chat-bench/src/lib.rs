@@ -27,6 +27,7 @@ pub use scenario::connections::{ConnectionsOptions, ConnectionsReport};
 pub use scenario::fanout::{FanoutOptions, FanoutReport};
 pub use scenario::login::{LoginOptions, LoginReport};
 pub use scenario::rest::{RestOptions, RestReport};
+pub use scenario::search::{SearchOptions, SearchReport};
 
 /// Why a scenario could not run at all (as opposed to failures it measured and reports).
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +166,9 @@ pub enum Scenario {
     /// A broker alone (NATS or Redis pub/sub): publish→receive latency at a fixed rate and
     /// the highest rate it sustains. Needs no chatd server.
     Bus(BusOptions),
+    /// Seed many messages (the send rate with the search index kept in step), then time
+    /// one-word and phrase searches over them.
+    Search(SearchOptions),
     /// Internal: holds a share of the `connections` scenario in a child process.
     #[command(hide = true)]
     ConnectionsWorker,
@@ -183,6 +187,7 @@ pub async fn run(cli: &Cli) -> Result<Report, BenchError> {
         }
         Scenario::Login(o) => Report::Login(scenario::login::run(common, o).await?),
         Scenario::Bus(o) => Report::Bus(scenario::bus::run(common, o).await?),
+        Scenario::Search(o) => Report::Search(scenario::search::run(common, o).await?),
         Scenario::ConnectionsWorker => {
             return Err(BenchError::Invalid(
                 "connections-worker is run by the connections scenario itself".into(),

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::scenario::{
     bus::BusReport, catchup::CatchupReport, chat::ChatReport, connections::ConnectionsReport,
-    fanout::FanoutReport, login::LoginReport, rest::RestReport,
+    fanout::FanoutReport, login::LoginReport, rest::RestReport, search::SearchReport,
 };
 
 /// One line of a report table: what was measured and its value.
@@ -22,6 +22,7 @@ pub enum Report {
     Connections(ConnectionsReport),
     Login(LoginReport),
     Bus(BusReport),
+    Search(SearchReport),
 }
 
 impl Report {
@@ -36,6 +37,7 @@ impl Report {
             Report::Connections(r) => r.failures.total(),
             Report::Login(r) => r.failures.total(),
             Report::Bus(r) => r.failure_count(),
+            Report::Search(r) => r.failures.total(),
         }
     }
 
@@ -48,6 +50,7 @@ impl Report {
             Report::Connections(r) => r.title(),
             Report::Login(r) => r.title(),
             Report::Bus(r) => r.title(),
+            Report::Search(r) => r.title(),
         }
     }
 
@@ -60,6 +63,7 @@ impl Report {
             Report::Connections(r) => r.rows(),
             Report::Login(r) => r.rows(),
             Report::Bus(r) => r.rows(),
+            Report::Search(r) => r.rows(),
         }
     }
 

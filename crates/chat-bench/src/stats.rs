@@ -45,6 +45,14 @@ impl Latency {
         self.0.len()
     }
 
+    /// The latency at quantile `q` (0.0–1.0) in milliseconds; 0 with no samples.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        self.0.value_at_quantile(q) as f64 / 1000.0
+    }
+
     pub fn summary(&self) -> LatencySummary {
         let ms = |micros: u64| micros as f64 / 1000.0;
         if self.0.is_empty() {

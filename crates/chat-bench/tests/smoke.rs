@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chat_bench::{
     CatchupOptions, ChatOptions, Common, ConnectionsOptions, FanoutOptions, LoginOptions,
-    RestOptions,
+    RestOptions, SearchOptions,
 };
 use chat_server::{Application, Cli, Shutdown};
 use clap::Parser;
@@ -249,6 +249,31 @@ async fn rest_reads_latest_and_older_pages_and_sends_without_errors() {
         assert!(report.writes > 0, "{report:#?}");
         assert_eq!(report.failures.total(), 0, "{report:#?}");
     }
+    server.shutdown.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_seeds_messages_and_finds_words_and_phrases_without_errors() {
+    let server = start_server().await;
+    let options = SearchOptions {
+        messages: 300,
+        conversations: 6,
+        users: 4,
+        members: 3,
+        vocabulary: 50,
+        queries: 10,
+        send_concurrency: 8,
+        seed: 7,
+    };
+    let report = chat_bench::scenario::search::run(&common(&server), &options)
+        .await
+        .expect("the scenario runs");
+    assert_eq!(report.failures.total(), 0, "{report:#?}");
+    assert_eq!((report.word_queries, report.phrase_queries), (10, 10));
+    assert!(
+        report.word_hits > 0 && report.phrase_hits > 0,
+        "{report:#?}"
+    );
     server.shutdown.stop().await;
 }
 

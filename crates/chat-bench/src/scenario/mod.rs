@@ -8,6 +8,7 @@ pub mod connections;
 pub mod fanout;
 pub mod login;
 pub mod rest;
+pub mod search;
 
 use futures_util::{StreamExt, stream};
 
