@@ -126,3 +126,47 @@ fn migrate_works_on_postgres_and_backup_points_to_pg_dump() {
     assert!(stderr.contains("pg_dump"), "{stderr}");
     assert!(!copy.exists());
 }
+
+#[tokio::test]
+async fn search_on_postgres_finds_what_another_server_stored_with_the_same_snippets() {
+    let Some(database) = TestDatabase::create(SUITE) else {
+        return;
+    };
+    let (one, two) = (spawn_node(&database).await, spawn_node(&database).await);
+    let [alice, bob] = one.users(["alice", "bob"]).await;
+    let group = one.group(&alice, &[&bob]).await;
+    one.send(
+        &alice,
+        &group,
+        "Shall we deploy to prod after staging is green?",
+    )
+    .await;
+    one.send(&bob, &group, "deploy.prod failed: see a@b.com")
+        .await;
+    let page: Value = two
+        .get(
+            "/api/v1/search/messages?q=deploy%20prod&sort=recent",
+            &bob.token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let hits: Vec<Value> = page["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| json!([hit["message"]["content"], hit["highlights"]]))
+        .collect();
+    // Punctuation separates words on PostgreSQL as on SQLite.
+    assert_eq!(
+        hits,
+        vec![
+            json!(["deploy.prod failed: see a@b.com", [[0, 6], [7, 11]]]),
+            json!([
+                "Shall we deploy to prod after staging is green?",
+                [[9, 15], [19, 23]]
+            ]),
+        ]
+    );
+}
