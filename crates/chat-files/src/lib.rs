@@ -1,2 +1,13 @@
 //! The adapters behind [`chat_domain::ports::BlobStore`] and
 //! [`chat_domain::ports::MediaInspector`]: where uploaded bytes are kept and what they are.
+//!
+//! - [`staging`]: an upload is first written to a temporary file under `<data dir>/staging/`,
+//!   hashed and counted as it arrives, so its content address is known when it ends;
+//! - [`fs`]: the default [`BlobStore`](chat_domain::ports::BlobStore), a directory under the
+//!   data directory, into which a staged file is moved without copying.
+
+pub mod fs;
+pub mod staging;
+
+pub use fs::FsBlobStore;
+pub use staging::{LimitExceeded, Staged, StagedFile, Staging};
