@@ -7,7 +7,9 @@
 //!   data directory, into which a staged file is moved without copying.
 
 pub mod fs;
+pub mod media;
 pub mod staging;
 
 pub use fs::FsBlobStore;
+pub use media::Media;
 pub use staging::{LimitExceeded, Staged, StagedFile, Staging};
