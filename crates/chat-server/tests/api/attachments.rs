@@ -437,3 +437,26 @@ async fn downloads_carry_etag_ranges_and_headers_that_keep_scripts_from_running(
         format!("bytes */{}", html.len())
     );
 }
+
+#[tokio::test]
+async fn an_upload_past_the_users_quota_is_refused_with_its_own_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = chat_server::Config {
+        upload_quota_bytes: 30,
+        ..test_config(&dir)
+    };
+    let app = spawn_app_with(config, dir).await;
+    let [alice, bob] = app.users(["alice", "bob"]).await;
+    upload(&app, &alice, "a.txt", &[b'a'; 20]).await;
+    let refused = upload_raw(
+        &app,
+        &alice.token,
+        multipart("file", "b.txt", "text/plain", &[b'b'; 20]),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "quota_exceeded");
+    // Each user has a quota of their own.
+    upload(&app, &bob, "b.txt", &[b'b'; 20]).await;
+}
