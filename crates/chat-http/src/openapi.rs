@@ -6,7 +6,8 @@ use utoipa::openapi::security::{
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    auth, conversations, health, member_state, messages, reactions, search, sync, users,
+    attachments, auth, conversations, health, member_state, messages, reactions, search, sync,
+    users,
 };
 use crate::ws;
 
@@ -52,6 +53,9 @@ use crate::ws;
         reactions::pin_message,
         reactions::unpin_message,
         sync::sync,
+        attachments::upload,
+        attachments::download,
+        attachments::thumbnail,
         ws::connect,
     ),
     // Referenced only from a parameter, which utoipa does not collect by itself.
@@ -62,6 +66,7 @@ use crate::ws;
         (name = "users", description = "Profiles"),
         (name = "conversations", description = "Direct conversations and groups"),
         (name = "messages", description = "Messages, reactions, pins, read receipts, unread counts, the change feed"),
+        (name = "attachments", description = "Files: upload, then send with a message's attachment_ids; download"),
         (name = "realtime", description = "The WebSocket gateway"),
         (name = "health", description = "Operations"),
     )

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use chat_domain::ports::{
-    ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore, TokenRevocations,
-    UserStore,
+    AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore,
+    TokenRevocations, UserStore,
 };
 use chat_http::HealthProbe;
 use chat_postgres::{PgDatabase, PgOptions, PgStore, is_postgres_url};
@@ -37,13 +37,14 @@ pub struct Stores {
     pub read_receipts: Arc<dyn ReadReceiptStore>,
     pub search: Arc<dyn SearchStore>,
     pub revocations: Arc<dyn TokenRevocations>,
+    pub attachments: Arc<dyn AttachmentStore>,
 }
 
 impl Stores {
     fn of<S>(store: Arc<S>) -> Self
     where
         S: UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations,
-        S: FeedStore + SearchStore + 'static,
+        S: FeedStore + SearchStore + AttachmentStore + 'static,
     {
         Self {
             users: store.clone(),
@@ -52,7 +53,8 @@ impl Stores {
             feed: store.clone(),
             read_receipts: store.clone(),
             search: store.clone(),
-            revocations: store,
+            revocations: store.clone(),
+            attachments: store,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! timestamps are whole milliseconds, coarser than SQLite and PostgreSQL keep, so values read
 //! back compare equal to those written; only revocation expiries follow the wall clock.
 
+pub mod attachments;
 pub mod changes;
 pub mod conversations;
 pub mod delivery;
@@ -38,8 +39,8 @@ use crate::conversation::{
 use crate::mention::MentionCandidates;
 use crate::message::{AppendOutcome, Appended, Message, MessageContent, NewMessage};
 use crate::ports::{
-    ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore, StoreResult,
-    TokenRevocations, UserStore,
+    AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore,
+    StoreResult, TokenRevocations, UserStore,
 };
 use crate::user::{Email, NewUser, PasswordHash, Username};
 use crate::{ConversationId, MessageId, UserId};
@@ -54,6 +55,7 @@ pub trait Stores:
     + TokenRevocations
     + FeedStore
     + SearchStore
+    + AttachmentStore
 {
 }
 
@@ -65,6 +67,7 @@ impl<T> Stores for T where
         + TokenRevocations
         + FeedStore
         + SearchStore
+        + AttachmentStore
         + ?Sized
 {
 }
@@ -186,6 +189,12 @@ macro_rules! contract_tests {
             search::paging_by_cursor_covers_every_hit_once_in_order,
             search::edited_messages_match_their_new_words_and_deleted_ones_nothing,
             search::only_members_find_messages_and_never_ones_they_hid,
+            attachments::an_upload_is_attached_in_the_append_and_every_read_carries_it,
+            attachments::only_the_senders_own_unattached_uploads_attach_and_a_refusal_stores_nothing,
+            attachments::a_retry_gets_the_stored_message_with_its_attachments,
+            attachments::a_delete_for_everyone_drops_its_attachments_and_unreferences_their_blobs,
+            attachments::the_sweep_takes_old_unattached_uploads_and_untouched_unreferenced_blobs_only,
+            attachments::the_quota_counts_the_uploaders_stored_uploads,
         );
     };
     (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {
@@ -328,6 +337,7 @@ impl<'s, S: Stores + ?Sized> Fixture<'s, S> {
             reply_to_id: None,
             thread_root_id: None,
             mentions: MentionCandidates::parse(text),
+            attachment_ids: Vec::new(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! REST routes, one module per resource, each registering itself in `configure`.
 
+pub mod attachments;
 pub mod auth;
 pub mod conversations;
 pub mod health;
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(reactions::configure)
             .configure(sync::configure)
             .configure(search::configure)
+            .configure(attachments::configure)
             .configure(auth::configure)
             .configure(users::configure)
             .configure(crate::ws::configure),
