@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::scenario::{
     bus::BusReport, catchup::CatchupReport, chat::ChatReport, connections::ConnectionsReport,
-    fanout::FanoutReport, login::LoginReport, rest::RestReport,
+    fanout::FanoutReport, files::FilesReport, login::LoginReport, rest::RestReport,
 };
 
 /// One line of a report table: what was measured and its value.
@@ -21,6 +21,7 @@ pub enum Report {
     Catchup(CatchupReport),
     Connections(ConnectionsReport),
     Login(LoginReport),
+    Files(FilesReport),
     Bus(BusReport),
 }
 
@@ -35,6 +36,7 @@ impl Report {
             Report::Catchup(r) => r.failures.total(),
             Report::Connections(r) => r.failures.total(),
             Report::Login(r) => r.failures.total(),
+            Report::Files(r) => r.failures.total(),
             Report::Bus(r) => r.failure_count(),
         }
     }
@@ -47,6 +49,7 @@ impl Report {
             Report::Catchup(r) => r.title(),
             Report::Connections(r) => r.title(),
             Report::Login(r) => r.title(),
+            Report::Files(r) => r.title(),
             Report::Bus(r) => r.title(),
         }
     }
@@ -59,6 +62,7 @@ impl Report {
             Report::Catchup(r) => r.rows(),
             Report::Connections(r) => r.rows(),
             Report::Login(r) => r.rows(),
+            Report::Files(r) => r.rows(),
             Report::Bus(r) => r.rows(),
         }
     }
