@@ -307,3 +307,15 @@ fn wrong_s3_credentials_are_found_by_the_startup_check() {
     .unwrap();
     assert!(store.check().is_err());
 }
+
+#[test]
+fn an_s3_endpoint_that_is_not_there_is_found_by_the_startup_check_at_once() {
+    // A port nothing listens on: bound, then closed.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert!(s3_store(addr, None).check().is_err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
