@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use chat_domain::ports::BlobStore;
 use chat_files::{FsBlobStore, Staging};
+
+mod support;
 use sha2::{Digest, Sha256};
 
 const GIB: usize = 1024 * 1024 * 1024;
@@ -100,5 +102,47 @@ fn a_gibibyte_written_plainly() {
     println!(
         "1 GiB written plainly (buffered, fsynced): {:.0} MB/s",
         mb_per_s(GIB, seconds)
+    );
+}
+
+/// A staged file through the S3 store and back, against the in-process S3 server (s3s-fs,
+/// which writes to the same disk and checksums what it receives): a floor, not what a real
+/// object store gives.
+#[test]
+#[ignore]
+fn a_quarter_gibibyte_through_the_s3_store() {
+    let size = GIB / 4;
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::create_dir(root.path().join("blobs")).unwrap();
+    let store = support::s3_store(support::s3_server(root.path()), None);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let staging = Staging::new(dir.path()).unwrap();
+    let chunk: Vec<u8> = (0..CHUNK).map(|i| (i * 7 % 251) as u8).collect();
+    let mut file = staging.create(u64::MAX).unwrap();
+    for _ in 0..size / CHUNK {
+        file.write_all(&chunk).unwrap();
+    }
+    let staged = file.finish().unwrap();
+
+    let started = Instant::now();
+    store.put(&staged.key, &staged.path).unwrap();
+    let put_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut reader = store.open(&staged.key, None).unwrap().unwrap();
+    let mut buf = vec![0; 256 * 1024];
+    let mut total = 0;
+    loop {
+        let n = reader.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    let read_seconds = started.elapsed().as_secs_f64();
+    assert_eq!(total, size);
+    println!(
+        "256 MiB through S3 (s3s-fs in process): put (multipart) at {:.0} MB/s, read at {:.0} MB/s",
+        mb_per_s(size, put_seconds),
+        mb_per_s(size, read_seconds),
     );
 }
