@@ -8,6 +8,7 @@ pub enum Resource {
     User,
     Conversation,
     Message,
+    Attachment,
 }
 
 impl Resource {
@@ -16,6 +17,7 @@ impl Resource {
             Resource::User => "user",
             Resource::Conversation => "conversation",
             Resource::Message => "message",
+            Resource::Attachment => "attachment",
         }
     }
 }
@@ -72,6 +74,18 @@ pub enum DomainError {
     /// Too many attempts: the caller may try again after `retry_after`.
     #[error("too many requests; retry in {} s", .retry_after.as_secs().max(1))]
     RateLimited { retry_after: std::time::Duration },
+    /// An upload is larger than the limit (`max_bytes`).
+    #[error("the file is larger than the limit of {max_bytes} bytes")]
+    PayloadTooLarge { max_bytes: u64 },
+    /// An upload would take the user's stored files past their quota.
+    #[error("the file would take your uploads past your quota of {quota_bytes} bytes")]
+    QuotaExceeded { quota_bytes: u64 },
+    /// An upload's content type (sniffed from its bytes) is not on the allow-list.
+    #[error("files of type {0} are not accepted")]
+    UnsupportedMediaType(String),
+    /// An image upload that cannot be inspected: too many pixels, or corrupt.
+    #[error(transparent)]
+    ImageRefused(#[from] crate::attachment::ImageRefused),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A credential adapter (hasher, token signer) failed for a reason that is not the caller's.
@@ -112,6 +126,10 @@ pub enum StoreError {
     /// deleted for everyone, or itself a thread reply: nothing was stored.
     #[error("the thread root is not in this conversation, is deleted or is a thread reply")]
     ThreadRoot,
+    /// An `attachment_ids` entry is no upload of the sender's that is still unattached:
+    /// nothing was stored.
+    #[error("an attachment is not the sender's own unattached upload")]
+    Attachments,
     /// The store could not be reached or failed; nothing the caller did caused it.
     #[error("storage unavailable: {0}")]
     Unavailable(String),

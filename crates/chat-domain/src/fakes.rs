@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
+use crate::attachment::{Attachment, BlobKey, ImageInfo, ImageRefused, UploadLimits};
 use crate::conversation::{
     Conversation, ConversationKind, ConversationName, InboxEntry, InboxFilter, Member,
     NewConversation, Role,
@@ -23,9 +24,10 @@ use crate::ports::*;
 use crate::read_state::{
     Delivered, Delivery, MarkerSet, MemberSettings, ReadMarker, SettingsChanged, SettingsUpdate,
 };
+use crate::service::{AttachmentService, UploadPorts};
 use crate::service::{ChatServices, Ports};
 use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
-use crate::{ConversationId, MessageId, StoreError, UserId};
+use crate::{AttachmentId, ConversationId, MessageId, StoreError, UserId};
 
 #[derive(Default)]
 struct State {
@@ -51,6 +53,10 @@ struct State {
     conversation_changes: HashMap<ConversationId, Seq>,
     /// Users removed from conversations, at the removal's seq.
     departures: HashMap<(ConversationId, UserId), (Seq, DateTime<Utc>)>,
+    /// Uploads, attached or not.
+    attachments: Vec<Attachment>,
+    /// Blob records: size and last put.
+    blobs: HashMap<BlobKey, (u64, DateTime<Utc>)>,
 }
 
 impl State {
@@ -780,7 +786,23 @@ impl MemoryStore {
                         _ => return Err(StoreError::ThreadRoot),
                     },
                 };
+                let attachable = new.attachment_ids.iter().all(|id| {
+                    state.attachments.iter().any(|a| {
+                        a.id == *id && a.uploader_id == new.sender_id && a.message_id.is_none()
+                    })
+                });
+                if !attachable {
+                    return Err(StoreError::Attachments);
+                }
                 let seq = state.take_seq();
+                let mut attached = Vec::with_capacity(new.attachment_ids.len());
+                for id in &new.attachment_ids {
+                    if let Some(a) = state.attachments.iter_mut().find(|a| a.id == *id) {
+                        a.message_id = Some(new.id);
+                        a.conversation_id = Some(new.conversation_id);
+                        attached.push(a.clone());
+                    }
+                }
                 let members = state.members.get_mut(&new.conversation_id);
                 if let Some(sender) =
                     members.and_then(|m| m.iter_mut().find(|m| m.user_id == new.sender_id))
@@ -791,7 +813,8 @@ impl MemoryStore {
                     .read_at
                     .insert((new.conversation_id, new.sender_id), new.created_at);
                 let mentions = state.mentions(new.conversation_id, new.sender_id, &new.mentions);
-                let message = new.stored_as(seq, reply_to, mentions);
+                let mut message = new.stored_as(seq, reply_to, mentions);
+                message.attachments = attached;
                 state.messages.push(message.clone());
                 match root {
                     // A thread reply is no activity of the conversation's main history.
@@ -946,12 +969,14 @@ impl MessageStore for MemoryStore {
         let seq = state.take_seq();
         let root = state.messages[index].restates_root(&[]);
         state.restate(root);
+        state.attachments.retain(|a| a.message_id != Some(id));
         let message = &mut state.messages[index];
         message.content = None;
         message.reactions.clear();
         message.pin = None;
         message.reply_to = None;
         message.mentions.clear();
+        message.attachments.clear();
         message.deletion = Some(Deletion { at, by });
         message.updated_at = at;
         message.change_seq = Some(seq);
@@ -1176,12 +1201,14 @@ impl MemoryStore {
     pub fn delete_message(&self, id: MessageId, by: UserId, at: DateTime<Utc>) -> Seq {
         let mut state = self.state();
         if let Some(index) = state.messages.iter().position(|m| m.id == id) {
+            state.attachments.retain(|a| a.message_id != Some(id));
             let message = &mut state.messages[index];
             message.content = None;
             message.reactions.clear();
             message.pin = None;
             message.reply_to = None;
             message.mentions.clear();
+            message.attachments.clear();
             message.deletion = Some(Deletion { at, by });
             state.requote(index);
         }
@@ -1243,6 +1270,162 @@ impl MemoryStore {
         );
         seq
     }
+}
+
+impl AttachmentStore for MemoryStore {
+    fn touch_blob(&self, key: &BlobKey, size: u64, at: DateTime<Utc>) -> StoreResult<()> {
+        self.state().blobs.insert(key.clone(), (size, at));
+        Ok(())
+    }
+
+    fn insert_upload(&self, attachment: &Attachment, quota_bytes: u64) -> StoreResult<bool> {
+        let mut state = self.state();
+        let used: u64 = state
+            .attachments
+            .iter()
+            .filter(|a| a.uploader_id == attachment.uploader_id)
+            .map(|a| a.size)
+            .sum();
+        if used + attachment.size > quota_bytes {
+            return Ok(false);
+        }
+        state.attachments.push(attachment.clone());
+        Ok(true)
+    }
+
+    fn find_upload(&self, id: AttachmentId) -> StoreResult<Option<Attachment>> {
+        Ok(self
+            .state()
+            .attachments
+            .iter()
+            .find(|a| a.id == id)
+            .cloned())
+    }
+
+    fn used_bytes(&self, user: UserId) -> StoreResult<u64> {
+        Ok(self
+            .state()
+            .attachments
+            .iter()
+            .filter(|a| a.uploader_id == user)
+            .map(|a| a.size)
+            .sum())
+    }
+
+    fn remove_unattached(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut state = self.state();
+        let was = state.attachments.len();
+        state
+            .attachments
+            .retain(|a| a.message_id.is_some() || a.created_at >= before);
+        Ok((was - state.attachments.len()) as u64)
+    }
+
+    fn take_unreferenced_blobs(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<BlobKey>> {
+        let mut state = self.state();
+        let mut taken: Vec<BlobKey> = state
+            .blobs
+            .iter()
+            .filter(|(key, (_, at))| {
+                *at < before
+                    && !state.attachments.iter().any(|a| {
+                        &a.blob_key == *key || a.thumbnail.as_ref().is_some_and(|t| &t.key == *key)
+                    })
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        taken.sort();
+        taken.truncate(limit as usize);
+        for key in &taken {
+            state.blobs.remove(key);
+        }
+        Ok(taken)
+    }
+}
+
+/// Blobs in memory.
+#[derive(Default)]
+pub struct MemoryBlobs(pub Mutex<HashMap<BlobKey, Vec<u8>>>);
+
+impl BlobStore for MemoryBlobs {
+    fn put(&self, key: &BlobKey, staged: &std::path::Path) -> StoreResult<()> {
+        let bytes = std::fs::read(staged).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        self.put_bytes(key, &bytes)
+    }
+
+    fn put_bytes(&self, key: &BlobKey, bytes: &[u8]) -> StoreResult<()> {
+        self.0
+            .lock()
+            .unwrap()
+            .entry(key.clone())
+            .or_insert_with(|| bytes.to_vec());
+        Ok(())
+    }
+
+    fn open(
+        &self,
+        key: &BlobKey,
+        range: Option<std::ops::Range<u64>>,
+    ) -> StoreResult<Option<Box<dyn std::io::Read + Send>>> {
+        let blobs = self.0.lock().unwrap();
+        Ok(blobs.get(key).map(|bytes| {
+            let len = bytes.len() as u64;
+            let range = range.unwrap_or(0..len);
+            let (start, end) = (range.start.min(len) as usize, range.end.min(len) as usize);
+            Box::new(std::io::Cursor::new(bytes[start..end].to_vec()))
+                as Box<dyn std::io::Read + Send>
+        }))
+    }
+
+    fn delete(&self, key: &BlobKey) -> StoreResult<()> {
+        self.0.lock().unwrap().remove(key);
+        Ok(())
+    }
+}
+
+/// Sniffs PNG by its signature and calls every PNG 1000x500 (refusing more than
+/// `max_pixels`), with a thumbnail of bytes `thumb`.
+pub struct FakeMedia;
+
+impl MediaInspector for FakeMedia {
+    fn sniff(&self, head: &[u8]) -> Option<&'static str> {
+        head.starts_with(b"\x89PNG").then_some("image/png")
+    }
+
+    fn image(
+        &self,
+        _file: &std::path::Path,
+        _content_type: &str,
+        _thumbnail_side: u32,
+        max_pixels: u64,
+    ) -> Result<ImageInfo, ImageRefused> {
+        if 500_000 > max_pixels {
+            return Err(ImageRefused::TooLarge {
+                width: 1000,
+                height: 500,
+                max_pixels,
+            });
+        }
+        Ok(ImageInfo {
+            width: 1000,
+            height: 500,
+            thumbnail: Some((b"thumb".to_vec(), "image/jpeg")),
+        })
+    }
+}
+
+/// A stand-in for SHA-256: distinct enough for tests.
+pub fn fake_digest(bytes: &[u8]) -> BlobKey {
+    let mut digest = [0u8; 32];
+    for (i, byte) in bytes.iter().enumerate() {
+        digest[i % 32] = digest[i % 32].wrapping_mul(31).wrapping_add(*byte);
+    }
+    digest[31] = digest[31].wrapping_add(bytes.len() as u8);
+    BlobKey::from_digest(&digest)
 }
 
 impl FeedStore for MemoryStore {
@@ -1693,7 +1876,9 @@ impl Clock for SteppingClock {
 /// Services wired to fakes, with handles on the fakes.
 pub struct World {
     pub services: ChatServices,
+    pub attachments: AttachmentService,
     pub store: Arc<MemoryStore>,
+    pub blobs: Arc<MemoryBlobs>,
     pub events: Arc<RecordingPublisher>,
     pub hasher: Arc<FakeHasher>,
 }
@@ -1704,7 +1889,8 @@ impl World {
         let events = Arc::new(RecordingPublisher::default());
         let hasher = Arc::new(FakeHasher::default());
         let limiter = Arc::new(CountingLimiter::default());
-        let services = ChatServices::new(Ports {
+        let blobs = Arc::new(MemoryBlobs::default());
+        let ports = Ports {
             users: store.clone(),
             conversations: store.clone(),
             messages: store.clone(),
@@ -1718,10 +1904,23 @@ impl World {
             limits: Limits::default(),
             revocations: store.clone(),
             clock: Arc::new(SteppingClock::default()),
-        });
+        };
+        let attachments = AttachmentService::new(
+            &ports,
+            UploadPorts {
+                attachments: store.clone(),
+                blobs: blobs.clone(),
+                media: Arc::new(FakeMedia),
+                limits: UploadLimits::default(),
+                digest: fake_digest,
+            },
+        );
+        let services = ChatServices::new(ports);
         Self {
             services,
+            attachments,
             store,
+            blobs,
             events,
             hasher,
         }

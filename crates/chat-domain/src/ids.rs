@@ -77,3 +77,8 @@ uuid_id!(
     MessageId,
     Uuid::now_v7
 );
+uuid_id!(
+    /// Identifies an uploaded file (see [`crate::attachment::Attachment`]).
+    AttachmentId,
+    Uuid::now_v7
+);

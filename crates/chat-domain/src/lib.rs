@@ -32,4 +32,4 @@ mod fakes;
 mod validation_props;
 
 pub use error::{DomainError, Resource, StoreError};
-pub use ids::{ConversationId, MessageId, UserId};
+pub use ids::{AttachmentId, ConversationId, MessageId, UserId};

@@ -122,6 +122,9 @@ pub struct Message {
     /// The members the content mentions (see [`crate::mention`]), ascending by user id,
     /// decided when the content was stored (sent or edited); empty once deleted.
     pub mentions: Vec<UserId>,
+    /// The files sent with the message, in the order the sender listed them; empty once
+    /// deleted for everyone.
+    pub attachments: Vec<crate::attachment::Attachment>,
 }
 
 impl Message {
@@ -403,6 +406,11 @@ pub struct NewMessage {
     /// The names the content mentions ([`MentionCandidates::parse`] of `content`): the store
     /// resolves them among the members as the write commits (see [`crate::mention::resolve`]).
     pub mentions: MentionCandidates,
+    /// Uploads to attach (at most [`crate::attachment::MAX_PER_MESSAGE`], distinct): the
+    /// store refuses the message with [`crate::StoreError::Attachments`] unless each is the
+    /// sender's own upload not attached to any message yet, and attaches them in the same
+    /// write. The stored message carries them in this order.
+    pub attachment_ids: Vec<crate::AttachmentId>,
 }
 
 impl NewMessage {
@@ -428,6 +436,7 @@ impl NewMessage {
             thread_root_id: self.thread_root_id,
             thread: None,
             mentions,
+            attachments: Vec::new(),
         }
     }
 }

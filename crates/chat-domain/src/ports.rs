@@ -11,7 +11,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::attachment::{BlobKey, ImageInfo, ImageRefused};
+use crate::attachment::{Attachment, BlobKey, ImageInfo, ImageRefused};
 
 use crate::conversation::{
     Conversation, ConversationName, InboxEntry, InboxFilter, Member, NewConversation, Role,
@@ -29,7 +29,7 @@ use crate::read_state::{
     Delivered, Delivery, MarkerSet, MemberSettings, ReadMarker, SettingsChanged, SettingsUpdate,
 };
 use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
-use crate::{ConversationId, MessageId, UserId};
+use crate::{AttachmentId, ConversationId, MessageId, UserId};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -365,6 +365,39 @@ pub trait ReadReceiptStore: Send + Sync {
     /// For each of the user's conversations with unread mentions of the user: how many of
     /// the messages [`Self::unread_counts`] counts mention the user ([`Message::mentions`]).
     fn unread_mentions(&self, user: UserId) -> StoreResult<Vec<(ConversationId, u64)>>;
+}
+
+/// The uploads' rows and the blobs they keep alive. An upload is attached to a message by
+/// [`MessageStore::submit`] (see [`NewMessage::attachment_ids`]) and its row goes when the
+/// message is deleted for everyone ([`MessageStore::delete`]).
+///
+/// Blob lifetime across nodes: an upload records its blob ([`Self::touch_blob`]) BEFORE it
+/// puts the bytes, and [`Self::take_unreferenced_blobs`] only takes blobs no row references
+/// and nobody touched for a grace period, removing their records before the caller deletes
+/// the bytes. So bytes an upload on any node has just put are never deleted under it; a
+/// crash leaves at worst bytes without a row, which a later sweep removes.
+pub trait AttachmentStore: Send + Sync {
+    /// Records that the blob `key` of `size` bytes is being put at `at` (creating its record,
+    /// or moving its last put to `at`).
+    fn touch_blob(&self, key: &BlobKey, size: u64, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Stores a new upload unless the uploader's uploads (their sizes summed, those removed
+    /// not counted) would pass `quota_bytes` with it: then nothing is stored and the answer
+    /// is `false`. The check and the insert are one atomic step per uploader.
+    fn insert_upload(&self, attachment: &Attachment, quota_bytes: u64) -> StoreResult<bool>;
+    fn find_upload(&self, id: AttachmentId) -> StoreResult<Option<Attachment>>;
+    /// The sum of the sizes of the user's uploads.
+    fn used_bytes(&self, user: UserId) -> StoreResult<u64>;
+    /// Removes the uploads never attached to a message created before `before`; returns how
+    /// many.
+    fn remove_unattached(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// Takes (removes the records of, in one transaction) up to `limit` blobs that no upload
+    /// references, as its file or its thumbnail, and that were last put before `before`;
+    /// returns their keys. The caller then deletes their bytes.
+    fn take_unreferenced_blobs(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<BlobKey>>;
 }
 
 /// Bytes kept by content address ([`BlobKey`]), shared by every node: a directory on a local

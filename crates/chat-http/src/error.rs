@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use chat_domain::attachment::ATTACHMENT_IDS_RULE;
 use chat_domain::message::THREAD_ROOT_RULE;
 use chat_domain::{DomainError, StoreError};
 use serde::Serialize;
@@ -162,6 +163,7 @@ impl From<DomainError> for ApiError {
                     chat_domain::Resource::User => "user_not_found",
                     chat_domain::Resource::Conversation => "conversation_not_found",
                     chat_domain::Resource::Message => "message_not_found",
+                    chat_domain::Resource::Attachment => "attachment_not_found",
                 };
                 Self::new(S::NOT_FOUND, code, e.to_string())
             }
@@ -177,6 +179,24 @@ impl From<DomainError> for ApiError {
                 Self::new(S::CONFLICT, "idempotency_conflict", e.to_string())
             }
             DomainError::CapReached { code, detail } => Self::new(S::CONFLICT, code, detail),
+            e @ DomainError::PayloadTooLarge { .. } => {
+                Self::new(S::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string())
+            }
+            e @ DomainError::QuotaExceeded { .. } => {
+                Self::new(S::PAYLOAD_TOO_LARGE, "quota_exceeded", e.to_string())
+            }
+            e @ DomainError::UnsupportedMediaType(_) => Self::new(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                e.to_string(),
+            ),
+            DomainError::ImageRefused(refused) => {
+                let code = match refused {
+                    chat_domain::attachment::ImageRefused::TooLarge { .. } => "image_too_large",
+                    chat_domain::attachment::ImageRefused::Corrupt => "image_corrupt",
+                };
+                Self::new(S::UNPROCESSABLE_ENTITY, code, refused.to_string())
+            }
             e @ DomainError::RateLimited { retry_after } => {
                 let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 Self {
@@ -201,6 +221,9 @@ impl From<DomainError> for ApiError {
             )),
             DomainError::Store(StoreError::ThreadRoot) => {
                 Self::from(DomainError::invalid("thread_root_id", THREAD_ROOT_RULE))
+            }
+            DomainError::Store(StoreError::Attachments) => {
+                Self::from(DomainError::invalid("attachment_ids", ATTACHMENT_IDS_RULE))
             }
             DomainError::Store(StoreError::Missing) => {
                 Self::new(S::NOT_FOUND, "not_found", "the resource no longer exists")

@@ -5,7 +5,9 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, conversations, health, member_state, messages, reactions, sync, users};
+use crate::routes::{
+    attachments, auth, conversations, health, member_state, messages, reactions, sync, users,
+};
 use crate::ws;
 
 #[derive(OpenApi)]
@@ -49,6 +51,9 @@ use crate::ws;
         reactions::pin_message,
         reactions::unpin_message,
         sync::sync,
+        attachments::upload,
+        attachments::download,
+        attachments::thumbnail,
         ws::connect,
     ),
     // Referenced only from a parameter, which utoipa does not collect by itself.
@@ -59,6 +64,7 @@ use crate::ws;
         (name = "users", description = "Profiles"),
         (name = "conversations", description = "Direct conversations and groups"),
         (name = "messages", description = "Messages, reactions, pins, read receipts, unread counts, the change feed"),
+        (name = "attachments", description = "Files: upload, then send with a message's attachment_ids; download"),
         (name = "realtime", description = "The WebSocket gateway"),
         (name = "health", description = "Operations"),
     )

@@ -45,6 +45,8 @@ pub struct AppState {
     /// The event bus, on a node of a cluster; `None` for a single node (in-process events).
     pub bus: Option<Arc<dyn BusProbe>>,
     pub hub: Arc<Hub>,
+    /// Uploads and downloads of files.
+    pub uploads: crate::routes::attachments::Uploads,
 }
 
 impl AppState {

@@ -7,6 +7,7 @@
 //! a newer node with looser rules still decodes; anything that does not parse is an error,
 //! never a panic. JSON keeps the bus readable with `nats sub chatd.events`.
 
+use chat_domain::attachment::{Attachment, BlobKey, FileName, Thumbnail};
 use chat_domain::conversation::{
     Conversation, ConversationChange, ConversationKind, ConversationName, Role,
 };
@@ -266,6 +267,82 @@ pub struct WireMessageView {
     /// Absent from nodes older than mentions: no message of theirs mentions anyone.
     #[serde(default)]
     pub mentions: Vec<Uuid>,
+    /// Absent from nodes older than attachments, and on a message without files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<WireAttachment>,
+}
+
+/// [`Attachment`] on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireAttachment {
+    pub id: Uuid,
+    pub uploader_id: Uuid,
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+    pub sha256: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub thumbnail: Option<(String, String, u64)>,
+    pub created_at: DateTime<Utc>,
+    pub message_id: Option<Uuid>,
+    pub conversation_id: Option<Uuid>,
+}
+
+impl From<&Attachment> for WireAttachment {
+    fn from(a: &Attachment) -> Self {
+        Self {
+            id: a.id.as_uuid(),
+            uploader_id: a.uploader_id.as_uuid(),
+            name: a.name.as_str().to_owned(),
+            size: a.size,
+            content_type: a.content_type.clone(),
+            sha256: a.blob_key.to_string(),
+            width: a.width,
+            height: a.height,
+            thumbnail: a
+                .thumbnail
+                .as_ref()
+                .map(|t| (t.key.to_string(), t.content_type.clone(), t.size)),
+            created_at: a.created_at,
+            message_id: a.message_id.map(|m| m.as_uuid()),
+            conversation_id: a.conversation_id.map(|c| c.as_uuid()),
+        }
+    }
+}
+
+impl TryFrom<WireAttachment> for Attachment {
+    type Error = WireError;
+
+    fn try_from(w: WireAttachment) -> Result<Self, WireError> {
+        let key = |raw: &str| {
+            BlobKey::parse(raw).ok_or_else(|| WireError::Invalid {
+                field: "sha256",
+                reason: format!("{raw:?} is no blob key"),
+            })
+        };
+        Ok(Attachment {
+            id: w.id.into(),
+            uploader_id: w.uploader_id.into(),
+            name: FileName::parse(&w.name),
+            size: w.size,
+            content_type: w.content_type,
+            blob_key: key(&w.sha256)?,
+            width: w.width,
+            height: w.height,
+            thumbnail: match w.thumbnail {
+                Some((k, content_type, size)) => Some(Thumbnail {
+                    key: key(&k)?,
+                    content_type,
+                    size,
+                }),
+                None => None,
+            },
+            created_at: w.created_at,
+            message_id: w.message_id.map(MessageId::from),
+            conversation_id: w.conversation_id.map(ConversationId::from),
+        })
+    }
 }
 
 /// [`ThreadSummary`] on the wire.
@@ -719,6 +796,7 @@ impl From<&MessageView> for WireMessageView {
                 participant_ids: uuids(&t.participant_ids),
             }),
             mentions: uuids(&m.mentions),
+            attachments: m.attachments.iter().map(WireAttachment::from).collect(),
         }
     }
 }
@@ -854,6 +932,11 @@ impl TryFrom<WireMessageView> for MessageView {
                     })
                 }),
                 mentions: users(w.mentions),
+                attachments: w
+                    .attachments
+                    .into_iter()
+                    .map(Attachment::try_from)
+                    .collect::<Result<_, WireError>>()?,
             },
             recipient_id: w.recipient_id.map(UserId::from),
             is_read: w.is_read,
@@ -1101,6 +1184,7 @@ pub fn sample_events() -> Vec<DomainEvent> {
                     thread_root_id: Some(MessageId::new()),
                     thread: None,
                     mentions: vec![bob],
+                    attachments: Vec::new(),
                 },
                 recipient_id: Some(bob),
                 is_read: true,
@@ -1145,6 +1229,7 @@ pub fn sample_events() -> Vec<DomainEvent> {
                         both.sort();
                         both
                     },
+                    attachments: Vec::new(),
                 },
                 recipient_id: None,
                 is_read: false,
@@ -1173,6 +1258,7 @@ pub fn sample_events() -> Vec<DomainEvent> {
                     thread_root_id: None,
                     thread: None,
                     mentions: Vec::new(),
+                    attachments: Vec::new(),
                 },
                 recipient_id: None,
                 is_read: true,

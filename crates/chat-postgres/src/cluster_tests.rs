@@ -78,6 +78,7 @@ fn message(conversation_id: ConversationId, sender_id: UserId, content: &str) ->
         reply_to_id: None,
         thread_root_id: None,
         mentions: Default::default(),
+        attachment_ids: Vec::new(),
     }
 }
 

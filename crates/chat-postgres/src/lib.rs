@@ -6,6 +6,7 @@
 //! that hold across nodes; each module says which. [`PgRateLimiter`] and
 //! [`PgConnectionCap`] keep abuse limits and per-user connection caps for the whole cluster.
 
+mod attachments;
 #[cfg(test)]
 mod cluster_tests;
 mod connection_cap;

@@ -64,7 +64,7 @@ use crate::schema::{
     reactions as reaction_rows, users,
 };
 use crate::{PgStore, announce_in_order};
-use crate::{mentions, reactions, replies, threads};
+use crate::{attachments, mentions, reactions, replies, threads};
 
 impl MessageStore for PgStore {
     fn submit(&self, new: NewMessage, done: OnAppended) {
@@ -240,9 +240,11 @@ impl MessageStore for PgStore {
             )
             .execute(conn)?;
             mentions::replace(conn, id, message.conversation_id, message.seq, &[])?;
+            attachments::drop_for(conn, id)?;
             if let Some(root) = message.restates_root(&[]) {
                 threads::restate(conn, root)?;
             }
+            message.attachments.clear();
             message.content = None;
             message.reactions.clear();
             message.pin = None;
@@ -470,6 +472,7 @@ pub(crate) fn append_batch(
     let targets = replies::Targets::of(conn, batch)?;
     let roots = threads::Roots::of(conn, batch)?;
     let named = mentions::Named::of_batch(conn, batch)?;
+    let mut uploads = attachments::Uploads::of(conn, batch)?;
     let mut quotes: HashMap<usize, ReplyTo> = HashMap::new();
     let mut in_threads: HashMap<usize, threads::Root> = HashMap::new();
 
@@ -526,6 +529,12 @@ pub(crate) fn append_batch(
                 continue;
             }
         }
+        if !new.attachment_ids.is_empty()
+            && let Err(refused) = uploads.claim(new)
+        {
+            pending.push(Pending::done(Err(refused)));
+            continue;
+        }
         if let Some(key) = key {
             new_in_batch.insert(key, index);
         }
@@ -555,7 +564,15 @@ pub(crate) fn append_batch(
                     new.sender_id,
                     state.members.iter().map(|m| m.user_id),
                 );
-                let message = new.stored_as(seq, quotes.remove(&index), mentioned);
+                let mut message = new.stored_as(seq, quotes.remove(&index), mentioned);
+                if !new.attachment_ids.is_empty() {
+                    message.attachments = attachments::attach(
+                        conn,
+                        message.id,
+                        message.conversation_id,
+                        &new.attachment_ids,
+                    )?;
+                }
                 match in_threads.get(&index) {
                     // A thread reply is no activity of the conversation's main history: it
                     // is not the inbox's last message and brings no archive back.

@@ -57,7 +57,8 @@ pub(crate) fn complete(
         page.push(Message::try_from(row)?);
     }
     let page = crate::reactions::with_reactions(conn, page)?;
-    let mut page = crate::mentions::with_mentions(conn, page)?;
+    let page = crate::mentions::with_mentions(conn, page)?;
+    let mut page = crate::attachments::with_attachments(conn, page)?;
     crate::threads::summarize(conn, &mut page)?;
     if replies.is_empty() {
         return Ok(page);

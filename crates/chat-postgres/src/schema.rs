@@ -145,6 +145,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    attachments (id) {
+        id -> Uuid,
+        uploader_id -> Uuid,
+        blob_key -> Text,
+        name -> Text,
+        size -> BigInt,
+        content_type -> Text,
+        width -> Nullable<Integer>,
+        height -> Nullable<Integer>,
+        thumbnail_key -> Nullable<Text>,
+        thumbnail_type -> Nullable<Text>,
+        thumbnail_size -> Nullable<BigInt>,
+        created_at -> Timestamptz,
+        message_id -> Nullable<Uuid>,
+        conversation_id -> Nullable<Uuid>,
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    blobs (key) {
+        key -> Text,
+        size -> BigInt,
+        last_put_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(conversation_members -> conversations (conversation_id));
 diesel::joinable!(conversation_members -> users (user_id));
 diesel::joinable!(messages -> conversations (conversation_id));
@@ -154,6 +182,8 @@ diesel::joinable!(message_mentions -> conversations (conversation_id));
 diesel::joinable!(departures -> conversations (conversation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    attachments,
+    blobs,
     users,
     server_settings,
     revoked_tokens,

@@ -133,9 +133,83 @@ pub struct Config {
     /// are survived (clients are told to `resync`).
     #[arg(long, env = "CHAT_BUS_URL")]
     pub bus_url: Option<String>,
+
+    /// Where uploaded files are kept (`blobs/`, and `staging/` for uploads in progress).
+    /// Default: `chatd-data` beside the SQLite database file; `./chatd-data` on PostgreSQL.
+    /// With S3 configured, only uploads in progress are staged here.
+    #[arg(long, env = "CHAT_DATA_DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+
+    /// The largest file an upload may be, in bytes (413 beyond it).
+    #[arg(long, env = "CHAT_UPLOAD_MAX_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub upload_max_bytes: u64,
+
+    /// How many bytes one user's uploads may add up to.
+    #[arg(long, env = "CHAT_UPLOAD_QUOTA_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub upload_quota_bytes: u64,
+
+    /// The content types an upload may have (as read from its bytes), comma-separated;
+    /// `type/*` allows a whole family, `*` anything. Default: images, PDF, plain text, zip,
+    /// office documents, audio and video.
+    #[arg(long, env = "CHAT_UPLOAD_TYPES")]
+    pub upload_types: Option<String>,
+
+    /// Keep uploaded files in this S3 bucket (shared by every node) instead of the data
+    /// directory.
+    #[arg(long, env = "CHAT_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// The S3-compatible endpoint (`https://...`); unset: AWS.
+    #[arg(long, env = "CHAT_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    #[arg(long, env = "CHAT_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    #[arg(long, env = "CHAT_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    pub s3_access_key_id: Option<String>,
+
+    #[arg(long, env = "CHAT_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+
+    /// Allow a plain `http://` S3 endpoint (a local test server).
+    #[arg(long, env = "CHAT_S3_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub s3_allow_http: bool,
 }
 
 impl Config {
+    /// What uploads are held to, from the configuration.
+    pub fn upload_limits(&self) -> chat_domain::attachment::UploadLimits {
+        use chat_domain::attachment::{AllowedTypes, UploadLimits};
+        UploadLimits {
+            max_bytes: self.upload_max_bytes,
+            quota_bytes: self.upload_quota_bytes,
+            allowed: self
+                .upload_types
+                .as_deref()
+                .map_or_else(AllowedTypes::sensible_default, AllowedTypes::parse),
+            ..UploadLimits::default()
+        }
+    }
+
+    /// Where uploaded files are kept: the configured directory, or `chatd-data` beside the
+    /// SQLite database file (`./chatd-data` on PostgreSQL).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        if crate::storage::uses_postgres(self) {
+            return "chatd-data".into();
+        }
+        let file = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .unwrap_or(&self.database_url);
+        std::path::Path::new(file)
+            .parent()
+            .map_or_else(|| "chatd-data".into(), |dir| dir.join("chatd-data"))
+    }
+
     /// The limits the services enforce, from the configuration.
     pub fn limits(&self) -> chat_domain::limits::Limits {
         use chat_domain::limits::{Limits, Quota};
@@ -216,6 +290,10 @@ mod tests {
         assert_eq!(cli.config.max_pending_connections_per_address, 32);
         assert_eq!(cli.config.conversations_per_minute, 20);
         assert_eq!(cli.config.bus_url, None);
+        assert_eq!(cli.config.upload_max_bytes, 25 * 1024 * 1024);
+        assert_eq!(cli.config.upload_quota_bytes, 1024 * 1024 * 1024);
+        assert_eq!(cli.config.data_dir(), std::path::Path::new("chatd-data"));
+        assert!(!cli.config.s3_allow_http);
     }
 
     #[test]

@@ -7,9 +7,12 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtDeviceTokens, JwtIssuer};
+use chat_domain::attachment::BlobKey;
 use chat_domain::clock::SystemClock;
-use chat_domain::ports::{EventPublisher, MessageStore};
-use chat_domain::service::{ChatServices, Ports};
+use chat_domain::ports::{BlobStore, EventPublisher, MessageStore};
+use chat_domain::service::{AttachmentService, ChatServices, Ports, UploadPorts};
+use chat_files::{FsBlobStore, Media, S3BlobStore, S3Config, Staging};
+use chat_http::routes::attachments::Uploads;
 use chat_http::{AppState, AuthCache, BusProbe, Hub, MemoryRateLimiter, PublishAll, WsConfig};
 use chat_nats::{BusError, BusOptions, ClusterPublisher, ResyncHook};
 use chat_sqlite::{Database, ExclusiveLock, SqliteOptions, StorageError, Synchronous};
@@ -163,6 +166,102 @@ impl BusProbe for BusHealth {
     }
 }
 
+/// The upload use case on the configured blob store (S3 when a bucket is set, else the data
+/// directory), with its staging directory under the data directory; staged files a crash
+/// left behind are removed.
+async fn uploads(
+    config: &Config,
+    ports: &Ports,
+    attachments: Arc<dyn chat_domain::ports::AttachmentStore>,
+) -> Result<Uploads, StartupError> {
+    let data_dir = config.data_dir();
+    let s3 = config.s3_bucket.clone().map(|bucket| S3Config {
+        endpoint: config.s3_endpoint.clone(),
+        bucket,
+        region: config.s3_region.clone(),
+        access_key_id: config.s3_access_key_id.clone().unwrap_or_default(),
+        secret_access_key: config.s3_secret_access_key.clone().unwrap_or_default(),
+        allow_http: config.s3_allow_http,
+        prefix: None,
+    });
+    let (blobs, staging) = tokio::task::spawn_blocking(move || {
+        let staging = Staging::new(&data_dir).map_err(|e| {
+            StartupError::Config(format!("data directory {}: {e}", data_dir.display()))
+        })?;
+        if let Err(error) = staging.remove_stale(STALE_STAGING) {
+            tracing::warn!(%error, "could not remove stale staged uploads");
+        }
+        let blobs: Arc<dyn BlobStore> = match s3 {
+            Some(s3) => {
+                let store =
+                    S3BlobStore::new(&s3).map_err(|e| StartupError::Config(format!("S3: {e}")))?;
+                store
+                    .check()
+                    .map_err(|e| StartupError::Config(format!("S3: {e}")))?;
+                Arc::new(store)
+            }
+            None => Arc::new(FsBlobStore::open(&data_dir).map_err(|e| {
+                StartupError::Config(format!("data directory {}: {e}", data_dir.display()))
+            })?),
+        };
+        Ok::<_, StartupError>((blobs, staging))
+    })
+    .await
+    .map_err(|e| StartupError::Config(format!("start-up task failed: {e}")))??;
+    let service = AttachmentService::new(
+        ports,
+        UploadPorts {
+            attachments,
+            blobs,
+            media: Arc::new(Media::new()),
+            limits: config.upload_limits(),
+            digest: sha256_key,
+        },
+    );
+    Ok(Uploads {
+        service,
+        staging: Arc::new(staging),
+    })
+}
+
+/// Staged files older than this at start-up are a crash's leftovers.
+const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How often unattached uploads and unreferenced blobs are swept.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn sha256_key(bytes: &[u8]) -> BlobKey {
+    use sha2::Digest;
+    BlobKey::from_digest(&sha2::Sha256::digest(bytes).into())
+}
+
+/// Sweeps uploads every [`SWEEP_INTERVAL`] on a blocking thread until the hub shuts down;
+/// safe on every node at once (see [`AttachmentService::sweep`]).
+async fn sweep_uploads(hub: Arc<Hub>, service: AttachmentService) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stopping = hub.shutting_down();
+    tokio::pin!(stopping);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut stopping => return,
+        }
+        let service = service.clone();
+        match tokio::task::spawn_blocking(move || service.sweep(chrono::Utc::now())).await {
+            Ok(Ok(swept)) if swept.uploads + swept.blobs > 0 => {
+                tracing::info!(
+                    uploads = swept.uploads,
+                    blobs = swept.blobs,
+                    "swept uploads"
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "sweeping uploads failed"),
+            Err(error) => tracing::warn!(%error, "the upload sweep did not run"),
+        }
+    }
+}
+
 /// A built server, bound to its port and ready to run.
 pub struct Application {
     port: u16,
@@ -216,7 +315,7 @@ impl Application {
         let auth_cache = Arc::new(AuthCache::new(AUTH_CACHE_TTL));
         let stores = storage.stores()?;
         let (events, bus) = event_publisher(&config, &hub, &auth_cache, &stores.messages).await?;
-        let services = ChatServices::new(Ports {
+        let ports = Ports {
             users: stores.users,
             conversations: stores.conversations,
             messages: stores.messages,
@@ -230,7 +329,9 @@ impl Application {
             clock: Arc::new(SystemClock),
             limiter: limits.limiter,
             limits: config.limits(),
-        });
+        };
+        let uploads = uploads(&config, &ports, stores.attachments).await?;
+        let services = ChatServices::new(ports);
         // Started once the server is bound; it ends when the hub shuts down.
         let deliveries = chat_http::ws::delivery::flush_deliveries(
             hub.clone(),
@@ -245,6 +346,7 @@ impl Application {
             health: storage.health(),
             bus,
             hub: hub.clone(),
+            uploads: uploads.clone(),
         });
 
         let listener = TcpListener::bind(&config.bind)?;
@@ -262,6 +364,7 @@ impl Application {
             })?
             .run();
         tokio::spawn(deliveries);
+        tokio::spawn(sweep_uploads(hub.clone(), uploads.service));
         tracing::info!(address = %config.bind, port, "chatd listening");
         Ok(Self {
             port,

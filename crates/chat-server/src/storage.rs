@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use chat_domain::ports::{
-    ConversationStore, FeedStore, MessageStore, ReadReceiptStore, TokenRevocations, UserStore,
+    AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore,
+    TokenRevocations, UserStore,
 };
 use chat_http::HealthProbe;
 use chat_postgres::{PgDatabase, PgOptions, PgStore, is_postgres_url};
@@ -35,13 +36,14 @@ pub struct Stores {
     pub feed: Arc<dyn FeedStore>,
     pub read_receipts: Arc<dyn ReadReceiptStore>,
     pub revocations: Arc<dyn TokenRevocations>,
+    pub attachments: Arc<dyn AttachmentStore>,
 }
 
 impl Stores {
     fn of<S>(store: Arc<S>) -> Self
     where
         S: UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations,
-        S: FeedStore + 'static,
+        S: FeedStore + AttachmentStore + 'static,
     {
         Self {
             users: store.clone(),
@@ -49,7 +51,8 @@ impl Stores {
             messages: store.clone(),
             feed: store.clone(),
             read_receipts: store.clone(),
-            revocations: store,
+            revocations: store.clone(),
+            attachments: store,
         }
     }
 }

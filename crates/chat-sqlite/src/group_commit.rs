@@ -213,6 +213,7 @@ mod tests {
             thread_root_id: None,
             mentions: Default::default(),
             created_at: chrono::Utc::now().trunc_subsecs(6),
+            attachment_ids: Vec::new(),
         }
     }
 

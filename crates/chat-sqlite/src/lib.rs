@@ -3,6 +3,7 @@
 //! [`SqliteStore`] implements every storage port of `chat-domain`. Writes go through one
 //! writer at a time in immediate transactions; reads use the pool concurrently (WAL).
 
+mod attachments;
 mod backup;
 mod checkpoint;
 mod conversations;

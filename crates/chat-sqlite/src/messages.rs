@@ -24,7 +24,7 @@ use crate::schema::{
     users,
 };
 use crate::{MembershipEpoch, SqliteStore, announce_in_order};
-use crate::{mentions, reactions, replies, threads};
+use crate::{attachments, mentions, reactions, replies, threads};
 
 impl MessageStore for SqliteStore {
     fn submit(&self, new: NewMessage, done: OnAppended) {
@@ -212,9 +212,11 @@ impl MessageStore for SqliteStore {
             )
             .execute(conn)?;
             mentions::replace(conn, id, message.conversation_id, message.seq, &[])?;
+            attachments::drop_for(conn, id)?;
             if let Some(root) = message.restates_root(&[]) {
                 threads::restate(conn, root)?;
             }
+            message.attachments.clear();
             message.content = None;
             message.reactions.clear();
             message.pin = None;
@@ -484,6 +486,21 @@ pub(crate) fn append_batch(
                 }
             },
         };
+        // Only a message with files reads anything for them: its uploads, under the writer
+        // lock, so nothing else attaches them first.
+        if !new.attachment_ids.is_empty() {
+            match attachments::check(conn, new.sender_id, &new.attachment_ids) {
+                Ok(Ok(())) => {}
+                Ok(Err(refused)) => {
+                    results.push(Ok(Err(refused)));
+                    continue;
+                }
+                Err(error) => {
+                    results.push(Err(error));
+                    continue;
+                }
+            }
+        }
         // Only a message naming someone reads anything for its mentions: those names' users.
         let mentioned = mentions::resolve(
             conn,
@@ -492,13 +509,22 @@ pub(crate) fn append_batch(
             new.sender_id,
             members.iter().map(|m| m.user_id),
         )?;
-        let message = match insert(conn, new, reply_to, mentioned) {
+        let mut message = match insert(conn, new, reply_to, mentioned) {
             Ok(message) => message,
             Err(error) => {
                 results.push(Err(error));
                 continue;
             }
         };
+        // A failure here fails the whole batch: the message must not commit without its files.
+        if !new.attachment_ids.is_empty() {
+            message.attachments = attachments::attach(
+                conn,
+                message.id,
+                message.conversation_id,
+                &new.attachment_ids,
+            )?;
+        }
         // A failure here fails the whole batch, as the shared writes do: the message must not
         // commit without its mentions.
         mentions::insert(

@@ -241,6 +241,7 @@ impl TryFrom<MessageRow> for Message {
             thread: None,
             // Filled in by `mentions::with_mentions`, one query for a whole page.
             mentions: Vec::new(),
+            attachments: Vec::new(),
         })
     }
 }

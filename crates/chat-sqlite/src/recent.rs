@@ -224,6 +224,7 @@ mod tests {
             reply_to_id: None,
             thread_root_id: None,
             mentions: Default::default(),
+            attachment_ids: Vec::new(),
         }
         .stored_as(Seq(seq), None, Vec::new())
     }

@@ -13,6 +13,7 @@
 //! timestamps are whole milliseconds, coarser than SQLite and PostgreSQL keep, so values read
 //! back compare equal to those written; only revocation expiries follow the wall clock.
 
+pub mod attachments;
 pub mod changes;
 pub mod conversations;
 pub mod delivery;
@@ -37,8 +38,8 @@ use crate::conversation::{
 use crate::mention::MentionCandidates;
 use crate::message::{AppendOutcome, Appended, Message, MessageContent, NewMessage};
 use crate::ports::{
-    ConversationStore, FeedStore, MessageStore, ReadReceiptStore, StoreResult, TokenRevocations,
-    UserStore,
+    AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore, StoreResult,
+    TokenRevocations, UserStore,
 };
 use crate::user::{Email, NewUser, PasswordHash, Username};
 use crate::{ConversationId, MessageId, UserId};
@@ -46,7 +47,13 @@ use crate::{ConversationId, MessageId, UserId};
 /// A store behind every storage port: what the contract runs against. Any type implementing
 /// all six ports is one.
 pub trait Stores:
-    UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations + FeedStore
+    UserStore
+    + ConversationStore
+    + MessageStore
+    + ReadReceiptStore
+    + TokenRevocations
+    + FeedStore
+    + AttachmentStore
 {
 }
 
@@ -57,6 +64,7 @@ impl<T> Stores for T where
         + ReadReceiptStore
         + TokenRevocations
         + FeedStore
+        + AttachmentStore
         + ?Sized
 {
 }
@@ -170,6 +178,12 @@ macro_rules! contract_tests {
             delivery::deliveries_move_markers_forward_only_each_at_its_own_position,
             delivery::the_feed_replays_each_members_delivered_marker_at_its_latest_move,
             delivery::marking_unread_takes_nothing_back_from_delivery,
+            attachments::an_upload_is_attached_in_the_append_and_every_read_carries_it,
+            attachments::only_the_senders_own_unattached_uploads_attach_and_a_refusal_stores_nothing,
+            attachments::a_retry_gets_the_stored_message_with_its_attachments,
+            attachments::a_delete_for_everyone_drops_its_attachments_and_unreferences_their_blobs,
+            attachments::the_sweep_takes_old_unattached_uploads_and_untouched_unreferenced_blobs_only,
+            attachments::the_quota_counts_the_uploaders_stored_uploads,
         );
     };
     (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {
@@ -312,6 +326,7 @@ impl<'s, S: Stores + ?Sized> Fixture<'s, S> {
             reply_to_id: None,
             thread_root_id: None,
             mentions: MentionCandidates::parse(text),
+            attachment_ids: Vec::new(),
         }
     }
 

@@ -1128,6 +1128,7 @@ mod tests {
                         client_message_id: None,
                         reply_to_id: None,
                         thread_root_id: None,
+                        attachment_ids: Vec::new(),
                     },
                 )
                 .unwrap()

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 
+use crate::attachment::{ATTACHMENT_IDS_RULE, MAX_PER_MESSAGE};
 use crate::conversation::{ConversationKind, Member, Role};
 use crate::events::DomainEvent;
 use crate::mention::MentionCandidates;
@@ -14,8 +15,8 @@ use crate::message::{
 };
 use crate::ports::{Clock, ConversationStore, EventPublisher, MessageStore, ReadReceiptStore};
 use crate::read_state::{MarkerSet, ReadReceipt, UnreadCounts};
-use crate::validation::Validator;
-use crate::{ConversationId, DomainError, MessageId, Resource, StoreError, UserId};
+use crate::validation::{FieldError, Validator};
+use crate::{AttachmentId, ConversationId, DomainError, MessageId, Resource, StoreError, UserId};
 
 use super::{Ports, Throttle, view_message};
 use crate::limits::Limits;
@@ -44,6 +45,9 @@ pub struct SendMessage {
     /// The thread this message replies in: a message of the same conversation, not
     /// deleted, no thread reply itself.
     pub thread_root_id: Option<MessageId>,
+    /// Uploads of the sender's to attach: at most
+    /// [`crate::attachment::MAX_PER_MESSAGE`], distinct, none attached before.
+    pub attachment_ids: Vec<AttachmentId>,
 }
 
 #[derive(Clone)]
@@ -136,7 +140,12 @@ impl MessageService {
         // A retry must repeat the message it retries; only then is the content needed again.
         let retry = client_message_id.as_ref().map(|key| {
             let targets = (request.reply_to_id, request.thread_root_id);
-            (key.clone(), content.clone(), targets)
+            (
+                key.clone(),
+                content.clone(),
+                targets,
+                request.attachment_ids.clone(),
+            )
         });
         let new = NewMessage {
             id: MessageId::new(),
@@ -148,6 +157,7 @@ impl MessageService {
             created_at: self.clock.now(),
             reply_to_id: request.reply_to_id,
             thread_root_id: request.thread_root_id,
+            attachment_ids: request.attachment_ids,
         };
         // Announced as soon as the store has committed, before any later message commits:
         // members hear of messages in seq order, so a client resuming from the highest seq it
@@ -180,15 +190,26 @@ impl MessageService {
                             THREAD_ROOT_RULE,
                         )));
                     }
+                    Err(StoreError::Attachments) => {
+                        return done(Err(DomainError::invalid(
+                            "attachment_ids",
+                            ATTACHMENT_IDS_RULE,
+                        )));
+                    }
                     Err(other) => return done(Err(other.into())),
                 };
                 let direct = outcome.kind == ConversationKind::Direct;
                 let (message, created) = match outcome.appended {
                     Appended::Existing(stored) => match retry {
-                        Some((key, content, (reply_to_id, thread_root_id)))
+                        Some((key, content, (reply_to_id, thread_root_id), attachment_ids))
                             if Some(&content) != stored.content.as_ref()
                                 || reply_to_id != stored.reply_to.as_ref().map(|r| r.id)
-                                || thread_root_id != stored.thread_root_id =>
+                                || thread_root_id != stored.thread_root_id
+                                || (!stored.is_deleted()
+                                    && !attachment_ids
+                                        .iter()
+                                        .copied()
+                                        .eq(stored.attachments.iter().map(|a| a.id))) =>
                         {
                             return done(Err(DomainError::IdempotencyConflict {
                                 client_message_id: key.as_str().to_owned(),
@@ -227,6 +248,11 @@ impl MessageService {
             .client_message_id
             .as_deref()
             .and_then(|raw| v.check(ClientMessageId::parse(raw)));
+        let ids = &request.attachment_ids;
+        let distinct = ids.iter().enumerate().all(|(i, id)| !ids[..i].contains(id));
+        if ids.len() > MAX_PER_MESSAGE || !distinct {
+            v.check::<()>(Err(FieldError::new("attachment_ids", ATTACHMENT_IDS_RULE)));
+        }
         v.finish()?;
         let Some(content) = content else {
             unreachable!("the validator fails when content is missing");
@@ -723,6 +749,7 @@ mod tests {
                     client_message_id: None,
                     reply_to_id: None,
                     thread_root_id: None,
+                    attachment_ids: Vec::new(),
                 },
             )
             .unwrap()
@@ -807,6 +834,7 @@ mod tests {
             client_message_id: Some("c-1".into()),
             reply_to_id: None,
             thread_root_id: None,
+            attachment_ids: Vec::new(),
         };
         let messages = &chat.world.services.messages;
         let (first, created) = messages
@@ -834,6 +862,7 @@ mod tests {
             client_message_id: Some("same".into()),
             reply_to_id: None,
             thread_root_id: None,
+            attachment_ids: Vec::new(),
         };
         let messages = &chat.world.services.messages;
         let (in_group, _) = messages
@@ -859,6 +888,7 @@ mod tests {
                     client_message_id: Some("k-1".into()),
                     reply_to_id: None,
                     thread_root_id: None,
+                    attachment_ids: Vec::new(),
                 },
             )
         };
@@ -890,6 +920,7 @@ mod tests {
                 client_message_id: None,
                 reply_to_id: None,
                 thread_root_id: None,
+                attachment_ids: Vec::new(),
             },
         );
         assert!(
@@ -922,6 +953,7 @@ mod tests {
                     client_message_id: None,
                     reply_to_id: None,
                     thread_root_id: None,
+                    attachment_ids: Vec::new(),
                 }
             ),
             Err(DomainError::NotFound {
@@ -1057,6 +1089,7 @@ mod tests {
                 client_message_id: None,
                 reply_to_id: None,
                 thread_root_id: None,
+                attachment_ids: Vec::new(),
             },
         );
         assert!(matches!(refused, Err(DomainError::RateLimited { .. })));
@@ -1079,6 +1112,7 @@ mod tests {
                     client_message_id: None,
                     reply_to_id: None,
                     thread_root_id: None,
+                    attachment_ids: Vec::new(),
                 },
                 move |answer| answers.lock().unwrap().push(answer),
             );
@@ -1181,6 +1215,7 @@ mod tests {
                     client_message_id: None,
                     reply_to_id: None,
                     thread_root_id: None,
+                    attachment_ids: Vec::new(),
                 },
             )
             .unwrap();
@@ -1356,6 +1391,7 @@ mod tests {
                     client_message_id: None,
                     reply_to_id: None,
                     thread_root_id: None,
+                    attachment_ids: Vec::new(),
                 },
             )
             .unwrap();

@@ -1,6 +1,7 @@
 //! The use cases, one file per group. Each service holds the ports it needs and nothing else.
 
 mod accounts;
+mod attachments;
 mod conversations;
 mod delivery;
 mod messages;
@@ -10,18 +11,21 @@ mod sync;
 use std::sync::Arc;
 
 pub use accounts::{AccountService, Authenticated, LoggedIn, ProfileChanges, SignupRequest};
+pub use attachments::{AttachmentService, Served, Swept, Variant};
 pub use conversations::{ConversationService, CreateConversation};
 pub use delivery::DeliveryService;
 pub use messages::{Deleted, MessageService, SendMessage};
 pub use reactions::ReactionService;
 pub use sync::{FeedEvent, FeedPage, FeedQuery, SyncService};
 
+use crate::attachment::{BlobKey, UploadLimits};
 use crate::conversation::Member;
 use crate::limits::{Limits, Quota};
 use crate::message::{Message, MessageView};
 use crate::ports::{
-    Clock, ConversationStore, DeviceTokens, EventPublisher, FeedStore, MessageStore,
-    PasswordHasher, RateLimiter, ReadReceiptStore, TokenIssuer, TokenRevocations, UserStore,
+    AttachmentStore, BlobStore, Clock, ConversationStore, DeviceTokens, EventPublisher, FeedStore,
+    MediaInspector, MessageStore, PasswordHasher, RateLimiter, ReadReceiptStore, TokenIssuer,
+    TokenRevocations, UserStore,
 };
 use crate::{ConversationId, DomainError, Resource, UserId};
 
@@ -42,6 +46,18 @@ pub struct Ports {
     pub tokens: Arc<dyn TokenIssuer>,
     pub devices: Arc<dyn DeviceTokens>,
     pub clock: Arc<dyn Clock>,
+}
+
+/// What uploads ([`AttachmentService`]) need besides the common ports.
+#[derive(Clone)]
+pub struct UploadPorts {
+    pub attachments: Arc<dyn AttachmentStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub media: Arc<dyn MediaInspector>,
+    pub limits: UploadLimits,
+    /// The SHA-256 of some bytes as a blob key (for thumbnails): the domain does no hashing
+    /// of its own.
+    pub digest: fn(&[u8]) -> BlobKey,
 }
 
 /// All use cases, cheap to clone and share between request handlers.

@@ -1,14 +1,15 @@
 //! Messages, read receipts and unread counts.
 
-use chat_domain::MessageId;
 use chat_domain::message::{HistoryCursor, MessageView, Seq, ThreadSummary};
 use chat_domain::paging::parse_limit;
 use chat_domain::read_state::{ReadReceipt, UnreadCounts};
 use chat_domain::service::SendMessage;
+use chat_domain::{AttachmentId, MessageId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::attachments::AttachmentResponse;
 use crate::error::ApiError;
 use uuid::Uuid;
 
@@ -42,6 +43,11 @@ pub struct SendMessageBody {
     /// and catch-up, not from the conversation's history.
     #[schema(example = "0193a5c2-3333-7c3a-9d8e-2b4f6a1c0e55")]
     pub thread_root_id: Option<Uuid>,
+    /// Files to send with the message: ids of your own uploads (`POST /api/v1/attachments`)
+    /// not attached to any message yet, at most 10, no repeats (otherwise 422
+    /// `validation_error` on `attachment_ids`, and nothing is stored).
+    #[schema(example = json!(["0193a5c2-5555-7c3a-9d8e-2b4f6a1c0e55"]), max_items = 10)]
+    pub attachment_ids: Option<Vec<Uuid>>,
 }
 
 impl From<SendMessageBody> for SendMessage {
@@ -51,6 +57,12 @@ impl From<SendMessageBody> for SendMessage {
             client_message_id: body.client_message_id,
             reply_to_id: body.reply_to_id.map(MessageId::from),
             thread_root_id: body.thread_root_id.map(MessageId::from),
+            attachment_ids: body
+                .attachment_ids
+                .unwrap_or_default()
+                .into_iter()
+                .map(AttachmentId::from)
+                .collect(),
         }
     }
 }
@@ -131,6 +143,8 @@ pub struct MessageResponse {
     pub thread_root_id: Option<Uuid>,
     /// For a thread's root: its replies so far; null while it has none.
     pub thread: Option<ThreadResponse>,
+    /// The files sent with it, in the order sent; empty once deleted for everyone.
+    pub attachments: Vec<AttachmentResponse>,
 }
 
 /// What a thread's root shows of its replies. A reply takes no new place in the change feed
@@ -238,6 +252,7 @@ impl From<MessageView> for MessageResponse {
             thread_root_id: m.thread_root_id.map(|r| r.as_uuid()),
             thread: m.thread.map(|t| ThreadResponse::from(*t)),
             mentions: m.mentions.iter().map(|u| u.as_uuid()).collect(),
+            attachments: m.attachments.iter().map(AttachmentResponse::from).collect(),
         }
     }
 }

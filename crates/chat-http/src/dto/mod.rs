@@ -1,6 +1,7 @@
 //! The JSON request and response bodies of the API, with their conversions from and to
 //! domain types. Field names here are the public contract.
 
+pub mod attachments;
 pub mod conversations;
 pub mod member_state;
 pub mod messages;

@@ -1,5 +1,6 @@
 //! REST routes, one module per resource, each registering itself in `configure`.
 
+pub mod attachments;
 pub mod auth;
 pub mod conversations;
 pub mod health;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(messages::configure)
             .configure(reactions::configure)
             .configure(sync::configure)
+            .configure(attachments::configure)
             .configure(auth::configure)
             .configure(users::configure)
             .configure(crate::ws::configure),

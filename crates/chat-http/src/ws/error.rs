@@ -70,6 +70,7 @@ impl From<DomainError> for SessionError {
                     Resource::User => "user_not_found",
                     Resource::Conversation => "conversation_not_found",
                     Resource::Message => "message_not_found",
+                    Resource::Attachment => "attachment_not_found",
                 };
                 Self::new(code, e.to_string())
             }
@@ -85,6 +86,15 @@ impl From<DomainError> for SessionError {
                 Self::new("idempotency_conflict", e.to_string())
             }
             DomainError::CapReached { code, detail } => Self::new(code, detail),
+            // Uploads are HTTP only; the codes are the same.
+            e @ DomainError::PayloadTooLarge { .. } => {
+                Self::new("payload_too_large", e.to_string())
+            }
+            e @ DomainError::QuotaExceeded { .. } => Self::new("quota_exceeded", e.to_string()),
+            e @ DomainError::UnsupportedMediaType(_) => {
+                Self::new("unsupported_media_type", e.to_string())
+            }
+            e @ DomainError::ImageRefused(_) => Self::new("image_refused", e.to_string()),
             e @ DomainError::RateLimited { .. } => Self::new("rate_limited", e.to_string()),
             DomainError::Store(StoreError::Conflict { field }) => Self::new(
                 "conflict",
@@ -101,6 +111,10 @@ impl From<DomainError> for SessionError {
             DomainError::Store(StoreError::ThreadRoot) => {
                 Self::from(DomainError::invalid("thread_root_id", THREAD_ROOT_RULE))
             }
+            DomainError::Store(StoreError::Attachments) => Self::from(DomainError::invalid(
+                "attachment_ids",
+                chat_domain::attachment::ATTACHMENT_IDS_RULE,
+            )),
             DomainError::Store(StoreError::Missing) => {
                 Self::new("not_found", "the resource no longer exists")
             }

@@ -506,6 +506,7 @@ mod tests {
             thread_root_id: None,
             thread: None,
             mentions: Vec::new(),
+            attachments: Vec::new(),
         };
         hub.publish(DomainEvent::MessageCreated {
             message: MessageView {

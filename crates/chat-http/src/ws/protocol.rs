@@ -32,6 +32,8 @@ pub enum ClientFrame {
         /// The thread this message goes into: a message of the same conversation, not
         /// deleted, no thread reply itself.
         thread_root_id: Option<Uuid>,
+        /// The sender's own uploads to attach, not attached yet, at most 10.
+        attachment_ids: Option<Vec<Uuid>>,
     },
     MarkRead {
         message_id: Uuid,
@@ -783,12 +785,13 @@ mod tests {
         ];
 
         /// Every field name some client frame uses, and `ref`.
-        const FIELDS: [&str; 11] = [
+        const FIELDS: [&str; 12] = [
             "last_read_seq",
             "conversation_id",
             "recipient_id",
             "reply_to_id",
             "thread_root_id",
+            "attachment_ids",
             "content",
             "client_message_id",
             "message_id",
@@ -863,6 +866,22 @@ mod tests {
             }
         }
 
+        /// An optional list of uuids.
+        fn uuids(object: &Map<String, Value>, name: &str) -> Result<Option<Vec<Uuid>>, ()> {
+            match object.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|item| match item {
+                        Value::String(text) => Uuid::parse_str(text).map_err(|_| ()),
+                        _ => Err(()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some),
+                _ => Err(()),
+            }
+        }
+
         fn string(
             object: &Map<String, Value>,
             name: &str,
@@ -895,6 +914,7 @@ mod tests {
                         .map_err(mistyped)?,
                     reply_to_id: uuid(object, "reply_to_id", false).map_err(mistyped)?,
                     thread_root_id: uuid(object, "thread_root_id", false).map_err(mistyped)?,
+                    attachment_ids: uuids(object, "attachment_ids").map_err(mistyped)?,
                 }),
                 "mark_read" => Ok(ClientFrame::MarkRead {
                     message_id: uuid(object, "message_id", true)

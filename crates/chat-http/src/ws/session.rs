@@ -439,12 +439,18 @@ async fn handle_text(
             client_message_id,
             reply_to_id,
             thread_root_id,
+            attachment_ids,
         } => {
             let request = SendMessage {
                 content,
                 client_message_id,
                 reply_to_id: reply_to_id.map(MessageId::from),
                 thread_root_id: thread_root_id.map(MessageId::from),
+                attachment_ids: attachment_ids
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(chat_domain::AttachmentId::from)
+                    .collect(),
             };
             let destination = match conversation_id {
                 // A named conversation is the destination as it is: the hot path takes no

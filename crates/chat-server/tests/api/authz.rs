@@ -38,6 +38,8 @@ struct Group {
     id: String,
     message: String,
     seq: i64,
+    /// An image (with a thumbnail) the owner sent with the message.
+    attachment: String,
 }
 
 /// Who plays each part around a group.
@@ -103,11 +105,32 @@ impl World {
             )
             .await;
         assert_eq!(promoted.status(), StatusCode::OK);
-        let message = self.app.send(&cast.owner, &id, "hello").await;
+        let attachment = crate::attachments::upload(
+            &self.app,
+            &cast.owner,
+            "a.png",
+            &crate::attachments::png(400, 300),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let message: Value = self
+            .app
+            .post(
+                &format!("/api/v1/conversations/{id}/messages"),
+                &cast.owner.token,
+                json!({"content": "hello", "attachment_ids": [attachment]}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
         Group {
             id,
             message: message["id"].as_str().unwrap().to_owned(),
             seq: message["seq"].as_i64().unwrap(),
+            attachment,
         }
     }
 
@@ -567,6 +590,30 @@ fn cases() -> Vec<Case> {
             owner: 200,
         },
         Case {
+            name: "download an attachment",
+            method: Method::GET,
+            template: "/api/v1/attachments/{attachment_id}",
+            path: |_, g| format!("/api/v1/attachments/{}", g.attachment),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 404,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
+            name: "download a thumbnail",
+            method: Method::GET,
+            template: "/api/v1/attachments/{attachment_id}/thumbnail",
+            path: |_, g| format!("/api/v1/attachments/{}/thumbnail", g.attachment),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 404,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
             name: "my profile",
             method: Method::GET,
             template: "/api/v1/users/me",
@@ -607,11 +654,12 @@ fn cases() -> Vec<Case> {
 
 /// Operations outside the matrix, each with the reason: they are open to anyone by design,
 /// or their callers are checked by a test of their own.
-const OUTSIDE_THE_MATRIX: [&str; 4] = [
+const OUTSIDE_THE_MATRIX: [&str; 5] = [
     "POST /api/v1/auth/signup", // open to anyone
     "POST /api/v1/auth/login",  // open to anyone
     "GET /health",              // open to anyone
     "GET /api/v1/ws",           // the_websocket_endpoint_admits_...
+    "POST /api/v1/attachments", // any_signed_in_user_may_upload_and_nobody_else (multipart)
 ];
 
 /// `text` with every id in `ids` replaced by `<id>`, to compare two answers about different ids.
@@ -683,6 +731,7 @@ async fn every_endpoint_gives_each_kind_of_caller_the_documented_status() {
                     id: uuid::Uuid::new_v4().to_string(),
                     message: uuid::Uuid::new_v4().to_string(),
                     seq: 0,
+                    attachment: uuid::Uuid::new_v4().to_string(),
                 };
                 let unknown = case.call(&world.app, cast, &ghost, token.as_deref()).await;
                 let unknown_status = unknown.status().as_u16();
@@ -690,8 +739,10 @@ async fn every_endpoint_gives_each_kind_of_caller_the_documented_status() {
                 let ids = [
                     group.id.as_str(),
                     group.message.as_str(),
+                    group.attachment.as_str(),
                     ghost.id.as_str(),
                     ghost.message.as_str(),
+                    ghost.attachment.as_str(),
                 ];
                 let (seen, ghostly) = (
                     without_ids(&body.to_string(), &ids),
@@ -904,5 +955,39 @@ async fn every_websocket_frame_about_a_conversation_is_refused_to_outsiders_and_
         assert_eq!(heard[2]["user_id"], member.id.as_str());
         assert_eq!(heard[2]["conversation_id"], group.id.as_str());
         listener.assert_silent(SILENCE).await;
+    }
+}
+
+#[tokio::test]
+async fn any_signed_in_user_may_upload_and_nobody_else() {
+    let world = World::new().await;
+    let cast = &world.cast;
+    for caller in CALLERS {
+        let mut request = world
+            .app
+            .client
+            .post(format!("{}/api/v1/attachments", world.app.address))
+            .header(
+                "content-type",
+                format!(
+                    "multipart/form-data; boundary={}",
+                    crate::attachments::BOUNDARY
+                ),
+            )
+            .body(crate::attachments::multipart(
+                "file",
+                "a.txt",
+                "text/plain",
+                b"hi",
+            ));
+        if let Some(token) = world.token(cast, caller) {
+            request = request.bearer_auth(token);
+        }
+        let status = request.send().await.unwrap().status();
+        let expected = match caller {
+            Caller::NoToken | Caller::BadToken | Caller::ExpiredToken => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::CREATED,
+        };
+        assert_eq!(status, expected, "{caller:?}");
     }
 }

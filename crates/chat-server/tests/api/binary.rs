@@ -766,3 +766,88 @@ async fn acknowledged_mentions_and_their_edits_and_deletes_survive_a_sigkill_rig
     restarted.child.kill().unwrap();
     restarted.child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn an_acknowledged_upload_and_a_send_with_it_survive_sigkills_right_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let server = start(&db).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let (_, alice) = token(&client, &base, "alice").await;
+    let (bob_id, bob) = token(&client, &base, "bob").await;
+    let conversation = direct(&client, &base, &alice, &bob_id).await;
+    // Big enough to take many chunks.
+    let bytes: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| b"abcdefghijklmnopqrstuvwxyz\n"[(i % 27) as usize])
+        .collect();
+    let body = crate::attachments::multipart("file", "big.txt", "text/plain", &bytes);
+    let upload = |base: String, body: Vec<u8>| {
+        client
+            .post(format!("{base}/api/v1/attachments"))
+            .bearer_auth(&alice)
+            .header(
+                "content-type",
+                format!(
+                    "multipart/form-data; boundary={}",
+                    crate::attachments::BOUNDARY
+                ),
+            )
+            .body(body)
+            .send()
+    };
+    let stored = upload(base.clone(), body.clone()).await.unwrap();
+    assert_eq!(stored.status(), StatusCode::CREATED);
+    let stored: Value = stored.json().await.unwrap();
+    let mut killed = server.child;
+    killed.kill().unwrap(); // SIGKILL the moment the upload is acknowledged
+    killed.wait().unwrap();
+    assert_eq!(integrity(&db), ["ok"]);
+
+    let server = start(&db).await;
+    let file = format!(
+        "{}/api/v1/attachments/{}",
+        server.base,
+        stored["id"].as_str().unwrap()
+    );
+    let download = |token: &str| client.get(&file).bearer_auth(token.to_owned()).send();
+    let intact = download(&alice).await.unwrap();
+    assert_eq!(intact.status(), StatusCode::OK);
+    assert!(
+        intact.bytes().await.unwrap() == bytes,
+        "the bytes are intact"
+    );
+    let sent = client
+        .post(format!(
+            "{}/api/v1/conversations/{conversation}/messages",
+            server.base
+        ))
+        .bearer_auth(&alice)
+        .json(&json!({"content": "the file", "attachment_ids": [stored["id"]]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::CREATED);
+    let mut killed = server.child;
+    killed.kill().unwrap(); // SIGKILL the moment the send is acknowledged
+    killed.wait().unwrap();
+    assert_eq!(integrity(&db), ["ok"]);
+
+    let mut restarted = start(&db).await;
+    let file = file.replace(&server.base, &restarted.base);
+    let seen = client.get(&file).bearer_auth(&bob).send().await.unwrap();
+    assert_eq!(
+        seen.status(),
+        StatusCode::OK,
+        "attached: the recipient may download it"
+    );
+    assert!(seen.bytes().await.unwrap() == bytes);
+    let path = format!(
+        "{}/api/v1/conversations/{conversation}/messages",
+        restarted.base
+    );
+    let messages = history(&client, &path, &bob).await;
+    assert_eq!(messages[0]["attachments"][0]["id"], stored["id"]);
+    restarted.child.kill().unwrap();
+    restarted.child.wait().unwrap();
+}

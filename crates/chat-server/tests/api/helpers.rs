@@ -50,6 +50,16 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         max_pending_connections_per_address: chat_http::ws::DEFAULT_MAX_PENDING_PER_ADDRESS,
         log_format: chat_server::LogFormat::Text,
         bus_url: None,
+        data_dir: None,
+        upload_max_bytes: 25 * 1024 * 1024,
+        upload_quota_bytes: 1024 * 1024 * 1024,
+        upload_types: None,
+        s3_bucket: None,
+        s3_endpoint: None,
+        s3_region: "us-east-1".into(),
+        s3_access_key_id: None,
+        s3_secret_access_key: None,
+        s3_allow_http: false,
     }
 }
 

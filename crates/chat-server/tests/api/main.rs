@@ -6,6 +6,7 @@ mod helpers;
 mod ws;
 
 mod accounts;
+mod attachments;
 mod authz;
 mod binary;
 mod changes;

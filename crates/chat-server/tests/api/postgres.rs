@@ -126,3 +126,61 @@ fn migrate_works_on_postgres_and_backup_points_to_pg_dump() {
     assert!(stderr.contains("pg_dump"), "{stderr}");
     assert!(!copy.exists());
 }
+
+#[tokio::test]
+async fn files_uploaded_on_one_node_are_sent_and_downloaded_on_another() {
+    let Some(database) = TestDatabase::create(SUITE) else {
+        return;
+    };
+    // Two nodes sharing one database and one blob directory (a shared disk).
+    let shared = tempfile::tempdir().unwrap();
+    let node = |dir: tempfile::TempDir| {
+        let mut config = test_config(&dir);
+        config.database_url = database.url().to_owned();
+        config.data_dir = Some(shared.path().to_owned());
+        spawn_app_with(config, dir)
+    };
+    let one = node(tempfile::tempdir().unwrap()).await;
+    let two = node(tempfile::tempdir().unwrap()).await;
+    let [alice, bob, eve] = one.users(["alice", "bob", "eve"]).await;
+    let group = one.group(&alice, &[&bob]).await;
+    let file = crate::attachments::upload(&one, &alice, "notes.txt", b"shared notes").await;
+    let id = file["id"].as_str().unwrap();
+    let sent = two
+        .post(
+            &format!("/api/v1/conversations/{group}/messages"),
+            &alice.token,
+            json!({"content": "notes", "attachment_ids": [id]}),
+        )
+        .await;
+    assert_eq!(sent.status(), StatusCode::CREATED);
+    let sent: Value = sent.json().await.unwrap();
+    assert_eq!(sent["attachments"], json!([file]));
+    let path = format!("/api/v1/attachments/{id}");
+    let seen = two.get(&path, &bob.token).await;
+    assert_eq!(seen.status(), StatusCode::OK);
+    assert_eq!(seen.bytes().await.unwrap().as_ref(), b"shared notes");
+    assert_eq!(
+        two.get(&path, &eve.token).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let again = one
+        .post(
+            &format!("/api/v1/conversations/{group}/messages"),
+            &alice.token,
+            json!({"content": "again", "attachment_ids": [id]}),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let message = sent["id"].as_str().unwrap();
+    let deleted = one
+        .delete(&format!("/api/v1/messages/{message}"), &alice.token)
+        .await;
+    assert!(deleted.status().is_success());
+    for node in [&one, &two] {
+        assert_eq!(
+            node.get(&path, &bob.token).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+}
