@@ -25,6 +25,7 @@ pub use scenario::catchup::{CatchupOptions, CatchupReport};
 pub use scenario::chat::{ChatOptions, ChatReport};
 pub use scenario::connections::{ConnectionsOptions, ConnectionsReport};
 pub use scenario::fanout::{FanoutOptions, FanoutReport};
+pub use scenario::files::{FilesOptions, FilesReport};
 pub use scenario::login::{LoginOptions, LoginReport};
 pub use scenario::rest::{RestOptions, RestReport};
 pub use scenario::search::{SearchOptions, SearchReport};
@@ -163,6 +164,9 @@ pub enum Scenario {
     Connections(ConnectionsOptions),
     /// A storm of logins while /health is polled alongside.
     Login(LoginOptions),
+    /// One large attachment uploaded and downloaded, streaming: MB/s each way and the
+    /// server's memory (with `--server-pid`).
+    Files(FilesOptions),
     /// A broker alone (NATS or Redis pub/sub): publish→receive latency at a fixed rate and
     /// the highest rate it sustains. Needs no chatd server.
     Bus(BusOptions),
@@ -186,6 +190,7 @@ pub async fn run(cli: &Cli) -> Result<Report, BenchError> {
             Report::Connections(scenario::connections::run(common, o).await?)
         }
         Scenario::Login(o) => Report::Login(scenario::login::run(common, o).await?),
+        Scenario::Files(o) => Report::Files(scenario::files::run(common, o).await?),
         Scenario::Bus(o) => Report::Bus(scenario::bus::run(common, o).await?),
         Scenario::Search(o) => Report::Search(scenario::search::run(common, o).await?),
         Scenario::ConnectionsWorker => {

@@ -4,7 +4,8 @@ use serde::Serialize;
 
 use crate::scenario::{
     bus::BusReport, catchup::CatchupReport, chat::ChatReport, connections::ConnectionsReport,
-    fanout::FanoutReport, login::LoginReport, rest::RestReport, search::SearchReport,
+    fanout::FanoutReport, files::FilesReport, login::LoginReport, rest::RestReport,
+    search::SearchReport,
 };
 
 /// One line of a report table: what was measured and its value.
@@ -21,6 +22,7 @@ pub enum Report {
     Catchup(CatchupReport),
     Connections(ConnectionsReport),
     Login(LoginReport),
+    Files(FilesReport),
     Bus(BusReport),
     Search(SearchReport),
 }
@@ -36,6 +38,7 @@ impl Report {
             Report::Catchup(r) => r.failures.total(),
             Report::Connections(r) => r.failures.total(),
             Report::Login(r) => r.failures.total(),
+            Report::Files(r) => r.failures.total(),
             Report::Bus(r) => r.failure_count(),
             Report::Search(r) => r.failures.total(),
         }
@@ -49,6 +52,7 @@ impl Report {
             Report::Catchup(r) => r.title(),
             Report::Connections(r) => r.title(),
             Report::Login(r) => r.title(),
+            Report::Files(r) => r.title(),
             Report::Bus(r) => r.title(),
             Report::Search(r) => r.title(),
         }
@@ -62,6 +66,7 @@ impl Report {
             Report::Catchup(r) => r.rows(),
             Report::Connections(r) => r.rows(),
             Report::Login(r) => r.rows(),
+            Report::Files(r) => r.rows(),
             Report::Bus(r) => r.rows(),
             Report::Search(r) => r.rows(),
         }

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use chat_bench::{
-    CatchupOptions, ChatOptions, Common, ConnectionsOptions, FanoutOptions, LoginOptions,
-    RestOptions, SearchOptions,
+    CatchupOptions, ChatOptions, Common, ConnectionsOptions, FanoutOptions, FilesOptions,
+    LoginOptions, RestOptions, SearchOptions,
 };
 use chat_server::{Application, Cli, Shutdown};
 use clap::Parser;
@@ -34,6 +34,8 @@ async fn start_server() -> Server {
         "2",
         "--rate-limits",
         "false",
+        "--upload-types",
+        "*",
     ])
     .expect("a valid server command line");
     let app = Application::build(cli.config)
@@ -249,6 +251,26 @@ async fn rest_reads_latest_and_older_pages_and_sends_without_errors() {
         assert!(report.writes > 0, "{report:#?}");
         assert_eq!(report.failures.total(), 0, "{report:#?}");
     }
+    server.shutdown.stop().await;
+}
+
+/// The server runs in this process, so its memory is this process's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_goes_up_and_comes_back_whole() {
+    let server = start_server().await;
+    let options = FilesOptions {
+        size: 5 * 1024 * 1024 + 123,
+        server_pid: Some(std::process::id()),
+        verify: true,
+        transfer_timeout: Duration::from_secs(60),
+    };
+    let report = chat_bench::scenario::files::run(&common(&server), &options)
+        .await
+        .expect("the scenario runs");
+    assert_eq!(report.downloaded_bytes, options.size, "{report:#?}");
+    assert!(report.verified, "{report:#?}");
+    assert!(report.server_rss_kib.is_some(), "{report:#?}");
+    assert_eq!(report.failures.total(), 0, "{report:#?}");
     server.shutdown.stop().await;
 }
 

@@ -15,6 +15,7 @@ use std::io::{self, Read};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chat_domain::attachment::BlobKey;
@@ -23,7 +24,9 @@ use chat_domain::ports::{BlobStore, StoreResult};
 use futures_util::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, GetRange, ObjectStore, PutPayload, WriteMultipart};
+use object_store::{
+    ClientOptions, GetOptions, GetRange, ObjectStore, PutPayload, RetryConfig, WriteMultipart,
+};
 use tokio::runtime::Runtime;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
@@ -60,6 +63,8 @@ pub enum S3Error {
 /// Blobs in an S3 bucket; see the module doc.
 pub struct S3BlobStore {
     store: Arc<dyn ObjectStore>,
+    /// The same bucket without retries, for [`Self::check`] to answer at once.
+    probe: Arc<dyn ObjectStore>,
     prefix: Option<String>,
     /// Taken (and shut down without waiting) on drop, which may happen on an async thread.
     runtime: Option<Runtime>,
@@ -81,12 +86,33 @@ impl S3BlobStore {
             .with_bucket_name(&config.bucket)
             .with_region(&config.region)
             .with_access_key_id(&config.access_key_id)
-            .with_secret_access_key(&config.secret_access_key)
-            .with_allow_http(config.allow_http);
+            .with_secret_access_key(&config.secret_access_key);
         if let Some(endpoint) = &config.endpoint {
             builder = builder.with_endpoint(endpoint);
         }
-        let store = builder.build()?;
+        // A download is read at the pace of whoever downloads it, so a request may last long:
+        // the whole-request limit is generous (and a body cut by it is resumed from where it
+        // stopped by object_store's retries); a server that does not answer is found by the
+        // connection limit.
+        let client = ClientOptions::new()
+            .with_allow_http(config.allow_http)
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(15 * 60));
+        builder = builder.with_client_options(client);
+        let probe = builder
+            .clone()
+            .with_retry(RetryConfig {
+                max_retries: 0,
+                ..RetryConfig::default()
+            })
+            .build()?;
+        let store = builder
+            .with_retry(RetryConfig {
+                max_retries: 5,
+                retry_timeout: Duration::from_secs(60),
+                ..RetryConfig::default()
+            })
+            .build()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("chat-files-s3")
@@ -99,6 +125,7 @@ impl S3BlobStore {
             .filter(|prefix| !prefix.is_empty());
         Ok(Self {
             store: Arc::new(store),
+            probe: Arc::new(probe),
             prefix,
             runtime: Some(runtime),
         })
@@ -108,7 +135,7 @@ impl S3BlobStore {
     /// for startup, so a wrong configuration stops the server instead of failing uploads.
     pub fn check(&self) -> StoreResult<()> {
         let probe = self.path(&BlobKey::from_digest(&[0; 32]));
-        match self.block_on(self.store.head(&probe)) {
+        match self.block_on(self.probe.head(&probe)) {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(err) => Err(unavailable("check", &probe, err)),
         }

@@ -10,8 +10,10 @@
 //! copied it); files a crash left behind are removed at startup by [`Staging::remove_stale`].
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use chat_domain::attachment::BlobKey;
@@ -53,14 +55,7 @@ impl Staging {
             .prefix(PREFIX)
             .tempfile_in(&self.dir)?
             .into_parts();
-        Ok(StagedFile {
-            file: BufWriter::with_capacity(WRITE_BUFFER, file),
-            path,
-            hasher: Sha256::new(),
-            size: 0,
-            head: Vec::new(),
-            limit,
-        })
+        StagedFile::new(file, path, limit)
     }
 
     /// Removes staged files last written more than `older_than` ago: uploads a crash or a
@@ -95,13 +90,71 @@ impl Staging {
 
 /// An upload being written: a [`Write`] into a temporary file that hashes and counts what goes
 /// through it. Dropped without [`Self::finish`], the file is removed.
+///
+/// The bytes are hashed on the calling thread and written by a thread of the file's own, in
+/// blocks of [`WRITE_BUFFER`] (a few in flight): when the disk falls behind, the kernel makes
+/// the writer wait, and hashing goes on meanwhile instead of waiting too, so a large upload
+/// takes as long as the slower of the two rather than their sum.
 pub struct StagedFile {
-    file: BufWriter<File>,
-    path: TempPath,
+    writer: Option<BackgroundWriter>,
+    /// The block being filled.
+    block: Vec<u8>,
+    path: Option<TempPath>,
     hasher: Sha256,
     size: u64,
     head: Vec<u8>,
     limit: u64,
+}
+
+/// A thread writing full blocks to the file, in order, and handing the emptied blocks back.
+struct BackgroundWriter {
+    full: SyncSender<Vec<u8>>,
+    emptied: Receiver<Vec<u8>>,
+    thread: JoinHandle<io::Result<File>>,
+}
+
+/// How many full blocks wait for the writer thread at most (besides the one it writes): the
+/// memory an upload holds is this plus two blocks.
+const BLOCKS_QUEUED: usize = 2;
+
+impl BackgroundWriter {
+    fn start(mut file: File) -> io::Result<Self> {
+        let (full, to_write) = mpsc::sync_channel::<Vec<u8>>(BLOCKS_QUEUED);
+        let (give_back, emptied) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("staging-writer".into())
+            .spawn(move || {
+                for mut block in to_write {
+                    file.write_all(&block)?;
+                    block.clear();
+                    let _ = give_back.send(block);
+                }
+                Ok(file)
+            })?;
+        Ok(Self {
+            full,
+            emptied,
+            thread,
+        })
+    }
+
+    /// Queues a full block (waiting while [`BLOCKS_QUEUED`] are queued) and returns an empty
+    /// one to fill next. Fails when the writer has stopped on an error.
+    fn send(&self, block: Vec<u8>) -> Result<Vec<u8>, ()> {
+        self.full.send(block).map_err(|_| ())?;
+        Ok(self
+            .emptied
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(WRITE_BUFFER)))
+    }
+
+    /// Waits for every queued block to be written; the file, or the error that stopped it.
+    fn close(self) -> io::Result<File> {
+        drop(self.full);
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the staging writer panicked")))
+    }
 }
 
 /// The error a [`StagedFile`] write fails with when it would pass its limit (an
@@ -124,31 +177,68 @@ impl LimitExceeded {
 }
 
 impl StagedFile {
+    fn new(file: File, path: TempPath, limit: u64) -> io::Result<Self> {
+        Ok(Self {
+            writer: Some(BackgroundWriter::start(file)?),
+            block: Vec::with_capacity(WRITE_BUFFER),
+            path: Some(path),
+            hasher: Sha256::new(),
+            size: 0,
+            head: Vec::new(),
+            limit,
+        })
+    }
+
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
         self.size
     }
 
-    /// Flushes the file to disk (`fsync`) and returns what was written: where, how many bytes,
-    /// their content address and first bytes.
-    pub fn finish(self) -> io::Result<Staged> {
-        let StagedFile {
-            file,
-            path,
-            hasher,
-            size,
-            head,
-            ..
-        } = self;
-        let file = file.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()?;
-        let digest: [u8; 32] = hasher.finalize().into();
+    /// Writes what is left, flushes the file to disk (`fsync`) and returns what was written:
+    /// where, how many bytes, their content address and first bytes.
+    pub fn finish(mut self) -> io::Result<Staged> {
+        let writer = self
+            .writer
+            .take()
+            .expect("a staged file has its writer until dropped");
+        let block = std::mem::take(&mut self.block);
+        if !block.is_empty() {
+            // If the writer stopped, `close` returns its error.
+            let _ = writer.send(block);
+        }
+        writer.close()?.sync_all()?;
+        let digest: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
         Ok(Staged {
-            path,
-            size,
+            path: self
+                .path
+                .take()
+                .expect("a staged file has its path until dropped"),
+            size: self.size,
             key: BlobKey::from_digest(&digest),
-            head,
+            head: std::mem::take(&mut self.head),
         })
+    }
+
+    /// Hands the full block to the writer; on failure, the writer's error.
+    fn send_block(&mut self) -> io::Result<()> {
+        let writer = self
+            .writer
+            .as_ref()
+            .expect("a staged file has its writer until dropped");
+        let block = std::mem::take(&mut self.block);
+        match writer.send(block) {
+            Ok(next) => {
+                self.block = next;
+                Ok(())
+            }
+            Err(()) => {
+                let writer = self.writer.take().expect("checked above");
+                Err(writer
+                    .close()
+                    .err()
+                    .unwrap_or_else(|| io::Error::other("the staging writer stopped")))
+            }
+        }
     }
 }
 
@@ -161,18 +251,45 @@ impl Write for StagedFile {
                 LimitExceeded { limit },
             ));
         }
-        self.file.write_all(buf)?;
+        if self.writer.is_none() {
+            return Err(io::Error::other(
+                "the staged file failed on an earlier write",
+            ));
+        }
         self.hasher.update(buf);
         self.size += buf.len() as u64;
         if self.head.len() < HEAD_LEN {
             let take = buf.len().min(HEAD_LEN - self.head.len());
             self.head.extend_from_slice(&buf[..take]);
         }
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let take = rest.len().min(WRITE_BUFFER - self.block.len());
+            self.block.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.block.len() == WRITE_BUFFER {
+                self.send_block()?;
+            }
+        }
         Ok(buf.len())
     }
 
+    /// Hands the bytes written so far to the writer thread; [`StagedFile::finish`] is what
+    /// makes them durable.
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        if self.block.is_empty() || self.writer.is_none() {
+            return Ok(());
+        }
+        self.send_block()
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        // Let the writer finish with the file before the file is removed (with `path`).
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.close();
+        }
     }
 }
 
@@ -215,6 +332,40 @@ mod tests {
         assert_eq!(staged.head, bytes[..HEAD_LEN]);
         assert_eq!(fs::read(&*staged.path).unwrap(), bytes);
         assert!(staged.path.starts_with(staging.dir()));
+    }
+
+    #[test]
+    fn writes_of_any_size_across_many_blocks_arrive_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::new(dir.path()).unwrap();
+        let bytes: Vec<u8> = (0..7 * WRITE_BUFFER / 2 + 5)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let mut file = staging.create(u64::MAX).unwrap();
+        let (small, rest) = bytes.split_at(1000);
+        let (large, rest) = rest.split_at(5 * WRITE_BUFFER / 2);
+        file.write_all(small).unwrap();
+        file.write_all(large).unwrap();
+        file.flush().unwrap();
+        for chunk in rest.chunks(65_537) {
+            file.write_all(chunk).unwrap();
+        }
+        let staged = file.finish().unwrap();
+        assert_eq!(staged.key, sha256_key(&bytes));
+        assert_eq!(fs::read(&*staged.path).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_failing_disk_write_is_reported_by_a_later_write_or_by_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("read-only");
+        fs::write(&path, b"").unwrap();
+        let read_only = File::open(&path).unwrap();
+        let mut file =
+            StagedFile::new(read_only, TempPath::try_from_path(&path).unwrap(), u64::MAX).unwrap();
+        let block = vec![7u8; WRITE_BUFFER];
+        let failed = (0..10).any(|_| file.write_all(&block).is_err());
+        assert!(failed || file.finish().is_err());
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //! an S3 server (`s3s-fs`, over a temporary directory) that the test runs in its own process.
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use chat_domain::attachment::BlobKey;
 use chat_domain::ports::BlobStore;
 use chat_files::{FsBlobStore, S3BlobStore, S3Config, Staged, Staging};
+use support::{s3_server, s3_store};
+
+mod support;
 use sha2::{Digest, Sha256};
 
 const MIB: usize = 1024 * 1024;
@@ -192,55 +194,6 @@ fn the_directory_store_copies_a_file_staged_on_another_disk() {
     );
 }
 
-/// An S3 server in this process, serving `root` (one directory per bucket) until the test ends.
-fn s3_server(root: &Path) -> SocketAddr {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder as ConnBuilder;
-
-    let fs = s3s_fs::FileSystem::new(root).unwrap();
-    let mut builder = s3s::service::S3ServiceBuilder::new(fs);
-    builder.set_auth(s3s::auth::SimpleAuth::from_single(
-        "test-key",
-        "test-secret",
-    ));
-    let service = builder.build().into_shared();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        runtime.block_on(async move {
-            let http = ConnBuilder::new(TokioExecutor::new());
-            loop {
-                let (socket, _) = listener.accept().await.unwrap();
-                let conn = http
-                    .serve_connection(TokioIo::new(socket), service.clone())
-                    .into_owned();
-                tokio::spawn(conn);
-            }
-        })
-    });
-    addr
-}
-
-fn s3_store(addr: SocketAddr, prefix: Option<&str>) -> S3BlobStore {
-    S3BlobStore::new(&S3Config {
-        endpoint: Some(format!("http://{addr}")),
-        bucket: "blobs".into(),
-        region: "us-east-1".into(),
-        access_key_id: "test-key".into(),
-        secret_access_key: "test-secret".into(),
-        allow_http: true,
-        prefix: prefix.map(str::to_owned),
-    })
-    .unwrap()
-}
-
 #[test]
 fn the_s3_store_keeps_blobs_as_a_blob_store_must() {
     let root = tempfile::tempdir().unwrap();
@@ -306,4 +259,16 @@ fn wrong_s3_credentials_are_found_by_the_startup_check() {
     })
     .unwrap();
     assert!(store.check().is_err());
+}
+
+#[test]
+fn an_s3_endpoint_that_is_not_there_is_found_by_the_startup_check_at_once() {
+    // A port nothing listens on: bound, then closed.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert!(s3_store(addr, None).check().is_err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }

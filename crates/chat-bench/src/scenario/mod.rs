@@ -6,6 +6,7 @@ pub mod catchup;
 pub mod chat;
 pub mod connections;
 pub mod fanout;
+pub mod files;
 pub mod login;
 pub mod rest;
 pub mod search;
