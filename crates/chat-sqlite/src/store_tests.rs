@@ -233,7 +233,8 @@ fn a_message_deleted_for_everyone_takes_no_reaction_or_pin_but_loses_them() {
     ));
 }
 
-/// `PRAGMA integrity_check`'s answer, which checks the search index against the messages.
+/// `PRAGMA integrity_check`'s answer, which checks the search index's structure too (the
+/// index is contentless: what it holds is checked by [`indexed`]).
 fn integrity(db: &crate::test_support::TempDb) -> Vec<String> {
     #[derive(QueryableByName)]
     struct Check {
@@ -265,5 +266,41 @@ fn the_search_index_stays_in_step_with_sends_edits_and_deletes() {
         .delete(deleted.id, a, f.now(), &mut |_| {})
         .unwrap();
     assert_eq!(integrity(&db), ["ok"], "after a delete");
-    let _ = kept;
+    assert_eq!(indexed(&db, "alpha"), [kept.seq.0]);
+    assert_eq!(
+        indexed(&db, "beta"),
+        Vec::<i64>::new(),
+        "old words are gone"
+    );
+    assert_eq!(indexed(&db, "gamma"), [edited.seq.0]);
+    assert_eq!(
+        indexed(&db, "delta"),
+        Vec::<i64>::new(),
+        "a deleted message is gone"
+    );
+    let conversation = c.to_string();
+    assert_eq!(
+        indexed(
+            &db,
+            &format!("{{conversation}} : \"{}\"", &conversation[24..])
+        ),
+        [kept.seq.0, edited.seq.0],
+        "each message is indexed under its conversation's token"
+    );
+}
+
+/// The seqs the search index holds for an FTS5 query, ascending.
+fn indexed(db: &crate::test_support::TempDb, fts: &str) -> Vec<i64> {
+    #[derive(QueryableByName)]
+    struct Hit {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        rowid: i64,
+    }
+    let hits: Vec<Hit> = diesel::sql_query(
+        "SELECT rowid FROM messages_search WHERE messages_search MATCH ? ORDER BY rowid",
+    )
+    .bind::<Text, _>(fts)
+    .load(&mut *db.store.database().conn().unwrap())
+    .unwrap();
+    hits.into_iter().map(|h| h.rowid).collect()
 }
