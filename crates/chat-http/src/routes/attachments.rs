@@ -257,13 +257,14 @@ fn bad_multipart(error: actix_multipart::MultipartError) -> ApiError {
         ("If-None-Match" = Option<String>, Header,)),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
-        (status = 200, description = "The bytes", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "The range asked for, with `Content-Range`", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The bytes, as the content type read from them at upload (`application/octet-stream` for bytes of no known type)", content_type = "*/*", body = Vec<u8>),
+        (status = 206, description = "The range asked for, with `Content-Range`", content_type = "*/*", body = Vec<u8>),
         (status = 304, description = "Unchanged since the `ETag` given in `If-None-Match`"),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 404, description = "No such file, or not yours to see (`attachment_not_found`)", body = ErrorBody,
             example = json!({"detail": "attachment 0193a5c2-5555-7c3a-9d8e-2b4f6a1c0e55 not found", "code": "attachment_not_found"})),
         (status = 416, description = "The range lies outside the file (`range_not_satisfiable`)", body = ErrorBody),
+        (status = 422, description = "`attachment_id` is no UUID (`validation_error`)", body = ErrorBody),
     )
 )]
 pub async fn download(
@@ -283,10 +284,12 @@ pub async fn download(
     params(("attachment_id" = Uuid, Path,)),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
-        (status = 200, description = "The thumbnail (JPEG, or PNG when it has transparency)", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 200, description = "The thumbnail (JPEG, or PNG when it has transparency)",
+            content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"))),
         (status = 304, description = "Unchanged since the `ETag` given in `If-None-Match`"),
         (status = 401, description = "Missing or bad token", body = ErrorBody),
         (status = 404, description = "No such file, not yours to see, or no thumbnail (`attachment_not_found`)", body = ErrorBody),
+        (status = 422, description = "`attachment_id` is no UUID (`validation_error`)", body = ErrorBody),
     )
 )]
 pub async fn thumbnail(
