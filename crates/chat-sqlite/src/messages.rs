@@ -557,6 +557,19 @@ pub(crate) fn append_batch(
             members: members.clone(),
         })));
     }
+    let created = results.iter().filter_map(|result| match result {
+        Ok(Ok(AppendOutcome {
+            appended: Appended::Created(message),
+            ..
+        })) => Some(message.seq.0),
+        _ => None,
+    });
+    if let Some((first, last)) = created.fold(None, |range, seq| match range {
+        None => Some((seq, seq)),
+        Some((first, last)) => Some((seq.min(first), seq.max(last))),
+    }) {
+        crate::search::index_appended(conn, first, last)?;
+    }
     for (conversation, (seq, at)) in activity {
         diesel::update(conversations::table.find(conversation.to_string()))
             .set((

@@ -65,6 +65,25 @@ impl SearchStore for SqliteStore {
     }
 }
 
+/// Indexes the messages with seqs `first..=last`, all inserted by the batch being committed
+/// (the single writer takes every seq in between for them), in the batch's transaction: one
+/// statement per batch rather than a trigger per message, on the writer every send waits
+/// for. The conversation's token is taken as the migration's triggers take it.
+pub(crate) fn index_appended(
+    conn: &mut diesel::SqliteConnection,
+    first: i64,
+    last: i64,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "INSERT INTO messages_search (rowid, content, conversation) \
+         SELECT seq, content, substr(conversation_id, 25) FROM messages \
+         WHERE seq BETWEEN ? AND ?",
+    )
+    .bind::<BigInt, _>(first)
+    .bind::<BigInt, _>(last)
+    .execute(conn)
+}
+
 #[derive(QueryableByName)]
 struct Ranked {
     #[diesel(sql_type = BigInt)]

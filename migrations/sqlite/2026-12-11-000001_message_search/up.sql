@@ -21,13 +21,12 @@ CREATE VIRTUAL TABLE messages_search USING fts5 (
     tokenize = 'unicode61 remove_diacritics 2'
 );
 
--- The index follows every write to `messages` in the write's own transaction: an edit
--- replaces the message's words, a delete for everyone (content overwritten with '') removes
--- the message from the index.
-CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
-    INSERT INTO messages_search (rowid, content, conversation)
-        VALUES (new.seq, new.content, substr(new.conversation_id, 25));
-END;
+-- The index follows every write to `messages` in the write's own transaction. New messages
+-- are indexed by the store once per group-commit batch, in the batch's transaction, with one
+-- statement (crates/chat-sqlite/src/search.rs, `index_appended`): a trigger would run once per
+-- message on the single writer, where sending is paid for. An edit replaces the message's
+-- words, a delete for everyone (content overwritten with '') removes the message from the
+-- index: those triggers follow.
 CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
     DELETE FROM messages_search WHERE rowid = old.seq;
 END;
