@@ -1,5 +1,7 @@
 //! [`SearchStore`] over the FTS5 index `messages_search` (see the migration
-//! `2026-12-11-000001_message_search`), which triggers keep in step with `messages`.
+//! `2026-12-11-000001_message_search`), kept in step with `messages` in each write's own
+//! transaction: by [`index_appended`] for a batch of new messages, by triggers for edits and
+//! deletes.
 
 use chat_domain::UserId;
 use chat_domain::ports::{SearchStore, StoreResult};
