@@ -200,6 +200,36 @@ struct Check {
 }
 
 /// `PRAGMA integrity_check` on the database file at `db`.
+/// Kills the server with SIGKILL (no shutdown of any kind) and waits for it to be gone.
+fn sigkill(server: Server) {
+    let mut killed = server.child;
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+}
+
+/// Edits a message over REST, asserting the edit is acknowledged.
+async fn edit(client: &reqwest::Client, base: &str, token: &str, id: &str, content: &str) {
+    let edited = client
+        .patch(format!("{base}/api/v1/messages/{id}"))
+        .bearer_auth(token)
+        .json(&json!({ "content": content }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), StatusCode::OK);
+}
+
+/// Deletes a message for everyone over REST, asserting the delete is acknowledged.
+async fn delete_for_everyone(client: &reqwest::Client, base: &str, token: &str, id: &str) {
+    let deleted = client
+        .delete(format!("{base}/api/v1/messages/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::OK);
+}
+
 fn integrity(db: &Path) -> Vec<String> {
     let database = chat_sqlite::Database::open(db.to_str().unwrap(), &Default::default()).unwrap();
     let check: Vec<Check> = diesel::sql_query("PRAGMA integrity_check")
@@ -559,32 +589,16 @@ async fn an_acknowledged_edit_and_deletes_survive_a_sigkill_right_after() {
             .unwrap();
         ids.push(sent["id"].as_str().unwrap().to_owned());
     }
-    let message = |id: &str| format!("{base}/api/v1/messages/{id}");
-    let edited = client
-        .patch(message(&ids[0]))
-        .bearer_auth(&alice)
-        .json(&json!({"content": "edited"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(edited.status(), StatusCode::OK);
-    let deleted = client
-        .delete(message(&ids[1]))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), StatusCode::OK);
+    edit(&client, &base, &alice, &ids[0], "edited").await;
+    delete_for_everyone(&client, &base, &alice, &ids[1]).await;
     let hidden = client
-        .delete(format!("{}?scope=me", message(&ids[2])))
+        .delete(format!("{base}/api/v1/messages/{}?scope=me", ids[2]))
         .bearer_auth(&bob)
         .send()
         .await
         .unwrap();
     assert_eq!(hidden.status(), StatusCode::NO_CONTENT);
-    let mut killed = server.child;
-    killed.kill().unwrap(); // SIGKILL the moment the last change is acknowledged
-    killed.wait().unwrap();
+    sigkill(server); // SIGKILL the moment the last change is acknowledged
     assert_eq!(integrity(&db), ["ok"]);
 
     let mut restarted = start(&db).await;
@@ -650,9 +664,7 @@ async fn an_acknowledged_thread_reply_survives_a_sigkill_right_after_with_its_th
     .unwrap();
     assert_eq!(answer.status(), StatusCode::CREATED);
     let answer: Value = answer.json().await.unwrap();
-    let mut killed = server.child;
-    killed.kill().unwrap(); // SIGKILL the moment the reply is acknowledged
-    killed.wait().unwrap();
+    sigkill(server); // SIGKILL the moment the reply is acknowledged
     assert_eq!(integrity(&db), ["ok"]);
 
     let mut restarted = start(&db).await;
@@ -714,25 +726,9 @@ async fn acknowledged_mentions_and_their_edits_and_deletes_survive_a_sigkill_rig
         let sent: Value = response.json().await.unwrap();
         ids.push(sent["id"].as_str().unwrap().to_owned());
     }
-    let message = |id: &str| format!("{base}/api/v1/messages/{id}");
-    let edited = client
-        .patch(message(&ids[1]))
-        .bearer_auth(&alice)
-        .json(&json!({"content": "edited for @BOB"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(edited.status(), StatusCode::OK);
-    let deleted = client
-        .delete(message(&ids[2]))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), StatusCode::OK);
-    let mut killed = server.child;
-    killed.kill().unwrap(); // SIGKILL the moment the last change is acknowledged
-    killed.wait().unwrap();
+    edit(&client, &base, &alice, &ids[1], "edited for @BOB").await;
+    delete_for_everyone(&client, &base, &alice, &ids[2]).await;
+    sigkill(server); // SIGKILL the moment the last change is acknowledged
     assert_eq!(integrity(&db), ["ok"]);
 
     let mut restarted = start(&db).await;
@@ -790,27 +786,13 @@ async fn the_search_index_holds_every_acknowledged_write_after_a_sigkill_right_a
         let sent: Value = send(text).await.unwrap().json().await.unwrap();
         ids.push(sent["id"].as_str().unwrap().to_owned());
     }
-    let edited = client
-        .patch(format!("{base}/api/v1/messages/{}", ids[1]))
-        .bearer_auth(&alice)
-        .json(&json!({"content": "gamma after"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(edited.status(), StatusCode::OK);
-    let deleted = client
-        .delete(format!("{base}/api/v1/messages/{}", ids[2]))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), StatusCode::OK);
+    edit(&client, &base, &alice, &ids[1], "gamma after").await;
+    delete_for_everyone(&client, &base, &alice, &ids[2]).await;
     let last = send("epsilon last").await.unwrap();
     assert_eq!(last.status(), StatusCode::CREATED);
-    let mut killed = server.child;
-    killed.kill().unwrap(); // SIGKILL the moment the last message is acknowledged
-    killed.wait().unwrap();
-    // integrity_check checks the FTS5 index against the messages too.
+    sigkill(server); // SIGKILL the moment the last message is acknowledged
+    // integrity_check checks the FTS5 index's structure too (it is contentless: what it
+    // holds is checked by the searches below).
     assert_eq!(integrity(&db), ["ok"]);
 
     let mut restarted = start(&db).await;
@@ -874,9 +856,7 @@ async fn an_acknowledged_upload_and_a_send_with_it_survive_sigkills_right_after(
     let stored = upload(base.clone(), body.clone()).await.unwrap();
     assert_eq!(stored.status(), StatusCode::CREATED);
     let stored: Value = stored.json().await.unwrap();
-    let mut killed = server.child;
-    killed.kill().unwrap(); // SIGKILL the moment the upload is acknowledged
-    killed.wait().unwrap();
+    sigkill(server); // SIGKILL the moment the upload is acknowledged
     assert_eq!(integrity(&db), ["ok"]);
 
     let server = start(&db).await;
@@ -903,13 +883,12 @@ async fn an_acknowledged_upload_and_a_send_with_it_survive_sigkills_right_after(
         .await
         .unwrap();
     assert_eq!(sent.status(), StatusCode::CREATED);
-    let mut killed = server.child;
-    killed.kill().unwrap(); // SIGKILL the moment the send is acknowledged
-    killed.wait().unwrap();
+    let killed_base = server.base.clone();
+    sigkill(server); // SIGKILL the moment the send is acknowledged
     assert_eq!(integrity(&db), ["ok"]);
 
     let mut restarted = start(&db).await;
-    let file = file.replace(&server.base, &restarted.base);
+    let file = file.replace(&killed_base, &restarted.base);
     let seen = client.get(&file).bearer_auth(&bob).send().await.unwrap();
     assert_eq!(
         seen.status(),
