@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
+use crate::admin::{AuditEntry, AuditRecord};
 use crate::attachment::{Attachment, BlobKey, ImageInfo, ImageRefused, UploadLimits};
+use crate::block::Block;
 use crate::conversation::{
     Conversation, ConversationKind, ConversationName, InboxEntry, InboxFilter, Member,
     NewConversation, Role,
@@ -58,6 +60,13 @@ struct State {
     attachments: Vec<Attachment>,
     /// Blob records: size and last put.
     blobs: HashMap<BlobKey, (u64, DateTime<Utc>)>,
+    /// Blocks as (blocker, blocked, since), oldest first.
+    blocks: Vec<(UserId, UserId, DateTime<Utc>)>,
+    /// Server admins.
+    admins: Vec<UserId>,
+    audit: Vec<AuditRecord>,
+    /// Users with an open socket, as a test sets them ([`MemoryStore::set_online`]).
+    online: Vec<UserId>,
 }
 
 impl State {
@@ -276,6 +285,118 @@ impl MemoryStore {
 
     pub fn message_count(&self) -> usize {
         self.state().messages.len()
+    }
+
+    /// Says whether the user has a socket open, for [`PresenceDirectory`].
+    pub fn set_online(&self, user: UserId, online: bool) {
+        let mut state = self.state();
+        state.online.retain(|u| *u != user);
+        if online {
+            state.online.push(user);
+        }
+    }
+}
+
+impl BlockStore for MemoryStore {
+    fn block(&self, blocker: UserId, blocked: UserId, at: DateTime<Utc>) -> StoreResult<bool> {
+        let mut state = self.state();
+        if state
+            .blocks
+            .iter()
+            .any(|b| b.0 == blocker && b.1 == blocked)
+        {
+            return Ok(false);
+        }
+        state.blocks.push((blocker, blocked, at));
+        Ok(true)
+    }
+
+    fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool> {
+        let mut state = self.state();
+        let before = state.blocks.len();
+        state.blocks.retain(|b| !(b.0 == blocker && b.1 == blocked));
+        Ok(state.blocks.len() < before)
+    }
+
+    fn blocked_by(&self, blocker: UserId) -> StoreResult<Vec<Block>> {
+        Ok(self
+            .state()
+            .blocks
+            .iter()
+            .rev()
+            .filter(|b| b.0 == blocker)
+            .map(|b| Block {
+                user_id: b.1,
+                blocked_at: b.2,
+            })
+            .collect())
+    }
+
+    fn blockers_of(&self, user: UserId, among: &[UserId]) -> StoreResult<Vec<UserId>> {
+        let state = self.state();
+        Ok(among
+            .iter()
+            .copied()
+            .filter(|a| state.blocks.iter().any(|b| b.0 == *a && b.1 == user))
+            .collect())
+    }
+}
+
+impl PresenceDirectory for MemoryStore {
+    fn online_among(&self, users: &[UserId]) -> StoreResult<Vec<UserId>> {
+        let state = self.state();
+        Ok(users
+            .iter()
+            .copied()
+            .filter(|u| state.online.contains(u))
+            .collect())
+    }
+}
+
+impl AdminStore for MemoryStore {
+    fn is_admin(&self, user: UserId) -> StoreResult<bool> {
+        Ok(self.state().admins.contains(&user))
+    }
+
+    fn set_admin(&self, user: UserId, admin: bool) -> StoreResult<bool> {
+        let mut state = self.state();
+        if !state.users.iter().any(|(u, _)| u.id == user) {
+            return Err(StoreError::Missing);
+        }
+        if state.admins.contains(&user) == admin {
+            return Ok(false);
+        }
+        state.admins.retain(|u| *u != user);
+        if admin {
+            state.admins.push(user);
+        }
+        Ok(true)
+    }
+
+    fn record(&self, entry: &AuditEntry) -> StoreResult<AuditRecord> {
+        let mut state = self.state();
+        let record = AuditRecord {
+            id: state.audit.len() as i64 + 1,
+            actor: entry.actor,
+            action: entry.action.to_owned(),
+            target: entry.target.clone(),
+            detail: entry.detail.clone(),
+            at: entry.at,
+        };
+        state.audit.push(record.clone());
+        Ok(record)
+    }
+
+    fn audit_log(&self, before: Option<i64>, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        Ok(self
+            .state()
+            .audit
+            .iter()
+            .rev()
+            .filter(|r| before.is_none_or(|before| r.id < before))
+            .take(limit as usize)
+            .cloned()
+            .collect())
     }
 }
 
@@ -1979,6 +2100,9 @@ impl World {
             limiter: limiter.clone(),
             limits: Limits::default(),
             revocations: store.clone(),
+            blocks: store.clone(),
+            admins: store.clone(),
+            presence: store.clone(),
             clock: Arc::new(SteppingClock::default()),
         };
         let attachments = AttachmentService::new(

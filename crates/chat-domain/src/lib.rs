@@ -7,7 +7,9 @@
 //! is synchronous and may block inside a port: callers on an async runtime run them on a
 //! blocking pool.
 
+pub mod admin;
 pub mod attachment;
+pub mod block;
 pub mod clock;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;

@@ -11,7 +11,9 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::admin::{AuditEntry, AuditRecord};
 use crate::attachment::{Attachment, BlobKey, ImageInfo, ImageRefused};
+use crate::block::Block;
 
 use crate::conversation::{
     Conversation, ConversationName, InboxEntry, InboxFilter, Member, NewConversation, Role,
@@ -469,6 +471,38 @@ pub trait MediaInspector: Send + Sync {
         thumbnail_side: u32,
         max_pixels: u64,
     ) -> Result<ImageInfo, ImageRefused>;
+}
+
+/// Who blocked whom (see [`crate::block`]).
+pub trait BlockStore: Send + Sync {
+    /// `blocker` blocks `blocked` from `at`; `false` when they already had.
+    fn block(&self, blocker: UserId, blocked: UserId, at: DateTime<Utc>) -> StoreResult<bool>;
+    /// Lifts the block; `false` when there was none.
+    fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool>;
+    /// The users `blocker` has blocked, the latest first.
+    fn blocked_by(&self, blocker: UserId) -> StoreResult<Vec<Block>>;
+    /// Of `among`, those who have blocked `user`, in no particular order.
+    fn blockers_of(&self, user: UserId, among: &[UserId]) -> StoreResult<Vec<UserId>>;
+}
+
+/// Who has a WebSocket open now, on any node.
+pub trait PresenceDirectory: Send + Sync {
+    /// Of `users`, those with at least one open socket on some live node, in no particular
+    /// order.
+    fn online_among(&self, users: &[UserId]) -> StoreResult<Vec<UserId>>;
+}
+
+/// Server admins and the audit log of what they do.
+pub trait AdminStore: Send + Sync {
+    fn is_admin(&self, user: UserId) -> StoreResult<bool>;
+    /// Makes the user a server admin or takes it away; `false` when it already stood so. A
+    /// missing user is [`StoreError::Missing`].
+    fn set_admin(&self, user: UserId, admin: bool) -> StoreResult<bool>;
+    /// Appends an entry to the audit log.
+    fn record(&self, entry: &AuditEntry) -> StoreResult<AuditRecord>;
+    /// The audit log, newest first, those with an id below `before` (all when `None`), at
+    /// most `limit`.
+    fn audit_log(&self, before: Option<i64>, limit: u32) -> StoreResult<Vec<AuditRecord>>;
 }
 
 /// Real-time fan-out of domain events. Publishing must not block on slow receivers: an

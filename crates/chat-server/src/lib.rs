@@ -5,6 +5,7 @@
 pub mod config;
 mod limits;
 mod secret;
+mod standins;
 pub mod startup;
 mod storage;
 pub mod telemetry;

@@ -25,9 +25,9 @@ use crate::conversation::Member;
 use crate::limits::{Limits, Quota};
 use crate::message::{Message, MessageView};
 use crate::ports::{
-    AttachmentStore, BlobStore, Clock, ConversationStore, DeviceTokens, EventPublisher, FeedStore,
-    MediaInspector, MessageStore, PasswordHasher, RateLimiter, ReadReceiptStore, SearchStore,
-    TokenIssuer, TokenRevocations, UserStore,
+    AdminStore, AttachmentStore, BlobStore, BlockStore, Clock, ConversationStore, DeviceTokens,
+    EventPublisher, FeedStore, MediaInspector, MessageStore, PasswordHasher, PresenceDirectory,
+    RateLimiter, ReadReceiptStore, SearchStore, TokenIssuer, TokenRevocations, UserStore,
 };
 use crate::{ConversationId, DomainError, Resource, UserId};
 
@@ -44,6 +44,11 @@ pub struct Ports {
     pub read_receipts: Arc<dyn ReadReceiptStore>,
     pub search: Arc<dyn SearchStore>,
     pub revocations: Arc<dyn TokenRevocations>,
+    pub blocks: Arc<dyn BlockStore>,
+    /// Server admins and the audit log.
+    pub admins: Arc<dyn AdminStore>,
+    /// Who has a socket open on any node.
+    pub presence: Arc<dyn PresenceDirectory>,
     pub events: Arc<dyn EventPublisher>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenIssuer>,
@@ -170,6 +175,17 @@ impl Throttle {
                 .map_err(|retry_after| DomainError::RateLimited { retry_after }),
             None => Ok(()),
         }
+    }
+}
+
+/// Refuses anyone but a server admin.
+pub(crate) fn require_admin(admins: &dyn AdminStore, user: UserId) -> Result<(), DomainError> {
+    if admins.is_admin(user)? {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden(
+            "only a server admin may do this".into(),
+        ))
     }
 }
 
