@@ -9,6 +9,8 @@ pub enum Resource {
     Conversation,
     Message,
     Attachment,
+    /// A login session of the caller's.
+    Session,
 }
 
 impl Resource {
@@ -18,6 +20,7 @@ impl Resource {
             Resource::Conversation => "conversation",
             Resource::Message => "message",
             Resource::Attachment => "attachment",
+            Resource::Session => "session",
         }
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::conversation::{Conversation, ConversationChange};
 use crate::message::{Emoji, HiddenMessage, MessageView, Seq};
 use crate::read_state::{Delivered, MarkerSet, ReadReceipt, SettingsChanged};
-use crate::{ConversationId, MessageId, UserId};
+use crate::{ConversationId, MessageId, SessionId, UserId};
 
 /// A reaction added to or removed from a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,12 +136,16 @@ pub enum DomainEvent {
         audience: Vec<UserId>,
         at: DateTime<Utc>,
     },
-    /// Access was withdrawn: one token (logout), or every token of the user (password
-    /// change, deactivation). Connections opened with a withdrawn token must close.
+    /// Access was withdrawn: one token (logout of a token from before sessions), one login
+    /// session (logout, signing a device out, refresh-token reuse), or every token of the
+    /// user (password change, deactivation). Connections opened with a withdrawn token
+    /// must close.
     AccessRevoked {
         user_id: UserId,
-        /// The one token revoked; `None` means all of the user's tokens.
+        /// The one token revoked; with `session_id` also `None`, all of the user's tokens.
         token_id: Option<String>,
+        /// The session ended: every token issued in it is withdrawn.
+        session_id: Option<SessionId>,
         audience: Vec<UserId>,
     },
 }
@@ -166,5 +170,23 @@ impl DomainEvent {
             | DomainEvent::MessageUnpinned { audience, .. }
             | DomainEvent::AccessRevoked { audience, .. } => audience,
         }
+    }
+
+    /// Whether an `AccessRevoked` for `user_id`, naming `token_id` and `session_id`,
+    /// withdraws the token `token` of session `session` held by `holder`.
+    pub fn revokes(
+        (user_id, token_id, session_id): (UserId, Option<&str>, Option<SessionId>),
+        holder: UserId,
+        token: &str,
+        session: Option<SessionId>,
+    ) -> bool {
+        holder == user_id
+            && match (token_id, session_id) {
+                (None, None) => true,
+                (token_id, session_id) => {
+                    token_id.is_some_and(|t| t == token)
+                        || session_id.is_some_and(|s| Some(s) == session)
+                }
+            }
     }
 }

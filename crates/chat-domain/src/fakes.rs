@@ -29,8 +29,9 @@ use crate::read_state::{
 use crate::search::{MessageSearch, SearchHit, SearchOrder};
 use crate::service::{AttachmentService, UploadPorts};
 use crate::service::{ChatServices, Ports};
+use crate::session::{MintedRefresh, NewSession, PresentedRefresh, RefreshHash, Rotation, Session};
 use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
-use crate::{AttachmentId, ConversationId, MessageId, StoreError, UserId};
+use crate::{AttachmentId, ConversationId, MessageId, SessionId, StoreError, UserId};
 
 #[derive(Default)]
 struct State {
@@ -67,6 +68,8 @@ struct State {
     audit: Vec<AuditRecord>,
     /// Users with an open socket, as a test sets them ([`MemoryStore::set_online`]).
     online: Vec<UserId>,
+    /// Login sessions with their current refresh hash.
+    sessions: Vec<(Session, RefreshHash)>,
 }
 
 impl State {
@@ -2004,6 +2007,18 @@ impl TokenIssuer for FakeTokens {
         })
     }
 
+    fn issue_in_session(
+        &self,
+        user: UserId,
+        generation: i64,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<AccessToken, String> {
+        let mut access = self.issue(user, generation, now)?;
+        access.token = format!("{}:{session}", access.token);
+        Ok(access)
+    }
+
     fn verify(&self, token: &str) -> Result<TokenClaims, TokenError> {
         let invalid = |why: &str| TokenError::Invalid(why.to_owned());
         if token.starts_with("expired:") {
@@ -2013,8 +2028,10 @@ impl TokenIssuer for FakeTokens {
             .strip_prefix("token:")
             .ok_or_else(|| invalid("not a fake token"))?;
         let parts: Vec<&str> = rest.split(':').collect();
-        let [id, generation, serial] = parts.as_slice() else {
-            return Err(invalid("not a fake token"));
+        let (id, generation, serial, session) = match parts.as_slice() {
+            [id, generation, serial] => (id, generation, serial, None),
+            [id, generation, serial, session] => (id, generation, serial, Some(session)),
+            _ => return Err(invalid("not a fake token")),
         };
         let now = fixed_now();
         Ok(TokenClaims {
@@ -2023,6 +2040,9 @@ impl TokenIssuer for FakeTokens {
             token_id: (*serial).to_owned(),
             issued_at: now,
             expires_at: now + Duration::hours(1),
+            session_id: session
+                .map(|s| s.parse().map_err(|_| invalid("bad session")))
+                .transpose()?,
         })
     }
 }
@@ -2104,6 +2124,8 @@ impl World {
             admins: store.clone(),
             presence: store.clone(),
             clock: Arc::new(SteppingClock::default()),
+            sessions: store.clone(),
+            refresh_tokens: Arc::new(FakeRefreshTokens::default()),
         };
         let attachments = AttachmentService::new(
             &ports,
@@ -2141,5 +2163,116 @@ impl World {
             )
             .unwrap()
             .id
+    }
+}
+
+impl SessionStore for MemoryStore {
+    fn open_session(&self, new: &NewSession) -> StoreResult<()> {
+        let mut state = self.state();
+        let now = new.session.created_at;
+        state.sessions.retain(|(s, _)| s.expires_at > now);
+        state
+            .sessions
+            .push((new.session.clone(), new.refresh.clone()));
+        Ok(())
+    }
+
+    fn find_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
+        Ok(self
+            .state()
+            .sessions
+            .iter()
+            .find(|(s, _)| s.id == id)
+            .map(|(s, _)| s.clone()))
+    }
+
+    fn rotate(
+        &self,
+        id: SessionId,
+        presented: &RefreshHash,
+        next: &RefreshHash,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<Rotation> {
+        let mut state = self.state();
+        let Some((session, hash)) = state
+            .sessions
+            .iter_mut()
+            .find(|(s, _)| s.id == id && !s.revoked && s.expires_at > now)
+        else {
+            return Ok(Rotation::Unknown);
+        };
+        if hash != presented {
+            let before = session.clone();
+            session.revoked = true;
+            return Ok(Rotation::Reused(before));
+        }
+        *hash = next.clone();
+        session.last_used_at = now;
+        session.expires_at = expires_at;
+        Ok(Rotation::Rotated(session.clone()))
+    }
+
+    fn sessions_of(&self, user: UserId, now: DateTime<Utc>) -> StoreResult<Vec<Session>> {
+        let mut listed: Vec<Session> = self
+            .state()
+            .sessions
+            .iter()
+            .map(|(s, _)| s)
+            .filter(|s| s.user_id == user && !s.revoked && s.expires_at > now)
+            .cloned()
+            .collect();
+        listed.sort_by(|a, b| b.last_used_at.cmp(&a.last_used_at));
+        Ok(listed)
+    }
+
+    fn end_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {
+        let mut state = self.state();
+        let found = state
+            .sessions
+            .iter_mut()
+            .find(|(s, _)| s.id == id && s.user_id == user && !s.revoked);
+        Ok(found.map(|(s, _)| s.revoked = true).is_some())
+    }
+
+    fn end_sessions(&self, user: UserId, except: Option<SessionId>) -> StoreResult<Vec<SessionId>> {
+        let mut state = self.state();
+        Ok(state
+            .sessions
+            .iter_mut()
+            .filter(|(s, _)| s.user_id == user && !s.revoked && Some(s.id) != except)
+            .map(|(s, _)| {
+                s.revoked = true;
+                s.id
+            })
+            .collect())
+    }
+}
+
+/// Refresh tokens of the form `refresh:<session id>:<serial>`, hashed as `hash:<token>`.
+#[derive(Default)]
+pub struct FakeRefreshTokens(AtomicUsize);
+
+impl RefreshTokens for FakeRefreshTokens {
+    fn mint(&self, session: SessionId) -> MintedRefresh {
+        let serial = self.0.fetch_add(1, Ordering::SeqCst);
+        let token = format!("refresh:{session}:{serial}");
+        MintedRefresh {
+            hash: RefreshHash(format!("hash:{token}")),
+            token,
+        }
+    }
+
+    fn read(&self, token: &str) -> Option<PresentedRefresh> {
+        let rest = token.strip_prefix("refresh:")?;
+        let (session, _) = rest.split_once(':')?;
+        Some(PresentedRefresh {
+            session_id: session.parse().ok()?,
+            hash: RefreshHash(format!("hash:{token}")),
+        })
+    }
+
+    fn lifetime(&self) -> Duration {
+        Duration::days(60)
     }
 }

@@ -82,3 +82,9 @@ uuid_id!(
     AttachmentId,
     Uuid::now_v7
 );
+uuid_id!(
+    /// Identifies a login session (see [`crate::session::Session`]): every access and refresh
+    /// token handed out since one login, and the refresh tokens rotated from it.
+    SessionId,
+    Uuid::now_v7
+);

@@ -26,6 +26,7 @@ pub mod ports;
 pub mod read_state;
 pub mod search;
 pub mod service;
+pub mod session;
 pub mod user;
 pub mod validation;
 
@@ -35,4 +36,4 @@ mod fakes;
 mod validation_props;
 
 pub use error::{DomainError, Resource, StoreError};
-pub use ids::{AttachmentId, ConversationId, MessageId, UserId};
+pub use ids::{AttachmentId, ConversationId, MessageId, SessionId, UserId};

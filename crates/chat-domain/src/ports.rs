@@ -34,6 +34,9 @@ use crate::search::{MessageSearch, SearchHit};
 use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
 use crate::{AttachmentId, ConversationId, MessageId, UserId};
 
+use crate::SessionId;
+use crate::session::{MintedRefresh, NewSession, PresentedRefresh, RefreshHash, Rotation, Session};
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// What to do once an append has committed; see [`MessageStore::append`].
@@ -534,6 +537,9 @@ pub struct TokenClaims {
     pub token_id: String,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The login session the token was issued in; `None` for a token from before sessions,
+    /// honoured until it expires.
+    pub session_id: Option<SessionId>,
 }
 
 /// Why an access token was refused. Expiry is told apart so that a client knows to log in
@@ -554,6 +560,15 @@ pub trait TokenIssuer: Send + Sync {
         &self,
         user: UserId,
         generation: i64,
+        now: DateTime<Utc>,
+    ) -> Result<AccessToken, String>;
+    /// Issues an access token that names the login session it belongs to, so that ending
+    /// the session ends the token ([`TokenClaims::session_id`]).
+    fn issue_in_session(
+        &self,
+        user: UserId,
+        generation: i64,
+        session: SessionId,
         now: DateTime<Utc>,
     ) -> Result<AccessToken, String>;
     /// Checks signature, algorithm and expiry. Only a token whose signature holds may be
@@ -601,4 +616,52 @@ pub trait RateLimiter: Send + Sync {
 /// The current time.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+}
+
+// ---- Sessions (issue #17) ----
+
+/// Login sessions and their refresh tokens (see [`crate::session`]). Every method is one
+/// atomic store operation.
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session with the hash of its first refresh token. Sessions whose refresh
+    /// token expired before `new.session.created_at` may be deleted on the way: nothing can
+    /// revive them.
+    fn open_session(&self, new: &NewSession) -> StoreResult<()>;
+    /// A session by id, ended or not, while it is kept.
+    fn find_session(&self, id: SessionId) -> StoreResult<Option<Session>>;
+    /// Redeems a refresh token, in one atomic step. When `presented` is the current refresh
+    /// hash of the live session `id` whose expiry is after `now`, that session moves to
+    /// `next`, with `last_used_at = now` and `expires_at`, and the answer is
+    /// [`Rotation::Rotated`]; of two concurrent calls with the same hash, at most one
+    /// rotates. When the session is live and unexpired but `presented` is not its current
+    /// hash, the session is ended and the answer is [`Rotation::Reused`]. Otherwise
+    /// (unknown, ended or expired) it is [`Rotation::Unknown`] and nothing changes.
+    fn rotate(
+        &self,
+        id: SessionId,
+        presented: &RefreshHash,
+        next: &RefreshHash,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<Rotation>;
+    /// The user's live sessions whose refresh token has not expired by `now`, most recently
+    /// used first.
+    fn sessions_of(&self, user: UserId, now: DateTime<Utc>) -> StoreResult<Vec<Session>>;
+    /// Ends the user's session `id`. `false` when the user has no such live session (another
+    /// user's session is not theirs to end, and is left alone).
+    fn end_session(&self, user: UserId, id: SessionId) -> StoreResult<bool>;
+    /// Ends every live session of the user but `except`, and returns the ids it ended.
+    fn end_sessions(&self, user: UserId, except: Option<SessionId>) -> StoreResult<Vec<SessionId>>;
+}
+
+/// Mints and reads refresh tokens: opaque to clients, unguessable, and stored only as a
+/// hash. The domain does no randomness or hashing of its own.
+pub trait RefreshTokens: Send + Sync {
+    /// A fresh refresh token for the session, and its hash.
+    fn mint(&self, session: SessionId) -> MintedRefresh;
+    /// The session a presented token claims and its hash, or `None` if it is not in the form
+    /// of a refresh token at all.
+    fn read(&self, token: &str) -> Option<PresentedRefresh>;
+    /// How long a refresh token can be redeemed after it is issued.
+    fn lifetime(&self) -> Duration;
 }

@@ -26,6 +26,7 @@ pub mod read_receipts;
 pub mod replies;
 pub mod revocations;
 pub mod search;
+pub mod sessions;
 pub mod threads;
 pub mod users;
 
@@ -38,6 +39,7 @@ use crate::conversation::{
 };
 use crate::mention::MentionCandidates;
 use crate::message::{AppendOutcome, Appended, Message, MessageContent, NewMessage};
+use crate::ports::SessionStore;
 use crate::ports::{
     AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore,
     StoreResult, TokenRevocations, UserStore,
@@ -56,6 +58,7 @@ pub trait Stores:
     + FeedStore
     + SearchStore
     + AttachmentStore
+    + SessionStore
 {
 }
 
@@ -68,6 +71,7 @@ impl<T> Stores for T where
         + FeedStore
         + SearchStore
         + AttachmentStore
+        + SessionStore
         + ?Sized
 {
 }
@@ -195,6 +199,12 @@ macro_rules! contract_tests {
             attachments::a_delete_for_everyone_drops_its_attachments_and_unreferences_their_blobs,
             attachments::the_sweep_takes_old_unattached_uploads_and_untouched_unreferenced_blobs_only,
             attachments::the_quota_counts_the_uploaders_stored_uploads,
+            sessions::a_session_reads_back_as_created_and_lists_only_the_users_live_ones,
+            sessions::a_refresh_hash_rotates_once_and_an_old_one_ends_the_session,
+            sessions::an_expired_session_does_not_rotate,
+            sessions::concurrent_rotations_of_one_hash_let_exactly_one_through,
+            sessions::a_user_ends_only_their_own_sessions_and_all_but_one,
+            sessions::opening_a_session_deletes_expired_ones,
         );
     };
     (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {

@@ -14,6 +14,7 @@ use crate::user::{
 use crate::validation::Validator;
 use crate::{DomainError, Resource, StoreError, UserId};
 
+use super::sessions::{RefreshGrant, SessionService};
 use super::{ConversationService, Ports, Throttle};
 use crate::limits::Limits;
 
@@ -38,12 +39,27 @@ pub struct ProfileChanges {
     pub current_password: Option<String>,
 }
 
-/// A successful login: the access token, and a device token that spares this client the
-/// account's lockout at its next logins (see [`AccountService::log_in`]).
+/// A successful login: the access token, the refresh token of the session it opened, and a
+/// device token that spares this client the account's lockout at its next logins (see
+/// [`AccountService::log_in`]).
 #[derive(Debug, Clone)]
 pub struct LoggedIn {
     pub access: AccessToken,
     pub device_token: String,
+    pub refresh: RefreshGrant,
+}
+
+/// Who is logging in, besides their credentials: what their session is listed as.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoginFrom<'a> {
+    /// The caller's address: the key of per-address limits, and shown in their sessions.
+    pub client: Option<&'a str>,
+    /// The `device_token` of the client's last login, if it presented one.
+    pub device_token: Option<&'a str>,
+    /// The name the client gives its session (`device_name`); invalid is a validation error.
+    pub device_name: Option<&'a str>,
+    /// Its `User-Agent`, the session's label when it gives no name.
+    pub user_agent: Option<&'a str>,
 }
 
 /// The bearer of a valid access token: the user and what their token says.
@@ -66,6 +82,8 @@ pub struct AccountService {
     clock: Arc<dyn Clock>,
     /// Deactivation hands the user's groups over, as leaving does.
     conversations: ConversationService,
+    /// Each login opens a session; a password change or deactivation ends them all.
+    sessions: SessionService,
     /// A hash to check against when the login names nobody, so an unknown user costs the
     /// same time as a wrong password and the response time does not reveal who exists.
     decoy_hash: Arc<OnceLock<PasswordHash>>,
@@ -84,6 +102,7 @@ impl AccountService {
             devices: ports.devices.clone(),
             clock: ports.clock.clone(),
             conversations: ConversationService::new(ports),
+            sessions: SessionService::new(ports),
             decoy_hash: Arc::new(OnceLock::new()),
         }
     }
@@ -155,6 +174,30 @@ impl AccountService {
         client: Option<&str>,
         device_token: Option<&str>,
     ) -> Result<LoggedIn, DomainError> {
+        self.log_in_from(
+            login,
+            password,
+            LoginFrom {
+                client,
+                device_token,
+                ..LoginFrom::default()
+            },
+        )
+    }
+
+    /// [`Self::log_in`], opening a login session labelled as `from` says (see
+    /// [`crate::session::device_label`]): the answer carries the session's first refresh
+    /// token, and its access token names the session. An invalid `device_name` is a
+    /// validation error, reported before anything else.
+    pub fn log_in_from(
+        &self,
+        login: &str,
+        password: &str,
+        from: LoginFrom<'_>,
+    ) -> Result<LoggedIn, DomainError> {
+        let device_label = crate::session::device_label(from.device_name, from.user_agent)
+            .map_err(|e| DomainError::Validation(vec![e]))?;
+        let (client, device_token) = (from.client, from.device_token);
         let login = login.trim();
         let found = self.users.find_credentials(login)?;
         let device = device_token
@@ -213,22 +256,22 @@ impl AccountService {
             return Err(fail());
         }
         let now = self.clock.now();
-        let access = self
-            .tokens
-            .issue(user.id, user.token_generation, now)
-            .map_err(DomainError::Credentials)?;
         let device_token = self
             .devices
             .issue(user.id, user.token_generation, now)
             .map_err(DomainError::Credentials)?;
+        let (access, refresh) = self.sessions.open(&user, device_label, client)?;
         Ok(LoggedIn {
             access,
             device_token,
+            refresh,
         })
     }
 
     /// The active user an access token was issued to. Refuses a token that is malformed,
-    /// expired, logged out, or older than the user's last password change or deactivation.
+    /// expired, logged out, of an ended session, or older than the user's last password
+    /// change or deactivation. A token naming a session costs one store read for it, as one
+    /// from before sessions costs one for its own revocation: never both.
     pub fn authenticate(&self, token: &str) -> Result<Authenticated, DomainError> {
         let claims = self.tokens.verify(token).map_err(|error| match error {
             TokenError::Expired => DomainError::TokenExpired,
@@ -247,9 +290,11 @@ impl AccountService {
                 ));
             }
         };
-        if claims.generation != user.token_generation
-            || self.revocations.is_revoked(&claims.token_id)?
-        {
+        let withdrawn = match claims.session_id {
+            Some(session) => !self.sessions.honours(user.id, session)?,
+            None => self.revocations.is_revoked(&claims.token_id)?,
+        };
+        if claims.generation != user.token_generation || withdrawn {
             return Err(DomainError::Unauthenticated(
                 "token has been revoked".into(),
             ));
@@ -257,13 +302,20 @@ impl AccountService {
         Ok(Authenticated { user, claims })
     }
 
-    /// Revokes the token the caller presented; their other tokens stay valid.
+    /// Ends the login session of the token the caller presented (every token issued in it,
+    /// and its refresh token), or, for a token from before sessions, revokes that token;
+    /// the caller's other sessions stay.
     pub fn log_out(&self, session: &Authenticated) -> Result<(), DomainError> {
-        self.revocations
-            .revoke(&session.claims.token_id, session.claims.expires_at)?;
+        match session.claims.session_id {
+            Some(id) => self.sessions.end_quietly(session.user.id, id)?,
+            None => self
+                .revocations
+                .revoke(&session.claims.token_id, session.claims.expires_at)?,
+        }
         self.events.publish(DomainEvent::AccessRevoked {
             user_id: session.user.id,
             token_id: Some(session.claims.token_id.clone()),
+            session_id: session.claims.session_id,
             audience: vec![session.user.id],
         });
         Ok(())
@@ -289,17 +341,22 @@ impl AccountService {
                 StoreError::Missing => DomainError::not_found(Resource::User, id),
                 other => other.into(),
             })?;
-        self.revoke_all(id);
+        self.revoke_all(id)?;
         self.conversations.hand_over_groups_of(id)?;
         Ok(user)
     }
 
-    fn revoke_all(&self, id: UserId) {
+    /// Withdraws every token of the user and ends every session, so no refresh token
+    /// survives. The raised token generation already refuses them all, so the event goes
+    /// first: sockets close even if ending the sessions fails.
+    fn revoke_all(&self, id: UserId) -> Result<(), DomainError> {
         self.events.publish(DomainEvent::AccessRevoked {
             user_id: id,
             token_id: None,
+            session_id: None,
             audience: vec![id],
         });
+        self.sessions.end_all_quietly(id)
     }
 
     /// The caller's own account, email included: only its owner sees this view.
@@ -391,7 +448,7 @@ impl AccountService {
                 other => conflict_or_store(other),
             })?;
         if password_changed {
-            self.revoke_all(id);
+            self.revoke_all(id)?;
         }
         Ok(user)
     }

@@ -7,17 +7,21 @@ mod delivery;
 mod messages;
 mod reactions;
 mod search;
+mod sessions;
 mod sync;
 
 use std::sync::Arc;
 
-pub use accounts::{AccountService, Authenticated, LoggedIn, ProfileChanges, SignupRequest};
+pub use accounts::{
+    AccountService, Authenticated, LoggedIn, LoginFrom, ProfileChanges, SignupRequest,
+};
 pub use attachments::{AttachmentService, Served, Swept, Variant};
 pub use conversations::{ConversationService, CreateConversation};
 pub use delivery::DeliveryService;
 pub use messages::{Deleted, MessageService, SendMessage};
 pub use reactions::ReactionService;
 pub use search::{SearchPage, SearchRequest, SearchResult, SearchService};
+pub use sessions::{RefreshGrant, Refreshed, SessionService, SessionView};
 pub use sync::{FeedEvent, FeedPage, FeedQuery, SyncService};
 
 use crate::attachment::{BlobKey, UploadLimits};
@@ -29,6 +33,7 @@ use crate::ports::{
     EventPublisher, FeedStore, MediaInspector, MessageStore, PasswordHasher, PresenceDirectory,
     RateLimiter, ReadReceiptStore, SearchStore, TokenIssuer, TokenRevocations, UserStore,
 };
+use crate::ports::{RefreshTokens, SessionStore};
 use crate::{ConversationId, DomainError, Resource, UserId};
 
 /// Every adapter the services need, and the abuse limits they enforce, handed over once by
@@ -54,6 +59,9 @@ pub struct Ports {
     pub tokens: Arc<dyn TokenIssuer>,
     pub devices: Arc<dyn DeviceTokens>,
     pub clock: Arc<dyn Clock>,
+    /// Login sessions and their refresh tokens.
+    pub sessions: Arc<dyn SessionStore>,
+    pub refresh_tokens: Arc<dyn RefreshTokens>,
 }
 
 /// What uploads ([`AttachmentService`]) need besides the common ports.
@@ -81,6 +89,8 @@ pub struct ChatServices {
     pub delivery: DeliveryService,
     /// Full-text search over messages.
     pub search: SearchService,
+    /// Login sessions: refresh tokens, signed-in devices.
+    pub sessions: SessionService,
 }
 
 impl ChatServices {
@@ -95,6 +105,7 @@ impl ChatServices {
             reactions: ReactionService::new(&ports),
             delivery: DeliveryService::new(&ports),
             search: SearchService::new(&ports),
+            sessions: SessionService::new(&ports),
         }
     }
 
