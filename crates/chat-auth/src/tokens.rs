@@ -1,7 +1,7 @@
 //! [`TokenIssuer`] with HS256 JSON Web Tokens.
 
-use chat_domain::UserId;
 use chat_domain::ports::{AccessToken, TokenClaims, TokenError, TokenIssuer};
+use chat_domain::{SessionId, UserId};
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,9 @@ struct Claims {
     jti: String,
     iss: String,
     aud: String,
+    /// The login session the token was issued in; absent from tokens of before sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
 }
 
 #[derive(Clone)]
@@ -78,11 +81,12 @@ impl JwtIssuer {
     }
 }
 
-impl TokenIssuer for JwtIssuer {
-    fn issue(
+impl JwtIssuer {
+    fn sign(
         &self,
         user: UserId,
         generation: i64,
+        session: Option<SessionId>,
         now: DateTime<Utc>,
     ) -> Result<AccessToken, String> {
         let claims = Claims {
@@ -93,6 +97,7 @@ impl TokenIssuer for JwtIssuer {
             jti: Uuid::new_v4().simple().to_string(),
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
+            sid: session.map(|s| s.as_uuid().simple().to_string()),
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| e.to_string())?;
@@ -100,6 +105,27 @@ impl TokenIssuer for JwtIssuer {
             token,
             expires_in: self.ttl,
         })
+    }
+}
+
+impl TokenIssuer for JwtIssuer {
+    fn issue(
+        &self,
+        user: UserId,
+        generation: i64,
+        now: DateTime<Utc>,
+    ) -> Result<AccessToken, String> {
+        self.sign(user, generation, None, now)
+    }
+
+    fn issue_in_session(
+        &self,
+        user: UserId,
+        generation: i64,
+        session: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<AccessToken, String> {
+        self.sign(user, generation, Some(session), now)
     }
 
     fn verify(&self, token: &str) -> Result<TokenClaims, TokenError> {
@@ -126,6 +152,10 @@ impl TokenIssuer for JwtIssuer {
             token_id: claims.jti,
             issued_at: at(claims.iat)?,
             expires_at: at(claims.exp)?,
+            session_id: claims
+                .sid
+                .map(|sid| sid.parse().map_err(|_| invalid("sid is not a session id")))
+                .transpose()?,
         })
     }
 }
@@ -162,6 +192,41 @@ mod tests {
             (now + Duration::hours(1)).timestamp()
         );
         assert!(!claims.token_id.is_empty());
+    }
+
+    #[test]
+    fn a_token_issued_in_a_session_names_it_and_one_without_names_none() {
+        let tokens = issuer(SECRET);
+        let (user, session) = (UserId::new(), SessionId::new());
+        let now = Utc::now();
+        let in_session = tokens.issue_in_session(user, 0, session, now).unwrap();
+        assert_eq!(
+            tokens.verify(&in_session.token).unwrap().session_id,
+            Some(session)
+        );
+        let legacy = tokens.issue(user, 0, now).unwrap();
+        assert_eq!(tokens.verify(&legacy.token).unwrap().session_id, None);
+    }
+
+    #[test]
+    fn a_token_whose_sid_is_no_session_id_is_refused() {
+        let claims = Claims {
+            sub: UserId::new().to_string(),
+            generation: 0,
+            iat: Utc::now().timestamp(),
+            exp: Utc::now().timestamp() + 3600,
+            jti: "x".into(),
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sid: Some("not-a-uuid".into()),
+        };
+        let token = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert!(issuer(SECRET).verify(&token).is_err());
     }
 
     #[test]
@@ -205,6 +270,7 @@ mod tests {
             jti: "x".into(),
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
+            sid: None,
         };
         parts[1] = b64(&serde_json::to_vec(&other).unwrap());
         assert!(tokens.verify(&parts.join(".")).is_err());
@@ -221,6 +287,7 @@ mod tests {
             jti: "x".into(),
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
+            sid: None,
         };
         let payload = b64(&serde_json::to_vec(&claims).unwrap());
         let unsigned = format!("{}.{payload}.", b64(br#"{"alg":"none","typ":"JWT"}"#));
@@ -244,6 +311,7 @@ mod tests {
             jti: "x".into(),
             iss: ISSUER.into(),
             aud: "some-other-service".into(),
+            sid: None,
         };
         let token = encode(
             &Header::new(Algorithm::HS256),

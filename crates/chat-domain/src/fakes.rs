@@ -2222,7 +2222,7 @@ impl SessionStore for MemoryStore {
             .filter(|s| s.user_id == user && !s.revoked && s.expires_at > now)
             .cloned()
             .collect();
-        listed.sort_by(|a, b| b.last_used_at.cmp(&a.last_used_at));
+        listed.sort_by_key(|s| std::cmp::Reverse(s.last_used_at));
         Ok(listed)
     }
 

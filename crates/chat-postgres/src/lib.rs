@@ -27,6 +27,7 @@ mod revocations;
 pub mod schema;
 mod search;
 mod seq;
+mod sessions;
 mod settings;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -198,3 +198,18 @@ diesel::allow_tables_to_appear_in_same_query!(
     departures,
     message_seq,
 );
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        refresh_hash -> Text,
+        device -> Nullable<Text>,
+        client_address -> Nullable<Text>,
+        created_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        generation -> BigInt,
+        revoked -> Bool,
+    }
+}

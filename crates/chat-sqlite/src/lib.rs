@@ -24,6 +24,7 @@ mod revocations;
 pub mod schema;
 mod search;
 mod seq;
+mod sessions;
 mod settings;
 #[cfg(test)]
 mod store_tests;

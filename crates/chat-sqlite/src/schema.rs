@@ -189,3 +189,18 @@ diesel::allow_tables_to_appear_in_same_query!(
     message_mentions,
     departures,
 );
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        refresh_hash -> Text,
+        device -> Nullable<Text>,
+        client_address -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_used_at -> Timestamp,
+        expires_at -> Timestamp,
+        generation -> BigInt,
+        revoked -> Bool,
+    }
+}
