@@ -83,21 +83,29 @@ impl AuthCache {
 }
 
 impl EventPublisher for AuthCache {
-    /// Forgets the revoked token, or every token of a user whose access was withdrawn.
+    /// Forgets the revoked token, the tokens of an ended session, or every token of a user
+    /// whose access was withdrawn.
     fn publish(&self, event: DomainEvent) {
         if let DomainEvent::AccessRevoked {
-            user_id, token_id, ..
+            user_id,
+            token_id,
+            session_id,
+            ..
         } = event
         {
             let mut entries = self
                 .entries
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let revoked = (user_id, token_id.as_deref(), session_id);
             entries.retain(|_, (session, _)| {
-                session.user.id != user_id
-                    || token_id
-                        .as_ref()
-                        .is_some_and(|t| *t != session.claims.token_id)
+                let claims = &session.claims;
+                !DomainEvent::revokes(
+                    revoked,
+                    session.user.id,
+                    &claims.token_id,
+                    claims.session_id,
+                )
             });
         }
     }
@@ -119,14 +127,18 @@ impl EventPublisher for PublishAll {
 
 #[cfg(test)]
 mod tests {
-    use chat_domain::UserId;
     use chat_domain::ports::TokenClaims;
     use chat_domain::user::{Email, User, Username};
+    use chat_domain::{SessionId, UserId};
     use chrono::Utc;
 
     use super::*;
 
     fn session(user: UserId, token_id: &str) -> Authenticated {
+        in_session(user, token_id, None)
+    }
+
+    fn in_session(user: UserId, token_id: &str, session: Option<SessionId>) -> Authenticated {
         let now = Utc::now();
         Authenticated {
             user: User {
@@ -147,6 +159,7 @@ mod tests {
                 token_id: token_id.into(),
                 issued_at: now,
                 expires_at: now + chrono::Duration::hours(1),
+                session_id: session,
             },
         }
     }
@@ -204,6 +217,7 @@ mod tests {
         cache.publish(DomainEvent::AccessRevoked {
             user_id: alice,
             token_id: Some("j-phone".into()),
+            session_id: None,
             audience: vec![alice],
         });
         assert!(cache.get("phone").is_none());
@@ -211,9 +225,31 @@ mod tests {
         cache.publish(DomainEvent::AccessRevoked {
             user_id: alice,
             token_id: None,
+            session_id: None,
             audience: vec![alice],
         });
         assert!(cache.get("laptop").is_none());
         assert!(cache.get("bob").is_some());
+    }
+
+    #[test]
+    fn ending_a_session_evicts_every_token_of_that_session_only() {
+        let cache = AuthCache::new(Duration::from_secs(60));
+        let alice = UserId::new();
+        let (phone, laptop) = (SessionId::new(), SessionId::new());
+        cache.insert("phone-1".into(), in_session(alice, "j1", Some(phone)));
+        cache.insert("phone-2".into(), in_session(alice, "j2", Some(phone)));
+        cache.insert("laptop".into(), in_session(alice, "j3", Some(laptop)));
+        cache.insert("old".into(), session(alice, "j4"));
+        cache.publish(DomainEvent::AccessRevoked {
+            user_id: alice,
+            token_id: None,
+            session_id: Some(phone),
+            audience: vec![alice],
+        });
+        assert!(cache.get("phone-1").is_none());
+        assert!(cache.get("phone-2").is_none());
+        assert!(cache.get("laptop").is_some());
+        assert!(cache.get("old").is_some());
     }
 }

@@ -5,6 +5,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
+use crate::routes::sessions;
 use crate::routes::{
     attachments, auth, conversations, health, member_state, messages, reactions, search, sync,
     users,
@@ -57,6 +58,10 @@ use crate::ws;
         attachments::download,
         attachments::thumbnail,
         ws::connect,
+        sessions::refresh,
+        sessions::list,
+        sessions::end,
+        sessions::revoke_others,
     ),
     // Referenced only from a parameter, which utoipa does not collect by itself.
     components(schemas(crate::dto::messages::HistoryCursorParams)),

@@ -163,6 +163,9 @@ pub enum WireEvent {
     AccessRevoked {
         user_id: Uuid,
         token_id: Option<String>,
+        /// The session ended; absent from a node older than sessions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<Uuid>,
         audience: Vec<Uuid>,
     },
     ReactionAdded {
@@ -531,10 +534,12 @@ impl From<&DomainEvent> for WireEvent {
             DomainEvent::AccessRevoked {
                 user_id,
                 token_id,
+                session_id,
                 audience,
             } => WireEvent::AccessRevoked {
                 user_id: user_id.as_uuid(),
                 token_id: token_id.clone(),
+                session_id: session_id.map(|s| s.as_uuid()),
                 audience: uuids(audience),
             },
             DomainEvent::ReactionAdded {
@@ -706,10 +711,12 @@ impl TryFrom<WireEvent> for DomainEvent {
             WireEvent::AccessRevoked {
                 user_id,
                 token_id,
+                session_id,
                 audience,
             } => DomainEvent::AccessRevoked {
                 user_id: user_id.into(),
                 token_id,
+                session_id: session_id.map(Into::into),
                 audience: users(audience),
             },
             WireEvent::ReactionAdded {
@@ -1385,12 +1392,20 @@ pub fn sample_events() -> Vec<DomainEvent> {
         DomainEvent::AccessRevoked {
             user_id: alice,
             token_id: Some("jti-1".into()),
+            session_id: None,
             audience: vec![alice],
         },
         DomainEvent::AccessRevoked {
             user_id: bob,
             token_id: None,
+            session_id: None,
             audience: vec![bob],
+        },
+        DomainEvent::AccessRevoked {
+            user_id: alice,
+            token_id: None,
+            session_id: Some(chat_domain::SessionId::new()),
+            audience: vec![alice],
         },
         updated(&direct, ConversationChange::Created),
     ];

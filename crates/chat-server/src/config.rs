@@ -49,8 +49,16 @@ pub struct Config {
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
-    /// Access-token lifetime, e.g. `24h`, `90m`, or seconds.
-    #[arg(long, env = "CHAT_TOKEN_TTL", default_value = "24h", value_parser = parse_duration)]
+    /// Access-token lifetime, e.g. `15m`, `24h`, or seconds.
+    ///
+    /// Why 15 minutes by default (it was 24 hours before sessions): an access token cannot be
+    /// taken back from a node that has not heard of its revocation, so it should be short, and
+    /// a client that keeps a session going redeems its refresh token instead (see
+    /// `CHAT_REFRESH_TOKEN_TTL`). A client that ignores refresh tokens works as it always
+    /// did, logging in again when its token expires; only how often changes. A deployment
+    /// whose clients cannot be updated sets `CHAT_TOKEN_TTL=24h` and they see no change at
+    /// all: this setting keeps meaning the access token's lifetime.
+    #[arg(long, env = "CHAT_TOKEN_TTL", default_value = "15m", value_parser = parse_duration)]
     pub token_ttl: Duration,
 
     /// bcrypt cost factor (4–31); each step doubles the work of a login.
@@ -175,6 +183,11 @@ pub struct Config {
     /// Allow a plain `http://` S3 endpoint (a local test server).
     #[arg(long, env = "CHAT_S3_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
     pub s3_allow_http: bool,
+
+    /// Refresh-token lifetime: how long a session may go unused before it must log in again.
+    /// Every refresh starts it over, so a device in use stays signed in indefinitely.
+    #[arg(long, env = "CHAT_REFRESH_TOKEN_TTL", default_value = "60d", value_parser = parse_duration)]
+    pub refresh_token_ttl: Duration,
 }
 
 impl Config {
@@ -275,7 +288,11 @@ mod tests {
     fn defaults_match_the_documentation() {
         let cli = Cli::try_parse_from(["chat-server"]).unwrap();
         assert_eq!(cli.config.bind, "127.0.0.1:8000");
-        assert_eq!(cli.config.token_ttl, Duration::from_secs(86_400));
+        assert_eq!(cli.config.token_ttl, Duration::from_secs(15 * 60));
+        assert_eq!(
+            cli.config.refresh_token_ttl,
+            Duration::from_secs(60 * 86_400)
+        );
         assert_eq!(cli.config.bcrypt_cost, 12);
         assert_eq!(cli.config.sqlite_sync, SyncMode::Normal);
         assert_eq!(

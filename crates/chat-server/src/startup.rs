@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
+use chat_auth::RandomRefreshTokens;
 use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtDeviceTokens, JwtIssuer};
 use chat_domain::attachment::BlobKey;
 use chat_domain::clock::SystemClock;
@@ -297,6 +298,10 @@ impl Application {
         let devices =
             JwtDeviceTokens::new(&secret, DEVICE_TOKEN_TTL).map_err(StartupError::Config)?;
         let tokens = JwtIssuer::new(JwtConfig { secret, ttl }).map_err(StartupError::Config)?;
+        let refresh_tokens = chrono::Duration::from_std(config.refresh_token_ttl)
+            .map_err(|e| format!("refresh token lifetime: {e}"))
+            .and_then(RandomRefreshTokens::new)
+            .map_err(StartupError::Config)?;
 
         let defaults = WsConfig::default();
         let hub = Arc::new(Hub::new(WsConfig {
@@ -334,6 +339,8 @@ impl Application {
             clock: Arc::new(SystemClock),
             limiter: limits.limiter,
             limits: config.limits(),
+            sessions: stores.sessions,
+            refresh_tokens: Arc::new(refresh_tokens),
         };
         let uploads = uploads(&config, &ports, stores.attachments).await?;
         let services = ChatServices::new(ports);

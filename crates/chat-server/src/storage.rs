@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use chat_domain::ports::SessionStore;
 use chat_domain::ports::{
     AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore,
     TokenRevocations, UserStore,
@@ -38,6 +39,7 @@ pub struct Stores {
     pub search: Arc<dyn SearchStore>,
     pub revocations: Arc<dyn TokenRevocations>,
     pub attachments: Arc<dyn AttachmentStore>,
+    pub sessions: Arc<dyn SessionStore>,
 }
 
 impl Stores {
@@ -45,6 +47,7 @@ impl Stores {
     where
         S: UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations,
         S: FeedStore + SearchStore + AttachmentStore + 'static,
+        S: SessionStore,
     {
         Self {
             users: store.clone(),
@@ -54,6 +57,7 @@ impl Stores {
             read_receipts: store.clone(),
             search: store.clone(),
             revocations: store.clone(),
+            sessions: store.clone(),
             attachments: store,
         }
     }

@@ -6,6 +6,7 @@ pub mod conversations;
 pub mod member_state;
 pub mod messages;
 pub mod search;
+pub mod sessions;
 pub mod sync;
 pub(crate) mod time;
 pub mod users;

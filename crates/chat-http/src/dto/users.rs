@@ -58,6 +58,10 @@ pub struct LoginBody {
     /// The `device_token` of this client's last successful login to this account, if it
     /// has one. It spares the client the lockout that others' failed attempts cause.
     pub device_token: Option<String>,
+    /// What to list this login's session as (`"Alice's phone"`); without it, the
+    /// `User-Agent`. One line, at most 100 characters.
+    #[schema(example = "Alice's phone", max_length = 100)]
+    pub device_name: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,11 +71,19 @@ pub struct TokenResponse {
     #[schema(example = "bearer")]
     pub token_type: &'static str,
     /// Seconds until the token expires.
-    #[schema(example = 86400)]
+    #[schema(example = 900)]
     pub expires_in: i64,
     /// Keep this and send it with this account's next login: failed logins by others do
     /// not lock out a client that presents it. Not an access token; it grants nothing else.
     pub device_token: String,
+    /// Redeem it at `POST /api/v1/auth/refresh` for a new access token (and a new refresh
+    /// token) before `expires_in` runs out. Single use; keep it secret.
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires.
+    #[schema(example = 5_184_000)]
+    pub refresh_expires_in: i64,
+    /// The login session this opened (see `GET /api/v1/auth/sessions`).
+    pub session_id: uuid::Uuid,
 }
 
 impl From<LoggedIn> for TokenResponse {
@@ -81,6 +93,9 @@ impl From<LoggedIn> for TokenResponse {
             token_type: "bearer",
             expires_in: login.access.expires_in.num_seconds(),
             device_token: login.device_token,
+            refresh_token: login.refresh.token,
+            refresh_expires_in: login.refresh.expires_in.num_seconds(),
+            session_id: login.refresh.session_id.as_uuid(),
         }
     }
 }

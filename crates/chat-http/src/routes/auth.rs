@@ -3,6 +3,8 @@
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use chat_domain::service::LoginFrom;
+
 use crate::auth::{CurrentSession, CurrentUser};
 use crate::dto::users::{LoginBody, SignupBody, TokenResponse, UserResponse};
 use crate::error::{ApiError, ErrorBody};
@@ -44,9 +46,13 @@ pub async fn signup(
     Ok(HttpResponse::Created().json(UserResponse::from(user)))
 }
 
-/// Exchange a username (or email) and password for a bearer token.
+/// Exchange a username (or email) and password for a bearer token and a refresh token.
 ///
 /// Accepts a JSON body or the OAuth2 password-grant form, so the docs' Authorize button works.
+/// Each login opens a session, listed under `device_name` (or else the `User-Agent`) at
+/// `GET /api/v1/auth/sessions`. The access token is short-lived (`expires_in`); redeem the
+/// `refresh_token` at `POST /api/v1/auth/refresh` for a new pair before it runs out. A
+/// client that ignores the refresh token simply logs in again when the access token expires.
 /// The answer carries a `device_token`: send it with your next login to this account and
 /// failed logins by others (which lock the account for clients without one) do not stop
 /// you; your own failures then count against that device alone.
@@ -64,7 +70,7 @@ pub async fn signup(
         (status = 400, description = "Malformed JSON, or a form whose `grant_type` is not `password` (`unsupported_grant_type`)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
-        (status = 422, description = "Missing fields", body = ErrorBody),
+        (status = 422, description = "Missing fields, or an invalid `device_name`", body = ErrorBody),
         (status = 429, description = "Too many failed logins for this account or address (or, with a device token, for this device); see Retry-After", body = ErrorBody),
     )
 )]
@@ -75,13 +81,22 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let credentials = parse_login(&req, &body)?;
     let client = client_address(&req);
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let token = state
         .run(move |s| {
-            s.accounts.log_in(
+            s.accounts.log_in_from(
                 &credentials.username,
                 &credentials.password,
-                client.as_deref(),
-                credentials.device_token.as_deref(),
+                LoginFrom {
+                    client: client.as_deref(),
+                    device_token: credentials.device_token.as_deref(),
+                    device_name: credentials.device_name.as_deref(),
+                    user_agent: user_agent.as_deref(),
+                },
             )
         })
         .await?;
@@ -92,7 +107,7 @@ pub async fn login(
 
 /// The peer's IP address, the key of per-address limits. Forwarding headers are not trusted:
 /// behind a proxy, every client shares the proxy's address budget.
-fn client_address(req: &HttpRequest) -> Option<String> {
+pub(crate) fn client_address(req: &HttpRequest) -> Option<String> {
     req.peer_addr().map(|addr| addr.ip().to_string())
 }
 
@@ -135,8 +150,9 @@ fn check_grant_type(body: &[u8]) -> Result<(), ApiError> {
     }
 }
 
-/// Revoke the token this request carries. Other tokens of the user stay valid; WebSocket
-/// connections opened with this token are closed.
+/// End the session of the token this request carries (for a token from before sessions,
+/// revoke that token): its access and refresh tokens stop working and WebSocket connections
+/// opened with them close. The user's other sessions stay.
 #[utoipa::path(
     post, path = "/api/v1/auth/logout", tag = "auth",
     security(("bearer" = []), ("oauth2" = [])),

@@ -8,6 +8,7 @@ pub mod member_state;
 pub mod messages;
 pub mod reactions;
 pub mod search;
+pub mod sessions;
 pub mod sync;
 pub mod users;
 
@@ -30,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(search::configure)
             .configure(attachments::configure)
             .configure(auth::configure)
+            .configure(sessions::configure)
             .configure(users::configure)
             .configure(crate::ws::configure),
     );

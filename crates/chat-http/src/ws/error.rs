@@ -71,6 +71,7 @@ impl From<DomainError> for SessionError {
                     Resource::Conversation => "conversation_not_found",
                     Resource::Message => "message_not_found",
                     Resource::Attachment => "attachment_not_found",
+                    Resource::Session => "session_not_found",
                 };
                 Self::new(code, e.to_string())
             }

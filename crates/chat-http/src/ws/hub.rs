@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytestring::ByteString;
-use chat_domain::UserId;
 use chat_domain::events::DomainEvent;
 use chat_domain::ports::EventPublisher;
+use chat_domain::{SessionId, UserId};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -24,6 +24,8 @@ struct Connection {
     id: u64,
     /// The id of the token the connection authenticated with.
     token_id: String,
+    /// The login session that token was issued in, if any: ending it closes the connection.
+    session_id: Option<SessionId>,
     /// Woken when that token (or every token of the user) is revoked.
     revoked: Arc<Notify>,
     outbound: mpsc::Sender<ByteString>,
@@ -184,6 +186,17 @@ impl Hub {
     /// user are queued from this moment. The per-user cap is not the hub's: the session
     /// claims a slot from its [`UserConnectionCap`](super::UserConnectionCap) first.
     pub fn register(self: &Arc<Self>, user: UserId, token_id: &str) -> Registration {
+        self.register_in_session(user, token_id, None)
+    }
+
+    /// [`Self::register`] for a token issued in login session `session_id`: ending that
+    /// session closes the connection too.
+    pub fn register_in_session(
+        self: &Arc<Self>,
+        user: UserId,
+        token_id: &str,
+        session_id: Option<SessionId>,
+    ) -> Registration {
         let (tx, rx) = mpsc::channel(self.config.outbound_queue.max(1));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let overflowed = Arc::new(Notify::new());
@@ -191,6 +204,7 @@ impl Hub {
         let connection = Connection {
             id,
             token_id: token_id.to_owned(),
+            session_id,
             revoked: revoked.clone(),
             outbound: tx,
             overflowed: overflowed.clone(),
@@ -302,15 +316,16 @@ impl Hub {
         }
     }
 
-    /// Tells the user's connections that used `token_id` (or all of them, for `None`) that
-    /// their access is gone.
-    fn revoke(&self, user: UserId, token_id: Option<&str>) {
+    /// Tells the user's connections that used `token_id` or a token of session `session_id`
+    /// (or all of them, when both are `None`) that their access is gone.
+    fn revoke(&self, user: UserId, token_id: Option<&str>, session_id: Option<SessionId>) {
         let shard = self
             .shard(user)
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for connection in shard.get(&user).into_iter().flatten() {
-            if token_id.is_none_or(|t| t == connection.token_id) {
+            let revoked = (user, token_id, session_id);
+            if DomainEvent::revokes(revoked, user, &connection.token_id, connection.session_id) {
                 connection.revoked.notify_one();
             }
         }
@@ -416,10 +431,13 @@ impl EventPublisher for Hub {
     /// Serializes the event once and shares the bytes between all its recipients.
     fn publish(&self, event: DomainEvent) {
         if let DomainEvent::AccessRevoked {
-            user_id, token_id, ..
+            user_id,
+            token_id,
+            session_id,
+            ..
         } = &event
         {
-            self.revoke(*user_id, token_id.as_deref());
+            self.revoke(*user_id, token_id.as_deref(), *session_id);
             return;
         }
         if event.audience().is_empty() {
@@ -595,6 +613,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn ending_a_session_reaches_only_the_connections_of_its_tokens() {
+        let hub = hub(4);
+        let alice = UserId::new();
+        let (ended, kept) = (SessionId::new(), SessionId::new());
+        let phone = hub.register_in_session(alice, "t1", Some(ended));
+        let laptop = hub.register_in_session(alice, "t2", Some(kept));
+        let old = hub.register(alice, "t3");
+        hub.publish(DomainEvent::AccessRevoked {
+            user_id: alice,
+            token_id: None,
+            session_id: Some(ended),
+            audience: vec![alice],
+        });
+        let wait = |registration: &Registration| {
+            let revoked = registration.revoked.clone();
+            async move {
+                tokio::time::timeout(std::time::Duration::from_millis(50), revoked.notified())
+                    .await
+                    .is_ok()
+            }
+        };
+        assert!(wait(&phone).await);
+        assert!(!wait(&laptop).await);
+        assert!(!wait(&old).await);
+    }
+
+    #[tokio::test]
     async fn revoking_a_token_reaches_only_the_connections_that_used_it() {
         let hub = hub(4);
         let alice = UserId::new();
@@ -603,6 +648,7 @@ mod tests {
         hub.publish(DomainEvent::AccessRevoked {
             user_id: alice,
             token_id: Some("phone".into()),
+            session_id: None,
             audience: vec![alice],
         });
         let phone_told = tokio::time::timeout(

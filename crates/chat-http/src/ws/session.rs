@@ -66,6 +66,7 @@ pub async fn run(
     let user = authenticated.user.id;
     let token = Token {
         id: authenticated.claims.token_id,
+        session: authenticated.claims.session_id,
         raw: token,
     };
     let reason = serve(&state, &mut ws, user, token).await;
@@ -78,6 +79,8 @@ pub async fn run(
 /// lets a logout of that one token reach this connection.
 struct Token {
     id: String,
+    /// The login session the token was issued in: ending it reaches this connection.
+    session: Option<chat_domain::SessionId>,
     raw: String,
 }
 
@@ -169,7 +172,9 @@ async fn serve(
         }
     };
     // Register before reading `last_seq`: anything stored after that read is queued for us.
-    let mut registration = state.hub.register(user, &token.id);
+    let mut registration = state
+        .hub
+        .register_in_session(user, &token.id, token.session);
     let frames_key = format!("ws-frames:{}", registration.id());
     let last_seq = match blocking(state, move |s| s.messages.last_seq(user)).await {
         Ok(seq) => seq,

@@ -650,6 +650,42 @@ fn cases() -> Vec<Case> {
             owner: 204,
         },
         Case {
+            name: "list sessions",
+            method: Method::GET,
+            template: "/api/v1/auth/sessions",
+            path: |_, _| "/api/v1/auth/sessions".into(),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 200,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
+            name: "end the owner's session",
+            method: Method::DELETE,
+            template: "/api/v1/auth/sessions/{session_id}",
+            path: |cast, _| format!("/api/v1/auth/sessions/{}", session_of(&cast.owner.token)),
+            body: no_body,
+            fresh_cast: true,
+            outsider: 404,
+            member: 404,
+            admin: 404,
+            owner: 204,
+        },
+        Case {
+            name: "end the other sessions",
+            method: Method::POST,
+            template: "/api/v1/auth/sessions/revoke-others",
+            path: |_, _| "/api/v1/auth/sessions/revoke-others".into(),
+            body: no_body,
+            fresh_cast: true,
+            outsider: 200,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
             name: "deactivate",
             method: Method::POST,
             template: "/api/v1/users/me/deactivate",
@@ -666,13 +702,30 @@ fn cases() -> Vec<Case> {
 
 /// Operations outside the matrix, each with the reason: they are open to anyone by design,
 /// or their callers are checked by a test of their own.
-const OUTSIDE_THE_MATRIX: [&str; 5] = [
-    "POST /api/v1/auth/signup", // open to anyone
-    "POST /api/v1/auth/login",  // open to anyone
-    "GET /health",              // open to anyone
-    "GET /api/v1/ws",           // the_websocket_endpoint_admits_...
-    "POST /api/v1/attachments", // any_signed_in_user_may_upload_and_nobody_else (multipart)
+const OUTSIDE_THE_MATRIX: [&str; 6] = [
+    "POST /api/v1/auth/signup",  // open to anyone
+    "POST /api/v1/auth/login",   // open to anyone
+    "POST /api/v1/auth/refresh", // open to anyone holding a refresh token: tests/api/sessions.rs
+    "GET /health",               // open to anyone
+    "GET /api/v1/ws",            // the_websocket_endpoint_admits_...
+    "POST /api/v1/attachments",  // any_signed_in_user_may_upload_and_nobody_else (multipart)
 ];
+
+/// The login session a token (signed with the known secret) was issued in.
+fn session_of(token: &str) -> String {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&["chatd-api"]);
+    let claims = jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(crate::helpers::TEST_SECRET.as_bytes()),
+        &validation,
+    )
+    .expect("a token of the test secret");
+    claims.claims["sid"]
+        .as_str()
+        .expect("a token of a session")
+        .to_owned()
+}
 
 /// `text` with every id in `ids` replaced by `<id>`, to compare two answers about different ids.
 fn without_ids(text: &str, ids: &[&str]) -> String {

@@ -28,4 +28,5 @@ mod reactions;
 mod realtime;
 mod replies;
 mod search;
+mod sessions;
 mod threads;
