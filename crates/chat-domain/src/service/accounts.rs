@@ -302,6 +302,37 @@ impl AccountService {
         Ok(Authenticated { user, claims })
     }
 
+    /// Whether a connection opened with `token`, which said `claims` when it was opened, may
+    /// stay open. A token of a login session holds as long as that session of an active
+    /// user with the same token generation does, past the token's own expiry: a socket is
+    /// as good as the session it was opened in, so that clients do not reconnect every time
+    /// their short-lived access token is refreshed, and ending the session (or a password
+    /// change, or deactivation) still closes it. A token from before sessions holds as
+    /// [`Self::authenticate`] says, so its expiry ends it.
+    pub fn connection_holds(&self, token: &str, claims: &TokenClaims) -> Result<(), DomainError> {
+        let Some(session) = claims.session_id else {
+            return self.authenticate(token).map(|_| ());
+        };
+        match self.users.find(claims.user_id)? {
+            Some(user) if user.is_active => {
+                if user.token_generation != claims.generation
+                    || !self.sessions.honours(user.id, session)?
+                {
+                    return Err(DomainError::Unauthenticated(
+                        "token has been revoked".into(),
+                    ));
+                }
+                Ok(())
+            }
+            Some(_) => Err(DomainError::Unauthenticated(
+                "account is deactivated".into(),
+            )),
+            None => Err(DomainError::Unauthenticated(
+                "token names an unknown user".into(),
+            )),
+        }
+    }
+
     /// Ends the login session of the token the caller presented (every token issued in it,
     /// and its refresh token), or, for a token from before sessions, revokes that token;
     /// the caller's other sessions stay.

@@ -489,6 +489,46 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_holds_while_its_session_lives_and_not_after() {
+        let world = World::new();
+        let alice = world.user("alice");
+        let phone = log_in(&world, "alice");
+        let accounts = &world.services.accounts;
+        let me = authenticate(&world, &phone.access.token).unwrap();
+        // Even once the token itself has expired (the fake's "expired:" form), the
+        // connection opened with it holds while the session lives.
+        assert!(
+            accounts
+                .connection_holds("expired:phone", &me.claims)
+                .is_ok()
+        );
+        world
+            .services
+            .sessions
+            .end(&me, phone.refresh.session_id)
+            .unwrap();
+        assert!(matches!(
+            accounts.connection_holds("expired:phone", &me.claims),
+            Err(DomainError::Unauthenticated(_))
+        ));
+        // A token from before sessions holds only as long as the token.
+        let mut legacy = me.claims.clone();
+        legacy.session_id = None;
+        assert!(matches!(
+            accounts.connection_holds("expired:old", &legacy),
+            Err(DomainError::TokenExpired)
+        ));
+        let laptop = log_in(&world, "alice");
+        let laptop_claims = authenticate(&world, &laptop.access.token).unwrap().claims;
+        accounts.deactivate(alice, "correct horse").unwrap();
+        assert!(
+            accounts
+                .connection_holds(&laptop.access.token, &laptop_claims)
+                .is_err()
+        );
+    }
+
+    #[test]
     fn a_token_from_before_sessions_still_works_until_it_expires() {
         let world = World::new();
         let alice = world.user("alice");

@@ -65,8 +65,7 @@ pub async fn run(
     }
     let user = authenticated.user.id;
     let token = Token {
-        id: authenticated.claims.token_id,
-        session: authenticated.claims.session_id,
+        claims: authenticated.claims,
         raw: token,
     };
     let reason = serve(&state, &mut ws, user, token).await;
@@ -78,9 +77,9 @@ pub async fn run(
 /// The token a connection authenticated with: the heartbeat checks it again, and its id
 /// lets a logout of that one token reach this connection.
 struct Token {
-    id: String,
-    /// The login session the token was issued in: ending it reaches this connection.
-    session: Option<chat_domain::SessionId>,
+    /// What it said at the handshake: its id and session let a logout or an ended session
+    /// reach this connection.
+    claims: chat_domain::ports::TokenClaims,
     raw: String,
 }
 
@@ -172,9 +171,10 @@ async fn serve(
         }
     };
     // Register before reading `last_seq`: anything stored after that read is queued for us.
-    let mut registration = state
-        .hub
-        .register_in_session(user, &token.id, token.session);
+    let mut registration =
+        state
+            .hub
+            .register_in_session(user, &token.claims.token_id, token.claims.session_id);
     let frames_key = format!("ws-frames:{}", registration.id());
     let last_seq = match blocking(state, move |s| s.messages.last_seq(user)).await {
         Ok(seq) => seq,
@@ -224,7 +224,7 @@ async fn serve(
                 if last_heard.elapsed() > client_timeout {
                     return close(CloseCode::Policy, "no heartbeat");
                 }
-                if let Err(reason) = Box::pin(check_in(state, ws, &token.raw, client_timeout)).await {
+                if let Err(reason) = Box::pin(check_in(state, ws, &token, client_timeout)).await {
                     return reason;
                 }
             }
@@ -279,19 +279,21 @@ async fn forward(
     }
 }
 
-/// The heartbeat's check: the token must still be valid (access can be withdrawn outside
-/// this process: expiry, another node, the CLI) and the client must take a ping. `Err` holds
-/// how to close.
+/// The heartbeat's check: the connection's access must still hold (it can be withdrawn
+/// outside this process: expiry, another node, the CLI; see
+/// [`chat_domain::service::AccountService::connection_holds`]) and the client must take a
+/// ping. `Err` holds how to close.
 async fn check_in(
     state: &AppState,
     ws: &mut WsSocket,
-    token: &str,
+    token: &Token,
     client_timeout: std::time::Duration,
 ) -> Result<(), Option<CloseReason>> {
-    let presented = token.to_owned();
+    let (presented, claims) = (token.raw.clone(), token.claims.clone());
     let services = state.services.clone();
     let still_valid =
-        actix_web::web::block(move || services.accounts.authenticate(&presented)).await;
+        actix_web::web::block(move || services.accounts.connection_holds(&presented, &claims))
+            .await;
     if let Ok(Err(error)) = still_valid
         && refuses_token(&error)
     {

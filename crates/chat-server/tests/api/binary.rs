@@ -905,3 +905,71 @@ async fn an_acknowledged_upload_and_a_send_with_it_survive_sigkills_right_after(
     restarted.child.kill().unwrap();
     restarted.child.wait().unwrap();
 }
+
+/// A refresh, from the client's side: the new pair, or the status it was refused with.
+async fn redeem(
+    client: &reqwest::Client,
+    base: &str,
+    refresh_token: &Value,
+) -> Result<Value, StatusCode> {
+    let response = client
+        .post(format!("{base}/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": refresh_token}))
+        .send()
+        .await
+        .unwrap();
+    match response.status() {
+        StatusCode::OK => Ok(response.json().await.unwrap()),
+        refused => Err(refused),
+    }
+}
+
+#[tokio::test]
+async fn an_acknowledged_refresh_survives_a_sigkill_right_after_and_the_spent_token_stays_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let server = start(&db).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    token(&client, &base, "alice").await;
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": "alice", "password": "correct horse", "device_name": "phone"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rotated = redeem(&client, &base, &login["refresh_token"])
+        .await
+        .expect("the refresh is acknowledged");
+    sigkill(server); // SIGKILL the moment the rotation is acknowledged
+    assert_eq!(integrity(&db), ["ok"]);
+
+    let mut restarted = start(&db).await;
+    let base = restarted.base.clone();
+    let me = client
+        .get(format!("{base}/api/v1/auth/me"))
+        .bearer_auth(rotated["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK, "the new access token works");
+    let next = redeem(&client, &base, &rotated["refresh_token"])
+        .await
+        .expect("the new refresh token was stored before the answer");
+    assert_eq!(next["session_id"], login["session_id"]);
+    // The token spent before the crash is still spent: presenting it is reuse.
+    assert_eq!(
+        redeem(&client, &base, &login["refresh_token"]).await.err(),
+        Some(StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(
+        redeem(&client, &base, &next["refresh_token"]).await.err(),
+        Some(StatusCode::UNAUTHORIZED),
+        "the reuse ended the session"
+    );
+    restarted.child.kill().unwrap();
+    restarted.child.wait().unwrap();
+}

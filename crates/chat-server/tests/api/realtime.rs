@@ -1020,14 +1020,26 @@ async fn a_token_withdrawn_behind_the_servers_back_is_noticed_at_the_next_heartb
 
 #[tokio::test]
 async fn a_token_that_expires_while_connected_is_noticed_at_the_next_heartbeat() {
+    // A token from before sessions: its own expiry ends the connection. (A session's token
+    // holds while its session does: tests/api/sessions.rs.)
     let dir = tempfile::tempdir().unwrap();
     let config = chat_server::Config {
         ws_ping_interval: Duration::from_millis(200),
-        token_ttl: Duration::from_secs(1),
-        ..test_config(&dir)
+        ..crate::helpers::with_known_secret(&dir)
     };
     let app = spawn_app_with(config, dir).await;
-    let alice = app.user("alice").await;
+    let mut alice = app.user("alice").await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "sub": alice.id, "iat": now, "exp": now + 2, "jti": "short-lived",
+        "iss": "chatd", "aud": "chatd-api", "gen": 0,
+    });
+    alice.token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(crate::helpers::TEST_SECRET.as_bytes()),
+    )
+    .unwrap();
     let mut ws = app.ws(&alice).await;
     assert_dropped_at_a_heartbeat(&mut ws, "token_expired", "token has expired; log in again")
         .await;

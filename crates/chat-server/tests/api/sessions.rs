@@ -2,9 +2,13 @@
 //! signed-in devices, ending one (its tokens refused, its sockets closed), ending the others,
 //! and clients of before sessions that keep working.
 
+use std::time::Duration;
+
+use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{
     TEST_SECRET, TestApp, TestUser, Ws, spawn_app, spawn_app_with, with_known_secret,
@@ -57,9 +61,13 @@ async fn ws_with(app: &TestApp, token: &str) -> Ws {
     ws
 }
 
-/// The socket was told its token is no longer valid and closed with 1008.
+/// The socket was told its token is no longer valid and closed with 1008 (answers to our
+/// own pings still queued before that are skipped).
 async fn assert_revoked(ws: &mut Ws) {
-    let error = ws.next_json().await;
+    let mut error = ws.next_json().await;
+    while error["type"] == "pong" {
+        error = ws.next_json().await;
+    }
     assert_eq!(error["code"], "unauthorized", "{error}");
     assert_eq!(ws.close_code().await, Some(1008));
 }
@@ -407,4 +415,65 @@ async fn a_bad_refresh_request_gets_a_json_error_never_a_500() {
         )
         .await;
     assert_eq!(invalid_name.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn a_sessions_socket_outlives_its_access_token_and_closes_when_the_session_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = chat_server::Config {
+        ws_ping_interval: Duration::from_millis(200),
+        token_ttl: Duration::from_secs(1),
+        ..crate::helpers::test_config(&dir)
+    };
+    let app = spawn_app_with(config, dir).await;
+    app.user("alice").await;
+    let login = log_in(&app, "alice", "phone").await;
+    let mut ws = ws_with(&app, &access(&login)).await;
+    // Wait until the access token has expired for REST, talking all along so that the
+    // server keeps hearing from us.
+    loop {
+        ws.send_json(json!({"type": "ping"})).await;
+        assert_eq!(ws.next_json().await["type"], "pong");
+        let response = app.get("/api/v1/auth/me", &access(&login)).await;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["code"], "token_expired");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Three heartbeats after that, each re-checking the connection, it is still open.
+    let mut pings = 0;
+    while pings < 3 {
+        let frame = tokio::time::timeout(crate::ws::PATIENCE, ws.stream.next())
+            .await
+            .expect("the server pings")
+            .expect("the connection stays open")
+            .unwrap();
+        match frame {
+            Message::Ping(_) => {
+                pings += 1;
+                ws.send_json(json!({"type": "ping"})).await;
+            }
+            Message::Text(text) => assert!(text.contains("pong"), "{text}"),
+            other => panic!("expected pings, got {other:?}"),
+        }
+    }
+    // The client refreshes and signs that session out: the socket closes.
+    let refreshed: Value = refresh(&app, &login["refresh_token"])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ended = app
+        .delete(
+            &format!(
+                "/api/v1/auth/sessions/{}",
+                login["session_id"].as_str().unwrap()
+            ),
+            &access(&refreshed),
+        )
+        .await;
+    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    assert_revoked(&mut ws).await;
 }
