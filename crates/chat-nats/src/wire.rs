@@ -1515,6 +1515,29 @@ mod tests {
     }
 
     #[test]
+    fn a_revocation_from_a_node_older_than_sessions_names_no_session() {
+        let user = Uuid::new_v4();
+        let old = format!(
+            r#"{{"node":"{node}","body":{{"event":{{"type":"access_revoked",
+                "user_id":"{user}","token_id":"jti-1","audience":["{user}"]}}}}}}"#,
+            node = Uuid::nil(),
+        );
+        let Body::Event(wire) = Envelope::decode(old.as_bytes()).expect("decodes").body else {
+            panic!("not an event envelope")
+        };
+        let Ok(DomainEvent::AccessRevoked {
+            token_id,
+            session_id,
+            ..
+        }) = DomainEvent::try_from(wire)
+        else {
+            panic!("not a revocation")
+        };
+        assert_eq!(token_id.as_deref(), Some("jti-1"));
+        assert_eq!(session_id, None);
+    }
+
+    #[test]
     fn a_message_from_a_node_before_edits_and_deletes_still_decodes() {
         let id = Uuid::new_v4();
         let old = format!(
