@@ -9,6 +9,7 @@ pub enum Resource {
     Conversation,
     Message,
     Attachment,
+    Report,
 }
 
 impl Resource {
@@ -18,6 +19,7 @@ impl Resource {
             Resource::Conversation => "conversation",
             Resource::Message => "message",
             Resource::Attachment => "attachment",
+            Resource::Report => "report",
         }
     }
 }
@@ -91,6 +93,10 @@ pub enum DomainError {
     /// A credential adapter (hasher, token signer) failed for a reason that is not the caller's.
     #[error("credential backend failed: {0}")]
     Credentials(String),
+    /// The other user has blocked the caller: no direct conversation with them, no message
+    /// into one, no adding them to a group. Says no more than that.
+    #[error("this user does not accept this from you")]
+    Blocked,
 }
 
 impl DomainError {
@@ -133,4 +139,7 @@ pub enum StoreError {
     /// The store could not be reached or failed; nothing the caller did caused it.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// A direct message whose other member has blocked the sender: nothing was stored.
+    #[error("the recipient has blocked the sender")]
+    Blocked,
 }

@@ -82,3 +82,8 @@ uuid_id!(
     AttachmentId,
     Uuid::now_v7
 );
+uuid_id!(
+    /// Identifies a report of a message or a user (see [`crate::report::Report`]).
+    ReportId,
+    Uuid::now_v7
+);

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    attachments, auth, conversations, health, member_state, messages, reactions, search, sync,
-    users,
+    admin, attachments, auth, blocks, conversations, health, member_state, messages, reactions,
+    reports, search, sync, users,
 };
 use crate::ws;
 
@@ -57,6 +57,17 @@ use crate::ws;
         attachments::download,
         attachments::thumbnail,
         ws::connect,
+        blocks::block_user,
+        blocks::unblock_user,
+        blocks::list_blocks,
+        reports::create_report,
+        admin::list_users,
+        admin::deactivate_user,
+        admin::reactivate_user,
+        admin::list_reports,
+        admin::resolve_report,
+        admin::delete_message,
+        admin::audit_log,
     ),
     // Referenced only from a parameter, which utoipa does not collect by itself.
     components(schemas(crate::dto::messages::HistoryCursorParams)),
@@ -69,6 +80,8 @@ use crate::ws;
         (name = "attachments", description = "Files: upload, then send with a message's attachment_ids; download"),
         (name = "realtime", description = "The WebSocket gateway"),
         (name = "health", description = "Operations"),
+        (name = "reports", description = "Reporting messages and users to the server admins"),
+        (name = "admin", description = "Server admins: users, reports, moderation, the audit log"),
     )
 )]
 pub struct ApiDoc;

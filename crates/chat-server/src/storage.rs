@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use chat_domain::ports::{AdminStore, BlockStore, ReportStore};
 use chat_domain::ports::{
     AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore,
     TokenRevocations, UserStore,
@@ -38,6 +39,9 @@ pub struct Stores {
     pub search: Arc<dyn SearchStore>,
     pub revocations: Arc<dyn TokenRevocations>,
     pub attachments: Arc<dyn AttachmentStore>,
+    pub blocks: Arc<dyn BlockStore>,
+    pub admins: Arc<dyn AdminStore>,
+    pub reports: Arc<dyn ReportStore>,
 }
 
 impl Stores {
@@ -45,8 +49,12 @@ impl Stores {
     where
         S: UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations,
         S: FeedStore + SearchStore + AttachmentStore + 'static,
+        S: BlockStore + AdminStore + ReportStore,
     {
         Self {
+            blocks: store.clone(),
+            admins: store.clone(),
+            reports: store.clone(),
             users: store.clone(),
             conversations: store.clone(),
             messages: store.clone(),

@@ -29,6 +29,11 @@ pub mod search;
 pub mod threads;
 pub mod users;
 
+// Blocking, reports and server admins (issue #17).
+pub mod admins;
+pub mod blocks;
+pub mod reports;
+
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -39,8 +44,8 @@ use crate::conversation::{
 use crate::mention::MentionCandidates;
 use crate::message::{AppendOutcome, Appended, Message, MessageContent, NewMessage};
 use crate::ports::{
-    AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore,
-    StoreResult, TokenRevocations, UserStore,
+    AdminStore, AttachmentStore, BlockStore, ConversationStore, FeedStore, MessageStore,
+    ReadReceiptStore, ReportStore, SearchStore, StoreResult, TokenRevocations, UserStore,
 };
 use crate::user::{Email, NewUser, PasswordHash, Username};
 use crate::{ConversationId, MessageId, UserId};
@@ -56,6 +61,9 @@ pub trait Stores:
     + FeedStore
     + SearchStore
     + AttachmentStore
+    + BlockStore
+    + AdminStore
+    + ReportStore
 {
 }
 
@@ -68,6 +76,9 @@ impl<T> Stores for T where
         + FeedStore
         + SearchStore
         + AttachmentStore
+        + BlockStore
+        + AdminStore
+        + ReportStore
         + ?Sized
 {
 }
@@ -195,6 +206,15 @@ macro_rules! contract_tests {
             attachments::a_delete_for_everyone_drops_its_attachments_and_unreferences_their_blobs,
             attachments::the_sweep_takes_old_unattached_uploads_and_untouched_unreferenced_blobs_only,
             attachments::the_quota_counts_the_uploaders_stored_uploads,
+            blocks::a_block_is_stored_once_listed_latest_first_and_lifted_once,
+            blocks::blockers_of_names_only_those_among_who_blocked_the_user,
+            blocks::a_direct_message_from_a_blocked_sender_is_refused_and_nothing_is_stored,
+            admins::admin_is_granted_and_revoked_once_and_a_missing_user_is_missing,
+            admins::the_audit_log_reads_back_newest_first_and_pages_by_id,
+            admins::reactivation_keeps_the_token_generation_and_a_missing_user_is_missing,
+            admins::a_moderated_delete_needs_no_membership_and_purges_as_a_delete_does,
+            reports::a_report_reads_back_open_and_lists_newest_first_by_status,
+            reports::a_report_is_resolved_once_and_a_missing_one_is_missing,
         );
     };
     (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {

@@ -1,11 +1,14 @@
 //! The use cases, one file per group. Each service holds the ports it needs and nothing else.
 
 mod accounts;
+mod admin;
 mod attachments;
+mod blocks;
 mod conversations;
 mod delivery;
 mod messages;
 mod reactions;
+mod reports;
 mod search;
 mod sync;
 
@@ -20,6 +23,10 @@ pub use reactions::ReactionService;
 pub use search::{SearchPage, SearchRequest, SearchResult, SearchService};
 pub use sync::{FeedEvent, FeedPage, FeedQuery, SyncService};
 
+pub use admin::{AdminService, Granted, grant_admin};
+pub use blocks::{BlockService, BlockedUser};
+pub use reports::{ReportRequest, ReportService};
+
 use crate::attachment::{BlobKey, UploadLimits};
 use crate::conversation::Member;
 use crate::limits::{Limits, Quota};
@@ -27,7 +34,8 @@ use crate::message::{Message, MessageView};
 use crate::ports::{
     AdminStore, AttachmentStore, BlobStore, BlockStore, Clock, ConversationStore, DeviceTokens,
     EventPublisher, FeedStore, MediaInspector, MessageStore, PasswordHasher, PresenceDirectory,
-    RateLimiter, ReadReceiptStore, SearchStore, TokenIssuer, TokenRevocations, UserStore,
+    RateLimiter, ReadReceiptStore, ReportStore, SearchStore, TokenIssuer, TokenRevocations,
+    UserStore,
 };
 use crate::{ConversationId, DomainError, Resource, UserId};
 
@@ -49,6 +57,8 @@ pub struct Ports {
     pub admins: Arc<dyn AdminStore>,
     /// Who has a socket open on any node.
     pub presence: Arc<dyn PresenceDirectory>,
+    /// Reports for the server admins.
+    pub reports: Arc<dyn ReportStore>,
     pub events: Arc<dyn EventPublisher>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenIssuer>,
@@ -81,13 +91,23 @@ pub struct ChatServices {
     pub delivery: DeliveryService,
     /// Full-text search over messages.
     pub search: SearchService,
+    /// Blocking other users.
+    pub blocks: BlockService,
+    /// Reporting messages and users to the server admins.
+    pub reports: ReportService,
+    /// What server admins do.
+    pub admin: AdminService,
 }
 
 impl ChatServices {
     pub fn new(ports: Ports) -> Self {
         let conversations = ConversationService::new(&ports);
         let messages = MessageService::new(&ports);
+        let admin = AdminService::new(&ports, conversations.clone(), messages.clone());
         Self {
+            blocks: BlockService::new(&ports),
+            reports: ReportService::new(&ports),
+            admin,
             accounts: AccountService::new(&ports),
             sync: SyncService::new(&ports, conversations.clone(), messages.clone()),
             conversations,

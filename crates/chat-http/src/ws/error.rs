@@ -71,6 +71,7 @@ impl From<DomainError> for SessionError {
                     Resource::Conversation => "conversation_not_found",
                     Resource::Message => "message_not_found",
                     Resource::Attachment => "attachment_not_found",
+                    Resource::Report => "report_not_found",
                 };
                 Self::new(code, e.to_string())
             }
@@ -124,6 +125,9 @@ impl From<DomainError> for SessionError {
                     "storage_unavailable",
                     "the database is unavailable; retry shortly",
                 )
+            }
+            DomainError::Blocked | DomainError::Store(StoreError::Blocked) => {
+                Self::new("blocked", DomainError::Blocked.to_string())
             }
             DomainError::Credentials(detail) => {
                 tracing::error!(%detail, "credential backend failed");
