@@ -29,3 +29,6 @@ mod realtime;
 mod replies;
 mod search;
 mod threads;
+
+// Blocking, reports and server admins (issue #17).
+mod safety;
