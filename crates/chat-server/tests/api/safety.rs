@@ -630,3 +630,60 @@ async fn an_acknowledged_report_and_block_survive_a_sigkill_right_after() {
     assert_eq!(start_direct.status(), StatusCode::FORBIDDEN);
     sigkill(restarted);
 }
+
+#[tokio::test]
+async fn on_postgres_a_block_made_on_one_node_holds_on_another_and_the_command_line_grants_admin() {
+    let Some(database) = chat_postgres::testing::TestDatabase::create("safety on PostgreSQL")
+    else {
+        return;
+    };
+    let one = crate::postgres::spawn_node(&database).await;
+    let two = crate::postgres::spawn_node(&database).await;
+    let [alice, bob] = one.users(["alice", "bob"]).await;
+    let direct = two.direct(&bob, &alice).await;
+    two.send(&bob, &direct, "before").await;
+    assert_eq!(block(&one, &alice, &bob.id).await.status(), 204);
+    let sent = two
+        .post(
+            &format!("/api/v1/conversations/{direct}/messages"),
+            &bob.token,
+            json!({"content": "after"}),
+        )
+        .await;
+    assert_eq!(status_and_code(sent).await, (403, "blocked".to_owned()));
+
+    let granted = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["admin", "grant", "alice"])
+        .env("DATABASE_URL", database.url())
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(
+        granted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&granted.stderr)
+    );
+    let reported = one
+        .post(
+            "/api/v1/reports",
+            &alice.token,
+            json!({"user_id": bob.id, "reason": "spam"}),
+        )
+        .await;
+    assert_eq!(reported.status(), StatusCode::CREATED);
+    let reports: Vec<Value> = two
+        .get("/api/v1/admin/reports", &alice.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reports.len(), 1);
+    let audit: Vec<Value> = two
+        .get("/api/v1/admin/audit", &alice.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit[0]["action"], "admin.grant");
+    assert_eq!(audit[0]["actor_id"], Value::Null);
+}
