@@ -11,6 +11,7 @@ pub enum Resource {
     Attachment,
     /// A login session of the caller's.
     Session,
+    Report,
 }
 
 impl Resource {
@@ -21,6 +22,7 @@ impl Resource {
             Resource::Message => "message",
             Resource::Attachment => "attachment",
             Resource::Session => "session",
+            Resource::Report => "report",
         }
     }
 }
@@ -94,6 +96,10 @@ pub enum DomainError {
     /// A credential adapter (hasher, token signer) failed for a reason that is not the caller's.
     #[error("credential backend failed: {0}")]
     Credentials(String),
+    /// The other user has blocked the caller: no direct conversation with them, no message
+    /// into one, no adding them to a group. Says no more than that.
+    #[error("this user does not accept this from you")]
+    Blocked,
 }
 
 impl DomainError {
@@ -136,4 +142,7 @@ pub enum StoreError {
     /// The store could not be reached or failed; nothing the caller did caused it.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// A direct message whose other member has blocked the sender: nothing was stored.
+    #[error("the recipient has blocked the sender")]
+    Blocked,
 }

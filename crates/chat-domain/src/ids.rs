@@ -88,3 +88,8 @@ uuid_id!(
     SessionId,
     Uuid::now_v7
 );
+uuid_id!(
+    /// Identifies a report of a message or a user (see [`crate::report::Report`]).
+    ReportId,
+    Uuid::now_v7
+);

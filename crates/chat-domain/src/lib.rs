@@ -24,6 +24,7 @@ pub mod message;
 pub mod paging;
 pub mod ports;
 pub mod read_state;
+pub mod report;
 pub mod search;
 pub mod service;
 pub mod session;
@@ -36,4 +37,4 @@ mod fakes;
 mod validation_props;
 
 pub use error::{DomainError, Resource, StoreError};
-pub use ids::{AttachmentId, ConversationId, MessageId, SessionId, UserId};
+pub use ids::{AttachmentId, ConversationId, MessageId, ReportId, SessionId, UserId};

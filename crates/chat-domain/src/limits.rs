@@ -63,6 +63,8 @@ pub struct Limits {
     pub max_reactions_per_message: usize,
     /// The most messages one conversation may have pinned at once; kept by [`Limits::none`].
     pub max_pins_per_conversation: usize,
+    /// Reports a user files (of messages or users) for the server admins.
+    pub reports_per_user: Option<Quota>,
 }
 
 impl Default for Limits {
@@ -80,11 +82,15 @@ impl Default for Limits {
             conversations_per_user: Some(Quota::new(Self::CONVERSATIONS_PER_MINUTE, MINUTE)),
             max_reactions_per_message: Self::MAX_REACTIONS_PER_MESSAGE,
             max_pins_per_conversation: Self::MAX_PINS_PER_CONVERSATION,
+            reports_per_user: Some(Quota::new(Self::REPORTS_PER_HOUR, 60 * MINUTE)),
         }
     }
 }
 
 impl Limits {
+    /// The default of [`Self::reports_per_user`]: reports per user and hour, all of which
+    /// may come at once.
+    pub const REPORTS_PER_HOUR: u32 = 20;
     /// The default of [`Self::conversations_per_user`]: conversations created plus member
     /// additions per user and minute, all of which may come at once.
     pub const CONVERSATIONS_PER_MINUTE: u32 = 20;
@@ -106,6 +112,7 @@ impl Limits {
             conversations_per_user: None,
             max_reactions_per_message: Self::MAX_REACTIONS_PER_MESSAGE,
             max_pins_per_conversation: Self::MAX_PINS_PER_CONVERSATION,
+            reports_per_user: None,
         }
     }
 }

@@ -30,9 +30,10 @@ use crate::paging::Page;
 use crate::read_state::{
     Delivered, Delivery, MarkerSet, MemberSettings, ReadMarker, SettingsChanged, SettingsUpdate,
 };
+use crate::report::{NewReport, Report, ReportStatus, Resolution};
 use crate::search::{MessageSearch, SearchHit};
 use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
-use crate::{AttachmentId, ConversationId, MessageId, UserId};
+use crate::{AttachmentId, ConversationId, MessageId, ReportId, UserId};
 
 use crate::SessionId;
 use crate::session::{MintedRefresh, NewSession, PresentedRefresh, RefreshHash, Rotation, Session};
@@ -248,6 +249,17 @@ pub trait MessageStore: Send + Sync {
     /// and takes a seq for its `change_seq`. The message keeps its place (id, seq, sender).
     /// A message already deleted is left as it is (`changed: false`, no seq taken).
     fn delete(
+        &self,
+        id: MessageId,
+        by: UserId,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged>;
+
+    /// [`Self::delete`] by a server admin moderating: the same change, announced the same
+    /// way, but `by` need not be a member of the message's conversation. Only a missing
+    /// message is [`StoreError::Missing`].
+    fn moderate_delete(
         &self,
         id: MessageId,
         by: UserId,
@@ -506,6 +518,23 @@ pub trait AdminStore: Send + Sync {
     /// The audit log, newest first, those with an id below `before` (all when `None`), at
     /// most `limit`.
     fn audit_log(&self, before: Option<i64>, limit: u32) -> StoreResult<Vec<AuditRecord>>;
+    /// Reactivates a deactivated account (its old tokens stay dead: deactivation raised the
+    /// token generation). Returns the account and whether this call changed it (`false`: it
+    /// was active). A missing user is [`StoreError::Missing`].
+    fn reactivate(&self, user: UserId, at: DateTime<Utc>) -> StoreResult<(User, bool)>;
+}
+
+/// Reports of messages and users, for the server admins.
+pub trait ReportStore: Send + Sync {
+    /// Stores a new report, open, in one write (whatever announces reports joins it).
+    fn insert_report(&self, report: &NewReport) -> StoreResult<Report>;
+    fn find_report(&self, id: ReportId) -> StoreResult<Option<Report>>;
+    /// The reports with `status` (every one when `None`), newest first, at most `limit`.
+    fn reports(&self, status: Option<ReportStatus>, limit: u32) -> StoreResult<Vec<Report>>;
+    /// Resolves an open report. Returns the report and whether this call resolved it
+    /// (`false`: it was resolved before, and is left as it was). A missing report is
+    /// [`StoreError::Missing`].
+    fn resolve_report(&self, id: ReportId, resolution: &Resolution) -> StoreResult<(Report, bool)>;
 }
 
 /// Real-time fan-out of domain events. Publishing must not block on slow receivers: an

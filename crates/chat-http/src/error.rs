@@ -165,6 +165,7 @@ impl From<DomainError> for ApiError {
                     chat_domain::Resource::Message => "message_not_found",
                     chat_domain::Resource::Attachment => "attachment_not_found",
                     chat_domain::Resource::Session => "session_not_found",
+                    chat_domain::Resource::Report => "report_not_found",
                 };
                 Self::new(S::NOT_FOUND, code, e.to_string())
             }
@@ -240,6 +241,11 @@ impl From<DomainError> for ApiError {
             DomainError::Credentials(detail) => {
                 tracing::error!(%detail, "credential backend failed");
                 Self::internal()
+            }
+            // The same words whichever layer noticed: the store refusing a direct message,
+            // or the domain refusing a new conversation.
+            DomainError::Blocked | DomainError::Store(StoreError::Blocked) => {
+                Self::new(S::FORBIDDEN, "blocked", DomainError::Blocked.to_string())
             }
         }
     }

@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::sessions;
 use crate::routes::{
-    attachments, auth, conversations, health, member_state, messages, reactions, search, sync,
-    users,
+    admin, attachments, auth, blocks, conversations, health, member_state, messages, reactions,
+    reports, search, sync, users,
 };
 use crate::ws;
 
@@ -62,6 +62,17 @@ use crate::ws;
         sessions::list,
         sessions::end,
         sessions::revoke_others,
+        blocks::block_user,
+        blocks::unblock_user,
+        blocks::list_blocks,
+        reports::create_report,
+        admin::list_users,
+        admin::deactivate_user,
+        admin::reactivate_user,
+        admin::list_reports,
+        admin::resolve_report,
+        admin::delete_message,
+        admin::audit_log,
     ),
     // Referenced only from a parameter, which utoipa does not collect by itself.
     components(schemas(crate::dto::messages::HistoryCursorParams)),
@@ -74,6 +85,8 @@ use crate::ws;
         (name = "attachments", description = "Files: upload, then send with a message's attachment_ids; download"),
         (name = "realtime", description = "The WebSocket gateway"),
         (name = "health", description = "Operations"),
+        (name = "reports", description = "Reporting messages and users to the server admins"),
+        (name = "admin", description = "Server admins: users, reports, moderation, the audit log"),
     )
 )]
 pub struct ApiDoc;

@@ -34,6 +34,11 @@ pub mod testing;
 mod threads;
 mod users;
 
+// Blocking, reports and server admins (issue #17).
+mod admins;
+mod blocks;
+mod reports;
+
 use std::sync::Arc;
 
 use chat_domain::StoreError;

@@ -211,55 +211,17 @@ impl MessageStore for PgStore {
         at: DateTime<Utc>,
         on_commit: OnChanged<'_>,
     ) -> StoreResult<MessageChanged> {
-        let _in_order = announce_in_order(&self.announcing);
-        let changed = self.write(|conn| {
-            let Some(mut changed) = changing(conn, id, by)? else {
-                return Ok(Err(StoreError::Missing));
-            };
-            let message = &mut changed.message;
-            if message.is_deleted() {
-                return Ok(Ok(changed));
-            }
-            let seq = crate::seq::take(conn)?;
-            // The old row version stays in the table file as a dead tuple until VACUUM
-            // reclaims it (docs/security.md says what "purged" means here).
-            diesel::update(messages::table.filter(messages::id.eq(Uuid::from(id))))
-                .set((
-                    messages::content.eq(""),
-                    messages::deleted_at.eq(at),
-                    messages::deleted_by.eq(Uuid::from(by)),
-                    messages::pinned_at.eq(None::<DateTime<Utc>>),
-                    messages::pinned_by.eq(None::<Uuid>),
-                    messages::reply_to_id.eq(None::<Uuid>),
-                    messages::updated_at.eq(at),
-                    messages::change_seq.eq(seq.0),
-                ))
-                .execute(conn)?;
-            diesel::delete(
-                reaction_rows::table.filter(reaction_rows::message_id.eq(Uuid::from(id))),
-            )
-            .execute(conn)?;
-            mentions::replace(conn, id, message.conversation_id, message.seq, &[])?;
-            attachments::drop_for(conn, id)?;
-            if let Some(root) = message.restates_root(&[]) {
-                threads::restate(conn, root)?;
-            }
-            message.attachments.clear();
-            message.content = None;
-            message.reactions.clear();
-            message.pin = None;
-            message.reply_to = None;
-            message.mentions.clear();
-            message.deletion = Some(Deletion { at, by });
-            message.updated_at = at;
-            message.change_seq = Some(seq);
-            changed.changed = true;
-            Ok(Ok(changed))
-        })??;
-        if changed.changed {
-            on_commit(&changed);
-        }
-        Ok(changed)
+        self.delete_for_everyone(id, by, true, at, on_commit)
+    }
+
+    fn moderate_delete(
+        &self,
+        id: MessageId,
+        by: UserId,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged> {
+        self.delete_for_everyone(id, by, false, at, on_commit)
     }
 
     fn hide(
@@ -366,6 +328,74 @@ impl MessageStore for PgStore {
     }
 }
 
+impl crate::PgStore {
+    /// Deletes a message for everyone; `member_required`: `by` must be a member of its
+    /// conversation (a sender or a group moderator), else a server admin moderates.
+    fn delete_for_everyone(
+        &self,
+        id: MessageId,
+        by: UserId,
+        member_required: bool,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged> {
+        let _in_order = announce_in_order(&self.announcing);
+        let changed = self.write(|conn| {
+            let found = if member_required {
+                changing(conn, id, by)?
+            } else {
+                changing_any(conn, id)?
+            };
+            let Some(mut changed) = found else {
+                return Ok(Err(StoreError::Missing));
+            };
+            let message = &mut changed.message;
+            if message.is_deleted() {
+                return Ok(Ok(changed));
+            }
+            let seq = crate::seq::take(conn)?;
+            // The old row version stays in the table file as a dead tuple until VACUUM
+            // reclaims it (docs/security.md says what "purged" means here).
+            diesel::update(messages::table.filter(messages::id.eq(Uuid::from(id))))
+                .set((
+                    messages::content.eq(""),
+                    messages::deleted_at.eq(at),
+                    messages::deleted_by.eq(Uuid::from(by)),
+                    messages::pinned_at.eq(None::<DateTime<Utc>>),
+                    messages::pinned_by.eq(None::<Uuid>),
+                    messages::reply_to_id.eq(None::<Uuid>),
+                    messages::updated_at.eq(at),
+                    messages::change_seq.eq(seq.0),
+                ))
+                .execute(conn)?;
+            diesel::delete(
+                reaction_rows::table.filter(reaction_rows::message_id.eq(Uuid::from(id))),
+            )
+            .execute(conn)?;
+            mentions::replace(conn, id, message.conversation_id, message.seq, &[])?;
+            attachments::drop_for(conn, id)?;
+            if let Some(root) = message.restates_root(&[]) {
+                threads::restate(conn, root)?;
+            }
+            message.attachments.clear();
+            message.content = None;
+            message.reactions.clear();
+            message.pin = None;
+            message.reply_to = None;
+            message.mentions.clear();
+            message.deletion = Some(Deletion { at, by });
+            message.updated_at = at;
+            message.change_seq = Some(seq);
+            changed.changed = true;
+            Ok(Ok(changed))
+        })??;
+        if changed.changed {
+            on_commit(&changed);
+        }
+        Ok(changed)
+    }
+}
+
 /// The message a change is about, with its conversation's kind and members, read inside the
 /// change's transaction; `None` if there is no such message or `user` is not a member of its
 /// conversation as the change commits. The conversation's row is locked first
@@ -376,6 +406,11 @@ fn changing(
     id: MessageId,
     user: UserId,
 ) -> StorageResult<Option<MessageChanged>> {
+    Ok(changing_any(conn, id)?.filter(|c| c.members.iter().any(|m| m.user_id == user)))
+}
+
+/// [`changing`] whoever changes it: a server admin moderating need not be a member.
+fn changing_any(conn: &mut PgConnection, id: MessageId) -> StorageResult<Option<MessageChanged>> {
     let conversation: Option<Uuid> = messages::table
         .filter(messages::id.eq(Uuid::from(id)))
         .select(messages::conversation_id)
@@ -399,9 +434,6 @@ fn changing(
         return Ok(None);
     };
     let members = members_of(conn, &[conversation])?.pop().unwrap_or_default();
-    if !members.iter().any(|m| m.user_id == user) {
-        return Ok(None);
-    }
     Ok(Some(MessageChanged {
         message,
         changed: false,
@@ -418,6 +450,9 @@ pub(crate) struct ConversationState {
     /// Members whose accounts are deactivated (read for direct conversations only): a direct
     /// conversation with one of them takes no more messages.
     deactivated: Vec<UserId>,
+    /// Members of a direct conversation whom the other member has blocked: they may send no
+    /// more into it.
+    blocked: Vec<UserId>,
 }
 
 /// Where one append of a batch stands while the batch is being written.
@@ -507,6 +542,10 @@ pub(crate) fn append_batch(
             && let Some(gone) = state.deactivated.iter().find(|&&u| u != new.sender_id)
         {
             pending.push(Pending::done(Err(StoreError::Deactivated(*gone))));
+            continue;
+        }
+        if state.kind == ConversationKind::Direct && state.blocked.contains(&new.sender_id) {
+            pending.push(Pending::done(Err(StoreError::Blocked)));
             continue;
         }
         match targets.quote(new) {
@@ -719,6 +758,9 @@ pub(crate) fn conversation_states(
             .select(users::id)
             .load(conn)?
     };
+    // Blocks between members of the batch's direct conversations, in one lookup; a block
+    // committed on another node while this batch is written may let one message through.
+    let blocks = crate::blocks::between(conn, &direct_members)?;
     kinds
         .into_iter()
         .zip(members)
@@ -733,15 +775,33 @@ pub(crate) fn conversation_states(
             } else {
                 Vec::new()
             };
+            let blocked = if kind == ConversationKind::Direct {
+                blocked_in(&members, &blocks)
+            } else {
+                Vec::new()
+            };
             Ok((
                 ConversationId::from(id),
                 ConversationState {
                     kind,
                     members,
                     deactivated,
+                    blocked,
                 },
             ))
         })
+        .collect()
+}
+
+/// Those of `members` whom another of them has blocked, of `blocks` as `(blocker, blocked)`.
+fn blocked_in(members: &[Member], blocks: &[(Uuid, Uuid)]) -> Vec<UserId> {
+    let ids: Vec<Uuid> = members.iter().map(|m| m.user_id.into()).collect();
+    blocks
+        .iter()
+        .filter(|(blocker, blocked)| {
+            blocker != blocked && ids.contains(blocker) && ids.contains(blocked)
+        })
+        .map(|(_, blocked)| UserId::from(*blocked))
         .collect()
 }
 

@@ -213,3 +213,46 @@ diesel::table! {
         revoked -> Bool,
     }
 }
+// Blocking, reports and server admins (issue #17).
+
+diesel::table! {
+    blocks (blocker_id, blocked_id) {
+        blocker_id -> Uuid,
+        blocked_id -> Uuid,
+        blocked_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    server_admins (user_id) {
+        user_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    admin_audit (id) {
+        id -> BigInt,
+        actor_id -> Nullable<Uuid>,
+        action -> Text,
+        target -> Text,
+        detail -> Text,
+        at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    reports (id) {
+        id -> Uuid,
+        reporter_id -> Uuid,
+        message_id -> Nullable<Uuid>,
+        subject_id -> Uuid,
+        reason -> Text,
+        status -> Text,
+        created_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        resolved_by -> Nullable<Uuid>,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(blocks, server_admins, admin_audit, reports, users);

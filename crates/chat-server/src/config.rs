@@ -30,6 +30,26 @@ pub enum Command {
         /// Where to write the copy; must not exist yet.
         path: std::path::PathBuf,
     },
+    /// Grant or revoke server admin (`/api/v1/admin/...`) for a user, on an existing
+    /// database; safe while the server runs. Written to the audit log.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminAction {
+    /// Make the user a server admin.
+    Grant {
+        /// The user's username (case does not matter).
+        username: String,
+    },
+    /// Take server admin away from the user.
+    Revoke {
+        /// The user's username (case does not matter).
+        username: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

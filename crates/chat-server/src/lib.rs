@@ -2,6 +2,7 @@
 //! The binary in `main.rs` is a thin shell over this library, which the integration tests
 //! use to start real servers on random ports.
 
+pub mod admin;
 pub mod config;
 mod limits;
 mod secret;
@@ -10,7 +11,7 @@ pub mod startup;
 mod storage;
 pub mod telemetry;
 
-pub use config::{Cli, Command, Config, LogFormat, SyncMode};
+pub use config::{AdminAction, Cli, Command, Config, LogFormat, SyncMode};
 pub use startup::{
     Application, Shutdown, StartupError, backup_database, migrate_database, open_database,
 };

@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
-use chat_server::{Application, Cli, Command, backup_database, migrate_database, telemetry};
+use chat_server::{
+    AdminAction, Application, Cli, Command, backup_database, migrate_database, telemetry,
+};
 use clap::Parser;
 
 /// jemalloc, configured in `.cargo/config.toml`, returns the memory of closed connections to
@@ -24,6 +26,7 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => migrate(cli.config).await,
         Command::Backup { path } => backup(cli.config, path).await,
+        Command::Admin { action } => admin(cli.config, action).await,
         Command::Serve => serve(cli.config).await,
     };
     match result {
@@ -54,6 +57,27 @@ async fn backup(config: chat_server::Config, path: std::path::PathBuf) -> Result
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     tracing::info!(path = %path.display(), "backup written");
+    Ok(())
+}
+
+async fn admin(config: chat_server::Config, action: AdminAction) -> Result<(), String> {
+    let (username, grant) = match action {
+        AdminAction::Grant { username } => (username, true),
+        AdminAction::Revoke { username } => (username, false),
+    };
+    let name = username.clone();
+    let granted =
+        tokio::task::spawn_blocking(move || chat_server::admin::set_admin(&config, &name, grant))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    let user = granted.user.username.as_str();
+    // Plainly on stdout: the operator ran this by hand.
+    println!(
+        "{user} {} a server admin{}",
+        if grant { "is" } else { "is not" },
+        if granted.changed { "" } else { " (unchanged)" }
+    );
     Ok(())
 }
 

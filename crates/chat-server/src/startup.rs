@@ -47,6 +47,9 @@ pub enum StartupError {
          (DATABASE_URL=postgres://...) for a cluster, or unset CHAT_BUS_URL for one node"
     )]
     BusNeedsSharedDatabase,
+    /// A command (`admin grant`) was refused: no such user, say.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Opens the SQLite database, creating it if needed, and applies pending migrations.
@@ -59,7 +62,7 @@ pub fn open_database(config: &Config) -> Result<Arc<Database>, StartupError> {
 /// Every command but `serve` needs the database to exist already: run from the wrong
 /// directory, a relative `DATABASE_URL` would otherwise create an empty database there, and
 /// the command would report success on it.
-fn require_existing_database(config: &Config) -> Result<(), StartupError> {
+pub(crate) fn require_existing_database(config: &Config) -> Result<(), StartupError> {
     let path = std::path::absolute(chat_sqlite::file_path(&config.database_url))?;
     if !path.is_file() {
         return Err(StartupError::MissingDatabase(path));
@@ -93,7 +96,7 @@ pub fn backup_database(config: &Config, target: &std::path::Path) -> Result<(), 
     Ok(db.backup_to(target)?)
 }
 
-fn sqlite_options(config: &Config) -> SqliteOptions {
+pub(crate) fn sqlite_options(config: &Config) -> SqliteOptions {
     SqliteOptions {
         synchronous: match config.sqlite_sync {
             SyncMode::Normal => Synchronous::Normal,
@@ -328,10 +331,11 @@ impl Application {
             read_receipts: stores.read_receipts,
             search: stores.search,
             revocations: stores.revocations,
-            // MERGE: the safety branch's stores and the presence branch's directory.
-            blocks: Arc::new(crate::standins::StandIn),
-            admins: Arc::new(crate::standins::StandIn),
+            // MERGE: the presence branch's directory.
             presence: Arc::new(crate::standins::StandIn),
+            blocks: stores.blocks,
+            admins: stores.admins,
+            reports: stores.reports,
             events,
             hasher: Arc::new(BoundedHasher::new(hasher, hashing_threads())),
             tokens: Arc::new(tokens),

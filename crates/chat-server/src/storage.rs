@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chat_domain::ports::SessionStore;
+use chat_domain::ports::{AdminStore, BlockStore, ReportStore};
 use chat_domain::ports::{
     AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore,
     TokenRevocations, UserStore,
@@ -40,6 +41,9 @@ pub struct Stores {
     pub revocations: Arc<dyn TokenRevocations>,
     pub attachments: Arc<dyn AttachmentStore>,
     pub sessions: Arc<dyn SessionStore>,
+    pub blocks: Arc<dyn BlockStore>,
+    pub admins: Arc<dyn AdminStore>,
+    pub reports: Arc<dyn ReportStore>,
 }
 
 impl Stores {
@@ -48,8 +52,12 @@ impl Stores {
         S: UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations,
         S: FeedStore + SearchStore + AttachmentStore + 'static,
         S: SessionStore,
+        S: BlockStore + AdminStore + ReportStore,
     {
         Self {
+            blocks: store.clone(),
+            admins: store.clone(),
+            reports: store.clone(),
             users: store.clone(),
             conversations: store.clone(),
             messages: store.clone(),

@@ -32,6 +32,11 @@ mod threads;
 mod timestamp;
 mod users;
 
+// Blocking, reports and server admins (issue #17).
+mod admins;
+mod blocks;
+mod reports;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -182,57 +182,17 @@ impl MessageStore for SqliteStore {
         at: DateTime<Utc>,
         on_commit: OnChanged<'_>,
     ) -> StoreResult<MessageChanged> {
-        let _in_order = announce_in_order(&self.announcing);
-        let changed = self.write(|conn| {
-            let Some(mut changed) = changing(conn, id, by)? else {
-                return Ok(Err(StoreError::Missing));
-            };
-            let message = &mut changed.message;
-            if message.is_deleted() {
-                return Ok(Ok(changed));
-            }
-            let seq = crate::seq::take(conn)?;
-            // The content is overwritten, and `secure_delete` (see pool.rs) zeroes the bytes
-            // the old row leaves behind, so the text is gone from the file once the log is
-            // checkpointed, not just flagged.
-            diesel::update(messages::table.find(message.seq.0))
-                .set((
-                    messages::content.eq(""),
-                    messages::deleted_at.eq(ts(at)),
-                    messages::deleted_by.eq(by.to_string()),
-                    messages::pinned_at.eq(None::<NaiveDateTime>),
-                    messages::pinned_by.eq(None::<String>),
-                    messages::reply_to_id.eq(None::<String>),
-                    messages::updated_at.eq(ts(at)),
-                    messages::change_seq.eq(seq.0),
-                ))
-                .execute(conn)?;
-            diesel::delete(
-                reaction_rows::table.filter(reaction_rows::message_id.eq(id.to_string())),
-            )
-            .execute(conn)?;
-            mentions::replace(conn, id, message.conversation_id, message.seq, &[])?;
-            attachments::drop_for(conn, id)?;
-            if let Some(root) = message.restates_root(&[]) {
-                threads::restate(conn, root)?;
-            }
-            message.attachments.clear();
-            message.content = None;
-            message.reactions.clear();
-            message.pin = None;
-            message.reply_to = None;
-            message.mentions.clear();
-            message.deletion = Some(Deletion { at, by });
-            message.updated_at = at;
-            message.change_seq = Some(seq);
-            changed.changed = true;
-            Ok(Ok(changed))
-        })??;
-        if changed.changed {
-            self.recent.forget(changed.message.conversation_id);
-            on_commit(&changed);
-        }
-        Ok(changed)
+        self.delete_for_everyone(id, by, true, at, on_commit)
+    }
+
+    fn moderate_delete(
+        &self,
+        id: MessageId,
+        by: UserId,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged> {
+        self.delete_for_everyone(id, by, false, at, on_commit)
     }
 
     fn hide(
@@ -355,6 +315,76 @@ impl SqliteStore {
     }
 }
 
+impl crate::SqliteStore {
+    /// Deletes a message for everyone; `member_required`: `by` must be a member of its
+    /// conversation (a sender or a group moderator), else a server admin moderates.
+    fn delete_for_everyone(
+        &self,
+        id: MessageId,
+        by: UserId,
+        member_required: bool,
+        at: DateTime<Utc>,
+        on_commit: OnChanged<'_>,
+    ) -> StoreResult<MessageChanged> {
+        let _in_order = announce_in_order(&self.announcing);
+        let changed = self.write(|conn| {
+            let found = if member_required {
+                changing(conn, id, by)?
+            } else {
+                changing_any(conn, id)?
+            };
+            let Some(mut changed) = found else {
+                return Ok(Err(StoreError::Missing));
+            };
+            let message = &mut changed.message;
+            if message.is_deleted() {
+                return Ok(Ok(changed));
+            }
+            let seq = crate::seq::take(conn)?;
+            // The content is overwritten, and `secure_delete` (see pool.rs) zeroes the bytes
+            // the old row leaves behind, so the text is gone from the file once the log is
+            // checkpointed, not just flagged.
+            diesel::update(messages::table.find(message.seq.0))
+                .set((
+                    messages::content.eq(""),
+                    messages::deleted_at.eq(ts(at)),
+                    messages::deleted_by.eq(by.to_string()),
+                    messages::pinned_at.eq(None::<NaiveDateTime>),
+                    messages::pinned_by.eq(None::<String>),
+                    messages::reply_to_id.eq(None::<String>),
+                    messages::updated_at.eq(ts(at)),
+                    messages::change_seq.eq(seq.0),
+                ))
+                .execute(conn)?;
+            diesel::delete(
+                reaction_rows::table.filter(reaction_rows::message_id.eq(id.to_string())),
+            )
+            .execute(conn)?;
+            mentions::replace(conn, id, message.conversation_id, message.seq, &[])?;
+            attachments::drop_for(conn, id)?;
+            if let Some(root) = message.restates_root(&[]) {
+                threads::restate(conn, root)?;
+            }
+            message.attachments.clear();
+            message.content = None;
+            message.reactions.clear();
+            message.pin = None;
+            message.reply_to = None;
+            message.mentions.clear();
+            message.deletion = Some(Deletion { at, by });
+            message.updated_at = at;
+            message.change_seq = Some(seq);
+            changed.changed = true;
+            Ok(Ok(changed))
+        })??;
+        if changed.changed {
+            self.recent.forget(changed.message.conversation_id);
+            on_commit(&changed);
+        }
+        Ok(changed)
+    }
+}
+
 /// The message a change is about, with its conversation's kind and members, read inside the
 /// change's write transaction; `None` if there is no such message or `user` is not a member
 /// of its conversation as the write commits.
@@ -362,6 +392,14 @@ fn changing(
     conn: &mut SqliteConnection,
     id: MessageId,
     user: UserId,
+) -> StorageResult<Option<MessageChanged>> {
+    Ok(changing_any(conn, id)?.filter(|c| c.members.iter().any(|m| m.user_id == user)))
+}
+
+/// [`changing`] whoever changes it: a server admin moderating need not be a member.
+fn changing_any(
+    conn: &mut SqliteConnection,
+    id: MessageId,
 ) -> StorageResult<Option<MessageChanged>> {
     let Some(message) = messages::table
         .filter(messages::id.eq(id.to_string()))
@@ -378,9 +416,6 @@ fn changing(
     let Some(state) = conversation_state(conn, message.conversation_id)? else {
         return Ok(None);
     };
-    if !state.members.iter().any(|m| m.user_id == user) {
-        return Ok(None);
-    }
     Ok(Some(MessageChanged {
         message,
         changed: false,
@@ -415,6 +450,7 @@ pub(crate) fn append_batch(
             kind,
             members,
             deactivated,
+            blocked,
         } = match conversations_seen.entry(new.conversation_id) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => match conversation_state(conn, new.conversation_id)? {
@@ -454,6 +490,10 @@ pub(crate) fn append_batch(
             && let Some(gone) = deactivated.iter().find(|&&user| user != new.sender_id)
         {
             results.push(Ok(Err(StoreError::Deactivated(*gone))));
+            continue;
+        }
+        if *kind == ConversationKind::Direct && blocked.contains(&new.sender_id) {
+            results.push(Ok(Err(StoreError::Blocked)));
             continue;
         }
         // Only a reply reads anything more: its original, checked under the writer lock.
@@ -639,6 +679,9 @@ pub(crate) struct ConversationState {
     /// Members whose accounts are deactivated: a direct conversation with one of them takes
     /// no more messages.
     deactivated: Vec<UserId>,
+    /// Members of a direct conversation whom the other member has blocked: they may send no
+    /// more into it. Blocks raise the [`MembershipEpoch`] as they change.
+    blocked: Vec<UserId>,
 }
 
 /// A conversation's kind and members, as this transaction sees them; `None` if it does not
@@ -679,10 +722,16 @@ fn conversation_state(
     } else {
         Vec::new()
     };
+    let blocked = if kind == ConversationKind::Direct {
+        crate::blocks::blocked_among(conn, &members)?
+    } else {
+        Vec::new()
+    };
     Ok(Some(ConversationState {
         kind,
         members,
         deactivated,
+        blocked,
     }))
 }
 

@@ -204,3 +204,46 @@ diesel::table! {
         revoked -> Bool,
     }
 }
+// Blocking, reports and server admins (issue #17).
+
+diesel::table! {
+    blocks (blocker_id, blocked_id) {
+        blocker_id -> Text,
+        blocked_id -> Text,
+        blocked_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    server_admins (user_id) {
+        user_id -> Text,
+    }
+}
+
+diesel::table! {
+    admin_audit (id) {
+        id -> BigInt,
+        actor_id -> Nullable<Text>,
+        action -> Text,
+        target -> Text,
+        detail -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    reports (id) {
+        id -> Text,
+        reporter_id -> Text,
+        message_id -> Nullable<Text>,
+        subject_id -> Text,
+        reason -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+        resolved_at -> Nullable<Timestamp>,
+        resolved_by -> Nullable<Text>,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(blocks, server_admins, admin_audit, reports, users);

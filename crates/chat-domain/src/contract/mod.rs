@@ -30,6 +30,11 @@ pub mod sessions;
 pub mod threads;
 pub mod users;
 
+// Blocking, reports and server admins (issue #17).
+pub mod admins;
+pub mod blocks;
+pub mod reports;
+
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -41,8 +46,8 @@ use crate::mention::MentionCandidates;
 use crate::message::{AppendOutcome, Appended, Message, MessageContent, NewMessage};
 use crate::ports::SessionStore;
 use crate::ports::{
-    AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore,
-    StoreResult, TokenRevocations, UserStore,
+    AdminStore, AttachmentStore, BlockStore, ConversationStore, FeedStore, MessageStore,
+    ReadReceiptStore, ReportStore, SearchStore, StoreResult, TokenRevocations, UserStore,
 };
 use crate::user::{Email, NewUser, PasswordHash, Username};
 use crate::{ConversationId, MessageId, UserId};
@@ -59,6 +64,9 @@ pub trait Stores:
     + SearchStore
     + AttachmentStore
     + SessionStore
+    + BlockStore
+    + AdminStore
+    + ReportStore
 {
 }
 
@@ -72,6 +80,9 @@ impl<T> Stores for T where
         + SearchStore
         + AttachmentStore
         + SessionStore
+        + BlockStore
+        + AdminStore
+        + ReportStore
         + ?Sized
 {
 }
@@ -205,6 +216,15 @@ macro_rules! contract_tests {
             sessions::concurrent_rotations_of_one_hash_let_exactly_one_through,
             sessions::a_user_ends_only_their_own_sessions_and_all_but_one,
             sessions::opening_a_session_deletes_expired_ones,
+            blocks::a_block_is_stored_once_listed_latest_first_and_lifted_once,
+            blocks::blockers_of_names_only_those_among_who_blocked_the_user,
+            blocks::a_direct_message_from_a_blocked_sender_is_refused_and_nothing_is_stored,
+            admins::admin_is_granted_and_revoked_once_and_a_missing_user_is_missing,
+            admins::the_audit_log_reads_back_newest_first_and_pages_by_id,
+            admins::reactivation_keeps_the_token_generation_and_a_missing_user_is_missing,
+            admins::a_moderated_delete_needs_no_membership_and_purges_as_a_delete_does,
+            reports::a_report_reads_back_open_and_lists_newest_first_by_status,
+            reports::a_report_is_resolved_once_and_a_missing_one_is_missing,
         );
     };
     (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {

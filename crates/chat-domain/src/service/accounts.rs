@@ -372,9 +372,16 @@ impl AccountService {
                 StoreError::Missing => DomainError::not_found(Resource::User, id),
                 other => other.into(),
             })?;
-        self.revoke_all(id)?;
-        self.conversations.hand_over_groups_of(id)?;
+        self.withdraw(id)?;
         Ok(user)
+    }
+
+    /// What follows an account's deactivation, by its owner or by an admin: every token,
+    /// session and socket of the user ends, and the groups they own pass to another active
+    /// member.
+    pub(super) fn withdraw(&self, id: UserId) -> Result<(), DomainError> {
+        self.revoke_all(id)?;
+        self.conversations.hand_over_groups_of(id)
     }
 
     /// Withdraws every token of the user and ends every session, so no refresh token

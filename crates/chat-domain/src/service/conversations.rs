@@ -11,7 +11,7 @@ use crate::conversation::{
 use crate::events::DomainEvent;
 use crate::message::{HistoryCursor, Message, Seq};
 use crate::paging::Page;
-use crate::ports::{Clock, ConversationStore, EventPublisher, MessageStore, UserStore};
+use crate::ports::{BlockStore, Clock, ConversationStore, EventPublisher, MessageStore, UserStore};
 use crate::read_state::{SettingsChanged, SettingsUpdate, delivered_up_to};
 use crate::user::PublicProfile;
 use crate::{ConversationId, DomainError, MessageId, Resource, StoreError, UserId};
@@ -36,6 +36,7 @@ pub struct ConversationService {
     messages: Arc<dyn MessageStore>,
     events: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
+    blocks: Arc<dyn BlockStore>,
 }
 
 impl ConversationService {
@@ -48,13 +49,16 @@ impl ConversationService {
             messages: ports.messages.clone(),
             events: ports.events.clone(),
             clock: ports.clock.clone(),
+            blocks: ports.blocks.clone(),
         }
     }
 
     /// Starts a conversation. With exactly one other participant, no name and no `is_group`,
     /// this is the pair's direct conversation: the existing one comes back (`false`) rather than a
     /// second being made (`true` when new). Otherwise it is a group, which needs a name and
-    /// whose creator owns it.
+    /// whose creator owns it. Nobody who has blocked the creator can be put into a new
+    /// conversation by them ([`DomainError::Blocked`]); an existing direct conversation still
+    /// comes back (sending into it is refused instead).
     pub fn create(
         &self,
         creator: UserId,
@@ -98,6 +102,7 @@ impl ConversationService {
 
         if is_group {
             let name = name.ok_or_else(|| DomainError::invalid("name", "a group needs a name"))?;
+            super::blocks::refuse_if_blocked(&*self.blocks, creator, &others)?;
             self.spend_conversation_budget(creator)?;
             let members = std::iter::once((creator, Role::Owner))
                 .chain(others.iter().map(|id| (*id, Role::Member)))
@@ -114,6 +119,7 @@ impl ConversationService {
         if let Some(existing) = self.conversations.find_direct(creator, other)? {
             return Ok((self.details_of(existing, creator)?, false));
         }
+        super::blocks::refuse_if_blocked(&*self.blocks, creator, &others)?;
         // Only a conversation actually made costs budget: reusing the pair's existing one
         // (every `recipient_id` message does) is free.
         self.spend_conversation_budget(creator)?;
@@ -271,7 +277,8 @@ impl ConversationService {
         Ok(details)
     }
 
-    /// Adds users to a group. Owners and admins only; users already in are skipped.
+    /// Adds users to a group. Owners and admins only; users already in are skipped. Nobody
+    /// who has blocked the actor can be added by them ([`DomainError::Blocked`]).
     pub fn add_members(
         &self,
         actor: UserId,
@@ -288,6 +295,7 @@ impl ConversationService {
         let mut seen = HashSet::new();
         let user_ids: Vec<UserId> = user_ids.into_iter().filter(|u| seen.insert(*u)).collect();
         self.require_active_users(&user_ids)?;
+        super::blocks::refuse_if_blocked(&*self.blocks, actor, &user_ids)?;
         self.spend_conversation_budget(actor)?;
         let (added, seq) = self
             .conversations

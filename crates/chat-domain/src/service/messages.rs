@@ -88,7 +88,10 @@ impl MessageService {
     /// [`DomainError::IdempotencyConflict`]. A reply whose `reply_to_id` is no message of the
     /// conversation, or one deleted for everyone, is a validation error on `reply_to_id`
     /// (422, not 404: the conversation exists, the field is wrong; and a message of a
-    /// conversation the sender cannot read is refused exactly as a missing one).
+    /// conversation the sender cannot read is refused exactly as a missing one). A message
+    /// into a direct conversation whose other member has blocked the sender is
+    /// [`DomainError::Blocked`]: the store checks it as it writes, with one indexed lookup for
+    /// direct conversations only, so group sends pay nothing for blocking.
     /// Blocks until the message is stored; see [`Self::submit`] for callers that must not
     /// block.
     pub fn send(
@@ -174,6 +177,8 @@ impl MessageService {
                             conversation_id,
                         )));
                     }
+                    // The other member of this direct conversation has blocked the sender.
+                    Err(StoreError::Blocked) => return done(Err(DomainError::Blocked)),
                     // A deactivated account cannot be messaged, as if it did not exist.
                     Err(StoreError::Deactivated(user)) => {
                         return done(Err(DomainError::not_found(Resource::User, user)));
@@ -462,6 +467,32 @@ impl MessageService {
             tombstone: Box::new(tombstone),
             new: changed.changed,
         })
+    }
+
+    /// Deletes a message for everyone as a server admin, who need not be a member of its
+    /// conversation: the same change and the same announcement to the members as
+    /// [`Self::delete`]. Returns the tombstone and whether this call deleted it. Whether the
+    /// actor is an admin is the caller's ([`super::AdminService`]) to check; a missing message
+    /// is [`DomainError::NotFound`].
+    pub(crate) fn moderate_delete(
+        &self,
+        admin: UserId,
+        message_id: MessageId,
+    ) -> Result<(MessageView, bool), DomainError> {
+        let changed = self
+            .messages
+            .moderate_delete(message_id, admin, self.clock.now(), &mut |changed| {
+                let (message, audience) = Self::audience_view(changed, admin);
+                let at = message.message.updated_at;
+                self.events.publish(DomainEvent::MessageDeleted {
+                    message,
+                    audience,
+                    at,
+                });
+            })
+            .map_err(|e| Self::gone(e, message_id))?;
+        let (tombstone, _) = Self::audience_view(&changed, admin);
+        Ok((tombstone, changed.changed))
     }
 
     /// A message and the caller's membership of its conversation, or "not found" when the

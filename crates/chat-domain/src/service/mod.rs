@@ -1,11 +1,14 @@
 //! The use cases, one file per group. Each service holds the ports it needs and nothing else.
 
 mod accounts;
+mod admin;
 mod attachments;
+mod blocks;
 mod conversations;
 mod delivery;
 mod messages;
 mod reactions;
+mod reports;
 mod search;
 mod sessions;
 mod sync;
@@ -24,6 +27,10 @@ pub use search::{SearchPage, SearchRequest, SearchResult, SearchService};
 pub use sessions::{RefreshGrant, Refreshed, SessionService, SessionView};
 pub use sync::{FeedEvent, FeedPage, FeedQuery, SyncService};
 
+pub use admin::{AdminService, Granted, grant_admin};
+pub use blocks::{BlockService, BlockedUser};
+pub use reports::{ReportRequest, ReportService};
+
 use crate::attachment::{BlobKey, UploadLimits};
 use crate::conversation::Member;
 use crate::limits::{Limits, Quota};
@@ -31,7 +38,8 @@ use crate::message::{Message, MessageView};
 use crate::ports::{
     AdminStore, AttachmentStore, BlobStore, BlockStore, Clock, ConversationStore, DeviceTokens,
     EventPublisher, FeedStore, MediaInspector, MessageStore, PasswordHasher, PresenceDirectory,
-    RateLimiter, ReadReceiptStore, SearchStore, TokenIssuer, TokenRevocations, UserStore,
+    RateLimiter, ReadReceiptStore, ReportStore, SearchStore, TokenIssuer, TokenRevocations,
+    UserStore,
 };
 use crate::ports::{RefreshTokens, SessionStore};
 use crate::{ConversationId, DomainError, Resource, UserId};
@@ -54,6 +62,8 @@ pub struct Ports {
     pub admins: Arc<dyn AdminStore>,
     /// Who has a socket open on any node.
     pub presence: Arc<dyn PresenceDirectory>,
+    /// Reports for the server admins.
+    pub reports: Arc<dyn ReportStore>,
     pub events: Arc<dyn EventPublisher>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenIssuer>,
@@ -91,14 +101,25 @@ pub struct ChatServices {
     pub search: SearchService,
     /// Login sessions: refresh tokens, signed-in devices.
     pub sessions: SessionService,
+    /// Blocking other users.
+    pub blocks: BlockService,
+    /// Reporting messages and users to the server admins.
+    pub reports: ReportService,
+    /// What server admins do.
+    pub admin: AdminService,
 }
 
 impl ChatServices {
     pub fn new(ports: Ports) -> Self {
         let conversations = ConversationService::new(&ports);
         let messages = MessageService::new(&ports);
+        let accounts = AccountService::new(&ports);
+        let admin = AdminService::new(&ports, accounts.clone(), messages.clone());
         Self {
-            accounts: AccountService::new(&ports),
+            blocks: BlockService::new(&ports),
+            reports: ReportService::new(&ports),
+            admin,
+            accounts,
             sync: SyncService::new(&ports, conversations.clone(), messages.clone()),
             conversations,
             messages,

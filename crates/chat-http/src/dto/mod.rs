@@ -10,3 +10,8 @@ pub mod sessions;
 pub mod sync;
 pub(crate) mod time;
 pub mod users;
+
+// Blocking, reports and server admins (issue #17).
+pub mod admin;
+pub mod blocks;
+pub mod reports;

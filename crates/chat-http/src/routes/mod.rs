@@ -12,6 +12,11 @@ pub mod sessions;
 pub mod sync;
 pub mod users;
 
+// Blocking, reports and server admins (issue #17).
+pub mod admin;
+pub mod blocks;
+pub mod reports;
+
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, Resource, web};
 
@@ -33,6 +38,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(auth::configure)
             .configure(sessions::configure)
             .configure(users::configure)
+            .configure(blocks::configure)
+            .configure(reports::configure)
+            .configure(admin::configure)
             .configure(crate::ws::configure),
     );
 }

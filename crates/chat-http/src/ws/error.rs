@@ -72,6 +72,7 @@ impl From<DomainError> for SessionError {
                     Resource::Message => "message_not_found",
                     Resource::Attachment => "attachment_not_found",
                     Resource::Session => "session_not_found",
+                    Resource::Report => "report_not_found",
                 };
                 Self::new(code, e.to_string())
             }
@@ -125,6 +126,9 @@ impl From<DomainError> for SessionError {
                     "storage_unavailable",
                     "the database is unavailable; retry shortly",
                 )
+            }
+            DomainError::Blocked | DomainError::Store(StoreError::Blocked) => {
+                Self::new("blocked", DomainError::Blocked.to_string())
             }
             DomainError::Credentials(detail) => {
                 tracing::error!(%detail, "credential backend failed");

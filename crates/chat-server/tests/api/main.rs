@@ -30,3 +30,6 @@ mod replies;
 mod search;
 mod sessions;
 mod threads;
+
+// Blocking, reports and server admins (issue #17).
+mod safety;
