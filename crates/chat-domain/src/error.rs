@@ -9,6 +9,8 @@ pub enum Resource {
     Conversation,
     Message,
     Attachment,
+    Webhook,
+    DeadLetter,
 }
 
 impl Resource {
@@ -18,6 +20,8 @@ impl Resource {
             Resource::Conversation => "conversation",
             Resource::Message => "message",
             Resource::Attachment => "attachment",
+            Resource::Webhook => "webhook",
+            Resource::DeadLetter => "dead letter",
         }
     }
 }

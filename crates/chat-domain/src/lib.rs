@@ -28,6 +28,7 @@ pub mod search;
 pub mod service;
 pub mod user;
 pub mod validation;
+pub mod webhook;
 
 #[cfg(test)]
 mod fakes;

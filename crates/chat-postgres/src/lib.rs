@@ -18,6 +18,7 @@ mod mentions;
 mod messages;
 mod migrate;
 mod models;
+pub mod outbox;
 mod pool;
 mod rate_limits;
 mod reactions;
@@ -32,6 +33,7 @@ mod settings;
 pub mod testing;
 mod threads;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 

@@ -15,6 +15,7 @@ mod mentions;
 mod messages;
 mod migrate;
 mod models;
+pub mod outbox;
 mod pool;
 mod reactions;
 mod read_receipts;
@@ -30,6 +31,7 @@ mod store_tests;
 mod threads;
 mod timestamp;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,6 +8,7 @@ mod messages;
 mod reactions;
 mod search;
 mod sync;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub use messages::{Deleted, MessageService, SendMessage};
 pub use reactions::ReactionService;
 pub use search::{SearchPage, SearchRequest, SearchResult, SearchService};
 pub use sync::{FeedEvent, FeedPage, FeedQuery, SyncService};
+pub use webhooks::{EventData, Notification, Outgoing, WebhookPorts, WebhookService};
 
 use crate::attachment::{BlobKey, UploadLimits};
 use crate::conversation::Member;
