@@ -5,6 +5,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
+use crate::routes::webhooks;
 use crate::routes::{
     attachments, auth, conversations, health, member_state, messages, reactions, search, sync,
     users,
@@ -57,6 +58,11 @@ use crate::ws;
         attachments::download,
         attachments::thumbnail,
         ws::connect,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::delete_webhook,
+        webhooks::list_dead_letters,
+        webhooks::replay_dead_letter,
     ),
     // Referenced only from a parameter, which utoipa does not collect by itself.
     components(schemas(crate::dto::messages::HistoryCursorParams)),
@@ -69,6 +75,7 @@ use crate::ws;
         (name = "attachments", description = "Files: upload, then send with a message's attachment_ids; download"),
         (name = "realtime", description = "The WebSocket gateway"),
         (name = "health", description = "Operations"),
+        (name = "admin", description = "Server admins: webhooks and their dead letters"),
     )
 )]
 pub struct ApiDoc;

@@ -8,6 +8,7 @@ use chat_domain::ports::{
     AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore,
     TokenRevocations, UserStore,
 };
+use chat_domain::ports::{OutboxStore, WebhookStore};
 use chat_http::HealthProbe;
 use chat_postgres::{PgDatabase, PgOptions, PgStore, is_postgres_url};
 use chat_sqlite::{Database, ExclusiveLock, SqliteStore};
@@ -38,6 +39,8 @@ pub struct Stores {
     pub search: Arc<dyn SearchStore>,
     pub revocations: Arc<dyn TokenRevocations>,
     pub attachments: Arc<dyn AttachmentStore>,
+    pub outbox: Arc<dyn OutboxStore>,
+    pub webhooks: Arc<dyn WebhookStore>,
 }
 
 impl Stores {
@@ -45,6 +48,7 @@ impl Stores {
     where
         S: UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations,
         S: FeedStore + SearchStore + AttachmentStore + 'static,
+        S: OutboxStore + WebhookStore,
     {
         Self {
             users: store.clone(),
@@ -54,7 +58,9 @@ impl Stores {
             read_receipts: store.clone(),
             search: store.clone(),
             revocations: store.clone(),
-            attachments: store,
+            attachments: store.clone(),
+            outbox: store.clone(),
+            webhooks: store,
         }
     }
 }

@@ -137,9 +137,12 @@ impl WebhookService {
 
     // What admins do.
 
-    /// Registers an endpoint; the audit log gets its URL, never its secret.
-    pub fn register(&self, admin: UserId, new: NewWebhook) -> Result<Webhook, DomainError> {
+    /// Registers an endpoint (`url` http or https, `secret` 16 to 256 characters); the
+    /// audit log gets its URL, never its secret. Whether the caller may is checked before
+    /// the fields are.
+    pub fn register(&self, admin: UserId, url: &str, secret: &str) -> Result<Webhook, DomainError> {
         require_admin(self.admins.as_ref(), admin)?;
+        let new = NewWebhook::parse(url, secret)?;
         let now = self.clock.now();
         let webhook = Webhook {
             id: WebhookId::new(),
@@ -567,8 +570,9 @@ mod tests {
 
     impl Hooks {
         fn register(&self) -> Webhook {
-            let new = NewWebhook::parse("https://example.com/hook", "0123456789abcdef").unwrap();
-            self.service.register(self.admin, new).unwrap()
+            self.service
+                .register(self.admin, "https://example.com/hook", "0123456789abcdef")
+                .unwrap()
         }
 
         fn group(&self, owner: UserId, others: &[UserId]) -> ConversationId {
@@ -625,10 +629,21 @@ mod tests {
     fn only_a_server_admin_manages_webhooks_and_each_action_is_audited() {
         let h = hooks(Duration::zero());
         let someone = h.world.user("someone");
-        let new = NewWebhook::parse("https://example.com/hook", "0123456789abcdef").unwrap();
         assert!(matches!(
-            h.service.register(someone, new),
+            h.service
+                .register(someone, "https://example.com/hook", "0123456789abcdef"),
             Err(DomainError::Forbidden(_))
+        ));
+        assert!(
+            matches!(
+                h.service.register(someone, "ftp://nowhere", "short"),
+                Err(DomainError::Forbidden(_))
+            ),
+            "who may is checked before what"
+        );
+        assert!(matches!(
+            h.service.register(h.admin, "ftp://nowhere", "short"),
+            Err(DomainError::Validation(errors)) if errors.len() == 2
         ));
         assert!(matches!(
             h.service.list(someone),

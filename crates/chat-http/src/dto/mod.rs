@@ -9,3 +9,4 @@ pub mod search;
 pub mod sync;
 pub(crate) mod time;
 pub mod users;
+pub mod webhooks;

@@ -10,6 +10,7 @@ pub mod reactions;
 pub mod search;
 pub mod sync;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, Resource, web};
@@ -31,7 +32,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(attachments::configure)
             .configure(auth::configure)
             .configure(users::configure)
-            .configure(crate::ws::configure),
+            .configure(crate::ws::configure)
+            .configure(webhooks::configure),
     );
 }
 

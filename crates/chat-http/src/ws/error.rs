@@ -71,6 +71,8 @@ impl From<DomainError> for SessionError {
                     Resource::Conversation => "conversation_not_found",
                     Resource::Message => "message_not_found",
                     Resource::Attachment => "attachment_not_found",
+                    Resource::Webhook => "webhook_not_found",
+                    Resource::DeadLetter => "dead_letter_not_found",
                 };
                 Self::new(code, e.to_string())
             }

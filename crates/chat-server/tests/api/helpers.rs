@@ -60,6 +60,7 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         s3_access_key_id: None,
         s3_secret_access_key: None,
         s3_allow_http: false,
+        webhooks: Default::default(),
     }
 }
 
