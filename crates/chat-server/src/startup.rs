@@ -273,6 +273,12 @@ fn webhook_service(
     webhooks: Arc<dyn chat_domain::ports::WebhookStore>,
 ) -> Result<WebhookService, StartupError> {
     let settings = &config.webhooks;
+    // A claim lets go of what it could not send a timeout before its lease ends.
+    if settings.webhook_lease <= settings.webhook_timeout {
+        return Err(StartupError::Config(
+            "CHAT_WEBHOOK_LEASE must be longer than CHAT_WEBHOOK_TIMEOUT".into(),
+        ));
+    }
     let duration = |what: &str, d: std::time::Duration| {
         chrono::Duration::from_std(d).map_err(|e| StartupError::Config(format!("{what}: {e}")))
     };

@@ -28,6 +28,7 @@ pub mod revocations;
 pub mod search;
 pub mod threads;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -42,6 +43,7 @@ use crate::ports::{
     AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore,
     StoreResult, TokenRevocations, UserStore,
 };
+use crate::ports::{OutboxStore, WebhookStore};
 use crate::user::{Email, NewUser, PasswordHash, Username};
 use crate::{ConversationId, MessageId, UserId};
 
@@ -56,6 +58,8 @@ pub trait Stores:
     + FeedStore
     + SearchStore
     + AttachmentStore
+    + OutboxStore
+    + WebhookStore
 {
 }
 
@@ -68,6 +72,8 @@ impl<T> Stores for T where
         + FeedStore
         + SearchStore
         + AttachmentStore
+        + OutboxStore
+        + WebhookStore
         + ?Sized
 {
 }
@@ -195,6 +201,11 @@ macro_rules! contract_tests {
             attachments::a_delete_for_everyone_drops_its_attachments_and_unreferences_their_blobs,
             attachments::the_sweep_takes_old_unattached_uploads_and_untouched_unreferenced_blobs_only,
             attachments::the_quota_counts_the_uploaders_stored_uploads,
+            webhooks::every_announced_change_is_in_the_outbox_in_the_order_it_was_made,
+            webhooks::a_fan_out_takes_each_event_once_and_queues_it_to_every_endpoint,
+            webhooks::a_claim_never_holds_a_leased_delivery_nor_one_behind_a_pending_earlier_one,
+            webhooks::a_lease_that_runs_out_lets_another_claim_take_the_delivery,
+            webhooks::a_dead_letter_is_listed_until_replayed_and_goes_with_its_endpoint,
         );
     };
     (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {

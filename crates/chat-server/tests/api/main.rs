@@ -29,3 +29,4 @@ mod realtime;
 mod replies;
 mod search;
 mod threads;
+mod webhooks;
