@@ -33,6 +33,8 @@ mod settings;
 pub mod testing;
 mod threads;
 mod users;
+#[cfg(test)]
+mod webhook_cluster_tests;
 mod webhooks;
 
 use std::sync::Arc;
