@@ -2,10 +2,10 @@
 -- own transaction (an append batch writes its messages' rows with one INSERT ... SELECT), and
 -- taken by the dispatcher's fan-out, which queues its deliveries in the same transaction as
 -- it removes it. References only (kind, ids, seq): payloads are built when they are sent.
--- A plain rowid (no AUTOINCREMENT, which costs every append batch a write more): each new id
--- is above every id still there, which is the order the fan-out needs.
+-- AUTOINCREMENT: an id is never used twice, even once the table has been emptied, so a
+-- fan-out that read some events can never take newer ones written under the same ids.
 CREATE TABLE outbox (
-    id              INTEGER PRIMARY KEY,
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
     kind            TEXT NOT NULL,
     conversation_id TEXT,
     message_id      TEXT,
