@@ -21,6 +21,9 @@ use crate::testing::TestStore;
 
 const SUITE: &str = "chat-postgres webhooks";
 
+/// Every claim as (delivery id, conversation, holder).
+type Claims = Arc<Mutex<Vec<(i64, Option<ConversationId>, String)>>>;
+
 #[test]
 fn dispatchers_on_several_nodes_claim_each_delivery_once_and_keep_each_conversations_order() {
     let Some(first) = TestStore::create(SUITE) else {
@@ -98,8 +101,8 @@ fn dispatchers_on_several_nodes_claim_each_delivery_once_and_keep_each_conversat
     assert_eq!(expected, 4 * 41);
 
     let nodes: Vec<PgStore> = vec![store.clone(), first.another_node(), first.another_node()];
-    // Every claim as (delivery id, conversation, holder), and what was acknowledged.
-    let claims: Arc<Mutex<Vec<(i64, Option<ConversationId>, String)>>> = Arc::default();
+    // Every claim, and what was acknowledged.
+    let claims: Claims = Arc::default();
     let acknowledged: Arc<Mutex<HashSet<i64>>> = Arc::default();
     // Each conversation's deliveries, by id: the order they must go in.
     let order: Arc<Mutex<HashMap<Option<ConversationId>, Vec<i64>>>> = Arc::default();
