@@ -12,6 +12,8 @@ pub enum Resource {
     /// A login session of the caller's.
     Session,
     Report,
+    Webhook,
+    DeadLetter,
 }
 
 impl Resource {
@@ -23,6 +25,8 @@ impl Resource {
             Resource::Attachment => "attachment",
             Resource::Session => "session",
             Resource::Report => "report",
+            Resource::Webhook => "webhook",
+            Resource::DeadLetter => "dead letter",
         }
     }
 }

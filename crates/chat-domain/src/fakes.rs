@@ -32,6 +32,10 @@ use crate::service::{AttachmentService, UploadPorts};
 use crate::service::{ChatServices, Ports};
 use crate::session::{MintedRefresh, NewSession, PresentedRefresh, RefreshHash, Rotation, Session};
 use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
+use crate::webhook::{
+    DeliveryState, EventKind, EventRefs, Lease, NewDelivery, OutboxEvent, Webhook, WebhookDelivery,
+    WebhookId,
+};
 use crate::{AttachmentId, ConversationId, MessageId, ReportId, SessionId, StoreError, UserId};
 
 #[derive(Default)]
@@ -73,9 +77,26 @@ struct State {
     sessions: Vec<(Session, RefreshHash)>,
     /// Reports, oldest first.
     reports: Vec<Report>,
+    /// Webhooks: the outbox, the endpoints and the deliveries with their leases.
+    outbox: Vec<OutboxEvent>,
+    outbox_id: i64,
+    webhooks: Vec<Webhook>,
+    deliveries: Vec<(WebhookDelivery, Option<Lease>)>,
+    delivery_id: i64,
 }
 
 impl State {
+    /// Writes an event to the outbox, with the change it announces.
+    fn announce(&mut self, kind: EventKind, refs: EventRefs, at: DateTime<Utc>) {
+        self.outbox_id += 1;
+        self.outbox.push(OutboxEvent {
+            id: self.outbox_id,
+            kind,
+            refs,
+            created_at: at,
+        });
+    }
+
     /// Where `message` is among the messages, and its conversation, if `user` is a member
     /// of that conversation; [`StoreError::Missing`] otherwise.
     fn member_message(
@@ -336,6 +357,14 @@ impl MemoryStore {
         changed.message = message.clone();
         changed.changed = true;
         state.requote(index);
+        let refs = EventRefs {
+            conversation_id: Some(changed.message.conversation_id),
+            message_id: Some(id),
+            user_id: Some(by),
+            seq: Some(seq),
+            report_id: None,
+        };
+        state.announce(EventKind::MessageDeleted, refs, at);
         drop(state);
         on_commit(&changed);
         Ok(changed)
@@ -490,6 +519,14 @@ impl ReportStore for MemoryStore {
             resolution: None,
         };
         state.reports.push(report.clone());
+        let refs = EventRefs {
+            conversation_id: None,
+            message_id: None,
+            user_id: None,
+            report_id: Some(report.id.into()),
+            seq: None,
+        };
+        state.announce(EventKind::ReportCreated, refs, report.created_at);
         Ok(report)
     }
 
@@ -749,6 +786,13 @@ impl ConversationStore for MemoryStore {
         state.members.insert(c.id, members);
         let seq = state.take_seq();
         state.conversation_changes.insert(c.id, seq);
+        let refs = EventRefs {
+            conversation_id: Some(c.id),
+            user_id: Some(c.created_by),
+            seq: Some(seq),
+            ..EventRefs::default()
+        };
+        state.announce(EventKind::ConversationCreated, refs, c.created_at);
         Ok(seq)
     }
 
@@ -853,6 +897,12 @@ impl ConversationStore for MemoryStore {
         let renamed = c.clone();
         let seq = state.take_seq();
         state.conversation_changes.insert(id, seq);
+        let refs = EventRefs {
+            conversation_id: Some(id),
+            seq: Some(seq),
+            ..EventRefs::default()
+        };
+        state.announce(EventKind::ConversationRenamed, refs, at);
         Ok((renamed, seq))
     }
 
@@ -889,6 +939,15 @@ impl ConversationStore for MemoryStore {
         }
         let seq = state.take_seq();
         state.conversation_changes.insert(id, seq);
+        for user in &added {
+            let refs = EventRefs {
+                conversation_id: Some(id),
+                user_id: Some(*user),
+                seq: Some(seq),
+                ..EventRefs::default()
+            };
+            state.announce(EventKind::MemberAdded, refs, at);
+        }
         Ok((added, Some(seq)))
     }
 
@@ -914,6 +973,13 @@ impl ConversationStore for MemoryStore {
         let seq = state.take_seq();
         state.conversation_changes.insert(id, seq);
         state.departures.insert((id, user), (seq, at));
+        let refs = EventRefs {
+            conversation_id: Some(id),
+            user_id: Some(user),
+            seq: Some(seq),
+            ..EventRefs::default()
+        };
+        state.announce(EventKind::MemberRemoved, refs, at);
         Ok(Some(seq))
     }
 
@@ -1089,6 +1155,14 @@ impl MemoryStore {
                 let mut message = new.stored_as(seq, reply_to, mentions);
                 message.attachments = attached;
                 state.messages.push(message.clone());
+                let refs = EventRefs {
+                    conversation_id: Some(message.conversation_id),
+                    message_id: Some(message.id),
+                    user_id: Some(message.sender_id),
+                    seq: Some(message.seq),
+                    report_id: None,
+                };
+                state.announce(EventKind::MessageCreated, refs, message.created_at);
                 match root {
                     // A thread reply is no activity of the conversation's main history.
                     Some(at) => {
@@ -1221,6 +1295,14 @@ impl MessageStore for MemoryStore {
         changed.message = message.clone();
         changed.changed = true;
         state.requote(index);
+        let refs = EventRefs {
+            conversation_id: Some(changed.message.conversation_id),
+            message_id: Some(id),
+            user_id: Some(editor),
+            seq: Some(seq),
+            report_id: None,
+        };
+        state.announce(EventKind::MessageEdited, refs, at);
         drop(state);
         on_commit(&changed);
         Ok(changed)
@@ -2213,6 +2295,8 @@ pub struct World {
     pub blobs: Arc<MemoryBlobs>,
     pub events: Arc<RecordingPublisher>,
     pub hasher: Arc<FakeHasher>,
+    /// The ports the services were built with, for services built apart (webhooks).
+    pub ports: Ports,
 }
 
 impl World {
@@ -2254,7 +2338,7 @@ impl World {
                 digest: fake_digest,
             },
         );
-        let services = ChatServices::new(ports);
+        let services = ChatServices::new(ports.clone());
         Self {
             services,
             attachments,
@@ -2262,6 +2346,7 @@ impl World {
             blobs,
             events,
             hasher,
+            ports,
         }
     }
 
@@ -2391,5 +2476,191 @@ impl RefreshTokens for FakeRefreshTokens {
 
     fn lifetime(&self) -> Duration {
         Duration::days(60)
+    }
+}
+
+// Webhooks (issue #17).
+
+impl OutboxStore for MemoryStore {
+    fn pending_events(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
+        Ok(self
+            .state()
+            .outbox
+            .iter()
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    fn fan_out(
+        &self,
+        events: &[i64],
+        deliveries: &[NewDelivery],
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<i64>> {
+        let mut state = self.state();
+        let taken: Vec<i64> = state
+            .outbox
+            .iter()
+            .map(|e| e.id)
+            .filter(|id| events.contains(id))
+            .collect();
+        state.outbox.retain(|e| !taken.contains(&e.id));
+        let endpoints: Vec<WebhookId> = state.webhooks.iter().map(|w| w.id).collect();
+        for new in deliveries.iter().filter(|d| taken.contains(&d.source)) {
+            for &webhook_id in &endpoints {
+                state.delivery_id += 1;
+                let delivery = WebhookDelivery {
+                    id: state.delivery_id,
+                    webhook_id,
+                    event_id: new.event_id,
+                    kind: new.kind,
+                    refs: new.refs.clone(),
+                    count: new.count,
+                    created_at: new.created_at,
+                    state: DeliveryState::Pending,
+                    attempts: 0,
+                    first_attempt_at: None,
+                    next_attempt_at: Some(at),
+                    last_error: None,
+                };
+                state.deliveries.push((delivery, None));
+            }
+        }
+        Ok(taken)
+    }
+}
+
+impl WebhookStore for MemoryStore {
+    fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        self.state().webhooks.push(webhook.clone());
+        Ok(())
+    }
+
+    fn webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        Ok(self.state().webhooks.clone())
+    }
+
+    fn find_webhook(&self, id: WebhookId) -> StoreResult<Option<Webhook>> {
+        Ok(self.state().webhooks.iter().find(|w| w.id == id).cloned())
+    }
+
+    fn delete_webhook(&self, id: WebhookId) -> StoreResult<bool> {
+        let mut state = self.state();
+        let before = state.webhooks.len();
+        state.webhooks.retain(|w| w.id != id);
+        state.deliveries.retain(|(d, _)| d.webhook_id != id);
+        Ok(state.webhooks.len() < before)
+    }
+
+    fn claim(
+        &self,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        let mut state = self.state();
+        // Endpoint and conversation pairs that something earlier holds back.
+        let mut held: Vec<(WebhookId, Option<ConversationId>)> = Vec::new();
+        let mut claimed = Vec::new();
+        for (delivery, holder) in state.deliveries.iter_mut() {
+            if delivery.state != DeliveryState::Pending {
+                continue;
+            }
+            let key = (delivery.webhook_id, delivery.refs.conversation_id);
+            let leased = holder.as_ref().is_some_and(|l| l.until > now);
+            let free = !leased && delivery.next_attempt_at.is_some_and(|due| due <= now);
+            if held.contains(&key) || !free || claimed.len() >= limit as usize {
+                held.push(key);
+                continue;
+            }
+            *holder = Some(lease.clone());
+            delivery.next_attempt_at = Some(lease.until);
+            claimed.push(delivery.clone());
+        }
+        Ok(claimed)
+    }
+
+    fn delivered(&self, ids: &[i64], holder: &str) -> StoreResult<usize> {
+        let mut state = self.state();
+        let before = state.deliveries.len();
+        state.deliveries.retain(|(d, lease)| {
+            !(ids.contains(&d.id) && lease.as_ref().is_some_and(|l| l.holder == holder))
+        });
+        Ok(before - state.deliveries.len())
+    }
+
+    fn failed(
+        &self,
+        id: i64,
+        holder: &str,
+        error: &str,
+        at: DateTime<Utc>,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        let mut state = self.state();
+        let Some((delivery, lease)) = state
+            .deliveries
+            .iter_mut()
+            .find(|(d, l)| d.id == id && l.as_ref().is_some_and(|l| l.holder == holder))
+        else {
+            return Ok(false);
+        };
+        *lease = None;
+        delivery.attempts += 1;
+        delivery.first_attempt_at.get_or_insert(at);
+        delivery.last_error = Some(error.to_owned());
+        delivery.next_attempt_at = retry_at;
+        if retry_at.is_none() {
+            delivery.state = DeliveryState::Dead;
+        }
+        Ok(true)
+    }
+
+    fn release(&self, ids: &[i64], holder: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        for (delivery, lease) in self.state().deliveries.iter_mut() {
+            if ids.contains(&delivery.id) && lease.as_ref().is_some_and(|l| l.holder == holder) {
+                *lease = None;
+                delivery.next_attempt_at = Some(now);
+            }
+        }
+        Ok(())
+    }
+
+    fn dead_letters(
+        &self,
+        webhook: Option<WebhookId>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        let state = self.state();
+        Ok(state
+            .deliveries
+            .iter()
+            .rev()
+            .map(|(d, _)| d)
+            .filter(|d| d.state == DeliveryState::Dead)
+            .filter(|d| webhook.is_none_or(|w| d.webhook_id == w))
+            .filter(|d| before.is_none_or(|b| d.id < b))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    fn replay(&self, id: i64, now: DateTime<Utc>) -> StoreResult<Option<WebhookDelivery>> {
+        let mut state = self.state();
+        let Some((delivery, lease)) = state
+            .deliveries
+            .iter_mut()
+            .find(|(d, _)| d.id == id && d.state == DeliveryState::Dead)
+        else {
+            return Ok(None);
+        };
+        *lease = None;
+        delivery.state = DeliveryState::Pending;
+        delivery.attempts = 0;
+        delivery.first_attempt_at = None;
+        delivery.next_attempt_at = Some(now);
+        Ok(Some(delivery.clone()))
     }
 }

@@ -30,6 +30,7 @@ pub mod service;
 pub mod session;
 pub mod user;
 pub mod validation;
+pub mod webhook;
 
 #[cfg(test)]
 mod fakes;

@@ -32,11 +32,10 @@ use crate::read_state::{
 };
 use crate::report::{NewReport, Report, ReportStatus, Resolution};
 use crate::search::{MessageSearch, SearchHit};
-use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
-use crate::{AttachmentId, ConversationId, MessageId, ReportId, UserId};
-
-use crate::SessionId;
 use crate::session::{MintedRefresh, NewSession, PresentedRefresh, RefreshHash, Rotation, Session};
+use crate::user::{NewUser, Password, PasswordHash, ProfileUpdate, User, UserQuery};
+use crate::webhook::{Lease, NewDelivery, OutboxEvent, Webhook, WebhookDelivery, WebhookId};
+use crate::{AttachmentId, ConversationId, MessageId, ReportId, SessionId, UserId};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -693,4 +692,73 @@ pub trait RefreshTokens: Send + Sync {
     fn read(&self, token: &str) -> Option<PresentedRefresh>;
     /// How long a refresh token can be redeemed after it is issued.
     fn lifetime(&self) -> Duration;
+}
+
+// Webhooks (issue #17): the outbox, the endpoints and the deliveries to them.
+
+/// The outbox: events each change writes in its own transaction (see [`crate::webhook`]),
+/// until the dispatcher fans them out into deliveries. Nothing is announced that was not
+/// stored, and nothing stored is lost before it is fanned out, whatever crashes.
+pub trait OutboxStore: Send + Sync {
+    /// The oldest events still in the outbox, oldest first, at most `limit`.
+    fn pending_events(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
+    /// In one transaction: takes (removes) those of the `events` still in the outbox, and for
+    /// every delivery whose `source` it took queues one delivery to each registered endpoint,
+    /// due at `at`. Returns the ids it took; an event already taken (by a fan-out on another
+    /// node) queues nothing here.
+    fn fan_out(
+        &self,
+        events: &[i64],
+        deliveries: &[NewDelivery],
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<i64>>;
+}
+
+/// Webhook endpoints and the deliveries queued to them.
+pub trait WebhookStore: Send + Sync {
+    fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    /// Every endpoint, oldest first.
+    fn webhooks(&self) -> StoreResult<Vec<Webhook>>;
+    fn find_webhook(&self, id: WebhookId) -> StoreResult<Option<Webhook>>;
+    /// Removes the endpoint with its deliveries and dead letters; `false` when there was none.
+    fn delete_webhook(&self, id: WebhookId) -> StoreResult<bool>;
+    /// Leases up to `limit` deliveries to `lease.holder` until `lease.until` (their
+    /// `next_attempt_at` while leased), lowest id first: pending ones due at `now` and under
+    /// no live lease, each either the first
+    /// pending delivery of its endpoint and conversation or preceded only by ones claimed in
+    /// this same call. So a delivery is never sent while an earlier one of its conversation
+    /// to the same endpoint is pending, and two claims (on any nodes) never hold the same
+    /// delivery at once.
+    fn claim(
+        &self,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Removes the deliveries that arrived, of those `holder` still holds; returns how many.
+    fn delivered(&self, ids: &[i64], holder: &str) -> StoreResult<usize>;
+    /// Records a failed attempt of a delivery `holder` holds and lets go of it: one more
+    /// attempt, the first attempt's time set if unset, `error` kept; due again at `retry_at`,
+    /// or a dead letter when `None`. `false` when `holder` no longer held it.
+    fn failed(
+        &self,
+        id: i64,
+        holder: &str,
+        error: &str,
+        at: DateTime<Utc>,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool>;
+    /// Lets go of deliveries `holder` holds, without an attempt: they are due again at `now`.
+    fn release(&self, ids: &[i64], holder: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Dead letters (of one endpoint, or all), newest first, ids below `before`, at most
+    /// `limit`.
+    fn dead_letters(
+        &self,
+        webhook: Option<WebhookId>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Makes a dead letter pending again, due at `now`, its attempts counted afresh (same
+    /// event id). `None` when there is no such dead letter.
+    fn replay(&self, id: i64, now: DateTime<Utc>) -> StoreResult<Option<WebhookDelivery>>;
 }

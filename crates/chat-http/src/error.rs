@@ -166,6 +166,8 @@ impl From<DomainError> for ApiError {
                     chat_domain::Resource::Attachment => "attachment_not_found",
                     chat_domain::Resource::Session => "session_not_found",
                     chat_domain::Resource::Report => "report_not_found",
+                    chat_domain::Resource::Webhook => "webhook_not_found",
+                    chat_domain::Resource::DeadLetter => "dead_letter_not_found",
                 };
                 Self::new(S::NOT_FOUND, code, e.to_string())
             }

@@ -6,6 +6,7 @@ use utoipa::openapi::security::{
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::sessions;
+use crate::routes::webhooks;
 use crate::routes::{
     admin, attachments, auth, blocks, conversations, health, member_state, messages, reactions,
     reports, search, sync, users,
@@ -73,6 +74,11 @@ use crate::ws;
         admin::resolve_report,
         admin::delete_message,
         admin::audit_log,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::delete_webhook,
+        webhooks::list_dead_letters,
+        webhooks::replay_dead_letter,
     ),
     // Referenced only from a parameter, which utoipa does not collect by itself.
     components(schemas(crate::dto::messages::HistoryCursorParams)),
@@ -87,6 +93,7 @@ use crate::ws;
         (name = "health", description = "Operations"),
         (name = "reports", description = "Reporting messages and users to the server admins"),
         (name = "admin", description = "Server admins: users, reports, moderation, the audit log"),
+        (name = "admin", description = "Server admins: webhooks and their dead letters"),
     )
 )]
 pub struct ApiDoc;

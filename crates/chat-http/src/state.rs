@@ -47,6 +47,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Uploads and downloads of files.
     pub uploads: crate::routes::attachments::Uploads,
+    /// Webhook endpoints and dead letters (admin routes).
+    pub webhooks: chat_domain::service::WebhookService,
 }
 
 impl AppState {

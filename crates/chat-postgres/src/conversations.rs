@@ -14,6 +14,7 @@ use chat_domain::message::Seq;
 use chat_domain::paging::Page;
 use chat_domain::ports::{ConversationStore, StoreResult};
 use chat_domain::read_state::{MemberSettings, SettingsChanged, SettingsUpdate};
+use chat_domain::webhook::{EventKind, EventRefs};
 use chat_domain::{ConversationId, StoreError, UserId};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -145,6 +146,8 @@ impl ConversationStore for PgStore {
             diesel::update(conversations::table.find(Uuid::from(c.id)))
                 .set(conversations::change_seq.eq(seq.0))
                 .execute(conn)?;
+            let refs = change_refs(c.id, Some(c.created_by), seq);
+            crate::outbox::record(conn, EventKind::ConversationCreated, &refs, c.created_at)?;
             Ok(seq)
         })
     }
@@ -302,6 +305,8 @@ impl ConversationStore for PgStore {
                 .optional()?;
             let Some(row) = row else { return Ok(None) };
             let seq = take_change(conn, row.id)?;
+            let refs = change_refs(id, None, seq);
+            crate::outbox::record(conn, EventKind::ConversationRenamed, &refs, at)?;
             Ok(Some((Conversation::try_from(row)?, seq)))
         })?
         .ok_or(StoreError::Missing)
@@ -353,6 +358,10 @@ impl ConversationStore for PgStore {
                 .set(conversations::updated_at.eq(at))
                 .execute(conn)?;
             let seq = take_change(conn, conversation_id)?;
+            for user in &added {
+                let refs = change_refs(id, Some(*user), seq);
+                crate::outbox::record(conn, EventKind::MemberAdded, &refs, at)?;
+            }
             Ok(Ok((added, Some(seq))))
         })?
     }
@@ -488,6 +497,8 @@ pub(crate) fn remove_member(
         .do_update()
         .set((departures::seq.eq(seq.0), departures::departed_at.eq(at)))
         .execute(conn)?;
+    let refs = change_refs(conversation_id.into(), Some(user.into()), seq);
+    crate::outbox::record(conn, EventKind::MemberRemoved, &refs, at)?;
     Ok(Some(seq))
 }
 
@@ -520,4 +531,14 @@ pub(crate) fn members_of(
         }
     }
     Ok(grouped)
+}
+
+/// What a change to a conversation's membership or name announces (see [`crate::outbox`]).
+fn change_refs(conversation: ConversationId, user: Option<UserId>, seq: Seq) -> EventRefs {
+    EventRefs {
+        conversation_id: Some(conversation),
+        user_id: user,
+        seq: Some(seq),
+        ..EventRefs::default()
+    }
 }

@@ -18,6 +18,7 @@ mod mentions;
 mod messages;
 mod migrate;
 mod models;
+pub mod outbox;
 mod pool;
 mod rate_limits;
 mod reactions;
@@ -33,6 +34,9 @@ mod settings;
 pub mod testing;
 mod threads;
 mod users;
+#[cfg(test)]
+mod webhook_cluster_tests;
+mod webhooks;
 
 // Blocking, reports and server admins (issue #17).
 mod admins;

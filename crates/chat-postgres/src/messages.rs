@@ -48,6 +48,7 @@ use chat_domain::message::{
     MessageChanged, MessageContent, NewMessage, ReplyTo, Seq,
 };
 use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
+use chat_domain::webhook::{EventKind, EventRefs};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
 use chrono::{DateTime, Utc};
 use diesel::dsl::{AsSelect, SqlTypeOf, exists, max, not};
@@ -196,6 +197,12 @@ impl MessageStore for PgStore {
             message.updated_at = at;
             message.change_seq = Some(seq);
             changed.changed = true;
+            crate::outbox::record(
+                conn,
+                EventKind::MessageEdited,
+                &changed_refs(message, editor, seq),
+                at,
+            )?;
             Ok(Ok(changed))
         })??;
         if changed.changed {
@@ -387,6 +394,12 @@ impl crate::PgStore {
             message.updated_at = at;
             message.change_seq = Some(seq);
             changed.changed = true;
+            crate::outbox::record(
+                conn,
+                EventKind::MessageDeleted,
+                &changed_refs(message, by, seq),
+                at,
+            )?;
             Ok(Ok(changed))
         })??;
         if changed.changed {
@@ -672,7 +685,22 @@ pub(crate) fn append_batch(
     )?;
     record_activity(conn, &activity)?;
     record_markers(conn, &markers)?;
+    // The batch's new messages took the seqs between these (see `insert_in_commit_order`).
+    if let (Some(first), Some(last)) = (seqs.values().min(), seqs.values().max()) {
+        crate::outbox::record_appended(conn, first.0, last.0)?;
+    }
     Ok(results)
+}
+
+/// What an edit or a delete of `message` by `by` announces (see [`crate::outbox`]).
+fn changed_refs(message: &Message, by: UserId, seq: Seq) -> EventRefs {
+    EventRefs {
+        conversation_id: Some(message.conversation_id),
+        message_id: Some(message.id),
+        user_id: Some(by),
+        seq: Some(seq),
+        report_id: None,
+    }
 }
 
 /// Inserts the batch's [`Pending::New`] appends with seqs taken in commit order, and returns

@@ -2,6 +2,7 @@
 
 use chat_domain::ports::{ReportStore, StoreResult};
 use chat_domain::report::{NewReport, Report, ReportStatus, Resolution};
+use chat_domain::webhook::{EventKind, EventRefs};
 use chat_domain::{MessageId, ReportId, StoreError};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -64,11 +65,19 @@ impl ReportStore for PgStore {
             note: None,
         };
         self.write(|conn| {
-            Ok(diesel::insert_into(reports::table)
+            let report: Report = diesel::insert_into(reports::table)
                 .values(&row)
                 .returning(ReportRow::as_returning())
                 .get_result::<ReportRow>(conn)?
-                .into())
+                .into();
+            // Announced to the webhooks in the report's own transaction.
+            crate::outbox::record(
+                conn,
+                EventKind::ReportCreated,
+                &report_refs(&report),
+                new.created_at,
+            )?;
+            Ok(report)
         })
     }
 
@@ -122,4 +131,15 @@ fn find(conn: &mut PgConnection, report: ReportId) -> StorageResult<Option<Repor
         .first(conn)
         .optional()?
         .map(Report::from))
+}
+
+/// What the outbox keeps of a new report.
+fn report_refs(report: &Report) -> EventRefs {
+    EventRefs {
+        conversation_id: None,
+        message_id: None,
+        user_id: None,
+        report_id: Some(report.id.into()),
+        seq: None,
+    }
 }

@@ -173,6 +173,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        kind -> Text,
+        conversation_id -> Nullable<Uuid>,
+        message_id -> Nullable<Uuid>,
+        user_id -> Nullable<Uuid>,
+        report_id -> Nullable<Uuid>,
+        seq -> Nullable<BigInt>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Uuid,
+        url -> Text,
+        secret -> Text,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        webhook_id -> Uuid,
+        event_id -> Uuid,
+        kind -> Text,
+        conversation_id -> Nullable<Uuid>,
+        message_id -> Nullable<Uuid>,
+        user_id -> Nullable<Uuid>,
+        report_id -> Nullable<Uuid>,
+        seq -> Nullable<BigInt>,
+        count -> Integer,
+        created_at -> Timestamptz,
+        attempts -> Integer,
+        first_attempt_at -> Nullable<Timestamptz>,
+        next_attempt_at -> Nullable<Timestamptz>,
+        lease_holder -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(conversation_members -> conversations (conversation_id));
 diesel::joinable!(conversation_members -> users (user_id));
 diesel::joinable!(messages -> conversations (conversation_id));
@@ -180,6 +224,7 @@ diesel::joinable!(hidden_messages -> conversations (conversation_id));
 diesel::joinable!(thread_participants -> threads (root_id));
 diesel::joinable!(message_mentions -> conversations (conversation_id));
 diesel::joinable!(departures -> conversations (conversation_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     attachments,
@@ -197,6 +242,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     message_mentions,
     departures,
     message_seq,
+    outbox,
+    webhooks,
+    webhook_deliveries,
 );
 
 diesel::table! {

@@ -208,6 +208,58 @@ pub struct Config {
     /// Every refresh starts it over, so a device in use stays signed in indefinitely.
     #[arg(long, env = "CHAT_REFRESH_TOKEN_TTL", default_value = "60d", value_parser = parse_duration)]
     pub refresh_token_ttl: Duration,
+    /// Webhooks and push notifications.
+    #[command(flatten)]
+    pub webhooks: WebhookSettings,
+}
+
+/// How webhooks are delivered (see docs/webhooks.md).
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookSettings {
+    /// The wait before the first retry of a failed delivery; doubled after each further
+    /// failure (with jitter), up to `CHAT_WEBHOOK_RETRY_MAX_DELAY`.
+    #[arg(long, env = "CHAT_WEBHOOK_RETRY_BASE", default_value = "5s", value_parser = parse_duration)]
+    pub webhook_retry_base: Duration,
+
+    /// The longest wait between two attempts of a delivery.
+    #[arg(long, env = "CHAT_WEBHOOK_RETRY_MAX_DELAY", default_value = "1h", value_parser = parse_duration)]
+    pub webhook_retry_max_delay: Duration,
+
+    /// How long a failing delivery is retried before it becomes a dead letter.
+    #[arg(long, env = "CHAT_WEBHOOK_GIVE_UP_AFTER", default_value = "24h", value_parser = parse_duration)]
+    pub webhook_give_up_after: Duration,
+
+    /// How long a node holds the deliveries it claimed: one that dies mid-send has them sent
+    /// again by another node (or itself, restarted) once this has passed.
+    #[arg(long, env = "CHAT_WEBHOOK_LEASE", default_value = "60s", value_parser = parse_duration)]
+    pub webhook_lease: Duration,
+
+    /// The longest one delivery request may take, connecting included.
+    #[arg(long, env = "CHAT_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub webhook_timeout: Duration,
+
+    /// How often an idle dispatcher looks for new events.
+    #[arg(long, env = "CHAT_WEBHOOK_POLL_INTERVAL", default_value = "200ms", value_parser = parse_duration)]
+    pub webhook_poll_interval: Duration,
+
+    /// At most one `notification` per recipient and conversation this often; `0s`: one per
+    /// message.
+    #[arg(long, env = "CHAT_NOTIFICATION_COLLAPSE", default_value = "30s", value_parser = parse_duration)]
+    pub notification_collapse: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            webhook_retry_base: Duration::from_secs(5),
+            webhook_retry_max_delay: Duration::from_secs(3600),
+            webhook_give_up_after: Duration::from_secs(24 * 3600),
+            webhook_lease: Duration::from_secs(60),
+            webhook_timeout: Duration::from_secs(10),
+            webhook_poll_interval: Duration::from_millis(200),
+            notification_collapse: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Config {

@@ -12,8 +12,11 @@ use chat_domain::attachment::BlobKey;
 use chat_domain::clock::SystemClock;
 use chat_domain::ports::{BlobStore, EventPublisher, MessageStore};
 use chat_domain::service::{AttachmentService, ChatServices, Ports, UploadPorts};
+use chat_domain::service::{WebhookPorts, WebhookService};
+use chat_domain::webhook::RetryPolicy;
 use chat_files::{FsBlobStore, Media, S3BlobStore, S3Config, Staging};
 use chat_http::routes::attachments::Uploads;
+use chat_http::webhooks::DispatcherConfig;
 use chat_http::{AppState, AuthCache, BusProbe, Hub, MemoryRateLimiter, PublishAll, WsConfig};
 use chat_nats::{BusError, BusOptions, ClusterPublisher, ResyncHook};
 use chat_sqlite::{Database, ExclusiveLock, SqliteOptions, StorageError, Synchronous};
@@ -266,6 +269,64 @@ async fn sweep_uploads(hub: Arc<Hub>, service: AttachmentService) {
     }
 }
 
+/// The webhook use cases on the configured retry policy.
+fn webhook_service(
+    config: &Config,
+    ports: &Ports,
+    outbox: Arc<dyn chat_domain::ports::OutboxStore>,
+    webhooks: Arc<dyn chat_domain::ports::WebhookStore>,
+) -> Result<WebhookService, StartupError> {
+    let settings = &config.webhooks;
+    // A claim lets go of what it could not send a timeout before its lease ends.
+    if settings.webhook_lease <= settings.webhook_timeout {
+        return Err(StartupError::Config(
+            "CHAT_WEBHOOK_LEASE must be longer than CHAT_WEBHOOK_TIMEOUT".into(),
+        ));
+    }
+    let duration = |what: &str, d: std::time::Duration| {
+        chrono::Duration::from_std(d).map_err(|e| StartupError::Config(format!("{what}: {e}")))
+    };
+    Ok(WebhookService::new(
+        ports,
+        WebhookPorts {
+            outbox,
+            webhooks,
+            retries: RetryPolicy {
+                base: duration("CHAT_WEBHOOK_RETRY_BASE", settings.webhook_retry_base)?,
+                max_delay: duration(
+                    "CHAT_WEBHOOK_RETRY_MAX_DELAY",
+                    settings.webhook_retry_max_delay,
+                )?,
+                give_up_after: duration(
+                    "CHAT_WEBHOOK_GIVE_UP_AFTER",
+                    settings.webhook_give_up_after,
+                )?,
+            },
+            collapse: duration("CHAT_NOTIFICATION_COLLAPSE", settings.notification_collapse)?,
+        },
+    ))
+}
+
+/// Runs this node's webhook dispatcher until the hub shuts down; every node runs one (see
+/// [`chat_http::webhooks::dispatcher`]).
+fn dispatch_webhooks(
+    hub: Arc<Hub>,
+    service: WebhookService,
+    config: &Config,
+) -> impl std::future::Future<Output = ()> + use<> {
+    let settings = &config.webhooks;
+    let dispatcher = DispatcherConfig {
+        lease: settings.webhook_lease,
+        timeout: settings.webhook_timeout,
+        idle_poll: settings.webhook_poll_interval,
+        ..DispatcherConfig::default()
+    };
+    async move {
+        let stopping = hub.shutting_down();
+        chat_http::webhooks::run(service, dispatcher, stopping).await;
+    }
+}
+
 /// A built server, bound to its port and ready to run.
 pub struct Application {
     port: u16,
@@ -347,6 +408,7 @@ impl Application {
             refresh_tokens: Arc::new(refresh_tokens),
         };
         let uploads = uploads(&config, &ports, stores.attachments).await?;
+        let webhooks = webhook_service(&config, &ports, stores.outbox, stores.webhooks)?;
         let services = ChatServices::new(ports);
         // Started once the server is bound; it ends when the hub shuts down.
         let deliveries = chat_http::ws::delivery::flush_deliveries(
@@ -363,6 +425,7 @@ impl Application {
             bus,
             hub: hub.clone(),
             uploads: uploads.clone(),
+            webhooks: webhooks.clone(),
         });
 
         let listener = TcpListener::bind(&config.bind)?;
@@ -381,6 +444,7 @@ impl Application {
             .run();
         tokio::spawn(deliveries);
         tokio::spawn(sweep_uploads(hub.clone(), uploads.service));
+        tokio::spawn(dispatch_webhooks(hub.clone(), webhooks, &config));
         tracing::info!(address = %config.bind, port, "chatd listening");
         Ok(Self {
             port,

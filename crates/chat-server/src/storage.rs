@@ -10,6 +10,7 @@ use chat_domain::ports::{
     AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore,
     TokenRevocations, UserStore,
 };
+use chat_domain::ports::{OutboxStore, WebhookStore};
 use chat_http::HealthProbe;
 use chat_postgres::{PgDatabase, PgOptions, PgStore, is_postgres_url};
 use chat_sqlite::{Database, ExclusiveLock, SqliteStore};
@@ -44,6 +45,8 @@ pub struct Stores {
     pub blocks: Arc<dyn BlockStore>,
     pub admins: Arc<dyn AdminStore>,
     pub reports: Arc<dyn ReportStore>,
+    pub outbox: Arc<dyn OutboxStore>,
+    pub webhooks: Arc<dyn WebhookStore>,
 }
 
 impl Stores {
@@ -53,6 +56,7 @@ impl Stores {
         S: FeedStore + SearchStore + AttachmentStore + 'static,
         S: SessionStore,
         S: BlockStore + AdminStore + ReportStore,
+        S: OutboxStore + WebhookStore,
     {
         Self {
             blocks: store.clone(),
@@ -66,7 +70,9 @@ impl Stores {
             search: store.clone(),
             revocations: store.clone(),
             sessions: store.clone(),
-            attachments: store,
+            attachments: store.clone(),
+            outbox: store.clone(),
+            webhooks: store,
         }
     }
 }

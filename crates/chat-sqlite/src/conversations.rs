@@ -8,6 +8,7 @@ use chat_domain::message::Seq;
 use chat_domain::paging::Page;
 use chat_domain::ports::{ConversationStore, StoreResult};
 use chat_domain::read_state::{MemberSettings, SettingsChanged, SettingsUpdate};
+use chat_domain::webhook::{EventKind, EventRefs};
 use chat_domain::{ConversationId, StoreError, UserId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -129,6 +130,8 @@ impl ConversationStore for SqliteStore {
                     .values(chunk)
                     .execute(conn)?;
             }
+            let refs = change_refs(c.id, Some(c.created_by), seq);
+            crate::outbox::record(conn, EventKind::ConversationCreated, &refs, c.created_at)?;
             Ok(seq)
         })
     }
@@ -316,6 +319,8 @@ impl ConversationStore for SqliteStore {
                 ))
                 .returning(ConversationRow::as_returning())
                 .get_result(conn)?;
+            let refs = change_refs(id, None, seq);
+            crate::outbox::record(conn, EventKind::ConversationRenamed, &refs, at)?;
             Ok(Some((Conversation::try_from(row)?, seq)))
         })?
         .ok_or(StoreError::Missing)
@@ -377,6 +382,10 @@ impl ConversationStore for SqliteStore {
                     conversations::change_seq.eq(seq.0),
                 ))
                 .execute(conn)?;
+            for user in &added {
+                let refs = change_refs(id, Some(*user), seq);
+                crate::outbox::record(conn, EventKind::MemberAdded, &refs, at)?;
+            }
             Ok(Ok((added, Some(seq))))
         })?
     }
@@ -412,6 +421,8 @@ impl ConversationStore for SqliteStore {
                     departures::departed_at.eq(ts(at)),
                 ))
                 .execute(conn)?;
+            let refs = change_refs(id, Some(user), seq);
+            crate::outbox::record(conn, EventKind::MemberRemoved, &refs, at)?;
             Ok(Some(seq))
         })
     }
@@ -503,4 +514,14 @@ fn exists(conn: &mut SqliteConnection, id: ConversationId) -> StorageResult<bool
         conversations::table.find(id.to_string()),
     ))
     .get_result(conn)?)
+}
+
+/// What a change to a conversation's membership or name announces (see [`crate::outbox`]).
+fn change_refs(conversation: ConversationId, user: Option<UserId>, seq: Seq) -> EventRefs {
+    EventRefs {
+        conversation_id: Some(conversation),
+        user_id: user,
+        seq: Some(seq),
+        ..EventRefs::default()
+    }
 }

@@ -15,6 +15,7 @@ mod mentions;
 mod messages;
 mod migrate;
 mod models;
+pub mod outbox;
 mod pool;
 mod reactions;
 mod read_receipts;
@@ -31,6 +32,7 @@ mod store_tests;
 mod threads;
 mod timestamp;
 mod users;
+mod webhooks;
 
 // Blocking, reports and server admins (issue #17).
 mod admins;

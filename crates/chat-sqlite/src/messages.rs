@@ -11,6 +11,7 @@ use chat_domain::message::{
     MessageChanged, MessageContent, NewMessage, ReplyTo, Seq,
 };
 use chat_domain::ports::{MessageStore, OnAppended, OnChanged, StoreResult};
+use chat_domain::webhook::{EventKind, EventRefs};
 use chat_domain::{ConversationId, MessageId, StoreError, UserId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::dsl::{AsSelect, SqlTypeOf, exists, max, not};
@@ -166,6 +167,12 @@ impl MessageStore for SqliteStore {
             message.updated_at = at;
             message.change_seq = Some(seq);
             changed.changed = true;
+            crate::outbox::record(
+                conn,
+                EventKind::MessageEdited,
+                &changed_refs(message, editor, seq),
+                at,
+            )?;
             Ok(Ok(changed))
         })??;
         if changed.changed {
@@ -375,6 +382,12 @@ impl crate::SqliteStore {
             message.updated_at = at;
             message.change_seq = Some(seq);
             changed.changed = true;
+            crate::outbox::record(
+                conn,
+                EventKind::MessageDeleted,
+                &changed_refs(message, by, seq),
+                at,
+            )?;
             Ok(Ok(changed))
         })??;
         if changed.changed {
@@ -609,6 +622,7 @@ pub(crate) fn append_batch(
         Some((first, last)) => Some((seq.min(first), seq.max(last))),
     }) {
         crate::search::index_appended(conn, first, last)?;
+        crate::outbox::record_appended(conn, first, last)?;
     }
     for (conversation, (seq, at)) in activity {
         diesel::update(conversations::table.find(conversation.to_string()))
@@ -630,6 +644,17 @@ pub(crate) fn append_batch(
         .execute(conn)?;
     }
     Ok(results)
+}
+
+/// What an edit or a delete of `message` by `by` announces (see [`crate::outbox`]).
+fn changed_refs(message: &Message, by: UserId, seq: Seq) -> EventRefs {
+    EventRefs {
+        conversation_id: Some(message.conversation_id),
+        message_id: Some(message.id),
+        user_id: Some(by),
+        seq: Some(seq),
+        report_id: None,
+    }
 }
 
 /// The kind and members of the conversations the commit thread has appended to, so a busy

@@ -2,6 +2,7 @@
 
 use chat_domain::ports::{ReportStore, StoreResult};
 use chat_domain::report::{NewReport, Report, ReportStatus, Resolution};
+use chat_domain::webhook::{EventKind, EventRefs};
 use chat_domain::{ReportId, StoreError};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -68,11 +69,19 @@ impl ReportStore for SqliteStore {
             note: None,
         };
         self.write(|conn| {
-            diesel::insert_into(reports::table)
+            let report: Report = diesel::insert_into(reports::table)
                 .values(&row)
                 .returning(ReportRow::as_returning())
                 .get_result(conn)?
-                .try_into()
+                .try_into()?;
+            // Announced to the webhooks in the report's own transaction.
+            crate::outbox::record(
+                conn,
+                EventKind::ReportCreated,
+                &report_refs(&report),
+                new.created_at,
+            )?;
+            Ok(report)
         })
     }
 
@@ -131,4 +140,15 @@ fn find(conn: &mut SqliteConnection, report: ReportId) -> StorageResult<Option<R
         .optional()?
         .map(Report::try_from)
         .transpose()
+}
+
+/// What the outbox keeps of a new report.
+fn report_refs(report: &Report) -> EventRefs {
+    EventRefs {
+        conversation_id: None,
+        message_id: None,
+        user_id: None,
+        report_id: Some(report.id.into()),
+        seq: None,
+    }
 }

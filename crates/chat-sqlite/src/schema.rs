@@ -165,6 +165,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        kind -> Text,
+        conversation_id -> Nullable<Text>,
+        message_id -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        report_id -> Nullable<Text>,
+        seq -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        url -> Text,
+        secret -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        webhook_id -> Text,
+        event_id -> Text,
+        kind -> Text,
+        conversation_id -> Nullable<Text>,
+        message_id -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        report_id -> Nullable<Text>,
+        seq -> Nullable<BigInt>,
+        count -> Integer,
+        created_at -> Timestamp,
+        attempts -> Integer,
+        first_attempt_at -> Nullable<Timestamp>,
+        next_attempt_at -> Nullable<Timestamp>,
+        lease_holder -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(conversation_members -> conversations (conversation_id));
 diesel::joinable!(conversation_members -> users (user_id));
 diesel::joinable!(messages -> conversations (conversation_id));
@@ -172,6 +216,7 @@ diesel::joinable!(hidden_messages -> conversations (conversation_id));
 diesel::joinable!(thread_participants -> threads (root_id));
 diesel::joinable!(message_mentions -> conversations (conversation_id));
 diesel::joinable!(departures -> conversations (conversation_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     attachments,
@@ -188,6 +233,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     thread_participants,
     message_mentions,
     departures,
+    outbox,
+    webhooks,
+    webhook_deliveries,
 );
 
 diesel::table! {

@@ -29,6 +29,7 @@ pub mod search;
 pub mod sessions;
 pub mod threads;
 pub mod users;
+pub mod webhooks;
 
 // Blocking, reports and server admins (issue #17).
 pub mod admins;
@@ -49,6 +50,7 @@ use crate::ports::{
     AdminStore, AttachmentStore, BlockStore, ConversationStore, FeedStore, MessageStore,
     ReadReceiptStore, ReportStore, SearchStore, StoreResult, TokenRevocations, UserStore,
 };
+use crate::ports::{OutboxStore, WebhookStore};
 use crate::user::{Email, NewUser, PasswordHash, Username};
 use crate::{ConversationId, MessageId, UserId};
 
@@ -67,6 +69,8 @@ pub trait Stores:
     + BlockStore
     + AdminStore
     + ReportStore
+    + OutboxStore
+    + WebhookStore
 {
 }
 
@@ -83,6 +87,8 @@ impl<T> Stores for T where
         + BlockStore
         + AdminStore
         + ReportStore
+        + OutboxStore
+        + WebhookStore
         + ?Sized
 {
 }
@@ -225,6 +231,11 @@ macro_rules! contract_tests {
             admins::a_moderated_delete_needs_no_membership_and_purges_as_a_delete_does,
             reports::a_report_reads_back_open_and_lists_newest_first_by_status,
             reports::a_report_is_resolved_once_and_a_missing_one_is_missing,
+            webhooks::every_announced_change_is_in_the_outbox_in_the_order_it_was_made,
+            webhooks::a_fan_out_takes_each_event_once_and_queues_it_to_every_endpoint,
+            webhooks::a_claim_never_holds_a_leased_delivery_nor_one_behind_a_pending_earlier_one,
+            webhooks::a_lease_that_runs_out_lets_another_claim_take_the_delivery,
+            webhooks::a_dead_letter_is_listed_until_replayed_and_goes_with_its_endpoint,
         );
     };
     (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {

@@ -12,6 +12,7 @@ mod reports;
 mod search;
 mod sessions;
 mod sync;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ pub use reactions::ReactionService;
 pub use search::{SearchPage, SearchRequest, SearchResult, SearchService};
 pub use sessions::{RefreshGrant, Refreshed, SessionService, SessionView};
 pub use sync::{FeedEvent, FeedPage, FeedQuery, SyncService};
+pub use webhooks::{EventData, Notification, Outgoing, WebhookPorts, WebhookService};
 
 pub use admin::{AdminService, Granted, grant_admin};
 pub use blocks::{BlockService, BlockedUser};

@@ -15,3 +15,4 @@ pub mod users;
 pub mod admin;
 pub mod blocks;
 pub mod reports;
+pub mod webhooks;

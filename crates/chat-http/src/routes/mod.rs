@@ -11,6 +11,7 @@ pub mod search;
 pub mod sessions;
 pub mod sync;
 pub mod users;
+pub mod webhooks;
 
 // Blocking, reports and server admins (issue #17).
 pub mod admin;
@@ -40,6 +41,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(users::configure)
             .configure(blocks::configure)
             .configure(reports::configure)
+            // Before `admin`, which might otherwise take the `/admin/webhooks` paths.
+            .configure(webhooks::configure)
             .configure(admin::configure)
             .configure(crate::ws::configure),
     );

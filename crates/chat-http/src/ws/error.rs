@@ -73,6 +73,8 @@ impl From<DomainError> for SessionError {
                     Resource::Attachment => "attachment_not_found",
                     Resource::Session => "session_not_found",
                     Resource::Report => "report_not_found",
+                    Resource::Webhook => "webhook_not_found",
+                    Resource::DeadLetter => "dead_letter_not_found",
                 };
                 Self::new(code, e.to_string())
             }

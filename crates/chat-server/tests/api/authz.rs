@@ -831,6 +831,73 @@ fn cases() -> Vec<Case> {
             admin: 200,
             owner: 200,
         },
+        // Server admins only (webhooks): no caller of the matrix is one.
+        Case {
+            name: "register a webhook",
+            method: Method::POST,
+            template: "/api/v1/admin/webhooks",
+            path: |_, _| "/api/v1/admin/webhooks".into(),
+            body: |_| {
+                Some(json!({"url": "https://example.com/hook", "secret": "0123456789abcdef"}))
+            },
+            fresh_cast: false,
+            outsider: 403,
+            member: 403,
+            admin: 403,
+            owner: 403,
+        },
+        // Server admins only (webhooks): no caller of the matrix is one.
+        Case {
+            name: "list webhooks",
+            method: Method::GET,
+            template: "/api/v1/admin/webhooks",
+            path: |_, _| "/api/v1/admin/webhooks".into(),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 403,
+            member: 403,
+            admin: 403,
+            owner: 403,
+        },
+        // Server admins only (webhooks): no caller of the matrix is one.
+        Case {
+            name: "remove a webhook",
+            method: Method::DELETE,
+            template: "/api/v1/admin/webhooks/{webhook_id}",
+            path: |_, _| "/api/v1/admin/webhooks/0b7c6a4e-3f1d-4c7a-9a51-1f0e8b2d4c11".into(),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 403,
+            member: 403,
+            admin: 403,
+            owner: 403,
+        },
+        // Server admins only (webhooks): no caller of the matrix is one.
+        Case {
+            name: "list dead letters",
+            method: Method::GET,
+            template: "/api/v1/admin/webhooks/dead-letters",
+            path: |_, _| "/api/v1/admin/webhooks/dead-letters".into(),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 403,
+            member: 403,
+            admin: 403,
+            owner: 403,
+        },
+        // Server admins only (webhooks): no caller of the matrix is one.
+        Case {
+            name: "replay a dead letter",
+            method: Method::POST,
+            template: "/api/v1/admin/webhooks/dead-letters/{dead_letter_id}/replay",
+            path: |_, _| "/api/v1/admin/webhooks/dead-letters/1/replay".into(),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 403,
+            member: 403,
+            admin: 403,
+            owner: 403,
+        },
     ]
 }
 

@@ -61,6 +61,7 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         s3_secret_access_key: None,
         s3_allow_http: false,
         refresh_token_ttl: Duration::from_secs(60 * 86_400),
+        webhooks: Default::default(),
     }
 }
 

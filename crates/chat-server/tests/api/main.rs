@@ -33,3 +33,4 @@ mod threads;
 
 // Blocking, reports and server admins (issue #17).
 mod safety;
+mod webhooks;
