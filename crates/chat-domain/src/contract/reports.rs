@@ -3,6 +3,7 @@
 use crate::contract::{Fixture, Stores};
 use crate::conversation::ConversationKind;
 use crate::report::{NewReport, ReportReason, ReportStatus, Resolution};
+use crate::webhook::EventKind;
 use crate::{MessageId, ReportId, StoreError, UserId};
 
 fn new_report<S: Stores + ?Sized>(
@@ -21,7 +22,8 @@ fn new_report<S: Stores + ?Sized>(
     }
 }
 
-/// A report reads back open as written, and the list is newest first, filtered by status.
+/// A report reads back open as written, and the list is newest first, filtered by status;
+/// each report is in the outbox, written with it.
 pub fn a_report_reads_back_open_and_lists_newest_first_by_status<S: Stores + ?Sized>(store: &S) {
     let fx = Fixture::new(store);
     let (alice, bob) = (fx.user("alice"), fx.user("bob"));
@@ -52,6 +54,15 @@ pub fn a_report_reads_back_open_and_lists_newest_first_by_status<S: Stores + ?Si
         2
     );
     assert_eq!(store.reports(Some(ReportStatus::Resolved), 10).unwrap(), []);
+    // Each report is announced to the webhooks by its own write.
+    let announced: Vec<Option<uuid::Uuid>> = store
+        .pending_events(1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EventKind::ReportCreated)
+        .map(|e| e.refs.report_id)
+        .collect();
+    assert_eq!(announced, [Some(first.id.into()), Some(second.id.into())]);
 }
 
 /// Resolving keeps the resolution; a second resolution changes nothing; a missing report is
