@@ -67,6 +67,8 @@ struct State {
     audit: Vec<AuditRecord>,
     /// Users with an open socket, as a test sets them ([`MemoryStore::set_online`]).
     online: Vec<UserId>,
+    /// Presence: each user's last-seen time and whether they hide it.
+    last_seen: HashMap<UserId, (Option<DateTime<Utc>>, bool)>,
 }
 
 impl State {
@@ -349,6 +351,67 @@ impl PresenceDirectory for MemoryStore {
             .iter()
             .copied()
             .filter(|u| state.online.contains(u))
+            .collect())
+    }
+}
+
+impl PresenceStore for MemoryStore {
+    fn record_last_seen(&self, user: UserId, at: DateTime<Utc>) -> StoreResult<()> {
+        let mut state = self.state();
+        if !state.users.iter().any(|(u, _)| u.id == user) {
+            return Err(StoreError::Missing);
+        }
+        state.last_seen.entry(user).or_default().0 = Some(at);
+        Ok(())
+    }
+
+    fn set_hide_last_seen(&self, user: UserId, hide: bool) -> StoreResult<()> {
+        let mut state = self.state();
+        if !state.users.iter().any(|(u, _)| u.id == user) {
+            return Err(StoreError::Missing);
+        }
+        state.last_seen.entry(user).or_default().1 = hide;
+        Ok(())
+    }
+
+    fn last_seen(&self, users: &[UserId]) -> StoreResult<Vec<crate::presence::LastSeen>> {
+        let state = self.state();
+        Ok(users
+            .iter()
+            .filter(|u| state.users.iter().any(|(user, _)| user.id == **u))
+            .map(|u| {
+                let (last_seen_at, hide_last_seen) =
+                    state.last_seen.get(u).copied().unwrap_or_default();
+                crate::presence::LastSeen {
+                    user_id: *u,
+                    last_seen_at,
+                    hide_last_seen,
+                }
+            })
+            .collect())
+    }
+
+    fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        let state = self.state();
+        let mut contacts: Vec<UserId> = state
+            .members
+            .values()
+            .filter(|members| members.iter().any(|m| m.user_id == user))
+            .flatten()
+            .map(|m| m.user_id)
+            .filter(|u| *u != user)
+            .collect();
+        contacts.sort();
+        contacts.dedup();
+        Ok(contacts)
+    }
+
+    fn contacts_among(&self, user: UserId, among: &[UserId]) -> StoreResult<Vec<UserId>> {
+        let contacts = self.contacts(user)?;
+        Ok(among
+            .iter()
+            .copied()
+            .filter(|u| contacts.contains(u))
             .collect())
     }
 }
@@ -2081,6 +2144,11 @@ pub struct World {
 
 impl World {
     pub fn new() -> Self {
+        Self::with_presence_window(Duration::zero())
+    }
+
+    /// A world whose presence events are coalesced over `presence_window`.
+    pub fn with_presence_window(presence_window: Duration) -> Self {
         let store = Arc::new(MemoryStore::default());
         let events = Arc::new(RecordingPublisher::default());
         let hasher = Arc::new(FakeHasher::default());
@@ -2104,6 +2172,8 @@ impl World {
             admins: store.clone(),
             presence: store.clone(),
             clock: Arc::new(SteppingClock::default()),
+            presence_store: store.clone(),
+            presence_window,
         };
         let attachments = AttachmentService::new(
             &ports,

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    attachments, auth, conversations, health, member_state, messages, reactions, search, sync,
-    users,
+    attachments, auth, conversations, health, member_state, messages, presence, reactions, search,
+    sync, users,
 };
 use crate::ws;
 
@@ -57,6 +57,10 @@ use crate::ws;
         attachments::download,
         attachments::thumbnail,
         ws::connect,
+        presence::get_presence,
+        presence::query_presence,
+        presence::get_privacy,
+        presence::set_privacy,
     ),
     // Referenced only from a parameter, which utoipa does not collect by itself.
     components(schemas(crate::dto::messages::HistoryCursorParams)),

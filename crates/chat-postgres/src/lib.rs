@@ -19,6 +19,7 @@ mod messages;
 mod migrate;
 mod models;
 mod pool;
+mod presence;
 mod rate_limits;
 mod reactions;
 mod read_receipts;
@@ -44,6 +45,7 @@ pub use connection_cap::{CapOptions, PgConnectionCap};
 pub use error::{StorageError, StorageResult};
 pub use migrate::MIGRATIONS;
 pub use pool::{Connection, PgDatabase, PgOptions, is_postgres_url};
+pub use presence::PgPresenceDirectory;
 pub use rate_limits::{PgRateLimiter, SharedLimitOptions};
 
 /// The storage adapter: one PostgreSQL database behind the user, conversation, message and

@@ -175,6 +175,17 @@ pub struct Config {
     /// Allow a plain `http://` S3 endpoint (a local test server).
     #[arg(long, env = "CHAT_S3_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
     pub s3_allow_http: bool,
+
+    /// Presence events go out at most once per user per this window, the latest state
+    /// winning, so a mass reconnect does not become a storm of events; `0` announces every
+    /// change (at the next flush, within 50 ms).
+    #[arg(long, env = "CHAT_PRESENCE_WINDOW", default_value = "5s", value_parser = parse_duration)]
+    pub presence_window: Duration,
+
+    /// Send `presence` events to those who share a conversation; `false` keeps presence
+    /// readable over REST only.
+    #[arg(long, env = "CHAT_PRESENCE_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub presence_events: bool,
 }
 
 impl Config {
@@ -292,6 +303,8 @@ mod tests {
         assert_eq!(cli.config.bus_url, None);
         assert_eq!(cli.config.upload_max_bytes, 25 * 1024 * 1024);
         assert_eq!(cli.config.upload_quota_bytes, 1024 * 1024 * 1024);
+        assert_eq!(cli.config.presence_window, Duration::from_secs(5));
+        assert!(cli.config.presence_events);
         assert_eq!(cli.config.data_dir(), std::path::Path::new("chatd-data"));
         assert!(!cli.config.s3_allow_http);
     }

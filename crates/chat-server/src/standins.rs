@@ -1,10 +1,10 @@
 //! TEMPORARY, for the #17 branches only; removed when they merge. Stand-ins for ports whose
-//! adapters another branch writes: blocks and admins (the safety branch), presence (the
-//! presence branch). Never lands on main.
+//! adapters another branch writes: blocks and admins (the safety branch). Never lands on
+//! main.
 
 use chat_domain::admin::{AuditEntry, AuditRecord};
 use chat_domain::block::Block;
-use chat_domain::ports::{AdminStore, BlockStore, PresenceDirectory, StoreResult};
+use chat_domain::ports::{AdminStore, BlockStore, StoreResult};
 use chat_domain::{StoreError, UserId};
 use chrono::{DateTime, Utc};
 
@@ -25,12 +25,6 @@ impl BlockStore for StandIn {
         Ok(Vec::new())
     }
     fn blockers_of(&self, _: UserId, _: &[UserId]) -> StoreResult<Vec<UserId>> {
-        Ok(Vec::new())
-    }
-}
-
-impl PresenceDirectory for StandIn {
-    fn online_among(&self, _: &[UserId]) -> StoreResult<Vec<UserId>> {
         Ok(Vec::new())
     }
 }

@@ -9,12 +9,14 @@ use actix_web::web;
 use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtDeviceTokens, JwtIssuer};
 use chat_domain::attachment::BlobKey;
 use chat_domain::clock::SystemClock;
-use chat_domain::ports::{BlobStore, EventPublisher, MessageStore};
+use chat_domain::ports::{BlobStore, EventPublisher, MessageStore, PresenceDirectory};
 use chat_domain::service::{AttachmentService, ChatServices, Ports, UploadPorts};
 use chat_files::{FsBlobStore, Media, S3BlobStore, S3Config, Staging};
 use chat_http::routes::attachments::Uploads;
+use chat_http::ws::presence::PresenceNotes;
 use chat_http::{AppState, AuthCache, BusProbe, Hub, MemoryRateLimiter, PublishAll, WsConfig};
 use chat_nats::{BusError, BusOptions, ClusterPublisher, ResyncHook};
+use chat_postgres::PgPresenceDirectory;
 use chat_sqlite::{Database, ExclusiveLock, SqliteOptions, StorageError, Synchronous};
 
 use crate::config::{Config, SyncMode};
@@ -156,6 +158,24 @@ async fn event_publisher(
     };
     let bus = ClusterPublisher::start(options, local, resync).await?;
     Ok((bus.clone(), Some(Arc::new(BusHealth(bus)))))
+}
+
+/// Who has a socket open: this node's hub when it is alone; on a shared database (`node`
+/// set), the hub for this node's sockets and `user_connections` for the other nodes'.
+fn presence_directory(
+    storage: &Storage,
+    node: Option<uuid::Uuid>,
+    hub: &Arc<Hub>,
+) -> Arc<dyn PresenceDirectory> {
+    match (storage, node) {
+        (Storage::Postgres(db), Some(node)) => Arc::new(PgPresenceDirectory::new(
+            db.clone(),
+            node,
+            chat_postgres::CapOptions::default().stale_after,
+            hub.clone(),
+        )),
+        _ => hub.clone(),
+    }
 }
 
 struct BusHealth(Arc<ClusterPublisher>);
@@ -326,7 +346,7 @@ impl Application {
             // MERGE: the safety branch's stores and the presence branch's directory.
             blocks: Arc::new(crate::standins::StandIn),
             admins: Arc::new(crate::standins::StandIn),
-            presence: Arc::new(crate::standins::StandIn),
+            presence: presence_directory(&storage, limits.node, &hub),
             events,
             hasher: Arc::new(BoundedHasher::new(hasher, hashing_threads())),
             tokens: Arc::new(tokens),
@@ -334,6 +354,9 @@ impl Application {
             clock: Arc::new(SystemClock),
             limiter: limits.limiter,
             limits: config.limits(),
+            presence_store: stores.presence,
+            presence_window: chrono::Duration::from_std(config.presence_window)
+                .map_err(|e| StartupError::Config(format!("presence window: {e}")))?,
         };
         let uploads = uploads(&config, &ports, stores.attachments).await?;
         let services = ChatServices::new(ports);
@@ -343,6 +366,12 @@ impl Application {
             services.clone(),
             config.delivery_flush_interval,
         );
+        // Presence: the hub tells the service of changes; the flush announces them.
+        hub.set_presence_listener(Arc::new(PresenceNotes::new(
+            services.clone(),
+            config.presence_events,
+        )));
+        let presence_flush = chat_http::ws::presence::flush_presence(hub.clone(), services.clone());
         let state = web::Data::new(AppState {
             services,
             frame_limiter: Arc::new(MemoryRateLimiter::default()),
@@ -369,6 +398,9 @@ impl Application {
             })?
             .run();
         tokio::spawn(deliveries);
+        if config.presence_events {
+            tokio::spawn(presence_flush);
+        }
         tokio::spawn(sweep_uploads(hub.clone(), uploads.service));
         tracing::info!(address = %config.bind, port, "chatd listening");
         Ok(Self {

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use chat_domain::ports::{
-    AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore,
-    TokenRevocations, UserStore,
+    AttachmentStore, ConversationStore, FeedStore, MessageStore, PresenceStore, ReadReceiptStore,
+    SearchStore, TokenRevocations, UserStore,
 };
 use chat_http::HealthProbe;
 use chat_postgres::{PgDatabase, PgOptions, PgStore, is_postgres_url};
@@ -38,13 +38,15 @@ pub struct Stores {
     pub search: Arc<dyn SearchStore>,
     pub revocations: Arc<dyn TokenRevocations>,
     pub attachments: Arc<dyn AttachmentStore>,
+    /// Last-seen times and their privacy (presence).
+    pub presence: Arc<dyn PresenceStore>,
 }
 
 impl Stores {
     fn of<S>(store: Arc<S>) -> Self
     where
         S: UserStore + ConversationStore + MessageStore + ReadReceiptStore + TokenRevocations,
-        S: FeedStore + SearchStore + AttachmentStore + 'static,
+        S: FeedStore + SearchStore + AttachmentStore + PresenceStore + 'static,
     {
         Self {
             users: store.clone(),
@@ -54,7 +56,8 @@ impl Stores {
             read_receipts: store.clone(),
             search: store.clone(),
             revocations: store.clone(),
-            attachments: store,
+            attachments: store.clone(),
+            presence: store,
         }
     }
 }

@@ -16,6 +16,7 @@ mod messages;
 mod migrate;
 mod models;
 mod pool;
+mod presence;
 mod reactions;
 mod read_receipts;
 mod recent;

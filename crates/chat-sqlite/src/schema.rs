@@ -165,8 +165,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    user_presence (user_id) {
+        user_id -> Text,
+        last_seen_at -> Nullable<Timestamp>,
+        hide_last_seen -> Bool,
+    }
+}
+
 diesel::joinable!(conversation_members -> conversations (conversation_id));
 diesel::joinable!(conversation_members -> users (user_id));
+diesel::joinable!(user_presence -> users (user_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(hidden_messages -> conversations (conversation_id));
 diesel::joinable!(thread_participants -> threads (root_id));
@@ -188,4 +197,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     thread_participants,
     message_mentions,
     departures,
+    user_presence,
 );

@@ -21,6 +21,7 @@ pub mod feed;
 pub mod member_state;
 pub mod mentions;
 pub mod messages;
+pub mod presence;
 pub mod reactions;
 pub mod read_receipts;
 pub mod replies;
@@ -39,8 +40,8 @@ use crate::conversation::{
 use crate::mention::MentionCandidates;
 use crate::message::{AppendOutcome, Appended, Message, MessageContent, NewMessage};
 use crate::ports::{
-    AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore,
-    StoreResult, TokenRevocations, UserStore,
+    AttachmentStore, ConversationStore, FeedStore, MessageStore, PresenceStore, ReadReceiptStore,
+    SearchStore, StoreResult, TokenRevocations, UserStore,
 };
 use crate::user::{Email, NewUser, PasswordHash, Username};
 use crate::{ConversationId, MessageId, UserId};
@@ -56,6 +57,7 @@ pub trait Stores:
     + FeedStore
     + SearchStore
     + AttachmentStore
+    + PresenceStore
 {
 }
 
@@ -68,6 +70,7 @@ impl<T> Stores for T where
         + FeedStore
         + SearchStore
         + AttachmentStore
+        + PresenceStore
         + ?Sized
 {
 }
@@ -195,6 +198,10 @@ macro_rules! contract_tests {
             attachments::a_delete_for_everyone_drops_its_attachments_and_unreferences_their_blobs,
             attachments::the_sweep_takes_old_unattached_uploads_and_untouched_unreferenced_blobs_only,
             attachments::the_quota_counts_the_uploaders_stored_uploads,
+            presence::last_seen_reads_back_as_recorded_and_a_user_never_seen_has_none,
+            presence::hiding_last_seen_is_kept_apart_from_the_time,
+            presence::presence_of_a_missing_user_is_missing,
+            presence::contacts_are_the_other_members_of_the_users_conversations_now,
         );
     };
     (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {

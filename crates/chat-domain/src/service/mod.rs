@@ -5,6 +5,7 @@ mod attachments;
 mod conversations;
 mod delivery;
 mod messages;
+mod presence;
 mod reactions;
 mod search;
 mod sync;
@@ -16,6 +17,7 @@ pub use attachments::{AttachmentService, Served, Swept, Variant};
 pub use conversations::{ConversationService, CreateConversation};
 pub use delivery::DeliveryService;
 pub use messages::{Deleted, MessageService, SendMessage};
+pub use presence::{MAX_PRESENCE_QUERY, PresenceService};
 pub use reactions::ReactionService;
 pub use search::{SearchPage, SearchRequest, SearchResult, SearchService};
 pub use sync::{FeedEvent, FeedPage, FeedQuery, SyncService};
@@ -27,7 +29,8 @@ use crate::message::{Message, MessageView};
 use crate::ports::{
     AdminStore, AttachmentStore, BlobStore, BlockStore, Clock, ConversationStore, DeviceTokens,
     EventPublisher, FeedStore, MediaInspector, MessageStore, PasswordHasher, PresenceDirectory,
-    RateLimiter, ReadReceiptStore, SearchStore, TokenIssuer, TokenRevocations, UserStore,
+    PresenceStore, RateLimiter, ReadReceiptStore, SearchStore, TokenIssuer, TokenRevocations,
+    UserStore,
 };
 use crate::{ConversationId, DomainError, Resource, UserId};
 
@@ -54,6 +57,10 @@ pub struct Ports {
     pub tokens: Arc<dyn TokenIssuer>,
     pub devices: Arc<dyn DeviceTokens>,
     pub clock: Arc<dyn Clock>,
+    /// What is stored of presence: last seen, its privacy, who shares a conversation.
+    pub presence_store: Arc<dyn PresenceStore>,
+    /// Presence events go out at most once per user per this window (zero: every change).
+    pub presence_window: chrono::Duration,
 }
 
 /// What uploads ([`AttachmentService`]) need besides the common ports.
@@ -81,6 +88,8 @@ pub struct ChatServices {
     pub delivery: DeliveryService,
     /// Full-text search over messages.
     pub search: SearchService,
+    /// Who is online, and their presence events.
+    pub presence: PresenceService,
 }
 
 impl ChatServices {
@@ -95,6 +104,7 @@ impl ChatServices {
             reactions: ReactionService::new(&ports),
             delivery: DeliveryService::new(&ports),
             search: SearchService::new(&ports),
+            presence: PresenceService::new(&ports),
         }
     }
 

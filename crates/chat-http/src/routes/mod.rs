@@ -6,6 +6,7 @@ pub mod conversations;
 pub mod health;
 pub mod member_state;
 pub mod messages;
+pub mod presence;
 pub mod reactions;
 pub mod search;
 pub mod sync;
@@ -31,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(attachments::configure)
             .configure(auth::configure)
             .configure(users::configure)
+            .configure(presence::configure)
             .configure(crate::ws::configure),
     );
 }

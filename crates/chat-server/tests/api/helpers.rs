@@ -60,6 +60,9 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         s3_access_key_id: None,
         s3_secret_access_key: None,
         s3_allow_http: false,
+        presence_window: Duration::from_secs(5),
+        // Tests of other behaviour count the frames they get; presence has its own tests.
+        presence_events: false,
     }
 }
 
