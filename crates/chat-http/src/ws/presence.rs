@@ -30,19 +30,22 @@ impl PresenceNotes {
 
 impl PresenceListener for PresenceNotes {
     fn changed(&self, user: UserId, before: PresenceStatus, after: PresenceStatus) {
-        if self.announce {
-            self.services.presence.note(user, before);
-        }
-        if after != PresenceStatus::Offline {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        let announce = self.announce;
+        let runtime = tokio::runtime::Handle::try_current();
+        let (PresenceStatus::Offline, Ok(runtime)) = (after, runtime) else {
+            if announce {
+                self.services.presence.note(user, before);
+            }
             return;
         };
+        // Noted once the time is written, so that the event carries it.
         let services = self.services.clone();
         runtime.spawn_blocking(move || {
             if let Err(error) = services.presence.last_socket_closed(user) {
                 tracing::warn!(%error, "recording a last-seen time failed");
+            }
+            if announce {
+                services.presence.note(user, before);
             }
         });
     }

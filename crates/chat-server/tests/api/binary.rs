@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "crash-test-secret-that-is-long-enough-0123456789";
 
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 fn free_port() -> u16 {
@@ -29,7 +29,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start(db: &Path) -> Server {
+pub(crate) async fn start(db: &Path) -> Server {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .env("CHAT_BIND", format!("127.0.0.1:{port}"))
@@ -57,7 +57,7 @@ async fn start(db: &Path) -> Server {
     panic!("the server did not become healthy");
 }
 
-async fn token(client: &reqwest::Client, base: &str, name: &str) -> (String, String) {
+pub(crate) async fn token(client: &reqwest::Client, base: &str, name: &str) -> (String, String) {
     let user: Value = client
         .post(format!("{base}/api/v1/auth/signup"))
         .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse"}))
@@ -83,7 +83,12 @@ async fn token(client: &reqwest::Client, base: &str, name: &str) -> (String, Str
 }
 
 /// The id of the direct conversation the holder of `token` starts with `other`.
-async fn direct(client: &reqwest::Client, base: &str, token: &str, other: &str) -> String {
+pub(crate) async fn direct(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    other: &str,
+) -> String {
     let conversation: Value = client
         .post(format!("{base}/api/v1/conversations"))
         .bearer_auth(token)
@@ -201,7 +206,7 @@ struct Check {
 
 /// `PRAGMA integrity_check` on the database file at `db`.
 /// Kills the server with SIGKILL (no shutdown of any kind) and waits for it to be gone.
-fn sigkill(server: Server) {
+pub(crate) fn sigkill(server: Server) {
     let mut killed = server.child;
     killed.kill().unwrap();
     killed.wait().unwrap();
@@ -230,7 +235,7 @@ async fn delete_for_everyone(client: &reqwest::Client, base: &str, token: &str, 
     assert_eq!(deleted.status(), StatusCode::OK);
 }
 
-fn integrity(db: &Path) -> Vec<String> {
+pub(crate) fn integrity(db: &Path) -> Vec<String> {
     let database = chat_sqlite::Database::open(db.to_str().unwrap(), &Default::default()).unwrap();
     let check: Vec<Check> = diesel::sql_query("PRAGMA integrity_check")
         .load(&mut *database.conn().unwrap())
