@@ -17,3 +17,4 @@ mod broker;
 mod delivery;
 mod failover;
 mod ordering;
+mod presence;
