@@ -98,12 +98,15 @@ pub fn view(
 
 /// Presence events per user at most once per window; the latest state wins.
 ///
-/// A change is noted with [`Self::note`]; [`Self::due`] names the users whose event may go
-/// out now. The caller then reads each one's current status and announces it only if it
-/// differs from the one last announced ([`Self::announced`]): a user who went offline and
-/// came back within the window is announced nothing. With a window of zero every change is
-/// due at once. Pure state, no clock of its own: the caller passes the time, so tests run
-/// on a fake one.
+/// A change is noted with [`Self::note`] and held for the window: [`Self::due`] names the
+/// users whose first change not yet announced is at least a window old. The caller then
+/// reads each one's current status and announces it only if it differs from the one the
+/// audience last saw ([`Self::announced`]): a user who drops and comes back within the
+/// window is announced nothing at all, which is what turns a reconnect storm into silence.
+/// Since a change waits a whole window after the announcement before it, announcements of
+/// one user are at least a window apart. With a window of zero every change is due at
+/// once. Pure state, no clock of its own: the caller passes the time, so tests run on a
+/// fake one.
 #[derive(Debug)]
 pub struct Coalescer {
     window: Duration,
@@ -112,12 +115,11 @@ pub struct Coalescer {
 
 #[derive(Debug)]
 struct Slot {
-    /// The status the audience was last told (or had before the first noted change).
+    /// The status the audience last saw: the last one announced, or the one before the
+    /// first change noted since.
     announced: PresenceStatus,
-    /// When the last event for this user went out.
-    sent_at: Option<DateTime<Utc>>,
-    /// A change is waiting to be announced.
-    pending: bool,
+    /// When the first change not yet announced was noted; `None` when nothing waits.
+    pending_since: Option<DateTime<Utc>>,
 }
 
 impl Coalescer {
@@ -132,49 +134,47 @@ impl Coalescer {
         self.window
     }
 
-    /// Notes that `user`'s presence may have changed; `before` is their status just before
-    /// the change, which the audience is taken to know when nothing was announced recently.
-    pub fn note(&mut self, user: UserId, before: PresenceStatus) {
+    /// Notes at `now` that `user`'s presence may have changed; `before` is their status
+    /// just before the change, which the audience is taken to have seen when nothing of
+    /// theirs is waiting already.
+    pub fn note(&mut self, user: UserId, before: PresenceStatus, now: DateTime<Utc>) {
         self.users
             .entry(user)
             .or_insert(Slot {
                 announced: before,
-                sent_at: None,
-                pending: false,
+                pending_since: None,
             })
-            .pending = true;
+            .pending_since
+            .get_or_insert(now);
     }
 
-    /// The users whose change may be announced at `now`, each with the status last
-    /// announced. They are no longer pending; the caller reports what it announced with
-    /// [`Self::announced`]. Users with nothing pending whose window is over are forgotten.
+    /// The users whose change may be announced at `now`, each with the status the audience
+    /// last saw. They wait no more; the caller reports what it announced with
+    /// [`Self::announced`]. Users with nothing waiting are forgotten (their next change
+    /// brings its own `before`), so the state holds only users changing now.
     pub fn due(&mut self, now: DateTime<Utc>) -> Vec<(UserId, PresenceStatus)> {
         let window = self.window;
         let mut due = Vec::new();
-        self.users.retain(|user, slot| {
-            let open = slot.sent_at.is_some_and(|at| now < at + window);
-            if slot.pending && !open {
-                slot.pending = false;
+        self.users.retain(|user, slot| match slot.pending_since {
+            Some(since) if now >= since + window => {
                 due.push((*user, slot.announced));
+                false
             }
-            slot.pending || open
+            Some(_) => true,
+            None => false,
         });
         due
     }
 
-    /// Records that `status` was announced for `user` at `now` (an event went out), which
-    /// opens their window.
-    pub fn announced(&mut self, user: UserId, status: PresenceStatus, now: DateTime<Utc>) {
-        let slot = self.users.entry(user).or_insert(Slot {
-            announced: status,
-            sent_at: None,
-            pending: false,
-        });
-        slot.announced = status;
-        slot.sent_at = Some(now);
+    /// Records that `status` was announced for `user` (or is what the audience saw): a
+    /// change noted meanwhile is compared with it.
+    pub fn announced(&mut self, user: UserId, status: PresenceStatus) {
+        if let Some(slot) = self.users.get_mut(&user) {
+            slot.announced = status;
+        }
     }
 
-    /// Users tracked now (pending, or within their window).
+    /// Users tracked now (with a change waiting).
     pub fn len(&self) -> usize {
         self.users.len()
     }
@@ -195,7 +195,7 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::seconds(seconds)
     }
 
-    /// Runs one flush as the service does: announces what differs from the last announced.
+    /// Runs one flush as the service does: announces what differs from what was seen.
     fn flush(
         coalescer: &mut Coalescer,
         now: DateTime<Utc>,
@@ -205,7 +205,7 @@ mod tests {
         for (user, last) in coalescer.due(now) {
             let status = current(user);
             if status != last {
-                coalescer.announced(user, status, now);
+                coalescer.announced(user, status);
                 sent.push((user, status));
             }
         }
@@ -220,52 +220,39 @@ mod tests {
     }
 
     #[test]
-    fn a_first_change_goes_out_at_once() {
+    fn a_change_goes_out_once_it_has_waited_a_window_and_the_latest_state_wins() {
         let mut c = Coalescer::new(Duration::seconds(5));
         let alice = UserId::new();
-        c.note(alice, Offline);
-        assert_eq!(flush(&mut c, at(0), |_| Online), [(alice, Online)]);
+        c.note(alice, Offline, at(0));
+        assert!(flush(&mut c, at(4), |_| Online).is_empty(), "window open");
+        c.note(alice, Online, at(4));
+        assert_eq!(flush(&mut c, at(5), |_| Away), [(alice, Away)]);
+        assert!(c.is_empty());
     }
 
     #[test]
-    fn changes_within_the_window_wait_for_its_end_and_only_the_latest_goes_out() {
+    fn a_drop_and_reconnect_within_the_window_sends_nothing() {
         let mut c = Coalescer::new(Duration::seconds(5));
         let alice = UserId::new();
-        c.note(alice, Offline);
-        assert_eq!(flush(&mut c, at(0), |_| Online), [(alice, Online)]);
-        c.note(alice, Online);
-        assert!(flush(&mut c, at(1), |_| Away).is_empty(), "window open");
-        c.note(alice, Away);
-        assert!(flush(&mut c, at(4), |_| Offline).is_empty(), "window open");
-        assert_eq!(flush(&mut c, at(5), |_| Offline), [(alice, Offline)]);
+        c.note(alice, Online, at(0));
+        c.note(alice, Offline, at(2));
+        assert!(flush(&mut c, at(5), |_| Online).is_empty());
+        assert!(c.is_empty(), "nothing waiting: forgotten");
     }
 
     #[test]
-    fn a_flap_back_to_the_announced_status_within_the_window_sends_nothing() {
+    fn announcements_of_one_user_are_at_least_a_window_apart() {
         let mut c = Coalescer::new(Duration::seconds(5));
         let alice = UserId::new();
-        c.note(alice, Offline);
-        assert_eq!(flush(&mut c, at(0), |_| Online), [(alice, Online)]);
-        // Drops and comes back within the window.
-        c.note(alice, Online);
-        c.note(alice, Offline);
-        assert!(flush(&mut c, at(2), |_| Online).is_empty());
-        assert!(flush(&mut c, at(6), |_| Online).is_empty());
-        assert!(c.is_empty(), "nothing pending, window over: forgotten");
+        c.note(alice, Offline, at(0));
+        assert_eq!(flush(&mut c, at(5), |_| Online), [(alice, Online)]);
+        c.note(alice, Online, at(5));
+        assert!(flush(&mut c, at(9), |_| Offline).is_empty());
+        assert_eq!(flush(&mut c, at(10), |_| Offline), [(alice, Offline)]);
     }
 
     #[test]
-    fn a_reconnect_before_the_first_flush_sends_nothing() {
-        let mut c = Coalescer::new(Duration::seconds(5));
-        let alice = UserId::new();
-        // Online, dropped and back before any flush ran: the audience saw online all along.
-        c.note(alice, Online);
-        c.note(alice, Offline);
-        assert!(flush(&mut c, at(0), |_| Online).is_empty());
-    }
-
-    #[test]
-    fn without_a_window_every_change_goes_out() {
+    fn without_a_window_every_change_goes_out_at_the_next_flush() {
         let mut c = Coalescer::new(Duration::zero());
         let alice = UserId::new();
         let mut sent = Vec::new();
@@ -273,7 +260,7 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            c.note(alice, before);
+            c.note(alice, before, at(second as i64));
             sent.extend(flush(&mut c, at(second as i64), |_| after));
         }
         assert_eq!(sent, [(alice, Online), (alice, Offline), (alice, Online)]);
@@ -283,12 +270,10 @@ mod tests {
     fn each_user_has_a_window_of_their_own() {
         let mut c = Coalescer::new(Duration::seconds(5));
         let (alice, bob) = (UserId::new(), UserId::new());
-        c.note(alice, Offline);
-        assert_eq!(flush(&mut c, at(0), |_| Online), [(alice, Online)]);
-        c.note(bob, Online);
-        c.note(alice, Online);
-        assert_eq!(flush(&mut c, at(1), |_| Offline), [(bob, Offline)]);
-        assert_eq!(flush(&mut c, at(5), |_| Offline), [(alice, Offline)]);
+        c.note(alice, Offline, at(0));
+        c.note(bob, Offline, at(3));
+        assert_eq!(flush(&mut c, at(5), |_| Online), [(alice, Online)]);
+        assert_eq!(flush(&mut c, at(8), |_| Online), [(bob, Online)]);
     }
 
     fn seen(user: UserId, hide: bool) -> LastSeen {
