@@ -38,7 +38,7 @@ async fn a_user_online_on_one_node_is_online_from_the_others_and_their_co_member
     let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
     let alice = a.user("alice").await;
     let bob = b.user("bob").await;
-    a.group(&alice, &[bob.clone()]).await;
+    a.group(&alice, std::slice::from_ref(&bob)).await;
     let mut bobs = b.ws(&bob).await;
 
     let mut alices = a.ws(&alice).await;
