@@ -27,6 +27,7 @@ pub use scenario::connections::{ConnectionsOptions, ConnectionsReport};
 pub use scenario::fanout::{FanoutOptions, FanoutReport};
 pub use scenario::files::{FilesOptions, FilesReport};
 pub use scenario::login::{LoginOptions, LoginReport};
+pub use scenario::presence::{PresenceOptions, PresenceReport};
 pub use scenario::rest::{RestOptions, RestReport};
 pub use scenario::search::{SearchOptions, SearchReport};
 
@@ -173,6 +174,9 @@ pub enum Scenario {
     /// Seed many messages (the send rate with the search index kept in step), then time
     /// one-word and phrase searches over them.
     Search(SearchOptions),
+    /// Users in groups connect, all drop and all reconnect: presence events received and the
+    /// server's CPU time (with `--server-pid`) over the storm.
+    Presence(PresenceOptions),
     /// Internal: holds a share of the `connections` scenario in a child process.
     #[command(hide = true)]
     ConnectionsWorker,
@@ -193,6 +197,7 @@ pub async fn run(cli: &Cli) -> Result<Report, BenchError> {
         Scenario::Files(o) => Report::Files(scenario::files::run(common, o).await?),
         Scenario::Bus(o) => Report::Bus(scenario::bus::run(common, o).await?),
         Scenario::Search(o) => Report::Search(scenario::search::run(common, o).await?),
+        Scenario::Presence(o) => Report::Presence(scenario::presence::run(common, o).await?),
         Scenario::ConnectionsWorker => {
             return Err(BenchError::Invalid(
                 "connections-worker is run by the connections scenario itself".into(),

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::scenario::presence::PresenceReport;
 use crate::scenario::{
     bus::BusReport, catchup::CatchupReport, chat::ChatReport, connections::ConnectionsReport,
     fanout::FanoutReport, files::FilesReport, login::LoginReport, rest::RestReport,
@@ -25,6 +26,7 @@ pub enum Report {
     Files(FilesReport),
     Bus(BusReport),
     Search(SearchReport),
+    Presence(PresenceReport),
 }
 
 impl Report {
@@ -41,6 +43,7 @@ impl Report {
             Report::Files(r) => r.failures.total(),
             Report::Bus(r) => r.failure_count(),
             Report::Search(r) => r.failures.total(),
+            Report::Presence(r) => r.failures.total(),
         }
     }
 
@@ -55,6 +58,7 @@ impl Report {
             Report::Files(r) => r.title(),
             Report::Bus(r) => r.title(),
             Report::Search(r) => r.title(),
+            Report::Presence(r) => r.title(),
         }
     }
 
@@ -69,6 +73,7 @@ impl Report {
             Report::Files(r) => r.rows(),
             Report::Bus(r) => r.rows(),
             Report::Search(r) => r.rows(),
+            Report::Presence(r) => r.rows(),
         }
     }
 

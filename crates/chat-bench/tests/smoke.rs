@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chat_bench::{
     CatchupOptions, ChatOptions, Common, ConnectionsOptions, FanoutOptions, FilesOptions,
-    LoginOptions, RestOptions, SearchOptions,
+    LoginOptions, PresenceOptions, RestOptions, SearchOptions,
 };
 use chat_server::{Application, Cli, Shutdown};
 use clap::Parser;
@@ -20,9 +20,14 @@ struct Server {
 /// A server on a random port with its own database, rate limits off and cheap hashing,
 /// configured through its own command line so that new settings keep their defaults.
 async fn start_server() -> Server {
+    start_server_with(&[]).await
+}
+
+/// [`start_server`] with more command-line flags.
+async fn start_server_with(extra: &[&str]) -> Server {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let database = dir.path().join("chat.db");
-    let cli = Cli::try_parse_from([
+    let mut args = vec![
         "chat-server",
         "--bind",
         "127.0.0.1:0",
@@ -36,8 +41,9 @@ async fn start_server() -> Server {
         "false",
         "--upload-types",
         "*",
-    ])
-    .expect("a valid server command line");
+    ];
+    args.extend_from_slice(extra);
+    let cli = Cli::try_parse_from(args).expect("a valid server command line");
     let app = Application::build(cli.config)
         .await
         .expect("the server builds");
@@ -337,4 +343,25 @@ async fn a_server_that_is_not_there_is_a_setup_error_not_a_result() {
     };
     let outcome = chat_bench::scenario::login::run(&common, &options).await;
     assert!(matches!(outcome, Err(chat_bench::BenchError::Setup(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mass_reconnect_is_measured_and_sends_each_co_member_at_most_two_events_per_user() {
+    let server = start_server_with(&["--presence-window", "0"]).await;
+    let options = PresenceOptions {
+        users: 6,
+        group_size: 3,
+        connect_concurrency: 6,
+        quiet: Duration::from_secs(1),
+        // The server runs in this process.
+        server_pid: Some(std::process::id()),
+    };
+    let report = chat_bench::scenario::presence::run(&common(&server), &options)
+        .await
+        .expect("the scenario runs");
+    assert_eq!(report.failures.total(), 0, "{report:#?}");
+    // Each user's drop and return, told to each of their two co-members: at most 24.
+    assert!(report.storm_events <= 24, "{report:#?}");
+    assert!(report.server_cpu_s.is_some(), "{report:#?}");
+    server.shutdown.stop().await;
 }

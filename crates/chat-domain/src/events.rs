@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::conversation::{Conversation, ConversationChange};
 use crate::message::{Emoji, HiddenMessage, MessageView, Seq};
+use crate::presence::Presence;
 use crate::read_state::{Delivered, MarkerSet, ReadReceipt, SettingsChanged};
 use crate::{ConversationId, MessageId, SessionId, UserId};
 
@@ -148,6 +149,14 @@ pub enum DomainEvent {
         session_id: Option<SessionId>,
         audience: Vec<UserId>,
     },
+    /// A user's presence changed (coalesced: see [`crate::presence::Coalescer`]). Only those
+    /// who may see it are in the audience, and `presence` is as they may see it (one event
+    /// per way of seeing it: `last_seen_at` shown or hidden). Not stored.
+    PresenceChanged {
+        presence: Presence,
+        audience: Vec<UserId>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent {
@@ -168,7 +177,8 @@ impl DomainEvent {
             | DomainEvent::ReactionRemoved { audience, .. }
             | DomainEvent::MessagePinned { audience, .. }
             | DomainEvent::MessageUnpinned { audience, .. }
-            | DomainEvent::AccessRevoked { audience, .. } => audience,
+            | DomainEvent::AccessRevoked { audience, .. }
+            | DomainEvent::PresenceChanged { audience, .. } => audience,
         }
     }
 

@@ -83,6 +83,8 @@ struct State {
     webhooks: Vec<Webhook>,
     deliveries: Vec<(WebhookDelivery, Option<Lease>)>,
     delivery_id: i64,
+    /// Presence: each user's last-seen time and whether they hide it.
+    last_seen: HashMap<UserId, (Option<DateTime<Utc>>, bool)>,
 }
 
 impl State {
@@ -371,7 +373,6 @@ impl MemoryStore {
     }
 
     /// Says whether the user has a socket open, for [`PresenceDirectory`].
-    #[allow(dead_code, reason = "MERGE: the presence branch's tests use it")]
     pub fn set_online(&self, user: UserId, online: bool) {
         let mut state = self.state();
         state.online.retain(|u| *u != user);
@@ -433,6 +434,67 @@ impl PresenceDirectory for MemoryStore {
             .iter()
             .copied()
             .filter(|u| state.online.contains(u))
+            .collect())
+    }
+}
+
+impl PresenceStore for MemoryStore {
+    fn record_last_seen(&self, user: UserId, at: DateTime<Utc>) -> StoreResult<()> {
+        let mut state = self.state();
+        if !state.users.iter().any(|(u, _)| u.id == user) {
+            return Err(StoreError::Missing);
+        }
+        state.last_seen.entry(user).or_default().0 = Some(at);
+        Ok(())
+    }
+
+    fn set_hide_last_seen(&self, user: UserId, hide: bool) -> StoreResult<()> {
+        let mut state = self.state();
+        if !state.users.iter().any(|(u, _)| u.id == user) {
+            return Err(StoreError::Missing);
+        }
+        state.last_seen.entry(user).or_default().1 = hide;
+        Ok(())
+    }
+
+    fn last_seen(&self, users: &[UserId]) -> StoreResult<Vec<crate::presence::LastSeen>> {
+        let state = self.state();
+        Ok(users
+            .iter()
+            .filter(|u| state.users.iter().any(|(user, _)| user.id == **u))
+            .map(|u| {
+                let (last_seen_at, hide_last_seen) =
+                    state.last_seen.get(u).copied().unwrap_or_default();
+                crate::presence::LastSeen {
+                    user_id: *u,
+                    last_seen_at,
+                    hide_last_seen,
+                }
+            })
+            .collect())
+    }
+
+    fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        let state = self.state();
+        let mut contacts: Vec<UserId> = state
+            .members
+            .values()
+            .filter(|members| members.iter().any(|m| m.user_id == user))
+            .flatten()
+            .map(|m| m.user_id)
+            .filter(|u| *u != user)
+            .collect();
+        contacts.sort();
+        contacts.dedup();
+        Ok(contacts)
+    }
+
+    fn contacts_among(&self, user: UserId, among: &[UserId]) -> StoreResult<Vec<UserId>> {
+        let contacts = self.contacts(user)?;
+        Ok(among
+            .iter()
+            .copied()
+            .filter(|u| contacts.contains(u))
             .collect())
     }
 }
@@ -2301,6 +2363,11 @@ pub struct World {
 
 impl World {
     pub fn new() -> Self {
+        Self::with_presence_window(Duration::zero())
+    }
+
+    /// A world whose presence events are coalesced over `presence_window`.
+    pub fn with_presence_window(presence_window: Duration) -> Self {
         let store = Arc::new(MemoryStore::default());
         let events = Arc::new(RecordingPublisher::default());
         let hasher = Arc::new(FakeHasher::default());
@@ -2327,6 +2394,8 @@ impl World {
             clock: Arc::new(SteppingClock::default()),
             sessions: store.clone(),
             refresh_tokens: Arc::new(FakeRefreshTokens::default()),
+            presence_store: store.clone(),
+            presence_window,
         };
         let attachments = AttachmentService::new(
             &ports,

@@ -23,6 +23,7 @@ pub mod mention;
 pub mod message;
 pub mod paging;
 pub mod ports;
+pub mod presence;
 pub mod read_state;
 pub mod report;
 pub mod search;

@@ -27,6 +27,7 @@ use crate::message::{
     MessageContent, NewMessage, Seq,
 };
 use crate::paging::Page;
+use crate::presence::{LastSeen, PresenceStatus};
 use crate::read_state::{
     Delivered, Delivery, MarkerSet, MemberSettings, ReadMarker, SettingsChanged, SettingsUpdate,
 };
@@ -504,6 +505,40 @@ pub trait PresenceDirectory: Send + Sync {
     /// Of `users`, those with at least one open socket on some live node, in no particular
     /// order.
     fn online_among(&self, users: &[UserId]) -> StoreResult<Vec<UserId>>;
+
+    /// Of `users`, those with at least one open socket and their status: [`Away`] when
+    /// every one of their sockets said so, else [`Online`]; users with no socket are left
+    /// out. A directory that knows nothing of away says [`Online`] for every socket.
+    ///
+    /// [`Away`]: crate::presence::PresenceStatus::Away
+    /// [`Online`]: crate::presence::PresenceStatus::Online
+    fn status_among(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, PresenceStatus)>> {
+        Ok(self
+            .online_among(users)?
+            .into_iter()
+            .map(|user| (user, PresenceStatus::Online))
+            .collect())
+    }
+}
+
+/// What is stored of presence (see [`crate::presence`]): when each user's last socket
+/// closed, whether they hide it, and who shares a conversation with whom.
+pub trait PresenceStore: Send + Sync {
+    /// Records that the user's last socket closed at `at`. A missing user is
+    /// [`StoreError::Missing`].
+    fn record_last_seen(&self, user: UserId, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Hides the user's `last_seen_at` from others (or shows it again). A missing user is
+    /// [`StoreError::Missing`].
+    fn set_hide_last_seen(&self, user: UserId, hide: bool) -> StoreResult<()>;
+    /// What is stored for each of `users` that exists, in no particular order; a user with
+    /// nothing stored yet comes back as [`LastSeen::unknown`].
+    fn last_seen(&self, users: &[UserId]) -> StoreResult<Vec<LastSeen>>;
+    /// Every other user who is a member of a conversation `user` is a member of now, each
+    /// once, in no particular order.
+    fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>>;
+    /// Of `among`, those (other than `user`) who share a conversation with `user` now, in
+    /// no particular order.
+    fn contacts_among(&self, user: UserId, among: &[UserId]) -> StoreResult<Vec<UserId>>;
 }
 
 /// Server admins and the audit log of what they do.

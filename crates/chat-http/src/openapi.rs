@@ -8,8 +8,8 @@ use utoipa::{Modify, OpenApi};
 use crate::routes::sessions;
 use crate::routes::webhooks;
 use crate::routes::{
-    admin, attachments, auth, blocks, conversations, health, member_state, messages, reactions,
-    reports, search, sync, users,
+    admin, attachments, auth, blocks, conversations, health, member_state, messages, presence,
+    reactions, reports, search, sync, users,
 };
 use crate::ws;
 
@@ -79,6 +79,10 @@ use crate::ws;
         webhooks::delete_webhook,
         webhooks::list_dead_letters,
         webhooks::replay_dead_letter,
+        presence::get_presence,
+        presence::query_presence,
+        presence::get_privacy,
+        presence::set_privacy,
     ),
     // Referenced only from a parameter, which utoipa does not collect by itself.
     components(schemas(crate::dto::messages::HistoryCursorParams)),

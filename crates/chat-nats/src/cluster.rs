@@ -660,7 +660,9 @@ mod tests {
             shared.saw(&event);
             let positioned = !matches!(
                 event,
-                DomainEvent::Typing { .. } | DomainEvent::AccessRevoked { .. }
+                DomainEvent::Typing { .. }
+                    | DomainEvent::AccessRevoked { .. }
+                    | DomainEvent::PresenceChanged { .. }
             );
             assert_eq!(
                 shared.highest_seq.load(Ordering::Relaxed) > 0,

@@ -16,6 +16,7 @@ use chat_domain::message::{
     ClientMessageId, Deletion, Emoji, HiddenMessage, Message, MessageContent, MessageView, Pin,
     Reaction, ReplyTo, Seq, ThreadSummary,
 };
+use chat_domain::presence::{Presence, PresenceStatus};
 use chat_domain::read_state::{
     Delivered, MarkerSet, MemberSettings, ReadMarker, ReadReceipt, SettingsChanged,
 };
@@ -147,6 +148,14 @@ pub enum WireEvent {
         conversation_id: Uuid,
         user_id: Uuid,
         is_typing: bool,
+        audience: Vec<Uuid>,
+        at: DateTime<Utc>,
+    },
+    Presence {
+        user_id: Uuid,
+        /// `online`, `away` or `offline`.
+        status: String,
+        last_seen_at: Option<DateTime<Utc>>,
         audience: Vec<Uuid>,
         at: DateTime<Utc>,
     },
@@ -516,6 +525,17 @@ impl From<&DomainEvent> for WireEvent {
                 audience: uuids(audience),
                 at: *at,
             },
+            DomainEvent::PresenceChanged {
+                presence,
+                audience,
+                at,
+            } => WireEvent::Presence {
+                user_id: presence.user_id.as_uuid(),
+                status: presence.status.as_str().to_owned(),
+                last_seen_at: presence.last_seen_at,
+                audience: uuids(audience),
+                at: *at,
+            },
             DomainEvent::ConversationUpdated {
                 conversation,
                 seq,
@@ -690,6 +710,31 @@ impl TryFrom<WireEvent> for DomainEvent {
                 conversation_id: conversation_id.into(),
                 user_id: user_id.into(),
                 is_typing,
+                audience: users(audience),
+                at,
+            },
+            WireEvent::Presence {
+                user_id,
+                status,
+                last_seen_at,
+                audience,
+                at,
+            } => DomainEvent::PresenceChanged {
+                presence: Presence {
+                    user_id: user_id.into(),
+                    status: match status.as_str() {
+                        "online" => PresenceStatus::Online,
+                        "away" => PresenceStatus::Away,
+                        "offline" => PresenceStatus::Offline,
+                        other => {
+                            return Err(WireError::Invalid {
+                                field: "status",
+                                reason: format!("{other:?} is no presence status"),
+                            });
+                        }
+                    },
+                    last_seen_at,
+                },
                 audience: users(audience),
                 at,
             },
@@ -1395,6 +1440,24 @@ pub fn sample_events() -> Vec<DomainEvent> {
             session_id: None,
             audience: vec![alice],
         },
+        DomainEvent::PresenceChanged {
+            presence: Presence {
+                user_id: alice,
+                status: PresenceStatus::Offline,
+                last_seen_at: Some(now),
+            },
+            audience: vec![bob],
+            at: now,
+        },
+        DomainEvent::PresenceChanged {
+            presence: Presence {
+                user_id: bob,
+                status: PresenceStatus::Away,
+                last_seen_at: None,
+            },
+            audience: vec![alice],
+            at: now,
+        },
         DomainEvent::AccessRevoked {
             user_id: bob,
             token_id: None,
@@ -1491,7 +1554,7 @@ mod tests {
             // is in its Debug output, so equal Debug output is equal events.
             assert_eq!(format!("{:?}", round_trip(event)), format!("{event:?}"));
         }
-        assert_eq!(kinds.len(), 15, "every DomainEvent variant is sampled");
+        assert_eq!(kinds.len(), 16, "every DomainEvent variant is sampled");
     }
 
     #[test]

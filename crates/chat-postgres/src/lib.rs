@@ -20,6 +20,7 @@ mod migrate;
 mod models;
 pub mod outbox;
 mod pool;
+mod presence;
 mod rate_limits;
 mod reactions;
 mod read_receipts;
@@ -54,6 +55,7 @@ pub use connection_cap::{CapOptions, PgConnectionCap};
 pub use error::{StorageError, StorageResult};
 pub use migrate::MIGRATIONS;
 pub use pool::{Connection, PgDatabase, PgOptions, is_postgres_url};
+pub use presence::PgPresenceDirectory;
 pub use rate_limits::{PgRateLimiter, SharedLimitOptions};
 
 /// The storage adapter: one PostgreSQL database behind the user, conversation, message and

@@ -208,6 +208,18 @@ pub struct Config {
     /// Every refresh starts it over, so a device in use stays signed in indefinitely.
     #[arg(long, env = "CHAT_REFRESH_TOKEN_TTL", default_value = "60d", value_parser = parse_duration)]
     pub refresh_token_ttl: Duration,
+
+    /// Presence events go out at most once per user per this window, the latest state
+    /// winning, so a mass reconnect does not become a storm of events; `0` announces every
+    /// change (at the next flush, within 50 ms).
+    #[arg(long, env = "CHAT_PRESENCE_WINDOW", default_value = "5s", value_parser = parse_duration)]
+    pub presence_window: Duration,
+
+    /// Send `presence` events to those who share a conversation; `false` keeps presence
+    /// readable over REST only.
+    #[arg(long, env = "CHAT_PRESENCE_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub presence_events: bool,
+
     /// Webhooks and push notifications.
     #[command(flatten)]
     pub webhooks: WebhookSettings,
@@ -381,6 +393,8 @@ mod tests {
         assert_eq!(cli.config.bus_url, None);
         assert_eq!(cli.config.upload_max_bytes, 25 * 1024 * 1024);
         assert_eq!(cli.config.upload_quota_bytes, 1024 * 1024 * 1024);
+        assert_eq!(cli.config.presence_window, Duration::from_secs(5));
+        assert!(cli.config.presence_events);
         assert_eq!(cli.config.data_dir(), std::path::Path::new("chatd-data"));
         assert!(!cli.config.s3_allow_http);
     }

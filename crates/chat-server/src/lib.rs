@@ -6,7 +6,6 @@ pub mod admin;
 pub mod config;
 mod limits;
 mod secret;
-mod standins;
 pub mod startup;
 mod storage;
 pub mod telemetry;

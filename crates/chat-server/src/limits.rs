@@ -17,6 +17,8 @@ use crate::storage::Storage;
 pub struct Budgets {
     pub limiter: Arc<dyn RateLimiter>,
     pub user_connections: Arc<dyn UserConnectionCap>,
+    /// This node's id among the nodes sharing the database, when it shares one.
+    pub node: Option<uuid::Uuid>,
 }
 
 impl Budgets {
@@ -33,6 +35,7 @@ impl Budgets {
         Self {
             limiter: Arc::new(MemoryRateLimiter::default()),
             user_connections: Arc::new(MemoryConnectionCap::default()),
+            node: None,
         }
     }
 
@@ -46,6 +49,7 @@ impl Budgets {
         Ok(Self {
             limiter: Arc::new(PgRateLimiter::new(db, &SharedLimitOptions::default())?),
             user_connections: Arc::new(ClusterCap(cap)),
+            node: Some(node),
         })
     }
 }

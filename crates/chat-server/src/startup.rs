@@ -10,15 +10,17 @@ use chat_auth::RandomRefreshTokens;
 use chat_auth::{BcryptHasher, BoundedHasher, JwtConfig, JwtDeviceTokens, JwtIssuer};
 use chat_domain::attachment::BlobKey;
 use chat_domain::clock::SystemClock;
-use chat_domain::ports::{BlobStore, EventPublisher, MessageStore};
+use chat_domain::ports::{BlobStore, EventPublisher, MessageStore, PresenceDirectory};
 use chat_domain::service::{AttachmentService, ChatServices, Ports, UploadPorts};
 use chat_domain::service::{WebhookPorts, WebhookService};
 use chat_domain::webhook::RetryPolicy;
 use chat_files::{FsBlobStore, Media, S3BlobStore, S3Config, Staging};
 use chat_http::routes::attachments::Uploads;
 use chat_http::webhooks::DispatcherConfig;
+use chat_http::ws::presence::PresenceNotes;
 use chat_http::{AppState, AuthCache, BusProbe, Hub, MemoryRateLimiter, PublishAll, WsConfig};
 use chat_nats::{BusError, BusOptions, ClusterPublisher, ResyncHook};
+use chat_postgres::PgPresenceDirectory;
 use chat_sqlite::{Database, ExclusiveLock, SqliteOptions, StorageError, Synchronous};
 
 use crate::config::{Config, SyncMode};
@@ -163,6 +165,24 @@ async fn event_publisher(
     };
     let bus = ClusterPublisher::start(options, local, resync).await?;
     Ok((bus.clone(), Some(Arc::new(BusHealth(bus)))))
+}
+
+/// Who has a socket open: this node's hub when it is alone; on a shared database (`node`
+/// set), the hub for this node's sockets and `user_connections` for the other nodes'.
+fn presence_directory(
+    storage: &Storage,
+    node: Option<uuid::Uuid>,
+    hub: &Arc<Hub>,
+) -> Arc<dyn PresenceDirectory> {
+    match (storage, node) {
+        (Storage::Postgres(db), Some(node)) => Arc::new(PgPresenceDirectory::new(
+            db.clone(),
+            node,
+            chat_postgres::CapOptions::default().stale_after,
+            hub.clone(),
+        )),
+        _ => hub.clone(),
+    }
 }
 
 struct BusHealth(Arc<ClusterPublisher>);
@@ -392,8 +412,7 @@ impl Application {
             read_receipts: stores.read_receipts,
             search: stores.search,
             revocations: stores.revocations,
-            // MERGE: the presence branch's directory.
-            presence: Arc::new(crate::standins::StandIn),
+            presence: presence_directory(&storage, limits.node, &hub),
             blocks: stores.blocks,
             admins: stores.admins,
             reports: stores.reports,
@@ -406,6 +425,9 @@ impl Application {
             limits: config.limits(),
             sessions: stores.sessions,
             refresh_tokens: Arc::new(refresh_tokens),
+            presence_store: stores.presence,
+            presence_window: chrono::Duration::from_std(config.presence_window)
+                .map_err(|e| StartupError::Config(format!("presence window: {e}")))?,
         };
         let uploads = uploads(&config, &ports, stores.attachments).await?;
         let webhooks = webhook_service(&config, &ports, stores.outbox, stores.webhooks)?;
@@ -416,6 +438,12 @@ impl Application {
             services.clone(),
             config.delivery_flush_interval,
         );
+        // Presence: the hub tells the service of changes; the flush announces them.
+        hub.set_presence_listener(Arc::new(PresenceNotes::new(
+            services.clone(),
+            config.presence_events,
+        )));
+        let presence_flush = chat_http::ws::presence::flush_presence(hub.clone(), services.clone());
         let state = web::Data::new(AppState {
             services,
             frame_limiter: Arc::new(MemoryRateLimiter::default()),
@@ -443,6 +471,9 @@ impl Application {
             })?
             .run();
         tokio::spawn(deliveries);
+        if config.presence_events {
+            tokio::spawn(presence_flush);
+        }
         tokio::spawn(sweep_uploads(hub.clone(), uploads.service));
         tokio::spawn(dispatch_webhooks(hub.clone(), webhooks, &config));
         tracing::info!(address = %config.bind, port, "chatd listening");

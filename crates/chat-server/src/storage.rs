@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chat_domain::ports::SessionStore;
 use chat_domain::ports::{AdminStore, BlockStore, ReportStore};
 use chat_domain::ports::{
-    AttachmentStore, ConversationStore, FeedStore, MessageStore, ReadReceiptStore, SearchStore,
-    TokenRevocations, UserStore,
+    AttachmentStore, ConversationStore, FeedStore, MessageStore, PresenceStore, ReadReceiptStore,
+    SearchStore, TokenRevocations, UserStore,
 };
 use chat_domain::ports::{OutboxStore, WebhookStore};
 use chat_http::HealthProbe;
@@ -47,6 +47,8 @@ pub struct Stores {
     pub reports: Arc<dyn ReportStore>,
     pub outbox: Arc<dyn OutboxStore>,
     pub webhooks: Arc<dyn WebhookStore>,
+    /// Last-seen times and their privacy (presence).
+    pub presence: Arc<dyn PresenceStore>,
 }
 
 impl Stores {
@@ -57,6 +59,7 @@ impl Stores {
         S: SessionStore,
         S: BlockStore + AdminStore + ReportStore,
         S: OutboxStore + WebhookStore,
+        S: FeedStore + SearchStore + AttachmentStore + PresenceStore + 'static,
     {
         Self {
             blocks: store.clone(),
@@ -72,7 +75,8 @@ impl Stores {
             sessions: store.clone(),
             attachments: store.clone(),
             outbox: store.clone(),
-            webhooks: store,
+            webhooks: store.clone(),
+            presence: store,
         }
     }
 }

@@ -17,6 +17,7 @@ mod migrate;
 mod models;
 pub mod outbox;
 mod pool;
+mod presence;
 mod reactions;
 mod read_receipts;
 mod recent;

@@ -209,8 +209,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    user_presence (user_id) {
+        user_id -> Text,
+        last_seen_at -> Nullable<Timestamp>,
+        hide_last_seen -> Bool,
+    }
+}
+
 diesel::joinable!(conversation_members -> conversations (conversation_id));
 diesel::joinable!(conversation_members -> users (user_id));
+diesel::joinable!(user_presence -> users (user_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(hidden_messages -> conversations (conversation_id));
 diesel::joinable!(thread_participants -> threads (root_id));
@@ -236,6 +245,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     webhooks,
     webhook_deliveries,
+    user_presence,
 );
 
 diesel::table! {

@@ -8,6 +8,7 @@ pub mod connections;
 pub mod fanout;
 pub mod files;
 pub mod login;
+pub mod presence;
 pub mod rest;
 pub mod search;
 

@@ -21,6 +21,7 @@ pub mod feed;
 pub mod member_state;
 pub mod mentions;
 pub mod messages;
+pub mod presence;
 pub mod reactions;
 pub mod read_receipts;
 pub mod replies;
@@ -48,7 +49,8 @@ use crate::message::{AppendOutcome, Appended, Message, MessageContent, NewMessag
 use crate::ports::SessionStore;
 use crate::ports::{
     AdminStore, AttachmentStore, BlockStore, ConversationStore, FeedStore, MessageStore,
-    ReadReceiptStore, ReportStore, SearchStore, StoreResult, TokenRevocations, UserStore,
+    PresenceStore, ReadReceiptStore, ReportStore, SearchStore, StoreResult, TokenRevocations,
+    UserStore,
 };
 use crate::ports::{OutboxStore, WebhookStore};
 use crate::user::{Email, NewUser, PasswordHash, Username};
@@ -71,6 +73,7 @@ pub trait Stores:
     + ReportStore
     + OutboxStore
     + WebhookStore
+    + PresenceStore
 {
 }
 
@@ -89,6 +92,7 @@ impl<T> Stores for T where
         + ReportStore
         + OutboxStore
         + WebhookStore
+        + PresenceStore
         + ?Sized
 {
 }
@@ -236,6 +240,10 @@ macro_rules! contract_tests {
             webhooks::a_claim_never_holds_a_leased_delivery_nor_one_behind_a_pending_earlier_one,
             webhooks::a_lease_that_runs_out_lets_another_claim_take_the_delivery,
             webhooks::a_dead_letter_is_listed_until_replayed_and_goes_with_its_endpoint,
+            presence::last_seen_reads_back_as_recorded_and_a_user_never_seen_has_none,
+            presence::hiding_last_seen_is_kept_apart_from_the_time,
+            presence::presence_of_a_missing_user_is_missing,
+            presence::contacts_are_the_other_members_of_the_users_conversations_now,
         );
     };
     (@each $fresh:tt; $($module:ident :: $rule:ident),* $(,)?) => {

@@ -7,6 +7,7 @@ mod blocks;
 mod conversations;
 mod delivery;
 mod messages;
+mod presence;
 mod reactions;
 mod reports;
 mod search;
@@ -23,6 +24,7 @@ pub use attachments::{AttachmentService, Served, Swept, Variant};
 pub use conversations::{ConversationService, CreateConversation};
 pub use delivery::DeliveryService;
 pub use messages::{Deleted, MessageService, SendMessage};
+pub use presence::{MAX_PRESENCE_QUERY, PresenceService};
 pub use reactions::ReactionService;
 pub use search::{SearchPage, SearchRequest, SearchResult, SearchService};
 pub use sessions::{RefreshGrant, Refreshed, SessionService, SessionView};
@@ -40,8 +42,8 @@ use crate::message::{Message, MessageView};
 use crate::ports::{
     AdminStore, AttachmentStore, BlobStore, BlockStore, Clock, ConversationStore, DeviceTokens,
     EventPublisher, FeedStore, MediaInspector, MessageStore, PasswordHasher, PresenceDirectory,
-    RateLimiter, ReadReceiptStore, ReportStore, SearchStore, TokenIssuer, TokenRevocations,
-    UserStore,
+    PresenceStore, RateLimiter, ReadReceiptStore, ReportStore, SearchStore, TokenIssuer,
+    TokenRevocations, UserStore,
 };
 use crate::ports::{RefreshTokens, SessionStore};
 use crate::{ConversationId, DomainError, Resource, UserId};
@@ -74,6 +76,10 @@ pub struct Ports {
     /// Login sessions and their refresh tokens.
     pub sessions: Arc<dyn SessionStore>,
     pub refresh_tokens: Arc<dyn RefreshTokens>,
+    /// What is stored of presence: last seen, its privacy, who shares a conversation.
+    pub presence_store: Arc<dyn PresenceStore>,
+    /// Presence events go out at most once per user per this window (zero: every change).
+    pub presence_window: chrono::Duration,
 }
 
 /// What uploads ([`AttachmentService`]) need besides the common ports.
@@ -109,6 +115,8 @@ pub struct ChatServices {
     pub reports: ReportService,
     /// What server admins do.
     pub admin: AdminService,
+    /// Who is online, and their presence events.
+    pub presence: PresenceService,
 }
 
 impl ChatServices {
@@ -129,6 +137,7 @@ impl ChatServices {
             delivery: DeliveryService::new(&ports),
             search: SearchService::new(&ports),
             sessions: SessionService::new(&ports),
+            presence: PresenceService::new(&ports),
         }
     }
 

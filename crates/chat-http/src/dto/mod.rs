@@ -5,6 +5,7 @@ pub mod attachments;
 pub mod conversations;
 pub mod member_state;
 pub mod messages;
+pub mod presence;
 pub mod search;
 pub mod sessions;
 pub mod sync;

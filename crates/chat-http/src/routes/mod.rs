@@ -6,6 +6,7 @@ pub mod conversations;
 pub mod health;
 pub mod member_state;
 pub mod messages;
+pub mod presence;
 pub mod reactions;
 pub mod search;
 pub mod sessions;
@@ -44,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             // Before `admin`, which might otherwise take the `/admin/webhooks` paths.
             .configure(webhooks::configure)
             .configure(admin::configure)
+            .configure(presence::configure)
             .configure(crate::ws::configure),
     );
 }

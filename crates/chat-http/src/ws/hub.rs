@@ -4,11 +4,12 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytestring::ByteString;
 use chat_domain::events::DomainEvent;
-use chat_domain::ports::EventPublisher;
+use chat_domain::ports::{EventPublisher, PresenceDirectory, StoreResult};
+use chat_domain::presence::PresenceStatus;
 use chat_domain::{SessionId, UserId};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, watch};
@@ -31,6 +32,21 @@ struct Connection {
     outbound: mpsc::Sender<ByteString>,
     /// Woken when the connection's queue overflowed: its session closes it (1013).
     overflowed: Arc<Notify>,
+    /// Its client said it is away (a `presence` frame).
+    away: bool,
+}
+
+/// A user's status from their connections on this node.
+fn local_status(connections: &[Connection]) -> PresenceStatus {
+    let away = connections.iter().filter(|c| c.away).count();
+    PresenceStatus::of_sockets(connections.len(), away)
+}
+
+/// Told when a user's status on this node changes (a first socket, a last one closing, all
+/// of them away), with the status before and after. Called outside the hub's locks, on
+/// whichever thread made the change; it must not block.
+pub trait PresenceListener: Send + Sync {
+    fn changed(&self, user: UserId, before: PresenceStatus, after: PresenceStatus);
 }
 
 type Shard = RwLock<HashMap<UserId, Vec<Connection>>>;
@@ -56,6 +72,8 @@ pub struct Hub {
     config: WsConfig,
     /// New messages handed to members' sockets, until the next delivery flush.
     deliveries: DeliveryTracker,
+    /// Told of presence changes, once set.
+    presence: OnceLock<Arc<dyn PresenceListener>>,
 }
 
 /// A connection's place in the hub; dropping it leaves the hub.
@@ -83,7 +101,40 @@ impl Hub {
             shutdown: watch::Sender::new(false),
             config,
             deliveries: DeliveryTracker::default(),
+            presence: OnceLock::new(),
         }
+    }
+
+    /// Sets who is told of presence changes on this node; only the first call counts.
+    pub fn set_presence_listener(&self, listener: Arc<dyn PresenceListener>) {
+        let _ = self.presence.set(listener);
+    }
+
+    fn presence_changed(&self, user: UserId, before: PresenceStatus, after: PresenceStatus) {
+        if before != after
+            && let Some(listener) = self.presence.get()
+        {
+            listener.changed(user, before, after);
+        }
+    }
+
+    /// Marks one of the user's connections away (or not), as its client said.
+    pub fn set_away(&self, user: UserId, id: u64, away: bool) {
+        let (before, after) = {
+            let mut shard = self
+                .shard(user)
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(connections) = shard.get_mut(&user) else {
+                return;
+            };
+            let before = local_status(connections);
+            for connection in connections.iter_mut().filter(|c| c.id == id) {
+                connection.away = away;
+            }
+            (before, local_status(connections))
+        };
+        self.presence_changed(user, before, after);
     }
 
     pub fn config(&self) -> &WsConfig {
@@ -208,15 +259,20 @@ impl Hub {
             revoked: revoked.clone(),
             outbound: tx,
             overflowed: overflowed.clone(),
+            away: false,
         };
-        {
+        let (before, after) = {
             let mut shard = self
                 .shard(user)
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            shard.entry(user).or_default().push(connection);
-        }
+            let connections = shard.entry(user).or_default();
+            let before = local_status(connections);
+            connections.push(connection);
+            (before, local_status(connections))
+        };
         self.count.fetch_add(1, Ordering::Relaxed);
+        self.presence_changed(user, before, after);
         let mut shutdown = self.shutdown.subscribe();
         // A connection registered after the shutdown began still sees it.
         if *shutdown.borrow() {
@@ -337,20 +393,26 @@ impl Hub {
     }
 
     fn unregister(&self, user: UserId, id: u64) {
-        let mut shard = self
-            .shard(user)
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(connections) = shard.get_mut(&user) {
-            let before = connections.len();
+        let (before, after) = {
+            let mut shard = self
+                .shard(user)
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(connections) = shard.get_mut(&user) else {
+                return;
+            };
+            let (count, before) = (connections.len(), local_status(connections));
             connections.retain(|c| c.id != id);
-            if connections.len() < before {
+            if connections.len() < count {
                 self.count.fetch_sub(1, Ordering::Relaxed);
             }
+            let after = local_status(connections);
             if connections.is_empty() {
                 shard.remove(&user);
             }
-        }
+            (before, after)
+        };
+        self.presence_changed(user, before, after);
     }
 }
 
@@ -424,6 +486,31 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.hub.unregister(self.user, self.id);
+    }
+}
+
+/// This node's sockets: the presence directory of a node alone, and this node's part of a
+/// cluster's.
+impl PresenceDirectory for Hub {
+    fn online_among(&self, users: &[UserId]) -> StoreResult<Vec<UserId>> {
+        Ok(self
+            .status_among(users)?
+            .into_iter()
+            .map(|(user, _)| user)
+            .collect())
+    }
+
+    fn status_among(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, PresenceStatus)>> {
+        Ok(users
+            .iter()
+            .filter_map(|user| {
+                let shard = self
+                    .shard(*user)
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                shard.get(user).map(|c| (*user, local_status(c)))
+            })
+            .collect())
     }
 }
 
@@ -599,6 +686,49 @@ mod tests {
         assert!(flagged().await.is_err(), "a queue with room is not flagged");
         hub.deliver(&[alice], &frame);
         assert!(flagged().await.is_ok(), "a full queue is flagged at once");
+    }
+
+    #[derive(Default)]
+    struct Changes(Mutex<Vec<(UserId, PresenceStatus, PresenceStatus)>>);
+
+    impl PresenceListener for Changes {
+        fn changed(&self, user: UserId, before: PresenceStatus, after: PresenceStatus) {
+            self.0.lock().unwrap().push((user, before, after));
+        }
+    }
+
+    #[test]
+    fn a_user_is_online_while_any_socket_is_and_away_only_when_all_say_so() {
+        use PresenceStatus::{Away, Offline, Online};
+        let hub = hub(4);
+        let changes = Arc::new(Changes::default());
+        hub.set_presence_listener(changes.clone());
+        let (alice, bob) = (UserId::new(), UserId::new());
+        let status = |user| hub.status_among(&[user]).unwrap().first().map(|s| s.1);
+        let phone = hub.register(alice, "t");
+        let laptop = hub.register(alice, "t");
+        assert_eq!(status(alice), Some(Online));
+        assert_eq!(status(bob), None);
+        hub.set_away(alice, phone.id(), true);
+        assert_eq!(status(alice), Some(Online), "the laptop is not away");
+        hub.set_away(alice, laptop.id(), true);
+        assert_eq!(status(alice), Some(Away));
+        drop(laptop);
+        assert_eq!(status(alice), Some(Away));
+        hub.set_away(alice, phone.id(), false);
+        drop(phone);
+        assert_eq!(status(alice), None);
+        assert_eq!(hub.online_among(&[alice, bob]).unwrap(), []);
+        assert_eq!(
+            *changes.0.lock().unwrap(),
+            [
+                (alice, Offline, Online),
+                (alice, Online, Away),
+                (alice, Away, Online),
+                (alice, Online, Offline),
+            ],
+            "only changes of status are told"
+        );
     }
 
     #[tokio::test]

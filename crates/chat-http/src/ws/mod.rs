@@ -10,6 +10,7 @@
 pub mod delivery;
 mod error;
 mod hub;
+pub mod presence;
 pub mod protocol;
 mod session;
 mod socket;
@@ -22,7 +23,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use chat_domain::limits::Quota;
 
-pub use hub::{Hub, OpenRefused, Registration, Socket};
+pub use hub::{Hub, OpenRefused, PresenceListener, Registration, Socket};
 pub use user_cap::{MemoryConnectionCap, UserConnectionCap};
 
 use crate::error::ApiError;

@@ -87,6 +87,19 @@ pub enum ClientFrame {
         limit: Option<i64>,
     },
     Ping,
+    /// This socket's presence: `away` (the app is in the background, the user idle) or
+    /// `online` again. The user is away while every socket of theirs says so.
+    Presence {
+        status: ClientPresence,
+    },
+}
+
+/// What a client may say of its own presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientPresence {
+    Online,
+    Away,
 }
 
 fn default_true() -> bool {
@@ -106,6 +119,7 @@ const CLIENT_TYPES: &[&str] = &[
     "unpin",
     "sync",
     "ping",
+    "presence",
 ];
 
 /// Why a client frame was refused; sent back as an `error` frame.
@@ -289,6 +303,16 @@ pub enum ServerFrame {
         user_ids: Vec<Uuid>,
         timestamp: DateTime<Utc>,
     },
+    /// A user who shares a conversation with you came online, went away or offline.
+    Presence {
+        user_id: Uuid,
+        /// `online`, `away` or `offline`.
+        status: &'static str,
+        /// When their last socket closed, for `offline`; null otherwise, or when either of
+        /// you hides it.
+        #[serde(serialize_with = "crate::dto::time::rfc3339_opt")]
+        last_seen_at: Option<DateTime<Utc>>,
+    },
     UserTyping {
         user_id: Uuid,
         conversation_id: Uuid,
@@ -471,6 +495,11 @@ impl ServerFrame {
     pub fn for_event(event: &DomainEvent) -> Option<Self> {
         Some(match event {
             DomainEvent::AccessRevoked { .. } => return None,
+            DomainEvent::PresenceChanged { presence, .. } => ServerFrame::Presence {
+                user_id: presence.user_id.as_uuid(),
+                status: presence.status.as_str(),
+                last_seen_at: presence.last_seen_at,
+            },
             DomainEvent::MessageCreated { message, at, .. } => ServerFrame::NewMessage {
                 seq: message.message.seq.0,
                 message: message.clone().into(),
@@ -677,6 +706,57 @@ impl ServerFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_presence_frame_says_online_or_away_and_nothing_else() {
+        for (text, status) in [
+            (
+                r#"{"type":"presence","status":"away"}"#,
+                ClientPresence::Away,
+            ),
+            (
+                r#"{"type":"presence","status":"online"}"#,
+                ClientPresence::Online,
+            ),
+        ] {
+            assert_eq!(decode(text).unwrap().0, ClientFrame::Presence { status });
+        }
+        for text in [
+            r#"{"type":"presence","status":"offline"}"#,
+            r#"{"type":"presence","status":"Away"}"#,
+            r#"{"type":"presence"}"#,
+            r#"{"type":"presence","status":1,"ref":"r"}"#,
+        ] {
+            assert_eq!(decode(text).unwrap_err().code, "invalid_frame", "{text}");
+        }
+    }
+
+    #[test]
+    fn a_presence_event_shows_last_seen_only_when_it_has_one() {
+        let user = Uuid::nil();
+        let frame = ServerFrame::Presence {
+            user_id: user,
+            status: "online",
+            last_seen_at: None,
+        };
+        assert_eq!(
+            frame.to_text(),
+            format!(
+                r#"{{"type":"presence","user_id":"{user}","status":"online","last_seen_at":null}}"#
+            )
+        );
+        let at: DateTime<Utc> = "2026-12-07T01:02:03Z".parse().unwrap();
+        let frame = ServerFrame::Presence {
+            user_id: user,
+            status: "offline",
+            last_seen_at: Some(at),
+        };
+        assert!(
+            frame
+                .to_text()
+                .ends_with(r#""last_seen_at":"2026-12-07T01:02:03Z"}"#)
+        );
+    }
 
     #[test]
     fn the_resync_frame_names_a_seq_only_when_it_has_one() {

@@ -15,7 +15,7 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 
 use super::error::{SessionError, refuses_token};
-use super::protocol::{ClientFrame, FrameError, ServerFrame, decode, decode_auth};
+use super::protocol::{ClientFrame, ClientPresence, FrameError, ServerFrame, decode, decode_auth};
 use super::socket::{Closed, Incoming, ReceiveError, WsSocket};
 use super::{Registration, Socket, UserConnectionCap};
 use crate::error::ApiError;
@@ -245,7 +245,7 @@ async fn serve(
                         match frame_budget(state, &frames_key, frame_quota) {
                             // Boxed, like the other rare paths: an idle connection's task then
                             // holds only what it waits on, not the largest thing it might do.
-                            Ok(()) => Box::pin(handle_text(state, ws, &mut sends, user, &text)).await,
+                            Ok(()) => Box::pin(handle_text(state, ws, &mut sends, user, registration.id(), &text)).await,
                             Err(detail) => send_error(ws, "rate_limited", &detail, None).await,
                         }
                     }
@@ -428,6 +428,7 @@ async fn handle_text(
     ws: &mut WsSocket,
     sends: &mut Sends,
     user: UserId,
+    connection: u64,
     text: &str,
 ) -> Result<(), Closed> {
     let (frame, reference) = match decode(text) {
@@ -436,6 +437,12 @@ async fn handle_text(
     };
     let outcome = match frame {
         ClientFrame::Ping => return ws.text(ServerFrame::Pong.to_text()).await,
+        // Nothing is answered: the user's contacts hear of a change of status.
+        ClientFrame::Presence { status } => {
+            let away = status == ClientPresence::Away;
+            state.hub.set_away(user, connection, away);
+            return Ok(());
+        }
         ClientFrame::Sync { since_seq, limit } => {
             return sync(state, ws, user, since_seq, limit, reference).await;
         }

@@ -898,6 +898,57 @@ fn cases() -> Vec<Case> {
             admin: 403,
             owner: 403,
         },
+        // Presence (issue #17): an outsider shares no conversation with the owner.
+        Case {
+            name: "user presence",
+            method: Method::GET,
+            template: "/api/v1/users/{user_id}/presence",
+            path: |c, _| format!("/api/v1/users/{}/presence", c.owner.id),
+            body: no_body,
+            // Earlier cases may have brought the shared cast's outsider into a conversation
+            // with the owner.
+            fresh_cast: true,
+            outsider: 404,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
+            name: "presence query",
+            method: Method::POST,
+            template: "/api/v1/presence/query",
+            path: |_, _| "/api/v1/presence/query".into(),
+            body: |c| Some(json!({"user_ids": [c.owner.id]})),
+            fresh_cast: false,
+            outsider: 200,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
+            name: "privacy",
+            method: Method::GET,
+            template: "/api/v1/users/me/privacy",
+            path: |_, _| "/api/v1/users/me/privacy".into(),
+            body: no_body,
+            fresh_cast: false,
+            outsider: 200,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
+        Case {
+            name: "set privacy",
+            method: Method::PUT,
+            template: "/api/v1/users/me/privacy",
+            path: |_, _| "/api/v1/users/me/privacy".into(),
+            body: |_| Some(json!({"hide_last_seen": false})),
+            fresh_cast: false,
+            outsider: 200,
+            member: 200,
+            admin: 200,
+            owner: 200,
+        },
     ]
 }
 

@@ -83,7 +83,12 @@ pub(crate) async fn token(client: &reqwest::Client, base: &str, name: &str) -> (
 }
 
 /// The id of the direct conversation the holder of `token` starts with `other`.
-async fn direct(client: &reqwest::Client, base: &str, token: &str, other: &str) -> String {
+pub(crate) async fn direct(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    other: &str,
+) -> String {
     let conversation: Value = client
         .post(format!("{base}/api/v1/conversations"))
         .bearer_auth(token)

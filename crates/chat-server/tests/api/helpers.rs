@@ -62,6 +62,9 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         s3_allow_http: false,
         refresh_token_ttl: Duration::from_secs(60 * 86_400),
         webhooks: Default::default(),
+        presence_window: Duration::from_secs(5),
+        // Tests of other behaviour count the frames they get; presence has its own tests.
+        presence_events: false,
     }
 }
 

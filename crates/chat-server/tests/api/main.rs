@@ -23,6 +23,7 @@ mod mentions;
 mod messages;
 mod operations;
 mod postgres;
+mod presence;
 mod privacy;
 mod reactions;
 mod realtime;

@@ -17,4 +17,5 @@ mod broker;
 mod delivery;
 mod failover;
 mod ordering;
+mod presence;
 mod sessions;
