@@ -30,6 +30,7 @@ pub use scenario::login::{LoginOptions, LoginReport};
 pub use scenario::presence::{PresenceOptions, PresenceReport};
 pub use scenario::rest::{RestOptions, RestReport};
 pub use scenario::search::{SearchOptions, SearchReport};
+pub use scenario::webhooks::{WebhooksOptions, WebhooksReport};
 
 /// Why a scenario could not run at all (as opposed to failures it measured and reports).
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +175,9 @@ pub enum Scenario {
     /// Seed many messages (the send rate with the search index kept in step), then time
     /// one-word and phrase searches over them.
     Search(SearchOptions),
+    /// The `chat` scenario with a webhook endpoint registered on loopback: how fast
+    /// `message.created` deliveries arrive, their lag, and that none is lost.
+    Webhooks(WebhooksOptions),
     /// Users in groups connect, all drop and all reconnect: presence events received and the
     /// server's CPU time (with `--server-pid`) over the storm.
     Presence(PresenceOptions),
@@ -197,6 +201,7 @@ pub async fn run(cli: &Cli) -> Result<Report, BenchError> {
         Scenario::Files(o) => Report::Files(scenario::files::run(common, o).await?),
         Scenario::Bus(o) => Report::Bus(scenario::bus::run(common, o).await?),
         Scenario::Search(o) => Report::Search(scenario::search::run(common, o).await?),
+        Scenario::Webhooks(o) => Report::Webhooks(scenario::webhooks::run(common, o).await?),
         Scenario::Presence(o) => Report::Presence(scenario::presence::run(common, o).await?),
         Scenario::ConnectionsWorker => {
             return Err(BenchError::Invalid(

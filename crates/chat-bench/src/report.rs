@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::scenario::presence::PresenceReport;
+use crate::scenario::webhooks::WebhooksReport;
 use crate::scenario::{
     bus::BusReport, catchup::CatchupReport, chat::ChatReport, connections::ConnectionsReport,
     fanout::FanoutReport, files::FilesReport, login::LoginReport, rest::RestReport,
@@ -27,6 +28,7 @@ pub enum Report {
     Bus(BusReport),
     Search(SearchReport),
     Presence(PresenceReport),
+    Webhooks(WebhooksReport),
 }
 
 impl Report {
@@ -43,6 +45,7 @@ impl Report {
             Report::Files(r) => r.failures.total(),
             Report::Bus(r) => r.failure_count(),
             Report::Search(r) => r.failures.total(),
+            Report::Webhooks(r) => r.failure_count(),
             Report::Presence(r) => r.failures.total(),
         }
     }
@@ -58,6 +61,7 @@ impl Report {
             Report::Files(r) => r.title(),
             Report::Bus(r) => r.title(),
             Report::Search(r) => r.title(),
+            Report::Webhooks(r) => r.title(),
             Report::Presence(r) => r.title(),
         }
     }
@@ -73,6 +77,7 @@ impl Report {
             Report::Files(r) => r.rows(),
             Report::Bus(r) => r.rows(),
             Report::Search(r) => r.rows(),
+            Report::Webhooks(r) => r.rows(),
             Report::Presence(r) => r.rows(),
         }
     }

@@ -11,6 +11,7 @@ pub mod login;
 pub mod presence;
 pub mod rest;
 pub mod search;
+pub mod webhooks;
 
 use futures_util::{StreamExt, stream};
 
