@@ -30,6 +30,11 @@ fn free_port() -> u16 {
 }
 
 pub(crate) async fn start(db: &Path) -> Server {
+    start_with(db, &[]).await
+}
+
+/// [`start`] with more environment variables for the server.
+pub(crate) async fn start_with(db: &Path, env: &[(&str, &str)]) -> Server {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .env("CHAT_BIND", format!("127.0.0.1:{port}"))
@@ -38,6 +43,7 @@ pub(crate) async fn start(db: &Path) -> Server {
         .env("CHAT_BCRYPT_COST", "4")
         .env("CHAT_RATE_LIMITS", "false")
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

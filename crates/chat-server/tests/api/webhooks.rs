@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +22,7 @@ use chat_sqlite::{Database, SqliteOptions, SqliteStore};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::binary::{Server, start_with, token};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with, test_config};
 
 const HOOK_SECRET: &str = "whsec_end_to_end_0123456789";
@@ -500,80 +501,18 @@ async fn admins_register_list_and_remove_endpoints_and_replay_dead_letters() {
 
 // The binary, killed mid-dispatch.
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// The binary, with a dispatcher quick enough for a test: it polls often, and a delivery
+/// cut off by the SIGKILL is sent again a second later.
 async fn start(db: &Path) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .env("CHAT_BIND", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", db)
-        .env(
-            "CHAT_JWT_SECRET",
-            "webhook-crash-test-secret-long-enough-0123456789",
-        )
-        .env("CHAT_BCRYPT_COST", "4")
-        .env("CHAT_RATE_LIMITS", "false")
-        .env("CHAT_WEBHOOK_POLL_INTERVAL", "10ms")
-        .env("CHAT_WEBHOOK_LEASE", "1s")
-        .env("CHAT_WEBHOOK_TIMEOUT", "300ms")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the server binary starts");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if let Ok(response) = client.get(format!("{}/health", server.base)).send().await
-            && response.status() == StatusCode::OK
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut child = server.child;
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the server did not become healthy");
-}
-
-async fn sign_up(client: &reqwest::Client, base: &str, name: &str) -> (String, String) {
-    let user: Value = client
-        .post(format!("{base}/api/v1/auth/signup"))
-        .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"username": name, "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (
-        user["id"].as_str().unwrap().to_owned(),
-        login["access_token"].as_str().unwrap().to_owned(),
+    start_with(
+        db,
+        &[
+            ("CHAT_WEBHOOK_POLL_INTERVAL", "10ms"),
+            ("CHAT_WEBHOOK_LEASE", "1s"),
+            ("CHAT_WEBHOOK_TIMEOUT", "300ms"),
+        ],
     )
+    .await
 }
 
 #[tokio::test]
@@ -584,8 +523,8 @@ async fn a_sigkill_mid_dispatch_loses_no_event_and_a_repeat_keeps_its_id() {
     register(&db, &receiver.url);
     let server = start(&db).await;
     let client = reqwest::Client::new();
-    let (_, alice) = sign_up(&client, &server.base, "alice").await;
-    let (bob, _) = sign_up(&client, &server.base, "bob").await;
+    let (_, alice) = token(&client, &server.base, "alice").await;
+    let (bob, _) = token(&client, &server.base, "bob").await;
     let conversation: Value = client
         .post(format!("{}/api/v1/conversations", server.base))
         .bearer_auth(&alice)
