@@ -347,7 +347,8 @@ async fn a_server_that_is_not_there_is_a_setup_error_not_a_result() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mass_reconnect_is_measured_and_sends_each_co_member_at_most_two_events_per_user() {
-    let server = start_server_with(&["--presence-window", "0"]).await;
+    let server =
+        start_server_with(&["--presence-window", "0", "--presence-offline-after", "0"]).await;
     let options = PresenceOptions {
         users: 6,
         group_size: 3,

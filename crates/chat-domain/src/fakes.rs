@@ -2396,6 +2396,7 @@ impl World {
             refresh_tokens: Arc::new(FakeRefreshTokens::default()),
             presence_store: store.clone(),
             presence_window,
+            presence_offline_after: Duration::zero(),
         };
         let attachments = AttachmentService::new(
             &ports,

@@ -105,11 +105,19 @@ pub fn view(
 /// window is announced nothing at all, which is what turns a reconnect storm into silence.
 /// Since a change waits a whole window after the announcement before it, announcements of
 /// one user are at least a window apart. With a window of zero every change is due at
-/// once. Pure state, no clock of its own: the caller passes the time, so tests run on a
-/// fake one.
+/// once.
+///
+/// Going offline waits longer: a user whose change is due while they are offline is held
+/// until the change is [`Self::with_offline_after`] old (30 s in the server), and announced
+/// only if still offline then. A reconnect storm whose clients take longer than the window
+/// to come back (19,000 users took 22 s on the 2-core machine of docs/benchmarks.md) is then
+/// still silent, as chat apps that show a dropped user as online for a while are; reads of
+/// presence over REST are never held back. Pure state, no clock of its own: the caller
+/// passes the time, so tests run on a fake one.
 #[derive(Debug)]
 pub struct Coalescer {
     window: Duration,
+    offline_after: Duration,
     users: HashMap<UserId, Slot>,
 }
 
@@ -118,16 +126,35 @@ struct Slot {
     /// The status the audience last saw: the last one announced, or the one before the
     /// first change noted since.
     announced: PresenceStatus,
-    /// When the first change not yet announced was noted; `None` when nothing waits.
-    pending_since: Option<DateTime<Utc>>,
+    /// When the first change not yet announced was noted, and when it is due; `None` when
+    /// nothing waits.
+    pending: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// A user whose change is due (see [`Coalescer::due`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    pub user: UserId,
+    /// What the audience last saw.
+    pub last: PresenceStatus,
+    /// When the change was first noted.
+    pub since: DateTime<Utc>,
 }
 
 impl Coalescer {
     pub fn new(window: Duration) -> Self {
         Self {
             window: window.max(Duration::zero()),
+            offline_after: Duration::zero(),
             users: HashMap::new(),
         }
+    }
+
+    /// Holds a change to offline until it is `offline_after` old (never less than the
+    /// window).
+    pub fn with_offline_after(mut self, offline_after: Duration) -> Self {
+        self.offline_after = offline_after.max(Duration::zero());
+        self
     }
 
     pub fn window(&self) -> Duration {
@@ -138,32 +165,62 @@ impl Coalescer {
     /// just before the change, which the audience is taken to have seen when nothing of
     /// theirs is waiting already.
     pub fn note(&mut self, user: UserId, before: PresenceStatus, now: DateTime<Utc>) {
+        let window = self.window;
         self.users
             .entry(user)
             .or_insert(Slot {
                 announced: before,
-                pending_since: None,
+                pending: None,
             })
-            .pending_since
-            .get_or_insert(now);
+            .pending
+            .get_or_insert((now, now + window));
     }
 
     /// The users whose change may be announced at `now`, each with the status the audience
     /// last saw. They wait no more; the caller reports what it announced with
     /// [`Self::announced`]. Users with nothing waiting are forgotten (their next change
     /// brings its own `before`), so the state holds only users changing now.
-    pub fn due(&mut self, now: DateTime<Utc>) -> Vec<(UserId, PresenceStatus)> {
-        let window = self.window;
+    pub fn due(&mut self, now: DateTime<Utc>) -> Vec<Due> {
         let mut due = Vec::new();
-        self.users.retain(|user, slot| match slot.pending_since {
-            Some(since) if now >= since + window => {
-                due.push((*user, slot.announced));
+        self.users.retain(|user, slot| match slot.pending {
+            Some((since, at)) if now >= at => {
+                due.push(Due {
+                    user: *user,
+                    last: slot.announced,
+                    since,
+                });
                 false
             }
             Some(_) => true,
             None => false,
         });
         due
+    }
+
+    /// What to announce for a due user whose status is now `status`: nothing when the
+    /// audience saw it already, nothing yet when it is offline and the change is younger than
+    /// the offline wait (the user is held until then), else the status.
+    pub fn decide(
+        &mut self,
+        due: Due,
+        status: PresenceStatus,
+        now: DateTime<Utc>,
+    ) -> Option<PresenceStatus> {
+        if status == due.last {
+            return None;
+        }
+        let until = due.since + self.offline_after;
+        if status == PresenceStatus::Offline && now < until {
+            self.users.insert(
+                due.user,
+                Slot {
+                    announced: due.last,
+                    pending: Some((due.since, until)),
+                },
+            );
+            return None;
+        }
+        Some(status)
     }
 
     /// Records that `status` was announced for `user` (or is what the audience saw): a
@@ -202,14 +259,38 @@ mod tests {
         current: impl Fn(UserId) -> PresenceStatus,
     ) -> Vec<(UserId, PresenceStatus)> {
         let mut sent = Vec::new();
-        for (user, last) in coalescer.due(now) {
-            let status = current(user);
-            if status != last {
-                coalescer.announced(user, status);
-                sent.push((user, status));
+        for due in coalescer.due(now) {
+            if let Some(status) = coalescer.decide(due, current(due.user), now) {
+                coalescer.announced(due.user, status);
+                sent.push((due.user, status));
             }
         }
         sent
+    }
+
+    #[test]
+    fn going_offline_is_held_until_the_offline_wait_and_a_return_before_it_sends_nothing() {
+        let mut c = Coalescer::new(Duration::seconds(5)).with_offline_after(Duration::seconds(30));
+        let (alice, bob) = (UserId::new(), UserId::new());
+        c.note(alice, Online, at(0));
+        c.note(bob, Online, at(0));
+        // Both dropped: due after the window, but held while offline.
+        assert!(flush(&mut c, at(5), |_| Offline).is_empty());
+        assert_eq!(c.len(), 2, "held, not forgotten");
+        // Alice is back at 20 s; bob is not.
+        c.note(alice, Offline, at(20));
+        assert!(flush(&mut c, at(29), |_| Offline).is_empty());
+        let back = |u: UserId| if u == alice { Online } else { Offline };
+        assert_eq!(flush(&mut c, at(30), back), [(bob, Offline)]);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn coming_online_is_not_held_by_the_offline_wait() {
+        let mut c = Coalescer::new(Duration::seconds(5)).with_offline_after(Duration::seconds(30));
+        let alice = UserId::new();
+        c.note(alice, Offline, at(0));
+        assert_eq!(flush(&mut c, at(5), |_| Online), [(alice, Online)]);
     }
 
     #[test]

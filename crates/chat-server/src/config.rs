@@ -215,6 +215,12 @@ pub struct Config {
     #[arg(long, env = "CHAT_PRESENCE_WINDOW", default_value = "5s", value_parser = parse_duration)]
     pub presence_window: Duration,
 
+    /// A user whose sockets all closed is announced `offline` only once they have been
+    /// offline this long (never sooner than the window), so that clients reconnecting after
+    /// a network drop or a server restart announce nothing; `0` announces it with the window.
+    #[arg(long, env = "CHAT_PRESENCE_OFFLINE_AFTER", default_value = "30s", value_parser = parse_duration)]
+    pub presence_offline_after: Duration,
+
     /// Send `presence` events to those who share a conversation; `false` keeps presence
     /// readable over REST only.
     #[arg(long, env = "CHAT_PRESENCE_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -394,6 +400,7 @@ mod tests {
         assert_eq!(cli.config.upload_max_bytes, 25 * 1024 * 1024);
         assert_eq!(cli.config.upload_quota_bytes, 1024 * 1024 * 1024);
         assert_eq!(cli.config.presence_window, Duration::from_secs(5));
+        assert_eq!(cli.config.presence_offline_after, Duration::from_secs(30));
         assert!(cli.config.presence_events);
         assert_eq!(cli.config.data_dir(), std::path::Path::new("chatd-data"));
         assert!(!cli.config.s3_allow_http);

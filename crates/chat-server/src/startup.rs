@@ -428,6 +428,8 @@ impl Application {
             presence_store: stores.presence,
             presence_window: chrono::Duration::from_std(config.presence_window)
                 .map_err(|e| StartupError::Config(format!("presence window: {e}")))?,
+            presence_offline_after: chrono::Duration::from_std(config.presence_offline_after)
+                .map_err(|e| StartupError::Config(format!("presence offline wait: {e}")))?,
         };
         let uploads = uploads(&config, &ports, stores.attachments).await?;
         let webhooks = webhook_service(&config, &ports, stores.outbox, stores.webhooks)?;

@@ -80,6 +80,9 @@ pub struct Ports {
     pub presence_store: Arc<dyn PresenceStore>,
     /// Presence events go out at most once per user per this window (zero: every change).
     pub presence_window: chrono::Duration,
+    /// A user gone offline is announced only once offline this long (a reconnect within it
+    /// announces nothing).
+    pub presence_offline_after: chrono::Duration,
 }
 
 /// What uploads ([`AttachmentService`]) need besides the common ports.

@@ -37,7 +37,10 @@ impl PresenceService {
             blocks: ports.blocks.clone(),
             events: ports.events.clone(),
             clock: ports.clock.clone(),
-            coalescer: Arc::new(Mutex::new(Coalescer::new(ports.presence_window))),
+            coalescer: Arc::new(Mutex::new(
+                Coalescer::new(ports.presence_window)
+                    .with_offline_after(ports.presence_offline_after),
+            )),
         }
     }
 
@@ -77,27 +80,28 @@ impl PresenceService {
         if due.is_empty() {
             return Ok(0);
         }
-        let users: Vec<UserId> = due.iter().map(|(user, _)| *user).collect();
+        let users: Vec<UserId> = due.iter().map(|d| d.user).collect();
         let statuses = match self.statuses(&users) {
             Ok(statuses) => statuses,
             Err(error) => {
                 let mut coalescer = self.coalescer();
-                for (user, last) in due {
-                    coalescer.note(user, last, now);
+                for d in due {
+                    coalescer.note(d.user, d.last, now);
                 }
                 return Err(error);
             }
         };
         let mut announced = 0;
         let mut failure = None;
-        for (user, last) in due {
+        for d in due {
+            let (user, last) = (d.user, d.last);
             let status = statuses
                 .get(&user)
                 .copied()
                 .unwrap_or(PresenceStatus::Offline);
-            if status == last {
+            let Some(status) = self.coalescer().decide(d, status, now) else {
                 continue;
-            }
+            };
             match self.announce(user, status, now) {
                 Ok(()) => {
                     self.coalescer().announced(user, status);

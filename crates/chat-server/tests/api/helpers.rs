@@ -63,6 +63,7 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         refresh_token_ttl: Duration::from_secs(60 * 86_400),
         webhooks: Default::default(),
         presence_window: Duration::from_secs(5),
+        presence_offline_after: Duration::ZERO,
         // Tests of other behaviour count the frames they get; presence has its own tests.
         presence_events: false,
     }

@@ -144,6 +144,8 @@ impl Node {
             // The heartbeat re-checks tokens every interval; keep it long so that only the
             // bus can close a revoked token's socket within a test's patience.
             .env("CHAT_WS_PING_INTERVAL", "30s")
+            // Going offline is announced with the window, not 30 s later.
+            .env("CHAT_PRESENCE_OFFLINE_AFTER", "0s")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log_file)
