@@ -1,0 +1,355 @@
+//! The REST client's core: the base URL, the session's tokens and the one request path every
+//! route goes through.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio::sync::{Mutex, RwLock};
+use url::Url;
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::types::{Me, Tokens};
+
+/// How long before its expiry an access token is refreshed rather than used.
+const REFRESH_AHEAD: Duration = Duration::from_secs(30);
+
+/// A chatd server and, once logged in, one session on it. Cheap to clone: clones share the
+/// connection pool and the session, so a refresh by one is seen by all.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    /// The server's base URL, ending in `/`.
+    base: Url,
+    session: RwLock<Option<Session>>,
+    /// Held while redeeming the refresh token: it is single use, and two concurrent
+    /// redemptions of the same token would end the session (the server takes the second
+    /// for a stolen token).
+    refreshing: Mutex<()>,
+}
+
+/// A login session's tokens.
+#[derive(Clone)]
+pub struct Session {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub session_id: Uuid,
+    /// When the access token expires, by this process's clock.
+    pub expires_at: Instant,
+}
+
+impl std::fmt::Debug for Session {
+    // Tokens are credentials: never in a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("session_id", &self.session_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<Tokens> for Session {
+    fn from(tokens: Tokens) -> Self {
+        Self {
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            session_id: tokens.session_id,
+            expires_at: Instant::now() + Duration::from_secs(tokens.expires_in.max(0) as u64),
+        }
+    }
+}
+
+impl Client {
+    /// A client of the server at `base_url` (`http://127.0.0.1:8000`), not logged in.
+    pub fn new(base_url: &str) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()?;
+        Self::with_http(base_url, http)
+    }
+
+    /// Like [`Client::new`], with an HTTP client of your own (timeouts, proxies, pool size).
+    pub fn with_http(base_url: &str, http: reqwest::Client) -> Result<Self, Error> {
+        let mut base = Url::parse(base_url).map_err(|e| Error::InvalidUrl(e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(Error::InvalidUrl(format!(
+                "{base_url} is not an http or https URL"
+            )));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                session: RwLock::new(None),
+                refreshing: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base
+    }
+
+    /// The URL of `path` (relative, such as `api/v1/conversations`) on the server.
+    pub fn url(&self, path: &str) -> Url {
+        self.inner
+            .base
+            .join(path.trim_start_matches('/'))
+            .expect("a relative path joins a base URL")
+    }
+
+    /// The WebSocket gateway's URL (`ws://` or `wss://`).
+    pub fn websocket_url(&self) -> Url {
+        let mut url = self.url("api/v1/ws");
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        url.set_scheme(scheme)
+            .expect("ws and wss replace http and https");
+        url
+    }
+
+    /// The HTTP client requests go through.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// The current session, if logged in.
+    pub async fn session(&self) -> Option<Session> {
+        self.inner.session.read().await.clone()
+    }
+
+    /// Uses a session obtained elsewhere (stored by the app from an earlier run).
+    pub async fn set_session(&self, session: Option<Session>) {
+        *self.inner.session.write().await = session;
+    }
+
+    /// Logs in with a username and password, starting a session named after this client.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Session, Error> {
+        let body = json!({
+            "username": username,
+            "password": password,
+            "device_name": "chat-client",
+        });
+        let response = self
+            .send(self.http().post(self.url("api/v1/auth/login")).json(&body))
+            .await?;
+        let session = Session::from(decode::<Tokens>(response).await?);
+        self.set_session(Some(session.clone())).await;
+        Ok(session)
+    }
+
+    /// Ends this session on the server (its tokens stop working at once, its sockets close)
+    /// and forgets it here.
+    pub async fn logout(&self) -> Result<(), Error> {
+        self.call_empty(Method::POST, "api/v1/auth/logout", None::<&()>)
+            .await?;
+        self.set_session(None).await;
+        Ok(())
+    }
+
+    /// Ends every other session of your account; answers how many ended.
+    pub async fn revoke_other_sessions(&self) -> Result<usize, Error> {
+        #[derive(serde::Deserialize)]
+        struct Revoked {
+            ended: usize,
+        }
+        let revoked: Revoked = self
+            .call(
+                Method::POST,
+                "api/v1/auth/sessions/revoke-others",
+                None::<&()>,
+            )
+            .await?;
+        Ok(revoked.ended)
+    }
+
+    /// Your account; also a cheap check that the session works.
+    pub async fn me(&self) -> Result<Me, Error> {
+        self.get("api/v1/auth/me").await
+    }
+
+    /// An access token that is good for at least a little while: the current one, or a fresh
+    /// one from the refresh token when it is about to expire. For the WebSocket handshake
+    /// and for requests made outside this client.
+    pub async fn access_token(&self) -> Result<String, Error> {
+        let session = self.session().await.ok_or(Error::NotLoggedIn)?;
+        if session.expires_at > Instant::now() + REFRESH_AHEAD {
+            return Ok(session.access_token);
+        }
+        self.refresh_from(&session.refresh_token).await
+    }
+
+    /// Redeems the refresh token now, for a new access token and refresh token.
+    pub async fn refresh(&self) -> Result<(), Error> {
+        let session = self.session().await.ok_or(Error::NotLoggedIn)?;
+        self.refresh_from(&session.refresh_token).await.map(drop)
+    }
+
+    /// Redeems `spent` unless another task already has (then its result is used): the
+    /// refresh token is single use.
+    async fn refresh_from(&self, spent: &str) -> Result<String, Error> {
+        let _one_at_a_time = self.inner.refreshing.lock().await;
+        if let Some(current) = self.session().await
+            && current.refresh_token != spent
+        {
+            return Ok(current.access_token);
+        }
+        let response = self
+            .send(
+                self.http()
+                    .post(self.url("api/v1/auth/refresh"))
+                    .json(&json!({ "refresh_token": spent })),
+            )
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => {
+                if error.status() == Some(401) {
+                    // The session has ended (logged out, revoked, or the token was reused).
+                    self.set_session(None).await;
+                }
+                return Err(error);
+            }
+        };
+        let session = Session::from(decode::<Tokens>(response).await?);
+        let access = session.access_token.clone();
+        self.set_session(Some(session)).await;
+        Ok(access)
+    }
+
+    /// `GET path` as the session's user, decoded.
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        decode(self.authorized(Method::GET, path, None::<&()>).await?).await
+    }
+
+    /// A request with a JSON body (or none) as the session's user, decoded.
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, Error> {
+        decode(self.authorized(method, path, body).await?).await
+    }
+
+    /// A request as the session's user, whose answer has no body worth decoding.
+    pub(crate) async fn call_empty(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<(), Error> {
+        self.authorized(method, path, body).await.map(drop)
+    }
+
+    /// Sends a request with the access token; if the server says the token has expired (the
+    /// clocks disagree, or the process slept), refreshes and sends it once more.
+    pub(crate) async fn authorized(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<Response, Error> {
+        let build = |token: &str| {
+            let request = self
+                .http()
+                .request(method.clone(), self.url(path))
+                .bearer_auth(token);
+            match body {
+                Some(body) => request.json(body),
+                None => request,
+            }
+        };
+        let token = self.access_token().await?;
+        match self.send(build(&token)).await {
+            Err(error) if error.code() == Some("token_expired") => {
+                let fresh = self.refresh_from_token(&token).await?;
+                self.send(build(&fresh)).await
+            }
+            other => other,
+        }
+    }
+
+    /// Refreshes after `rejected` was refused as expired, unless another task already has.
+    async fn refresh_from_token(&self, rejected: &str) -> Result<String, Error> {
+        let session = self.session().await.ok_or(Error::NotLoggedIn)?;
+        if session.access_token != rejected {
+            return Ok(session.access_token);
+        }
+        self.refresh_from(&session.refresh_token).await
+    }
+
+    /// Sends a request; a non-success answer becomes [`Error::Api`].
+    pub(crate) async fn send(&self, request: RequestBuilder) -> Result<Response, Error> {
+        let response = request.send().await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(api_error(response).await)
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.inner.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer's JSON body as `T`.
+pub(crate) async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, Error> {
+    let bytes = response.bytes().await?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()))
+}
+
+/// An error answer as [`Error::Api`]: the API's `{"detail", "code"}` body, or the status's
+/// reason when the body is something else (a proxy's HTML page).
+async fn api_error(response: Response) -> Error {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        detail: String,
+        code: String,
+    }
+    let status = response.status();
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.bytes().await.unwrap_or_default();
+    let (detail, code) = match serde_json::from_slice::<Body>(&body) {
+        Ok(body) => (body.detail, body.code),
+        Err(_) => (
+            status.canonical_reason().unwrap_or("error").to_owned(),
+            fallback_code(status),
+        ),
+    };
+    Error::Api {
+        status: status.as_u16(),
+        code,
+        detail,
+        request_id,
+    }
+}
+
+fn fallback_code(status: StatusCode) -> String {
+    if status.is_server_error() {
+        "internal_error".into()
+    } else {
+        format!("http_{}", status.as_u16())
+    }
+}
