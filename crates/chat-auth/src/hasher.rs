@@ -62,7 +62,10 @@ impl<H> BoundedHasher<H> {
         }
     }
 
+    /// Runs `work` once a slot is free; the wait for it is reported as
+    /// `chatd_password_hash_queue_wait_seconds`.
     fn with_slot<T>(&self, work: impl FnOnce(&H) -> T) -> T {
+        let queued = std::time::Instant::now();
         {
             let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
             while *running >= self.limit {
@@ -73,6 +76,8 @@ impl<H> BoundedHasher<H> {
             }
             *running += 1;
         }
+        metrics::histogram!("chatd_password_hash_queue_wait_seconds")
+            .record(queued.elapsed().as_secs_f64());
         let result = work(&self.inner);
         *self.running.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
         self.freed.notify_one();

@@ -91,16 +91,19 @@ pub fn json_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
                 .replace([' ', '-'], "_"),
         };
         let detail = status.canonical_reason().unwrap_or("error").to_owned();
-        let allow = res.response().headers().get(header::ALLOW).cloned();
-        let (req, _) = res.into_parts();
+        // The headers stay (`Allow`, CORS, security headers); only the body is replaced.
+        let (req, old) = res.into_parts();
         let mut response = HttpResponse::build(status);
-        if let Some(allow) = allow {
-            response.insert_header((header::ALLOW, allow));
+        for (name, value) in old.headers() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                response.append_header((name.clone(), value.clone()));
+            }
         }
         let response = response.json(ErrorBody {
             detail,
             code,
             errors: None,
+            request_id: None,
         });
         Ok(ErrorHandlerResponse::Response(
             ServiceResponse::new(req, response).map_into_right_body(),

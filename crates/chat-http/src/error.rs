@@ -22,6 +22,11 @@ pub struct ErrorBody {
     /// For validation errors (422): every field that failed and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldErrorBody>>,
+    /// The request's id, as in its `X-Request-Id` response header: quote it when reporting a
+    /// problem. Filled in by [`crate::request_id::assign`] on the way out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "3f1c2a9e-5d0b-4f7a-9c41-2b8e6d7a1f03")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -91,6 +96,7 @@ impl ApiError {
             detail: self.detail.clone(),
             code: self.code.into(),
             errors: self.errors.clone(),
+            request_id: None,
         }
     }
 }

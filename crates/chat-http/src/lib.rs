@@ -7,11 +7,14 @@
 pub mod app;
 pub mod auth;
 pub mod auth_cache;
+pub mod browser;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
+pub mod request_id;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -13,19 +13,19 @@ use actix_http::{HttpService, KeepAlive};
 use actix_server::GracefulShutdownSignal;
 use actix_service::{IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt, map_config};
 use actix_web::dev::AppConfig;
-use actix_web::middleware::Logger;
+use actix_web::middleware::{Logger, from_fn};
 use actix_web::{App, web};
 use tokio::net::TcpStream;
 
 use crate::state::AppState;
 use crate::ws::upgrade;
 
-/// The request logger: one line a request with its status, size and duration. Its request
-/// line has the values of token query parameters redacted (see [`redact_query`]).
+/// The request logger: one line a request with its status, size, duration and request id
+/// (the id [`crate::request_id::assign`] settled, read from the request's header). Its
+/// request line has the values of token query parameters redacted (see [`redact_query`]).
 pub fn request_logger() -> Logger {
-    Logger::new("%a \"%{request_line}xi\" %s %b %Dms").custom_request_replace(
-        "request_line",
-        |req| {
+    Logger::new("%a \"%{request_line}xi\" %s %b %Dms request_id=%{x-request-id}i")
+        .custom_request_replace("request_line", |req| {
             let query = req.query_string();
             if query.is_empty() {
                 format!("{} {} {:?}", req.method(), req.path(), req.version())
@@ -38,8 +38,7 @@ pub fn request_logger() -> Logger {
                     req.version()
                 )
             }
-        },
-    )
+        })
 }
 
 /// Query parameters whose values are credentials, compared without regard to case.
@@ -84,9 +83,17 @@ pub fn service(
     shutdown: GracefulShutdownSignal,
 ) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = DispatchError, InitError = ()>
 {
+    let cors = crate::browser::cors(&state.hub.config().allowed_origins);
+    // Outermost last. The slash is trimmed before anything reads the path; the request id is
+    // settled before anything logs; metrics see the final status; CORS headers are added to
+    // error responses too, so a page can read them.
     let app = App::new()
-        .wrap(crate::json_errors())
+        .wrap(cors)
         .wrap(request_logger())
+        .wrap(crate::json_errors())
+        .wrap(crate::browser::security_headers())
+        .wrap(from_fn(crate::metrics::record_requests))
+        .wrap(from_fn(crate::request_id::assign))
         .wrap_fn(|mut req, service| {
             crate::app::trim_trailing_slash(&mut req);
             service.call(req)
@@ -177,5 +184,70 @@ mod tests {
             .unwrap_or_else(|| panic!("no request line in {lines:?}"));
         assert!(!line.contains("SECRETPAYLOAD"), "{line}");
         assert!(line.contains("token=REDACTED&x=1"), "{line}");
+    }
+
+    /// A `tracing` writer into a buffer the test reads.
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[actix_web::test]
+    async fn every_log_line_of_a_request_carries_its_id() {
+        let lines = captured();
+        let traced = Buffer::default();
+        let writer = traced.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let app = actix_test::init_service(
+            App::new()
+                .wrap(request_logger())
+                .wrap(from_fn(crate::request_id::assign))
+                .route(
+                    "/traced",
+                    web::get().to(|| async {
+                        tracing::warn!("inside the handler");
+                        actix_web::HttpResponse::NoContent().finish()
+                    }),
+                ),
+        )
+        .await;
+        let request = actix_test::TestRequest::get()
+            .uri("/traced")
+            .insert_header(("X-Request-Id", "log-me-7"))
+            .to_request();
+        let response = actix_test::call_service(&app, request).await;
+        assert_eq!(response.headers().get("x-request-id").unwrap(), "log-me-7");
+        drop(response);
+
+        let traced = String::from_utf8(traced.0.lock().unwrap().clone()).unwrap();
+        let handler_line = traced
+            .lines()
+            .find(|line| line.contains("inside the handler"))
+            .unwrap_or_else(|| panic!("no handler line in {traced}"));
+        assert!(
+            handler_line.contains("request_id=log-me-7"),
+            "{handler_line}"
+        );
+        let lines = lines.lock().unwrap();
+        let request_line = lines
+            .iter()
+            .find(|line| line.contains("GET /traced"))
+            .unwrap_or_else(|| panic!("no request line in {lines:?}"));
+        assert!(
+            request_line.contains("request_id=log-me-7"),
+            "{request_line}"
+        );
     }
 }

@@ -213,6 +213,7 @@ impl Shared {
     }
 
     fn dropped_one(&self) {
+        metrics::counter!("chatd_bus_publish_failures_total").increment(1);
         self.dropped.fetch_add(1, Ordering::Relaxed);
         self.first_drop
             .lock()
@@ -395,10 +396,13 @@ async fn publish_loop(
     shared: Arc<Shared>,
 ) {
     while let Some(bytes) = queue.recv().await {
-        if let Err(error) = client.publish(subject.clone(), bytes.into()).await {
-            shared.dropped_one();
-            shared.owe_resync.store(true, Ordering::Release);
-            tracing::warn!(%error, "an event could not be published");
+        match client.publish(subject.clone(), bytes.into()).await {
+            Ok(()) => metrics::counter!("chatd_bus_published_total").increment(1),
+            Err(error) => {
+                shared.dropped_one();
+                shared.owe_resync.store(true, Ordering::Release);
+                tracing::warn!(%error, "an event could not be published");
+            }
         }
         if shared.owe_resync.swap(false, Ordering::AcqRel) {
             let first_drop = shared
@@ -440,6 +444,7 @@ async fn subscribe_loop(
         match envelope.body {
             Body::Event(wire) => match DomainEvent::try_from(wire) {
                 Ok(event) => {
+                    metrics::counter!("chatd_bus_received_total").increment(1);
                     shared.saw(&event);
                     local.publish(event);
                 }

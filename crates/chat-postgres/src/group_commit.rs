@@ -93,13 +93,29 @@ fn commit_loop(
             db.write(|conn| append_batch(conn, &messages))
         }))
         .unwrap_or(Err(StorageError::Panicked("the batch writer")));
+        let took = started.elapsed();
+        metrics::histogram!("chatd_commit_batch_size").record(batch.len() as f64);
+        metrics::histogram!("chatd_commit_duration_seconds").record(took.as_secs_f64());
         tracing::trace!(
             appends = batch.len(),
-            micros = started.elapsed().as_micros() as u64,
+            micros = took.as_micros() as u64,
             "group commit"
         );
         match written {
             Ok(results) => {
+                let stored = results
+                    .iter()
+                    .filter(|result| {
+                        matches!(
+                            result,
+                            Ok(AppendOutcome {
+                                appended: chat_domain::message::Appended::Created(_),
+                                ..
+                            })
+                        )
+                    })
+                    .count();
+                metrics::counter!("chatd_messages_stored_total").increment(stored as u64);
                 for (job, result) in batch.into_iter().zip(results) {
                     finish(job.done, result);
                 }

@@ -27,6 +27,21 @@ impl Default for PgOptions {
     }
 }
 
+/// Reports the pool's checkouts to the metrics recorder: how long each wait for a connection
+/// took (`chatd_db_pool_wait_seconds`) and how many waits gave up (`chatd_db_pool_timeouts_total`).
+#[derive(Debug)]
+struct PoolMetrics;
+
+impl diesel::r2d2::HandleEvent for PoolMetrics {
+    fn handle_checkout(&self, event: diesel::r2d2::event::CheckoutEvent) {
+        metrics::histogram!("chatd_db_pool_wait_seconds").record(event.duration().as_secs_f64());
+    }
+
+    fn handle_timeout(&self, _event: diesel::r2d2::event::TimeoutEvent) {
+        metrics::counter!("chatd_db_pool_timeouts_total").increment(1);
+    }
+}
+
 /// A PostgreSQL database shared by every node: a pool of connections. Unlike SQLite there is
 /// no writer lock in the process: PostgreSQL serialises what must be, with row locks that
 /// other nodes' transactions respect as well.
@@ -43,6 +58,7 @@ impl PgDatabase {
             .max_size(options.pool_size.max(1))
             .min_idle(Some(1))
             .connection_timeout(options.connection_timeout)
+            .event_handler(Box::new(PoolMetrics))
             .build(ConnectionManager::<PgConnection>::new(url))?;
         Ok(Self {
             pool,

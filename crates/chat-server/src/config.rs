@@ -150,6 +150,12 @@ pub struct Config {
     #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Address and port of the Prometheus scrape endpoint, `GET /metrics` (e.g.
+    /// `127.0.0.1:9100`): a listener of its own, never the public one, so metrics are not
+    /// public by accident. Unset: no metrics are kept and nothing more listens.
+    #[arg(long, env = "CHAT_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
+
     /// Log lines as `text` (coloured only on a terminal) or `json` (one object a line).
     #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -397,6 +403,7 @@ mod tests {
         assert_eq!(cli.config.max_pending_connections_per_address, 32);
         assert_eq!(cli.config.conversations_per_minute, 20);
         assert_eq!(cli.config.bus_url, None);
+        assert_eq!(cli.config.metrics_bind, None);
         assert_eq!(cli.config.upload_max_bytes, 25 * 1024 * 1024);
         assert_eq!(cli.config.upload_quota_bytes, 1024 * 1024 * 1024);
         assert_eq!(cli.config.presence_window, Duration::from_secs(5));

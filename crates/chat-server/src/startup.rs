@@ -347,10 +347,32 @@ fn dispatch_webhooks(
     }
 }
 
+/// The metrics listener on `address` (`CHAT_METRICS_BIND`), running; installs the
+/// process's metrics recorder first (once: later servers in the process share it).
+fn metrics_server(address: &str, hub: Arc<Hub>) -> Result<MetricsServer, StartupError> {
+    let handle = chat_http::metrics::install_recorder()
+        .map_err(|e| StartupError::Config(format!("metrics: {e}")))?;
+    let listener = TcpListener::bind(address)?;
+    let port = listener.local_addr()?.port();
+    let server = chat_http::metrics::serve(listener, handle, hub)?;
+    let stop = server.handle();
+    tokio::spawn(server);
+    tracing::info!(%address, port, "metrics listening on {}", chat_http::metrics::PATH);
+    Ok(MetricsServer { port, stop })
+}
+
+/// The running metrics listener.
+struct MetricsServer {
+    port: u16,
+    stop: ServerHandle,
+}
+
 /// A built server, bound to its port and ready to run.
 pub struct Application {
     port: u16,
     server: Server,
+    /// The metrics listener, when `CHAT_METRICS_BIND` is set.
+    metrics: Option<MetricsServer>,
     hub: Arc<Hub>,
     storage: Storage,
     /// Set once the lock is let go; dropped unset if the server never runs.
@@ -472,6 +494,10 @@ impl Application {
                 chat_http::server::service(state.clone(), local_addr, graceful.clone())
             })?
             .run();
+        let metrics = match &config.metrics_bind {
+            Some(address) => Some(metrics_server(address, hub.clone())?),
+            None => None,
+        };
         tokio::spawn(deliveries);
         if config.presence_events {
             tokio::spawn(presence_flush);
@@ -482,6 +508,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            metrics,
             hub,
             storage,
             released: tokio::sync::watch::Sender::new(false),
@@ -490,6 +517,12 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener; `None` when `CHAT_METRICS_BIND` is unset and no
+    /// metrics listener exists.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|metrics| metrics.port)
     }
 
     /// The SQLite database the server runs on; `None` on PostgreSQL.
@@ -501,6 +534,7 @@ impl Application {
     pub fn shutdown_handle(&self) -> Shutdown {
         Shutdown {
             server: self.server.handle(),
+            metrics: self.metrics.as_ref().map(|metrics| metrics.stop.clone()),
             hub: self.hub.clone(),
             released: self.released.subscribe(),
         }
@@ -531,6 +565,7 @@ const WEBSOCKET_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_sec
 #[derive(Clone)]
 pub struct Shutdown {
     server: ServerHandle,
+    metrics: Option<ServerHandle>,
     hub: Arc<Hub>,
     released: tokio::sync::watch::Receiver<bool>,
 }
@@ -543,6 +578,9 @@ impl Shutdown {
         // close frames out before the workers they run on stop.
         let _ = tokio::time::timeout(WEBSOCKET_CLOSE_GRACE, self.hub.drained()).await;
         self.server.stop(true).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.stop(true).await;
+        }
         // Returns once `run_until_stopped` has checkpointed the database and let go of its
         // lock, so that another server may start on the file at once. An error means the
         // `Application` was dropped without running: it holds nothing any more either.

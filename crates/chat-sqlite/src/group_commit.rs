@@ -106,9 +106,12 @@ fn commit_loop(
                 detail: "the batch writer panicked".into(),
             })
         });
+        let took = started.elapsed();
+        metrics::histogram!("chatd_commit_batch_size").record(batch.len() as f64);
+        metrics::histogram!("chatd_commit_duration_seconds").record(took.as_secs_f64());
         tracing::trace!(
             appends = batch.len(),
-            micros = started.elapsed().as_micros() as u64,
+            micros = took.as_micros() as u64,
             "group commit"
         );
         if written.is_err() {
@@ -116,6 +119,19 @@ fn commit_loop(
         }
         match written {
             Ok(results) => {
+                let stored = results
+                    .iter()
+                    .filter(|result| {
+                        matches!(
+                            result,
+                            Ok(Ok(AppendOutcome {
+                                appended: Appended::Created(_),
+                                ..
+                            }))
+                        )
+                    })
+                    .count();
+                metrics::counter!("chatd_messages_stored_total").increment(stored as u64);
                 // Kept pages learn of the new messages before anyone hears of them.
                 recent.appended(results.iter().filter_map(|result| match result {
                     Ok(Ok(AppendOutcome {

@@ -57,6 +57,21 @@ struct Pragmas {
     sql: String,
 }
 
+/// Reports the pool's checkouts to the metrics recorder: how long each wait for a connection
+/// took (`chatd_db_pool_wait_seconds`) and how many waits gave up (`chatd_db_pool_timeouts_total`).
+#[derive(Debug)]
+struct PoolMetrics;
+
+impl diesel::r2d2::HandleEvent for PoolMetrics {
+    fn handle_checkout(&self, event: diesel::r2d2::event::CheckoutEvent) {
+        metrics::histogram!("chatd_db_pool_wait_seconds").record(event.duration().as_secs_f64());
+    }
+
+    fn handle_timeout(&self, _event: diesel::r2d2::event::TimeoutEvent) {
+        metrics::counter!("chatd_db_pool_timeouts_total").increment(1);
+    }
+}
+
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(&self.sql)
@@ -188,6 +203,7 @@ impl Database {
             .max_size(options.pool_size.max(1))
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(pragmas.clone()))
+            .event_handler(Box::new(PoolMetrics))
             .build(ConnectionManager::<SqliteConnection>::new(path))?;
         Ok(Self {
             pool,

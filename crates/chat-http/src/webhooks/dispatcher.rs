@@ -132,6 +132,9 @@ impl Dispatcher {
             }
         })
         .await?;
+        // What the outbox held when this round began: every event waiting is fanned out
+        // above, so this is the outbox's depth as each round samples it.
+        metrics::gauge!("chatd_webhook_outbox_depth").set(fanned as f64);
         let lease = Lease {
             holder: self.config.holder.clone(),
             until: chrono::Utc::now()
@@ -222,8 +225,14 @@ async fn send_in_order(
             break;
         };
         match send(client, endpoint, &outgoing).await {
-            Ok(()) => arrived.push(outgoing.delivery.id),
+            Ok(()) => {
+                metrics::counter!("chatd_webhook_deliveries_total", "result" => "delivered")
+                    .increment(1);
+                arrived.push(outgoing.delivery.id);
+            }
             Err(error) => {
+                metrics::counter!("chatd_webhook_deliveries_total", "result" => "failed")
+                    .increment(1);
                 let (delivery, holder) = (outgoing.delivery.clone(), config.holder.clone());
                 let jitter: f64 = rand::random();
                 let log_error = error.clone();
@@ -238,12 +247,15 @@ async fn send_in_order(
                         error = %log_error, %retry_at,
                         "webhooks: delivery failed; retrying later"
                     ),
-                    Ok(None) => tracing::warn!(
-                        webhook = %outgoing.delivery.webhook_id,
-                        event = %outgoing.delivery.event_id,
-                        error = %log_error,
-                        "webhooks: delivery failed for good; now a dead letter"
-                    ),
+                    Ok(None) => {
+                        metrics::counter!("chatd_webhook_dead_letters_total").increment(1);
+                        tracing::warn!(
+                            webhook = %outgoing.delivery.webhook_id,
+                            event = %outgoing.delivery.event_id,
+                            error = %log_error,
+                            "webhooks: delivery failed for good; now a dead letter"
+                        )
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "webhooks: cannot record a failed delivery")
                     }

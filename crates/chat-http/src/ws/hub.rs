@@ -331,6 +331,7 @@ impl Hub {
         frame: &ByteString,
         mut reached: impl FnMut(UserId),
     ) {
+        let mut queued = 0_u64;
         for user in audience {
             let shard = self
                 .shard(*user)
@@ -342,7 +343,10 @@ impl Hub {
             let mut taken = false;
             for connection in connections {
                 match connection.outbound.try_send(frame.clone()) {
-                    Ok(()) => taken = true,
+                    Ok(()) => {
+                        taken = true;
+                        queued += 1;
+                    }
                     Err(TrySendError::Closed(_)) => {}
                     Err(TrySendError::Full(_)) => connection.overflowed.notify_one(),
                 }
@@ -350,6 +354,9 @@ impl Hub {
             if taken {
                 reached(*user);
             }
+        }
+        if queued > 0 {
+            metrics::counter!("chatd_deliveries_total").increment(queued);
         }
     }
 

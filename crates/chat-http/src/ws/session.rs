@@ -198,9 +198,7 @@ async fn serve(
     loop {
         tokio::select! {
             biased;
-            _ = registration.overflowed.notified() => {
-                return close(CloseCode::Again, "too slow to keep up; reconnect and sync");
-            }
+            _ = registration.overflowed.notified() => return too_slow(),
             _ = registration.shutdown.changed() => {
                 return close(CloseCode::Away, "server shutting down");
             }
@@ -258,6 +256,13 @@ async fn serve(
     }
 }
 
+/// How a client whose queue overflowed is closed (counted as
+/// `chatd_websocket_slow_consumers_dropped_total`).
+fn too_slow() -> Option<CloseReason> {
+    metrics::counter!("chatd_websocket_slow_consumers_dropped_total").increment(1);
+    close(CloseCode::Again, "too slow to keep up; reconnect and sync")
+}
+
 /// Writes one queued frame to the client. A client that stops reading fills the socket and
 /// the write waits; the hub's signals must still get through, or the session would hang
 /// forever. `Err` holds how to close.
@@ -269,9 +274,7 @@ async fn forward(
     tokio::select! {
         biased;
         sent = ws.text(frame) => sent.map_err(|_| None),
-        _ = registration.overflowed.notified() => {
-            Err(close(CloseCode::Again, "too slow to keep up; reconnect and sync"))
-        }
+        _ = registration.overflowed.notified() => Err(too_slow()),
         _ = registration.shutdown.changed() => {
             Err(close(CloseCode::Away, "server shutting down"))
         }

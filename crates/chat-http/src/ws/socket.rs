@@ -253,8 +253,12 @@ impl WsSocket {
         if self.closed {
             return Err(Closed);
         }
+        let is_text = matches!(message, Message::Text(_));
         if self.codec.encode(message, &mut self.write_buf).is_err() {
             return Err(Closed);
+        }
+        if is_text {
+            metrics::counter!("chatd_websocket_frames_sent_total").increment(1);
         }
         Ok(())
     }

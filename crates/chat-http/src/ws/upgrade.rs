@@ -18,11 +18,13 @@ use actix_web::{ResponseError, http::StatusCode, web};
 use futures_util::SinkExt;
 use futures_util::future::LocalBoxFuture;
 use tokio::net::TcpStream;
+use tracing::Instrument;
 
 use super::socket::WsSocket;
 use super::{OpenRefused, Socket, session};
 use crate::auth::bearer_token;
 use crate::error::ApiError;
+use crate::request_id;
 use crate::state::AppState;
 
 /// What actix-http calls an upgrade: the request head and the connection, its HTTP codec
@@ -47,21 +49,47 @@ pub fn service(
     })
 }
 
+/// The handshake has a request id like any request: in its response, its error body and its
+/// log lines. The session that follows logs by user, not by request: a span held for a
+/// socket's whole life would cost every idle connection memory.
 async fn upgrade(
     state: web::Data<AppState>,
     req: Request,
+    framed: Framed<TcpStream, h1::Codec>,
+) -> io::Result<()> {
+    let id = request_id::from_headers(&req.head().headers);
+    let span = tracing::info_span!("request", request_id = %id.0);
+    handshake(state, req, framed, id).instrument(span).await
+}
+
+async fn handshake(
+    state: web::Data<AppState>,
+    req: Request,
     mut framed: Framed<TcpStream, h1::Codec>,
+    id: request_id::RequestId,
 ) -> io::Result<()> {
     let peer = req.peer_addr();
     let (token, socket) = match accept(&state, &req) {
         Ok(accepted) => accepted,
         Err(error) => {
             tracing::info!(?peer, path = req.path(), status = %error.status, code = error.code, "upgrade refused");
-            let response: Response<BoxBody> = error.error_response().into();
+            let mut body = error.body();
+            body.request_id = Some(id.0.clone());
+            let mut response = actix_web::HttpResponse::build(error.status);
+            for (name, value) in error.error_response().headers() {
+                response.insert_header((name.clone(), value.clone()));
+            }
+            let response: Response<BoxBody> = response
+                .insert_header((request_id::HEADER, id.header_value()))
+                .json(body)
+                .into();
             return refuse(framed, response).await;
         }
     };
-    let response = ws::handshake_response(req.head()).finish().drop_body();
+    let mut response = ws::handshake_response(req.head()).finish().drop_body();
+    response
+        .headers_mut()
+        .insert(request_id::HEADER, id.header_value());
     framed
         .send(h1::Message::Item((response, BodySize::None)))
         .await?;

@@ -49,6 +49,7 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         max_pending_connections: chat_http::ws::DEFAULT_MAX_PENDING,
         max_pending_connections_per_address: chat_http::ws::DEFAULT_MAX_PENDING_PER_ADDRESS,
         log_format: chat_server::LogFormat::Text,
+        metrics_bind: None,
         bus_url: None,
         data_dir: None,
         upload_max_bytes: 25 * 1024 * 1024,

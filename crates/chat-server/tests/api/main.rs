@@ -35,3 +35,7 @@ mod threads;
 // Blocking, reports and server admins (issue #17).
 mod safety;
 mod webhooks;
+
+// Metrics, request ids and what browsers are told (issue #18).
+mod browser_access;
+mod metrics;
