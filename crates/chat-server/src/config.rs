@@ -145,8 +145,9 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_USER", default_value_t = 20)]
     pub max_connections_per_user: usize,
 
-    /// Browser origins, besides the server's own, allowed to open WebSockets
-    /// (comma-separated, `*` for any). Empty: same-origin and non-browser clients only.
+    /// Browser origins, besides the server's own, allowed to open WebSockets and to call the
+    /// REST API cross-origin (CORS) (comma-separated, `*` for any). Empty: same-origin and
+    /// non-browser clients only.
     #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
