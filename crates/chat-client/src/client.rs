@@ -2,21 +2,22 @@
 //! route goes through.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::{Mutex, RwLock};
 use url::Url;
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::types::{Me, Tokens};
+use crate::types::{Me, Signup, Tokens};
 
 /// How long before its expiry an access token is refreshed rather than used.
-const REFRESH_AHEAD: Duration = Duration::from_secs(30);
+const REFRESH_AHEAD: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 
 /// A chatd server and, once logged in, one session on it. Cheap to clone: clones share the
 /// connection pool and the session, so a refresh by one is seen by all.
@@ -36,14 +37,19 @@ struct Inner {
     refreshing: Mutex<()>,
 }
 
-/// A login session's tokens.
-#[derive(Clone)]
+/// A login session's tokens. Serializable so that an app can store it (somewhere only the
+/// user can read: the tokens are credentials) and restore it with [`Client::from_session`]
+/// on its next run instead of asking for the password again.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Session {
     pub access_token: String,
+    /// Single use: each refresh replaces it. A stored session must be stored again after a
+    /// refresh (see [`Client::session`]), or the next run's refresh is refused.
     pub refresh_token: String,
     pub session_id: Uuid,
-    /// When the access token expires, by this process's clock.
-    pub expires_at: Instant,
+    /// When the access token expires, by this machine's clock (wall time, so that it
+    /// survives a restart).
+    pub expires_at: DateTime<Utc>,
 }
 
 impl std::fmt::Debug for Session {
@@ -62,7 +68,7 @@ impl From<Tokens> for Session {
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
             session_id: tokens.session_id,
-            expires_at: Instant::now() + Duration::from_secs(tokens.expires_in.max(0) as u64),
+            expires_at: Utc::now() + chrono::Duration::seconds(tokens.expires_in.max(0)),
         }
     }
 }
@@ -75,6 +81,17 @@ impl Client {
             .tcp_nodelay(true)
             .build()?;
         Self::with_http(base_url, http)
+    }
+
+    /// A client of the server at `base_url` that resumes `session` (stored by the app from an
+    /// earlier run): no login needed while its refresh token is good.
+    pub fn from_session(base_url: &str, session: Session) -> Result<Self, Error> {
+        let client = Self::new(base_url)?;
+        client.inner.session.try_write().map_or_else(
+            |_| unreachable!("a client just built shares its session with no one"),
+            |mut slot| *slot = Some(session),
+        );
+        Ok(client)
     }
 
     /// Like [`Client::new`], with an HTTP client of your own (timeouts, proxies, pool size).
@@ -126,7 +143,8 @@ impl Client {
         &self.inner.http
     }
 
-    /// The current session, if logged in.
+    /// The current session, if logged in: the one to store for [`Client::from_session`]
+    /// (after a refresh it holds new tokens).
     pub async fn session(&self) -> Option<Session> {
         self.inner.session.read().await.clone()
     }
@@ -136,12 +154,40 @@ impl Client {
         *self.inner.session.write().await = session;
     }
 
+    /// Creates an account. It does not log in: call [`Client::login`] next.
+    ///
+    /// Fails with `409 username_taken` / `email_taken`, or `422 validation_error` naming
+    /// the field that is not acceptable.
+    pub async fn signup(&self, signup: &Signup) -> Result<Me, Error> {
+        let response = self
+            .send(
+                self.http()
+                    .post(self.url("api/v1/auth/signup"))
+                    .json(signup),
+            )
+            .await?;
+        decode(response).await
+    }
+
     /// Logs in with a username and password, starting a session named after this client.
+    /// Fails with `401 invalid_credentials`.
     pub async fn login(&self, username: &str, password: &str) -> Result<Session, Error> {
+        self.login_as(username, password, "chat-client").await
+    }
+
+    /// Logs in, naming the session `device_name` (as [`SessionInfo::device`] lists it).
+    ///
+    /// [`SessionInfo::device`]: crate::types::SessionInfo::device
+    pub async fn login_as(
+        &self,
+        username: &str,
+        password: &str,
+        device_name: &str,
+    ) -> Result<Session, Error> {
         let body = json!({
             "username": username,
             "password": password,
-            "device_name": "chat-client",
+            "device_name": device_name,
         });
         let response = self
             .send(self.http().post(self.url("api/v1/auth/login")).json(&body))
@@ -160,33 +206,12 @@ impl Client {
         Ok(())
     }
 
-    /// Ends every other session of your account; answers how many ended.
-    pub async fn revoke_other_sessions(&self) -> Result<usize, Error> {
-        #[derive(serde::Deserialize)]
-        struct Revoked {
-            ended: usize,
-        }
-        let revoked: Revoked = self
-            .call(
-                Method::POST,
-                "api/v1/auth/sessions/revoke-others",
-                None::<&()>,
-            )
-            .await?;
-        Ok(revoked.ended)
-    }
-
-    /// Your account; also a cheap check that the session works.
-    pub async fn me(&self) -> Result<Me, Error> {
-        self.get("api/v1/auth/me").await
-    }
-
     /// An access token that is good for at least a little while: the current one, or a fresh
     /// one from the refresh token when it is about to expire. For the WebSocket handshake
     /// and for requests made outside this client.
     pub async fn access_token(&self) -> Result<String, Error> {
         let session = self.session().await.ok_or(Error::NotLoggedIn)?;
-        if session.expires_at > Instant::now() + REFRESH_AHEAD {
+        if session.expires_at > Utc::now() + REFRESH_AHEAD {
             return Ok(session.access_token);
         }
         self.refresh_from(&session.refresh_token).await
@@ -235,6 +260,18 @@ impl Client {
         decode(self.authorized(Method::GET, path, None::<&()>).await?).await
     }
 
+    /// `GET path?query` as the session's user, decoded.
+    pub(crate) async fn get_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &impl Serialize,
+    ) -> Result<T, Error> {
+        let response = self
+            .authorized_with(Method::GET, path, |request| request.query(query))
+            .await?;
+        decode(response).await
+    }
+
     /// A request with a JSON body (or none) as the session's user, decoded.
     pub(crate) async fn call<T: DeserializeOwned>(
         &self,
@@ -263,15 +300,27 @@ impl Client {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<Response, Error> {
+        self.authorized_with(method, path, |request| match body {
+            Some(body) => request.json(body),
+            None => request,
+        })
+        .await
+    }
+
+    /// Like [`Client::authorized`], with the request finished by `finish` (a query, a
+    /// multipart body, headers). `finish` may run twice: once more after a refresh.
+    pub(crate) async fn authorized_with(
+        &self,
+        method: Method,
+        path: &str,
+        finish: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, Error> {
         let build = |token: &str| {
-            let request = self
-                .http()
-                .request(method.clone(), self.url(path))
-                .bearer_auth(token);
-            match body {
-                Some(body) => request.json(body),
-                None => request,
-            }
+            finish(
+                self.http()
+                    .request(method.clone(), self.url(path))
+                    .bearer_auth(token),
+            )
         };
         let token = self.access_token().await?;
         match self.send(build(&token)).await {
@@ -318,7 +367,7 @@ pub(crate) async fn decode<T: DeserializeOwned>(response: Response) -> Result<T,
 
 /// An error answer as [`Error::Api`]: the API's `{"detail", "code"}` body, or the status's
 /// reason when the body is something else (a proxy's HTML page).
-async fn api_error(response: Response) -> Error {
+pub(crate) async fn api_error(response: Response) -> Error {
     #[derive(serde::Deserialize)]
     struct Body {
         detail: String,

@@ -17,7 +17,11 @@
 
 mod client;
 mod error;
+pub mod events;
+pub mod live;
+mod rest;
 pub mod types;
 
 pub use client::{Client, Session};
 pub use error::Error;
+pub use live::{Live, Update};
