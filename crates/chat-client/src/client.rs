@@ -16,7 +16,9 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::types::{Me, Signup, Tokens};
 
-/// How long before its expiry an access token is refreshed rather than used.
+/// How long before its expiry an access token is refreshed rather than used, at most; a
+/// third of its lifetime when that is shorter (a server with 1 s tokens is not asked for a
+/// new one on every request).
 const REFRESH_AHEAD: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 
 /// A chatd server and, once logged in, one session on it. Cheap to clone: clones share the
@@ -50,6 +52,10 @@ pub struct Session {
     /// When the access token expires, by this machine's clock (wall time, so that it
     /// survives a restart).
     pub expires_at: DateTime<Utc>,
+    /// When this client refreshes the access token rather than use it: a little before
+    /// `expires_at`. A token the server finds expired anyway (the clocks disagree) is
+    /// refreshed then, and the request sent again.
+    pub refresh_at: DateTime<Utc>,
 }
 
 impl std::fmt::Debug for Session {
@@ -58,17 +64,21 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("session_id", &self.session_id)
             .field("expires_at", &self.expires_at)
+            .field("refresh_at", &self.refresh_at)
             .finish_non_exhaustive()
     }
 }
 
 impl From<Tokens> for Session {
     fn from(tokens: Tokens) -> Self {
+        let lifetime = chrono::TimeDelta::seconds(tokens.expires_in.max(0));
+        let expires_at = Utc::now() + lifetime;
         Self {
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
             session_id: tokens.session_id,
-            expires_at: Utc::now() + chrono::Duration::seconds(tokens.expires_in.max(0)),
+            expires_at,
+            refresh_at: expires_at - REFRESH_AHEAD.min(lifetime / 3),
         }
     }
 }
@@ -211,7 +221,7 @@ impl Client {
     /// and for requests made outside this client.
     pub async fn access_token(&self) -> Result<String, Error> {
         let session = self.session().await.ok_or(Error::NotLoggedIn)?;
-        if session.expires_at > Utc::now() + REFRESH_AHEAD {
+        if session.refresh_at > Utc::now() {
             return Ok(session.access_token);
         }
         self.refresh_from(&session.refresh_token).await
