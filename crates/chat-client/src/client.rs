@@ -97,11 +97,7 @@ impl Client {
     /// earlier run): no login needed while its refresh token is good.
     pub fn from_session(base_url: &str, session: Session) -> Result<Self, Error> {
         let client = Self::new(base_url)?;
-        client.inner.session.try_write().map_or_else(
-            |_| unreachable!("a client just built shares its session with no one"),
-            |mut slot| *slot = Some(session),
-        );
-        Ok(client)
+        Ok(client.sharing_pool(Some(session)))
     }
 
     /// Like [`Client::new`], with an HTTP client of your own (timeouts, proxies, pool size).
@@ -124,6 +120,39 @@ impl Client {
                 refreshing: Mutex::new(()),
             }),
         })
+    }
+
+    /// A client of the same server, sharing this one's connection pool, that sends
+    /// `access_token` as it is, with no refresh: for a caller handed only an access token (a
+    /// test acting as several users, a tool run by a logged-in process). Once the token
+    /// expires, its calls fail with `401 token_expired`.
+    pub fn with_access_token(&self, access_token: &str) -> Client {
+        let session = Session {
+            access_token: access_token.to_owned(),
+            refresh_token: String::new(),
+            session_id: Uuid::nil(),
+            expires_at: DateTime::<Utc>::MAX_UTC,
+            refresh_at: DateTime::<Utc>::MAX_UTC,
+        };
+        self.sharing_pool(Some(session))
+    }
+
+    /// A client of the same server, sharing this one's connection pool, not logged in: for
+    /// acting as several users at once (a bridge, a test, a load generator).
+    pub fn without_session(&self) -> Client {
+        self.sharing_pool(None)
+    }
+
+    /// A client of the same server and connection pool with a session of its own.
+    fn sharing_pool(&self, session: Option<Session>) -> Client {
+        Self {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                base: self.inner.base.clone(),
+                session: RwLock::new(session),
+                refreshing: Mutex::new(()),
+            }),
+        }
     }
 
     /// The server's base URL.
@@ -335,18 +364,22 @@ impl Client {
         let token = self.access_token().await?;
         match self.send(build(&token)).await {
             Err(error) if error.code() == Some("token_expired") => {
-                let fresh = self.refresh_from_token(&token).await?;
+                let fresh = self.refresh_from_token(&token, error).await?;
                 self.send(build(&fresh)).await
             }
             other => other,
         }
     }
 
-    /// Refreshes after `rejected` was refused as expired, unless another task already has.
-    async fn refresh_from_token(&self, rejected: &str) -> Result<String, Error> {
+    /// Refreshes after `rejected` was refused as expired (with `refusal`), unless another
+    /// task already has. A session without a refresh token answers the refusal.
+    async fn refresh_from_token(&self, rejected: &str, refusal: Error) -> Result<String, Error> {
         let session = self.session().await.ok_or(Error::NotLoggedIn)?;
         if session.access_token != rejected {
             return Ok(session.access_token);
+        }
+        if session.refresh_token.is_empty() {
+            return Err(refusal);
         }
         self.refresh_from(&session.refresh_token).await
     }
