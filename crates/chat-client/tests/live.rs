@@ -393,3 +393,42 @@ async fn a_session_that_ended_ends_the_connection_without_reconnecting() {
     );
     assert_eq!(alice.next().await, None);
 }
+
+#[tokio::test]
+async fn a_connection_started_from_a_stored_position_catches_up_from_it_page_by_page() {
+    let pair = pair(Duration::from_secs(3600)).await;
+    let mut alice = Live::connect(pair.alice.clone(), quick())
+        .await
+        .expect("alice connects");
+    pair.bob_says("seen").await;
+    assert_eq!(messages_until(&mut alice, "seen").await, ["seen"]);
+    let stored = alice.position();
+    alice.close();
+    while alice.next().await.is_some() {}
+
+    for content in ["a", "b", "c", "d", "e"] {
+        pair.bob_says(content).await;
+    }
+    let mut alice = Live::connect(
+        pair.alice.clone(),
+        Options {
+            since: Some(stored),
+            sync_page: 2,
+            ..quick()
+        },
+    )
+    .await
+    .expect("alice connects again");
+    let mut seen = Vec::new();
+    loop {
+        match next(&mut alice).await {
+            Update::Event(Event::NewMessage(event)) => {
+                seen.push(event.message.content.unwrap_or_default());
+            }
+            Update::Event(Event::Synced(synced)) if !synced.has_more => break,
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["a", "b", "c", "d", "e"], "all pages, in order");
+    assert!(alice.position() > stored);
+}
