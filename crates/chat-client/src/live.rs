@@ -944,4 +944,22 @@ mod tests {
             "later attempts wait longer"
         );
     }
+
+    #[tokio::test]
+    async fn a_wss_url_is_spoken_over_tls() {
+        // Nothing listens there: the connection fails, not for want of TLS support.
+        let error = connect_with_token("wss://127.0.0.1:9/api/v1/ws", "token")
+            .await
+            .expect_err("nothing listens");
+        let Error::WebSocket(error) = error else {
+            panic!("a WebSocket error: {error}");
+        };
+        assert!(
+            !matches!(
+                *error,
+                tungstenite::Error::Url(tungstenite::error::UrlError::TlsFeatureNotEnabled)
+            ),
+            "{error}"
+        );
+    }
 }
