@@ -277,7 +277,10 @@ impl Live {
     /// Sends any command with a fresh `ref`, returned: an `error` frame refusing it carries the
     /// same `ref`. Sent when connected, or after the next reconnect (except `typing` and
     /// `ping`, which would be stale by then and are dropped). For a message, use
-    /// [`Live::send_message`], which resends until confirmed.
+    /// [`Live::send_message`], which resends until confirmed. A `sync` is run as the task's
+    /// own catch-ups are: in pages of [`Options::sync_page`] (its `limit` is not used), in
+    /// ascending position, skipping what was already yielded; one asked for while
+    /// disconnected is dropped, since the reconnect catches up anyway.
     pub fn send(&self, command: Command) -> Result<String, Error> {
         if let Command::Message(message) = command {
             return self.send_message(message);
@@ -495,9 +498,9 @@ impl Outbox {
                 self.keep(message);
                 false
             }
-            // Stale by the time the connection is back.
+            // Stale by the time the connection is back, or (a sync) done by the reconnect.
             Some(Request::Send {
-                command: Command::Typing { .. } | Command::Ping,
+                command: Command::Typing { .. } | Command::Ping | Command::Sync { .. },
                 ..
             }) => false,
             Some(Request::Send { command, reference }) => {
@@ -722,6 +725,11 @@ impl Task {
                             reason: "closed by the client".into(),
                         }))).await;
                         return SessionEnd::Closed;
+                    }
+                    Some(Request::Send { command: Command::Sync { since_seq, .. }, .. }) => {
+                        if let Err(reason) = self.start_sync(&mut sink, since_seq).await {
+                            return SessionEnd::Dropped(reason);
+                        }
                     }
                     Some(Request::Send { command, reference }) => {
                         let text = command.to_json(reference.as_deref());
