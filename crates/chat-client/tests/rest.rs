@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use chat_client::types::{
-    DeleteScope, HistoryCursor, InboxQuery, NewConversation, NewMessage, PresencePrivacy,
-    ProfileChanges, ReportSubject, SearchQuery, SettingsChange, Signup,
+    DeadLetterQuery, DeleteScope, HistoryCursor, InboxQuery, NewConversation, NewMessage,
+    PresencePrivacy, ProfileChanges, ReportSubject, SearchQuery, SettingsChange, Signup,
 };
 use chat_client::{Client, Error};
 use chat_server::{Application, Config, SyncMode};
@@ -13,7 +13,7 @@ use chat_server::{Application, Config, SyncMode};
 struct Server {
     address: String,
     _shutdown: chat_server::Shutdown,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn config(dir: &tempfile::TempDir) -> Config {
@@ -68,7 +68,7 @@ async fn spawn(change: impl FnOnce(&mut Config)) -> Server {
     Server {
         address: format!("http://127.0.0.1:{port}"),
         _shutdown: shutdown,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -481,4 +481,99 @@ async fn a_walk_through_the_main_routes() {
             .await
             .is_ok()
     );
+}
+
+#[tokio::test]
+async fn a_client_given_only_an_access_token_uses_it_and_never_refreshes() {
+    let server = spawn(|config| config.token_ttl = Duration::from_secs(1)).await;
+    let alice = user(&server, "alice").await;
+    let token = alice.session().await.unwrap().access_token;
+
+    let borrowed = alice.without_session().with_access_token(&token);
+    assert_eq!(borrowed.me().await.unwrap().username, "alice");
+
+    // Past the expiry by the server's clock, which counts whole seconds.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let expired = borrowed.me().await.unwrap_err();
+    assert_eq!(expired.code(), Some("token_expired"), "{expired:?}");
+    // The session it was taken from is untouched, and refreshes as usual.
+    assert_eq!(alice.me().await.unwrap().username, "alice");
+    assert!(alice.without_session().session().await.is_none());
+}
+
+#[tokio::test]
+async fn a_server_admin_moderates_and_manages_webhooks() {
+    let server = spawn(|_| {}).await;
+    let root = user(&server, "root").await;
+    let alice = user(&server, "alice").await;
+    let bob = user(&server, "bob").await;
+    let granted = chat_server::admin::set_admin(&config(&server.dir), "root", true).unwrap();
+    assert_eq!(granted.user.username.as_str(), "root");
+    let alice_id = alice.me().await.unwrap().id;
+    let bob_id = bob.me().await.unwrap().id;
+
+    let page = root.admin_users(Some("alice"), None, None).await.unwrap();
+    assert_eq!(
+        page.users.iter().map(|u| u.id).collect::<Vec<_>>(),
+        [alice_id]
+    );
+    assert_eq!(page.users[0].email, "alice@example.com");
+
+    assert!(!root.deactivate_user(bob_id).await.unwrap().is_active);
+    assert_eq!(bob.me().await.unwrap_err().status(), Some(401));
+    assert!(root.reactivate_user(bob_id).await.unwrap().is_active);
+    bob.login("bob", PASSWORD).await.unwrap();
+
+    let chat = alice
+        .create_conversation(&NewConversation::direct(bob_id))
+        .await
+        .unwrap();
+    let rude = alice
+        .send_message(chat.id, &NewMessage::text("rude words"))
+        .await
+        .unwrap();
+    let report = bob
+        .report(ReportSubject::Message(rude.id), "rude")
+        .await
+        .unwrap();
+    let user_report = bob
+        .report(ReportSubject::User(alice_id), "keeps being rude")
+        .await
+        .unwrap();
+    assert_eq!(user_report.message_id, None);
+    let open = root.admin_reports(Some("open"), None).await.unwrap();
+    assert_eq!(open.len(), 2);
+    let resolved = root
+        .resolve_report(report.id, Some("message removed"))
+        .await
+        .unwrap();
+    assert_eq!(resolved.status, "resolved");
+    assert_eq!(resolved.note.as_deref(), Some("message removed"));
+    let tombstone = root.admin_delete_message(rude.id).await.unwrap();
+    assert!(tombstone.content.is_none());
+    let audit = root.audit_log(None, Some(50)).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|entry| entry.action.contains("deactivate")),
+        "{audit:?}"
+    );
+
+    let hook = root
+        .create_webhook("https://push.example.com/chatd", "whsec_0123456789abcdef")
+        .await
+        .unwrap();
+    assert_eq!(root.webhooks().await.unwrap(), [hook.clone()]);
+    let dead = root
+        .dead_letters(&DeadLetterQuery::default())
+        .await
+        .unwrap();
+    assert!(dead.is_empty(), "{dead:?}");
+    let missing = root.replay_dead_letter(424242).await.unwrap_err();
+    assert_eq!(missing.status(), Some(404), "{missing:?}");
+    root.delete_webhook(hook.id).await.unwrap();
+    assert!(root.webhooks().await.unwrap().is_empty());
+
+    let refused = alice.webhooks().await.unwrap_err();
+    assert_eq!(refused.status(), Some(403), "{refused:?}");
 }
