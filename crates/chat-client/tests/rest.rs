@@ -563,7 +563,7 @@ async fn a_server_admin_moderates_and_manages_webhooks() {
         .create_webhook("https://push.example.com/chatd", "whsec_0123456789abcdef")
         .await
         .unwrap();
-    assert_eq!(root.webhooks().await.unwrap(), [hook.clone()]);
+    assert_eq!(root.webhooks().await.unwrap(), std::slice::from_ref(&hook));
     let dead = root
         .dead_letters(&DeadLetterQuery::default())
         .await
