@@ -432,3 +432,34 @@ async fn a_connection_started_from_a_stored_position_catches_up_from_it_page_by_
     assert_eq!(seen, ["a", "b", "c", "d", "e"], "all pages, in order");
     assert!(alice.position() > stored);
 }
+
+#[tokio::test]
+async fn a_message_the_server_refused_is_not_sent_again_after_a_reconnect() {
+    let pair = pair(Duration::from_secs(3600)).await;
+    let mut alice = Live::connect(pair.alice.clone(), quick())
+        .await
+        .expect("alice connects");
+    let id = alice
+        .send_message(SendMessage::to_conversation(pair.conversation, "   "))
+        .expect("queued");
+    let refusal = loop {
+        if let Update::Event(Event::Error(error)) = next(&mut alice).await {
+            break error;
+        }
+    };
+    assert_eq!(refusal.code, "validation_error");
+    assert_eq!(refusal.reference.as_deref(), Some(id.as_str()));
+
+    pair.proxy.cut(false);
+    until_status(&mut alice, |s| matches!(s, Status::Connected { .. })).await;
+    // Resends go out as the connection opens, before anything asked for after it: the
+    // server answers frames in the order read, so a refusal of a resend comes before the pong.
+    alice.ping().expect("the connection is up");
+    loop {
+        match next(&mut alice).await {
+            Update::Event(Event::Error(error)) => panic!("refused again: {error:?}"),
+            Update::Event(Event::Pong) => break,
+            _ => {}
+        }
+    }
+}
