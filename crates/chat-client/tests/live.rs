@@ -463,3 +463,91 @@ async fn a_message_the_server_refused_is_not_sent_again_after_a_reconnect() {
         }
     }
 }
+
+/// A stand-in gateway for what one server never does: a `resync` (clusters only), and a
+/// catch-up whose frames arrive out of order. It checks the token, then plays its part.
+// The handshake callback's signature, error type included, is tungstenite's.
+#[allow(clippy::result_large_err)]
+#[tokio::test]
+async fn a_resync_catches_up_from_the_lower_position_and_yields_in_order() {
+    use futures_util::{SinkExt, StreamExt};
+    use serde_json::{Value, json};
+    use tokio_tungstenite::tungstenite::Message as Frame;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let address = listener.local_addr().expect("its address");
+    let user = Uuid::new_v4();
+    let conversation = Uuid::new_v4();
+    let pinned = move |seq: i64| {
+        json!({"type": "message_pinned", "seq": seq, "message_id": Uuid::new_v4(),
+               "conversation_id": conversation, "user_id": user,
+               "timestamp": "2026-12-07T10:02:00Z"})
+        .to_string()
+    };
+    let gateway = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("a connection");
+        let mut socket = tokio_tungstenite::accept_hdr_async(
+            tcp,
+            |request: &tokio_tungstenite::tungstenite::handshake::server::Request, response| {
+                assert_eq!(request.headers()["authorization"], "Bearer the-token");
+                Ok(response)
+            },
+        )
+        .await
+        .expect("a WebSocket");
+        let connected = json!({"type": "connected", "user_id": user, "last_seq": 10});
+        socket
+            .send(Frame::text(connected.to_string()))
+            .await
+            .unwrap();
+        socket
+            .send(Frame::text(
+                json!({"type": "resync", "since_seq": 4}).to_string(),
+            ))
+            .await
+            .unwrap();
+        let sync = loop {
+            if let Some(Ok(Frame::Text(text))) = socket.next().await {
+                break serde_json::from_str::<Value>(&text).unwrap();
+            }
+        };
+        // A live frame past the catch-up, then the catch-up's own, out of order.
+        for seq in [12, 7, 5] {
+            socket.send(Frame::text(pinned(seq))).await.unwrap();
+        }
+        let synced = json!({"type": "synced", "last_seq": 7, "has_more": false});
+        socket.send(Frame::text(synced.to_string())).await.unwrap();
+        // Keep the socket open until the client is done.
+        while socket.next().await.is_some() {}
+        sync
+    });
+
+    let client = Client::from_session(
+        &format!("http://{address}"),
+        chat_client::Session {
+            access_token: "the-token".into(),
+            refresh_token: "unused".into(),
+            session_id: Uuid::new_v4(),
+            expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+            refresh_at: chrono::Utc::now() + chrono::Duration::hours(1),
+        },
+    )
+    .expect("a client");
+    let mut live = Live::connect(client, quick()).await.expect("connects");
+    let mut positions = Vec::new();
+    loop {
+        match next(&mut live).await {
+            Update::Event(Event::MessagePinned(pin)) => positions.push(pin.seq),
+            Update::Event(Event::Synced(_)) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(positions, [5, 7, 12], "in ascending position");
+    assert_eq!(live.position(), 12);
+    live.close();
+    assert_eq!(
+        gateway.await.expect("the gateway ran"),
+        json!({"type": "sync", "since_seq": 4, "limit": 500}),
+        "the catch-up starts from the resync's lower position"
+    );
+}
