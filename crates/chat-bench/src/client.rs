@@ -1,5 +1,9 @@
-//! Talking to a chatd server the way a real client does: the REST API with bearer tokens,
-//! and the WebSocket gateway with `?token=`.
+//! Talking to a chatd server the way a real client does: set-up calls (sign-up, login,
+//! groups) through chat-client, and the WebSocket gateway with `?token=`.
+//!
+//! The REST calls a scenario times in its hot loop (`post_message`) stay raw reqwest: they
+//! read only the `id` and `seq` of the answer, where chat-client would decode the whole
+//! message, and that client-side work would be measured with the server's.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -11,6 +15,8 @@ use serde_json::{Value, json};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+
+use chat_client::types::{NewConversation, Signup};
 
 use crate::BenchError;
 
@@ -29,6 +35,8 @@ pub struct Target {
     base: String,
     ws_url: String,
     http: reqwest::Client,
+    /// The same connection pool, through chat-client.
+    api: chat_client::Client,
     timeout: Duration,
 }
 
@@ -58,6 +66,18 @@ impl RequestFailure {
     pub fn status(status: StatusCode) -> Self {
         Self(format!("http {}", status.as_u16()))
     }
+
+    /// A chat-client error as a failure kind: an answer by its status, as a raw request's.
+    pub fn from_client(error: &chat_client::Error) -> Self {
+        match error {
+            chat_client::Error::Api { status, .. } => Self(format!("http {status}")),
+            chat_client::Error::Transport(e) => Self::from_reqwest(e),
+            chat_client::Error::Decode(_) => Self("unexpected answer".into()),
+            chat_client::Error::NotLoggedIn => Self("not logged in".into()),
+            chat_client::Error::InvalidUrl(_) => Self("invalid url".into()),
+            chat_client::Error::WebSocket(_) => Self("websocket error".into()),
+        }
+    }
 }
 
 impl Target {
@@ -76,10 +96,13 @@ impl Target {
             )));
         };
         let http = Self::client(timeout)?;
+        let api = chat_client::Client::with_http(&base, http.clone())
+            .map_err(|e| BenchError::Setup(format!("--url {url}: {e}")))?;
         Ok(Self {
             ws_url: format!("{ws_base}/api/v1/ws"),
             base,
             http,
+            api,
             timeout,
         })
     }
@@ -97,6 +120,16 @@ impl Target {
 
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// chat-client on this target's connection pool, not logged in.
+    pub fn api(&self) -> chat_client::Client {
+        self.api.without_session()
+    }
+
+    /// chat-client on this target's connection pool, acting as `user`.
+    pub fn api_as(&self, user: &User) -> chat_client::Client {
+        self.api.with_access_token(&user.token)
     }
 
     pub fn timeout(&self) -> Duration {
@@ -135,75 +168,47 @@ impl Target {
 
     /// Signs `username` up (a taken name is fine: the user is reused) and logs in.
     pub async fn signup_and_login(&self, username: &str) -> Result<User, BenchError> {
-        let response = self
-            .http
-            .post(self.url("/api/v1/auth/signup"))
-            .json(&json!({
-                "username": username,
-                "email": format!("{username}@bench.example"),
-                "password": PASSWORD,
-            }))
-            .send()
-            .await
-            .map_err(|e| BenchError::Setup(format!("sign-up of {username}: {e}")))?;
-        match response.status() {
-            StatusCode::CREATED | StatusCode::CONFLICT => {}
-            status => {
-                let body = response.text().await.unwrap_or_default();
-                return Err(BenchError::Setup(format!(
-                    "sign-up of {username}: {status}: {body}"
-                )));
-            }
+        let signup = Signup {
+            username: username.to_owned(),
+            email: format!("{username}@bench.example"),
+            password: PASSWORD.to_owned(),
+            full_name: None,
+        };
+        match self.api.signup(&signup).await {
+            Ok(_) => {}
+            Err(e) if e.status() == Some(409) => {}
+            Err(e) => return Err(BenchError::Setup(format!("sign-up of {username}: {e}"))),
         }
         let token = self
             .login(&self.http, username)
             .await
             .map_err(|f| BenchError::Setup(format!("login of {username}: {}", f.0)))?;
-        let me: Value = self
-            .http
-            .get(self.url("/api/v1/auth/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| BenchError::Setup(format!("/auth/me of {username}: {e}")))?
-            .json()
+        let me = self
+            .api
+            .with_access_token(&token)
+            .me()
             .await
             .map_err(|e| BenchError::Setup(format!("/auth/me of {username}: {e}")))?;
-        let id = me["id"]
-            .as_str()
-            .ok_or_else(|| BenchError::Setup(format!("/auth/me of {username} has no id")))?;
         Ok(User {
-            id: id.to_owned(),
+            id: me.id.to_string(),
             username: username.to_owned(),
             token,
         })
     }
 
-    /// One login with the bench password; the token, or why it failed.
+    /// One login with the bench password through `client`'s connection pool; the token, or
+    /// why it failed.
     pub async fn login(
         &self,
         client: &reqwest::Client,
         username: &str,
     ) -> Result<String, RequestFailure> {
-        #[derive(Deserialize)]
-        struct Token {
-            access_token: String,
-        }
-        let response = client
-            .post(self.url("/api/v1/auth/login"))
-            .json(&json!({"username": username, "password": PASSWORD}))
-            .send()
+        let api = chat_client::Client::with_http(&self.base, client.clone())
+            .map_err(|e| RequestFailure::from_client(&e))?;
+        api.login_as(username, PASSWORD, "chat-bench")
             .await
-            .map_err(|e| RequestFailure::from_reqwest(&e))?;
-        if response.status() != StatusCode::OK {
-            return Err(RequestFailure::status(response.status()));
-        }
-        let token: Token = response
-            .json()
-            .await
-            .map_err(|e| RequestFailure::from_reqwest(&e))?;
-        Ok(token.access_token)
+            .map(|session| session.access_token)
+            .map_err(|e| RequestFailure::from_client(&e))
     }
 
     /// Creates a group of `owner` and `others`; its id.
@@ -213,26 +218,16 @@ impl Target {
         others: &[&User],
         name: &str,
     ) -> Result<String, BenchError> {
-        let ids: Vec<&str> = others.iter().map(|u| u.id.as_str()).collect();
-        let response = self
-            .http
-            .post(self.url("/api/v1/conversations"))
-            .bearer_auth(&owner.token)
-            .json(&json!({"participant_ids": ids, "name": name, "is_group": true}))
-            .send()
+        let members = others
+            .iter()
+            .map(|u| u.id.parse())
+            .collect::<Result<Vec<uuid::Uuid>, _>>()
+            .map_err(|e| BenchError::Setup(format!("creating group {name}: a user id: {e}")))?;
+        self.api_as(owner)
+            .create_conversation(&NewConversation::group(name, members))
             .await
-            .map_err(|e| BenchError::Setup(format!("creating group {name}: {e}")))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            return Err(BenchError::Setup(format!(
-                "creating group {name}: {status}: {body}"
-            )));
-        }
-        body["id"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| BenchError::Setup(format!("creating group {name}: no id in {body}")))
+            .map(|group| group.id.to_string())
+            .map_err(|e| BenchError::Setup(format!("creating group {name}: {e}")))
     }
 
     /// Sends a message over REST; its seq once stored, or why it failed. Seqs are

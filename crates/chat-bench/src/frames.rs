@@ -5,10 +5,22 @@
 //! number for that sender, and when it was sent in nanoseconds since the run's epoch. The
 //! id comes back in every `new_message`, so a receiver knows the send time without asking
 //! anyone: latencies are measured per delivery with both timestamps taken in this process.
+//!
+//! Frames sent are written by chat-client ([`chat_client::events::Command`]), as every Rust
+//! caller's are. Frames read are not decoded into chat-client's typed
+//! [`chat_client::events::Event`]: that builds every field of every message (strings, dates,
+//! vectors) for each of the hundreds of thousands of frames a run reads, on the cores the
+//! server under test shares, and the bench would measure its own decoding. [`parse`] borrows
+//! the two or three fields the bench looks at; a test checks it reads what the typed events
+//! read.
 
 use std::borrow::Cow;
 
+use chat_client::events::{Command, SendMessage};
 use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::BenchError;
 
 /// A frame from the server, reduced to what the bench looks at.
 #[derive(Debug, PartialEq, Eq)]
@@ -91,15 +103,18 @@ pub fn parse_client_message_id(tag: &str, id: &str) -> Option<Tagged> {
     parts.next().is_none().then_some(tagged)
 }
 
+/// The id of a conversation the server created, as the frames take it.
+pub fn conversation_id(id: &str) -> Result<Uuid, BenchError> {
+    id.parse()
+        .map_err(|_| BenchError::Setup(format!("the conversation id {id:?} is not a UUID")))
+}
+
 /// The `message` frame sending `content` to a conversation.
-pub fn message_frame(conversation_id: &str, content: &str, client_message_id: &str) -> String {
-    serde_json::json!({
-        "type": "message",
-        "conversation_id": conversation_id,
-        "content": content,
-        "client_message_id": client_message_id,
-    })
-    .to_string()
+pub fn message_frame(conversation_id: Uuid, content: &str, client_message_id: &str) -> String {
+    Command::Message(
+        SendMessage::to_conversation(conversation_id, content).client_message_id(client_message_id),
+    )
+    .to_json(None)
 }
 
 #[cfg(test)]
@@ -142,5 +157,55 @@ mod tests {
         );
         assert_eq!(parse(r#"{"type":"pong"}"#), Some(Event::Other));
         assert_eq!(parse("not json"), None);
+    }
+
+    #[test]
+    fn the_reduced_reading_agrees_with_chat_clients_events() {
+        use chat_client::events::Event as Full;
+        let new_message = r#"{"type":"new_message","seq":2,"message":{
+            "id":"2ddb1a01-16be-4a0a-a049-535b0091df06","seq":2,
+            "conversation_id":"c69abb94-0438-4ebb-9759-8f819aa160d5",
+            "sender_id":"daced227-db43-4ad7-a3eb-1d5943fde8b9","recipient_id":null,
+            "content":"Hello!","client_message_id":"t.1.2.3","is_read":false,
+            "created_at":"2026-11-25T14:33:43.235835Z","updated_at":"2026-11-25T14:33:43.235835Z",
+            "edited_at":null,"deleted_at":null,"deleted_by":null,"reactions":[],
+            "pinned_at":null,"pinned_by":null,"reply_to":null,"mentions":[],
+            "thread_root_id":null,"thread":null,"attachments":[]},
+            "timestamp":"2026-11-25T14:33:43.236250Z"}"#;
+        let Ok(Full::NewMessage(full)) = Full::from_json(new_message) else {
+            panic!("chat-client reads a new_message");
+        };
+        assert_eq!(
+            parse(new_message),
+            Some(Event::NewMessage {
+                client_message_id: full.message.client_message_id.map(Cow::Owned)
+            })
+        );
+        let error =
+            r#"{"type":"error","code":"rate_limited","detail":"slow down","ref":"t.1.2.3"}"#;
+        let Ok(Full::Error(full)) = Full::from_json(error) else {
+            panic!("chat-client reads an error");
+        };
+        assert_eq!(
+            parse(error),
+            Some(Event::Error {
+                code: Cow::Owned(full.code),
+                reference: full.reference.map(Cow::Owned)
+            })
+        );
+    }
+
+    #[test]
+    fn a_message_frame_is_the_protocols() {
+        let conversation = conversation_id("c69abb94-0438-4ebb-9759-8f819aa160d5").unwrap();
+        let frame: serde_json::Value =
+            serde_json::from_str(&message_frame(conversation, "hi", "t.1.2.3")).unwrap();
+        assert_eq!(
+            frame,
+            serde_json::json!({"type": "message",
+                "conversation_id": "c69abb94-0438-4ebb-9759-8f819aa160d5",
+                "content": "hi", "client_message_id": "t.1.2.3"})
+        );
+        assert!(conversation_id("not-a-uuid").is_err());
     }
 }

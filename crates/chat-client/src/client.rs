@@ -2,21 +2,24 @@
 //! route goes through.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::{Mutex, RwLock};
 use url::Url;
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::types::{Me, Tokens};
+use crate::types::{Me, Signup, Tokens};
 
-/// How long before its expiry an access token is refreshed rather than used.
-const REFRESH_AHEAD: Duration = Duration::from_secs(30);
+/// How long before its expiry an access token is refreshed rather than used, at most; a
+/// third of its lifetime when that is shorter (a server with 1 s tokens is not asked for a
+/// new one on every request).
+const REFRESH_AHEAD: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 
 /// A chatd server and, once logged in, one session on it. Cheap to clone: clones share the
 /// connection pool and the session, so a refresh by one is seen by all.
@@ -36,14 +39,23 @@ struct Inner {
     refreshing: Mutex<()>,
 }
 
-/// A login session's tokens.
-#[derive(Clone)]
+/// A login session's tokens. Serializable so that an app can store it (somewhere only the
+/// user can read: the tokens are credentials) and restore it with [`Client::from_session`]
+/// on its next run instead of asking for the password again.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Session {
     pub access_token: String,
+    /// Single use: each refresh replaces it. A stored session must be stored again after a
+    /// refresh (see [`Client::session`]), or the next run's refresh is refused.
     pub refresh_token: String,
     pub session_id: Uuid,
-    /// When the access token expires, by this process's clock.
-    pub expires_at: Instant,
+    /// When the access token expires, by this machine's clock (wall time, so that it
+    /// survives a restart).
+    pub expires_at: DateTime<Utc>,
+    /// When this client refreshes the access token rather than use it: a little before
+    /// `expires_at`. A token the server finds expired anyway (the clocks disagree) is
+    /// refreshed then, and the request sent again.
+    pub refresh_at: DateTime<Utc>,
 }
 
 impl std::fmt::Debug for Session {
@@ -52,17 +64,21 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("session_id", &self.session_id)
             .field("expires_at", &self.expires_at)
+            .field("refresh_at", &self.refresh_at)
             .finish_non_exhaustive()
     }
 }
 
 impl From<Tokens> for Session {
     fn from(tokens: Tokens) -> Self {
+        let lifetime = chrono::TimeDelta::seconds(tokens.expires_in.max(0));
+        let expires_at = Utc::now() + lifetime;
         Self {
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
             session_id: tokens.session_id,
-            expires_at: Instant::now() + Duration::from_secs(tokens.expires_in.max(0) as u64),
+            expires_at,
+            refresh_at: expires_at - REFRESH_AHEAD.min(lifetime / 3),
         }
     }
 }
@@ -75,6 +91,13 @@ impl Client {
             .tcp_nodelay(true)
             .build()?;
         Self::with_http(base_url, http)
+    }
+
+    /// A client of the server at `base_url` that resumes `session` (stored by the app from an
+    /// earlier run): no login needed while its refresh token is good.
+    pub fn from_session(base_url: &str, session: Session) -> Result<Self, Error> {
+        let client = Self::new(base_url)?;
+        Ok(client.sharing_pool(Some(session)))
     }
 
     /// Like [`Client::new`], with an HTTP client of your own (timeouts, proxies, pool size).
@@ -97,6 +120,39 @@ impl Client {
                 refreshing: Mutex::new(()),
             }),
         })
+    }
+
+    /// A client of the same server, sharing this one's connection pool, that sends
+    /// `access_token` as it is, with no refresh: for a caller handed only an access token (a
+    /// test acting as several users, a tool run by a logged-in process). Once the token
+    /// expires, its calls fail with `401 token_expired`.
+    pub fn with_access_token(&self, access_token: &str) -> Client {
+        let session = Session {
+            access_token: access_token.to_owned(),
+            refresh_token: String::new(),
+            session_id: Uuid::nil(),
+            expires_at: DateTime::<Utc>::MAX_UTC,
+            refresh_at: DateTime::<Utc>::MAX_UTC,
+        };
+        self.sharing_pool(Some(session))
+    }
+
+    /// A client of the same server, sharing this one's connection pool, not logged in: for
+    /// acting as several users at once (a bridge, a test, a load generator).
+    pub fn without_session(&self) -> Client {
+        self.sharing_pool(None)
+    }
+
+    /// A client of the same server and connection pool with a session of its own.
+    fn sharing_pool(&self, session: Option<Session>) -> Client {
+        Self {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                base: self.inner.base.clone(),
+                session: RwLock::new(session),
+                refreshing: Mutex::new(()),
+            }),
+        }
     }
 
     /// The server's base URL.
@@ -126,7 +182,8 @@ impl Client {
         &self.inner.http
     }
 
-    /// The current session, if logged in.
+    /// The current session, if logged in: the one to store for [`Client::from_session`]
+    /// (after a refresh it holds new tokens).
     pub async fn session(&self) -> Option<Session> {
         self.inner.session.read().await.clone()
     }
@@ -136,12 +193,40 @@ impl Client {
         *self.inner.session.write().await = session;
     }
 
+    /// Creates an account. It does not log in: call [`Client::login`] next.
+    ///
+    /// Fails with `409 username_taken` / `email_taken`, or `422 validation_error` naming
+    /// the field that is not acceptable.
+    pub async fn signup(&self, signup: &Signup) -> Result<Me, Error> {
+        let response = self
+            .send(
+                self.http()
+                    .post(self.url("api/v1/auth/signup"))
+                    .json(signup),
+            )
+            .await?;
+        decode(response).await
+    }
+
     /// Logs in with a username and password, starting a session named after this client.
+    /// Fails with `401 invalid_credentials`.
     pub async fn login(&self, username: &str, password: &str) -> Result<Session, Error> {
+        self.login_as(username, password, "chat-client").await
+    }
+
+    /// Logs in, naming the session `device_name` (as [`SessionInfo::device`] lists it).
+    ///
+    /// [`SessionInfo::device`]: crate::types::SessionInfo::device
+    pub async fn login_as(
+        &self,
+        username: &str,
+        password: &str,
+        device_name: &str,
+    ) -> Result<Session, Error> {
         let body = json!({
             "username": username,
             "password": password,
-            "device_name": "chat-client",
+            "device_name": device_name,
         });
         let response = self
             .send(self.http().post(self.url("api/v1/auth/login")).json(&body))
@@ -160,33 +245,12 @@ impl Client {
         Ok(())
     }
 
-    /// Ends every other session of your account; answers how many ended.
-    pub async fn revoke_other_sessions(&self) -> Result<usize, Error> {
-        #[derive(serde::Deserialize)]
-        struct Revoked {
-            ended: usize,
-        }
-        let revoked: Revoked = self
-            .call(
-                Method::POST,
-                "api/v1/auth/sessions/revoke-others",
-                None::<&()>,
-            )
-            .await?;
-        Ok(revoked.ended)
-    }
-
-    /// Your account; also a cheap check that the session works.
-    pub async fn me(&self) -> Result<Me, Error> {
-        self.get("api/v1/auth/me").await
-    }
-
     /// An access token that is good for at least a little while: the current one, or a fresh
     /// one from the refresh token when it is about to expire. For the WebSocket handshake
     /// and for requests made outside this client.
     pub async fn access_token(&self) -> Result<String, Error> {
         let session = self.session().await.ok_or(Error::NotLoggedIn)?;
-        if session.expires_at > Instant::now() + REFRESH_AHEAD {
+        if session.refresh_at > Utc::now() {
             return Ok(session.access_token);
         }
         self.refresh_from(&session.refresh_token).await
@@ -235,6 +299,18 @@ impl Client {
         decode(self.authorized(Method::GET, path, None::<&()>).await?).await
     }
 
+    /// `GET path?query` as the session's user, decoded.
+    pub(crate) async fn get_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &impl Serialize,
+    ) -> Result<T, Error> {
+        let response = self
+            .authorized_with(Method::GET, path, |request| request.query(query))
+            .await?;
+        decode(response).await
+    }
+
     /// A request with a JSON body (or none) as the session's user, decoded.
     pub(crate) async fn call<T: DeserializeOwned>(
         &self,
@@ -263,31 +339,47 @@ impl Client {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<Response, Error> {
+        self.authorized_with(method, path, |request| match body {
+            Some(body) => request.json(body),
+            None => request,
+        })
+        .await
+    }
+
+    /// Like [`Client::authorized`], with the request finished by `finish` (a query, a
+    /// multipart body, headers). `finish` may run twice: once more after a refresh.
+    pub(crate) async fn authorized_with(
+        &self,
+        method: Method,
+        path: &str,
+        finish: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, Error> {
         let build = |token: &str| {
-            let request = self
-                .http()
-                .request(method.clone(), self.url(path))
-                .bearer_auth(token);
-            match body {
-                Some(body) => request.json(body),
-                None => request,
-            }
+            finish(
+                self.http()
+                    .request(method.clone(), self.url(path))
+                    .bearer_auth(token),
+            )
         };
         let token = self.access_token().await?;
         match self.send(build(&token)).await {
             Err(error) if error.code() == Some("token_expired") => {
-                let fresh = self.refresh_from_token(&token).await?;
+                let fresh = self.refresh_from_token(&token, error).await?;
                 self.send(build(&fresh)).await
             }
             other => other,
         }
     }
 
-    /// Refreshes after `rejected` was refused as expired, unless another task already has.
-    async fn refresh_from_token(&self, rejected: &str) -> Result<String, Error> {
+    /// Refreshes after `rejected` was refused as expired (with `refusal`), unless another
+    /// task already has. A session without a refresh token answers the refusal.
+    async fn refresh_from_token(&self, rejected: &str, refusal: Error) -> Result<String, Error> {
         let session = self.session().await.ok_or(Error::NotLoggedIn)?;
         if session.access_token != rejected {
             return Ok(session.access_token);
+        }
+        if session.refresh_token.is_empty() {
+            return Err(refusal);
         }
         self.refresh_from(&session.refresh_token).await
     }
@@ -318,7 +410,7 @@ pub(crate) async fn decode<T: DeserializeOwned>(response: Response) -> Result<T,
 
 /// An error answer as [`Error::Api`]: the API's `{"detail", "code"}` body, or the status's
 /// reason when the body is something else (a proxy's HTML page).
-async fn api_error(response: Response) -> Error {
+pub(crate) async fn api_error(response: Response) -> Error {
     #[derive(serde::Deserialize)]
     struct Body {
         detail: String,

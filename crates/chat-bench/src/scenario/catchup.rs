@@ -239,25 +239,20 @@ async fn change_some(
     let edits = count / 2;
     let results: Vec<_> = stream::iter(sent.iter().take(count).enumerate())
         .map(|(i, (id, _))| {
-            let http = target.http();
+            let api = target.api_as(writer);
             async move {
-                let request = if i < edits {
-                    http.patch(target.url(&format!("/api/v1/messages/{id}")))
-                        .json(&serde_json::json!({"content": format!("edited while you were away ({i})")}))
+                let id: uuid::Uuid = id
+                    .parse()
+                    .map_err(|_| RequestFailure("a stored message id that is not a UUID".into()))?;
+                let changed = if i < edits {
+                    api.edit_message(id, &format!("edited while you were away ({i})"))
+                        .await
                 } else {
-                    // U+1F44D THUMBS UP SIGN, percent-encoded for the path.
-                    http.put(target.url(&format!("/api/v1/messages/{id}/reactions/%F0%9F%91%8D")))
+                    api.add_reaction(id, "\u{1F44D}").await
                 };
-                let response = request
-                    .bearer_auth(&writer.token)
-                    .send()
-                    .await
-                    .map_err(|e| RequestFailure::from_reqwest(&e))?;
-                if response.status().is_success() {
-                    Ok(i < edits)
-                } else {
-                    Err(RequestFailure::status(response.status()))
-                }
+                changed
+                    .map(|_| i < edits)
+                    .map_err(|e| RequestFailure::from_client(&e))
             }
         })
         .buffer_unordered(32)

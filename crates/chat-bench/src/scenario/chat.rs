@@ -200,19 +200,22 @@ pub async fn run(common: &Common, opts: &ChatOptions) -> Result<ChatReport, Benc
     } = common.setup(opts.users).await?;
 
     let groups = partition(opts.users, opts.group_size);
-    let conversations: Vec<String> = stream::iter(groups.iter().enumerate())
-        .map(|(g, members)| {
-            let owner = &users[members[0]];
-            let others: Vec<_> = members[1..].iter().map(|&m| &users[m]).collect();
-            let target = &target;
-            let name = format!("bench {tag} {g}");
-            async move { target.create_group(owner, &others, &name).await }
-        })
-        .buffered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+    let conversations: Vec<uuid::Uuid> =
+        stream::iter(groups.iter().enumerate())
+            .map(|(g, members)| {
+                let owner = &users[members[0]];
+                let others: Vec<_> = members[1..].iter().map(|&m| &users[m]).collect();
+                let target = &target;
+                let name = format!("bench {tag} {g}");
+                async move {
+                    frames::conversation_id(&target.create_group(owner, &others, &name).await?)
+                }
+            })
+            .buffered(16)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
     let mut group_of = vec![0; opts.users];
     for (g, members) in groups.iter().enumerate() {
         for &m in members {
@@ -252,7 +255,7 @@ pub async fn run(common: &Common, opts: &ChatOptions) -> Result<ChatReport, Benc
         senders.push(tokio::spawn(send(Sender {
             me,
             sink,
-            conversation_id: conversations[group_of[i]].clone(),
+            conversation_id: conversations[group_of[i]],
             group,
             first: start + offset,
             period,
@@ -374,7 +377,7 @@ fn partition(users: usize, size: usize) -> Vec<Vec<usize>> {
 struct Sender {
     me: u32,
     sink: SplitSink<Ws, Message>,
-    conversation_id: String,
+    conversation_id: uuid::Uuid,
     group: i64,
     first: tokio::time::Instant,
     period: Duration,
@@ -398,7 +401,7 @@ async fn send(mut s: Sender) -> SenderResult {
         let nanos = u64::try_from(s.shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let id = frames::client_message_id(&s.shared.tag, s.me, result.sent, nanos);
         let frame = frames::message_frame(
-            &s.conversation_id,
+            s.conversation_id,
             &format!("bench message {} from user {}", result.sent, s.me),
             &id,
         );

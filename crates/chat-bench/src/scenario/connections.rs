@@ -564,16 +564,7 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
 async fn server_connections(targets: &[Target]) -> Option<u64> {
     let mut total = 0;
     for target in targets {
-        let body: serde_json::Value = target
-            .http()
-            .get(target.url("/health"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        total += body["connections"].as_u64()?;
+        total += target.api().health().await.ok()?.connections as u64;
     }
     Some(total)
 }

@@ -119,9 +119,11 @@ pub async fn run(common: &Common, opts: &FanoutOptions) -> Result<FanoutReport, 
         users,
     } = common.setup(opts.members).await?;
     let others: Vec<_> = users[1..].iter().collect();
-    let conversation = target
-        .create_group(&users[0], &others, &format!("bench {tag} fanout"))
-        .await?;
+    let conversation = frames::conversation_id(
+        &target
+            .create_group(&users[0], &others, &format!("bench {tag} fanout"))
+            .await?,
+    )?;
     let sockets = super::connect_all(&targets, &users.iter().collect::<Vec<_>>(), 64).await?;
     let setup = setup_started.elapsed();
 
@@ -167,7 +169,7 @@ pub async fn run(common: &Common, opts: &FanoutOptions) -> Result<FanoutReport, 
         let sent_at = Instant::now();
         let nanos = u64::try_from((sent_at - epoch).as_nanos()).unwrap_or(0);
         let id = frames::client_message_id(&tag, 0, k32, nanos);
-        let frame = frames::message_frame(&conversation, &format!("fan-out message {k}"), &id);
+        let frame = frames::message_frame(conversation, &format!("fan-out message {k}"), &id);
         if sender.send(Message::Text(frame.into())).await.is_err() {
             failures.add("websocket send failed");
             seen.pop();

@@ -269,7 +269,7 @@ async fn probe_health(
 /// the storm so that the storm measures delivery and not connecting.
 struct WsProbe {
     tag: String,
-    conversation_id: String,
+    conversation_id: uuid::Uuid,
     sender: Ws,
     receiver: Ws,
 }
@@ -323,9 +323,11 @@ impl WsProbe {
                 "the WebSocket probe needs exactly two users".into(),
             ));
         };
-        let conversation_id = target
-            .create_group(sender, &[receiver], &format!("bench {tag} login probe"))
-            .await?;
+        let conversation_id = frames::conversation_id(
+            &target
+                .create_group(sender, &[receiver], &format!("bench {tag} login probe"))
+                .await?,
+        )?;
         let mut sockets =
             super::connect_all(std::slice::from_ref(target), &[sender, receiver], 2).await?;
         let (Some(receiver), Some(sender)) = (sockets.pop(), sockets.pop()) else {
@@ -365,7 +367,7 @@ impl WsProbe {
         let mut failures = Failures::default();
         let sent = send_probes(
             &mut sink,
-            &self.conversation_id,
+            self.conversation_id,
             interval,
             end,
             &progress,
@@ -405,7 +407,7 @@ impl WsProbe {
 /// own send, so a burst would only add load.
 async fn send_probes(
     sink: &mut futures_util::stream::SplitSink<Ws, Message>,
-    conversation_id: &str,
+    conversation_id: uuid::Uuid,
     interval: Duration,
     end: Instant,
     progress: &Progress,

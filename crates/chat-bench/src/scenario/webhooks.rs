@@ -24,7 +24,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::client::Target;
@@ -141,10 +140,9 @@ pub async fn run(common: &Common, opts: &WebhooksOptions) -> Result<WebhooksRepo
     }
     // Removed whatever happened, so that a later run does not deliver to a dead port.
     let removed = target
-        .http()
-        .delete(target.url(&format!("/api/v1/admin/webhooks/{webhook}")))
-        .bearer_auth(&token)
-        .send()
+        .api()
+        .with_access_token(&token)
+        .delete_webhook(webhook)
         .await;
     let chat = chat?;
     if let Err(error) = removed {
@@ -229,54 +227,31 @@ async fn admin_token(
     username: &str,
     password: &str,
 ) -> Result<String, BenchError> {
-    let response = target
-        .http()
-        .post(target.url("/api/v1/auth/login"))
-        .json(&json!({"username": username, "password": password}))
-        .send()
+    target
+        .api()
+        .login_as(username, password, "chat-bench")
         .await
-        .map_err(|e| BenchError::Setup(format!("admin login: {e}")))?;
-    if !response.status().is_success() {
-        return Err(BenchError::Setup(format!(
-            "admin login answered {}",
-            response.status()
-        )));
-    }
-    let body: serde_json::Value = response
-        .json()
-        .await
-        .map_err(|e| BenchError::Setup(format!("admin login: {e}")))?;
-    body["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| BenchError::Setup("admin login gave no access_token".into()))
+        .map(|session| session.access_token)
+        .map_err(|e| BenchError::Setup(format!("admin login: {e}")))
 }
 
 /// Registers the receiver as an endpoint; its id.
-async fn register(target: &Target, token: &str, address: SocketAddr) -> Result<String, BenchError> {
-    let response = target
-        .http()
-        .post(target.url("/api/v1/admin/webhooks"))
-        .bearer_auth(token)
-        .json(&json!({
-            "url": format!("http://{address}/chatd"),
-            "secret": format!("bench-{}", uuid::Uuid::new_v4().simple()),
-        }))
-        .send()
+async fn register(
+    target: &Target,
+    token: &str,
+    address: SocketAddr,
+) -> Result<uuid::Uuid, BenchError> {
+    let secret = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    target
+        .api()
+        .with_access_token(token)
+        .create_webhook(&format!("http://{address}/chatd"), &secret)
         .await
-        .map_err(|e| BenchError::Setup(format!("registering the webhook: {e}")))?;
-    if !response.status().is_success() {
-        return Err(BenchError::Setup(format!(
-            "registering the webhook answered {} (is --admin a server admin?)",
-            response.status()
-        )));
-    }
-    let body: serde_json::Value = response
-        .json()
-        .await
-        .map_err(|e| BenchError::Setup(format!("registering the webhook: {e}")))?;
-    body["id"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| BenchError::Setup("the new webhook has no id".into()))
+        .map(|webhook| webhook.id)
+        .map_err(|e| match e.status() {
+            Some(403) => BenchError::Setup(format!(
+                "registering the webhook: {e} (is --admin a server admin?)"
+            )),
+            _ => BenchError::Setup(format!("registering the webhook: {e}")),
+        })
 }

@@ -1,11 +1,15 @@
 //! Starting a real server on a random port with its own database, and talking to it.
+//!
+//! The set-up steps (signing up, logging in, starting conversations, sending) go through
+//! chat-client, as every Rust caller's do; [`TestApp::request`] and friends stay raw, for
+//! the tests that probe the HTTP layer itself.
 
 use std::time::Duration;
 
+use chat_client::types::{NewConversation, NewMessage, Signup};
 use chat_server::{Application, Config, Shutdown, SyncMode};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio_tungstenite::connect_async;
 
 pub use crate::ws::Ws;
 
@@ -202,27 +206,45 @@ impl TestApp {
             .collect()
     }
 
+    /// A chat-client of this server, not logged in, sharing the test's connection pool.
+    pub fn api(&self) -> chat_client::Client {
+        chat_client::Client::with_http(&self.address, self.client.clone())
+            .expect("the test server's address is a base URL")
+    }
+
+    /// A chat-client of this server acting as `user`.
+    pub fn api_as(&self, user: &TestUser) -> chat_client::Client {
+        self.api().with_access_token(&user.token)
+    }
+
     /// Signs up `name` (password "correct horse") and logs in.
     pub async fn user(&self, name: &str) -> TestUser {
-        let response = self.signup(name).await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let user: Value = response.json().await.unwrap();
+        let api = self.api();
+        let created = api
+            .signup(&Signup {
+                username: name.into(),
+                email: format!("{name}@example.com"),
+                password: "correct horse".into(),
+                full_name: Some(format!("{name} Example")),
+            })
+            .await
+            .expect("the user signs up");
+        let session = api
+            .login(name, "correct horse")
+            .await
+            .expect("the user logs in");
         TestUser {
-            id: user["id"].as_str().unwrap().to_owned(),
-            token: self.login(name, "correct horse").await,
+            id: created.id.to_string(),
+            token: session.access_token,
         }
     }
 
     /// Deactivates `user`'s account (their password is "correct horse").
     pub async fn deactivate(&self, user: &TestUser) {
-        let response = self
-            .post(
-                "/api/v1/users/me/deactivate",
-                &user.token,
-                json!({"password": "correct horse"}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
+        self.api_as(user)
+            .deactivate_me("correct horse")
+            .await
+            .expect("the account is deactivated");
     }
 
     /// Several users signed up and logged in, in the order named.
@@ -236,72 +258,55 @@ impl TestApp {
             .unwrap_or_else(|_| unreachable!("one user per name"))
     }
 
+    /// Logs `username` in; answers the access token.
     pub async fn login(&self, username: &str, password: &str) -> String {
-        let response = self
-            .request(
-                Method::POST,
-                "/api/v1/auth/login",
-                None,
-                Some(json!({"username": username, "password": password})),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let body: Value = response.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
+        self.api()
+            .login(username, password)
+            .await
+            .expect("the user logs in")
+            .access_token
     }
 
     /// The direct conversation of `a` and `b`, as `a` sees it.
     pub async fn direct(&self, a: &TestUser, b: &TestUser) -> String {
-        let response = self
-            .post(
-                "/api/v1/conversations",
-                &a.token,
-                json!({"participant_ids": [b.id]}),
-            )
-            .await;
-        assert!(response.status().is_success());
-        let body: Value = response.json().await.unwrap();
-        body["id"].as_str().unwrap().to_owned()
-    }
-
-    /// A group owned by `owner` with `members`.
-    pub async fn group(&self, owner: &TestUser, members: &[&TestUser]) -> String {
-        let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
-        let response = self
-            .post(
-                "/api/v1/conversations",
-                &owner.token,
-                json!({"participant_ids": ids, "name": "team", "is_group": true}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let body: Value = response.json().await.unwrap();
-        body["id"].as_str().unwrap().to_owned()
-    }
-
-    /// Sends `content` to a conversation over REST and returns the stored message.
-    pub async fn send(&self, from: &TestUser, conversation: &str, content: &str) -> Value {
-        let response = self
-            .post(
-                &format!("/api/v1/conversations/{conversation}/messages"),
-                &from.token,
-                json!({"content": content}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        response.json().await.unwrap()
-    }
-
-    /// A WebSocket authenticated with `?token=`, past its `connected` frame.
-    pub async fn ws(&self, user: &TestUser) -> Ws {
-        let (stream, _) = connect_async(format!("{}?token={}", self.ws_url, user.token))
+        self.api_as(a)
+            .create_conversation(&NewConversation::direct(uuid(&b.id)))
             .await
-            .expect("the WebSocket handshake succeeds");
-        let mut ws = Ws { stream };
-        let connected = ws.next_json().await;
-        assert_eq!(connected["type"], "connected", "{connected}");
-        ws
+            .expect("the direct conversation is started")
+            .id
+            .to_string()
     }
+
+    /// A group named "team" owned by `owner` with `members`.
+    pub async fn group(&self, owner: &TestUser, members: &[&TestUser]) -> String {
+        let members = members.iter().map(|m| uuid(&m.id)).collect();
+        self.api_as(owner)
+            .create_conversation(&NewConversation::group("team", members))
+            .await
+            .expect("the group is created")
+            .id
+            .to_string()
+    }
+
+    /// Sends `content` to a conversation over REST and returns the stored message, as JSON.
+    pub async fn send(&self, from: &TestUser, conversation: &str, content: &str) -> Value {
+        let message = self
+            .api_as(from)
+            .send_message(uuid(conversation), &NewMessage::text(content))
+            .await
+            .expect("the message is sent");
+        serde_json::to_value(message).expect("a message is JSON")
+    }
+
+    /// A WebSocket authenticated as `user`, past its `connected` frame.
+    pub async fn ws(&self, user: &TestUser) -> Ws {
+        Ws::connect(&self.ws_url, &user.token).await
+    }
+}
+
+/// An id the tests hold as text, as a UUID.
+fn uuid(id: &str) -> uuid::Uuid {
+    id.parse().expect("a UUID")
 }
 
 /// The token secret of apps built with [`with_known_secret`], so tests can sign tokens.

@@ -1,4 +1,5 @@
-//! How the cluster tests talk to the nodes: REST calls on a chosen node, a plain WebSocket,
+//! How the cluster tests talk to the nodes: REST calls on a chosen node (the set-up steps
+//! through chat-client, raw requests for the rest), a plain WebSocket,
 //! and [`Device`], a client app that behaves as docs/websocket.md asks (it reconnects to
 //! another node when its own goes away and `sync`s from the highest seq it had received
 //! [`SEQ_LAG`] before the connection ended, and answers `resync` with `sync` from its highest
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use chat_nats::SEQ_LAG;
 
+use chat_client::types::{HistoryCursor, NewConversation, NewMessage, Signup};
 use futures_util::{SinkExt, StreamExt};
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -32,15 +33,6 @@ pub struct User {
 pub const PASSWORD: &str = "correct horse";
 
 impl Node {
-    /// `POST path` with a bearer token (if any) and a JSON body.
-    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
-        let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send().await.expect("the request reaches the node")
-    }
-
     pub async fn put(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
         self.http
             .put(format!("{}{path}", self.base))
@@ -60,51 +52,54 @@ impl Node {
             .expect("the request reaches the node")
     }
 
+    /// chat-client on this node, not logged in, sharing the node's connection pool.
+    pub fn api(&self) -> chat_client::Client {
+        chat_client::Client::with_http(&self.base, self.http.clone())
+            .expect("a node's address is a base URL")
+    }
+
+    /// chat-client on this node acting as `user`.
+    pub fn api_as(&self, user: &User) -> chat_client::Client {
+        self.api().with_access_token(&user.token)
+    }
+
     /// Logs `name` in on this node and returns the access token.
     pub async fn login(&self, name: &str, password: &str) -> String {
-        let response = self
-            .post(
-                "/api/v1/auth/login",
-                None,
-                json!({"username": name, "password": password}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let body: Value = response.json().await.expect("a JSON login answer");
-        body["access_token"].as_str().expect("a token").to_owned()
+        self.api()
+            .login(name, password)
+            .await
+            .expect("the user logs in")
+            .access_token
     }
 
     /// Signs `name` up on this node and logs in.
     pub async fn user(&self, name: &str) -> User {
-        let response = self
-            .post(
-                "/api/v1/auth/signup",
-                None,
-                json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let user: Value = response.json().await.expect("a JSON user");
+        let created = self
+            .api()
+            .signup(&Signup {
+                username: name.into(),
+                email: format!("{name}@example.com"),
+                password: PASSWORD.into(),
+                full_name: None,
+            })
+            .await
+            .expect("the user signs up");
         User {
             name: name.to_owned(),
-            id: user["id"].as_str().expect("an id").to_owned(),
+            id: created.id.to_string(),
             token: self.login(name, PASSWORD).await,
         }
     }
 
-    /// A group owned by `owner` with `members`, created on this node.
+    /// A group named "cluster" owned by `owner` with `members`, created on this node.
     pub async fn group(&self, owner: &User, members: &[User]) -> String {
-        let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
-        let response = self
-            .post(
-                "/api/v1/conversations",
-                Some(&owner.token),
-                json!({"participant_ids": ids, "name": "cluster", "is_group": true}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let body: Value = response.json().await.expect("a JSON conversation");
-        body["id"].as_str().expect("an id").to_owned()
+        let members = members.iter().map(|m| uuid(&m.id)).collect();
+        self.api_as(owner)
+            .create_conversation(&NewConversation::group("cluster", members))
+            .await
+            .expect("the group is created")
+            .id
+            .to_string()
     }
 
     /// Sends over REST on this node; `Some(message)` once stored (201 or a retry's 200),
@@ -116,21 +111,13 @@ impl Node {
         content: &str,
         client_id: &str,
     ) -> Option<Value> {
-        let response = self
-            .http
-            .post(format!(
-                "{}/api/v1/conversations/{conversation}/messages",
-                self.base
-            ))
-            .bearer_auth(&from.token)
-            .json(&json!({"content": content, "client_message_id": client_id}))
-            .send()
+        let message = NewMessage::text(content).client_message_id(client_id);
+        let stored = self
+            .api_as(from)
+            .send_message(uuid(conversation), &message)
             .await
             .ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        response.json().await.ok()
+        Some(serde_json::to_value(stored).expect("a message is JSON"))
     }
 
     /// One page of a conversation's history after `after`, ascending by seq.
@@ -141,16 +128,14 @@ impl Node {
         after: i64,
         limit: usize,
     ) -> Vec<Value> {
-        let response = self
-            .get(
-                &format!(
-                    "/api/v1/conversations/{conversation}/messages?after={after}&limit={limit}"
-                ),
-                &user.token,
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.expect("a JSON page")
+        let limit = u32::try_from(limit).expect("a page size");
+        self.api_as(user)
+            .messages(uuid(conversation), HistoryCursor::After(after), Some(limit))
+            .await
+            .expect("a page of history")
+            .into_iter()
+            .map(|message| serde_json::to_value(message).expect("a message is JSON"))
+            .collect()
     }
 
     /// Every message of a conversation, paged through in seq order.
@@ -166,16 +151,15 @@ impl Node {
         }
     }
 
-    /// A `?token=` WebSocket on this node, past its `connected` frame.
+    /// A WebSocket on this node as `user`, past its `connected` frame.
     pub async fn ws(&self, user: &User) -> Ws {
-        let (stream, _) = connect_async(format!("{}?token={}", self.ws_url, user.token))
-            .await
-            .expect("the WebSocket handshake succeeds");
-        let mut ws = Ws { stream };
-        let connected = ws.next_json().await;
-        assert_eq!(connected["type"], "connected", "{connected}");
-        ws
+        Ws::connect(&self.ws_url, &user.token).await
     }
+}
+
+/// An id the tests hold as text, as a UUID.
+fn uuid(id: &str) -> uuid::Uuid {
+    id.parse().expect("a UUID")
 }
 
 pub fn seq_of(message: &Value) -> i64 {

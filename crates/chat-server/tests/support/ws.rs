@@ -1,9 +1,14 @@
 //! The WebSocket test client both end-to-end suites use (`tests/api` and `tests/cluster`),
 //! included by each with `#[path]`. Each suite uses only part of it.
+//!
+//! Connecting and the frames a test sends go through chat-client, as every Rust caller's do;
+//! the frames read stay raw JSON, so tests assert the exact bytes of the protocol, and
+//! [`Ws::send_json`] sends anything, malformed frames included.
 #![allow(dead_code)]
 
 use std::time::Duration;
 
+use chat_client::events::{Command, SendMessage};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -21,6 +26,26 @@ pub struct Ws {
 }
 
 impl Ws {
+    /// Opens a WebSocket to `ws_url` as the holder of `token` (an `Authorization` header)
+    /// and reads its `connected` frame.
+    pub async fn connect(ws_url: &str, token: &str) -> Ws {
+        let stream = chat_client::live::connect_with_token(ws_url, token)
+            .await
+            .expect("the WebSocket handshake succeeds");
+        let mut ws = Ws { stream };
+        let connected = ws.next_json().await;
+        assert_eq!(connected["type"], "connected", "{connected}");
+        ws
+    }
+
+    /// Sends a frame as chat-client writes it.
+    pub async fn send_command(&mut self, command: Command) {
+        self.stream
+            .send(Message::text(command.to_json(None)))
+            .await
+            .expect("the frame is sent");
+    }
+
     pub async fn send_json(&mut self, value: Value) {
         self.stream
             .send(Message::text(value.to_string()))
@@ -30,12 +55,10 @@ impl Ws {
 
     /// Sends a `message` frame to a conversation.
     pub async fn send_message(&mut self, conversation: &str, content: &str, client_id: &str) {
-        self.send_json(json!({
-            "type": "message",
-            "conversation_id": conversation,
-            "content": content,
-            "client_message_id": client_id,
-        }))
+        let conversation = conversation.parse().expect("a conversation id");
+        self.send_command(Command::Message(
+            SendMessage::to_conversation(conversation, content).client_message_id(client_id),
+        ))
         .await;
     }
 
@@ -80,7 +103,7 @@ impl Ws {
                 Ok(None) => panic!("expected an open, quiet connection, but it ended"),
             }
         }
-        self.send_json(json!({"type": "ping"})).await;
+        self.send_command(Command::Ping).await;
         assert_eq!(
             self.next_json().await,
             json!({"type": "pong"}),
@@ -90,7 +113,7 @@ impl Ws {
 
     /// Asserts that the connection is still open and answers a `ping`.
     pub async fn assert_open(&mut self) {
-        self.send_json(json!({"type": "ping"})).await;
+        self.send_command(Command::Ping).await;
         assert_eq!(self.next_of_type("pong").await["type"], "pong");
     }
 
