@@ -65,6 +65,7 @@ fn config(dir: &tempfile::TempDir, token_ttl: Duration) -> Config {
         presence_offline_after: Duration::ZERO,
         // The tests count the frames they get.
         presence_events: false,
+        metrics_bind: None,
     }
 }
 

@@ -54,6 +54,7 @@ fn config(dir: &tempfile::TempDir) -> Config {
         presence_window: Duration::from_secs(5),
         presence_offline_after: Duration::ZERO,
         presence_events: false,
+        metrics_bind: None,
     }
 }
 
