@@ -1,0 +1,85 @@
+//! Two people talking live: messages, typing, delivered and read ticks, unread badges, and a
+//! reload that keeps the history.
+
+use crate::harness::{Scene, inbox_item};
+
+#[tokio::test]
+async fn two_browsers_exchange_messages_live_with_typing_and_read_ticks() {
+    let Some(scene) = Scene::start().await else {
+        return;
+    };
+    let (alice, bob) = (&scene.alice, &scene.bob);
+    alice.screenshot("login").await;
+    let conversation = scene.signed_up_and_talking().await;
+
+    alice.send("Hi Bob, lunch at noon?").await;
+    alice.wait_for_messages(&["Hi Bob, lunch at noon?"]).await;
+    // Bob has not opened the conversation: it appears in his inbox, unread, and Alice's
+    // message gets as far as delivered, never read.
+    let badge = format!("{} .unread-badge", inbox_item(&conversation));
+    bob.wait_for_text(&badge, "count one unread message", |t| t.trim() == "1")
+        .await;
+    alice
+        .wait_for_ticks("Hi Bob, lunch at noon?", "delivered")
+        .await;
+    bob.screenshot("inbox").await;
+
+    bob.open_conversation(&conversation).await;
+    bob.wait_for_messages(&["Hi Bob, lunch at noon?"]).await;
+    alice.wait_for_ticks("Hi Bob, lunch at noon?", "read").await;
+    bob.wait_for_gone(&badge).await;
+
+    // Bob types: Alice sees it, then his message, without reloading.
+    bob.type_draft("Sure, the usual place").await;
+    alice
+        .wait_for_text("#typing", "name Bob", |t| t.contains("bob"))
+        .await;
+    bob.send("Sure, the usual place ✓").await;
+    alice
+        .wait_for_messages(&["Hi Bob, lunch at noon?", "Sure, the usual place ✓"])
+        .await;
+    alice
+        .wait_for_text("#typing", "be empty once Bob sent", |t| t.trim().is_empty())
+        .await;
+    // Alice has the conversation open: Bob's message is read as it arrives.
+    bob.wait_for_ticks("Sure, the usual place ✓", "read").await;
+
+    alice.send("See you there").await;
+    bob.wait_for_messages(&[
+        "Hi Bob, lunch at noon?",
+        "Sure, the usual place ✓",
+        "See you there",
+    ])
+    .await;
+    alice.wait_for_ticks("See you there", "read").await;
+    scene.finish().await;
+}
+
+#[tokio::test]
+async fn a_reload_keeps_the_session_and_the_history() {
+    let Some(scene) = Scene::start().await else {
+        return;
+    };
+    let (alice, bob) = (&scene.alice, &scene.bob);
+    let conversation = scene.signed_up_and_talking().await;
+    for text in ["one", "two", "three"] {
+        alice.send(text).await;
+    }
+    bob.open_conversation(&conversation).await;
+    bob.wait_for_messages(&["one", "two", "three"]).await;
+
+    for browser in [alice, bob] {
+        browser.reload().await;
+        // Still signed in (the tokens are kept), and the history comes back from the server.
+        browser.wait_for_signed_in().await;
+        if browser.open_conversation_id_now().await.as_deref() != Some(conversation.as_str()) {
+            browser.open_conversation(&conversation).await;
+        }
+        browser.wait_for_messages(&["one", "two", "three"]).await;
+    }
+    bob.send("four").await;
+    alice
+        .wait_for_messages(&["one", "two", "three", "four"])
+        .await;
+    scene.finish().await;
+}
