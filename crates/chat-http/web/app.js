@@ -12,6 +12,7 @@ let store = null;
 let reply = null; // The message the composer replies to.
 let staged = []; // Files picked for the next message: {file, attachment?}.
 let typingSentAt = 0;
+let atBottom = true; // Whether the reader is at the end of the conversation.
 let typingIdle = null;
 const blobs = new Map(); // attachment id (+ variant) -> promise of an object URL
 
@@ -227,6 +228,10 @@ async function loadInbox() {
   try {
     store.setInbox(await api.inbox());
     renderInbox(store, openId());
+    // A conversation someone else started brings a partner whose presence is not known yet.
+    const unknown = [...store.conversations.values()].map((c) => store.otherMember(c))
+      .some((other) => other && !store.presence.has(other.id));
+    if (unknown) refreshPresence();
   } catch (e) {
     if (e.status !== 401) toast(e.message);
   }
@@ -342,8 +347,9 @@ async function openConversation(id, focusMessageId) {
   $('#empty').hidden = true;
   document.body.classList.add('reading');
   section.querySelector('.conversation-title').textContent = store.title(store.conversations.get(id));
-  $('#messages').scrollTop = $('#messages').scrollHeight;
   draw();
+  $('#messages').scrollTop = $('#messages').scrollHeight;
+  atBottom = true;
   drawTyping();
   renderPresence(store);
   renderInbox(store, id);
@@ -400,8 +406,14 @@ async function reveal(messageId) {
 }
 
 $('#messages').addEventListener('scroll', () => {
-  if ($('#messages').scrollTop < 40) loadOlder();
+  const box = $('#messages');
+  atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  if (box.scrollTop < 40) loadOlder();
 });
+// An image without known dimensions grows the conversation when it loads: stay at the end.
+$('#messages').addEventListener('load', () => {
+  if (atBottom) $('#messages').scrollTop = $('#messages').scrollHeight;
+}, true);
 
 let readTimer = null;
 /** Marks the open conversation read up to its newest message, while the page is seen. */
@@ -547,7 +559,7 @@ function drawComposerContext() {
     : '';
   const files = composer.querySelector('.composer-files');
   files.replaceChildren(...staged.map((s, i) => el('span', { className: 'staged-file' },
-    (s.attachment ? '📎 ' : '⏳ ') + s.file.name,
+    s.file.name + (s.attachment ? '' : ' (uploading…)'),
     el('button', { type: 'button', dataset: { action: 'unstage', index: String(i) }, title: 'Remove' }, '×'))));
 }
 

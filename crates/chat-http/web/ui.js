@@ -74,7 +74,7 @@ function preview(store, message) {
   if (!message) return 'No messages yet';
   if (message.content === null) return 'Message deleted';
   const who = message.sender_id === store.me.user_id ? 'You: ' : '';
-  const files = (message.attachments || []).length ? '📎 ' : '';
+  const files = (message.attachments || []).length ? '[file] ' : '';
   return who + files + (message.content || '');
 }
 
@@ -144,7 +144,7 @@ export function messageElement(store, message, blobUrl) {
       mine ? el('button', { type: 'button', dataset: { action: 'edit' }, title: 'Edit' }, 'Edit') : null,
       mine ? el('button', { type: 'button', dataset: { action: 'delete' }, title: 'Delete for everyone' }, 'Delete') : null));
   }
-  if (mine) footer.append(ticksElement(store.ticks(message)));
+  if (mine && !deleted) footer.append(ticksElement(store.ticks(message)));
   node.append(footer);
   node.shown = message;
   return node;
@@ -157,10 +157,15 @@ export function ticksElement(state) {
 
 function attachmentElement(attachment, blobUrl) {
   if (IMAGE_TYPES.includes(attachment.content_type)) {
+    // Sized before it loads, so the conversation does not jump when the bytes arrive.
+    const scale = attachment.width && attachment.height
+      ? Math.min(1, 320 / attachment.width, 240 / attachment.height)
+      : null;
     const img = el('img', {
       className: 'attachment-preview',
       alt: attachment.name,
-      width: attachment.width ? String(Math.min(attachment.width, 320)) : null,
+      width: scale ? String(Math.round(attachment.width * scale)) : null,
+      height: scale ? String(Math.round(attachment.height * scale)) : null,
     });
     blobUrl(attachment, true).then((url) => {
       img.src = url;
@@ -174,7 +179,7 @@ function attachmentElement(attachment, blobUrl) {
     className: 'attachment-file',
     href: '#',
     dataset: { attachmentId: attachment.id, name: attachment.name },
-  }, '📄 ' + attachment.name + ' (' + size(attachment.size) + ')');
+  }, el('span', { className: 'file-name' }, attachment.name), el('span', { className: 'file-size' }, size(attachment.size)));
 }
 
 function size(bytes) {
@@ -195,7 +200,7 @@ export function pendingElement(store, pending) {
     pending.failed
       ? el('span', { className: 'send-error' }, pending.failed + ' ',
         el('button', { type: 'button', dataset: { action: 'discard' } }, 'Discard'))
-      : el('span', { className: 'clock', title: 'Sending' }, '🕓')));
+      : el('span', { className: 'sending' }, 'sending…')));
 }
 
 /** Redraws the open conversation's messages, keeping the reader's place. */
