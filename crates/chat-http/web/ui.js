@@ -70,10 +70,12 @@ export function presenceText(presence) {
   return presence.last_seen_at ? 'last seen ' + ago(presence.last_seen_at) : 'offline';
 }
 
-function preview(store, message) {
+function preview(store, conversation) {
+  const message = conversation.last_message;
   if (!message) return 'No messages yet';
   if (message.content === null) return 'Message deleted';
-  const who = message.sender_id === store.me.user_id ? 'You: ' : '';
+  const mine = message.sender_id === store.me.user_id;
+  const who = mine ? 'You: ' : conversation.is_group ? store.username(message.sender_id) + ': ' : '';
   const files = (message.attachments || []).length ? '[file] ' : '';
   return who + files + (message.content || '');
 }
@@ -95,7 +97,7 @@ export function renderInbox(store, activeId) {
     }, store.title(c).slice(0, 1).toUpperCase()),
     el('span', { className: 'conversation-text' },
       el('span', { className: 'title' }, store.title(c)),
-      el('span', { className: 'last-message' }, preview(store, c.last_message))),
+      el('span', { className: 'last-message' }, preview(store, c))),
     el('span', { className: 'badges' },
       c.unread_mentions > 0 ? el('span', { className: 'mention-badge', title: 'Mentions you' }, '@' + c.unread_mentions) : null,
       c.unread_count > 0 ? el('span', { className: 'unread-badge', title: 'Unread' }, String(c.unread_count)) : null));
