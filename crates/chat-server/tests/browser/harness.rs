@@ -496,12 +496,16 @@ impl Browser {
         .await;
     }
 
-    /// The `.message` of the open conversation whose content is `text`, once it is shown.
+    /// The `.message` of the open conversation whose content is `text`, once it is shown
+    /// and confirmed by the server.
     pub async fn message(&self, text: &str) -> Element {
         eventually(format_args!("{} to show {text:?}", self.name), || async {
             let messages = self
                 .client
-                .find_all(Locator::Css("#messages .message"))
+                // Confirmed by the server: a message still being sent has no id yet.
+                .find_all(Locator::Css(
+                    "#messages .message[data-message-id]:not([data-message-id=''])",
+                ))
                 .await
                 .map_err(|e| e.to_string())?;
             for message in messages {

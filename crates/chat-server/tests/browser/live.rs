@@ -12,22 +12,28 @@ async fn two_browsers_exchange_messages_live_with_typing_and_read_ticks() {
     alice.screenshot("login").await;
     let conversation = scene.signed_up_and_talking().await;
 
-    alice.send("Hi Bob, lunch at noon?").await;
-    alice.wait_for_messages(&["Hi Bob, lunch at noon?"]).await;
+    alice.send("Hi @bob, lunch at noon?").await;
+    alice.wait_for_messages(&["Hi @bob, lunch at noon?"]).await;
     // Bob has not opened the conversation: it appears in his inbox, unread, and Alice's
     // message gets as far as delivered, never read.
     let badge = format!("{} .unread-badge", inbox_item(&conversation));
     bob.wait_for_text(&badge, "count one unread message", |t| t.trim() == "1")
         .await;
+    let mention = format!("{} .mention-badge", inbox_item(&conversation));
+    bob.wait_for_text(&mention, "count one mention", |t| t.contains('1'))
+        .await;
     alice
-        .wait_for_ticks("Hi Bob, lunch at noon?", "delivered")
+        .wait_for_ticks("Hi @bob, lunch at noon?", "delivered")
         .await;
     bob.screenshot("inbox").await;
 
     bob.open_conversation(&conversation).await;
-    bob.wait_for_messages(&["Hi Bob, lunch at noon?"]).await;
-    alice.wait_for_ticks("Hi Bob, lunch at noon?", "read").await;
+    bob.wait_for_messages(&["Hi @bob, lunch at noon?"]).await;
+    alice
+        .wait_for_ticks("Hi @bob, lunch at noon?", "read")
+        .await;
     bob.wait_for_gone(&badge).await;
+    bob.wait_for_gone(&mention).await;
 
     // Bob types: Alice sees it, then his message, without reloading.
     bob.type_draft("Sure, the usual place").await;
@@ -36,7 +42,7 @@ async fn two_browsers_exchange_messages_live_with_typing_and_read_ticks() {
         .await;
     bob.send("Sure, the usual place ✓").await;
     alice
-        .wait_for_messages(&["Hi Bob, lunch at noon?", "Sure, the usual place ✓"])
+        .wait_for_messages(&["Hi @bob, lunch at noon?", "Sure, the usual place ✓"])
         .await;
     alice
         .wait_for_text("#typing", "be empty once Bob sent", |t| t.trim().is_empty())
@@ -46,7 +52,7 @@ async fn two_browsers_exchange_messages_live_with_typing_and_read_ticks() {
 
     alice.send("See you there").await;
     bob.wait_for_messages(&[
-        "Hi Bob, lunch at noon?",
+        "Hi @bob, lunch at noon?",
         "Sure, the usual place ✓",
         "See you there",
     ])

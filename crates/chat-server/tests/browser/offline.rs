@@ -46,6 +46,7 @@ async fn a_browser_cut_off_the_network_catches_up_in_order_once_it_is_back() {
         bob.message_texts().await,
         Ok(vec!["Before the cut".to_owned()])
     );
+    bob.screenshot("offline").await;
 
     proxy.restore();
     bob.wait_for_connection("online").await;
