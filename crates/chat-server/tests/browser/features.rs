@@ -4,7 +4,7 @@
 use fantoccini::Locator;
 use serde_json::json;
 
-use crate::harness::{Browser, Scene, eventually, inbox_item};
+use crate::harness::{Browser, PASSWORD, Scene, eventually, inbox_item};
 
 /// Edits the own message `text` to `new_text` with the message's inline editor.
 async fn edit(browser: &Browser, text: &str, new_text: &str) {
@@ -173,7 +173,7 @@ async fn search_finds_a_message_and_opens_its_conversation() {
 }
 
 #[tokio::test]
-async fn presence_shows_the_other_user_online_then_offline() {
+async fn presence_shows_the_other_user_go_offline_and_come_back_after_logging_in() {
     let Some(scene) = Scene::start().await else {
         return;
     };
@@ -188,5 +188,20 @@ async fn presence_shows_the_other_user_online_then_offline() {
     bob.click("[data-action=logout]").await;
     bob.wait_for("#auth").await;
     alice.wait_for_presence("offline").await;
+
+    // A wrong password is refused on the auth screen; the right one brings Bob back, with
+    // his conversation, and Alice sees him online again.
+    bob.log_in_with("not the password").await;
+    bob.wait_for_text("#auth-error", "say why", |t| !t.trim().is_empty())
+        .await;
+    assert!(
+        bob.is_shown("#auth").await,
+        "a wrong password keeps the auth screen"
+    );
+    bob.log_in_with(PASSWORD).await;
+    bob.wait_for_signed_in().await;
+    bob.open_conversation(&conversation).await;
+    bob.wait_for_messages(&["Are you there?"]).await;
+    alice.wait_for_presence("online").await;
     scene.finish().await;
 }

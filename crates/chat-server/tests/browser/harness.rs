@@ -395,6 +395,14 @@ impl Browser {
         self.wait_for_signed_in().await;
     }
 
+    /// Logs in through the auth screen with `password`, without waiting for the outcome.
+    pub async fn log_in_with(&self, password: &str) {
+        self.wait_for("#auth").await;
+        self.fill("#auth [name=username]", &self.name).await;
+        self.fill("#auth [name=password]", password).await;
+        self.click("#auth [data-action=login]").await;
+    }
+
     /// Waits until the auth screen is gone and the inbox is shown.
     pub async fn wait_for_signed_in(&self) {
         eventually(format_args!("{} to be signed in", self.name), || async {
