@@ -213,8 +213,8 @@ function applyMessage(message, isNew) {
 
 function onSocketError(frame) {
   // A send that was refused: its pending message says why.
-  if (store.open && frame.ref && store.open.pending.has(frame.ref)) {
-    store.open.pending.get(frame.ref).failed = frame.detail;
+  if (frame.ref && store.pending.has(frame.ref)) {
+    store.pending.get(frame.ref).failed = frame.detail;
     draw();
     return;
   }
@@ -326,12 +326,10 @@ function isOpen(id) {
 async function openConversation(id, focusMessageId) {
   if (!store) return;
   const switching = !isOpen(id);
-  const pending = !switching && store.open ? store.open.pending : new Map();
   try {
     const [conversation, page] = await Promise.all([api.conversation(id), api.history(id)]);
     store.setConversation(conversation);
     store.openConversation(id, page, PAGE);
-    for (const [key, value] of pending) store.open.pending.set(key, value);
   } catch (e) {
     toast(e.message);
     return;
@@ -460,7 +458,7 @@ $('#messages').addEventListener('click', async (event) => {
   try {
     if (action === 'load-older') await loadOlder();
     else if (action === 'discard' && node) {
-      store.open.pending.delete(node.dataset.clientMessageId);
+      store.pending.delete(node.dataset.clientMessageId);
       draw();
     } else if (!message) return;
     else if (action === 'reply') {
@@ -642,16 +640,19 @@ composer.addEventListener('submit', async (event) => {
     content,
     reply_to_id: reply ? reply.id : undefined,
     attachment_ids: undefined,
+    // Not sent before its files are uploaded: a retry must name the same files.
+    ready: !files.length,
   };
   reply = null;
   staged = [];
   drawComposerContext();
-  store.open.pending.set(pending.client_message_id, pending);
+  store.pending.set(pending.client_message_id, pending);
   draw();
   if (files.length) {
     await Promise.all(files.map((f) => f.upload));
     const ids = files.filter((f) => f.attachment).map((f) => f.attachment.id);
     if (ids.length) pending.attachment_ids = ids;
+    pending.ready = true;
   }
   sendPending(pending);
 });
@@ -670,9 +671,9 @@ function sendPending(pending) {
 }
 
 function resendPending() {
-  if (!store || !store.open) return;
-  for (const pending of store.open.pending.values()) {
-    if (!pending.failed) sendPending(pending);
+  if (!store) return;
+  for (const pending of store.pending.values()) {
+    if (pending.ready && !pending.failed) sendPending(pending);
   }
 }
 

@@ -18,15 +18,25 @@ export class Store {
     this.open = null;
     /** Conversation id -> Map(user id -> time the indicator lapses). */
     this.typing = new Map();
+    /**
+     * client_message_id -> a message of mine not confirmed by the server yet, in any
+     * conversation: it is sent again (same id, so never stored twice) after a reconnect.
+     */
+    this.pending = new Map();
   }
 
   setInbox(list) {
     const next = new Map();
     for (const summary of list) {
       const old = this.conversations.get(summary.id);
-      // The inbox does not list a conversation's thread replies or hidden messages; keep
-      // what a live frame brought that the list does not know yet.
-      next.set(summary.id, { ...old, ...summary });
+      const merged = { ...old, ...summary };
+      // Live frames that came while the list was on its way are newer than it: keep the
+      // last message and the counts they brought.
+      const seq = (c) => (c && c.last_message ? c.last_message.seq : 0);
+      if (old && seq(old) > seq(summary)) {
+        for (const key of ['last_message', 'unread_count', 'unread_mentions', 'last_activity_at']) merged[key] = old[key];
+      }
+      next.set(summary.id, merged);
       this.learnParticipants(summary.participants);
     }
     this.conversations = next;
@@ -76,7 +86,6 @@ export class Store {
     this.open = {
       id,
       messages: new Map(),
-      pending: new Map(),
       hasOlder: page.length === pageSize,
     };
     this.addMessages(page);
@@ -137,12 +146,17 @@ export class Store {
         }
       }
     }
-    if (!this.open || message.conversation_id !== this.open.id || message.thread_root_id) return false;
     if (message.client_message_id && message.sender_id === this.me.user_id) {
-      this.open.pending.delete(message.client_message_id);
+      this.pending.delete(message.client_message_id);
     }
+    if (!this.open || message.conversation_id !== this.open.id || message.thread_root_id) return false;
     this.open.messages.set(message.id, message);
     return true;
+  }
+
+  /** My unconfirmed messages in the open conversation. */
+  pendingHere() {
+    return [...this.pending.values()].filter((p) => this.open && p.conversation_id === this.open.id);
   }
 
   hideMessage(conversationId, messageId) {

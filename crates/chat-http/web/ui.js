@@ -102,8 +102,23 @@ export function renderInbox(store, activeId) {
       c.unread_mentions > 0 ? el('span', { className: 'mention-badge', title: 'Mentions you' }, '@' + c.unread_mentions) : null,
       c.unread_count > 0 ? el('span', { className: 'unread-badge', title: 'Unread' }, String(c.unread_count)) : null));
   });
-  list.replaceChildren(...items);
-  if (!items.length) list.append(el('li', { className: 'inbox-empty' }, 'No conversations yet. Start one with “New”.'));
+  // Items keep their elements (only what changed inside is redrawn), so a click aimed at one
+  // never lands on an element the next event replaced.
+  const existing = new Map();
+  for (const node of list.querySelectorAll('.conversation')) existing.set(node.dataset.conversationId, node);
+  const kept = items.map((item) => {
+    const old = existing.get(item.dataset.conversationId);
+    if (!old) return item;
+    if (old.className !== item.className) old.className = item.className;
+    if (old.innerHTML !== item.innerHTML) old.replaceChildren(...item.childNodes);
+    return old;
+  });
+  if (!kept.length) {
+    list.replaceChildren(el('li', { className: 'inbox-empty' }, 'No conversations yet. Start one with “New”.'));
+    return;
+  }
+  const same = kept.length === list.children.length && kept.every((node, i) => list.children[i] === node);
+  if (!same) list.replaceChildren(...kept);
 }
 
 /**
@@ -218,7 +233,7 @@ export function renderMessages(store, blobUrl) {
     const old = existing.get(m.id);
     return old && old.shown === m ? old : messageElement(store, m, blobUrl);
   });
-  for (const pending of store.open.pending.values()) nodes.push(pendingElement(store, pending));
+  for (const pending of store.pendingHere()) nodes.push(pendingElement(store, pending));
   const anchor = nearBottom ? null : firstVisible(container);
   const anchorTop = anchor ? anchor.getBoundingClientRect().top : 0;
   container.replaceChildren(older, ...nodes);
@@ -251,7 +266,13 @@ export function renderTicks(store) {
     const ticks = node.querySelector('.ticks');
     if (!message || !ticks) continue;
     const state = store.ticks(message);
-    if (ticks.dataset.state !== state) ticks.replaceWith(ticksElement(state));
+    if (ticks.dataset.state !== state) {
+      const fresh = ticksElement(state);
+      ticks.dataset.state = state;
+      ticks.textContent = fresh.textContent;
+      ticks.title = fresh.title;
+      ticks.setAttribute('aria-label', fresh.title);
+    }
   }
 }
 
