@@ -351,6 +351,8 @@ async function openConversation(id, focusMessageId) {
   drawTyping();
   renderPresence(store);
   renderInbox(store, id);
+  const other = store.otherMember(store.conversations.get(id));
+  if (other && !store.presence.has(other.id)) refreshPresence();
   if (focusMessageId) await reveal(focusMessageId);
   markReadSoon();
   if (switching) $('#composer').elements.content.focus();
