@@ -166,7 +166,7 @@ impl Scene {
         let server = spawn_app_with(config, dir).await;
         let driver = tokio::task::spawn_blocking(ChromeDriver::start)
             .await
-            .expect("chromedriver starts or the test fails");
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         let profiles = server.dir.path();
         let (alice, bob) = tokio::join!(
             Browser::open(&driver, &server.address, "alice", profiles),

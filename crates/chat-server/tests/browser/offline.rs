@@ -46,6 +46,10 @@ async fn a_browser_cut_off_the_network_catches_up_in_order_once_it_is_back() {
         bob.message_texts().await,
         Ok(vec!["Before the cut".to_owned()])
     );
+    // Nothing reached Bob: Alice's messages are ticked sent, not delivered.
+    for text in missed {
+        alice.wait_for_ticks(text, "sent").await;
+    }
     bob.screenshot("offline").await;
 
     proxy.restore();
