@@ -72,17 +72,18 @@ export class Api {
     return this.raw('POST', '/api/v1/auth/signup', { username, email, password }, null);
   }
 
-  /** Ends the session on the server (best effort) and forgets it here. */
+  /**
+   * Ends the session on the server (refreshing an expired access token first, so the
+   * session really ends) and forgets it here.
+   */
   async logout() {
-    const session = loadSession();
-    saveSession(null);
-    if (session) {
-      try {
-        await this.raw('POST', '/api/v1/auth/logout', undefined, session.access_token);
-      } catch {
-        // Already ended or unreachable: the tokens are forgotten here either way.
-      }
+    if (!loadSession()) return;
+    try {
+      await this.request('POST', '/api/v1/auth/logout');
+    } catch {
+      // Already ended or unreachable: the tokens are forgotten here either way.
     }
+    saveSession(null);
   }
 
   /**
