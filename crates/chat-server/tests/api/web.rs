@@ -132,3 +132,21 @@ async fn an_unknown_asset_is_a_json_404() {
         assert!(body["detail"].is_string(), "{path}");
     }
 }
+
+#[tokio::test]
+async fn the_page_answers_head_and_refuses_other_methods_with_a_json_405() {
+    let app = spawn_app().await;
+
+    let head = app.request(Method::HEAD, "/", None, None).await;
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        head.headers()[header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+
+    let post = app.request(Method::POST, "/", None, None).await;
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.headers()[header::ALLOW], "GET, HEAD");
+    let body: Value = post.json().await.unwrap();
+    assert_eq!(body["code"], "method_not_allowed");
+}
