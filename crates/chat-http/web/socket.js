@@ -65,7 +65,7 @@ export class Socket {
   }
 
   reconnectNow() {
-    if (this.stopped || this.state === 'online') return;
+    if (this.stopped || this.state === 'online' || (this.state === 'connecting' && this.ws)) return;
     clearTimeout(this.timer);
     this.attempt = 0;
     this.open();

@@ -141,7 +141,7 @@ export function messageElement(store, message, blobUrl) {
       el('span', { className: 'reply-author' }, store.username(message.reply_to.sender_id)),
       el('span', { className: 'reply-snippet' }, message.reply_to.snippet === null ? 'Message deleted' : message.reply_to.snippet)));
   }
-  node.append(el('div', { className: 'content' }, deleted ? 'This message was deleted' : message.content));
+  node.append(el('div', { className: 'content' }, ...(deleted ? ['This message was deleted'] : linked(message.content))));
   if (!deleted && (message.attachments || []).length) {
     node.append(el('div', { className: 'attachments' }, ...message.attachments.map((a) => attachmentElement(a, blobUrl))));
   }
@@ -203,6 +203,21 @@ function size(bytes) {
   if (bytes < 1024) return bytes + ' B';
   if (bytes < 1024 * 1024) return (bytes / 1024).toFixed(1) + ' KB';
   return (bytes / 1024 / 1024).toFixed(1) + ' MB';
+}
+
+const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
+
+/** Text with its http(s) addresses as links (opened in a new tab, without an opener). */
+function linked(text) {
+  const parts = [];
+  let at = 0;
+  for (const match of text.matchAll(URL_PATTERN)) {
+    parts.push(text.slice(at, match.index));
+    parts.push(el('a', { href: match[0], target: '_blank', rel: 'noopener noreferrer' }, match[0]));
+    at = match.index + match[0].length;
+  }
+  parts.push(text.slice(at));
+  return parts.filter((p) => p !== '');
 }
 
 /** A message of mine the server has not confirmed yet. */
