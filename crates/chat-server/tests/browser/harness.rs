@@ -487,8 +487,8 @@ impl Browser {
         serde_json::from_value(texts).map_err(|e| e.to_string())
     }
 
-    /// Waits until the open conversation shows `expected`, in that order, each once, as
-    /// its last messages.
+    /// Waits until the last messages of the open conversation are `expected`, in that
+    /// order (earlier ones may come before them).
     pub async fn wait_for_messages(&self, expected: &[&str]) {
         eventually(
             format_args!("{} to show the messages {expected:?}", self.name),
@@ -529,7 +529,8 @@ impl Browser {
         .await
     }
 
-    /// A CSS selector for the `.message` with id `id`.
+    /// A CSS selector for the `.message` whose content is `text`, by its id, so that it
+    /// still finds the message once its text is edited.
     pub async fn message_selector(&self, text: &str) -> String {
         let message = self.message(text).await;
         let id = message

@@ -1,7 +1,10 @@
 //! Two people talking live: messages, typing, delivered and read ticks, unread badges, and a
 //! reload that keeps the history.
 
+use serde_json::Value;
+
 use crate::harness::{Scene, inbox_item};
+use crate::helpers::TestUser;
 
 #[tokio::test]
 async fn two_browsers_exchange_messages_live_with_typing_and_read_ticks() {
@@ -25,6 +28,32 @@ async fn two_browsers_exchange_messages_live_with_typing_and_read_ticks() {
     alice
         .wait_for_ticks("Hi @bob, lunch at noon?", "delivered")
         .await;
+    // Carol, through the API, starts a group with Bob: it joins his inbox live, with its own
+    // unread count.
+    let carol = scene.server.user("carol").await;
+    let found: Value = scene
+        .server
+        .get("/api/v1/users?q=bob", &carol.token)
+        .await
+        .json()
+        .await
+        .expect("a user search answers JSON");
+    let bob_user = TestUser {
+        id: found[0]["id"].as_str().expect("Bob is found").to_owned(),
+        token: String::new(),
+    };
+    let team = scene.server.group(&carol, &[&bob_user]).await;
+    scene
+        .server
+        .send(&carol, &team, "Who is in for the hike on Saturday?")
+        .await;
+    let team_badge = format!("{} .unread-badge", inbox_item(&team));
+    bob.wait_for_text(&team_badge, "count one unread message", |t| t.trim() == "1")
+        .await;
+    bob.wait_for_text(&badge, "still count one unread message", |t| {
+        t.trim() == "1"
+    })
+    .await;
     bob.screenshot("inbox").await;
 
     bob.open_conversation(&conversation).await;
