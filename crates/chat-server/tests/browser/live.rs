@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{Scene, inbox_item};
+use crate::harness::{PASSWORD, Scene, eventually, inbox_item};
 use crate::helpers::TestUser;
 
 #[tokio::test]
@@ -116,5 +116,53 @@ async fn a_reload_keeps_the_session_and_the_history() {
     alice
         .wait_for_messages(&["one", "two", "three", "four"])
         .await;
+    scene.finish().await;
+}
+
+#[tokio::test]
+async fn older_messages_load_on_scrolling_up_in_order_each_once() {
+    let Some(scene) = Scene::start().await else {
+        return;
+    };
+    let (alice, bob) = (&scene.alice, &scene.bob);
+    let conversation = scene.signed_up_and_talking().await;
+    // More than two pages of history, sent over the API.
+    let sender = TestUser {
+        id: String::new(),
+        token: scene.server.login(&alice.name, PASSWORD).await,
+    };
+    let history: Vec<String> = (1..=120).map(|i| format!("Message {i}")).collect();
+    for text in &history {
+        scene.server.send(&sender, &conversation, text).await;
+    }
+    bob.open_conversation(&conversation).await;
+    bob.wait_for_messages(&["Message 119", "Message 120"]).await;
+    let first_page = bob.message_texts().await.expect("the messages are read");
+    assert!(
+        first_page.len() < history.len(),
+        "a page, not the whole history: {}",
+        first_page.len()
+    );
+
+    eventually("Bob to scroll back to the first message", || async {
+        // Up to the top, where the client loads the page before.
+        bob.js(
+            "document.querySelector('#messages').scrollTop = 0; \
+             document.querySelector('#messages').dispatchEvent(new Event('scroll'));",
+            vec![],
+        )
+        .await?;
+        let shown = bob.message_texts().await?;
+        if shown == history {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} messages, from {:?}",
+                shown.len(),
+                shown.first()
+            ))
+        }
+    })
+    .await;
     scene.finish().await;
 }
