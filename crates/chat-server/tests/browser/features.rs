@@ -173,7 +173,7 @@ async fn search_finds_a_message_and_opens_its_conversation() {
 }
 
 #[tokio::test]
-async fn presence_shows_the_other_user_go_offline_and_come_back_after_logging_in() {
+async fn presence_shows_the_other_user_away_offline_and_back_after_logging_in() {
     let Some(scene) = Scene::start().await else {
         return;
     };
@@ -183,6 +183,21 @@ async fn presence_shows_the_other_user_go_offline_and_come_back_after_logging_in
     bob.open_conversation(&conversation).await;
     alice.wait_for_presence("online").await;
     bob.wait_for_presence("online").await;
+
+    // Bob switches to another tab: his chat tab is hidden, and Alice sees him away; back on
+    // it, he is online again.
+    let chat_tab = bob.client.window().await.expect("Bob's tab");
+    let other_tab = bob.client.new_window(true).await.expect("a new tab");
+    bob.client
+        .switch_to_window(other_tab.handle)
+        .await
+        .expect("Bob switches tabs");
+    alice.wait_for_presence("away").await;
+    bob.client
+        .switch_to_window(chat_tab)
+        .await
+        .expect("Bob switches back");
+    alice.wait_for_presence("online").await;
 
     // Bob logs out: his socket closes, and Alice sees him go offline, live.
     bob.click("[data-action=logout]").await;
