@@ -195,6 +195,9 @@ export class Api {
     const cursor = before ? '&before=' + before : '';
     return this.request('GET', '/api/v1/conversations/' + id + '/messages?limit=' + PAGE + cursor);
   }
+  historyAfter(id, after) {
+    return this.request('GET', '/api/v1/conversations/' + id + '/messages?limit=' + PAGE + '&after=' + after);
+  }
   createConversation(participantIds, name) {
     const body = { participant_ids: participantIds };
     if (name) body.name = name;

@@ -12,6 +12,7 @@ let store = null;
 let reply = null; // The message the composer replies to.
 let staged = []; // Files picked for the next message: {file, attachment?}.
 let typingSentAt = 0;
+let opening = 0; // The latest conversation asked for: an older answer arriving late is dropped.
 let atBottom = true; // Whether the reader is at the end of the conversation.
 let typingIdle = null;
 const blobs = new Map(); // attachment id (+ variant) -> promise of an object URL
@@ -326,12 +327,15 @@ function isOpen(id) {
 async function openConversation(id, focusMessageId) {
   if (!store) return;
   const switching = !isOpen(id);
+  const ticket = ++opening;
+  const asked = store;
   try {
     const [conversation, page] = await Promise.all([api.conversation(id), api.history(id)]);
+    if (ticket !== opening || store !== asked) return;
     store.setConversation(conversation);
     store.openConversation(id, page, PAGE);
   } catch (e) {
-    toast(e.message);
+    if (ticket === opening) toast(e.message);
     return;
   }
   if (switching) {
@@ -353,9 +357,29 @@ async function openConversation(id, focusMessageId) {
   renderInbox(store, id);
   const other = store.otherMember(store.conversations.get(id));
   if (other && !store.presence.has(other.id)) refreshPresence();
+  catchUp(id);
   if (focusMessageId) await reveal(focusMessageId);
   markReadSoon();
   if (switching) $('#composer').elements.content.focus();
+}
+
+/**
+ * A message that arrived while the conversation's page was on its way is newer than the page:
+ * the inbox knows of it, so the messages after the page are read too.
+ */
+async function catchUp(id) {
+  const conversation = store.conversations.get(id);
+  const last = conversation && conversation.last_message;
+  if (!last || last.seq <= store.newestSeq()) return;
+  try {
+    const later = await api.historyAfter(id, store.newestSeq());
+    if (!isOpen(id)) return;
+    store.addMessages(later);
+    draw();
+    markReadSoon();
+  } catch {
+    // The next event or reload brings them.
+  }
 }
 
 function closeConversation() {

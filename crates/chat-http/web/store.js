@@ -83,12 +83,24 @@ export class Store {
 
   /** Opens a conversation with its latest page of history (ascending seq). */
   openConversation(id, page, pageSize) {
+    // Reopening the open conversation keeps what live frames brought after the page was read.
+    const newest = page.length ? page[page.length - 1].seq : 0;
+    const later = this.open && this.open.id === id
+      ? [...this.open.messages.values()].filter((m) => m.seq > newest)
+      : [];
     this.open = {
       id,
       messages: new Map(),
       hasOlder: page.length === pageSize,
     };
     this.addMessages(page);
+    this.addMessages(later);
+  }
+
+  /** The seq of the newest message shown in the open conversation, 0 when none. */
+  newestSeq() {
+    const list = this.ordered();
+    return list.length ? list[list.length - 1].seq : 0;
   }
 
   addOlder(page, pageSize) {
