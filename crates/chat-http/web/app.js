@@ -486,6 +486,13 @@ $('#messages').addEventListener('click', async (event) => {
     else if (action === 'discard' && node) {
       store.pending.delete(node.dataset.clientMessageId);
       draw();
+    } else if (action === 'retry' && node) {
+      const pending = store.pending.get(node.dataset.clientMessageId);
+      if (pending) {
+        pending.failed = null;
+        draw();
+        sendPending(pending);
+      }
     } else if (!message) return;
     else if (action === 'reply') {
       reply = message;
@@ -709,8 +716,9 @@ function newId() {
 }
 
 function drawTyping() {
-  if (!store || !store.open) return;
-  renderTyping(store.typingIn(store.open.id, Date.now()));
+  if (!store) return;
+  renderInbox(store, openId());
+  if (store.open) renderTyping(store.typingIn(store.open.id, Date.now()));
 }
 // Indicators lapse by themselves; last-seen times age.
 setInterval(drawTyping, 1000);

@@ -85,6 +85,7 @@ export function renderInbox(store, activeId) {
   const items = store.inbox().map((c) => {
     const other = store.otherMember(c);
     const presence = other ? store.presence.get(other.id) : null;
+    const typing = store.typingIn(c.id, Date.now());
     return el('li', {
       className: 'conversation' + (c.id === activeId ? ' active' : ''),
       dataset: { conversationId: c.id },
@@ -97,7 +98,9 @@ export function renderInbox(store, activeId) {
     }, store.title(c).slice(0, 1).toUpperCase()),
     el('span', { className: 'conversation-text' },
       el('span', { className: 'title' }, store.title(c)),
-      el('span', { className: 'last-message' }, preview(store, c))),
+      typing.length
+        ? el('span', { className: 'last-message typing' }, typing.length === 1 ? typing[0] + ' is typing…' : 'several people are typing…')
+        : el('span', { className: 'last-message' }, preview(store, c))),
     el('span', { className: 'badges' },
       c.unread_mentions > 0 ? el('span', { className: 'mention-badge', title: 'Mentions you' }, '@' + c.unread_mentions) : null,
       c.unread_count > 0 ? el('span', { className: 'unread-badge', title: 'Unread' }, String(c.unread_count)) : null));
@@ -231,6 +234,7 @@ export function pendingElement(store, pending) {
   el('div', { className: 'footer' },
     pending.failed
       ? el('span', { className: 'send-error' }, pending.failed + ' ',
+        el('button', { type: 'button', dataset: { action: 'retry' } }, 'Retry'),
         el('button', { type: 'button', dataset: { action: 'discard' } }, 'Discard'))
       : el('span', { className: 'sending' }, 'sending…')));
 }
