@@ -13,6 +13,8 @@ pub mod sessions;
 pub mod sync;
 pub mod users;
 pub mod webhooks;
+// The browser client at `/` (issue #18); not `web`, which names actix's module here.
+pub mod web_client;
 
 // Blocking, reports and server admins (issue #17).
 pub mod admin;
@@ -24,8 +26,8 @@ use actix_web::{HttpResponse, Resource, web};
 
 use crate::error::ApiError;
 
-/// Registers every REST route and the WebSocket gateway under `/api/v1`, and `/health` at
-/// the root.
+/// Registers every REST route and the WebSocket gateway under `/api/v1`, and `/health` and
+/// the web client (`/`, `/assets/`) at the root.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::configure).service(
         // Most traffic is conversations and messages: their routes are tried first.
@@ -48,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(presence::configure)
             .configure(crate::ws::configure),
     );
+    cfg.configure(web_client::configure);
 }
 
 /// A resource whose other methods get 405 with an `Allow` header naming `allow`, instead of

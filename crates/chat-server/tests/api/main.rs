@@ -31,6 +31,7 @@ mod replies;
 mod search;
 mod sessions;
 mod threads;
+mod web;
 
 // Blocking, reports and server admins (issue #17).
 mod safety;
