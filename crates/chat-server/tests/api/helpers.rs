@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chat_client::types::{NewConversation, NewMessage, Signup};
-use chat_server::{Application, Config, Shutdown, SyncMode};
+use chat_server::{Application, Config, Shutdown};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -28,50 +28,7 @@ pub struct TestUser {
 }
 
 pub fn test_config(dir: &tempfile::TempDir) -> Config {
-    Config {
-        bind: "127.0.0.1:0".into(),
-        database_url: format!("sqlite://{}", dir.path().join("chat.db").display()),
-        jwt_secret: None,
-        token_ttl: Duration::from_secs(3600),
-        bcrypt_cost: 4,
-        sqlite_sync: SyncMode::Normal,
-        ws_ping_interval: Duration::from_secs(30),
-        // Tests of other behaviour count the frames they get; delivered receipts, which
-        // would come between them, have their own tests, which flush often
-        // (`DELIVERING_OFTEN`).
-        delivery_flush_interval: Duration::from_secs(3600),
-        workers: Some(1),
-        // Tests of other behaviour send faster than a person; limits have their own tests.
-        rate_limits: false,
-        messages_per_second: 20,
-        conversations_per_minute: 20,
-        max_reactions_per_message: chat_domain::limits::Limits::MAX_REACTIONS_PER_MESSAGE,
-        max_pins_per_conversation: chat_domain::limits::Limits::MAX_PINS_PER_CONVERSATION,
-        max_connections: None,
-        max_connections_per_user: 20,
-        allowed_origins: Vec::new(),
-        max_pending_connections: chat_http::ws::DEFAULT_MAX_PENDING,
-        max_pending_connections_per_address: chat_http::ws::DEFAULT_MAX_PENDING_PER_ADDRESS,
-        log_format: chat_server::LogFormat::Text,
-        metrics_bind: None,
-        bus_url: None,
-        data_dir: None,
-        upload_max_bytes: 25 * 1024 * 1024,
-        upload_quota_bytes: 1024 * 1024 * 1024,
-        upload_types: None,
-        s3_bucket: None,
-        s3_endpoint: None,
-        s3_region: "us-east-1".into(),
-        s3_access_key_id: None,
-        s3_secret_access_key: None,
-        s3_allow_http: false,
-        refresh_token_ttl: Duration::from_secs(60 * 86_400),
-        webhooks: Default::default(),
-        presence_window: Duration::from_secs(5),
-        presence_offline_after: Duration::ZERO,
-        // Tests of other behaviour count the frames they get; presence has its own tests.
-        presence_events: false,
-    }
+    Config::for_tests(format!("sqlite://{}", dir.path().join("chat.db").display()))
 }
 
 /// How often the delivered receipts' tests, and the feed proof, record deliveries.
