@@ -660,7 +660,9 @@ async fn on_postgres_a_block_made_on_one_node_holds_on_another_and_the_command_l
         .unwrap();
     assert!(
         granted.status.success(),
-        "{}",
+        "chat-server admin grant: {} (stdout {:?}, stderr {:?})",
+        granted.status,
+        String::from_utf8_lossy(&granted.stdout),
         String::from_utf8_lossy(&granted.stderr)
     );
     let reported = one
