@@ -14,9 +14,18 @@ use crate::helpers::{TestApp, spawn_app, test_config};
 /// A server with its metrics listener on a random port, and that port.
 async fn spawn_app_with_metrics() -> (TestApp, u16) {
     let dir = tempfile::tempdir().expect("temporary directory");
+    let config = test_config(&dir);
+    spawn_with_metrics(config, dir).await
+}
+
+/// The server `config` describes, with its metrics listener on a random port, and that port.
+pub(crate) async fn spawn_with_metrics(
+    config: chat_server::Config,
+    dir: tempfile::TempDir,
+) -> (TestApp, u16) {
     let config = chat_server::Config {
         metrics_bind: Some("127.0.0.1:0".into()),
-        ..test_config(&dir)
+        ..config
     };
     let app = chat_server::Application::build(config)
         .await
@@ -37,7 +46,7 @@ async fn spawn_app_with_metrics() -> (TestApp, u16) {
 }
 
 /// The scrape, as Prometheus would take it.
-async fn scrape(port: u16) -> String {
+pub(crate) async fn scrape(port: u16) -> String {
     let response = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
         .expect("the metrics listener answers");
@@ -49,7 +58,7 @@ async fn scrape(port: u16) -> String {
 
 /// The sum of the samples of `name` whose labels include every one of `labels`
 /// (`route="/health"`); 0 when there is none.
-fn sample(scrape: &str, name: &str, labels: &[&str]) -> f64 {
+pub(crate) fn sample(scrape: &str, name: &str, labels: &[&str]) -> f64 {
     scrape
         .lines()
         .filter(|line| !line.starts_with('#'))

@@ -337,6 +337,55 @@ async fn an_event_answered_500_is_sent_again_with_the_same_id_and_its_conversati
 }
 
 #[tokio::test]
+async fn webhook_deliveries_and_failures_are_counted_in_the_metrics() {
+    let receiver = receiver(2);
+    let dir = tempfile::tempdir().unwrap();
+    register(&dir.path().join("chat.db"), &receiver.url);
+    let config = chat_server::Config {
+        webhooks: quick(),
+        ..test_config(&dir)
+    };
+    let (app, metrics) = crate::metrics::spawn_with_metrics(config, dir).await;
+    let delivered = |scrape: &str| {
+        crate::metrics::sample(
+            scrape,
+            "chatd_webhook_deliveries_total",
+            &["result=\"delivered\""],
+        )
+    };
+    let failed = |scrape: &str| {
+        crate::metrics::sample(
+            scrape,
+            "chatd_webhook_deliveries_total",
+            &["result=\"failed\""],
+        )
+    };
+    // The recorder is the process's: other tests' servers count into it too, so this
+    // test compares its own before and after.
+    let before = crate::metrics::scrape(metrics).await;
+    let [alice, bob] = app.users(["alice", "bob"]).await;
+    let group = app.group(&alice, &[&bob]).await;
+    app.send(&alice, &group, "counted").await;
+    wait_until("the message arrives", || {
+        message_ids(&receiver.delivered(), "message.created").len() == 1
+    })
+    .await;
+    let after = crate::metrics::scrape(metrics).await;
+    assert!(
+        failed(&after) - failed(&before) >= 2.0,
+        "the two 500s are counted as failed"
+    );
+    assert!(
+        delivered(&after) - delivered(&before) >= 1.0,
+        "the delivery is counted"
+    );
+    assert!(
+        after.contains("chatd_webhook_outbox_depth"),
+        "the outbox depth is exported"
+    );
+}
+
+#[tokio::test]
 async fn the_admin_webhook_routes_refuse_anonymous_callers_and_non_admins() {
     let app = spawn_app().await;
     let someone = app.user("someone").await;
