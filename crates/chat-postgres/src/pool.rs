@@ -27,6 +27,17 @@ impl Default for PgOptions {
     }
 }
 
+/// Initialises the OpenSSL that libpq speaks TLS through, once per process, before its first
+/// connection. By default OpenSSL frees its global state in an `atexit` handler, but r2d2 opens
+/// and closes connections on worker threads that are never joined, and the commit thread may
+/// close the pool's last connections: a process ending while one of them was inside OpenSSL
+/// died of SIGSEGV (one `chat-server admin grant` in seven, against a server with `ssl = on`).
+/// openssl-sys initialises with `OPENSSL_INIT_NO_ATEXIT`, which leaves that clean-up to the
+/// operating system; libpq's own later initialisation keeps the first one's choice.
+pub(crate) fn init_tls() {
+    openssl_sys::init();
+}
+
 /// Reports the pool's checkouts to the metrics recorder: how long each wait for a connection
 /// took (`chatd_db_pool_wait_seconds`) and how many waits gave up (`chatd_db_pool_timeouts_total`).
 #[derive(Debug)]
@@ -54,6 +65,7 @@ impl PgDatabase {
     /// Connects to the database at `url` (`postgres://` or `postgresql://`). Fails if no
     /// connection can be made within the options' timeout.
     pub fn connect(url: &str, options: &PgOptions) -> StorageResult<Self> {
+        init_tls();
         let pool = Pool::builder()
             .max_size(options.pool_size.max(1))
             .min_idle(Some(1))

@@ -31,6 +31,7 @@ impl TestDatabase {
             return None;
         };
         let name = format!("chatd_test_{}", uuid::Uuid::new_v4().simple());
+        crate::pool::init_tls();
         let mut admin = PgConnection::establish(&admin_url)
             .unwrap_or_else(|e| panic!("{TEST_URL_VAR}: cannot connect: {e}"));
         admin
