@@ -2,6 +2,8 @@
 //! and talks to it over HTTP and WebSocket, as a client app would.
 
 mod helpers;
+#[path = "../support/scrape.rs"]
+mod scrape;
 #[path = "../support/ws.rs"]
 mod ws;
 

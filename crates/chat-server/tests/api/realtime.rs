@@ -784,13 +784,25 @@ async fn flood(app: &TestApp, from: &TestUser, conversation: &str, count: usize)
     seqs
 }
 
+/// `chatd_websocket_slow_consumers_dropped_total`, from the server's metrics listener.
+async fn slow_consumers_dropped(metrics: u16) -> f64 {
+    let scraped = crate::scrape::scrape(metrics).await;
+    crate::scrape::sample(
+        &scraped,
+        "chatd_websocket_slow_consumers_dropped_total",
+        &[],
+    )
+}
+
 /// More 16 KB frames than a connection's queue (1024) plus the socket buffers on both sides
 /// of a loopback connection with a 16 KiB receive buffer can hold.
 const OVERFLOWING: usize = 2000;
 
 #[tokio::test]
 async fn a_consumer_too_slow_for_its_queue_is_closed_with_1013_and_catches_up_by_sync() {
-    let app = spawn_app().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (app, metrics) = crate::metrics::spawn_with_metrics(test_config(&dir), dir).await;
+    let dropped_before = slow_consumers_dropped(metrics).await;
     let [alice, bob, carol] = app.users(["alice", "bob", "carol"]).await;
     let group = app.group(&alice, &[&bob, &carol]).await;
     // Bob's client stops reading: his queue and the socket buffers fill up.
@@ -850,6 +862,13 @@ async fn a_consumer_too_slow_for_its_queue_is_closed_with_1013_and_catches_up_by
     let sent = flood(&app, &alice, &group, OVERFLOWING).await;
     let (mut received, code) = bob_reads.await.unwrap();
     assert_eq!(code, Some(1013));
+    // Operators see it happen. Counters are process-wide and only grow, and no other test
+    // overflows a queue.
+    let dropped = slow_consumers_dropped(metrics).await;
+    assert!(
+        dropped > dropped_before,
+        "chatd_websocket_slow_consumers_dropped_total went from {dropped_before} to {dropped}"
+    );
 
     // The healthy member was not held back or cut off with him: every message reached it,
     // each once, and its connection is still open.

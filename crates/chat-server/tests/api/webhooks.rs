@@ -347,14 +347,14 @@ async fn webhook_deliveries_and_failures_are_counted_in_the_metrics() {
     };
     let (app, metrics) = crate::metrics::spawn_with_metrics(config, dir).await;
     let delivered = |scrape: &str| {
-        crate::metrics::sample(
+        crate::scrape::sample(
             scrape,
             "chatd_webhook_deliveries_total",
             &["result=\"delivered\""],
         )
     };
     let failed = |scrape: &str| {
-        crate::metrics::sample(
+        crate::scrape::sample(
             scrape,
             "chatd_webhook_deliveries_total",
             &["result=\"failed\""],
@@ -362,7 +362,7 @@ async fn webhook_deliveries_and_failures_are_counted_in_the_metrics() {
     };
     // The recorder is the process's: other tests' servers count into it too, so this
     // test compares its own before and after.
-    let before = crate::metrics::scrape(metrics).await;
+    let before = crate::scrape::scrape(metrics).await;
     let [alice, bob] = app.users(["alice", "bob"]).await;
     let group = app.group(&alice, &[&bob]).await;
     app.send(&alice, &group, "counted").await;
@@ -370,7 +370,7 @@ async fn webhook_deliveries_and_failures_are_counted_in_the_metrics() {
         message_ids(&receiver.delivered(), "message.created").len() == 1
     })
     .await;
-    let after = crate::metrics::scrape(metrics).await;
+    let after = crate::scrape::scrape(metrics).await;
     assert!(
         failed(&after) - failed(&before) >= 2.0,
         "the two 500s are counted as failed"

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::client::{PASSWORD, User};
 use crate::harness::Cluster;
+use crate::scrape::{sample, scrape};
 
 /// alice, bob and carol in one group made on node A.
 async fn three_in_a_group(cluster: &Cluster) -> ([User; 3], String) {
@@ -15,6 +16,19 @@ async fn three_in_a_group(cluster: &Cluster) -> ([User; 3], String) {
     let carol = cluster.nodes[2].user("carol").await;
     let group = a.group(&alice, &[bob.clone(), carol.clone()]).await;
     ([alice, bob, carol], group)
+}
+
+/// Every node's `chatd_bus_published_total` and `chatd_bus_received_total`, in node order.
+async fn bus_counters(cluster: &Cluster) -> Vec<(f64, f64)> {
+    let mut counters = Vec::new();
+    for node in &cluster.nodes {
+        let scraped = scrape(node.metrics).await;
+        counters.push((
+            sample(&scraped, "chatd_bus_published_total", &[]),
+            sample(&scraped, "chatd_bus_received_total", &[]),
+        ));
+    }
+    counters
 }
 
 #[tokio::test]
@@ -27,6 +41,7 @@ async fn a_message_sent_on_one_node_is_delivered_live_on_the_other_two() {
     let mut alice_ws = a.ws(&alice).await;
     let mut bob_ws = b.ws(&bob).await;
     let mut carol_ws = c.ws(&carol).await;
+    let before = bus_counters(&cluster).await;
 
     alice_ws
         .send_json(json!({"type": "message", "conversation_id": group,
@@ -38,6 +53,21 @@ async fn a_message_sent_on_one_node_is_delivered_live_on_the_other_two() {
         assert_eq!(delivered["message"]["id"], sent["message"]["id"]);
         assert_eq!(delivered["message"]["content"], "hello from A");
     }
+    // Each node's metrics show its side of the crossing: A published, B and C received.
+    // (Presence also crosses the bus, so the counters only grow by at least one.)
+    let after = bus_counters(&cluster).await;
+    assert!(
+        after[0].0 > before[0].0,
+        "A published: {before:?} -> {after:?}"
+    );
+    assert!(
+        after[1].1 > before[1].1,
+        "B received: {before:?} -> {after:?}"
+    );
+    assert!(
+        after[2].1 > before[2].1,
+        "C received: {before:?} -> {after:?}"
+    );
 }
 
 #[tokio::test]

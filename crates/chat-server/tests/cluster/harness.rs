@@ -124,6 +124,8 @@ pub struct Node {
     pub base: String,
     /// `ws://127.0.0.1:<port>/api/v1/ws`.
     pub ws_url: String,
+    /// The port of its metrics listener (`CHAT_METRICS_BIND`).
+    pub metrics: u16,
     pub http: reqwest::Client,
     child: Option<Child>,
     log: PathBuf,
@@ -131,10 +133,11 @@ pub struct Node {
 
 impl Node {
     async fn start(database_url: &str, bus_url: &str, log: PathBuf) -> Self {
-        let port = free_port();
+        let (port, metrics) = (free_port(), free_port());
         let log_file = std::fs::File::create(&log).expect("the node's log file");
         let child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .env("CHAT_BIND", format!("127.0.0.1:{port}"))
+            .env("CHAT_METRICS_BIND", format!("127.0.0.1:{metrics}"))
             .env("DATABASE_URL", database_url)
             .env("CHAT_BUS_URL", bus_url)
             .env("CHAT_JWT_SECRET", SECRET)
@@ -154,6 +157,7 @@ impl Node {
         let mut node = Self {
             base: format!("http://127.0.0.1:{port}"),
             ws_url: format!("ws://127.0.0.1:{port}/api/v1/ws"),
+            metrics,
             http: reqwest::Client::new(),
             child: Some(child),
             log,

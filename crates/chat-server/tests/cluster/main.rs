@@ -9,6 +9,8 @@
 
 mod client;
 mod harness;
+#[path = "../support/scrape.rs"]
+mod scrape;
 mod whole;
 #[path = "../support/ws.rs"]
 mod ws;
