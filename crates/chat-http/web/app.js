@@ -44,7 +44,7 @@ function showAuth(message) {
 }
 
 function showApp(session) {
-  store = new Store(session);
+  store = new Store(session, localStorage);
   $('#auth').hidden = true;
   $('#app').hidden = false;
   $('[data-action=logout]').hidden = false;
@@ -94,6 +94,7 @@ $('#auth-form').addEventListener('submit', (event) => {
 $('[data-action=signup]').addEventListener('click', () => authenticate(true));
 $('[data-action=logout]').addEventListener('click', async () => {
   socket.stop();
+  if (store) store.forgetPending();
   await api.logout();
   showAuth('');
 });
@@ -215,7 +216,7 @@ function applyMessage(message, isNew) {
 function onSocketError(frame) {
   // A send that was refused: its pending message says why.
   if (frame.ref && store.pending.has(frame.ref)) {
-    store.pending.get(frame.ref).failed = frame.detail;
+    store.keepPending({ ...store.pending.get(frame.ref), failed: frame.detail });
     draw();
     return;
   }
@@ -484,14 +485,15 @@ $('#messages').addEventListener('click', async (event) => {
   try {
     if (action === 'load-older') await loadOlder();
     else if (action === 'discard' && node) {
-      store.pending.delete(node.dataset.clientMessageId);
+      store.dropPending(node.dataset.clientMessageId);
       draw();
     } else if (action === 'retry' && node) {
       const pending = store.pending.get(node.dataset.clientMessageId);
       if (pending) {
-        pending.failed = null;
+        const again = { ...pending, failed: null };
+        store.keepPending(again);
         draw();
-        sendPending(pending);
+        sendPending(again);
       }
     } else if (!message) return;
     else if (action === 'reply') {
@@ -675,17 +677,21 @@ composer.addEventListener('submit', async (event) => {
     attachment_ids: undefined,
     // Not sent before its files are uploaded: a retry must name the same files.
     ready: !files.length,
+    // Unsent messages left by an earlier page go in the order they were written.
+    queued_at: Date.now(),
   };
   reply = null;
   staged = [];
   drawComposerContext();
-  store.pending.set(pending.client_message_id, pending);
+  store.keepPending(pending);
   draw();
   if (files.length) {
     await Promise.all(files.map((f) => f.upload));
     const ids = files.filter((f) => f.attachment).map((f) => f.attachment.id);
     if (ids.length) pending.attachment_ids = ids;
     pending.ready = true;
+    // Kept from here on: a page that closes mid-upload cannot finish the upload.
+    if (store && store.pending.has(pending.client_message_id)) store.keepPending(pending);
   }
   sendPending(pending);
 });

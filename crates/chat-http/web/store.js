@@ -5,8 +5,17 @@
 /** How long a typing indicator lasts without a refresh (the server never says "stopped"). */
 export const TYPING_LAPSES_MS = 6000;
 
+/**
+ * Where my unsent messages wait across reloads and closed tabs: one storage entry each
+ * (`chatd.unsent.<user id>.<client_message_id>`), so that two tabs never overwrite each
+ * other's. A tab that finds another tab's message sends it too; the shared
+ * client_message_id keeps it from being stored twice.
+ */
+const UNSENT = 'chatd.unsent.';
+
 export class Store {
-  constructor(me) {
+  /** `storage` (localStorage) keeps unsent messages across reloads; without it they live in memory. */
+  constructor(me, storage = null) {
     this.me = me;
     /** Conversation id -> the inbox's summary (with `participants`, `unread_count`, ...). */
     this.conversations = new Map();
@@ -23,6 +32,63 @@ export class Store {
      * conversation: it is sent again (same id, so never stored twice) after a reconnect.
      */
     this.pending = new Map();
+    this.storage = storage;
+    for (const pending of this.storedUnsent()) this.pending.set(pending.client_message_id, pending);
+  }
+
+  // ---- My unsent messages --------------------------------------------------------------
+
+  /** Adds or updates one of my unconfirmed messages; once ready to send, it outlives the page. */
+  keepPending(pending) {
+    this.pending.set(pending.client_message_id, pending);
+    if (!pending.ready || !this.storage) return;
+    try {
+      this.storage.setItem(this.unsentPrefix() + pending.client_message_id, JSON.stringify(pending));
+    } catch {
+      // Storage full or turned off: it still waits in memory while the page is open.
+    }
+  }
+
+  /** One of my messages is confirmed (or discarded): it is forgotten here and in storage. */
+  dropPending(clientMessageId) {
+    this.pending.delete(clientMessageId);
+    if (this.storage) this.storage.removeItem(this.unsentPrefix() + clientMessageId);
+  }
+
+  /** Logging out: nothing I wrote is left behind for the next person at this computer. */
+  forgetPending() {
+    this.pending.clear();
+    for (const key of this.unsentKeys()) this.storage.removeItem(key);
+  }
+
+  unsentPrefix() {
+    return `${UNSENT}${this.me.user_id}.`;
+  }
+
+  unsentKeys() {
+    if (!this.storage) return [];
+    const keys = [];
+    for (let i = 0; i < this.storage.length; i++) {
+      const key = this.storage.key(i);
+      if (key && key.startsWith(this.unsentPrefix())) keys.push(key);
+    }
+    return keys;
+  }
+
+  /** What earlier pages left unsent, in the order it was written. */
+  storedUnsent() {
+    const found = [];
+    for (const key of this.unsentKeys()) {
+      try {
+        const p = JSON.parse(this.storage.getItem(key));
+        if (p && typeof p.client_message_id === 'string' && typeof p.conversation_id === 'string' && typeof p.content === 'string') {
+          found.push({ ...p, ready: true });
+        }
+      } catch {
+        this.storage.removeItem(key); // Not something this client wrote: drop it.
+      }
+    }
+    return found.sort((a, b) => (a.queued_at || 0) - (b.queued_at || 0));
   }
 
   setInbox(list) {
@@ -159,7 +225,7 @@ export class Store {
       }
     }
     if (message.client_message_id && message.sender_id === this.me.user_id) {
-      this.pending.delete(message.client_message_id);
+      this.dropPending(message.client_message_id);
     }
     if (!this.open || message.conversation_id !== this.open.id || message.thread_root_id) return false;
     this.open.messages.set(message.id, message);
