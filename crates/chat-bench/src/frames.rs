@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 
 use chat_client::events::{Command, SendMessage};
+use chat_client::types::NewMessage;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -111,9 +112,10 @@ pub fn conversation_id(id: &str) -> Result<Uuid, BenchError> {
 
 /// The `message` frame sending `content` to a conversation.
 pub fn message_frame(conversation_id: Uuid, content: &str, client_message_id: &str) -> String {
-    Command::Message(
-        SendMessage::to_conversation(conversation_id, content).client_message_id(client_message_id),
-    )
+    Command::Message(SendMessage::to_conversation(
+        conversation_id,
+        NewMessage::text(content).client_message_id(client_message_id),
+    ))
     .to_json(None)
 }
 

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::types::{Conversation, Message};
+pub use crate::types::DeleteScope;
+use crate::types::{Conversation, Message, NewMessage};
 
 /// A frame the server sent.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -69,16 +70,9 @@ impl Event {
     /// Reads one text frame. Anything that is JSON but not a frame this client knows becomes
     /// [`Event::Unknown`]; only text that is not JSON at all is an error.
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
-        let value: Value = serde_json::from_str(text)?;
-        Ok(Self::from_value(value))
-    }
-
-    /// Like [`Event::from_json`], from parsed JSON.
-    pub fn from_value(value: Value) -> Self {
-        match Event::deserialize(&value) {
-            Ok(event) => event,
-            Err(_) => Event::Unknown(value),
-        }
+        // Straight into the event: a known frame is parsed once. Only a frame this client
+        // does not know is parsed again, as plain JSON.
+        serde_json::from_str(text).or_else(|_| serde_json::from_str(text).map(Event::Unknown))
     }
 
     /// The frame's position in the change feed, for the frames that carry one at their top
@@ -402,16 +396,6 @@ impl Command {
     }
 }
 
-/// Whose view a deletion changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeleteScope {
-    /// Everyone's: the content is purged, a tombstone stays.
-    Everyone,
-    /// Only yours.
-    Me,
-}
-
 /// What a device may say of its own presence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -420,77 +404,38 @@ pub enum OwnPresence {
     Away,
 }
 
-/// A message to send: to a conversation or to a user (their direct conversation), optionally
-/// a reply, a thread reply, with attachments. `client_message_id` makes a resend safe: the
-/// server stores one message per id and conversation.
+/// A message to send over the live connection: a [`NewMessage`] (the same body as
+/// [`Client::send_message`](crate::Client::send_message) takes) to a conversation or to a
+/// user (their direct conversation). Its `client_message_id` makes a resend safe: the server
+/// stores one message per id and conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SendMessage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recipient_id: Option<Uuid>,
-    pub content: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_message_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reply_to_id: Option<Uuid>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub thread_root_id: Option<Uuid>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub attachment_ids: Vec<Uuid>,
+    #[serde(flatten)]
+    pub message: NewMessage,
 }
 
 impl SendMessage {
-    /// `content` to a conversation you are a member of.
-    pub fn to_conversation(conversation_id: Uuid, content: impl Into<String>) -> Self {
+    /// `message` (or plain text) to a conversation you are a member of.
+    pub fn to_conversation(conversation_id: Uuid, message: impl Into<NewMessage>) -> Self {
         Self {
             conversation_id: Some(conversation_id),
-            ..Self::empty(content.into())
+            recipient_id: None,
+            message: message.into(),
         }
     }
 
-    /// `content` to your direct conversation with `user_id`, started if there is none.
-    pub fn to_user(user_id: Uuid, content: impl Into<String>) -> Self {
-        Self {
-            recipient_id: Some(user_id),
-            ..Self::empty(content.into())
-        }
-    }
-
-    fn empty(content: String) -> Self {
+    /// `message` (or plain text) to your direct conversation with `user_id`, started if there
+    /// is none.
+    pub fn to_user(user_id: Uuid, message: impl Into<NewMessage>) -> Self {
         Self {
             conversation_id: None,
-            recipient_id: None,
-            content,
-            client_message_id: None,
-            reply_to_id: None,
-            thread_root_id: None,
-            attachment_ids: Vec::new(),
+            recipient_id: Some(user_id),
+            message: message.into(),
         }
-    }
-
-    /// Your own id for the message (1–100 characters); a resend must repeat it.
-    pub fn client_message_id(mut self, id: impl Into<String>) -> Self {
-        self.client_message_id = Some(id.into());
-        self
-    }
-
-    /// A reply to `message_id`, a message of the same conversation.
-    pub fn reply_to(mut self, message_id: Uuid) -> Self {
-        self.reply_to_id = Some(message_id);
-        self
-    }
-
-    /// A reply in the thread of `root_id`.
-    pub fn in_thread(mut self, root_id: Uuid) -> Self {
-        self.thread_root_id = Some(root_id);
-        self
-    }
-
-    /// Your uploads (`POST /api/v1/attachments`) to send with it, at most 10.
-    pub fn attachments(mut self, ids: impl IntoIterator<Item = Uuid>) -> Self {
-        self.attachment_ids = ids.into_iter().collect();
-        self
     }
 }
 
@@ -541,9 +486,10 @@ mod tests {
     #[test]
     fn commands_write_the_frames_of_the_protocol() {
         let conversation = Uuid::nil();
-        let send = Command::Message(
-            SendMessage::to_conversation(conversation, "Hello!").client_message_id("b-1"),
-        );
+        let send = Command::Message(SendMessage::to_conversation(
+            conversation,
+            NewMessage::text("Hello!").client_message_id("b-1"),
+        ));
         assert_eq!(
             serde_json::from_str::<Value>(&send.to_json(None)).unwrap(),
             json!({"type": "message", "conversation_id": conversation,

@@ -267,6 +267,7 @@ impl Live {
     /// server confirms or refuses it.
     pub fn send_message(&self, mut message: SendMessage) -> Result<String, Error> {
         let id = message
+            .message
             .client_message_id
             .get_or_insert_with(|| Uuid::new_v4().to_string())
             .clone();
@@ -511,7 +512,11 @@ impl Outbox {
     }
 
     fn keep(&mut self, message: SendMessage) {
-        let id = message.client_message_id.clone().unwrap_or_default();
+        let id = message
+            .message
+            .client_message_id
+            .clone()
+            .unwrap_or_default();
         self.pending.push_back((id, message));
     }
 

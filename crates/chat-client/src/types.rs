@@ -199,8 +199,9 @@ pub struct InboxQuery {
     pub archived: Option<bool>,
 }
 
-/// A message to send, for [`Client::send_message`](crate::Client::send_message).
-#[derive(Debug, Clone, Default, Serialize)]
+/// A message to send: the body of [`Client::send_message`](crate::Client::send_message), and
+/// of a [`SendMessage`](crate::events::SendMessage) over the live connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NewMessage {
     pub content: String,
     /// Your id for it: sending twice with the same id stores it once.
@@ -248,6 +249,18 @@ impl NewMessage {
     pub fn attachments(mut self, ids: Vec<Uuid>) -> Self {
         self.attachment_ids = Some(ids);
         self
+    }
+}
+
+impl From<&str> for NewMessage {
+    fn from(content: &str) -> Self {
+        Self::text(content)
+    }
+}
+
+impl From<String> for NewMessage {
+    fn from(content: String) -> Self {
+        Self::text(content)
     }
 }
 
@@ -331,8 +344,10 @@ pub struct ThreadSummary {
     pub participant_ids: Vec<Uuid>,
 }
 
-/// Who deletes a message for whom, for [`Client::delete_message`](crate::Client::delete_message).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Who deletes a message for whom, for [`Client::delete_message`](crate::Client::delete_message)
+/// and the live connection's `delete_message`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DeleteScope {
     /// For everyone (your own message, or as a group admin): it becomes a tombstone.
     #[default]

@@ -107,6 +107,15 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        self.response_with_request_id(None)
+    }
+}
+
+impl ApiError {
+    /// The error's response, its body carrying `request_id` when one is given. Routes leave
+    /// it to [`crate::request_id::assign`]; the WebSocket handshake, which answers outside
+    /// the middleware, names it here.
+    pub fn response_with_request_id(&self, request_id: Option<String>) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         if self.status == StatusCode::UNAUTHORIZED {
             // RFC 6750 §3: an expired token is an `invalid_token`; say so for generic clients.
@@ -123,7 +132,10 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds));
         }
-        response.json(self.body())
+        response.json(ErrorBody {
+            request_id,
+            ..self.body()
+        })
     }
 }
 

@@ -291,8 +291,8 @@ impl Config {
     /// A server for a test to start in-process (or a program to embed): loopback on a port
     /// the system picks, `database_url`, one worker, and what makes tests slow or their
     /// frame counts unpredictable turned down or off (bcrypt cost 4, no rate limits,
-    /// delivered receipts and presence events off). Everything else is the documented
-    /// default. Start from it and change what the test is about:
+    /// delivered receipts and presence events off, offline at once), and tokens that last an
+    /// hour. Everything else is the documented default (a unit test holds it to that). Start from it and change what the test is about:
     /// `Config { token_ttl, ..Config::for_tests(url) }`.
     pub fn for_tests(database_url: impl Into<String>) -> Self {
         Config {
@@ -464,6 +464,29 @@ mod tests {
         assert!(cli.config.presence_events);
         assert_eq!(cli.config.data_dir(), std::path::Path::new("chatd-data"));
         assert!(!cli.config.s3_allow_http);
+    }
+
+    /// `Config::for_tests` repeats the defaults it keeps; this catches a default changed in
+    /// one place only. What it changes on purpose is listed here, and nothing else may differ.
+    #[test]
+    fn the_test_configuration_is_the_default_but_for_what_it_turns_down() {
+        let defaults = Cli::try_parse_from(["chat-server"]).unwrap().config;
+        let expected = Config {
+            bind: "127.0.0.1:0".into(),
+            database_url: "tests.db".into(),
+            token_ttl: Duration::from_secs(3600),
+            bcrypt_cost: 4,
+            delivery_flush_interval: Duration::from_secs(3600),
+            workers: Some(1),
+            rate_limits: false,
+            presence_offline_after: Duration::ZERO,
+            presence_events: false,
+            ..defaults
+        };
+        assert_eq!(
+            format!("{:?}", Config::for_tests("tests.db")),
+            format!("{expected:?}")
+        );
     }
 
     #[test]

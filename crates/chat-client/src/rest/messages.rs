@@ -104,10 +104,6 @@ impl Client {
         message_id: Uuid,
         scope: DeleteScope,
     ) -> Result<Option<Message>, Error> {
-        let scope = match scope {
-            DeleteScope::Everyone => "everyone",
-            DeleteScope::Me => "me",
-        };
         let response = self
             .authorized_with(
                 Method::DELETE,

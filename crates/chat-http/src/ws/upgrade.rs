@@ -14,7 +14,7 @@ use actix_http::h1;
 use actix_http::header::{self, HeaderMap};
 use actix_http::{ConnectionType, Request, Response, ws};
 use actix_service::{ServiceFactory, fn_service};
-use actix_web::{ResponseError, http::StatusCode, web};
+use actix_web::{http::StatusCode, web};
 use futures_util::SinkExt;
 use futures_util::future::LocalBoxFuture;
 use tokio::net::TcpStream;
@@ -73,17 +73,11 @@ async fn handshake(
         Ok(accepted) => accepted,
         Err(error) => {
             tracing::info!(?peer, path = req.path(), status = %error.status, code = error.code, "upgrade refused");
-            let mut body = error.body();
-            body.request_id = Some(id.0.clone());
-            let mut response = actix_web::HttpResponse::build(error.status);
-            for (name, value) in error.error_response().headers() {
-                response.insert_header((name.clone(), value.clone()));
-            }
-            let response: Response<BoxBody> = response
-                .insert_header((request_id::HEADER, id.header_value()))
-                .json(body)
-                .into();
-            return refuse(framed, response).await;
+            let mut response = error.response_with_request_id(Some(id.0.clone()));
+            response
+                .headers_mut()
+                .insert(request_id::HEADER, id.header_value());
+            return refuse(framed, response.into()).await;
         }
     };
     let mut response = ws::handshake_response(req.head()).finish().drop_body();

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use chat_client::events::{Command, SendMessage};
+use chat_client::types::NewMessage;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -56,9 +57,10 @@ impl Ws {
     /// Sends a `message` frame to a conversation.
     pub async fn send_message(&mut self, conversation: &str, content: &str, client_id: &str) {
         let conversation = conversation.parse().expect("a conversation id");
-        self.send_command(Command::Message(
-            SendMessage::to_conversation(conversation, content).client_message_id(client_id),
-        ))
+        self.send_command(Command::Message(SendMessage::to_conversation(
+            conversation,
+            NewMessage::text(content).client_message_id(client_id),
+        )))
         .await;
     }
 
