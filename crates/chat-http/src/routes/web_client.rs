@@ -163,19 +163,35 @@ mod tests {
 
     #[test]
     fn every_module_the_client_imports_is_served() {
+        let mut imported = 0;
         for asset in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
-            for line in asset.body.lines().filter(|l| l.starts_with("import ")) {
-                let Some(start) = line.find("'./") else {
+            // `from './x.js'` anywhere (an import may span lines), in either quote.
+            for (_, rest) in asset
+                .body
+                .match_indices("from ")
+                .map(|(i, _)| asset.body.split_at(i + 5))
+            {
+                let Some(quote) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') else {
                     continue;
                 };
-                let rest = &line[start + 3..];
-                let name = &rest[..rest.find('\'').unwrap_or(rest.len())];
+                let Some(path) = rest[1..]
+                    .split(quote)
+                    .next()
+                    .and_then(|p| p.strip_prefix("./"))
+                else {
+                    continue;
+                };
+                imported += 1;
                 assert!(
-                    ASSETS.iter().any(|a| a.name == name),
-                    "{} imports {name}, which is not embedded",
+                    ASSETS.iter().any(|a| a.name == path),
+                    "{} imports {path}, which is not embedded",
                     asset.name
                 );
             }
         }
+        assert!(
+            imported >= 4,
+            "the client's modules import each other: {imported} found"
+        );
     }
 }

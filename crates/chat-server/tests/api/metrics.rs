@@ -105,10 +105,18 @@ async fn metrics_are_served_on_their_own_listener_and_follow_the_traffic() {
         !after.contains("/no/such/thing"),
         "a raw path became a label"
     );
+    // Histograms with the configured buckets (a summary would have quantiles instead).
     assert!(
-        after.contains("chatd_http_request_duration_seconds_bucket{"),
-        "latency is a histogram\n{after}"
+        after.contains(
+            r#"chatd_http_request_duration_seconds_bucket{method="POST",route="/api/v1/auth/signup",le="10"}"#
+        ),
+        "latency is a histogram up to 10 s\n{after}"
     );
+    assert!(
+        after.contains(r#"chatd_commit_batch_size_bucket{le="512"}"#),
+        "batch sizes are a histogram up to 512\n{after}"
+    );
+    assert!(!after.contains("quantile="), "{after}");
     // Logins wait for a hashing slot; messages are committed, delivered and written out.
     moved("chatd_password_hash_queue_wait_seconds_count", &[]);
     moved("chatd_db_pool_wait_seconds_count", &[]);
@@ -127,8 +135,13 @@ async fn metrics_are_served_on_their_own_listener_and_follow_the_traffic() {
         2.0,
         "{after}"
     );
-    assert!(
-        after.contains(r#"chatd_websocket_connections{state="pending"}"#),
+    assert_eq!(
+        sample(
+            &after,
+            "chatd_websocket_connections",
+            &[r#"state="pending""#]
+        ),
+        0.0,
         "{after}"
     );
     assert!(

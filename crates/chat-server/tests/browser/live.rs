@@ -105,11 +105,19 @@ async fn a_reload_keeps_the_session_and_the_history() {
 
     for browser in [alice, bob] {
         browser.reload().await;
-        // Still signed in (the tokens are kept), and the history comes back from the server.
+        // Still signed in (the tokens are kept), the conversation that was open opens again,
+        // and its history comes back from the server.
         browser.wait_for_signed_in().await;
-        if browser.open_conversation_id_now().await.as_deref() != Some(conversation.as_str()) {
-            browser.open_conversation(&conversation).await;
-        }
+        eventually(
+            format_args!("{} to reopen the conversation", browser.name),
+            || async {
+                match browser.open_conversation_id_now().await {
+                    Some(open) if open == conversation => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await;
         browser.wait_for_messages(&["one", "two", "three"]).await;
     }
     bob.send("four").await;
