@@ -127,61 +127,42 @@ export class Api {
 
   /** A request with the session's token, refreshed and retried once on a 401. */
   async request(method, path, body) {
-    const session = loadSession();
-    if (!session) throw new ApiError(401, { code: 'unauthorized', detail: 'not logged in' });
-    try {
-      return await this.raw(method, path, body, session.access_token);
-    } catch (error) {
-      if (error.status !== 401) throw error;
-      const fresh = await this.refresh();
-      return this.raw(method, path, body, fresh.access_token);
-    }
+    return answer(await this.authorized(path, (token) => options(method, body, token)));
   }
 
   /** A file's bytes as a Blob (downloads need the bearer token, which an <img> cannot send). */
   async blob(path) {
-    const get = (token) => fetch(path, { headers: { Authorization: 'Bearer ' + token } });
-    let response = await get(this.session.access_token);
-    if (response.status === 401) response = await get((await this.refresh()).access_token);
+    const response = await this.authorized(path, (token) => ({ headers: { Authorization: 'Bearer ' + token } }));
     if (!response.ok) throw new ApiError(response.status, await jsonOrNull(response));
     return response.blob();
   }
 
   /** Uploads a file (multipart part `file`) and returns the attachment. */
   async upload(file) {
-    const send = (token) => {
+    return answer(await this.authorized('/api/v1/attachments', (token) => {
       const form = new FormData();
       form.append('file', file, file.name);
-      return fetch('/api/v1/attachments', {
-        method: 'POST',
-        headers: { Authorization: 'Bearer ' + token },
-        body: form,
-      });
-    };
-    let response = await send(this.session.access_token);
-    if (response.status === 401) response = await send((await this.refresh()).access_token);
-    const json = await jsonOrNull(response);
-    if (!response.ok) throw new ApiError(response.status, json);
-    return json;
+      return { method: 'POST', headers: { Authorization: 'Bearer ' + token }, body: form };
+    }));
+  }
+
+  /**
+   * Sends with the session's token and, on a 401, once more with a refreshed one; answers the
+   * response whatever its status. `init(token)` builds fetch's options for each try, so a
+   * body is never sent twice. Logged out meanwhile (another tab, a logout while a file went
+   * up), there is no token to send: that is a 401 like the server's.
+   */
+  async authorized(path, init) {
+    const session = loadSession();
+    if (!session) throw new ApiError(401, { code: 'unauthorized', detail: 'not logged in' });
+    const response = await reach(path, init(session.access_token));
+    if (response.status !== 401) return response;
+    const fresh = await this.refresh();
+    return reach(path, init(fresh.access_token));
   }
 
   async raw(method, path, body, token) {
-    const headers = { Accept: 'application/json' };
-    if (token) headers.Authorization = 'Bearer ' + token;
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    let response;
-    try {
-      response = await fetch(path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch {
-      throw new ApiError(0, { code: 'network_error', detail: 'The server cannot be reached.' });
-    }
-    const json = await jsonOrNull(response);
-    if (!response.ok) throw new ApiError(response.status, json);
-    return json;
+    return answer(await reach(path, options(method, body, token)));
   }
 
   // The routes the client uses.
@@ -239,4 +220,28 @@ async function jsonOrNull(response) {
   } catch {
     return null;
   }
+}
+
+/** fetch, with a network failure turned into the ApiError the callers expect. */
+async function reach(path, init) {
+  try {
+    return await fetch(path, init);
+  } catch {
+    throw new ApiError(0, { code: 'network_error', detail: 'The server cannot be reached.' });
+  }
+}
+
+/** fetch's options for a JSON request. */
+function options(method, body, token) {
+  const headers = { Accept: 'application/json' };
+  if (token) headers.Authorization = 'Bearer ' + token;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  return { method, headers, body: body === undefined ? undefined : JSON.stringify(body) };
+}
+
+/** The JSON body of a response, or its error as an ApiError. */
+async function answer(response) {
+  const json = await jsonOrNull(response);
+  if (!response.ok) throw new ApiError(response.status, json);
+  return json;
 }

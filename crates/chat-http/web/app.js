@@ -15,6 +15,7 @@ let typingSentAt = 0;
 let opening = 0; // The latest conversation asked for: an older answer arriving late is dropped.
 let atBottom = true; // Whether the reader is at the end of the conversation.
 let typingIdle = null;
+let typingFor = null; // The conversation the last is_typing:true went to: its stop goes there.
 const blobs = new Map(); // attachment id (+ variant) -> promise of an object URL
 
 const api = new Api(() => showAuth('Your session has ended; log in again.'));
@@ -117,7 +118,7 @@ async function onConnected(frame, first) {
   if (first && store && store.open) await openConversation(store.open.id);
   resendPending();
   refreshPresence();
-  if (document.hidden) socket.setAway(true);
+  // An away tab is said so by the socket itself, on `connected`.
 }
 
 function onFrame(frame) {
@@ -227,15 +228,19 @@ function onSocketError(frame) {
 
 async function loadInbox() {
   if (!store) return;
+  // Logged out, or in as someone else, while the inbox came: it is not this store's.
+  const asked = store;
   try {
-    store.setInbox(await api.inbox());
+    const inbox = await api.inbox();
+    if (store !== asked) return;
+    store.setInbox(inbox);
     renderInbox(store, openId());
     // A conversation someone else started brings a partner whose presence is not known yet.
     const unknown = [...store.conversations.values()].map((c) => store.otherMember(c))
       .some((other) => other && !store.presence.has(other.id));
     if (unknown) refreshPresence();
   } catch (e) {
-    if (e.status !== 401) toast(e.message);
+    if (e.status !== 401 && store === asked) toast(e.message);
   }
 }
 
@@ -254,8 +259,11 @@ async function refreshPresence() {
     if (other) ids.add(other.id);
   }
   if (!ids.size) return;
+  const asked = store;
   try {
-    for (const p of await api.presence([...ids].slice(0, 200))) store.presence.set(p.user_id, p);
+    const statuses = await api.presence([...ids].slice(0, 200));
+    if (store !== asked) return;
+    for (const p of statuses) store.presence.set(p.user_id, p);
     renderPresence(store);
     renderInbox(store, openId());
   } catch {
@@ -340,6 +348,8 @@ async function openConversation(id, focusMessageId) {
     return;
   }
   if (switching) {
+    // The typing went to the conversation left behind: it ends there now.
+    stopTyping();
     reply = null;
     drawComposerContext();
   }
@@ -385,6 +395,9 @@ async function catchUp(id) {
 
 function closeConversation() {
   if (!store) return;
+  // A conversation asked for before this is not opened when its answer comes late.
+  opening++;
+  stopTyping();
   store.open = null;
   sessionStorage.removeItem('chatd.open');
   $('#conversation').hidden = true;
@@ -419,9 +432,12 @@ async function loadOlder() {
 
 /** Scrolls to a message, loading older pages until it is there (a search result). */
 async function reveal(messageId) {
-  for (let i = 0; i < 20 && store.open && !store.open.messages.has(messageId) && store.open.hasOlder; i++) {
+  // Stops if the user logs out, or in as someone else, while older pages come.
+  const asked = store;
+  for (let i = 0; i < 20 && store && store === asked && store.open && !store.open.messages.has(messageId) && store.open.hasOlder; i++) {
     await loadOlder();
   }
+  if (!store || store !== asked) return;
   const node = document.querySelector(`#messages .message[data-message-id="${messageId}"]`);
   if (node) {
     node.scrollIntoView({ block: 'center' });
@@ -570,11 +586,15 @@ function blobUrl(attachment, thumbnail) {
 
 async function download(id, name) {
   try {
-    const url = await blobUrl({ id }, false);
+    // Not through `blobs`: a downloaded file is not shown again, and the cache would keep its
+    // bytes in memory until logout.
+    const url = URL.createObjectURL(await api.blob('/api/v1/attachments/' + id));
     const link = el('a', { href: url, download: name });
     document.body.append(link);
     link.click();
     link.remove();
+    // Given up once the browser has had time to start saving it.
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
   } catch (e) {
     toast(e.message);
   }
@@ -642,7 +662,8 @@ composer.elements.content.addEventListener('input', () => {
   const now = Date.now();
   if (box.value.trim() && now - typingSentAt > TYPING_EVERY_MS) {
     typingSentAt = now;
-    socket.send({ type: 'typing', conversation_id: store.open.id, is_typing: true, ref: 'typing' });
+    typingFor = store.open.id;
+    socket.send({ type: 'typing', conversation_id: typingFor, is_typing: true, ref: 'typing' });
   }
   clearTimeout(typingIdle);
   typingIdle = setTimeout(stopTyping, TYPING_IDLE_MS);
@@ -650,9 +671,12 @@ composer.elements.content.addEventListener('input', () => {
 
 function stopTyping() {
   clearTimeout(typingIdle);
-  if (!typingSentAt || !store || !store.open) return;
+  const id = typingFor;
   typingSentAt = 0;
-  socket.send({ type: 'typing', conversation_id: store.open.id, is_typing: false, ref: 'typing' });
+  typingFor = null;
+  // Not to a conversation the user has left (the server would refuse it).
+  if (!id || !store || !store.conversations.has(id)) return;
+  socket.send({ type: 'typing', conversation_id: id, is_typing: false, ref: 'typing' });
 }
 
 composer.addEventListener('submit', async (event) => {
@@ -687,11 +711,14 @@ composer.addEventListener('submit', async (event) => {
   draw();
   if (files.length) {
     await Promise.all(files.map((f) => f.upload));
+    // Logged out, in as someone else, or the message discarded while its files went up: it
+    // is not sent.
+    if (!store || !store.pending.has(pending.client_message_id)) return;
     const ids = files.filter((f) => f.attachment).map((f) => f.attachment.id);
     if (ids.length) pending.attachment_ids = ids;
     pending.ready = true;
     // Kept from here on: a page that closes mid-upload cannot finish the upload.
-    if (store && store.pending.has(pending.client_message_id)) store.keepPending(pending);
+    store.keepPending(pending);
   }
   sendPending(pending);
 });
@@ -751,11 +778,15 @@ async function runSearch() {
     closeSearch();
     return;
   }
+  if (!store) return;
+  const asked = store;
   try {
     const page = await api.search(q);
+    // Logged out, or in as someone else, meanwhile: the hits were the other account's.
+    if (store !== asked) return;
     if (search.value.trim() === q) renderSearch(store, page.hits);
   } catch (e) {
-    toast(e.message);
+    if (store === asked) toast(e.message);
   }
 }
 

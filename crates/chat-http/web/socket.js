@@ -34,6 +34,8 @@ export class Socket {
   start() {
     this.stopped = false;
     this.position = null;
+    // Read here, not only on visibilitychange: the page may have been hidden while logged out.
+    this.away = document.hidden;
     this.open();
   }
 
@@ -78,6 +80,15 @@ export class Socket {
   }
 
   open() {
+    // One socket at a time: an `online` event, the backoff timer or a stop and start during a
+    // refresh may find one already there. It is detached first so its close is ignored.
+    clearTimeout(this.timer);
+    const old = this.ws;
+    this.ws = null;
+    if (old) {
+      this.stopTimers();
+      old.close();
+    }
     if (this.stopped) return;
     const session = this.api.session;
     if (!session) return;
@@ -121,20 +132,26 @@ export class Socket {
       return;
     }
     this.refreshedForThisAttempt = true;
+    let failure = null;
     try {
       await this.api.refresh();
     } catch (error) {
-      if (error.status === 401) {
-        this.handlers.unauthorized();
-        return;
-      }
-      this.later();
+      failure = error;
+    }
+    if (this.stopped) return;
+    if (this.ws) {
+      // Another socket opened while the refresh ran: that one carries on. It may have sent
+      // the old token, so its own refusal is allowed a refresh rather than ending the session.
+      this.refreshedForThisAttempt = false;
       return;
     }
-    this.open();
+    if (failure && failure.status === 401) this.handlers.unauthorized();
+    else if (failure) this.later();
+    else this.open();
   }
 
   later() {
+    clearTimeout(this.timer);
     const delay = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** this.attempt);
     this.attempt += 1;
     // Full jitter keeps many clients from coming back at the same instant.
