@@ -249,11 +249,16 @@ impl Client {
     /// one from the refresh token when it is about to expire. For the WebSocket handshake
     /// and for requests made outside this client.
     pub async fn access_token(&self) -> Result<String, Error> {
-        let session = self.session().await.ok_or(Error::NotLoggedIn)?;
-        if session.refresh_at > Utc::now() {
-            return Ok(session.access_token);
-        }
-        self.refresh_from(&session.refresh_token).await
+        // Every request asks: copy the one token it needs, not the whole session.
+        let refresh_token = {
+            let session = self.inner.session.read().await;
+            let session = session.as_ref().ok_or(Error::NotLoggedIn)?;
+            if session.refresh_at > Utc::now() {
+                return Ok(session.access_token.clone());
+            }
+            session.refresh_token.clone()
+        };
+        self.refresh_from(&refresh_token).await
     }
 
     /// Redeems the refresh token now, for a new access token and refresh token.

@@ -71,6 +71,11 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(config: Config, dir: tempfile::TempDir) -> TestApp {
     let app = Application::build(config).await.expect("the server builds");
+    running(app, dir)
+}
+
+/// `app` started in the background, as a test talks to it.
+pub fn running(app: Application, dir: tempfile::TempDir) -> TestApp {
     let port = app.port();
     let shutdown = app.shutdown_handle();
     tokio::spawn(app.run_until_stopped());

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{TestApp, spawn_app, test_config};
+use crate::helpers::{TestApp, running, spawn_app, test_config};
 use crate::scrape::{sample, scrape};
 
 /// A server with its metrics listener on a random port, and that port.
@@ -31,18 +31,13 @@ pub(crate) async fn spawn_with_metrics(
     let app = chat_server::Application::build(config)
         .await
         .expect("the server builds");
-    let port = app.port();
     let metrics_port = app.metrics_port().expect("a metrics listener");
-    assert_ne!(metrics_port, port, "metrics never share the public port");
-    let shutdown = app.shutdown_handle();
-    tokio::spawn(app.run_until_stopped());
-    let app = TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        ws_url: format!("ws://127.0.0.1:{port}/api/v1/ws"),
-        client: reqwest::Client::new(),
-        shutdown,
-        dir,
-    };
+    assert_ne!(
+        metrics_port,
+        app.port(),
+        "metrics never share the public port"
+    );
+    let app = running(app, dir);
     (app, metrics_port)
 }
 
